@@ -1,0 +1,3 @@
+"""moddeps: Linux kernel module trees, understood from the binaries alone."""
+
+__version__ = "0.1.0"

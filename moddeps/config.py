@@ -1,0 +1,190 @@
+"""depmod.d configuration: ``search``, ``override``, ``external``, ``exclude``.
+
+Semantics of kmod 30 (tools/depmod.c, cfg_load / cfg_file_parse), restated
+in shared/specs/depmod-text.md §2.  One deliberate difference: kmod 30 reads
+the *host's* ``/etc/depmod.d`` even under ``-b``; moddeps reads the default
+directories under BASEDIR so that a run is hermetic (``-C`` names config
+explicitly, exactly as in kmod).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+#: kmod 30's default list, in priority order (no /usr/lib/depmod.d before v32).
+DEFAULT_DIRS = ("/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/lib/depmod.d")
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    modname: str  # verbatim, not normalised (kmod compares file-name characters)
+    subdir: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.subdir}/{self.modname}"
+
+
+@dataclass(frozen=True, slots=True)
+class DepmodConfig:
+    """Parsed depmod.d.  Lists are in *file order*; kmod's internal lists are
+    built by prepending, so its walks run from the last entry to the first
+    (the :attr:`search_internal` etc. properties give that order)."""
+
+    search: tuple[str, ...] = ()  # directory paths, "built-in", "external"
+    overrides: tuple[Override, ...] = ()
+    externals: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # config files read, in parse order
+    messages: tuple[str, ...] = ()  # kmod-style "depmod: ERROR: ..." lines
+
+    @property
+    def effective_search(self) -> tuple[str, ...]:
+        """Search entries in priority order (highest first); default ``updates``.
+
+        kmod tools/depmod.c (cfg_load): with no ``search`` line the list is
+        exactly ``[updates]``: no implicit ``built-in`` entry.
+        """
+        return self.search if self.search else ("updates",)
+
+
+def _version_matches(pattern: str, kver: str) -> bool:
+    """kmod tools/depmod.c (cfg_kernel_matches): ``*`` or an unanchored POSIX ERE search."""
+    if pattern == "*":
+        return True
+    try:
+        return re.search(pattern, kver) is not None
+    except re.error:
+        return False
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Split config text as kmod's getline_wrapped does.
+
+    A backslash-newline joins lines (no space); a backslash before any other
+    character is dropped and the character kept.  Each logical line is paired
+    with the number of the last physical line it covers.
+    """
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    lineno = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            if nxt == "\n":
+                lineno += 1
+            else:
+                buf.append(nxt)
+            i += 2
+            continue
+        if c == "\n":
+            lineno += 1
+            out.append((lineno, "".join(buf)))
+            buf = []
+        else:
+            buf.append(c)
+        i += 1
+    if buf:
+        out.append((lineno + 1, "".join(buf)))
+    return out
+
+
+def collect_files(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The config files to parse, sorted by basename, first path winning a name clash.
+
+    kmod tools/depmod.c (conf_files_list): a non-directory is one file; in a
+    directory, entries starting with ``.``, not ending in ``.conf`` (or
+    shorter than 6 characters) and subdirectories are skipped.
+    """
+    seen: dict[str, str] = {}
+    messages: list[str] = []
+    for path in paths:
+        try:
+            is_dir = os.path.isdir(path)
+        except OSError:
+            continue
+        if not os.path.exists(path):
+            continue
+        if not is_dir:
+            seen.setdefault(os.path.basename(path), path)
+            continue
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or len(name) < 6 or not name.endswith(".conf"):
+                continue
+            if entry.is_dir():
+                messages.append(f"Directories inside directories are not supported: {path}/{name}")
+                continue
+            seen.setdefault(name, os.path.join(path, name))
+    ordered = [seen[k] for k in sorted(seen, key=lambda s: s.encode("utf-8", "surrogateescape"))]
+    return ordered, messages
+
+
+def parse_text(text: str, filename: str, kver: str) -> tuple[DepmodConfig, list[str]]:
+    """Parse one depmod.d file.  Returns the entries and kmod-style error texts."""
+    search: list[str] = []
+    overrides: list[Override] = []
+    externals: list[str] = []
+    excludes: list[str] = []
+    errors: list[str] = []
+    for lineno, line in _logical_lines(text):
+        if not line or line.startswith("#"):
+            continue
+        # kmod splits on runs of blanks and tabs only (a "\r" stays in a token)
+        tokens = [t for t in re.split(r"[ \t]+", line) if t]
+        if not tokens:
+            continue
+        cmd = tokens[0]
+        if cmd == "search":
+            search.extend(tokens[1:])
+        elif cmd == "override" and len(tokens) >= 4:
+            if _version_matches(tokens[2], kver):
+                overrides.append(Override(tokens[1], tokens[3]))
+        elif cmd == "external" and len(tokens) >= 3:
+            if _version_matches(tokens[1], kver):
+                externals.append(tokens[2])
+        elif cmd == "exclude":
+            excludes.extend(tokens[1:])
+        elif cmd in ("include", "make_map_files"):
+            pass
+        else:
+            errors.append(f"{filename}:{lineno}: ignoring bad line starting with '{cmd}'")
+    return DepmodConfig(tuple(search), tuple(overrides), tuple(externals), tuple(excludes)), errors
+
+
+def load(paths: list[str] | None, kver: str, basedir: str = "") -> DepmodConfig:
+    """Read depmod.d.  ``paths`` are ``-C`` arguments (used as given); without
+    them the default directories are read under ``basedir``."""
+    if paths:
+        search_paths = list(paths)
+    else:
+        base = basedir.rstrip("/")
+        search_paths = [base + d for d in DEFAULT_DIRS]
+    files, messages = collect_files(search_paths)
+    search: list[str] = []
+    overrides: list[Override] = []
+    externals: list[str] = []
+    excludes: list[str] = []
+    errors = [f"ERROR: {m}" for m in messages]
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError:
+            continue
+        cfg, errs = parse_text(text, path, kver)
+        search.extend(cfg.search)
+        overrides.extend(cfg.overrides)
+        externals.extend(cfg.externals)
+        excludes.extend(cfg.excludes)
+        errors.extend(f"ERROR: {e}" for e in errs)
+    return DepmodConfig(tuple(search), tuple(overrides), tuple(externals), tuple(excludes), tuple(files), tuple(errors))

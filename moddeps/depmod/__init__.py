@@ -1,0 +1,1 @@
+"""depmod: kmod-identical output files."""

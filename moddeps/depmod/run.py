@@ -1,0 +1,287 @@
+"""``moddeps depmod``: kmod's depmod, as a library call.
+
+:func:`run` scans, resolves and renders every output; it returns the files
+and the diagnostics and writes nothing itself unless asked to.  Messages
+are kmod's texts without the program name ("WARNING: ...", "ERROR: ...");
+the CLI adds its own prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import config as depmod_config
+from ..errors import CycleError, InputError, UsageError
+from ..kernelsyms import kmod_kernel_table, read_text
+from ..model import fsdecode
+from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
+from ..scanner import ModuleFile, Tree, module_array, read_modules, read_optional, scan_tree
+from . import outputs
+from .writer import write_all
+
+_VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
+
+#: kmod 30's write order (tools/depmod.c, depmod_output); weakdep is kmod 33's.
+TEXT_FILES = ("modules.dep", "modules.alias", "modules.softdep", "modules.symbols", "modules.devname")
+
+
+@dataclass(frozen=True, slots=True)
+class DepmodOptions:
+    version: str | None = None
+    files: tuple[str, ...] = ()
+    all: bool = False  # -a
+    quick: bool = False  # -A
+    basedir: str = ""  # -b
+    outdir: str | None = None  # -o
+    moduledir: str = "lib/modules"  # -m
+    config: tuple[str, ...] = ()  # -C
+    errsyms: bool = False  # -e
+    symvers: str | None = None  # -E
+    system_map: str | None = None  # -F
+    dry_run: bool = False  # -n
+    prefix: str | None = None  # -P
+    verbose: bool = False  # -v
+    jobs: int | None = None
+    fsync: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DepmodResult:
+    dirname: str
+    outdir: str
+    files: tuple[tuple[str, bytes], ...]  # in kmod's write order
+    messages: tuple[str, ...]  # kmod texts, in kmod's order
+    extra: tuple[str, ...] = ()  # moddeps' own notes (cycle symbols, hangs avoided)
+    verbose_lines: tuple[str, ...] = ()  # -v lines for stdout
+    skipped: bool = False  # -A found everything up to date
+    tree: Tree | None = field(default=None, compare=False)
+    resolution: Resolution | None = field(default=None, compare=False)
+
+
+def check_version(version: str) -> None:
+    """kmod tools/depmod.c: VERSION must start like ``%u.%u``."""
+    if not _VERSION_RE.match(version):
+        raise UsageError(f"Bad version passed {version}")
+
+
+def module_dirname(basedir: str, moduledir: str, version: str) -> str:
+    """kmod: BASEDIR made absolute (cwd prepended, nothing normalised) + /lib/modules/ + VERSION."""
+    if basedir:
+        base = basedir if basedir.startswith("/") else os.path.join(os.getcwd(), basedir)
+        base = base.rstrip("/")
+    else:
+        base = ""
+    md = "/" + moduledir.strip("/") if moduledir.strip("/") else ""
+    return f"{base}{md}/{version}"
+
+
+def up_to_date(dirname: str, depfile: str) -> bool:
+    """kmod tools/depmod.c (depfile_up_to_date): no module file is newer than modules.dep."""
+    try:
+        dep_mtime = os.stat(depfile).st_mtime_ns
+    except OSError:
+        return False
+    from ..scanner import SKIP_NAMES, is_module_filename
+
+    todo = [dirname]
+    seen: set[tuple[int, int]] = set()
+    while todo:
+        d = todo.pop()
+        try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name in SKIP_NAMES:
+                continue
+            try:
+                if e.is_dir():
+                    todo.append(e.path)
+                elif is_module_filename(e.name) and e.stat().st_mtime_ns > dep_mtime:
+                    return False
+            except OSError:
+                continue
+    return True
+
+
+def run(
+    opts: DepmodOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> DepmodResult:
+    version = opts.version or os.uname().release
+    check_version(version)
+    if opts.prefix is not None and len(opts.prefix) != 1:
+        raise UsageError("-P only takes a single char")
+    dirname = module_dirname(opts.basedir, opts.moduledir, version)
+    outdir = module_dirname(opts.outdir, opts.moduledir, version) if opts.outdir else dirname
+    if not os.path.isdir(dirname):
+        raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
+
+    if opts.quick and up_to_date(dirname, os.path.join(outdir, "modules.dep")):
+        return DepmodResult(dirname, outdir, (), (), skipped=True)
+
+    messages: list[str] = []
+    cfg = depmod_config.load(list(opts.config) or None, version, opts.basedir)
+    messages.extend(cfg.messages)
+
+    warn = opts.errsyms
+    kernel_table: dict[str, int] | None = None
+    if warn and not (opts.symvers or opts.system_map):
+        messages.append("WARNING: -e needs -E or -F")
+        warn = False
+    if opts.symvers:
+        table, msgs = kmod_kernel_table(read_text(opts.symvers), opts.symvers, "symvers", _pfx(opts.prefix))
+        kernel_table = {fsdecode(k): v for k, v in table.items()}
+        messages.extend(msgs)
+    elif opts.system_map:
+        table, msgs = kmod_kernel_table(read_text(opts.system_map), opts.system_map, "system.map", _pfx(opts.prefix))
+        kernel_table = {fsdecode(k): v for k, v in table.items()}
+        messages.extend(msgs)
+
+    if opts.files and not opts.all:
+        tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress)
+    else:
+        tree = scan_tree(dirname, version=version, config=cfg, jobs=opts.jobs, progress=progress)
+    messages.extend(m for m in tree.messages if m not in cfg.messages)
+
+    full_paths = [f.relpath and f"{dirname}/{f.relpath}" or f.path for f in tree.files]
+    for path, mod in zip(full_paths, tree.modules):
+        if mod.error is not None:
+            messages.append(f"ERROR: failed to load symbols from {path}: {mod.kmod_error or 'Invalid argument'}")
+
+    res = resolve(
+        tree.modules,
+        full_paths,
+        Options(kernel_table=kernel_table, check_crcs=opts.symvers is not None, warn=warn, prefix=opts.prefix),
+    )
+    messages.extend(res.messages)
+    verbose_lines: list[str] = []
+    if opts.verbose:
+        for idx, edges in enumerate(res.edge_symbols):
+            for dep, syms in edges.items():
+                verbose_lines.append(f'{full_paths[idx]} needs "{syms[0]}": {full_paths[dep]}')
+
+    names = [m.name for m in tree.modules]
+    if res.topo is None:
+        report = report_cycles(names, res.deps)
+        extra: list[str] = []
+        if report.kmod_would_hang:
+            extra.append(
+                "NOTE: kmod 30's depmod never finishes its cycle report on this graph (it loops or aborts); "
+                "moddeps reports every cycle instead"
+            )
+            cycle_lines = []
+            loop_members: set[str] = set()
+            for comp in strongly_connected_cycles(res.deps):
+                cyc = _one_cycle(comp, res.deps)
+                loop_members.update(names[c] for c in comp)
+                cycle_lines.append("ERROR: Cycle detected: " + " -> ".join([*(names[c] for c in cyc), names[cyc[0]]]))
+            messages.extend(cycle_lines)
+            messages.append(f"ERROR: Found {len(loop_members)} modules in dependency cycles!")
+            cycles = [_one_cycle(c, res.deps) for c in strongly_connected_cycles(res.deps)]
+        else:
+            messages.extend(report.lines)
+            cycles = [list(c) for c in report.cycles]
+        for cyc in cycles:
+            ring = [*cyc, cyc[0]]
+            parts = []
+            for a, b in zip(ring, ring[1:]):
+                syms = res.edge_symbols[a].get(b, ())
+                parts.append(f"{names[a]} needs {names[b]} for {', '.join(syms)}")
+            extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
+        raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
+
+    layout = outputs.Layout(tree.modules, [f.shown for f in tree.files], res)
+    dep_lines = outputs.dep_lines(layout)
+    symbols = outputs._module_symbols(layout)
+    builtin = read_optional(f"{dirname}/modules.builtin")
+    builtin_modinfo = read_optional(f"{dirname}/modules.builtin.modinfo")
+    files: list[tuple[str, bytes]] = [
+        ("modules.dep", outputs.modules_dep(dep_lines)),
+        ("modules.dep.bin", outputs.modules_dep_bin(layout, dep_lines)),
+        ("modules.alias", outputs.modules_alias(layout)),
+        ("modules.alias.bin", outputs.modules_alias_bin(layout)),
+        ("modules.softdep", outputs.modules_softdep(layout)),
+    ]
+    if outputs.has_weakdeps(layout):
+        files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
+    files += [
+        ("modules.symbols", outputs.modules_symbols(layout, symbols)),
+        ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols)),
+        ("modules.builtin.bin", outputs.modules_builtin_bin(builtin)),
+        ("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo)),
+    ]
+    if builtin is None:
+        messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
+    if builtin_modinfo is None:
+        messages.append(f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory")
+    devname, devname_errors = outputs.modules_devname(layout)
+    files.append(("modules.devname", devname))
+    messages.extend(devname_errors)
+
+    if not opts.dry_run:
+        os.makedirs(outdir, exist_ok=True) if opts.outdir else None
+        write_all(outdir, files, fsync=opts.fsync)
+    return DepmodResult(
+        dirname, outdir, tuple(files), tuple(messages), (), tuple(verbose_lines), tree=tree, resolution=res
+    )
+
+
+def _one_cycle(comp: list[int], deps: tuple[tuple[int, ...], ...]) -> list[int]:
+    """A simple cycle through the first module of a strongly connected component."""
+    members = set(comp)
+    start = comp[0]
+    if start in deps[start]:
+        return [start]
+    # BFS from start back to start inside the component
+    prev: dict[int, int] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for d in deps[v]:
+                if d not in members:
+                    continue
+                if d == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return list(reversed(path))
+                if d not in prev:
+                    prev[d] = v
+                    nxt.append(d)
+        frontier = nxt
+    return [start]
+
+
+def _pfx(prefix: str | None) -> bytes | None:
+    return prefix.encode() if prefix else None
+
+
+def _tree_from_files(
+    dirname: str,
+    version: str,
+    files: tuple[str, ...],
+    cfg: depmod_config.DepmodConfig,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> Tree:
+    """depmod VERSION FILE...: only the named files, laid out like a full scan."""
+    from ..model import modname_from_path
+    from ..scanner import _Registry
+
+    registry = _Registry(dirname, cfg)
+    for f in files:
+        path = f if f.startswith("/") else os.path.join(os.getcwd(), f)
+        rel = path[len(dirname) + 1 :] if path.startswith(dirname + "/") else None
+        registry.add(ModuleFile(modname_from_path(path), path, rel))
+    array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, read_optional(f"{dirname}/modules.order"))
+    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress)
+    return Tree(dirname, version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)

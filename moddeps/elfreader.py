@@ -1,0 +1,617 @@
+"""Read one kernel module file into a :class:`~moddeps.model.Module`.
+
+This is the only module that knows about ELF, and the only one that imports
+pyelftools.  Two decoders live here:
+
+* the **fast path** (:func:`parse_module`), used for every scan: the ELF
+  header, the section table and the symbol table are decoded in bulk with
+  ``struct`` over the file's bytes.  Per module this costs a fraction of a
+  millisecond; building pyelftools objects for the section table alone was
+  measured at 1.08 ms per module (4.3 s of CPU for Debian's 4,022-module
+  amd64 tree, four times kmod's whole depmod run), and per-symbol objects
+  are ~45x slower than bulk decoding;
+* the **reference path** (:func:`parse_module_pyelftools`), which extracts the
+  same record through pyelftools.  Tests check that both agree on every
+  module in ``sample_modules/`` and on the synthetic fixtures.
+
+The rules follow kmod 30 (libkmod-elf.c, libkmod-module.c) exactly, as
+restated in shared/specs/depmod-text.md §5; each quirk is cited beside the
+code that reproduces it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import sys
+from array import array
+from itertools import accumulate, compress
+from typing import Any
+
+from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
+from .errors import ModuleReadError
+from .model import Export, Import, Module, fsdecode, modname_from_path
+
+_HOST_BO = "<" if sys.byteorder == "little" else ">"
+
+ENOEXEC = "Exec format error"
+EINVAL = "Invalid argument"
+
+SHN_UNDEF = 0
+SHN_ABS = 0xFFF1
+STB_WEAK = 2
+STT_SPARC_REGISTER = 13
+EM_SPARC = (2, 43)  # EM_SPARC, EM_SPARCV9
+
+MACHINES = {
+    2: "SPARC",
+    3: "i386",
+    8: "MIPS",
+    20: "PowerPC",
+    21: "PowerPC64",
+    22: "S390",
+    40: "ARM",
+    43: "SPARCv9",
+    50: "IA-64",
+    62: "x86-64",
+    183: "AArch64",
+    243: "RISC-V",
+    258: "LoongArch",
+}
+
+
+def machine_name(machine: int) -> str:
+    return MACHINES.get(machine, f"EM_{machine}")
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+
+def load_bytes(path: str | os.PathLike[str], max_size: int = DEFAULT_MAX_SIZE) -> tuple[bytes, str | None]:
+    """The ELF bytes of a module file (decompressed by magic) and the compression used."""
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_size:
+                raise ModuleReadError(p, f"file is larger than the {max_size}-byte limit")
+            raw = f.read()
+    except OSError as exc:
+        raise ModuleReadError(p, f"cannot read: {exc.strerror or exc}", exc.strerror or EINVAL) from None
+    if len(raw) < 6:
+        # kmod libkmod-file.c reads a 6-byte magic first; shorter files fail with EINVAL.
+        raise ModuleReadError(p, f"too short to be a module ({len(raw)} bytes)", EINVAL)
+    kind = detect(raw[:6])
+    if kind is None:
+        return raw, None
+    try:
+        return decompress(raw, kind, max_size), kind
+    except DecompressionError as exc:
+        raise ModuleReadError(p, str(exc), EINVAL) from None
+
+
+def read_module(
+    path: str | os.PathLike[str],
+    *,
+    relpath: str | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> Module:
+    """Read a module file.  Raises :class:`ModuleReadError` when it is not a usable module.
+
+    ``relpath`` is the path recorded in the Module (relative to the tree, or
+    absolute for external modules); it defaults to ``path``.
+    """
+    p = os.fspath(path)
+    shown = relpath if relpath is not None else p
+    data, kind = load_bytes(p, max_size)
+    return parse_module(data, shown, compression=kind, display_path=p)
+
+
+def read_module_or_broken(
+    path: str | os.PathLike[str], *, relpath: str | None = None, max_size: int = DEFAULT_MAX_SIZE
+) -> Module:
+    """Like :func:`read_module`, but a broken file gives a Module with ``error`` set.
+
+    This is what depmod does: an unreadable module still has its line in
+    ``modules.dep``, with no dependencies.
+    """
+    p = os.fspath(path)
+    shown = relpath if relpath is not None else p
+    try:
+        return read_module(p, relpath=shown, max_size=max_size)
+    except ModuleReadError as exc:
+        return Module(name=modname_from_path(shown), path=shown, error=exc.reason, kmod_error=exc.kmod_reason)
+
+
+# --------------------------------------------------------------------------
+# The fast path
+# --------------------------------------------------------------------------
+
+
+class _Elf:
+    """The ELF header and section table of a module, validated as kmod does.
+
+    kmod libkmod-elf.c (kmod_elf_new): size > 16 and ``\\x7fELF``
+    (ENOEXEC otherwise); class 1 or 2 with the file larger than the header;
+    data encoding 1 or 2; ``e_shentsize`` 40 or 64; the section table inside
+    the file; the section-name table inside the file, non-empty and ending in
+    NUL (EINVAL otherwise).
+    """
+
+    __slots__ = ("data", "path", "bits", "bo", "machine", "shnum", "sections", "_by_name")
+
+    def __init__(self, data: bytes, path: str) -> None:
+        self.data = data
+        self.path = path
+        size = len(data)
+        if size <= 16 or data[:4] != b"\x7fELF":
+            raise ModuleReadError(path, "not an ELF file (bad magic)", ENOEXEC)
+        ei_class, ei_data = data[4], data[5]
+        if ei_class == 1:
+            self.bits, hdr_size, shentsize_ok = 32, 52, 40
+        elif ei_class == 2:
+            self.bits, hdr_size, shentsize_ok = 64, 64, 64
+        else:
+            raise ModuleReadError(path, f"unknown ELF class {ei_class}", EINVAL)
+        if size <= hdr_size:
+            raise ModuleReadError(path, f"truncated ELF header ({size} bytes)", EINVAL)
+        if ei_data == 1:
+            self.bo = "<"
+        elif ei_data == 2:
+            self.bo = ">"
+        else:
+            raise ModuleReadError(path, f"unknown ELF data encoding {ei_data}", EINVAL)
+        if self.bits == 64:
+            (machine, shoff, shentsize, shnum, shstrndx) = _unpack(self.bo + "18xH20xQ10xHHH", data, 0)
+        else:
+            (machine, shoff, shentsize, shnum, shstrndx) = _unpack(self.bo + "18xH12xI10xHHH", data, 0)
+        self.machine = machine
+        if shentsize != shentsize_ok:
+            raise ModuleReadError(path, f"section header size {shentsize}, expected {shentsize_ok}", EINVAL)
+        if shoff + shnum * shentsize > size:
+            raise ModuleReadError(path, "section header table runs past the end of the file", EINVAL)
+        self.shnum = shnum
+        fmt = self.bo + ("IIQQQQIIQQ" if self.bits == 64 else "IIIIIIIIII")
+        # (name, type, flags, addr, offset, size, link, info, addralign, entsize)
+        raw_sections = list(struct.iter_unpack(fmt, data[shoff : shoff + shnum * shentsize]))
+        if shstrndx >= shnum:
+            raise ModuleReadError(path, f"section name table index {shstrndx} out of range", EINVAL)
+        ns = raw_sections[shstrndx]
+        str_off, str_size = ns[4], ns[5]
+        if str_size == 0 or str_off + str_size > size or data[str_off + str_size - 1] != 0:
+            raise ModuleReadError(path, "section name table is empty, truncated or not NUL-terminated", EINVAL)
+        # (name, offset, size, link, type)
+        sections: list[tuple[bytes, int, int, int, int]] = []
+        for s in raw_sections:
+            name_off = s[0]
+            if name_off < str_size:
+                end = data.index(b"\0", str_off + name_off)
+                name = data[str_off + name_off : end]
+            else:
+                name = b""
+            sections.append((name, s[4], s[5], s[6], s[1]))
+        self.sections = sections
+        # kmod libkmod-elf.c (kmod_elf_get_section): scan from index 1, take the
+        # first section of that name whose bytes lie inside the file; sections
+        # with a name offset outside the name table never match.
+        by_name: dict[bytes, int] = {}
+        for idx in range(1, shnum):
+            name, off, sz, _link, _type = sections[idx]
+            if raw_sections[idx][0] >= str_size or off + sz > size:
+                continue
+            by_name.setdefault(name, idx)
+        self._by_name = by_name
+
+    def section(self, name: bytes) -> tuple[int, int] | None:
+        """(offset, size) of the first usable section with that name."""
+        idx = self._by_name.get(name)
+        if idx is None:
+            return None
+        s = self.sections[idx]
+        return s[1], s[2]
+
+    def section_bytes(self, name: bytes) -> bytes | None:
+        loc = self.section(name)
+        if loc is None:
+            return None
+        return self.data[loc[0] : loc[0] + loc[1]]
+
+    def section_range(self, idx: int) -> tuple[int, int] | None:
+        """(offset, size) of section ``idx`` if it exists and lies inside the file."""
+        if idx <= 0 or idx >= self.shnum:
+            return None
+        s = self.sections[idx]
+        if s[1] + s[2] > len(self.data):
+            return None
+        return s[1], s[2]
+
+
+def _unpack(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
+    return struct.unpack_from(fmt, data, offset)
+
+
+def _cstring(data: bytes, pos: int) -> bytes:
+    end = data.find(b"\0", pos)
+    return data[pos:] if end < 0 else data[pos:end]
+
+
+def _split_strings(blob: bytes | None) -> list[bytes]:
+    """kmod's string-section split (.modinfo, __ksymtab_strings).
+
+    kmod libkmod-elf.c (kmod_elf_get_strings): skip leading NULs but keep at
+    least one byte; with one byte or less left there are no strings; then
+    split on NUL and drop the empty pieces.
+    """
+    if not blob:
+        return []
+    stripped = blob.lstrip(b"\0")
+    if not stripped:
+        stripped = blob[-1:]
+    if len(stripped) <= 1:
+        return []
+    return [piece for piece in stripped.split(b"\0") if piece]
+
+
+# Non-overlapping search: one of these names cannot start inside another's
+# prefix, so no start position is hidden by an earlier match.
+_SPECIAL = re.compile(rb"__(?:crc|ksymtab|kstrtabns)_|(?:init|cleanup)_module\0")
+
+
+class _Symtab:
+    """Columns of ``.symtab`` decoded in bulk, with names resolved against ``.strtab``."""
+
+    __slots__ = ("names", "name_offs", "infos", "shndx", "strtab_size", "count", "special", "_raw", "_bits", "_bo")
+
+    def __init__(self, elf: _Elf) -> None:
+        self.count = 0
+        symtab = elf.section(b".symtab")
+        strtab = elf.section(b".strtab")
+        if symtab is None or strtab is None:
+            raise LookupError("no symbol table")
+        sym_off, sym_size = symtab
+        str_off, str_size = strtab
+        entsize = 24 if elf.bits == 64 else 16
+        # kmod uses the fixed entry size, not sh_entsize.
+        if sym_size % entsize:
+            raise LookupError("symbol table size is not a multiple of the entry size")
+        raw = elf.data[sym_off : sym_off + sym_size]
+        # Column extraction without a Python loop: view the table as 32-bit
+        # and 16-bit words and slice out every entry's field.
+        # Elf64_Sym: name@0 info@4 other@5 shndx@6 value@8 size@16 (24 bytes)
+        # Elf32_Sym: name@0 value@4 size@8 info@12 other@13 shndx@14 (16 bytes)
+        words = array("I", raw)
+        halves = array("H", raw)
+        if elf.bo != _HOST_BO:
+            words.byteswap()
+            halves.byteswap()
+        if elf.bits == 64:
+            name_offs = words[0::6]
+            infos = raw[4::24]
+            shndx = halves[3::12]
+        else:
+            name_offs = words[0::4]
+            infos = raw[12::16]
+            shndx = halves[7::8]
+        self._raw = raw
+        self._bits = elf.bits
+        self._bo = elf.bo
+        self.count = len(name_offs)
+        self.name_offs = name_offs
+        self.infos = infos
+        self.shndx = shndx
+        self.strtab_size = str_size
+        # Resolve names in bulk: split the string table once, map each
+        # string's start offset to its bytes, and look every st_name up.  A
+        # name that starts inside another string (tail merging) or that is not
+        # NUL-terminated inside the table falls back to a scan of the file,
+        # as kmod's C string read would.
+        tab = elf.data[str_off : str_off + str_size]
+        parts = tab.split(b"\0")
+        starts = accumulate(map((1).__add__, map(len, parts)), initial=0)
+        table = dict(zip(starts, parts))
+        if parts and parts[-1]:
+            # the tail is not NUL-terminated inside the table
+            del table[str_size - len(parts[-1])]
+        names: list[bytes | None] = list(map(table.get, name_offs))
+        if None in names:
+            data = elf.data
+            for i, nm in enumerate(names):
+                if nm is None:
+                    off = name_offs[i]
+                    names[i] = _cstring(data, str_off + off) if off < str_size else b""
+        self.names: list[bytes] = names  # type: ignore[assignment]
+        # Indices of the few symbols whose names matter beyond imports
+        # (__crc_*, __ksymtab_*, __kstrtabns_*, init_module, cleanup_module),
+        # found by searching the string table once instead of testing every
+        # name: a symbol qualifies iff its name offset is a match position.
+        # (A little of the file after the table is searched too, for a name
+        # that is not terminated inside it.)
+        starts_at = {m.start() for m in _SPECIAL.finditer(elf.data, str_off, min(len(elf.data), str_off + str_size + 16))}
+        if starts_at:
+            wanted = {o - str_off for o in starts_at}
+            self.special = [i for i in compress(range(len(name_offs)), map(wanted.__contains__, name_offs)) if i]
+        else:
+            self.special = []
+
+    def value(self, i: int) -> int:
+        """``st_value`` of symbol ``i`` (decoded on demand: few symbols need it)."""
+        if self._bits == 64:
+            return int(struct.unpack_from(self._bo + "Q", self._raw, 24 * i + 8)[0])
+        return int(struct.unpack_from(self._bo + "I", self._raw, 16 * i + 4)[0])
+
+    def any_name_out_of_range(self) -> bool:
+        return len(self.name_offs) > 1 and max(self.name_offs[1:]) >= self.strtab_size
+
+
+def parse_module(
+    data: bytes,
+    path: str,
+    *,
+    compression: str | None = None,
+    display_path: str | None = None,
+) -> Module:
+    """Decode an in-memory (decompressed) module.  Raises :class:`ModuleReadError`."""
+    elf = _Elf(data, display_path or path)
+    try:
+        symtab: _Symtab | None = _Symtab(elf)
+    except LookupError:
+        symtab = None
+
+    exports = _exports(elf, symtab)
+    modinfo = tuple(
+        (fsdecode(k), fsdecode(v)) for k, _, v in (piece.partition(b"=") for piece in _split_strings(elf.section_bytes(b".modinfo")))
+    )
+    imports = _imports(elf, symtab)
+    has_init = has_exit = False
+    if symtab is not None:
+        names, shndx = symtab.names, symtab.shndx
+        for i in symtab.special:
+            if shndx[i] != SHN_UNDEF:
+                if names[i] == b"init_module":
+                    has_init = True
+                elif names[i] == b"cleanup_module":
+                    has_exit = True
+    return Module(
+        name=modname_from_path(path),
+        path=path,
+        exports=exports,
+        imports=imports,
+        modinfo=modinfo,
+        has_init=has_init,
+        has_exit=has_exit,
+        machine=elf.machine,
+        elf_class=elf.bits,
+        byte_order="little" if elf.bo == "<" else "big",
+        compression=compression,
+    )
+
+
+def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
+    """Exports in kmod's order.
+
+    kmod libkmod-elf.c (kmod_elf_get_symbols): when ``.symtab`` has any
+    ``__crc_*`` symbol, those symbols are the export list, in symtab order,
+    whatever their binding, type or section; otherwise (no symtab, no
+    ``__crc_``, or any name offset outside ``.strtab``) the strings of
+    ``__ksymtab_strings`` are, with CRC 0 -- including namespace names, which
+    kmod 30 does not filter.
+    """
+    gpl: set[bytes] = set()
+    ksym: set[bytes] = set()
+    namespaces: dict[bytes, bytes] = {}
+    crc_syms: list[int] = []
+    if symtab is not None:
+        names = symtab.names
+        shndx = symtab.shndx
+        for i in symtab.special:
+            nm = names[i]
+            if nm.startswith(b"__crc_"):
+                crc_syms.append(i)
+            elif nm.startswith(b"__ksymtab_"):
+                sec = shndx[i]
+                ksym.add(nm[10:])
+                if 0 < sec < elf.shnum and elf.sections[sec][0] in (b"__ksymtab_gpl", b"__ksymtab_gpl_future"):
+                    gpl.add(nm[10:])
+            elif nm.startswith(b"__kstrtabns_"):
+                rng = elf.section_range(shndx[i])
+                value = symtab.value(i)
+                if rng is not None and value < rng[1]:
+                    ns = _cstring(elf.data, rng[0] + value)
+                    if ns:
+                        namespaces[nm[12:]] = ns
+
+    def make(name: bytes, crc: int | None, pseudo: bool = False) -> Export:
+        ns = namespaces.get(name)
+        return Export(fsdecode(name), crc, name in gpl, fsdecode(ns) if ns else None, pseudo)
+
+    if symtab is not None and crc_syms and not symtab.any_name_out_of_range():
+        out = []
+        data, bo = elf.data, elf.bo
+        for i in crc_syms:
+            sec = symtab.shndx[i]
+            value = symtab.value(i)
+            if sec in (SHN_ABS, SHN_UNDEF):
+                crc = value
+            else:
+                rng = elf.section_range(sec) if sec < elf.shnum else None
+                # kmod: st_value > size - 4 (unsigned) or a bad section -> all ones
+                if rng is None or rng[1] < 4 or value > rng[1] - 4:
+                    crc = 0xFFFFFFFF
+                else:
+                    crc = struct.unpack_from(bo + "I", data, rng[0] + value)[0]
+            out.append(make(symtab.names[i][6:], crc))
+        return tuple(out)
+
+    strings = _split_strings(elf.section_bytes(b"__ksymtab_strings"))
+    all_ns = set(namespaces.values())
+    return tuple(make(s, None, pseudo=(s in all_ns and s not in ksym)) for s in strings)
+
+
+def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
+    """Required symbols in kmod's order (libkmod-elf.c, kmod_elf_get_dependency_symbols).
+
+    Undefined symbols of ``.symtab`` in table order (not STT_REGISTER on
+    SPARC, non-empty names), each with the CRC of the first ``__versions``
+    record of the same name; then the ``__versions`` records no undefined
+    symbol matched (``module_layout``), in table order.  One undefined
+    symbol whose name offset lies outside ``.strtab`` discards the whole list.
+    """
+    if symtab is None:
+        return ()
+    versions: list[tuple[int, bytes]] = []
+    blob = elf.section_bytes(b"__versions")
+    if blob and len(blob) % 64 == 0:
+        fmt = elf.bo + ("Q56s" if elf.bits == 64 else "I60s")
+        versions = [(crc, raw.split(b"\0", 1)[0]) for crc, raw in struct.iter_unpack(fmt, blob)]
+    first_version: dict[bytes, int] = {}
+    for idx, (_crc, vname) in enumerate(versions):
+        first_version.setdefault(vname, idx)
+
+    sparc = elf.machine in EM_SPARC
+    names, infos, shndx, offs = symtab.names, symtab.infos, symtab.shndx, symtab.name_offs
+    strsize = symtab.strtab_size
+    # entry 0 is the null symbol
+    undefined = compress(range(1, len(shndx)), map((SHN_UNDEF).__eq__, shndx[1:]))
+    out: list[Import] = []
+    used: set[int] = set()
+    for i in undefined:
+        info = infos[i]
+        if sparc and info & 0xF == STT_SPARC_REGISTER:
+            continue
+        if offs[i] >= strsize:
+            return ()
+        nm = names[i]
+        if not nm:
+            continue
+        vidx = first_version.get(nm)
+        crc: int | None = None
+        if vidx is not None:
+            used.add(vidx)
+            crc = versions[vidx][0]
+        out.append(Import(fsdecode(nm), crc, info >> 4 == STB_WEAK, False))
+    for idx, (crc, vname) in enumerate(versions):
+        if idx not in used:
+            out.append(Import(fsdecode(vname), crc, False, True))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------
+# The reference path (pyelftools)
+# --------------------------------------------------------------------------
+
+
+def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None = None) -> Module:
+    """The same record as :func:`parse_module`, extracted through pyelftools.
+
+    Slow (per-symbol objects); used to cross-check the fast path.  It
+    assumes a well-formed file: validation is the fast path's job.
+    """
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    elf = ELFFile(io.BytesIO(data))
+    bo = "<" if elf.little_endian else ">"
+    secs = list(elf.iter_sections())
+
+    def first(name: str) -> Any:
+        for s in secs[1:]:
+            if s.name == name and s["sh_offset"] + s["sh_size"] <= len(data):
+                return s
+        return None
+
+    symsec = first(".symtab")
+    syms = list(symsec.iter_symbols()) if isinstance(symsec, SymbolTableSection) else []
+
+    gpl: set[str] = set()
+    namespaces: dict[str, str] = {}
+    ksym: set[str] = set()
+    crcs: list[tuple[str, int]] = []
+    for sym in syms[1:]:
+        nm = sym.name
+        idx = sym["st_shndx"]
+        value = sym["st_value"]
+        if nm.startswith("__crc_"):
+            if idx in ("SHN_ABS", "SHN_UNDEF"):
+                crc = value
+            else:
+                sec = secs[idx]
+                crc = struct.unpack(bo + "I", sec.data()[value : value + 4])[0]
+            crcs.append((nm[6:], crc))
+        elif nm.startswith("__ksymtab_"):
+            ksym.add(nm[10:])
+            if isinstance(idx, int) and secs[idx].name in ("__ksymtab_gpl", "__ksymtab_gpl_future"):
+                gpl.add(nm[10:])
+        elif nm.startswith("__kstrtabns_") and isinstance(idx, int):
+            raw = secs[idx].data()[value:]
+            ns = raw.split(b"\0", 1)[0]
+            if ns:
+                namespaces[nm[12:]] = fsdecode(ns)
+
+    if crcs:
+        exports = tuple(Export(n, c, n in gpl, namespaces.get(n), False) for n, c in crcs)
+    else:
+        strsec = first("__ksymtab_strings")
+        strings = _split_strings(strsec.data() if strsec is not None else None)
+        all_ns = set(namespaces.values())
+        exports = tuple(
+            Export(fsdecode(s), None, fsdecode(s) in gpl, namespaces.get(fsdecode(s)),
+                   fsdecode(s) in all_ns and fsdecode(s) not in ksym)
+            for s in strings
+        )
+
+    modsec = first(".modinfo")
+    modinfo = tuple(
+        (fsdecode(k), fsdecode(v))
+        for k, _, v in (p.partition(b"=") for p in _split_strings(modsec.data() if modsec is not None else None))
+    )
+
+    versions: list[tuple[int, str]] = []
+    versec = first("__versions")
+    if versec is not None and versec["sh_size"] % 64 == 0:
+        vdata = versec.data()
+        width = 8 if elf.elfclass == 64 else 4
+        for off in range(0, len(vdata), 64):
+            crc = int.from_bytes(vdata[off : off + width], "little" if bo == "<" else "big")
+            versions.append((crc, fsdecode(vdata[off + width : off + 64].split(b"\0", 1)[0])))
+    imports: list[Import] = []
+    used: set[int] = set()
+    sparc = elf["e_machine"] in ("EM_SPARC", "EM_SPARCV9")
+    for sym in syms[1:]:
+        if sym["st_shndx"] != "SHN_UNDEF" or not sym.name:
+            continue
+        if sparc and sym["st_info"]["type"] == "STT_SPARC_REGISTER":
+            continue
+        crc_v: int | None = None
+        for vi, (vcrc, vname) in enumerate(versions):
+            if vname == sym.name:
+                crc_v = vcrc
+                used.add(vi)
+                break
+        imports.append(Import(sym.name, crc_v, sym["st_info"]["bind"] == "STB_WEAK", False))
+    for vi, (vcrc, vname) in enumerate(versions):
+        if vi not in used:
+            imports.append(Import(vname, vcrc, False, True))
+
+    defined = {s.name for s in syms[1:] if s["st_shndx"] != "SHN_UNDEF"}
+    machine = elf.header["e_machine"]
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    machine_num = ENUM_E_MACHINE.get(machine, machine) if isinstance(machine, str) else machine
+    return Module(
+        name=modname_from_path(path),
+        path=path,
+        exports=exports,
+        imports=tuple(imports),
+        modinfo=modinfo,
+        has_init="init_module" in defined,
+        has_exit="cleanup_module" in defined,
+        machine=int(machine_num),
+        elf_class=elf.elfclass,
+        byte_order="little" if elf.little_endian else "big",
+        compression=compression,
+    )

@@ -1,0 +1,171 @@
+"""Plain, frozen records passed between the stages of moddeps.  No I/O here.
+
+Strings that come from module files (symbol names, modinfo values, paths)
+are decoded with ``surrogateescape`` so that any byte survives the round trip:
+``s.encode("utf-8", "surrogateescape")`` gives back the exact bytes.  The
+depmod writers rely on that to stay byte-identical with kmod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+#: Bump whenever the reader starts extracting something different: the scan
+#: cache never trusts entries written under another version.
+READER_SCHEMA = 1
+
+
+def fsdecode(b: bytes) -> str:
+    """Decode bytes from a module or a tree, losslessly."""
+    return b.decode("utf-8", "surrogateescape")
+
+
+def fsencode(s: str) -> bytes:
+    """The exact bytes behind a string made by :func:`fsdecode`."""
+    return s.encode("utf-8", "surrogateescape")
+
+
+def modname_from_path(path: str) -> str:
+    """kmod's module name for a file: the basename up to the first ``.``, ``-`` → ``_``.
+
+    kmod libkmod/libkmod-util.c (path_to_modname): the ``name=`` modinfo field
+    is not consulted.  ``Foo-Bar.ko.xz`` → ``Foo_Bar``, ``foo.bar.ko`` → ``foo``.
+    """
+    base = path.rsplit("/", 1)[-1]
+    return base.split(".", 1)[0].replace("-", "_")
+
+
+class Export(NamedTuple):
+    """A symbol a module provides, as kmod's depmod sees it (in kmod's order).
+
+    ``crc`` is None when the module carries no CRC for it.  ``gpl_only`` and
+    ``namespace`` come from the ``__ksymtab_*`` / ``__kstrtabns_*`` symbols.
+    ``pseudo`` marks a namespace *name* that kmod 30 counts as an export
+    because it read ``__ksymtab_strings`` (modules built without
+    CONFIG_MODVERSIONS); it is not a real symbol.
+    """
+
+    name: str
+    crc: int | None
+    gpl_only: bool = False
+    namespace: str | None = None
+    pseudo: bool = False
+
+
+class Import(NamedTuple):
+    """A symbol a module needs, in kmod's order (symtab order, then the
+    ``__versions`` records that matched no undefined symbol).
+
+    ``crc`` comes from ``__versions`` (None: no record).  ``weak`` is an
+    ``STB_WEAK`` undefined symbol.  ``versions_only`` marks a ``__versions``
+    record without an undefined symbol (typically ``module_layout``).
+    """
+
+    name: str
+    crc: int | None
+    weak: bool = False
+    versions_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """Everything moddeps knows about one module file.
+
+    A file that could not be read still gets a record (kmod lists it in
+    ``modules.dep`` with no dependencies): ``error`` says why, and the
+    symbol and modinfo fields are empty.
+    """
+
+    name: str
+    path: str
+    exports: tuple[Export, ...] = ()
+    imports: tuple[Import, ...] = ()
+    modinfo: tuple[tuple[str, str], ...] = ()
+    has_init: bool = False
+    has_exit: bool = False
+    machine: int = 0
+    elf_class: int = 0  # 32 or 64
+    byte_order: str = ""  # "little" or "big"
+    compression: str | None = None  # None, "xz", "zstd", "gzip"
+    error: str | None = None
+    kmod_error: str | None = None  # the strerror kmod prints for this file
+
+    def info(self, key: str) -> tuple[str, ...]:
+        """All ``.modinfo`` values for ``key``, in file order."""
+        return tuple(v for k, v in self.modinfo if k == key)
+
+    def info_first(self, key: str) -> str | None:
+        for k, v in self.modinfo:
+            if k == key:
+                return v
+        return None
+
+    @property
+    def license(self) -> str | None:
+        return self.info_first("license")
+
+    @property
+    def vermagic(self) -> str | None:
+        return self.info_first("vermagic")
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self.info("alias")
+
+    @property
+    def softdeps(self) -> tuple[str, ...]:
+        return self.info("softdep")
+
+    @property
+    def weakdeps(self) -> tuple[str, ...]:
+        return self.info("weakdep")
+
+    @property
+    def imported_namespaces(self) -> tuple[str, ...]:
+        return self.info("import_ns")
+
+    @property
+    def firmware(self) -> tuple[str, ...]:
+        return self.info("firmware")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def permanent(self) -> bool:
+        """Loaded for good: an init function but no exit function.
+
+        The kernel (kernel/module/main.c, delete_module) refuses to unload a
+        module whose ``init`` is set and ``exit`` is not, unless forced.
+        """
+        return self.has_init and not self.has_exit
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSymbol:
+    """A symbol the kernel image itself provides (Module.symvers / System.map)."""
+
+    name: str
+    crc: int | None
+    gpl_only: bool = False
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSymbols:
+    """The kernel's own exports, from ``Module.symvers`` or ``System.map``."""
+
+    source: str  # path of the file read
+    kind: str  # "symvers" or "system.map"
+    symbols: dict[str, KernelSymbol] = field(default_factory=dict, hash=False)
+    messages: tuple[str, ...] = ()  # kmod-style diagnostics produced while reading
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """A file met during a scan that could not be used, and why."""
+
+    path: str
+    reason: str

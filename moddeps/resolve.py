@@ -1,0 +1,345 @@
+"""Symbol resolution exactly as kmod 30's depmod does it.
+
+Given the module array (see :mod:`moddeps.scanner`), build depmod's symbol
+table, bind every required symbol to its provider, number the modules
+topologically and find cycles.  The result is plain data; the depmod
+writers, the graph and the audit all start from it.
+
+References: kmod tools/depmod.c (symbol table, depmod_load_dependencies,
+depmod_calculate_dependencies, depmod_report_cycles) as restated in
+shared/specs/depmod-text.md §6–§8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import Module
+
+KERNEL = -1  # owner index of kernel-provided symbols
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The depmod options that change resolution."""
+
+    kernel_table: dict[str, int] | None = None  # -E / -F: name -> crc
+    check_crcs: bool = False  # -E given
+    warn: bool = False  # -e (only effective with a kernel table)
+    prefix: str | None = None  # -P: one character
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Who provides what, for one module array."""
+
+    owners: dict[str, tuple[int, int]]  # symbol -> (owner index or KERNEL, crc); kmod's table
+    exporters: dict[str, tuple[int, ...]]  # symbol -> every module exporting it, array order
+    deps: tuple[tuple[int, ...], ...]  # direct dependencies per module, first-reference order
+    edge_symbols: tuple[dict[int, tuple[str, ...]], ...]  # per module: dep index -> symbols bound to it
+    unknown: tuple[tuple[int, str], ...]  # (module index, raw symbol name) kmod warns about
+    mismatched: tuple[tuple[int, str], ...]  # (module index, raw symbol name) CRC disagreements
+    topo: tuple[int, ...] | None  # topological number per module; None when cycles exist
+    messages: tuple[str, ...]  # kmod-style warnings in kmod's order ("WARNING: ...")
+
+    @property
+    def has_cycles(self) -> bool:
+        return self.topo is None
+
+
+def _lookup_name(name: str, prefix: str | None) -> str:
+    """kmod tools/depmod.c (depmod_symbol_find): drop one leading "." (ppc64
+    function descriptors), then one leading -P prefix character."""
+    if name.startswith("."):
+        name = name[1:]
+    if prefix and name.startswith(prefix):
+        name = name[1:]
+    return name
+
+
+def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | None = None) -> Resolution:
+    """Resolve symbols for the module array ``modules`` (``paths``: the full path
+    kmod prints for each module in warnings)."""
+    o = opts or Options()
+    prefix = o.prefix
+    owners: dict[str, tuple[int, int]] = {}
+    if o.kernel_table is not None:
+        owners.update((k, (KERNEL, v)) for k, v in o.kernel_table.items())
+        # kmod adds three fake kernel symbols after reading -E/-F.
+        owners["__this_module"] = (KERNEL, 0)
+        owners["_GLOBAL_OFFSET_TABLE_"] = (KERNEL, 0)
+        if "TOC." not in owners:
+            owners["TOC."] = (KERNEL, 0)
+    exporters: dict[str, list[int]] = {}
+    for idx, mod in enumerate(modules):
+        for exp in mod.exports:
+            name = exp.name
+            if prefix and name.startswith(prefix):
+                name = name[1:]
+            # kmod: adding a name that exists replaces it -- the last module
+            # in the array owns a symbol exported twice, with no warning.
+            owners[name] = (idx, exp.crc or 0)
+            exporters.setdefault(name, []).append(idx)
+
+    warn = o.warn and o.kernel_table is not None
+    check = o.check_crcs and o.kernel_table is not None
+    deps: list[tuple[int, ...]] = []
+    edges: list[dict[int, tuple[str, ...]]] = []
+    unknown: list[tuple[int, str]] = []
+    mismatched: list[tuple[int, str]] = []
+    messages: list[str] = []
+    users = [0] * len(modules)
+    get = owners.get
+    for idx, mod in enumerate(modules):
+        mdeps: dict[int, list[str]] = {}
+        for imp in mod.imports:
+            name = imp.name
+            found = get(_lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
+            if found is None:
+                if not imp.weak:
+                    unknown.append((idx, name))
+                    if warn:
+                        messages.append(f"WARNING: {paths[idx]} needs unknown symbol {name}")
+                continue
+            owner, crc = found
+            if check and crc != (imp.crc or 0) and not imp.weak:
+                mismatched.append((idx, name))
+                if warn:
+                    messages.append(f"WARNING: {paths[idx]} disagrees about version of symbol {name}")
+            if owner == KERNEL:
+                continue
+            syms = mdeps.get(owner)
+            if syms is None:
+                mdeps[owner] = [name]
+                users[owner] += 1
+            else:
+                syms.append(name)
+        deps.append(tuple(mdeps))
+        edges.append({k: tuple(v) for k, v in mdeps.items()})
+
+    topo = _number(deps, users)
+    return Resolution(
+        owners=owners,
+        exporters={k: tuple(v) for k, v in exporters.items()},
+        deps=tuple(deps),
+        edge_symbols=tuple(edges),
+        unknown=tuple(unknown),
+        mismatched=tuple(mismatched),
+        topo=topo,
+        messages=tuple(messages),
+    )
+
+
+def _number(deps: Sequence[Sequence[int]], users_in: Sequence[int]) -> tuple[int, ...] | None:
+    """kmod's LIFO Kahn numbering (tools/depmod.c, depmod_calculate_dependencies).
+
+    1. Seed a stack with every module nobody uses, in array order.
+    2. Pop the *last* element, give it the next number, and decrement the
+       user count of each of its dependencies in first-reference order;
+       push a dependency whose count drops to zero.
+    3. Modules left unnumbered are on (or behind) a cycle: return None.
+    """
+    users = list(users_in)
+    n = len(deps)
+    stack = [i for i in range(n) if users[i] == 0]
+    topo = [-1] * n
+    nxt = 0
+    while stack:
+        s = stack.pop()
+        topo[s] = nxt
+        nxt += 1
+        for d in deps[s]:
+            users[d] -= 1
+            if users[d] == 0:
+                stack.append(d)
+    if nxt < n:
+        return None
+    return tuple(topo)
+
+
+def remaining_users(deps: Sequence[Sequence[int]]) -> list[int]:
+    """User counts left after the numbering (non-zero: on or behind a cycle)."""
+    n = len(deps)
+    users = [0] * n
+    for ds in deps:
+        for d in ds:
+            users[d] += 1
+    stack = [i for i in range(n) if users[i] == 0]
+    while stack:
+        s = stack.pop()
+        for d in deps[s]:
+            users[d] -= 1
+            if users[d] == 0:
+                stack.append(d)
+    return users
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """What depmod prints about cycles, and whether kmod 30 itself would get there."""
+
+    lines: tuple[str, ...]  # kmod-style "ERROR: Cycle detected: ..." lines and the final count
+    cycles: tuple[tuple[int, ...], ...]  # each printed cycle as module indices, root first
+    kmod_would_hang: bool  # the real depmod 30 loops forever or aborts on this graph
+
+
+def report_cycles(names: Sequence[str], deps: Sequence[Sequence[int]], budget: int = 2_000_000) -> CycleReport:
+    """Reproduce kmod 30's cycle report (tools/depmod.c, depmod_report_cycles).
+
+    1. R := the modules with users left after numbering, in array order.
+    2. For each root taken from the front of R, run a depth-first walk with an
+       explicit LIFO stack of (module, parent) vertices.  A visited flag
+       persists across roots.
+    3. Popping the root again closes a cycle: print it (root first, following
+       the parent chain) and drop its modules from R.
+    4. An unvisited module is marked; one without dependencies leaves R;
+       otherwise all its dependencies are pushed.  kmod re-expands visited
+       modules other than the root, which is what makes it loop forever when a
+       root reaches a cycle that does not contain it -- detected here (and by a
+       step budget) instead of copied.
+    """
+    users = remaining_users(deps)
+    pending = [i for i in range(len(deps)) if users[i] > 0]
+    visited = [False] * len(deps)
+    loop_set: set[str] = set()
+    lines: list[str] = []
+    cycles: list[tuple[int, ...]] = []
+    hang = False
+    steps = 0
+    # kmod sizes its DFS stack for the initial |R| entries and asserts on
+    # overflow ("Assertion 'is < stack_size' failed"): note it as a failure too.
+    capacity = len(pending)
+    while pending:
+        root = pending.pop(0)
+        if _reaches_foreign_cycle(root, deps):
+            hang = True
+            break
+        # vertices: (module, parent vertex id); parents kept in a list
+        vmod: list[int] = [root]
+        vpar: list[int] = [-1]
+        stack = [0]
+        while stack:
+            steps += 1
+            if steps > budget:
+                hang = True
+                break
+            v = stack.pop()
+            m = vmod[v]
+            if visited[m] and m == root:
+                chain: list[int] = []
+                p = vpar[v]
+                while p >= 0:
+                    chain.append(vmod[p])
+                    p = vpar[p]
+                chain.reverse()  # outermost ancestor (the root) first
+                for c in chain:
+                    loop_set.add(names[c])
+                    if c in pending:
+                        pending.remove(c)
+                lines.append("ERROR: Cycle detected: " + " -> ".join([*(names[c] for c in chain), names[root]]))
+                cycles.append(tuple(chain))
+                continue
+            visited[m] = True
+            if not deps[m]:
+                if m in pending:
+                    pending.remove(m)
+                continue
+            for d in deps[m]:
+                vmod.append(d)
+                vpar.append(v)
+                stack.append(len(vmod) - 1)
+            if len(stack) > capacity:
+                hang = True
+                break
+        if hang:
+            break
+    lines.append(f"ERROR: Found {len(loop_set)} modules in dependency cycles!")
+    return CycleReport(tuple(lines), tuple(cycles), hang)
+
+
+def _reaches_foreign_cycle(root: int, deps: Sequence[Sequence[int]]) -> bool:
+    """Whether ``root`` reaches, without passing through itself, a cycle that
+    does not contain it (kmod 30's walk never ends on such graphs)."""
+    # Nodes reachable from root without going through root.
+    seen: set[int] = set()
+    todo = [d for d in deps[root] if d != root]
+    while todo:
+        x = todo.pop()
+        if x in seen:
+            continue
+        seen.add(x)
+        todo.extend(d for d in deps[x] if d != root and d not in seen)
+    if not seen:
+        return False
+    # Is there a cycle inside `seen` (root removed)?  Iterative colour DFS.
+    colour = dict.fromkeys(seen, 0)
+    for start in seen:
+        if colour[start]:
+            continue
+        path = [(start, iter(deps[start]))]
+        colour[start] = 1
+        while path:
+            node, it = path[-1]
+            advanced = False
+            for d in it:
+                if d == root or d not in colour:
+                    continue
+                if colour[d] == 1:
+                    return True
+                if colour[d] == 0:
+                    colour[d] = 1
+                    path.append((d, iter(deps[d])))
+                    advanced = True
+                    break
+            if not advanced:
+                colour[node] = 2
+                path.pop()
+    return False
+
+
+def strongly_connected_cycles(deps: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Strongly connected components that contain a cycle (size > 1 or a self-edge),
+    each in ascending index order; Tarjan's algorithm, iterative."""
+    n = len(deps)
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    st: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for s in range(n):
+        if index[s] >= 0:
+            continue
+        work = [(s, 0)]
+        while work:
+            v, i = work[-1]
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                st.append(v)
+                on[v] = True
+            ds = deps[v]
+            if i < len(ds):
+                work[-1] = (v, i + 1)
+                w = ds[i]
+                if index[w] < 0:
+                    work.append((w, 0))
+                elif on[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = st.pop()
+                    on[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1 or v in deps[v]:
+                    out.append(sorted(comp))
+    return out

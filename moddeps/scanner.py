@@ -1,0 +1,402 @@
+"""Walk a module tree the way depmod does, order it, and read every module.
+
+The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md §3–§4):
+
+1. Walk the module directory, then each ``external`` directory, in raw
+   ``readdir`` order (never sorted: same-priority duplicates are decided by
+   it).  ``build``, ``source`` and ``exclude`` names are skipped at every
+   depth; symlinks are followed (with loop protection, which kmod lacks).
+2. Register each module file by name; a second file of the same name either
+   replaces the first or is dropped, by the override and search rules.
+3. Lay the registered modules out in kmod's hash-table order, then sort them
+   stably by their position in ``modules.order``.  That is the *module
+   array*: the line order of ``modules.dep`` and the tie-breaker of every
+   later step (the last exporter of a symbol wins).
+4. Read the modules, in a process pool.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .config import DepmodConfig
+from .elfreader import read_module_or_broken
+from .kmodhash import hash_order
+from .model import FileProblem, Module, fsencode, modname_from_path
+
+#: kmod 30 built with zlib; Debian's build (-ZLIB) does not list ".ko.gz".
+MODULE_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
+SKIP_NAMES = frozenset({".", "..", "build", "source"})
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleFile:
+    """A module file found by the walk."""
+
+    name: str
+    path: str  # absolute (or as given) path to open
+    relpath: str | None  # relative to the module directory; None for external modules
+
+    @property
+    def shown(self) -> str:
+        """What depmod prints for it: the relpath, or the absolute path for externals."""
+        return self.relpath if self.relpath is not None else self.path
+
+    @property
+    def uncrelpath(self) -> str | None:
+        """The string matched against ``modules.order``.
+
+        kmod tools/depmod.c (depmod_module_add): the first
+        ``len(reldir) + 1 + len(modname) + 3`` characters of the relpath, so
+        ``kernel/fs/foo-bar.ko.xz`` gives ``kernel/fs/foo-bar.ko`` and
+        ``kernel/foo.bar.ko`` gives the odd ``kernel/foo.ba``.
+        """
+        if self.relpath is None:
+            return None
+        slash = self.relpath.rfind("/")
+        reldir_len = slash if slash >= 0 else 0
+        return self.relpath[: reldir_len + 1 + len(self.name) + 3]
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """One module name met in several files, and which one depmod keeps."""
+
+    name: str
+    winner: str
+    losers: tuple[str, ...]
+    reasons: tuple[str, ...]  # one per decision, in the order they were made
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A scanned module tree: the module array and what was found around it."""
+
+    dirname: str
+    version: str
+    modules: tuple[Module, ...]  # the module array (modules.dep line order)
+    files: tuple[ModuleFile, ...]  # same order as modules
+    order_listed: frozenset[str] = frozenset()  # module names placed by modules.order
+    order_applied: bool = False
+    builtin: tuple[str, ...] = ()  # module names from modules.builtin
+    duplicates: tuple[Duplicate, ...] = ()
+    problems: tuple[FileProblem, ...] = ()
+    messages: tuple[str, ...] = ()  # kmod-style messages ("WARNING: ...") in kmod's order
+    config: DepmodConfig = field(default_factory=DepmodConfig)
+
+    def by_name(self) -> dict[str, Module]:
+        return {m.name: m for m in self.modules}
+
+    @property
+    def broken(self) -> tuple[Module, ...]:
+        return tuple(m for m in self.modules if m.error is not None)
+
+
+def is_module_filename(name: str) -> bool:
+    """kmod tools/depmod.c (depmod_modules_search_file): a name longer than its
+    extension that ends in a module extension."""
+    for suffix in MODULE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# 1-2. Walk and register
+# --------------------------------------------------------------------------
+
+
+class _Registry:
+    """Module files by name, resolving duplicates as kmod does."""
+
+    def __init__(self, dirname: str, config: DepmodConfig) -> None:
+        self.dirname = dirname
+        self.config = config
+        self.by_name: dict[str, ModuleFile] = {}
+        self.dups: dict[str, list[tuple[str, str, str]]] = {}  # name -> [(kept, dropped, reason)]
+
+    def add(self, mf: ModuleFile) -> None:
+        old = self.by_name.get(mf.name)
+        if old is None:
+            self.by_name[mf.name] = mf
+            return
+        new_wins, reason = self._new_wins(old, mf)
+        kept, dropped = (mf, old) if new_wins else (old, mf)
+        self.dups.setdefault(mf.name, []).append((kept.shown, dropped.shown, reason))
+        if new_wins:
+            self.by_name[mf.name] = mf
+
+    def _override_key(self, mf: ModuleFile) -> str | None:
+        if mf.relpath is None:
+            return None
+        slash = mf.relpath.rfind("/")
+        reldir = mf.relpath[:slash] if slash >= 0 else ""
+        base = mf.relpath[slash + 1 :]
+        return f"{reldir}/{base[: len(mf.name)]}"
+
+    def _new_wins(self, old: ModuleFile, new: ModuleFile) -> tuple[bool, str]:
+        """kmod tools/depmod.c (depmod_module_is_higher_priority), §3.4 of our spec."""
+        cfg = self.config
+        new_key, old_key = self._override_key(new), self._override_key(old)
+        # kmod prepends each override, so the last configured is tested first;
+        # within one override, the new file is tested before the old one.
+        for ov in reversed(cfg.overrides):
+            if ov.path == new_key:
+                return True, f"override {ov.modname} {ov.subdir}"
+            if ov.path == old_key:
+                return False, f"override {ov.modname} {ov.subdir}"
+        i = 0
+        bprio = oldprio = newprio = -1
+        externals_internal = list(reversed(cfg.externals))
+        for entry in reversed(cfg.effective_search):
+            if entry == "built-in":
+                bprio = i
+            elif entry == "external":
+                for d in externals_internal:
+                    if new.path.startswith(d + "/"):
+                        newprio = i
+                    if old.path.startswith(d + "/"):
+                        oldprio = i
+                    i += 1
+            else:
+                # kmod's else-if: old is only tested when new did not match,
+                # so of two files in one search directory the later one wins.
+                if new.relpath is not None and new.relpath.startswith(entry + "/"):
+                    newprio = i
+                elif old.relpath is not None and old.relpath.startswith(entry + "/"):
+                    oldprio = i
+            i += 1
+        if newprio < 0:
+            newprio = bprio
+        if oldprio < 0:
+            oldprio = bprio
+        if newprio <= oldprio:
+            if newprio == oldprio:
+                return False, "equal search priority: the file found first in directory order is kept"
+            return False, "kept file is in a higher-priority search directory"
+        if any(new.relpath and new.relpath.startswith(e + "/") and old.relpath and old.relpath.startswith(e + "/")
+               for e in cfg.effective_search):
+            return True, "both in one search directory: kmod keeps the file found later in directory order"
+        return True, "kept file is in a higher-priority search directory"
+
+
+def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) -> _Registry:
+    registry = _Registry(dirname, config)
+    excludes = frozenset(config.excludes)
+    _walk_exact(dirname, "", registry, excludes, problems, set())
+    # kmod walks the external list in internal (reversed) order.
+    for ext in reversed(config.externals):
+        if os.path.isdir(ext):
+            _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set())
+    return registry
+
+
+def _walk_exact(
+    dirpath: str,
+    rel: str | None,
+    registry: _Registry,
+    excludes: frozenset[str],
+    problems: list[FileProblem],
+    ancestors: set[tuple[int, int]],
+    depth: int = 0,
+) -> None:
+    """kmod's recursion, entry by entry: a subdirectory is descended when met."""
+    try:
+        st = os.stat(dirpath)
+    except OSError as exc:
+        problems.append(FileProblem(rel or dirpath, f"cannot open directory: {exc.strerror}"))
+        return
+    ident = (st.st_dev, st.st_ino)
+    if ident in ancestors or depth > 256:
+        problems.append(FileProblem(rel or dirpath, "symlink loop: a directory contains itself; not descended"))
+        return
+    try:
+        with os.scandir(dirpath) as it:
+            entries = list(it)
+    except OSError as exc:
+        problems.append(FileProblem(rel or dirpath, f"cannot list directory: {exc.strerror}"))
+        return
+    ancestors.add(ident)
+    try:
+        for entry in entries:
+            name = entry.name
+            if name in SKIP_NAMES or name in excludes:
+                continue
+            path = f"{dirpath}/{name}"
+            child_rel = None if rel is None else (f"{rel}/{name}" if rel else name)
+            try:
+                # DirEntry.is_dir/is_file use d_type and stat (following
+                # symlinks) only when needed, as kmod does.
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                problems.append(FileProblem(child_rel or path, f"cannot stat: {exc.strerror}"))
+                continue
+            if is_dir:
+                _walk_exact(path, child_rel, registry, excludes, problems, ancestors, depth + 1)
+            elif is_file:
+                if is_module_filename(name):
+                    registry.add(ModuleFile(modname_from_path(name), path, child_rel))
+            elif entry.is_symlink() and not os.path.exists(path):
+                problems.append(FileProblem(child_rel or path, "dangling symlink"))
+            else:
+                problems.append(FileProblem(child_rel or path, "unsupported file type"))
+    finally:
+        ancestors.discard(ident)
+
+
+# --------------------------------------------------------------------------
+# 3. The module array
+# --------------------------------------------------------------------------
+
+
+def module_array(
+    files: Iterable[ModuleFile], dirname: str, order_text: bytes | None
+) -> tuple[list[ModuleFile], frozenset[str], bool, list[str]]:
+    """kmod's module array: hash order, then a stable sort by ``modules.order``.
+
+    Returns (array, names placed by modules.order, whether the order file was
+    applied, kmod-style messages).
+    """
+    by_key = {fsencode(mf.name): mf for mf in files}
+    array = [by_key[k] for k in hash_order(by_key, 512)]
+    messages: list[str] = []
+    if order_text is None:
+        messages.append(f"WARNING: could not open modules.order at {dirname}: No such file or directory")
+        return array, frozenset(), False, messages
+    lines = order_text.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+        complete = True
+    else:
+        complete = False
+    if not complete:
+        # kmod tools/depmod.c (depmod_modules_sort): a line without "\n"
+        # (only the last can be one) disables the reordering entirely.
+        messages.append(f"ERROR: {dirname}/modules.order:{len(lines)} corrupted line misses '\\n'")
+        return array, frozenset(), False, messages
+    total = len(lines)
+    by_unc: dict[bytes, ModuleFile] = {}
+    for mf in array:
+        unc = mf.uncrelpath
+        if unc is not None:
+            by_unc[fsencode(unc)] = mf
+    sort_idx: dict[str, int] = {}
+    for k, line in enumerate(lines, start=1):
+        mf = by_unc.get(line)
+        if mf is not None:
+            # v30: the last occurrence wins (v34 changed this to the first)
+            sort_idx[mf.name] = k - (total + 1)
+    array.sort(key=lambda mf: sort_idx.get(mf.name, 1))
+    return array, frozenset(sort_idx), True, messages
+
+
+# --------------------------------------------------------------------------
+# 4. Reading, in a pool
+# --------------------------------------------------------------------------
+
+
+def _read_one(args: tuple[str, str]) -> Module:
+    path, shown = args
+    return read_module_or_broken(path, relpath=shown)
+
+
+def read_modules(
+    items: Sequence[tuple[str, str]], jobs: int | None = None, progress: ProgressFn | None = None
+) -> list[Module]:
+    """Read (path, shown-path) pairs, in order; ``jobs`` processes (None: all cores)."""
+    total = len(items)
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs <= 1 or total < 64:
+        out = []
+        for i, item in enumerate(items, 1):
+            out.append(_read_one(item))
+            if progress is not None:
+                progress(i, total)
+        return out
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
+    chunk = max(8, min(64, total // (jobs * 8) or 1))
+    out = []
+    with ctx.Pool(jobs) as pool:
+        for i, mod in enumerate(pool.imap(_read_one, items, chunksize=chunk), 1):
+            out.append(mod)
+            if progress is not None and (i % 64 == 0 or i == total):
+                progress(i, total)
+    return out
+
+
+def read_optional(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None
+
+
+def builtin_names(text: bytes | None) -> tuple[str, ...]:
+    """Module names listed in ``modules.builtin`` (one path per line)."""
+    if not text:
+        return ()
+    out = []
+    for line in text.split(b"\n"):
+        if line:
+            out.append(modname_from_path(line.decode("utf-8", "surrogateescape")))
+    return tuple(out)
+
+
+def scan_tree(
+    dirname: str,
+    *,
+    version: str | None = None,
+    config: DepmodConfig | None = None,
+    jobs: int | None = None,
+    progress: ProgressFn | None = None,
+) -> Tree:
+    """Scan the module directory ``dirname`` (``.../lib/modules/VERSION``)."""
+    from .errors import InputError
+
+    cfg = config or DepmodConfig()
+    dirname = dirname.rstrip("/") or "/"
+    if not os.path.isdir(dirname):
+        raise InputError(f"{dirname}: no such module directory")
+    problems: list[FileProblem] = []
+    registry = discover(dirname, cfg, problems)
+    order_text = read_optional(f"{dirname}/modules.order")
+    array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text)
+    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress)
+    duplicates = tuple(
+        Duplicate(
+            name=name,
+            winner=registry.by_name[name].shown,
+            losers=tuple(dropped for _kept, dropped, _why in events),
+            reasons=tuple(f"{kept} kept over {dropped}: {why}" for kept, dropped, why in events),
+        )
+        for name, events in registry.dups.items()
+    )
+    return Tree(
+        dirname=dirname,
+        version=version or os.path.basename(dirname),
+        modules=tuple(modules),
+        files=tuple(array),
+        order_listed=listed,
+        order_applied=applied,
+        builtin=builtin_names(read_optional(f"{dirname}/modules.builtin")),
+        duplicates=duplicates,
+        problems=tuple(problems),
+        messages=tuple(cfg.messages) + tuple(messages),
+        config=cfg,
+    )
+
+
+def scan_files(paths: Sequence[str], *, jobs: int | None = None, progress: ProgressFn | None = None) -> list[Module]:
+    """Read individual module files (paths shown as given)."""
+    return read_modules([(p, p) for p in paths], jobs, progress)
