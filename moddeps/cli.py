@@ -1,0 +1,376 @@
+"""The ``moddeps`` command line: each command calls the library, renders, and exits.
+
+Exit statuses (all commands):
+  0   success
+  1   the requested check failed (dependency cycles for ``depmod``; findings at
+      or above ``--fail-on`` for ``audit``)
+  3   some module files could not be read (``scan``, ``info``; the rest was processed)
+  64  usage error (bad option, bad VERSION)
+  66  missing or unreadable input (no such tree, file or symbol list)
+  73  an output file could not be written
+Data goes to stdout; diagnostics and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="moddeps",
+    help="Linux kernel module trees, understood from the binaries alone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Inspect kmod's binary indexes (*.bin).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+_state = {"debug": False}
+
+JobsOpt = Annotated[
+    int | None, typer.Option("--jobs", "-j", help="Processes reading modules (default: all cores; 1: serial).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout.")]
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"moddeps: {message}\n")
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (for bug reports).")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Map domain errors to one stderr line and their exit status."""
+    from .errors import ModdepsError
+
+    try:
+        yield
+    except ModdepsError as exc:
+        if _state["debug"]:
+            raise
+        _err(f"error: {exc}")
+        raise typer.Exit(exc.exit_status) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:  # a bug: one line, the traceback with --debug
+        if _state["debug"]:
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        raise typer.Exit(70) from None
+
+
+@contextmanager
+def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        f"[progress.description]{what}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _stdout() -> Any:
+    from rich.console import Console
+
+    return Console(soft_wrap=False)
+
+
+def default_tree() -> tuple[str, bool]:
+    """``/lib/modules/$(uname -r)``, or the sample tree shipped with the package."""
+    release = os.uname().release
+    path = f"/lib/modules/{release}"
+    if os.path.isdir(path):
+        return path, False
+    return sample_tree(), True
+
+
+def sample_tree() -> str:
+    from importlib.resources import files
+
+    root = files("moddeps.sample_tree") / "modules"
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not versions:
+        from .errors import InputError
+
+        raise InputError(f"{root}: the sample tree is missing from this installation")
+    return str(root / versions[0])
+
+
+def _resolve_tree(tree: str | None, basedir: str | None, version: str | None) -> tuple[str, str | None]:
+    """A module directory from TREE or -b/-k; returns (dirname, note for stderr)."""
+    if tree:
+        return tree.rstrip("/") or "/", None
+    if basedir or version:
+        from .depmod.run import module_dirname
+
+        return module_dirname(basedir or "", "lib/modules", version or os.uname().release), None
+    path, is_sample = default_tree()
+    note = (
+        f"/lib/modules/{os.uname().release} does not exist; using the sample tree shipped with moddeps: {path}"
+        if is_sample
+        else None
+    )
+    return path, note
+
+
+# --------------------------------------------------------------------------
+# scan / info
+# --------------------------------------------------------------------------
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[str], typer.Argument(help="Module trees (.../lib/modules/VERSION) or module files.")],
+    json_out: JsonOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Read module trees or files and list what each module exports and needs."""
+    from .model import Module
+    from .scanner import Tree, scan_files, scan_tree
+
+    with _errors():
+        trees: list[Tree] = []
+        files: list[str] = []
+        for p in paths:
+            if os.path.isdir(p):
+                trees.append(_scan(p, jobs, not json_out))
+            elif os.path.lexists(p):
+                files.append(p)
+            else:
+                from .errors import InputError
+
+                raise InputError(f"{p}: no such file or directory")
+        loose: list[Module] = scan_files(files, jobs=jobs) if files else []
+        for m in loose:
+            if m.error:
+                _err(f"{m.path}: {m.error}")
+        for t in trees:
+            for m in t.broken:
+                _err(f"{t.dirname}/{m.path}: {m.error}")
+            for prob in t.problems:
+                _err(f"{t.dirname}/{prob.path}: {prob.reason}")
+        if json_out:
+            from .report.jsonout import dumps, scan_document
+
+            if len(trees) == 1 and not loose:
+                doc = scan_document(trees[0], trees[0].modules)
+            else:
+                doc = {"schema": 1, "trees": [scan_document(t, t.modules) for t in trees],
+                       "modules": [scan_document(None, loose)["modules"]][0]}
+            sys.stdout.write(dumps(doc) + "\n")
+        else:
+            from .report.text import render_scan
+
+            con = _stdout()
+            for t in trees:
+                render_scan(con, t, t.modules)
+            if loose:
+                render_scan(con, None, loose)
+        if any(t.broken or t.problems for t in trees) or any(m.error for m in loose):
+            raise typer.Exit(3)
+
+
+def _scan(dirname: str, jobs: int | None, show_progress: bool) -> Any:
+    from .scanner import scan_tree
+
+    with _progress(show_progress, "reading modules") as cb:
+        return scan_tree(dirname, jobs=jobs, progress=cb)
+
+
+@app.command()
+def info(
+    module: Annotated[str, typer.Argument(help="A module file, or a module name looked up in the tree.")],
+    tree: Annotated[str | None, typer.Option("--tree", "-t", help="Module tree to look names up in.")] = None,
+    basedir: Annotated[str | None, typer.Option("--basedir", "-b")] = None,
+    version: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one module like modinfo, plus its exports and needs."""
+    from .elfreader import read_module_or_broken
+
+    with _errors():
+        if os.path.exists(module) and not os.path.isdir(module):
+            mod = read_module_or_broken(module)
+            shown = module
+        else:
+            from .errors import InputError
+            from .scanner import scan_tree
+
+            dirname, note = _resolve_tree(tree, basedir, version)
+            if note:
+                _err(note)
+            t = scan_tree(dirname)
+            wanted = module.replace("-", "_")
+            found = [(m, f) for m, f in zip(t.modules, t.files) if m.name == wanted]
+            if not found:
+                raise InputError(f"{module}: no such module in {dirname}")
+            mod, mf = found[0]
+            shown = mf.path
+        if json_out:
+            from .report.jsonout import dumps, module_dict
+
+            sys.stdout.write(dumps({"schema": 1, "module": module_dict(mod)}) + "\n")
+        else:
+            from .report.text import render_info
+
+            render_info(_stdout(), mod, shown)
+        if mod.error:
+            _err(f"{shown}: {mod.error}")
+            raise typer.Exit(3)
+
+
+# --------------------------------------------------------------------------
+# audit
+# --------------------------------------------------------------------------
+
+
+@app.command()
+def audit(
+    tree: Annotated[str | None, typer.Argument(help="Module tree (default: /lib/modules/$(uname -r)).")] = None,
+    basedir: Annotated[str | None, typer.Option("--basedir", "-b")] = None,
+    version: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")] = None,
+    symvers: Annotated[str | None, typer.Option("--symvers", help="The kernel's Module.symvers.")] = None,
+    system_map: Annotated[str | None, typer.Option("--system-map", help="The kernel's System.map.")] = None,
+    json_out: JsonOpt = False,
+    fail_on: Annotated[str, typer.Option("--fail-on", help="error, warning or never.")] = "error",
+    jobs: JobsOpt = None,
+) -> None:
+    """Audit a module tree: cycles, duplicate exports, licence and namespace problems, ..."""
+    from .errors import UsageError
+
+    with _errors():
+        if fail_on not in ("error", "warning", "never"):
+            raise UsageError(f"--fail-on must be error, warning or never, not {fail_on!r}")
+        dirname, note = _resolve_tree(tree, basedir, version)
+        if note:
+            _err(note)
+        t = _scan(dirname, jobs, not json_out)
+        if json_out:
+            from .report.jsonout import dumps, scan_document
+
+            sys.stdout.write(dumps(scan_document(t, t.modules)) + "\n")
+        else:
+            from .report.text import render_tree_notes
+
+            render_tree_notes(_stdout(), t)
+
+
+# --------------------------------------------------------------------------
+# depmod
+# --------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+def depmod(
+    args: Annotated[list[str] | None, typer.Argument(help="[VERSION [FILES...]]", show_default=False)] = None,
+    all_: Annotated[bool, typer.Option("-a", "--all", help="Probe all modules (default without FILES).")] = False,
+    quick: Annotated[bool, typer.Option("-A", "--quick", help="Do nothing if no module is newer than modules.dep.")] = False,
+    basedir: Annotated[str, typer.Option("-b", "--basedir", help="Root of the module tree.")] = "",
+    outdir: Annotated[str | None, typer.Option("-o", "--outdir", help="Write outputs under this root instead.")] = None,
+    config: Annotated[list[str] | None, typer.Option("-C", "--config", help="depmod.d file or directory.")] = None,
+    errsyms: Annotated[bool, typer.Option("-e", "--errsyms", help="Report unknown symbols (needs -E or -F).")] = False,
+    symvers: Annotated[str | None, typer.Option("-E", "--symvers", help="Kernel Module.symvers.")] = None,
+    filesyms: Annotated[str | None, typer.Option("-F", "--filesyms", help="Kernel System.map.")] = None,
+    dry_run: Annotated[bool, typer.Option("-n", "--show", "--dry-run", help="Write the text files to stdout.")] = False,
+    prefix: Annotated[str | None, typer.Option("-P", "--symbol-prefix", help="Architecture symbol prefix.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    warn: Annotated[bool, typer.Option("-w", "--warn", help="Accepted for compatibility.")] = False,
+    moduledir: Annotated[str, typer.Option("-m", "--moduledir", help="Module directory under BASEDIR.")] = "lib/modules",
+    jobs: JobsOpt = None,
+) -> None:
+    """Generate modules.dep and the other index files, byte for byte as kmod's depmod.
+
+    Unlike kmod 30, the default depmod.d directories are read under BASEDIR.
+    """
+    argv = list(args or [])
+    version = argv[0] if argv else None
+    with _errors():
+        _depmod(
+            version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
+            moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
+            system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, jobs=jobs,
+        )
+
+
+def _depmod(**kw: Any) -> None:
+    from .depmod.run import TEXT_FILES, DepmodOptions, run
+    from .errors import CycleError
+
+    opts = DepmodOptions(**kw)
+    try:
+        result = run(opts)
+    except CycleError as exc:
+        for line in [*exc.messages, *exc.notes]:
+            _err(line)
+        raise typer.Exit(exc.exit_status) from None
+    for line in result.messages:
+        _err(line)
+    out = sys.stdout.buffer
+    for line in result.verbose_lines:
+        out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    if opts.dry_run:
+        # kmod's -n order: dep, alias, softdep, symbols, devname (weakdep after softdep)
+        contents = dict(result.files)
+        for name in (*TEXT_FILES[:3], "modules.weakdep", *TEXT_FILES[3:]):
+            if name in contents:
+                out.write(contents[name])
+    out.flush()
+
+
+# --------------------------------------------------------------------------
+# index
+# --------------------------------------------------------------------------
+
+
+@index_app.command("dump")
+def index_dump(
+    path: Annotated[str, typer.Argument(help="A kmod index file (modules.*.bin).")],
+) -> None:
+    """Print every key of an index with its priority and value, one per line (tab-separated)."""
+    from .depmod.index import Index, IndexFormatError, dump_lines
+    from .errors import InputError
+
+    with _errors():
+        try:
+            idx = Index.open(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        except IndexFormatError as exc:
+            raise InputError(str(exc)) from None
+        out = sys.stdout
+        for line in dump_lines(idx):
+            out.write(line + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
