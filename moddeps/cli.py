@@ -261,24 +261,52 @@ def audit(
     fail_on: Annotated[str, typer.Option("--fail-on", help="error, warning or never.")] = "error",
     jobs: JobsOpt = None,
 ) -> None:
-    """Audit a module tree: cycles, duplicate exports, licence and namespace problems, ..."""
+    """Audit a module tree: cycles, duplicate exports, licence and namespace problems, stale indexes, ..."""
     from .errors import UsageError
 
     with _errors():
         if fail_on not in ("error", "warning", "never"):
             raise UsageError(f"--fail-on must be error, warning or never, not {fail_on!r}")
+        if symvers and system_map:
+            raise UsageError("give --symvers or --system-map, not both")
+        from .audit import audit_tree
+        from .config import load as load_config
+
         dirname, note = _resolve_tree(tree, basedir, version)
         if note:
             _err(note)
-        t = _scan(dirname, jobs, not json_out)
+        kernel = None
+        if symvers or system_map:
+            from .kernelsyms import load_kernel_symbols
+
+            kernel = load_kernel_symbols(symvers, "symvers") if symvers else load_kernel_symbols(
+                system_map or "", "system.map")
+        cfg = load_config(None, os.path.basename(dirname), _basedir_of(dirname, basedir))
+        from .scanner import scan_tree
+
+        with _progress(not json_out, "reading modules") as cb:
+            t = scan_tree(dirname, config=cfg, jobs=jobs, progress=cb)
+        result = audit_tree(t, kernel)
         if json_out:
-            from .report.jsonout import dumps, scan_document
+            from .report.audit import audit_document
+            from .report.jsonout import dumps
 
-            sys.stdout.write(dumps(scan_document(t, t.modules)) + "\n")
+            sys.stdout.write(dumps(audit_document(result)) + "\n")
         else:
-            from .report.text import render_tree_notes
+            from .report.audit import render_audit
 
-            render_tree_notes(_stdout(), t)
+            render_audit(_stdout(), result)
+        raise typer.Exit(result.exit_status(fail_on))
+
+
+def _basedir_of(dirname: str, basedir: str | None) -> str:
+    """BASEDIR for depmod.d: given, or the part before /lib/modules/VERSION."""
+    if basedir is not None:
+        return basedir
+    parent = os.path.dirname(dirname.rstrip("/"))
+    if parent.endswith("/lib/modules"):
+        return parent[: -len("/lib/modules")]
+    return "/nonexistent-basedir"
 
 
 # --------------------------------------------------------------------------

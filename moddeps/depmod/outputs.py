@@ -119,14 +119,14 @@ def has_weakdeps(layout: Layout) -> bool:
     return any(k == "weakdep" for m in layout.modules for k, _ in m.modinfo)
 
 
-def _module_symbols(layout: Layout) -> list[tuple[bytes, int]]:
+def module_symbols(layout: Layout) -> list[tuple[bytes, int]]:
     """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
     owned = {fsencode(name): owner for name, (owner, _crc) in layout.resolution.owners.items() if owner != KERNEL}
     return [(k, owned[k]) for k in hash_order(owned, 2048)]
 
 
 def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    syms = _module_symbols(layout) if symbols is None else symbols
+    syms = module_symbols(layout) if symbols is None else symbols
     names = [fsencode(m.name) for m in layout.modules]
     out = [b"# Aliases for symbols, used by symbol_request().\n"]
     out.extend(b"alias symbol:" + s + b" " + names[o] + b"\n" for s, o in syms)
@@ -134,7 +134,7 @@ def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = No
 
 
 def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    syms = _module_symbols(layout) if symbols is None else symbols
+    syms = module_symbols(layout) if symbols is None else symbols
     names = [fsencode(m.name) for m in layout.modules]
     return build_index((b"symbol:" + s, names[o], o) for s, o in syms)
 

@@ -198,9 +198,25 @@ def run(
             extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
         raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
 
+    files, out_messages = render_files(tree, res)
+    messages.extend(out_messages)
+
+    if not opts.dry_run:
+        os.makedirs(outdir, exist_ok=True) if opts.outdir else None
+        write_all(outdir, files, fsync=opts.fsync)
+    return DepmodResult(
+        dirname, outdir, tuple(files), tuple(messages), (), tuple(verbose_lines), tree=tree, resolution=res
+    )
+
+
+def render_files(tree: Tree, res: Resolution) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Every output file of depmod for a scanned tree (no cycles), in kmod's
+    write order, and the messages kmod prints while writing them."""
+    dirname = tree.dirname
+    messages: list[str] = []
     layout = outputs.Layout(tree.modules, [f.shown for f in tree.files], res)
     dep_lines = outputs.dep_lines(layout)
-    symbols = outputs._module_symbols(layout)
+    symbols = outputs.module_symbols(layout)
     builtin = read_optional(f"{dirname}/modules.builtin")
     builtin_modinfo = read_optional(f"{dirname}/modules.builtin.modinfo")
     files: list[tuple[str, bytes]] = [
@@ -225,13 +241,7 @@ def run(
     devname, devname_errors = outputs.modules_devname(layout)
     files.append(("modules.devname", devname))
     messages.extend(devname_errors)
-
-    if not opts.dry_run:
-        os.makedirs(outdir, exist_ok=True) if opts.outdir else None
-        write_all(outdir, files, fsync=opts.fsync)
-    return DepmodResult(
-        dirname, outdir, tuple(files), tuple(messages), (), tuple(verbose_lines), tree=tree, resolution=res
-    )
+    return files, messages
 
 
 def _one_cycle(comp: list[int], deps: tuple[tuple[int, ...], ...]) -> list[int]:

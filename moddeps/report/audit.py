@@ -1,0 +1,76 @@
+"""Renderings of an audit: a grouped rich report for people, a versioned JSON document for machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..audit import KINDS, SEVERITIES, AuditResult
+
+#: findings shown per kind in the human report (the JSON has all of them)
+PER_KIND = 15
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def audit_document(result: AuditResult) -> dict[str, Any]:
+    """The ``audit --json`` document (schema: moddeps/schemas/audit.schema.json)."""
+    counts = result.counts()
+    by_sev = {s: sum(1 for f in result.findings if f.severity == s) for s in SEVERITIES}
+    return {
+        "schema": 1,
+        "tree": result.tree,
+        "kernel": result.kernel,
+        "summary": {
+            "modules": result.module_count,
+            "findings": len(result.findings),
+            "by_severity": by_sev,
+            "by_kind": {k: counts[k] for k in KINDS if k in counts},
+            "kernel_symbols": result.kernel_symbols,
+            "notes": list(result.notes),
+        },
+        "findings": [
+            {
+                "kind": f.kind,
+                "severity": f.severity,
+                "modules": list(f.modules),
+                "symbols": list(f.symbols),
+                "files": list(f.files),
+                "message": f.message,
+                "details": dict(f.details),
+            }
+            for f in result.findings
+        ],
+    }
+
+
+def render_audit(console: Console, result: AuditResult) -> None:
+    counts = result.counts()
+    summary = Table(title=f"moddeps audit of {result.tree} ({result.module_count} modules)", title_justify="left")
+    summary.add_column("severity")
+    summary.add_column("kind")
+    summary.add_column("count", justify="right")
+    for kind, sev in KINDS.items():
+        if kind in counts:
+            summary.add_row(f"[{_STYLE[sev]}]{sev}[/]", kind, str(counts[kind]))
+    if not counts:
+        console.print(f"moddeps audit of {result.tree}: {result.module_count} modules, no findings",
+                      highlight=False, markup=False)
+    else:
+        console.print(summary)
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    for kind, sev in KINDS.items():
+        items = [f for f in result.findings if f.kind == kind]
+        if not items:
+            continue
+        t = Table(title=f"{kind} ({len(items)})", title_justify="left", show_lines=False)
+        t.add_column("module")
+        t.add_column("finding", overflow="fold")
+        for f in items[:PER_KIND]:
+            t.add_row(f.modules[0] if f.modules else (f.files[0] if f.files else ""), f.message)
+        if len(items) > PER_KIND:
+            t.add_row("…", f"and {len(items) - PER_KIND} more (see --json)")
+        console.print(t)
