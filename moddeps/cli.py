@@ -112,8 +112,12 @@ def default_tree() -> tuple[str, bool]:
 
 def sample_tree() -> str:
     from importlib.resources import files
+    from pathlib import Path
 
-    root = files("moddeps.sample_tree") / "modules"
+    try:
+        root: Any = files("moddeps.sample_tree") / "modules"
+    except ModuleNotFoundError:  # an editable install or a source checkout
+        root = Path(__file__).resolve().parent.parent / "sample_modules" / "lib" / "modules"
     versions = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not versions:
         from .errors import InputError
@@ -258,14 +262,17 @@ def audit(
     symvers: Annotated[str | None, typer.Option("--symvers", help="The kernel's Module.symvers.")] = None,
     system_map: Annotated[str | None, typer.Option("--system-map", help="The kernel's System.map.")] = None,
     json_out: JsonOpt = False,
-    fail_on: Annotated[str, typer.Option("--fail-on", help="error, warning or never.")] = "error",
+    fail_on: Annotated[
+        str | None,
+        typer.Option("--fail-on", help="Exit 1 on findings at or above: error (default), warning, never."),
+    ] = None,
     jobs: JobsOpt = None,
 ) -> None:
     """Audit a module tree: cycles, duplicate exports, licence and namespace problems, stale indexes, ..."""
     from .errors import UsageError
 
     with _errors():
-        if fail_on not in ("error", "warning", "never"):
+        if fail_on not in (None, "error", "warning", "never"):
             raise UsageError(f"--fail-on must be error, warning or never, not {fail_on!r}")
         if symvers and system_map:
             raise UsageError("give --symvers or --system-map, not both")
@@ -274,7 +281,10 @@ def audit(
 
         dirname, note = _resolve_tree(tree, basedir, version)
         if note:
-            _err(note)
+            # The sample tree is a demonstration, broken on purpose: its
+            # findings do not fail the command unless --fail-on says so.
+            _err(note + " (exit status 0 unless --fail-on is given)")
+            fail_on = fail_on or "never"
         kernel = None
         if symvers or system_map:
             from .kernelsyms import load_kernel_symbols
@@ -296,7 +306,7 @@ def audit(
             from .report.audit import render_audit
 
             render_audit(_stdout(), result)
-        raise typer.Exit(result.exit_status(fail_on))
+        raise typer.Exit(result.exit_status(fail_on or "error"))
 
 
 def _basedir_of(dirname: str, basedir: str | None) -> str:

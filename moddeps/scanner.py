@@ -384,7 +384,7 @@ def scan_tree(
     )
     return Tree(
         dirname=dirname,
-        version=version or os.path.basename(dirname),
+        version=version or os.path.basename(os.path.abspath(dirname)),
         modules=tuple(modules),
         files=tuple(array),
         order_listed=listed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -48,29 +49,39 @@ def audit_document(result: AuditResult) -> dict[str, Any]:
 
 def render_audit(console: Console, result: AuditResult) -> None:
     counts = result.counts()
-    summary = Table(title=f"moddeps audit of {result.tree} ({result.module_count} modules)", title_justify="left")
+    by_sev = {s: sum(1 for f in result.findings if f.severity == s) for s in SEVERITIES}
+    console.print(
+        f"moddeps audit of {result.tree}: {result.module_count} modules, "
+        + (", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in by_sev.items()) if result.findings
+           else "no findings"),
+        highlight=False, markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    if not result.findings:
+        return
+    summary = Table(box=box.SIMPLE_HEAD, show_edge=False)
     summary.add_column("severity")
     summary.add_column("kind")
     summary.add_column("count", justify="right")
     for kind, sev in KINDS.items():
         if kind in counts:
             summary.add_row(f"[{_STYLE[sev]}]{sev}[/]", kind, str(counts[kind]))
-    if not counts:
-        console.print(f"moddeps audit of {result.tree}: {result.module_count} modules, no findings",
-                      highlight=False, markup=False)
-    else:
-        console.print(summary)
-    for note in result.notes:
-        console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    console.print(summary)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("module", no_wrap=True)
+    table.add_column("finding", overflow="fold")
     for kind, sev in KINDS.items():
         items = [f for f in result.findings if f.kind == kind]
         if not items:
             continue
-        t = Table(title=f"{kind} ({len(items)})", title_justify="left", show_lines=False)
-        t.add_column("module")
-        t.add_column("finding", overflow="fold")
-        for f in items[:PER_KIND]:
-            t.add_row(f.modules[0] if f.modules else (f.files[0] if f.files else ""), f.message)
+        shown = items[:PER_KIND]
+        for i, f in enumerate(shown):
+            last = i == len(shown) - 1 and len(items) <= PER_KIND
+            table.add_row(f"[{_STYLE[sev]}]{kind}[/]" if i == 0 else "",
+                          f.modules[0] if f.modules else (f.files[0] if f.files else ""),
+                          f.message, end_section=last)
         if len(items) > PER_KIND:
-            t.add_row("…", f"and {len(items) - PER_KIND} more (see --json)")
-        console.print(t)
+            table.add_row("", "…", f"and {len(items) - PER_KIND} more (see --json)", end_section=True)
+    console.print(table)
