@@ -319,6 +319,180 @@ def _basedir_of(dirname: str, basedir: str | None) -> str:
     return "/nonexistent-basedir"
 
 
+TreeArg = Annotated[str | None, typer.Option("--tree", "-t", help="Module tree (default: /lib/modules/$(uname -r)).")]
+BasedirOpt = Annotated[str | None, typer.Option("--basedir", "-b")]
+KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")]
+
+
+def _load(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
+          show_progress: bool = True) -> Any:
+    """Scan a tree and resolve its symbols: (tree, resolution)."""
+    from .config import load as load_config
+    from .resolve import resolve
+    from .scanner import scan_tree
+
+    dirname, note = _resolve_tree(tree, basedir, version)
+    if note:
+        _err(note)
+    cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, basedir))
+    with _progress(show_progress, "reading modules") as cb:
+        t = scan_tree(dirname, config=cfg, jobs=jobs, progress=cb)
+    paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
+    return t, resolve(t.modules, paths)
+
+
+def _index_of(t: Any, name: str) -> int:
+    from .errors import InputError
+
+    wanted = name.replace("-", "_")
+    for i, m in enumerate(t.modules):
+        if m.name == wanted:
+            return i
+    raise InputError(f"{name}: no such module in {t.dirname}")
+
+
+@app.command()
+def why(
+    module: Annotated[str, typer.Argument(help="The module that needs something.")],
+    target: Annotated[str | None, typer.Argument(help="The module it (transitively) needs.")] = None,
+    tree: TreeArg = None,
+    basedir: BasedirOpt = None,
+    version: KernelOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Why MODULE needs TARGET: every dependency path, each edge with its symbols (or all its dependencies)."""
+    with _errors():
+        t, res = _load(tree, basedir, version, show_progress=not json_out)
+        from .graph import build_graph, dependency_paths
+
+        src = t.modules[_index_of(t, module)].name
+        g = build_graph(t.modules, [f.shown for f in t.files], res)
+        if target is None:
+            import networkx as nx
+
+            reach = sorted(nx.descendants(g, src))
+            if json_out:
+                from .report.jsonout import dumps
+
+                edges = [{"from": a, "to": b, "symbols": list(g.edges[a, b]["symbols"])}
+                         for a, b in sorted(g.subgraph([src, *reach]).edges())]
+                sys.stdout.write(dumps({"schema": 1, "module": src, "needs": reach, "edges": edges}) + "\n")
+                return
+            from rich.tree import Tree as RTree
+
+            root = RTree(src)
+
+            def grow(node: Any, name: str, seen: frozenset[str]) -> None:
+                for dep in sorted(g.successors(name)):
+                    syms = g.edges[name, dep]["symbols"]
+                    label = f"{dep}  [dim]({', '.join(syms[:4])}{' …' if len(syms) > 4 else ''})[/]"
+                    child = node.add(label)
+                    if dep not in seen:
+                        grow(child, dep, seen | {dep})
+
+            grow(root, src, frozenset({src}))
+            _stdout().print(root)
+            return
+        dst = t.modules[_index_of(t, target)].name
+        paths = dependency_paths(g, src, dst)
+        if json_out:
+            from .report.jsonout import dumps
+
+            doc = {"schema": 1, "module": src, "target": dst, "paths": [
+                [{"from": a, "to": b, "symbols": list(g.edges[a, b]["symbols"])} for a, b in zip(p, p[1:])]
+                for p in paths]}
+            sys.stdout.write(dumps(doc) + "\n")
+        else:
+            con = _stdout()
+            if not paths:
+                con.print(f"{src} does not need {dst}", highlight=False, markup=False)
+            for p in paths:
+                con.print(" -> ".join(p), highlight=False, markup=False)
+                for a, b in zip(p, p[1:]):
+                    con.print(f"    {a} needs {b} for {', '.join(g.edges[a, b]['symbols'])}",
+                              highlight=False, markup=False)
+        if not paths:
+            raise typer.Exit(1)
+
+
+@app.command()
+def order(
+    tree: Annotated[str | None, typer.Argument(help="Module tree (default: /lib/modules/$(uname -r)).")] = None,
+    basedir: BasedirOpt = None,
+    version: KernelOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Check the tree's modules.order instead.")] = False,
+) -> None:
+    """A load order for the whole tree (dependencies first), in modules.order format.
+
+    Among modules whose dependencies are all placed, the one earliest in the
+    module array (modules.order, then kmod's order) comes first.  With
+    --check, list the modules that modules.order loads before what they need
+    (exit 1 if any).
+    """
+    from .analysis import check_order, load_order
+
+    with _errors():
+        t, res = _load(tree, basedir, version, show_progress=False)
+        if check:
+            from .errors import InputError
+            from .scanner import read_optional
+
+            text = read_optional(f"{t.dirname}/modules.order")
+            if text is None:
+                raise InputError(f"{t.dirname}/modules.order: no such file")
+            bad = check_order(t, res, text)
+            for v in bad:
+                where = f"line {v.needs_line}" if v.needs_line else "not listed"
+                sys.stdout.write(f"{v.module} (line {v.line}) needs {v.needs} ({where}) for {', '.join(v.symbols)}\n")
+            raise typer.Exit(1 if bad else 0)
+        lo = load_order(t, res)
+        sys.stdout.write("".join(line + "\n" for line in lo.lines))
+        if lo.unplaced:
+            _err(f"error: {len(lo.unplaced)} modules are in or behind dependency cycles and cannot be ordered: "
+                 + " ".join(lo.unplaced))
+            raise typer.Exit(1)
+
+
+@app.command()
+def graph(
+    tree: Annotated[str | None, typer.Argument(help="Module tree (default: /lib/modules/$(uname -r)).")] = None,
+    basedir: BasedirOpt = None,
+    version: KernelOpt = None,
+    focus: Annotated[str | None, typer.Option("--focus", help="Only this module's neighbourhood.")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Edges to follow from --focus, both ways.")] = 1,
+    fmt: Annotated[str, typer.Option("--format", help="dot, graphml, mermaid or json.")] = "dot",
+) -> None:
+    """The dependency graph (a -> b: a needs b, labelled with the symbols), sorted and deterministic."""
+    from .errors import UsageError
+    from .report import graphfmt
+
+    with _errors():
+        if fmt not in ("dot", "graphml", "mermaid", "json"):
+            raise UsageError(f"--format must be dot, graphml, mermaid or json, not {fmt!r}")
+        t, res = _load(tree, basedir, version, show_progress=False)
+        keep: set[int] = set(range(len(t.modules)))
+        focus_name = None
+        if focus:
+            from .analysis import neighbourhood
+
+            fi = _index_of(t, focus)
+            focus_name = t.modules[fi].name
+            keep = neighbourhood(res.deps, fi, depth)
+        nodes = [t.modules[i].name for i in keep]
+        edges = [(t.modules[i].name, t.modules[d].name, syms)
+                 for i in keep for d, syms in res.edge_symbols[i].items() if d in keep]
+        paths = {t.modules[i].name: t.files[i].shown for i in keep}
+        if fmt == "dot":
+            out = graphfmt.to_dot(nodes, edges, focus_name)
+        elif fmt == "mermaid":
+            out = graphfmt.to_mermaid(nodes, edges, focus_name)
+        elif fmt == "graphml":
+            out = graphfmt.to_graphml(nodes, edges, paths)
+        else:
+            out = graphfmt.to_json(nodes, edges, paths, t.dirname)
+        sys.stdout.write(out)
+
+
 # --------------------------------------------------------------------------
 # depmod
 # --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import re
 import struct
 import sys
 from array import array
-from itertools import accumulate, compress
+from itertools import accumulate, compress, repeat
 from typing import Any
 
 from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
@@ -470,31 +470,29 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
     for idx, (_crc, vname) in enumerate(versions):
         first_version.setdefault(vname, idx)
 
-    sparc = elf.machine in EM_SPARC
     names, infos, shndx, offs = symtab.names, symtab.infos, symtab.shndx, symtab.name_offs
-    strsize = symtab.strtab_size
     # entry 0 is the null symbol
-    undefined = compress(range(1, len(shndx)), map((SHN_UNDEF).__eq__, shndx[1:]))
-    out: list[Import] = []
-    used: set[int] = set()
-    for i in undefined:
-        info = infos[i]
-        if sparc and info & 0xF == STT_SPARC_REGISTER:
-            continue
-        if offs[i] >= strsize:
-            return ()
-        nm = names[i]
-        if not nm:
-            continue
-        vidx = first_version.get(nm)
-        crc: int | None = None
-        if vidx is not None:
-            used.add(vidx)
-            crc = versions[vidx][0]
-        out.append(Import(fsdecode(nm), crc, info >> 4 == STB_WEAK, False))
-    for idx, (crc, vname) in enumerate(versions):
-        if idx not in used:
-            out.append(Import(fsdecode(vname), crc, False, True))
+    undefined = list(compress(range(1, len(shndx)), map((SHN_UNDEF).__eq__, shndx[1:])))
+    if elf.machine in EM_SPARC:
+        undefined = [i for i in undefined if infos[i] & 0xF != STT_SPARC_REGISTER]
+    if undefined and max([offs[i] for i in undefined]) >= symtab.strtab_size:
+        return ()
+    undefined = [i for i in undefined if names[i]]
+    und_names = [names[i] for i in undefined]
+    vidx = list(map(first_version.get, und_names))
+    crcs = [None if v is None else versions[v][0] for v in vidx]
+    weak = [infos[i] >> 4 == STB_WEAK for i in undefined]
+    # One C-level decode for all names (symbol names hold no NUL).
+    decoded = b"\0".join(und_names).decode("utf-8", "surrogateescape").split("\0") if und_names else []
+    new = tuple.__new__
+    out: list[Import] = [new(Import, t) for t in zip(decoded, crcs, weak, repeat(False))]
+    if versions:
+        used = set(vidx)
+        out.extend(
+            new(Import, (fsdecode(vname), crc, False, True))
+            for idx, (crc, vname) in enumerate(versions)
+            if idx not in used
+        )
     return tuple(out)
 
 

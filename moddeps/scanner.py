@@ -17,6 +17,7 @@ The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md ยง3โ€
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -305,6 +306,11 @@ def _read_one(args: tuple[str, str]) -> Module:
     return read_module_or_broken(path, relpath=shown)
 
 
+def _read_chunk(chunk: list[tuple[str, str]]) -> list[tuple[object, ...]]:
+    """Worker side: read a chunk and return it in wire form (cheap to unpickle)."""
+    return [read_module_or_broken(path, relpath=shown).to_wire() for path, shown in chunk]
+
+
 def read_modules(
     items: Sequence[tuple[str, str]], jobs: int | None = None, progress: ProgressFn | None = None
 ) -> list[Module]:
@@ -312,23 +318,38 @@ def read_modules(
     total = len(items)
     if jobs is None:
         jobs = os.cpu_count() or 1
-    if jobs <= 1 or total < 64:
-        out = []
-        for i, item in enumerate(items, 1):
-            out.append(_read_one(item))
-            if progress is not None:
-                progress(i, total)
-        return out
+    # The reader allocates many small tuples and nothing cyclic: the cyclic
+    # garbage collector only costs time here (25% of a scan, measured).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if jobs <= 1 or total < 64:
+            out = []
+            for i, item in enumerate(items, 1):
+                out.append(_read_one(item))
+                if progress is not None:
+                    progress(i, total)
+            return out
+        return _read_parallel(items, jobs, progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _read_parallel(items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None) -> list[Module]:
+    total = len(items)
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
-    chunk = max(8, min(64, total // (jobs * 8) or 1))
-    out = []
-    with ctx.Pool(jobs) as pool:
-        for i, mod in enumerate(pool.imap(_read_one, items, chunksize=chunk), 1):
-            out.append(mod)
-            if progress is not None and (i % 64 == 0 or i == total):
-                progress(i, total)
+    size = max(8, min(64, total // (jobs * 8) or 1))
+    chunks = [list(items[i : i + size]) for i in range(0, total, size)]
+    out: list[Module] = []
+    from_wire = Module.from_wire
+    with ctx.Pool(jobs, initializer=gc.disable) as pool:
+        for part in pool.imap(_read_chunk, chunks):
+            out.extend(map(from_wire, part))
+            if progress is not None:
+                progress(len(out), total)
     return out
 
 
