@@ -13,6 +13,7 @@ Data goes to stdout; diagnostics and progress to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -37,6 +38,31 @@ JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", help="Processes reading modules (default: all cores; 1: serial).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout.")]
+CacheOpt = Annotated[
+    str | None,
+    typer.Option("--cache", help="Scan cache database (default $MODDEPS_CACHE or ~/.cache/moddeps/scan.sqlite3)."),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read every module; do not use the scan cache.")]
+
+
+def _cache_path(cache: str | None, no_cache: bool) -> str | None:
+    if no_cache:
+        return None
+    from .cache import default_path
+
+    return cache or default_path()
+
+
+def _open_cache(cache: str | None, no_cache: bool) -> Any:
+    path = _cache_path(cache, no_cache)
+    if path is None:
+        return None
+    from .cache import ScanCache
+
+    c = ScanCache(path)
+    if c.problem:
+        _err(f"note: {c.problem}")
+    return c
 
 
 def _err(message: str) -> None:
@@ -67,6 +93,10 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except BrokenPipeError:  # e.g. "moddeps ... | head": stop quietly, as Unix tools do
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        raise typer.Exit(141) from None
     except Exception as exc:  # a bug: one line, the traceback with --debug
         if _state["debug"]:
             raise
@@ -153,6 +183,8 @@ def scan(
     paths: Annotated[list[str], typer.Argument(help="Module trees (.../lib/modules/VERSION) or module files.")],
     json_out: JsonOpt = False,
     jobs: JobsOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Read module trees or files and list what each module exports and needs."""
     from .model import Module
@@ -163,14 +195,14 @@ def scan(
         files: list[str] = []
         for p in paths:
             if os.path.isdir(p):
-                trees.append(_scan(p, jobs, not json_out))
+                trees.append(_scan(p, jobs, not json_out, cache, no_cache))
             elif os.path.lexists(p):
                 files.append(p)
             else:
                 from .errors import InputError
 
                 raise InputError(f"{p}: no such file or directory")
-        loose: list[Module] = scan_files(files, jobs=jobs) if files else []
+        loose: list[Module] = scan_files(files, jobs=jobs, cache=_open_cache(cache, no_cache)) if files else []
         for m in loose:
             if m.error:
                 _err(f"{m.path}: {m.error}")
@@ -200,11 +232,19 @@ def scan(
             raise typer.Exit(3)
 
 
-def _scan(dirname: str, jobs: int | None, show_progress: bool) -> Any:
+def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
+          no_cache: bool = False, config: Any = None) -> Any:
     from .scanner import scan_tree
 
-    with _progress(show_progress, "reading modules") as cb:
-        return scan_tree(dirname, jobs=jobs, progress=cb)
+    c = _open_cache(cache, no_cache)
+    try:
+        with _progress(show_progress, "reading modules") as cb:
+            return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
+    finally:
+        if c is not None:
+            if c.problem:
+                _err(f"note: {c.problem}")
+            c.close()
 
 
 @app.command()
@@ -267,6 +307,8 @@ def audit(
         typer.Option("--fail-on", help="Exit 1 on findings at or above: error (default), warning, never."),
     ] = None,
     jobs: JobsOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Audit a module tree: cycles, duplicate exports, licence and namespace problems, stale indexes, ..."""
     from .errors import UsageError
@@ -292,10 +334,7 @@ def audit(
             kernel = load_kernel_symbols(symvers, "symvers") if symvers else load_kernel_symbols(
                 system_map or "", "system.map")
         cfg = load_config(None, os.path.basename(dirname), _basedir_of(dirname, basedir))
-        from .scanner import scan_tree
-
-        with _progress(not json_out, "reading modules") as cb:
-            t = scan_tree(dirname, config=cfg, jobs=jobs, progress=cb)
+        t = _scan(dirname, jobs, not json_out, cache, no_cache, cfg)
         result = audit_tree(t, kernel)
         if json_out:
             from .report.audit import audit_document
@@ -329,14 +368,12 @@ def _load(tree: str | None, basedir: str | None, version: str | None, jobs: int 
     """Scan a tree and resolve its symbols: (tree, resolution)."""
     from .config import load as load_config
     from .resolve import resolve
-    from .scanner import scan_tree
 
     dirname, note = _resolve_tree(tree, basedir, version)
     if note:
         _err(note)
     cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, basedir))
-    with _progress(show_progress, "reading modules") as cb:
-        t = scan_tree(dirname, config=cfg, jobs=jobs, progress=cb)
+    t = _scan(dirname, jobs, show_progress, config=cfg)
     paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
     return t, resolve(t.modules, paths)
 
@@ -515,6 +552,8 @@ def depmod(
     warn: Annotated[bool, typer.Option("-w", "--warn", help="Accepted for compatibility.")] = False,
     moduledir: Annotated[str, typer.Option("-m", "--moduledir", help="Module directory under BASEDIR.")] = "lib/modules",
     jobs: JobsOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Generate modules.dep and the other index files, byte for byte as kmod's depmod.
 
@@ -527,6 +566,7 @@ def depmod(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
             system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, jobs=jobs,
+            cache=_cache_path(cache, no_cache),
         )
 
 
@@ -541,7 +581,7 @@ def _depmod(**kw: Any) -> None:
         for line in [*exc.messages, *exc.notes]:
             _err(line)
         raise typer.Exit(exc.exit_status) from None
-    for line in result.messages:
+    for line in [*result.messages, *result.extra]:
         _err(line)
     out = sys.stdout.buffer
     for line in result.verbose_lines:

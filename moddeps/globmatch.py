@@ -78,9 +78,7 @@ _C_LOCALE_TESTS: dict[str, Callable[[int], bool]] = {
 
 #: The twelve classes of glibc's C locale (locale/C-ctype.c,
 #: _NL_CTYPE_CLASS_NAMES).  Bytes >= 0x80 belong to none of them.
-_CLASSES: dict[bytes, frozenset[int]] = {
-    name.encode(): _ctype_class(name) for name in _C_LOCALE_TESTS
-}
+_CLASSES: dict[bytes, frozenset[int]] = {name.encode(): _ctype_class(name) for name in _C_LOCALE_TESTS}
 _CLASSES[b"alpha"] = _CLASSES[b"upper"] | _CLASSES[b"lower"]
 _CLASSES[b"alnum"] = _CLASSES[b"alpha"] | _CLASSES[b"digit"]
 _CLASSES[b"punct"] = _CLASSES[b"graph"] - _CLASSES[b"alnum"]
@@ -109,6 +107,14 @@ def fnmatch(pattern: bytes, subject: bytes) -> bool:
                     p += 1
                 if p == plen:
                     return True  # trailing '*' swallows the rest
+                width = _plain_tail_width(pattern, p, plen)
+                if width >= 0:
+                    # Last '*' and no bracket after it: glibc tries the rest at
+                    # every later position, but it consumes exactly `width`
+                    # bytes, so only the position `width` before the end can
+                    # work.  Checking just that one keeps typical cases linear.
+                    start = slen - width
+                    return start >= n and _plain_match(pattern, p, plen, subject, start)
                 star_p = p
                 star_n = n
                 continue
@@ -138,6 +144,42 @@ def fnmatch(pattern: bytes, subject: bytes) -> bool:
         star_n += 1
         n = star_n
         p = star_p
+
+
+def _plain_tail_width(pat: bytes, p: int, plen: int) -> int:
+    """Subject bytes consumed by ``pat[p:]`` if it has no ``*`` and no ``[``, else -1.
+
+    Literals, ``?`` and ``\\x`` each consume one byte.  A trailing backslash
+    (which never matches) also gives -1: the general loop handles it.
+    """
+    width = 0
+    while p < plen:
+        c = pat[p]
+        if c in (_STAR, _LBRACKET):
+            return -1
+        if c == _BACKSLASH:
+            if p + 1 == plen:
+                return -1
+            p += 2
+        else:
+            p += 1
+        width += 1
+    return width
+
+
+def _plain_match(pat: bytes, p: int, plen: int, subject: bytes, n: int) -> bool:
+    """Match a tail accepted by :func:`_plain_tail_width` against ``subject[n:]``."""
+    while p < plen:
+        c = pat[p]
+        if c == _BACKSLASH:
+            p += 1
+            if pat[p] != subject[n]:
+                return False
+        elif c != _QUESTION and c != subject[n]:
+            return False
+        p += 1
+        n += 1
+    return True
 
 
 def _bracket(pat: bytes, start: int, plen: int, fn: int) -> int:

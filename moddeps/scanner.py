@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .cache import ScanCache
 from .config import DepmodConfig
 from .elfreader import read_module_or_broken
 from .kmodhash import hash_order
@@ -312,9 +313,36 @@ def _read_chunk(chunk: list[tuple[str, str]]) -> list[tuple[object, ...]]:
 
 
 def read_modules(
+    items: Sequence[tuple[str, str]],
+    jobs: int | None = None,
+    progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
+) -> list[Module]:
+    """Read (path, shown-path) pairs, in order; ``jobs`` processes (None: all cores).
+
+    With a ``cache``, modules whose file is unchanged come from it and only
+    the others are read (and then stored).
+    """
+    if cache is None or not cache.usable:
+        return _read_uncached(items, jobs, progress)
+    from .cache import file_key
+
+    keys = [file_key(path) for path, _shown in items]
+    found = cache.get_many([(k, shown) for k, (_p, shown) in zip(keys, items)])
+    todo = [i for i, m in enumerate(found) if m is None]
+    if todo:
+        fresh = _read_uncached([items[i] for i in todo], jobs, progress)
+        for i, m in zip(todo, fresh):
+            found[i] = m
+        cache.put_many((keys[i], items[i][1], m) for i, m in zip(todo, fresh) if m.error is None)
+    elif progress is not None:
+        progress(len(items), len(items))
+    return [m for m in found if m is not None]
+
+
+def _read_uncached(
     items: Sequence[tuple[str, str]], jobs: int | None = None, progress: ProgressFn | None = None
 ) -> list[Module]:
-    """Read (path, shown-path) pairs, in order; ``jobs`` processes (None: all cores)."""
     total = len(items)
     if jobs is None:
         jobs = os.cpu_count() or 1
@@ -381,6 +409,7 @@ def scan_tree(
     config: DepmodConfig | None = None,
     jobs: int | None = None,
     progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
 ) -> Tree:
     """Scan the module directory ``dirname`` (``.../lib/modules/VERSION``)."""
     from .errors import InputError
@@ -393,7 +422,7 @@ def scan_tree(
     registry = discover(dirname, cfg, problems)
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text)
-    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress)
+    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)
     duplicates = tuple(
         Duplicate(
             name=name,
@@ -418,6 +447,9 @@ def scan_tree(
     )
 
 
-def scan_files(paths: Sequence[str], *, jobs: int | None = None, progress: ProgressFn | None = None) -> list[Module]:
+def scan_files(
+    paths: Sequence[str], *, jobs: int | None = None, progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
+) -> list[Module]:
     """Read individual module files (paths shown as given)."""
-    return read_modules([(p, p) for p in paths], jobs, progress)
+    return read_modules([(p, p) for p in paths], jobs, progress, cache)

@@ -136,15 +136,6 @@ def alias_normalize(s: bytes) -> bytes | None:
 # Writer
 
 
-def _lcp(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix of two byte strings (in C speed)."""
-    m = min(len(a), len(b))
-    x = int.from_bytes(a[:m], "big") ^ int.from_bytes(b[:m], "big")
-    if not x:
-        return m
-    return m - (x.bit_length() + 7) // 8
-
-
 def _check_key(key: bytes) -> None:
     if not key.isascii() or 0 in key:
         bad = next(i for i, b in enumerate(key) if b == 0 or b >= 0x80)
@@ -247,9 +238,14 @@ def build_index(entries: Iterable[Entry]) -> bytes:
     # Stack entries: [depth, a key in the subtree, children (byte, word), values].
     root: list[Any] = [0, b"", [], None]
     stack: list[list[Any]] = [root]
-    prev: bytes | None = None
+    prev = b""
+    from_bytes = int.from_bytes
     for key in keys:
-        common = 0 if prev is None else _lcp(prev, key)
+        # Longest common prefix with the previous key, at C speed: the first
+        # differing byte holds the highest set bit of the XOR.
+        m = min(len(prev), len(key))
+        x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
+        common = m - (x.bit_length() + 7) // 8
         top = stack[-1]
         while top[0] > common:
             stack.pop()
@@ -275,12 +271,12 @@ def build_index(entries: Iterable[Entry]) -> bytes:
         parent = stack[-1]
         k = top[1]
         parent[2].append((k[parent[0]], emit(k, parent[0], top[0], top[2], top[3])))
-    # The root never has a prefix (§6), even when every key shares one.
-    root_word = emit(b"", -1, 0, root[2], root[3])
     # The root is written last, so its offset is the largest: if it fits in
     # 28 bits, every word does (kmod 30 does not check; it would corrupt flags).
-    if root_word & ~(_F_PREFIX | _F_VALUES | _F_CHILDS) > _OFFSET_MASK:
-        raise ValueError(f"index of {len(out)} bytes does not fit kmod's 28-bit node offsets")
+    if len(out) > _OFFSET_MASK:
+        raise ValueError(f"index of {len(out)}+ bytes does not fit kmod's 28-bit node offsets")
+    # The root never has a prefix (§6), even when every key shares one.
+    root_word = emit(b"", -1, 0, root[2], root[3])
     _HEADER.pack_into(out, 0, INDEX_MAGIC, INDEX_VERSION, root_word)
     return bytes(out)
 
@@ -367,6 +363,9 @@ class IndexFormatError(ValueError):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[IndexFormatError], tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
 
 
 _WILDCARD = re.compile(rb"[*?\[]")

@@ -139,17 +139,17 @@ def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None 
     return build_index((b"symbol:" + s, names[o], o) for s, o in syms)
 
 
-def modules_builtin_bin(builtin: bytes | None) -> bytes:
+def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None) -> bytes:
     """0 bytes when modules.builtin is missing (kmod creates the file, writes nothing)."""
     if builtin is None:
         return b""
-    return build_index(builtin_entries(builtin))
+    return build_index(builtin_entries(builtin, messages))
 
 
-def modules_builtin_alias_bin(builtin_modinfo: bytes | None) -> bytes:
+def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str] | None = None) -> bytes:
     if builtin_modinfo is None:
         return b""
-    return build_index(builtin_alias_entries(builtin_modinfo))
+    return build_index(builtin_alias_entries(builtin_modinfo, messages))
 
 
 # %u in sscanf: optional blanks, optional sign, digits; wraps modulo 2**32.

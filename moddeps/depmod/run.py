@@ -18,6 +18,7 @@ from ..errors import CycleError, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode
 from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
+from ..cache import ScanCache
 from ..scanner import ModuleFile, Tree, module_array, read_modules, read_optional, scan_tree
 from . import outputs
 from .writer import write_all
@@ -46,6 +47,7 @@ class DepmodOptions:
     verbose: bool = False  # -v
     jobs: int | None = None
     fsync: bool = True
+    cache: str | None = None  # scan cache database (None: no cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +147,21 @@ def run(
         kernel_table = {fsdecode(k): v for k, v in table.items()}
         messages.extend(msgs)
 
-    if opts.files and not opts.all:
-        tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress)
-    else:
-        tree = scan_tree(dirname, version=version, config=cfg, jobs=opts.jobs, progress=progress)
+    scan_cache = None
+    if opts.cache:
+        from ..cache import ScanCache
+
+        scan_cache = ScanCache(opts.cache)
+    try:
+        if opts.files and not opts.all:
+            tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
+        else:
+            tree = scan_tree(dirname, version=version, config=cfg, jobs=opts.jobs, progress=progress,
+                             cache=scan_cache)
+    finally:
+        if scan_cache is not None:
+            scan_cache.close()
+    extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
     messages.extend(m for m in tree.messages if m not in cfg.messages)
 
     full_paths = [f.relpath and f"{dirname}/{f.relpath}" or f.path for f in tree.files]
@@ -205,7 +218,8 @@ def run(
         os.makedirs(outdir, exist_ok=True) if opts.outdir else None
         write_all(outdir, files, fsync=opts.fsync)
     return DepmodResult(
-        dirname, outdir, tuple(files), tuple(messages), (), tuple(verbose_lines), tree=tree, resolution=res
+        dirname, outdir, tuple(files), tuple(messages), tuple(extra_notes), tuple(verbose_lines), tree=tree,
+        resolution=res,
     )
 
 
@@ -231,13 +245,15 @@ def render_files(tree: Tree, res: Resolution) -> tuple[list[tuple[str, bytes]], 
     files += [
         ("modules.symbols", outputs.modules_symbols(layout, symbols)),
         ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols)),
-        ("modules.builtin.bin", outputs.modules_builtin_bin(builtin)),
-        ("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo)),
     ]
+    # kmod's message order: each builtin file's "could not open" warning or its
+    # parse warnings, at write steps 8 and 9.
     if builtin is None:
         messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
+    files.append(("modules.builtin.bin", outputs.modules_builtin_bin(builtin, messages)))
     if builtin_modinfo is None:
         messages.append(f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory")
+    files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, messages)))
     devname, devname_errors = outputs.modules_devname(layout)
     files.append(("modules.devname", devname))
     messages.extend(devname_errors)
@@ -282,6 +298,7 @@ def _tree_from_files(
     cfg: depmod_config.DepmodConfig,
     jobs: int | None,
     progress: Callable[[int, int], None] | None,
+    cache: ScanCache | None = None,
 ) -> Tree:
     """depmod VERSION FILE...: only the named files, laid out like a full scan."""
     from ..model import modname_from_path
@@ -293,5 +310,5 @@ def _tree_from_files(
         rel = path[len(dirname) + 1 :] if path.startswith(dirname + "/") else None
         registry.add(ModuleFile(modname_from_path(path), path, rel))
     array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, read_optional(f"{dirname}/modules.order"))
-    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress)
+    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)
     return Tree(dirname, version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)

@@ -1,0 +1,135 @@
+"""The persistent scan cache (SQLite).
+
+One database, ``$MODDEPS_CACHE`` or ``$XDG_CACHE_HOME/moddeps/scan.sqlite3``
+(default ``~/.cache/moddeps/scan.sqlite3``).  A row holds one module as the
+reader saw it, keyed by the file's identity -- path, size, mtime (ns),
+inode, device -- and the reader's schema version, so a changed file or a
+changed reader never reuses an old record.  Records are the module's wire
+form (:meth:`moddeps.model.Module.to_wire`), marshalled and zlib-compressed.
+
+Safety: WAL journal and a busy timeout let several moddeps processes share
+the database; any SQLite or decoding problem disables the cache for the
+run (said once on stderr by the caller) and never changes the output --
+the modules are simply read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterable, Sequence
+
+from .model import READER_SCHEMA, Module
+
+Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
+
+
+def default_path() -> str:
+    env = os.environ.get("MODDEPS_CACHE")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "moddeps", "scan.sqlite3")
+
+
+def file_key(path: str) -> Key | None:
+    """The identity of a module file (following symlinks), or None if it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+class ScanCache:
+    """A handle on the cache database.  Every method degrades to "no cache" on error."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or default_path()
+        self.problem: str | None = None
+        self._db: sqlite3.Connection | None = None
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS modules ("
+                " path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+                " inode INTEGER NOT NULL, device INTEGER NOT NULL, schema INTEGER NOT NULL,"
+                " shown TEXT NOT NULL, record BLOB NOT NULL,"
+                " PRIMARY KEY (path, schema)) WITHOUT ROWID"
+            )
+            self._db = db
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(f"scan cache {self.path} unusable ({exc}); reading every module")
+
+    def _fail(self, message: str) -> None:
+        if self.problem is None:
+            self.problem = message
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
+
+    @property
+    def usable(self) -> bool:
+        return self._db is not None
+
+    def get_many(self, items: Sequence[tuple[Key | None, str]]) -> list[Module | None]:
+        """Cached modules for (key, shown-path) pairs; None where there is no valid record."""
+        out: list[Module | None] = [None] * len(items)
+        if self._db is None:
+            return out
+        try:
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, inode, device, shown, record FROM modules WHERE schema = ?",
+                (READER_SCHEMA,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._fail(f"scan cache {self.path} unreadable ({exc}); reading every module")
+            return out
+        table = {r[0]: r for r in rows}
+        from_wire = Module.from_wire
+        try:
+            for i, (key, shown) in enumerate(items):
+                if key is None:
+                    continue
+                row = table.get(key[0])
+                if row is None or tuple(row[1:5]) != key[1:] or row[5] != shown:
+                    continue
+                out[i] = from_wire(marshal.loads(zlib.decompress(row[6])))
+        except (ValueError, EOFError, TypeError, zlib.error, IndexError) as exc:
+            self._fail(f"scan cache {self.path} holds damaged records ({exc}); reading every module")
+            return [None] * len(items)
+        return out
+
+    def put_many(self, entries: Iterable[tuple[Key | None, str, Module]]) -> None:
+        if self._db is None:
+            return
+        rows = [
+            (*key, READER_SCHEMA, shown, zlib.compress(marshal.dumps(m.to_wire()), 1))
+            for key, shown, m in entries
+            if key is not None
+        ]
+        if not rows:
+            return
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO modules (path, size, mtime_ns, inode, device, schema, shown, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            self._fail(f"scan cache {self.path} not updated ({exc})")
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None

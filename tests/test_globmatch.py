@@ -1,0 +1,155 @@
+"""moddeps.globmatch.fnmatch against glibc's real fnmatch(3), flags 0, C locale."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import locale
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from moddeps.globmatch import fnmatch
+
+
+def _load_libc_fnmatch() -> Callable[[bytes, bytes, int], int] | None:
+    for name in (ctypes.util.find_library("c"), "libc.so.6"):
+        if not name:
+            continue
+        try:
+            libc = ctypes.CDLL(name)
+            func = libc.fnmatch
+        except (OSError, AttributeError):
+            continue
+        func.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+        func.restype = ctypes.c_int
+        return func  # type: ignore[no-any-return]
+    return None
+
+
+LIBC_FNMATCH = _load_libc_fnmatch()
+
+
+@pytest.fixture(scope="module")
+def c_locale() -> Iterator[None]:
+    """kmod never calls setlocale, so glibc matches single bytes in the C locale.
+
+    Python starts in the environment's locale (often C.UTF-8), where glibc
+    first tries a wide-character match; switch to "C" for the comparison.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def libc_match(pattern: bytes, subject: bytes) -> bool:
+    if LIBC_FNMATCH is None:
+        pytest.skip("libc fnmatch cannot be loaded")
+    return LIBC_FNMATCH(pattern, subject, 0) == 0
+
+
+# Single bytes and whole constructs that exercise every branch of glibc's
+# bracket parser: classes, equivalence classes, collating symbols, escapes.
+PATTERN_TOKENS = [bytes([b]) for b in b"*?[]!^-\\/.abc:="] + [
+    b"[:alpha:]",
+    b"[:digit:]",
+    b"[:upper:]",
+    b"[:punct:]",
+    b"[:space:]",
+    b"[:foo:]",
+    b"[::]",
+    b"[:a",
+    b"[=a=]",
+    b"[=]",
+    b"[.a.]",
+    b"[.-.]",
+    b"[.ab.]",
+    b"\x80",
+    b"A",
+    b"1",
+]
+SUBJECT_BYTES = b"*?[]!^-\\/.abc:=A1 \x80"
+
+patterns = st.lists(st.sampled_from(PATTERN_TOKENS), max_size=10).map(b"".join)
+subjects = st.lists(st.sampled_from([bytes([b]) for b in SUBJECT_BYTES]), max_size=8).map(b"".join)
+
+
+@pytest.mark.usefixtures("c_locale")
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pattern=patterns, subject=subjects)
+@example(pattern=b"[", subject=b"[")
+@example(pattern=b"[[", subject=b"[[")
+@example(pattern=b"[\\]", subject=b"[]")
+@example(pattern=b"[[\\]", subject=b"[[]")
+@example(pattern=b"[a", subject=b"a")
+@example(pattern=b"[a-", subject=b"[a-")
+@example(pattern=b"[[.a.]-]", subject=b"a")
+@example(pattern=b"[a[=ab=]]", subject=b"a")
+def test_matches_glibc(pattern: bytes, subject: bytes) -> None:
+    assert fnmatch(pattern, subject) == libc_match(pattern, subject)
+
+
+@pytest.mark.usefixtures("c_locale")
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pattern=st.binary(max_size=12).filter(lambda b: 0 not in b),
+    subject=st.binary(max_size=8).filter(lambda b: 0 not in b),
+)
+def test_matches_glibc_any_bytes(pattern: bytes, subject: bytes) -> None:
+    assert fnmatch(pattern, subject) == libc_match(pattern, subject)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject", "expected"),
+    [
+        (b"*", b"a/b", True),  # '*' crosses '/' without FNM_PATHNAME
+        (b"*", b".hidden", True),  # and matches a leading '.' without FNM_PERIOD
+        (b"?", b"/", True),
+        (b"a\\*b", b"a*b", True),  # backslash escapes
+        (b"a\\*b", b"axb", False),
+        (b"ab\\", b"ab\\", False),  # trailing backslash never matches
+        (b"[!a]", b"b", True),
+        (b"[^a]", b"a", False),  # '^' negates too (no POSIXLY_CORRECT)
+        (b"[]a]", b"]", True),  # leading ']' is a member
+        (b"[a-c]", b"b", True),
+        (b"[a-c]", b"d", False),
+        (b"[[:digit:]]x", b"7x", True),
+        (b"[[:alpha:]]", b"\xe9", False),  # C locale: bytes >= 0x80 are in no class
+        (b"[[:nosuch:]]", b"a", False),  # unknown class: no match at all
+        (b"[ab", b"[ab", True),  # unterminated: '[' is literal (glibc bug 28792 fix)
+        (b"[ab", b"a", False),
+        (b"usb:v*p*d*", b"usb:v046Dp0A4Dd0100dc00", True),
+        (b"pci:v00008086d*sv*sd*bc02sc00i*", b"pci:v00008086d000010D3sv00001234sd00005678bc02sc00i00", True),
+        (b"a\x00b", b"a", True),  # C strings: the pattern ends at NUL
+    ],
+)
+def test_examples(pattern: bytes, subject: bytes, expected: bool) -> None:
+    assert fnmatch(pattern, subject) is expected
+
+
+@pytest.mark.usefixtures("c_locale")
+@pytest.mark.parametrize("length", [2046, 2047, 2048, 2049])
+def test_class_name_length_limit(length: int) -> None:
+    # glibc gives up on a [:name:] of CHARCLASS_NAME_MAX (2048) letters or more,
+    # with different counting in its two bracket-scanning phases.
+    pattern = b"[[:" + b"a" * length + b":]]"
+    assert fnmatch(pattern, b"a") == libc_match(pattern, b"a")
+    pattern = b"[x[:" + b"a" * length + b":]]"
+    assert fnmatch(pattern, b"x") == libc_match(pattern, b"x")
+
+
+@pytest.mark.usefixtures("c_locale")
+def test_many_stars_are_not_exponential() -> None:
+    pattern = b"*a" * 40 + b"b"
+    subject = b"a" * 200
+    start = time.perf_counter()
+    assert fnmatch(pattern, subject) is False
+    assert fnmatch(pattern[:-1], subject) is True
+    assert time.perf_counter() - start < 2.0
+    assert libc_match(pattern, subject) is False

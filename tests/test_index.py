@@ -1,0 +1,586 @@
+"""kmod binary indexes: exact bytes, canonical shape, reader, lookups, builtin parsers, bad files.
+
+Expected values marked "kmod 30" were produced by the real depmod/modprobe of
+kmod 30 (Debian 12) on the same input; the rest come from
+shared/specs/index-bin.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import struct
+import time
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from moddeps.depmod.index import (
+    Index,
+    IndexFormatError,
+    alias_normalize,
+    build_index,
+    build_index_preorder,
+    builtin_alias_entries,
+    builtin_entries,
+    dump_lines,
+    escape_bytes,
+)
+from moddeps.globmatch import fnmatch
+
+Entry = tuple[bytes, bytes, int]
+
+# §8 worked example: insertion order matters only for m3/m2 (same key).
+SPEC_ENTRIES: list[Entry] = [(b"usb:abc", b"m0", 0), (b"usb:a", b"m1", 1), (b"usb:c", b"m3", 3), (b"usb:c", b"m2", 2)]
+SPEC_BYTES = bytes.fromhex(
+    "b0 07 f4 57 00 02 00 01 20 00 00 4e 63 00 00 00"
+    "00 01 00 00 00 00 6d 30 00 62 62 c0 00 00 0c 00"
+    "00 00 01 00 00 00 01 6d 31 00 00 00 00 02 00 00"
+    "00 02 6d 32 00 00 00 00 03 6d 33 00 73 62 3a 00"
+    "61 63 60 00 00 19 00 00 00 00 40 00 00 2a 75 75"
+    "a0 00 00 3c"
+)
+SPEC_PREORDER_HEAD = bytes.fromhex(
+    "b0 07 f4 57 00 02 00 01 20 00 00 0c 75 75 a0 00 00 12 73 62 3a 00 61 63 60 00 00 24"
+    "00 00 00 00 40 00 00 42 62 62 c0 00 00 35"
+)
+EMPTY_BYTES = bytes.fromhex("b0 07 f4 57 00 02 00 01 00 00 00 0c")
+
+
+# ---------------------------------------------------------------------------
+# An independent, naive reference writer: recursive grouping on a dict trie.
+
+
+def _tie_order(values: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    # Insert each before the first existing value with priority >= its own.
+    out: list[tuple[int, bytes]] = []
+    for prio, value in values:
+        pos = next((i for i, (p, _) in enumerate(out) if p >= prio), len(out))
+        out.insert(pos, (prio, value))
+    return out
+
+
+def _common_prefix(keys: list[bytes]) -> bytes:
+    lo, hi = min(keys), max(keys)
+    n = 0
+    while n < len(lo) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
+def reference_build(entries: Iterable[Entry]) -> bytes:
+    groups: dict[bytes, list[tuple[int, bytes]]] = {}
+    for key, value, prio in entries:
+        groups.setdefault(key, []).append((prio, value))
+
+    def make(items: list[tuple[bytes, bytes]], root: bool) -> tuple[bytes, bytes | None, dict[int, object]]:
+        prefix = b"" if root else _common_prefix([k for k, _ in items])
+        vals = None
+        children: dict[int, list[tuple[bytes, bytes]]] = {}
+        for k, full in items:
+            rest = k[len(prefix) :]
+            if rest:
+                children.setdefault(rest[0], []).append((rest[1:], full))
+            else:
+                vals = full
+        return prefix, vals, {c: make(g, False) for c, g in children.items()}
+
+    out = bytearray(12)
+
+    def ser(node: tuple[bytes, bytes | None, dict[int, object]]) -> int:
+        prefix, full, children = node
+        words = {c: ser(child) for c, child in sorted(children.items())}  # type: ignore[arg-type]
+        word = len(out)
+        if prefix:
+            out.extend(prefix + b"\0")
+            word |= 0x80000000
+        if words:
+            lo, hi = min(words), max(words)
+            out.extend(bytes([lo, hi]))
+            for c in range(lo, hi + 1):
+                out.extend(struct.pack(">I", words.get(c, 0)))
+            word |= 0x20000000
+        if full is not None:
+            vals = _tie_order(groups[full])
+            out.extend(struct.pack(">I", len(vals)))
+            for prio, value in vals:
+                out.extend(struct.pack(">I", prio) + value + b"\0")
+            word |= 0x40000000
+        return word
+
+    root = make([(k, k) for k in groups], True)
+    out[0:12] = struct.pack(">III", 0xB007F457, 0x00020001, ser(root))
+    return bytes(out)
+
+
+def expected_items(entries: list[Entry]) -> list[Entry]:
+    groups: dict[bytes, list[tuple[int, bytes]]] = {}
+    for key, value, prio in entries:
+        groups.setdefault(key, []).append((prio, value))
+    return [(k, v, p) for k in sorted(groups) for p, v in _tie_order(groups[k])]
+
+
+keys_st = st.lists(st.sampled_from(list(b"ab*?[]-:_.c0z")), max_size=7).map(bytes)
+entries_st = st.lists(
+    st.tuples(keys_st, st.sampled_from([b"m0", b"mod_a", b"x", b""]), st.integers(0, 3)),
+    max_size=25,
+)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------------------------------------------------------------------------
+# Writer
+
+
+def test_spec_worked_example_bytes() -> None:
+    data = build_index(SPEC_ENTRIES)
+    assert len(data) == 84
+    assert data == SPEC_BYTES
+    assert reference_build(SPEC_ENTRIES) == SPEC_BYTES
+
+
+def test_spec_worked_example_preorder() -> None:
+    data = build_index_preorder(SPEC_ENTRIES)
+    assert len(data) == 84
+    assert data.startswith(SPEC_PREORDER_HEAD)
+    assert list(Index.from_bytes(data).items()) == list(Index.from_bytes(SPEC_BYTES).items())
+
+
+def test_empty_index() -> None:
+    assert build_index([]) == EMPTY_BYTES
+    assert build_index_preorder([]) == EMPTY_BYTES
+    index = Index.from_bytes(EMPTY_BYTES)
+    assert list(index.items()) == []
+    assert index.lookup_exact(b"") is None
+    assert index.lookup_wildcard(b"x") == []
+
+
+def test_tie_order_newest_first() -> None:
+    # kmod 30: modinfo records mod_a, mod_b, mod_c, mod_j, mod_a for one
+    # alias are stored as mod_a, mod_j, mod_c, mod_b, mod_a.
+    names = [b"mod_a", b"mod_b", b"mod_c", b"mod_j", b"mod_a"]
+    index = Index.from_bytes(build_index((b"same_alias", n, 0) for n in names))
+    assert [v for _, v, _ in index.items()] == [b"mod_a", b"mod_j", b"mod_c", b"mod_b", b"mod_a"]
+    # modprobe -R same-alias (kmod 30): the mmap reader re-reverses the ties,
+    # the stdio reader (used when modules.builtin.bin is unusable) does not.
+    assert [v for _, v in index.lookup_wildcard(b"same_alias")] == names
+    assert [v for _, v in index.lookup_wildcard(b"same_alias", reader="stdio")] == [
+        b"mod_a",
+        b"mod_j",
+        b"mod_c",
+        b"mod_b",
+        b"mod_a",
+    ]
+
+
+def test_priorities_sort_values_and_duplicates_are_kept() -> None:
+    entries = [(b"k", b"c", 7), (b"k", b"a", 2), (b"k", b"b", 2), (b"k", b"a", 2)]
+    index = Index.from_bytes(build_index(entries))
+    assert list(index.items()) == [(b"k", b"a", 2), (b"k", b"b", 2), (b"k", b"a", 2), (b"k", b"c", 7)]
+    assert index.lookup_exact(b"k") == b"a"
+
+
+def test_root_never_has_a_prefix() -> None:
+    data = build_index([(b"symbol:foo", b"m", 0), (b"symbol:bar", b"n", 1)])
+    (root_word,) = struct.unpack_from(">I", data, 8)
+    assert root_word & 0xE0000000 == 0x20000000  # CHILDS only
+    root = root_word & 0x0FFFFFFF
+    assert data[root : root + 2] == b"ss"  # one child, 's'
+    assert root + 6 == len(data)  # post-order: the root is last
+    (child_word,) = struct.unpack_from(">I", data, root + 2)
+    child = child_word & 0x0FFFFFFF
+    assert data[child : child + 7] == b"ymbol:\0"
+
+
+def test_empty_key_lives_on_the_root() -> None:
+    data = build_index([(b"", b"e", 0), (b"a", b"x", 1)])
+    assert data == reference_build([(b"", b"e", 0), (b"a", b"x", 1)])
+    index = Index.from_bytes(data)
+    assert index.lookup_exact(b"") == b"e"
+    assert list(index.items()) == [(b"", b"e", 0), (b"a", b"x", 1)]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [(b"caf\xe9", b"m", 0), (b"a\0b", b"m", 0), (b"a", b"m\0", 0), (b"a", b"m", -1), (b"a", b"m", 1 << 32)],
+)
+def test_writer_rejects_what_kmod_cannot_store(entry: Entry) -> None:
+    with pytest.raises(ValueError):
+        build_index([entry])
+
+
+@FAST
+@given(entries_st)
+def test_matches_naive_reference_writer(entries: list[Entry]) -> None:
+    assert build_index(entries) == reference_build(entries)
+
+
+@FAST
+@given(entries_st, st.randoms(use_true_random=False))
+def test_shape_does_not_depend_on_insertion_order(entries: list[Entry], rnd: random.Random) -> None:
+    # Keep each key's own sequence (its ties are order-sensitive), shuffle the rest.
+    by_key: dict[bytes, list[Entry]] = {}
+    for e in entries:
+        by_key.setdefault(e[0], []).append(e)
+    keys = list(by_key)
+    rnd.shuffle(keys)
+    assert build_index([e for k in keys for e in by_key[k]]) == build_index(entries)
+
+
+@FAST
+@given(entries_st)
+def test_round_trip(entries: list[Entry]) -> None:
+    expected = expected_items(entries)
+    for data in (build_index(entries), build_index_preorder(entries)):
+        index = Index.from_bytes(data)
+        assert list(index.items()) == expected
+        for key in {e[0] for e in entries}:
+            assert index.lookup_exact(key) == next(v for k, v, _ in expected if k == key)
+        assert index.lookup_exact(b"\x7fnot-a-key") is None
+    # The dump order replays into the same file when each key's ties are reversed.
+    assert build_index(reversed(expected)) == build_index(entries)
+    assert len(build_index_preorder(entries)) == len(build_index(entries))
+
+
+def brute_force_wildcard(entries: list[Entry], query: bytes) -> list[tuple[int, bytes]]:
+    """Values of every key whose literal part equals the query's and whose
+    pattern part fnmatches the rest (queries without wildcard bytes)."""
+    hits = []
+    for key, value, prio in expected_items(entries):
+        # A key without wildcard bytes behaves as if its pattern part were empty.
+        wild = min((i for i, b in enumerate(key) if b in b"*?["), default=len(key))
+        if key[:wild] == query[:wild] and (fnmatch(key[wild:], query[wild:]) if wild < len(key) else key == query):
+            hits.append((prio, value))
+    return hits
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries_st, st.lists(st.sampled_from(list(b"ab]-:_.c0z")), max_size=7).map(bytes))
+def test_wildcard_lookup_against_brute_force(entries: list[Entry], query: bytes) -> None:
+    index = Index.from_bytes(build_index(entries))
+    got = index.lookup_wildcard(query)
+    assert sorted(got) == sorted(brute_force_wildcard(entries, query))
+    assert [p for p, _ in got] == sorted(p for p, _ in got)
+    assert sorted(index.lookup_wildcard(query, reader="stdio")) == sorted(got)
+
+
+def test_wildcard_lookup_examples() -> None:
+    # Verified with kmod 30 modprobe -R on hand-made files (§8, §10.3).
+    index = Index.from_bytes(SPEC_BYTES)
+    assert index.lookup_wildcard(b"usb:abc") == [(0, b"m0")]
+    assert index.lookup_wildcard(b"usb:a") == [(1, b"m1")]
+    assert index.lookup_wildcard(b"usb:c") == [(2, b"m2"), (3, b"m3")]
+    assert index.lookup_wildcard(b"usb:ab") == []
+    assert index.lookup_wildcard(b"usb:b") == []
+    fake = Index.from_bytes(
+        build_index([(b"fake:a*b", b"star", 10), (b"fake:a?c", b"qm", 11), (b"fake:a[0-9]", b"br", 12)])
+    )
+    assert fake.lookup_wildcard(b"fake:aXYZb") == [(10, b"star")]
+    assert fake.lookup_wildcard(b"fake:a7") == [(12, b"br")]
+    # A query spelling a stored pattern follows the '*' edge literally too.
+    assert fake.lookup_wildcard(b"fake:a*b") == [(10, b"star"), (10, b"star")]
+    assert fake.lookup_wildcard(b"fake:a[0-9]") == [(12, b"br")]
+    # Results are merged by priority across nodes.
+    mixed = Index.from_bytes(build_index([(b"pci:v*", b"late", 9), (b"pci:v1*", b"early", 1), (b"pci:v1", b"x", 5)]))
+    assert mixed.lookup_wildcard(b"pci:v1") == [(1, b"early"), (5, b"x"), (9, b"late")]
+
+
+def test_deep_and_long_keys_do_not_recurse() -> None:
+    # 1200 nested keys make a 1200-level trie; one key is 10,000 bytes long.
+    entries = [(b"a" * i, b"m%d" % i, i) for i in range(1, 1201)]
+    entries += [(b"a" * 500 + b"*", b"star", 0), (b"x" * 10_000, b"long", 0)]
+    data = build_index(entries)
+    index = Index.from_bytes(data)
+    assert index.node_count > 1200
+    assert len(list(index.items())) == len(entries)
+    assert index.lookup_exact(b"a" * 1200) == b"m1200"
+    assert index.lookup_exact(b"x" * 10_000) == b"long"
+    assert index.lookup_wildcard(b"a" * 700) == [(0, b"star"), (700, b"m700")]
+    assert Index.from_bytes(build_index_preorder(entries)).node_count == index.node_count
+    # A 1000-level chain below a wildcard: enumeration is iterative too.
+    chain = Index.from_bytes(build_index((b"a*" + b"b" * i, b"m", i) for i in range(1000)))
+    assert len(chain.lookup_wildcard(b"axyz" + b"b" * 600)) == 601
+
+
+def test_alias_index_build_is_fast() -> None:
+    # The 6.1 amd64 alias index: ~26,000 entries, ~35,000 nodes.  Synthetic
+    # keys of the same shape; the real file is checked by .ci/conformance.
+    rnd = random.Random(1)
+    entries = []
+    for i in range(26_000):
+        vendor = rnd.choice([b"8086", b"10DE", b"1002", b"14E4", b"10EC"])
+        kind = rnd.random()
+        if kind < 0.5:
+            key = b"pci:v0000%sd0000%04Xsv*sd*bc*sc*i*" % (vendor, rnd.randrange(65536))
+        elif kind < 0.8:
+            key = b"usb:v%sp%04Xd*dc*dsc*dp*ic*isc*ip*in*" % (vendor, rnd.randrange(65536))
+        else:
+            key = b"of:N*T*Cvendor,chip%d" % rnd.randrange(100_000)
+        entries.append((key, b"mod%d" % (i % 4000), i % 4000))
+    start = time.perf_counter()
+    build_index(entries)
+    assert time.perf_counter() - start < 1.0  # ~0.08 s on the reference VM
+
+
+# ---------------------------------------------------------------------------
+# alias_normalize (kmod shared/util.c)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        (b"snd-hda-intel", b"snd_hda_intel"),
+        (b"pci:v*d*sv*sd*bc0Csc03i30*", b"pci:v*d*sv*sd*bc0Csc03i30*"),
+        (b"of:N*T*Cfsl,imx-uart", b"of:N*T*Cfsl,imx_uart"),
+        (b"a-b[0-9]-c", b"a_b[0-9]_c"),  # dashes inside brackets stay
+        (b"x[-]y", b"x[-]y"),
+        (b"x[y", None),  # unmatched '['
+        (b"y]z", None),  # ']' outside a group
+        (b"[a][b-c]-", b"[a][b-c]_"),
+        (b"", b""),
+        (b"a-b\0c-d", b"a_b"),  # a C string
+    ],
+)
+def test_alias_normalize(raw: bytes, normalized: bytes | None) -> None:
+    assert alias_normalize(raw) == normalized
+
+
+def test_alias_normalize_truncates_at_4095_bytes() -> None:
+    assert alias_normalize(b"a-" * 3000) == (b"a_" * 3000)[:4095]
+    # A ']' beyond the 4095-byte window is never seen, so no error.
+    assert alias_normalize(b"x" * 4095 + b"]") == b"x" * 4095
+    # A group that starts inside the window is copied whole (the C loop does not bound it).
+    assert alias_normalize(b"x" * 4094 + b"[" + b"-" * 10 + b"]-") == b"x" * 4094 + b"[" + b"-" * 10 + b"]"
+    assert alias_normalize(b"x" * 4094 + b"[abc") is None
+
+
+# ---------------------------------------------------------------------------
+# modules.builtin (§9.4), every expectation checked against kmod 30's depmod
+
+
+def test_builtin_entries_quirks() -> None:
+    text = (
+        b"kernel/a/first.ko\n"
+        b"kernel/x/\n"  # basename is "\n"
+        b"0bad\n"  # not a letter: rejected
+        b"foo\0bar.ko\n"  # C string: "foo"
+        b"kernel/b/-dash-.ko\n"
+        b"kernel/d/qux\n"  # no '.': the newline stays in the key
+        b"\n"
+        b"/abs.ko\n"
+        b"_x.ko\n"
+        b"zz/"  # empty basename: kmod reuses the previous name
+    )
+    messages: list[str] = []
+    entries = builtin_entries(text, messages)
+    assert [k for k, _, _ in entries] == [b"first", b"\n", b"foo", b"_dash_", b"qux\n", b"qux\n"]
+    assert all(v == b"" and p == 0 for _, v, p in entries)
+    # depmod prints "depmod: " + each message + "\n"; the line keeps its own newline.
+    assert messages == [
+        "ERROR: Invalid modules.builtin line: 0bad\n",
+        "ERROR: Invalid modules.builtin line: \n",
+        "ERROR: Invalid modules.builtin line: /abs.ko\n",
+        "ERROR: Invalid modules.builtin line: _x.ko\n",
+    ]
+
+
+def test_builtin_entries_fgets_splits_long_lines() -> None:
+    # fgets with a 4096-byte buffer hands out at most 4095 bytes at a time.
+    text = b"b" * 4095 + b"/c\n" + b"k" * 4094 + b"\n" + b"k" * 4095 + b"\nend.ko\n"
+    messages: list[str] = []
+    keys = [k for k, _, _ in builtin_entries(text, messages)]
+    assert keys == [b"b" * 4095, b"k" * 4094 + b"\n", b"k" * 4095, b"end"]
+    assert messages == ["ERROR: Invalid modules.builtin line: /c\n", "ERROR: Invalid modules.builtin line: \n"]
+
+
+def test_builtin_entries_first_line_without_basename_is_skipped() -> None:
+    # kmod would insert uninitialised stack bytes here; we insert nothing.
+    assert builtin_entries(b"kernel/x/") == []
+    assert build_index(builtin_entries(b"")) == EMPTY_BYTES
+
+
+def test_builtin_duplicates_kept() -> None:
+    index = Index.from_bytes(build_index(builtin_entries(b"kernel/a.ko\nkernel/a.ko\n")))
+    assert list(index.items()) == [(b"a", b"", 0), (b"a", b"", 0)]
+
+
+# ---------------------------------------------------------------------------
+# modules.builtin.modinfo (§9.5), every expectation checked against kmod 30
+
+
+def test_builtin_alias_entries_quirks() -> None:
+    data = (
+        b"mod-i.alias=a-b[0-9]-c\0"  # key normalised, value (module name) not
+        b"mod_f.noeq\0"  # no '=': step B stops at this NUL, and the skip...
+        b"swallowed.alias=gone\0"  # ...swallows this whole record
+        b"x.alias=\0"  # empty alias
+        b"nodot\0"
+        b"m.alias=x[y\0"
+        b"m.alias=y]z\0"
+        b"m.description=foo\0"
+        b"ok.alias=fine\0"
+        b"m2.alias=last-unterminated"  # dropped
+    )
+    messages: list[str] = []
+    entries = builtin_alias_entries(data, messages)
+    assert entries == [(b"a_b[0-9]_c", b"mod-i", 0), (b"fine", b"ok", 0)]
+    assert messages == ["WARNING: Unmatched bracket in x[y", "WARNING: Unmatched bracket in y]z"]
+
+
+def test_builtin_alias_entries_buffer_overflow() -> None:
+    # flush_stream_to fills 4096 bytes, warns, consumes one more byte, keeps 4095.
+    records = [
+        b"m" * 4096 + b".alias=x\0",  # the '.' is the extra byte: name kept, cut to 4095
+        b"n" * 4095 + b".alias=y\0",  # fits exactly
+        b"m" * 4097 + b"z.alias=q\0",  # extra byte is 'm': name lost, "z" follows
+        b"mod.alias=" + b"v" * 4096 + b"\0",
+    ]
+    data = b"".join(records)
+    messages: list[str] = []
+    entries = builtin_alias_entries(data, messages)
+    assert entries == [
+        (b"x", b"m" * 4095, 0),
+        (b"y", b"n" * 4095, 0),
+        (b"q", b"z", 0),
+        (b"v" * 4095, b"mod", 0),
+    ]
+    partial = "WARNING: Could not flush stream: 28. Partial content: "
+    assert messages == [partial + "m" * 4096, partial + "m" * 4096, partial + "v" * 4096]
+
+
+def test_builtin_alias_empty_and_tie() -> None:
+    assert builtin_alias_entries(b"") == []
+    data = b"".join(b"%s.alias=same-alias\0" % n for n in (b"mod_a", b"mod_b", b"mod_c", b"mod_j", b"mod_a"))
+    index = Index.from_bytes(build_index(builtin_alias_entries(data)))
+    assert [v for _, v, _ in index.items()] == [b"mod_a", b"mod_j", b"mod_c", b"mod_b", b"mod_a"]
+
+
+# ---------------------------------------------------------------------------
+# Malformed files: always IndexFormatError, never a hang or another exception
+
+
+def _words(*ws: int) -> bytes:
+    return b"".join(struct.pack(">I", w) for w in ws)
+
+
+HEADER = bytes.fromhex("b0 07 f4 57 00 02 00 01")
+SAMPLE = build_index(
+    [(b"usb:v1d*", b"a", 1), (b"usb:v2", b"b", 2), (b"pci:*", b"c", 3), (b"pci:*", b"d", 0), (b"", b"e", 4)]
+)
+
+
+def _exercise(data: bytes) -> None:
+    """Parse; if that works, every reader entry point must work too."""
+    try:
+        index = Index.from_bytes(data, name="bad.bin")
+    except IndexFormatError as err:
+        assert str(err).startswith("bad.bin: ")
+        assert "\n" not in str(err)
+        return
+    list(index.items())
+    list(dump_lines(index))
+    for q in (b"", b"usb:v1d9", b"pci:x", b"a", b"\x7f"):
+        index.lookup_exact(q)
+        index.lookup_wildcard(q)
+
+
+@pytest.mark.parametrize("data", [SAMPLE, build_index_preorder(list(Index.from_bytes(SAMPLE).items()))])
+def test_every_truncation_is_rejected(data: bytes) -> None:
+    for size in range(len(data)):
+        with pytest.raises(IndexFormatError):
+            Index.from_bytes(data[:size], name="bad.bin")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "too short"),
+        (HEADER, "too short"),
+        (bytes.fromhex("b0 07 fa 57 00 02 00 01 00 00 00 0c"), "bad magic"),
+        (bytes.fromhex("b0 07 f4 57 00 01 00 01 00 00 00 0c"), "version"),
+        (HEADER + _words(0x20000000 | 4), "into the header"),
+        (HEADER + _words(99), "past the end"),
+        # A node whose only child is itself.
+        (HEADER + _words(0x20000000 | 12) + b"aa" + _words(0x20000000 | 12), "reached twice"),
+        # Two slots pointing at the same leaf.
+        (HEADER + _words(0x20000000 | 14) + b"x\0" + b"ab" + _words(0x80000000 | 12) * 2, "reached twice"),
+        (HEADER + _words(0x20000000 | 12) + b"ba" + _words(0), "child range"),
+        (HEADER + _words(0x20000000 | 12) + b"\x80\x80" + _words(0), "child range"),
+        (HEADER + _words(0x40000000 | 12) + _words(0xFFFFFFFF), "cannot fit"),
+        (HEADER + _words(0x40000000 | 12) + _words(1, 0) + b"abc", "past the end"),
+        (HEADER + _words(0x80000000 | 12) + b"abc", "past the end"),
+    ],
+)
+def test_malformed(data: bytes, reason: str) -> None:
+    with pytest.raises(IndexFormatError, match=reason):
+        Index.from_bytes(data, name="bad.bin")
+
+
+def test_overlapping_nodes_are_rejected() -> None:
+    # Four children start inside one shared string: each offset is new and
+    # each node is fine alone, but together they claim more bytes than exist.
+    string_at = 12 + 2 + 4 * 4
+    body = b"\x00\x03" + _words(*[0x80000000 | (string_at + i) for i in range(4)]) + b"z" * 10 + b"\0"
+    with pytest.raises(IndexFormatError, match="overlap"):
+        Index.from_bytes(HEADER + _words(0x20000000 | 12) + body, name="bad.bin")
+
+
+def test_error_pickles() -> None:
+    err = IndexFormatError("x.bin", "bad magic")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (str(copy), copy.name, copy.reason) == ("x.bin: bad magic", "x.bin", "bad magic")
+
+
+def test_tolerated_oddities() -> None:
+    # Minor version is ignored, bit 28 and flags-with-offset-0 too (libkmod does the same).
+    data = bytearray(SAMPLE)
+    data[7] = 0x63
+    assert list(Index.from_bytes(bytes(data)).items()) == list(Index.from_bytes(SAMPLE).items())
+    assert list(Index.from_bytes(HEADER + _words(0x40000000)).items()) == []
+    assert Index.from_bytes(SAMPLE + b"trailing").lookup_exact(b"") == b"e"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_garbage_bodies(body: bytes) -> None:
+    for root in (12, 0x20000000 | 12, 0xE0000000 | 12, 0x20000000 | (12 + len(body) // 2)):
+        _exercise(HEADER + _words(root) + body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1), st.integers(0, 7)), min_size=1, max_size=4))
+def test_bit_flips(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(SAMPLE)
+    for pos, bit in flips:
+        data[pos] ^= 1 << bit
+    _exercise(bytes(data))
+
+
+def test_open_names_the_file(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "modules.alias.bin")
+    with open(path, "wb") as f:
+        f.write(b"\0" * 12)
+    with pytest.raises(IndexFormatError, match=r"^.*modules\.alias\.bin: bad magic"):
+        Index.open(path)
+    with open(path, "wb") as f:
+        f.write(SAMPLE)
+    assert Index.open(path).lookup_exact(b"usb:v2") == b"b"
+
+
+# ---------------------------------------------------------------------------
+# Dump
+
+
+def test_dump_lines() -> None:
+    entries = [(b"qux\n", b"", 0), (b"a\tb", b"back\\slash", 3), (b"usb:v*", b"caf\xc3\xa9", 7)]
+    index = Index.from_bytes(build_index(entries))
+    assert list(dump_lines(index)) == [
+        "a\\tb\t3\tback\\\\slash",
+        "qux\\n\t0\t",
+        "usb:v*\t7\tcaf\\xc3\\xa9",
+    ]
+    assert escape_bytes(b"plain") == "plain"
+    assert escape_bytes(b"\r\x00\x7f") == "\\r\\x00\\x7f"
