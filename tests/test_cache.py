@@ -1,0 +1,111 @@
+"""The SQLite scan cache: hits, invalidation, damage and concurrency never change results."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from moddeps import cache as cache_mod
+from moddeps.cache import ScanCache
+from moddeps.scanner import scan_tree
+
+SAMPLE_TREE = Path(__file__).resolve().parent.parent / "sample_modules/lib/modules/6.1.0-50-cloud-amd64"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    dst = tmp_path / "lib/modules/6.1.0-50-cloud-amd64"
+    shutil.copytree(SAMPLE_TREE, dst)
+    return dst
+
+
+def scan(tree: Path, db: Path | None) -> tuple[object, ScanCache | None]:
+    c = ScanCache(str(db)) if db is not None else None
+    try:
+        return scan_tree(str(tree), jobs=1, cache=c).modules, c
+    finally:
+        if c is not None:
+            c.close()
+
+
+def test_warm_scan_equals_cold_and_reads_nothing(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "c.db"
+    cold, _ = scan(tree, None)
+    first, _ = scan(tree, db)
+    assert first == cold
+    import moddeps.scanner as scanner
+
+    def boom(*a: object, **k: object) -> object:
+        raise AssertionError("a module was read although the cache holds it")
+
+    monkeypatch.setattr(scanner, "_read_uncached", boom)
+    warm, c = scan(tree, db)
+    assert warm == cold and c is not None and c.problem is None
+
+
+def test_changed_module_is_read_again(tree: Path, tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    scan(tree, db)
+    victim = tree / "kernel/samples/mdx/mdx_exporter.ko"
+    other = tree / "kernel/samples/mdx/mdx_noexit.ko"
+    victim.write_bytes(other.read_bytes())  # same name, new content
+    os.utime(victim, ns=(1, 1))
+    warm, _ = scan(tree, db)
+    cold, _ = scan(tree, None)
+    assert warm == cold
+    exporter = [m for m in warm if m.name == "mdx_exporter"][0]  # type: ignore[attr-defined]
+    assert exporter.exports == ()
+
+
+def test_reader_schema_change_invalidates(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "c.db"
+    scan(tree, db)
+    monkeypatch.setattr(cache_mod, "READER_SCHEMA", 999)
+    c = ScanCache(str(db))
+    keys = [(cache_mod.file_key(str(p)), str(p)) for p in tree.rglob("*.ko")]
+    assert c.get_many(keys) == [None] * len(keys)
+    c.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+def test_damaged_database_is_ignored_not_trusted(tree: Path, tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "c.db"
+    scan(tree, db)
+    if damage == "garbage":
+        db.write_bytes(b"this is not sqlite" * 100)
+    elif damage == "truncated":
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 3])
+        for extra in tmp_path.glob("c.db-*"):
+            extra.unlink()
+    else:
+        db.unlink()
+        db.mkdir()
+    cold, _ = scan(tree, None)
+    warm, c = scan(tree, db)
+    assert warm == cold
+    if damage != "truncated":  # a truncated file may still open; it must still give the right answer
+        assert c is not None and c.problem
+
+
+def _writer(args: tuple[str, str]) -> int:
+    tree, db = args
+    c = ScanCache(db)
+    mods = scan_tree(tree, jobs=1, cache=c).modules
+    c.close()
+    return len(mods)
+
+
+def test_concurrent_writers(tree: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        counts = pool.map(_writer, [(str(tree), db)] * 8)
+    assert counts == [13] * 8
+    c = ScanCache(db)
+    assert c.problem is None
+    c.close()
