@@ -22,7 +22,6 @@ code that reproduces it.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import sys
 from array import array
@@ -141,7 +140,8 @@ class _Elf:
     NUL (EINVAL otherwise).
     """
 
-    __slots__ = ("data", "path", "bits", "bo", "machine", "shnum", "sections", "_by_name")
+    __slots__ = ("data", "path", "bits", "bo", "machine", "shnum", "_names", "_offsets", "_sizes", "_shstr",
+                 "_by_name")
 
     def __init__(self, data: bytes, path: str) -> None:
         self.data = data
@@ -174,44 +174,57 @@ class _Elf:
         if shoff + shnum * shentsize > size:
             raise ModuleReadError(path, "section header table runs past the end of the file", EINVAL)
         self.shnum = shnum
-        fmt = self.bo + ("IIQQQQIIQQ" if self.bits == 64 else "IIIIIIIIII")
-        # (name, type, flags, addr, offset, size, link, info, addralign, entsize)
-        raw_sections = list(struct.iter_unpack(fmt, data[shoff : shoff + shnum * shentsize]))
+        # Section header columns, sliced out of word views of the table:
+        # Elf64_Shdr is 8 u64 (name|type, flags, addr, offset, size, ...),
+        # Elf32_Shdr is 10 u32 (name, type, flags, addr, offset, size, ...).
+        table = data[shoff : shoff + shnum * shentsize]
+        words = array("I", table)
+        if self.bits == 64:
+            quads = array("Q", table)
+            if self.bo != _HOST_BO:
+                words.byteswap()
+                quads.byteswap()
+            self._names, self._offsets, self._sizes = words[0::16], quads[3::8], quads[4::8]
+        else:
+            if self.bo != _HOST_BO:
+                words.byteswap()
+            self._names, self._offsets, self._sizes = words[0::10], words[4::10], words[5::10]
         if shstrndx >= shnum:
             raise ModuleReadError(path, f"section name table index {shstrndx} out of range", EINVAL)
-        ns = raw_sections[shstrndx]
-        str_off, str_size = ns[4], ns[5]
+        str_off, str_size = self._offsets[shstrndx], self._sizes[shstrndx]
         if str_size == 0 or str_off + str_size > size or data[str_off + str_size - 1] != 0:
             raise ModuleReadError(path, "section name table is empty, truncated or not NUL-terminated", EINVAL)
-        # (name, offset, size, link, type)
-        sections: list[tuple[bytes, int, int, int, int]] = []
-        for s in raw_sections:
-            name_off = s[0]
-            if name_off < str_size:
-                end = data.index(b"\0", str_off + name_off)
-                name = data[str_off + name_off : end]
-            else:
-                name = b""
-            sections.append((name, s[4], s[5], s[6], s[1]))
-        self.sections = sections
+        self._shstr = data[str_off : str_off + str_size]
         # kmod libkmod-elf.c (kmod_elf_get_section): scan from index 1, take the
         # first section of that name whose bytes lie inside the file; sections
-        # with a name offset outside the name table never match.
+        # with a name offset outside the name table never match.  Only the
+        # names moddeps looks up are located (by searching the name table).
+        at: dict[int, bytes] = {}
+        shstr = self._shstr
+        for want in _WANTED_SECTIONS:
+            pos = shstr.find(want + b"\0")
+            while pos >= 0:
+                at[pos] = want
+                pos = shstr.find(want + b"\0", pos + 1)
         by_name: dict[bytes, int] = {}
-        for idx in range(1, shnum):
-            name, off, sz, _link, _type = sections[idx]
-            if raw_sections[idx][0] >= str_size or off + sz > size:
-                continue
-            by_name.setdefault(name, idx)
+        offsets, sizes = self._offsets, self._sizes
+        for idx in compress(range(1, shnum), map(at.__contains__, self._names[1:])):
+            if offsets[idx] + sizes[idx] <= size:
+                by_name.setdefault(at[self._names[idx]], idx)
         self._by_name = by_name
 
+    def section_name(self, idx: int) -> bytes:
+        off = self._names[idx]
+        if off >= len(self._shstr):
+            return b""
+        return _cstring(self._shstr, off)
+
     def section(self, name: bytes) -> tuple[int, int] | None:
-        """(offset, size) of the first usable section with that name."""
+        """(offset, size) of the first usable section with that name (one of _WANTED_SECTIONS)."""
         idx = self._by_name.get(name)
         if idx is None:
             return None
-        s = self.sections[idx]
-        return s[1], s[2]
+        return self._offsets[idx], self._sizes[idx]
 
     def section_bytes(self, name: bytes) -> bytes | None:
         loc = self.section(name)
@@ -223,10 +236,13 @@ class _Elf:
         """(offset, size) of section ``idx`` if it exists and lies inside the file."""
         if idx <= 0 or idx >= self.shnum:
             return None
-        s = self.sections[idx]
-        if s[1] + s[2] > len(self.data):
+        off, sz = self._offsets[idx], self._sizes[idx]
+        if off + sz > len(self.data):
             return None
-        return s[1], s[2]
+        return off, sz
+
+
+_WANTED_SECTIONS = (b".symtab", b".strtab", b".modinfo", b"__versions", b"__ksymtab_strings")
 
 
 def _unpack(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
@@ -255,15 +271,15 @@ def _split_strings(blob: bytes | None) -> list[bytes]:
     return [piece for piece in stripped.split(b"\0") if piece]
 
 
-# Non-overlapping search: one of these names cannot start inside another's
-# prefix, so no start position is hidden by an earlier match.
-_SPECIAL = re.compile(rb"__(?:crc|ksymtab|kstrtabns)_|(?:init|cleanup)_module\0")
+# Name prefixes (and whole names) that the reader looks for in .strtab.
+_SPECIAL = (b"__crc_", b"__ksymtab_", b"__kstrtabns_", b"init_module\0", b"cleanup_module\0")
 
 
 class _Symtab:
     """Columns of ``.symtab`` decoded in bulk, with names resolved against ``.strtab``."""
 
-    __slots__ = ("names", "name_offs", "infos", "shndx", "strtab_size", "count", "special", "_raw", "_bits", "_bo")
+    __slots__ = ("name_offs", "infos", "shndx", "strtab_size", "count", "special", "_raw", "_bits", "_bo",
+                 "_data", "_str_off")
 
     def __init__(self, elf: _Elf) -> None:
         self.count = 0
@@ -303,38 +319,35 @@ class _Symtab:
         self.infos = infos
         self.shndx = shndx
         self.strtab_size = str_size
-        # Resolve names in bulk: split the string table once, map each
-        # string's start offset to its bytes, and look every st_name up.  A
-        # name that starts inside another string (tail merging) or that is not
-        # NUL-terminated inside the table falls back to a scan of the file,
-        # as kmod's C string read would.
-        tab = elf.data[str_off : str_off + str_size]
-        parts = tab.split(b"\0")
-        starts = accumulate(map((1).__add__, map(len, parts)), initial=0)
-        table = dict(zip(starts, parts))
-        if parts and parts[-1]:
-            # the tail is not NUL-terminated inside the table
-            del table[str_size - len(parts[-1])]
-        names: list[bytes | None] = list(map(table.get, name_offs))
-        if None in names:
-            data = elf.data
-            for i, nm in enumerate(names):
-                if nm is None:
-                    off = name_offs[i]
-                    names[i] = _cstring(data, str_off + off) if off < str_size else b""
-        self.names: list[bytes] = names  # type: ignore[assignment]
+        self._data = elf.data
+        self._str_off = str_off
         # Indices of the few symbols whose names matter beyond imports
         # (__crc_*, __ksymtab_*, __kstrtabns_*, init_module, cleanup_module),
-        # found by searching the string table once instead of testing every
-        # name: a symbol qualifies iff its name offset is a match position.
-        # (A little of the file after the table is searched too, for a name
-        # that is not terminated inside it.)
-        starts_at = {m.start() for m in _SPECIAL.finditer(elf.data, str_off, min(len(elf.data), str_off + str_size + 16))}
-        if starts_at:
-            wanted = {o - str_off for o in starts_at}
+        # found by searching the string table (memmem, in C) instead of
+        # decoding every name: a symbol qualifies iff its name offset is a
+        # match position.  A little of the file after the table is searched
+        # too, for a name that is not terminated inside it.
+        region = elf.data[str_off : min(len(elf.data), str_off + str_size + 16)]
+        wanted: set[int] = set()
+        for pat in _SPECIAL:
+            pos = region.find(pat)
+            while pos >= 0:
+                wanted.add(pos)
+                pos = region.find(pat, pos + 1)
+        if wanted:
             self.special = [i for i in compress(range(len(name_offs)), map(wanted.__contains__, name_offs)) if i]
         else:
             self.special = []
+
+    def name(self, i: int) -> bytes:
+        """The name of symbol ``i``: a C string read from ``.strtab`` (onwards, as kmod's read would)."""
+        off = self.name_offs[i]
+        if off >= self.strtab_size:
+            return b""
+        data = self._data
+        start = self._str_off + off
+        end = data.find(b"\0", start)
+        return data[start:] if end < 0 else data[start:end]
 
     def value(self, i: int) -> int:
         """``st_value`` of symbol ``i`` (decoded on demand: few symbols need it)."""
@@ -367,12 +380,13 @@ def parse_module(
     imports = _imports(elf, symtab)
     has_init = has_exit = False
     if symtab is not None:
-        names, shndx = symtab.names, symtab.shndx
+        shndx = symtab.shndx
         for i in symtab.special:
             if shndx[i] != SHN_UNDEF:
-                if names[i] == b"init_module":
+                nm = symtab.name(i)
+                if nm == b"init_module":
                     has_init = True
-                elif names[i] == b"cleanup_module":
+                elif nm == b"cleanup_module":
                     has_exit = True
     return Module(
         name=modname_from_path(path),
@@ -404,8 +418,8 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
     namespaces: dict[bytes, bytes] = {}
     crc_syms: list[int] = []
     if symtab is not None:
-        names = symtab.names
         shndx = symtab.shndx
+        names = {i: symtab.name(i) for i in symtab.special}
         for i in symtab.special:
             nm = names[i]
             if nm.startswith(b"__crc_"):
@@ -413,7 +427,7 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
             elif nm.startswith(b"__ksymtab_"):
                 sec = shndx[i]
                 ksym.add(nm[10:])
-                if 0 < sec < elf.shnum and elf.sections[sec][0] in (b"__ksymtab_gpl", b"__ksymtab_gpl_future"):
+                if 0 < sec < elf.shnum and elf.section_name(sec) in (b"__ksymtab_gpl", b"__ksymtab_gpl_future"):
                     gpl.add(nm[10:])
             elif nm.startswith(b"__kstrtabns_"):
                 rng = elf.section_range(shndx[i])
@@ -442,7 +456,7 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
                     crc = 0xFFFFFFFF
                 else:
                     crc = struct.unpack_from(bo + "I", data, rng[0] + value)[0]
-            out.append(make(symtab.names[i][6:], crc))
+            out.append(make(names[i][6:], crc))
         return tuple(out)
 
     strings = _split_strings(elf.section_bytes(b"__ksymtab_strings"))
@@ -470,15 +484,17 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
     for idx, (_crc, vname) in enumerate(versions):
         first_version.setdefault(vname, idx)
 
-    names, infos, shndx, offs = symtab.names, symtab.infos, symtab.shndx, symtab.name_offs
+    infos, shndx, offs = symtab.infos, symtab.shndx, symtab.name_offs
     # entry 0 is the null symbol
     undefined = list(compress(range(1, len(shndx)), map((SHN_UNDEF).__eq__, shndx[1:])))
     if elf.machine in EM_SPARC:
         undefined = [i for i in undefined if infos[i] & 0xF != STT_SPARC_REGISTER]
     if undefined and max([offs[i] for i in undefined]) >= symtab.strtab_size:
         return ()
-    undefined = [i for i in undefined if names[i]]
-    und_names = [names[i] for i in undefined]
+    name = symtab.name
+    und_all = [(i, name(i)) for i in undefined]
+    undefined = [i for i, nm in und_all if nm]
+    und_names = [nm for _i, nm in und_all if nm]
     vidx = list(map(first_version.get, und_names))
     crcs = [None if v is None else versions[v][0] for v in vidx]
     weak = [infos[i] >> 4 == STB_WEAK for i in undefined]

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""moddeps against kmod's depmod, side by side, on real Debian module trees.
+
+Run by a person (not a test):
+
+    python benchmarks/bench_depmod.py                 # fetches Debian packages, 5 rounds
+    python benchmarks/bench_depmod.py --rounds 9 --trees amd64 amd64-xz
+    python benchmarks/bench_depmod.py --tree DIR:VERSION   # any extracted tree (DIR/lib/modules/VERSION)
+
+Needs kmod's ``depmod`` on PATH and ``moddeps`` installed.  Packages are fetched with
+``apt-get download`` into ``$MODDEPS_BENCH_CACHE`` (default /var/tmp/moddeps-bench).
+
+Trees:
+  cloud      linux-image-6.1.0-N-cloud-amd64 (~1,100 .ko)
+  amd64      linux-image-6.1.0-N-amd64 (~4,000 .ko)
+  amd64-xz   the amd64 tree with every module compressed as Kbuild's CONFIG_MODULE_COMPRESS_XZ does
+             (xz --check=crc32 --lzma2=dict=1MiB), standing in for Debian's 6.12 xz packages,
+             which bookworm's main archive does not carry
+  amd64-10x  ten renamed copies of every amd64 module (~40,000 .ko), for scaling
+
+Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medians:
+  depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
+  depmod-warm   moddeps depmod (cache primed)  vs  depmod
+  one-changed   moddeps depmod after touching one module (cache otherwise warm)
+  scan          moddeps scan --json --no-cache >/dev/null  vs  depmod (issue: scan < kmod's whole run)
+Peak RSS is the child's ru_maxrss from wait4().  Outputs of both tools are compared with cmp
+after the rounds (byte-identical is required; a difference is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("MODDEPS_BENCH_CACHE", "/var/tmp/moddeps-bench"))
+ABI = os.environ.get("MODDEPS_BENCH_ABI", "6.1.0-50")
+OUTPUTS = ["modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
+           "modules.symbols", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
+           "modules.devname"]
+
+
+def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload,no-any-return]
+
+
+def fetch(flavour: str) -> tuple[Path, str]:
+    version = f"{ABI}-{flavour}"
+    root = CACHE / f"tree-{version}"
+    if not (root / "lib/modules" / version).is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        pkg = f"linux-image-{version}"
+        debs = list(CACHE.glob(f"{pkg}_*.deb"))
+        if not debs:
+            sh("apt-get", "download", pkg, cwd=CACHE)
+            debs = list(CACHE.glob(f"{pkg}_*.deb"))
+        tmp = root.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        sh("dpkg", "-x", str(debs[0]), str(tmp))
+        tmp.rename(root)
+    return root, version
+
+
+def make_xz(src_root: Path, version: str) -> tuple[Path, str]:
+    root = CACHE / f"tree-{version}-xz"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(src_root, root, symlinks=True)
+        kos = [str(p) for p in (root / "lib/modules" / version).rglob("*.ko")]
+        for i in range(0, len(kos), 200):
+            sh("xz", "--check=crc32", "--lzma2=dict=1MiB", "-T1", *kos[i : i + 200])
+        (root / "done").write_text("")
+    return root, version
+
+
+def make_10x(src_root: Path, version: str) -> tuple[Path, str]:
+    root = CACHE / f"tree-{version}-10x"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        mdir = root / "lib/modules" / version
+        src = src_root / "lib/modules" / version
+        mdir.mkdir(parents=True)
+        for extra in ("modules.builtin", "modules.builtin.modinfo"):
+            shutil.copy(src / extra, mdir / extra)
+        order = (src / "modules.order").read_text().splitlines()
+        lines = []
+        for k in range(10):
+            for ko in src.rglob("*.ko"):
+                rel = ko.relative_to(src)
+                new = Path(f"kernel/copy{k}") / rel.parent / f"{ko.name[:-3]}_c{k}.ko"
+                (mdir / new).parent.mkdir(parents=True, exist_ok=True)
+                os.link(ko, mdir / new)
+            lines += [f"kernel/copy{k}/{line[:-3]}_c{k}.ko" for line in order]
+        (mdir / "modules.order").write_text("\n".join(lines) + "\n")
+        (root / "done").write_text("")
+    return root, version
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one run of ``cmd``."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    err = p.stderr.read().decode() if p.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return wall, usage.ru_maxrss
+
+
+def copy_tree(root: Path, dst: Path) -> None:
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(root, dst, symlinks=True, copy_function=os.link)
+
+
+def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) -> list[tuple[str, ...]]:
+    work = Path(tempfile.mkdtemp(prefix="moddeps-bench-"))
+    empty = work / "empty"
+    empty.mkdir()
+    kdir, mdir = work / "kmod", work / "moddeps"
+    copy_tree(root, kdir)
+    copy_tree(root, mdir)
+    db = work / "cache.sqlite3"
+    env = {**os.environ, "MODDEPS_CACHE": str(db)}
+    kmod = ["depmod", "-C", str(empty), "-b", str(kdir), version]
+    cold = [*moddeps, "depmod", "--no-cache", "-C", str(empty), "-b", str(mdir), version]
+    warm = [*moddeps, "depmod", "-C", str(empty), "-b", str(mdir), version]
+    scan = [*moddeps, "scan", "--json", "--no-cache", str(mdir / "lib/modules" / version)]
+    timed(warm, env)  # prime the cache
+    victim = next((mdir / "lib/modules" / version).rglob("*.ko*"))
+    res: dict[str, list[tuple[float, int]]] = {k: [] for k in ("kmod", "cold", "warm", "changed", "scan")}
+    for _ in range(rounds):
+        res["kmod"].append(timed(kmod))
+        res["cold"].append(timed(cold, env))
+        res["kmod"].append(timed(kmod))
+        res["warm"].append(timed(warm, env))
+        os.utime(victim)
+        res["changed"].append(timed(warm, env))
+        res["kmod"].append(timed(kmod))
+        res["scan"].append(timed(scan, env))
+    same = all(
+        (kdir / "lib/modules" / version / f).read_bytes() == (mdir / "lib/modules" / version / f).read_bytes()
+        for f in OUTPUTS
+    )
+    med = {k: statistics.median(w for w, _ in v) for k, v in res.items()}
+    rss = {k: max(r for _, r in v) for k, v in res.items()}
+    n_mod = sum(1 for _ in (kdir / "lib/modules" / version).rglob("*.ko*"))
+    shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for key, label in (("cold", "depmod-cold"), ("warm", "depmod-warm"), ("changed", "one-changed"), ("scan", "scan")):
+        rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
+                     f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",
+                     "identical" if same else "DIFFERENT"))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "amd64-xz", "amd64-10x"])
+    ap.add_argument("--tree", action="append", default=[], help="DIR:VERSION of an extracted tree")
+    ap.add_argument("--moddeps", default=f"{sys.executable} -m moddeps", help="how to run moddeps")
+    args = ap.parse_args()
+    moddeps = args.moddeps.split()
+    trees: list[tuple[str, Path, str]] = []
+    for spec in args.tree:
+        d, v = spec.rsplit(":", 1)
+        trees.append((Path(d).name, Path(d), v))
+    for t in args.trees:
+        if t == "cloud":
+            trees.append((t, *fetch("cloud-amd64")))
+        elif t == "amd64":
+            trees.append((t, *fetch("amd64")))
+        elif t == "amd64-xz":
+            trees.append((t, *make_xz(*fetch("amd64"))))
+        elif t == "amd64-10x":
+            trees.append((t, *make_10x(*fetch("amd64"))))
+    header = ("tree", "modules", "row", "kmod s", "moddeps s", "ratio", "kmod MiB", "moddeps MiB", "mem ratio",
+              "outputs")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, root, version in trees:
+        for row in bench(name, root, version, args.rounds, moddeps):
+            print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\n{os.cpu_count()} CPUs; medians of {args.rounds} rounds (kmod: {3 * args.rounds} runs)")
+
+
+if __name__ == "__main__":
+    main()
