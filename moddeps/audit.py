@@ -204,7 +204,7 @@ def _crc_findings(pairs: Sequence[tuple[int, str]], names: list[str], shown: lis
         wanted = {i.name: i.crc for i in mod.imports}
         detail = []
         for s in syms:
-            owner, crc = res.owners[s.lstrip(".")] if s.lstrip(".") in res.owners else (KERNEL, 0)
+            owner, crc = res.owners.get(s.lstrip("."), (KERNEL, 0))
             detail.append({"symbol": s, "module_crc": _crc(wanted.get(s)), "provider_crc": _crc(crc),
                            "provider": "vmlinux" if owner == KERNEL else names[owner]})
         out.append(_f("crc-mismatch", [names[idx]], syms, [shown[idx]],
@@ -271,9 +271,9 @@ def _licence_and_namespace(tree: Tree, res: Resolution, names: list[str], shown:
             ns: str | None = None
             provider = None
             if found is not None and found[0] != KERNEL:
-                e = export_of.get((found[0], key))
-                if e is not None:
-                    gpl_only, ns = e.gpl_only, e.namespace
+                exp = export_of.get((found[0], key))
+                if exp is not None:
+                    gpl_only, ns = exp.gpl_only, exp.namespace
                 provider = names[found[0]]
             elif kernel is not None and key in kernel.symbols:
                 ks = kernel.symbols[key]

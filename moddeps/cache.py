@@ -111,7 +111,7 @@ class ScanCache:
         if self._db is None:
             return
         rows = [
-            (*key, READER_SCHEMA, shown, zlib.compress(marshal.dumps(m.to_wire()), 1))
+            (*key, READER_SCHEMA, shown, zlib.compress(marshal.dumps(m.to_wire()), 1))  # type: ignore[arg-type]
             for key, shown, m in entries
             if key is not None
         ]

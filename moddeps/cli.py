@@ -188,7 +188,7 @@ def scan(
 ) -> None:
     """Read module trees or files and list what each module exports and needs."""
     from .model import Module
-    from .scanner import Tree, scan_files, scan_tree
+    from .scanner import Tree, scan_files
 
     with _errors():
         trees: list[Tree] = []
@@ -539,7 +539,9 @@ def graph(
 def depmod(
     args: Annotated[list[str] | None, typer.Argument(help="[VERSION [FILES...]]", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("-a", "--all", help="Probe all modules (default without FILES).")] = False,
-    quick: Annotated[bool, typer.Option("-A", "--quick", help="Do nothing if no module is newer than modules.dep.")] = False,
+    quick: Annotated[
+        bool, typer.Option("-A", "--quick", help="Do nothing if no module is newer than modules.dep.")
+    ] = False,
     basedir: Annotated[str, typer.Option("-b", "--basedir", help="Root of the module tree.")] = "",
     outdir: Annotated[str | None, typer.Option("-o", "--outdir", help="Write outputs under this root instead.")] = None,
     config: Annotated[list[str] | None, typer.Option("-C", "--config", help="depmod.d file or directory.")] = None,
@@ -550,7 +552,9 @@ def depmod(
     prefix: Annotated[str | None, typer.Option("-P", "--symbol-prefix", help="Architecture symbol prefix.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
     warn: Annotated[bool, typer.Option("-w", "--warn", help="Accepted for compatibility.")] = False,
-    moduledir: Annotated[str, typer.Option("-m", "--moduledir", help="Module directory under BASEDIR.")] = "lib/modules",
+    moduledir: Annotated[
+        str, typer.Option("-m", "--moduledir", help="Module directory under BASEDIR.")
+    ] = "lib/modules",
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,

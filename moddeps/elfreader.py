@@ -25,7 +25,7 @@ import os
 import struct
 import sys
 from array import array
-from itertools import accumulate, compress, repeat
+from itertools import compress, repeat
 from typing import Any
 
 from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
@@ -375,7 +375,8 @@ def parse_module(
 
     exports = _exports(elf, symtab)
     modinfo = tuple(
-        (fsdecode(k), fsdecode(v)) for k, _, v in (piece.partition(b"=") for piece in _split_strings(elf.section_bytes(b".modinfo")))
+        (fsdecode(k), fsdecode(v))
+        for k, _, v in (piece.partition(b"=") for piece in _split_strings(elf.section_bytes(b".modinfo")))
     )
     imports = _imports(elf, symtab)
     has_init = has_exit = False

@@ -101,10 +101,7 @@ class Tree:
 def is_module_filename(name: str) -> bool:
     """kmod tools/depmod.c (depmod_modules_search_file): a name longer than its
     extension that ends in a module extension."""
-    for suffix in MODULE_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return True
-    return False
+    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in MODULE_SUFFIXES)
 
 
 # --------------------------------------------------------------------------
@@ -289,10 +286,10 @@ def module_array(
             by_unc[fsencode(unc)] = mf
     sort_idx: dict[str, int] = {}
     for k, line in enumerate(lines, start=1):
-        mf = by_unc.get(line)
-        if mf is not None:
+        found = by_unc.get(line)
+        if found is not None:
             # v30: the last occurrence wins (v34 changed this to the first)
-            sort_idx[mf.name] = k - (total + 1)
+            sort_idx[found.name] = k - (total + 1)
     array.sort(key=lambda mf: sort_idx.get(mf.name, 1))
     return array, frozenset(sort_idx), True, messages
 

@@ -57,7 +57,7 @@ def test_changed_module_is_read_again(tree: Path, tmp_path: Path) -> None:
     warm, _ = scan(tree, db)
     cold, _ = scan(tree, None)
     assert warm == cold
-    exporter = [m for m in warm if m.name == "mdx_exporter"][0]  # type: ignore[attr-defined]
+    exporter = next(m for m in warm if m.name == "mdx_exporter")  # type: ignore[attr-defined]
     assert exporter.exports == ()
 
 

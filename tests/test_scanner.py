@@ -101,7 +101,7 @@ def test_search_override_exclude(tmp_path: Path) -> None:
     # an override names the file's own spelling: foo_bar does not match foo-bar.ko
     cfg2, _ = config.parse_text("override foo_bar * zz\n", "t.conf", "1.0")
     tree2 = scan_tree(str(root), config=cfg2, jobs=1)
-    foo = [d for d in tree2.duplicates if d.name == "foo_bar"][0]
+    foo = next(d for d in tree2.duplicates if d.name == "foo_bar")
     assert not any("override" in r for r in foo.reasons)
     assert any("override foo-bar zz" in r for d in tree.duplicates for r in d.reasons)
 

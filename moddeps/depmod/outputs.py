@@ -192,7 +192,10 @@ def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
     if devname is None:
         return None, None, None
     if kind is None:
-        return None, devname, f"ERROR: Module '{m.name}' has devname ({devname.decode('utf-8', 'surrogateescape')}) but lacks major and minor information. Ignoring."
+        shown = devname.decode("utf-8", "surrogateescape")
+        return None, devname, (
+            f"ERROR: Module '{m.name}' has devname ({shown}) but lacks major and minor information. Ignoring."
+        )
     line = fsencode(m.name) + b" " + devname + b" " + kind + f"{major}:{minor}".encode() + b"\n"
     return line, None, None
 

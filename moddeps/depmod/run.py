@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import config as depmod_config
+from ..cache import ScanCache
 from ..errors import CycleError, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode
 from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
-from ..cache import ScanCache
 from ..scanner import ModuleFile, Tree, module_array, read_modules, read_optional, scan_tree
 from . import outputs
 from .writer import write_all
@@ -164,7 +164,7 @@ def run(
     extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
     messages.extend(m for m in tree.messages if m not in cfg.messages)
 
-    full_paths = [f.relpath and f"{dirname}/{f.relpath}" or f.path for f in tree.files]
+    full_paths = [(f.relpath and f"{dirname}/{f.relpath}") or f.path for f in tree.files]
     for path, mod in zip(full_paths, tree.modules):
         if mod.error is not None:
             messages.append(f"ERROR: failed to load symbols from {path}: {mod.kmod_error or 'Invalid argument'}")
@@ -309,6 +309,7 @@ def _tree_from_files(
         path = f if f.startswith("/") else os.path.join(os.getcwd(), f)
         rel = path[len(dirname) + 1 :] if path.startswith(dirname + "/") else None
         registry.add(ModuleFile(modname_from_path(path), path, rel))
-    array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, read_optional(f"{dirname}/modules.order"))
+    order_text = read_optional(f"{dirname}/modules.order")
+    array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text)
     modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)
     return Tree(dirname, version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)
