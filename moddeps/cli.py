@@ -551,7 +551,7 @@ def depmod(
     dry_run: Annotated[bool, typer.Option("-n", "--show", "--dry-run", help="Write the text files to stdout.")] = False,
     prefix: Annotated[str | None, typer.Option("-P", "--symbol-prefix", help="Architecture symbol prefix.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
-    warn: Annotated[bool, typer.Option("-w", "--warn", help="Accepted for compatibility.")] = False,
+    warn: Annotated[bool, typer.Option("-w", "--warn", help="Warn on duplicate aliases of one module.")] = False,
     moduledir: Annotated[
         str, typer.Option("-m", "--moduledir", help="Module directory under BASEDIR.")
     ] = "lib/modules",
@@ -569,19 +569,19 @@ def depmod(
         _depmod(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
-            system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, jobs=jobs,
+            system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, warn_dups=warn, jobs=jobs,
             cache=_cache_path(cache, no_cache),
         )
 
 
 def _depmod(**kw: Any) -> None:
     from .depmod.run import TEXT_FILES, DepmodOptions, run
-    from .errors import CycleError
+    from .errors import DepmodFatal
 
     opts = DepmodOptions(**kw)
     try:
         result = run(opts)
-    except CycleError as exc:
+    except DepmodFatal as exc:
         for line in [*exc.messages, *exc.notes]:
             _err(line)
         raise typer.Exit(exc.exit_status) from None

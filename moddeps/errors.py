@@ -53,13 +53,19 @@ class OutputError(ModdepsError):
     exit_status = 73  # EX_CANTCREAT
 
 
-class CycleError(ModdepsError):
-    """The dependency graph has cycles, so depmod writes nothing."""
+class DepmodFatal(ModdepsError):
+    """depmod stops without writing anything (kmod exits 1 with FATAL messages)."""
 
-    code = "cycle"
+    code = "fatal"
     exit_status = 1
 
     def __init__(self, message: str, messages: list[str] | None = None, notes: list[str] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or []  # kmod's texts, in kmod's order
-        self.notes = notes or []  # moddeps' additions (the symbols on each edge)
+        self.notes = notes or []  # moddeps' additions
+
+
+class CycleError(DepmodFatal):
+    """The dependency graph has cycles, so depmod writes nothing."""
+
+    code = "cycle"

@@ -68,12 +68,19 @@ def _strip_prefix(name: bytes, prefix: bytes | None) -> bytes:
 
 
 def kmod_kernel_table(
-    data: bytes, path: str, kind: str, prefix: bytes | None = None
+    data: bytes, path: str, kind: str, prefix: bytes | None = None, errno_text: str = "Success"
 ) -> tuple[dict[bytes, int], list[str]]:
     """The kernel part of depmod's symbol table and the messages kmod prints.
 
     ``kind`` is "symvers" (``-E``) or "system.map" (``-F``).  The three fake
     kernel symbols are *not* added here (see :mod:`moddeps.resolve`).
+
+    ``errno_text``: kmod prints "Invalid symbol version VER: %m" with whatever
+    errno is left over (strtoull does not set it for junk): at that point
+    libkmod has just tried to open DIRNAME/modules.softdep, so it is "No such
+    file or directory" when that file is missing and "Success" otherwise; a
+    hex value that overflows leaves "Numerical result out of range" for the
+    rest of the file.
     """
     table: dict[bytes, int] = {}
     messages: list[str] = []
@@ -91,17 +98,19 @@ def kmod_kernel_table(
                 continue
             ver = fields[0]
             m = _STRTOULL16.match(ver)
+            value = 0
+            if m is not None:
+                text = m.group(0).strip()
+                neg = text.startswith(b"-")
+                value = int(text.lstrip(b"+-"), 16)
+                if value > 0xFFFFFFFFFFFFFFFF:  # strtoull: ERANGE, ULLONG_MAX
+                    errno_text = "Numerical result out of range"
+                    value = 0xFFFFFFFFFFFFFFFF
+                elif neg:
+                    value = (-value) & 0xFFFFFFFFFFFFFFFF
             if m is None or m.end() != len(ver):
-                messages.append(
-                    f"ERROR: {path}:{lineno} Invalid symbol version {fsdecode(ver)}: Invalid argument"
-                )
+                messages.append(f"ERROR: {path}:{lineno} Invalid symbol version {fsdecode(ver)}: {errno_text}")
                 continue
-            text = ver.strip()
-            neg = text.startswith(b"-")
-            text = text.lstrip(b"+-")
-            value = int(text, 16) & 0xFFFFFFFFFFFFFFFF
-            if neg:
-                value = (-value) & 0xFFFFFFFFFFFFFFFF
             table[_strip_prefix(fields[1], prefix)] = value
         else:
             first = raw.find(b" ")

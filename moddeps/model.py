@@ -194,3 +194,4 @@ class FileProblem:
 
     path: str
     reason: str
+    kmod_message: str | None = None  # what kmod's depmod prints for it, if anything

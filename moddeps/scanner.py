@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -191,6 +192,12 @@ def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) ->
     for ext in reversed(config.externals):
         if os.path.isdir(ext):
             _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set())
+        else:
+            # kmod tools/depmod.c (depmod_modules_search_path): reported, then skipped
+            problems.append(FileProblem(
+                ext, "external directory does not exist",
+                f"ERROR: could not open directory {ext}: No such file or directory",
+            ))
     return registry
 
 
@@ -243,7 +250,14 @@ def _walk_exact(
             elif entry.is_symlink() and not os.path.exists(path):
                 problems.append(FileProblem(child_rel or path, "dangling symlink"))
             else:
-                problems.append(FileProblem(child_rel or path, "unsupported file type"))
+                try:
+                    fmt = stat.S_IFMT(os.stat(path).st_mode)
+                except OSError:
+                    fmt = 0
+                problems.append(FileProblem(
+                    child_rel or path, "unsupported file type",
+                    f"ERROR: unsupported file type {path}: {fmt:o}",
+                ))
     finally:
         ancestors.discard(ident)
 
@@ -439,7 +453,8 @@ def scan_tree(
         builtin=builtin_names(read_optional(f"{dirname}/modules.builtin")),
         duplicates=duplicates,
         problems=tuple(problems),
-        messages=tuple(cfg.messages) + tuple(messages),
+        # kmod's order: config, (symbol lists,) the walk, then modules.order
+        messages=tuple(cfg.messages) + tuple(p.kmod_message for p in problems if p.kmod_message) + tuple(messages),
         config=cfg,
     )
 

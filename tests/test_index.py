@@ -205,11 +205,20 @@ def test_empty_key_lives_on_the_root() -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    [(b"caf\xe9", b"m", 0), (b"a\0b", b"m", 0), (b"a", b"m\0", 0), (b"a", b"m", -1), (b"a", b"m", 1 << 32)],
+    [(b"a\0b", b"m", 0), (b"a", b"m\0", 0), (b"a", b"m", -1), (b"a", b"m", 1 << 32)],
 )
 def test_writer_rejects_what_kmod_cannot_store(entry: Entry) -> None:
     with pytest.raises(ValueError):
         build_index([entry])
+
+
+def test_non_ascii_bytes_inside_prefixes_are_kept_but_not_as_branches() -> None:
+    """kmod 30 writes non-ASCII key bytes inside prefixes; a branch on one would
+    index its 128-slot child array with a negative number (garbage)."""
+    data = build_index([(b"caf\xe9", b"m", 0), (b"cab", b"n", 1)])
+    assert Index.from_bytes(data).lookup_exact(b"caf\xe9") == b"m"
+    with pytest.raises(ValueError, match="branch"):
+        build_index([(b"ca\xe9", b"m", 0), (b"ca\xea", b"n", 1)])
 
 
 @FAST

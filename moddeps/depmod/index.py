@@ -137,13 +137,10 @@ def alias_normalize(s: bytes) -> bytes | None:
 
 
 def _check_key(key: bytes) -> None:
-    if not key.isascii() or 0 in key:
-        bad = next(i for i, b in enumerate(key) if b == 0 or b >= 0x80)
-        raise ValueError(
-            f"index key {key!r} has byte 0x{key[bad]:02x} at position {bad}: kmod 30 keys "
-            "are NUL-free 7-bit strings (tools/depmod.c index_insert indexes a "
-            "128-slot child array with the byte)"
-        )
+    """Keys are NUL-free.  Bytes >= 0x80 are accepted (kmod 30 writes them
+    inside prefixes); only a *branch* on such a byte is refused, in ``emit``."""
+    if 0 in key:
+        raise ValueError(f"index key {key!r} contains a NUL byte at position {key.index(0)}")
 
 
 def _value_lists(entries: Iterable[Entry]) -> dict[bytes, bytes]:
@@ -189,7 +186,7 @@ def build_index(entries: Iterable[Entry]) -> bytes:
 
     ``entries`` are (key, value, priority) in depmod's insertion order (§9);
     the order matters only between values of one key with equal priorities.
-    Keys must be NUL-free 7-bit ASCII, values NUL-free, priorities u32
+    Keys must be NUL-free (and may branch only on 7-bit bytes), values NUL-free, priorities u32
     (:class:`ValueError` otherwise).  No entries give the 12-byte header with
     root word 0x0000000C (§7.3).
 
@@ -219,6 +216,14 @@ def build_index(entries: Iterable[Entry]) -> bytes:
         if children:
             first = children[0][0]
             last = children[-1][0]
+            if last >= _CHILD_MAX:
+                # kmod 30 indexes a 128-slot child array with a signed char
+                # here (tools/depmod.c index_insert): the file it writes is
+                # garbage, so there is nothing byte-identical to produce.
+                raise ValueError(
+                    f"index keys {key[:parent_depth + 1 + (depth - parent_depth)]!r}... branch on byte "
+                    f"0x{last:02x}: kmod 30 cannot index a non-ASCII byte at a branch"
+                )
             width = last - first + 1
             if width == len(children):
                 words = [w for _, w in children]

@@ -81,19 +81,31 @@ def modules_alias(layout: Layout) -> bytes:
     return b"".join(out)
 
 
-def modules_alias_bin(layout: Layout) -> bytes:
-    def entries() -> list[tuple[bytes, bytes, int]]:
-        acc = []
-        for idx, m in enumerate(layout.modules):
-            name = fsencode(m.name)
-            for k, v in m.modinfo:
-                if k == "alias":
-                    key = alias_normalize(fsencode(v))
-                    if key is not None:  # kmod skips aliases with unmatched brackets
-                        acc.append((key, name, idx))
-        return acc
-
-    return build_index(entries())
+def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False) -> bytes:
+    """kmod tools/depmod.c (output_aliases_bin): normalised aliases; an unmatched
+    bracket is warned about and skipped; with ``-w`` a module listing the same
+    normalised alias twice gets "duplicate module alias" (index_insert found
+    the value already stored under that key)."""
+    acc = []
+    for idx, m in enumerate(layout.modules):
+        name = fsencode(m.name)
+        seen: set[bytes] = set()
+        for k, v in m.modinfo:
+            if k != "alias":
+                continue
+            raw = fsencode(v)
+            key = alias_normalize(raw)
+            if key is None:
+                if messages is not None:
+                    messages.append(f"WARNING: Unmatched bracket in {v}")
+                continue
+            if key in seen:
+                if warn_dups and messages is not None:
+                    messages.append(f"WARNING: duplicate module alias:\n{key.decode('utf-8', 'surrogateescape')} {m.name}")
+            else:
+                seen.add(key)
+            acc.append((key, name, idx))
+    return build_index(acc)
 
 
 def _keyed(layout: Layout, key: str, header: bytes) -> bytes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import config as depmod_config
 from ..cache import ScanCache
-from ..errors import CycleError, InputError, UsageError
+from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode
 from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
@@ -45,6 +45,7 @@ class DepmodOptions:
     dry_run: bool = False  # -n
     prefix: str | None = None  # -P
     verbose: bool = False  # -v
+    warn_dups: bool = False  # -w
     jobs: int | None = None
     fsync: bool = True
     cache: str | None = None  # scan cache database (None: no cache)
@@ -80,12 +81,13 @@ def module_dirname(basedir: str, moduledir: str, version: str) -> str:
     return f"{base}{md}/{version}"
 
 
-def up_to_date(dirname: str, depfile: str) -> bool:
-    """kmod tools/depmod.c (depfile_up_to_date): no module file is newer than modules.dep."""
+def up_to_date(dirname: str, depfile: str) -> bool | None:
+    """kmod tools/depmod.c (depfile_up_to_date): no module file is newer than
+    modules.dep, comparing whole seconds (st_mtime).  None: no modules.dep."""
     try:
-        dep_mtime = os.stat(depfile).st_mtime_ns
+        dep_mtime = int(os.stat(depfile).st_mtime)
     except OSError:
-        return False
+        return None
     from ..scanner import SKIP_NAMES, is_module_filename
 
     todo = [dirname]
@@ -106,7 +108,7 @@ def up_to_date(dirname: str, depfile: str) -> bool:
             try:
                 if e.is_dir():
                     todo.append(e.path)
-                elif is_module_filename(e.name) and e.stat().st_mtime_ns > dep_mtime:
+                elif is_module_filename(e.name) and int(e.stat().st_mtime) > dep_mtime:
                     return False
             except OSError:
                 continue
@@ -126,11 +128,23 @@ def run(
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
 
-    if opts.quick and up_to_date(dirname, os.path.join(outdir, "modules.dep")):
-        return DepmodResult(dirname, outdir, (), (), skipped=True)
-
     messages: list[str] = []
-    cfg = depmod_config.load(list(opts.config) or None, version, opts.basedir)
+    files_only = bool(opts.files) and not opts.all
+    if opts.quick:
+        # kmod 30: -A together with -n does nothing at all; otherwise it does
+        # a full scan (file arguments ignored) unless modules.dep is current.
+        if opts.dry_run:
+            return DepmodResult(dirname, outdir, (), (), skipped=True)
+        current = up_to_date(dirname, os.path.join(outdir, "modules.dep"))
+        if current:
+            return DepmodResult(dirname, outdir, (), (), skipped=True)
+        if current is None:
+            messages.append(f"ERROR: could not fstatat({outdir}, modules.dep): No such file or directory")
+        files_only = False
+
+    # kmod reads no depmod.d configuration when it is given module files.
+    cfg = depmod_config.DepmodConfig() if files_only else depmod_config.load(
+        list(opts.config) or None, version, opts.basedir)
     messages.extend(cfg.messages)
 
     warn = opts.errsyms
@@ -139,7 +153,9 @@ def run(
         messages.append("WARNING: -e needs -E or -F")
         warn = False
     if opts.symvers:
-        table, msgs = kmod_kernel_table(read_text(opts.symvers), opts.symvers, "symvers", _pfx(opts.prefix))
+        errno_text = "Success" if os.path.exists(f"{dirname}/modules.softdep") else "No such file or directory"
+        table, msgs = kmod_kernel_table(read_text(opts.symvers), opts.symvers, "symvers", _pfx(opts.prefix),
+                                        errno_text)
         kernel_table = {fsdecode(k): v for k, v in table.items()}
         messages.extend(msgs)
     elif opts.system_map:
@@ -153,7 +169,7 @@ def run(
 
         scan_cache = ScanCache(opts.cache)
     try:
-        if opts.files and not opts.all:
+        if files_only:
             tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
         else:
             tree = scan_tree(dirname, version=version, config=cfg, jobs=opts.jobs, progress=progress,
@@ -211,7 +227,10 @@ def run(
             extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
         raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
 
-    files, out_messages = render_files(tree, res)
+    try:
+        files, out_messages = render_files(tree, res, warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+    except ValueError as exc:  # an index kmod 30 itself could only write corrupt
+        raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
     messages.extend(out_messages)
 
     if not opts.dry_run:
@@ -223,7 +242,9 @@ def run(
     )
 
 
-def render_files(tree: Tree, res: Resolution) -> tuple[list[tuple[str, bytes]], list[str]]:
+def render_files(
+    tree: Tree, res: Resolution, *, warn_dups: bool = False, dry_run: bool = False
+) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Every output file of depmod for a scanned tree (no cycles), in kmod's
     write order, and the messages kmod prints while writing them."""
     dirname = tree.dirname
@@ -237,7 +258,7 @@ def render_files(tree: Tree, res: Resolution) -> tuple[list[tuple[str, bytes]], 
         ("modules.dep", outputs.modules_dep(dep_lines)),
         ("modules.dep.bin", outputs.modules_dep_bin(layout, dep_lines)),
         ("modules.alias", outputs.modules_alias(layout)),
-        ("modules.alias.bin", outputs.modules_alias_bin(layout)),
+        ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups)),
         ("modules.softdep", outputs.modules_softdep(layout)),
     ]
     if outputs.has_weakdeps(layout):
@@ -247,13 +268,19 @@ def render_files(tree: Tree, res: Resolution) -> tuple[list[tuple[str, bytes]], 
         ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols)),
     ]
     # kmod's message order: each builtin file's "could not open" warning or its
-    # parse warnings, at write steps 8 and 9.
+    # parse warnings, at write steps 8 and 9.  With -n those two writers
+    # return before opening their inputs: no message at all.
+    builtin_messages: list[str] = []
     if builtin is None:
-        messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
-    files.append(("modules.builtin.bin", outputs.modules_builtin_bin(builtin, messages)))
+        builtin_messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
+    files.append(("modules.builtin.bin", outputs.modules_builtin_bin(builtin, builtin_messages)))
     if builtin_modinfo is None:
-        messages.append(f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory")
-    files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, messages)))
+        builtin_messages.append(
+            f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory"
+        )
+    files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, builtin_messages)))
+    if not dry_run:
+        messages.extend(builtin_messages)
     devname, devname_errors = outputs.modules_devname(layout)
     files.append(("modules.devname", devname))
     messages.extend(devname_errors)
@@ -304,11 +331,29 @@ def _tree_from_files(
     from ..model import modname_from_path
     from ..scanner import _Registry
 
+    # kmod tools/depmod.c (main, file arguments): each must be an absolute
+    # path to an existing file, and one module name may appear only once;
+    # anything else is fatal before a single output is written.
     registry = _Registry(dirname, cfg)
-    for f in files:
-        path = f if f.startswith("/") else os.path.join(os.getcwd(), f)
+    for path in files:
+        if not path.startswith("/"):
+            raise DepmodFatal(f"{path}: not an absolute path", [f"FATAL: {path}: not absolute path."])
+        if not os.path.exists(path):
+            raise DepmodFatal(f"{path}: no such file", [
+                f"FATAL: could not create module {path}: No such file or directory"])
         rel = path[len(dirname) + 1 :] if path.startswith(dirname + "/") else None
-        registry.add(ModuleFile(modname_from_path(path), path, rel))
+        mf = ModuleFile(modname_from_path(path), path, rel)
+        old = registry.by_name.get(mf.name)
+        if old is not None and old.path != path:
+            raise DepmodFatal(f"{path}: module {mf.name} given twice", [
+                f"ERROR: ../libkmod/libkmod-module.c:428 kmod_module_new_from_path() kmod_module '{mf.name}' "
+                f"already exists with different path: new-path='{path}' old-path='{old.path}'",
+                f"FATAL: could not create module {path}: File exists"])
+        if old is not None:
+            raise DepmodFatal(f"{path}: given twice", [
+                f"ERROR: hash_add_unique {mf.name}: File exists",
+                f"FATAL: could not add module {path}: File exists"])
+        registry.by_name[mf.name] = mf
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text)
     modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)

@@ -1,0 +1,729 @@
+"""``moddeps compat``: would these module files load on that kernel, and what would they break?
+
+The FILES (out-of-tree or rebuilt modules: a DKMS build, a vendor driver, a
+weak-updates candidate) are treated as installed into the target tree in a
+directory searched first (``updates/`` by default), so they replace in-tree
+modules of the same name exactly as depmod's search priority makes them do
+(kmod tools/depmod.c, depmod_module_is_higher_priority; our spec
+shared/specs/depmod-text.md §3.4).  Then moddeps simulates what the kernel
+checks when each file is loaded -- the steps of ``load_module`` in Linux 6.1
+(kernel/module/main.c), in that order:
+
+1. ``elf_validity_check``: the ELF machine must be the kernel's
+   (``Invalid architecture in ELF header: N``, ``-ENOEXEC``);
+2. ``check_modstruct_version`` (kernel/module/version.c): the CRC of
+   ``module_layout`` in ``__versions`` must be the kernel's
+   (``disagrees about version of symbol module_layout``, ``-ENOEXEC``), and a
+   module without ``__versions`` is refused unless forced loading is
+   configured (``try_to_force_load``; Debian sets no CONFIG_MODULE_FORCE_LOAD);
+3. ``check_modinfo``: the ``vermagic`` (``version magic 'X' should be 'Y'``,
+   ``-ENOEXEC``; see :func:`vermagic_problem` for what is compared), then the
+   licence taint;
+4. ``simplify_symbols`` / ``resolve_symbol``: every undefined symbol must be
+   exported by the kernel or a loaded module (``Unknown symbol X (err -2)``);
+   GPL-only exports are invisible to modules whose licence is not
+   GPL-compatible (``find_symbol`` with ``gplok`` false, so also err -2); the
+   CRCs must agree where both sides carry one (``check_version``:
+   ``disagrees about version of symbol X`` then ``Unknown symbol X (err
+   -22)``); a namespaced export needs ``MODULE_IMPORT_NS``
+   (``verify_namespace_is_imported``, err -22);
+5. ``complete_formation`` / ``verify_exported_symbols``: a module may not
+   export a symbol the kernel already exports
+   (``exports duplicate symbol X (owned by kernel)``, ``-ENOEXEC``);
+6. and modprobe loads dependencies first: a module that needs one which does
+   not load does not load either (nor does a dependency cycle).
+
+The *pairs* of ``unknown-symbol`` and ``crc-mismatch`` findings are exactly
+the (module, symbol) pairs real ``depmod -e -E Module.symvers`` prints for
+the target tree with the files added, minus those it already prints for the
+tree without them (problems the files do not cause are counted in a note,
+``moddeps audit`` reports them).  Where depmod and the kernel disagree --
+depmod compares a missing CRC as 0, the kernel accepts it; depmod checks
+``__versions`` records the kernel never looks up -- the pair is still
+reported, as a *warning* that does not stop the load.
+
+Everything here is computed; nothing is printed (see :mod:`moddeps.report.compat`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audit import GPL_COMPATIBLE, Finding
+from .elfreader import machine_name, read_module_or_broken
+from .errors import UsageError
+from .kernelsyms import kmod_kernel_table, load_kernel_symbols, read_text
+from .kmodhash import hash_order
+from .model import Export, KernelSymbols, Module, fsdecode, fsencode
+from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
+from .scanner import Tree
+
+#: Where the files are considered installed (kmod's default first search directory).
+DEFAULT_SUBDIR = "updates"
+
+#: Finding kinds compat reports, and their severity when the kernel refuses the module.
+KINDS: dict[str, str] = {
+    "broken-file": "error",
+    "cycle": "error",
+    "unknown-symbol": "error",
+    "crc-mismatch": "error",
+    "gpl-only-misuse": "error",
+    "namespace-not-imported": "error",
+    "vermagic-mismatch": "error",
+    "duplicate-export": "error",
+}
+
+# Load stages, in the order of load_module() in kernel/module/main.c (6.1).
+_ELF, _LAYOUT, _MODINFO, _SYMBOLS, _EXPORTS, _DEPS = range(6)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether one file loads on one kernel (``modprobe`` of it, dependencies first)."""
+
+    file: str  # the path as given
+    module: str
+    kernel: str  # the target's release (its lib/modules directory name)
+    loads: bool
+    replaces: str | None = None  # the in-tree file it takes the place of (relative to the tree)
+    reasons: tuple[str, ...] = ()  # finding kinds that stop it (and "dependency")
+    errno: str | None = None  # what init_module(2) would fail with: ENOEXEC, ENOENT, EINVAL
+    needs_failing: tuple[str, ...] = ()  # modules it needs that do not load
+    breaks: tuple[str, ...] = ()  # in-tree modules that load now and would not with this file
+    kernel_log: tuple[str, ...] = ()  # what the kernel logs when it is loaded (first failing step)
+
+
+@dataclass(frozen=True, slots=True)
+class CompatResult:
+    """Compatibility of the files with one target kernel."""
+
+    tree: str
+    kernel: str
+    kernel_symbols: str | None  # the Module.symvers / System.map used
+    vermagic: str | None  # the kernel's vermagic (the one its modules carry)
+    verdicts: tuple[Verdict, ...]
+    findings: tuple[Finding, ...]  # the files' own problems, then the in-tree modules they break
+    broken_in_tree: tuple[str, ...]  # in-tree modules that load now and would not with the files
+    notes: tuple[str, ...] = ()
+    preexisting: int = 0  # problems the tree already has without the files (not in findings)
+
+    @property
+    def loads(self) -> bool:
+        return all(v.loads for v in self.verdicts)
+
+    def exit_status(self) -> int:
+        """0 when every file loads and breaks nothing, else 1."""
+        return 0 if self.loads and not self.broken_in_tree else 1
+
+    def depmod_pairs(self) -> set[tuple[str, str]]:
+        """(module, symbol) of every unknown-symbol and crc-mismatch finding (depmod's warnings)."""
+        return {
+            (f.modules[0], s)
+            for f in self.findings
+            if f.kind in ("unknown-symbol", "crc-mismatch")
+            for s in f.symbols
+        }
+
+
+def matrix_exit_status(results: Sequence[CompatResult]) -> int:
+    return max((r.exit_status() for r in results), default=0)
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+
+def read_files(paths: Sequence[str]) -> list[Module]:
+    """Read the candidate files (paths kept as given; unreadable ones get ``error`` set)."""
+    return [read_module_or_broken(p) for p in paths]
+
+
+def discover_kernel_symbols(dirname: str, basedir: str | None = None) -> KernelSymbols | None:
+    """The kernel's symbol list for a module tree, where distributions put it.
+
+    In order: ``DIR/build/Module.symvers`` (Debian's linux-headers package
+    installs ``lib/modules/VER/build -> /usr/src/linux-headers-VER``, which
+    holds it; an absolute link is followed inside ``basedir``),
+    ``BASE/usr/src/linux-headers-VER/Module.symvers``, then
+    ``BASE/boot/System.map-VER`` (no CRCs).  None when nothing is found.
+    """
+    dirname = dirname.rstrip("/") or "/"
+    version = os.path.basename(dirname)
+    base = basedir
+    if base is None:
+        parent = os.path.dirname(dirname)
+        base = parent[: -len("/lib/modules")] if parent.endswith("/lib/modules") else None
+    candidates: list[tuple[str, str]] = []
+    build = f"{dirname}/build"
+    if os.path.islink(build):
+        target = os.readlink(build)
+        if os.path.isabs(target) and base:
+            candidates.append((f"{base.rstrip('/')}{target}/Module.symvers", "symvers"))
+        candidates.append((f"{os.path.join(dirname, target)}/Module.symvers", "symvers"))
+    else:
+        candidates.append((f"{build}/Module.symvers", "symvers"))
+    if base is not None:
+        b = base.rstrip("/")
+        candidates.append((f"{b}/usr/src/linux-headers-{version}/Module.symvers", "symvers"))
+        candidates.append((f"{b}/boot/System.map-{version}", "system.map"))
+    for path, kind in candidates:
+        if os.path.isfile(path):
+            return load_kernel_symbols(path, kind)
+    return None
+
+
+def kernel_vermagic(tree: Tree) -> str | None:
+    """The target kernel's vermagic, as its own modules carry it.
+
+    ``VERMAGIC_STRING`` (include/linux/vermagic.h) is not in Module.symvers or
+    System.map, but every module built with the kernel copies it into
+    ``.modinfo``: the most common value among the modules whose release is the
+    tree's wins (any module if none matches).
+    """
+    values = [m.vermagic for m in tree.modules if m.error is None and m.vermagic]
+    same = [v for v in values if v.split(" ", 1)[0] == tree.version]
+    pool = same or values
+    if not pool:
+        return None
+    return Counter(pool).most_common(1)[0][0]
+
+
+def _kernel_arch(tree: Tree) -> tuple[int, int, str] | None:
+    archs = [(m.machine, m.elf_class, m.byte_order) for m in tree.modules if m.error is None]
+    return Counter(archs).most_common(1)[0][0] if archs else None
+
+
+# --------------------------------------------------------------------------
+# Problems (one per module and symbol), then findings (grouped)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    kind: str
+    idx: int  # index in the module array analysed
+    symbol: str | None
+    blocking: bool  # the kernel refuses the module
+    stage: int
+    log: tuple[str, ...]
+    errno: str | None = None
+    cause: str | None = None  # the providing module (attribution of in-tree breakage)
+    detail: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _crc(crc: int | None) -> str | None:
+    return None if crc is None else f"0x{crc:08x}"
+
+
+def _kname(m: Module) -> str:
+    """The name the kernel logs: ``struct module``'s, i.e. modinfo ``name=`` (module name otherwise)."""
+    return m.info_first("name") or m.name
+
+
+def _symbol_problems(
+    modules: Sequence[Module],
+    res: Resolution,
+    kernel: KernelSymbols | None,
+    *,
+    kernel_known: bool,
+    crc_checked: bool,
+    only: set[int] | None = None,
+) -> list[_Problem]:
+    """Unknown symbols, CRC disagreements, GPL-only misuse, namespaces (kernel 6.1's resolve_symbol)."""
+    export_of: dict[tuple[int, str], Export] = {}
+    for idx, m in enumerate(modules):
+        for e in m.exports:
+            if not e.pseudo:
+                export_of[(idx, e.name)] = e
+    unknown = set(res.unknown)
+    mismatched = set(res.mismatched)
+    out: list[_Problem] = []
+    for idx, m in enumerate(modules):
+        if m.error is not None or (only is not None and idx not in only):
+            continue
+        kn = _kname(m)
+        gpl_ok = m.license in GPL_COMPATIBLE
+        imported = set(m.imported_namespaces)
+        for imp in m.imports:
+            name = imp.name
+            key = name[1:] if name.startswith(".") else name
+            if (idx, name) in unknown:
+                if not kernel_known:
+                    continue
+                if imp.versions_only:
+                    # Only a __versions record: the kernel looks records up by the
+                    # name of an undefined symbol (check_version), never on their own.
+                    out.append(_Problem("unknown-symbol", idx, name, False, _SYMBOLS, (), None, None,
+                                        {"versions_only": True}))
+                else:
+                    out.append(_Problem("unknown-symbol", idx, name, True, _SYMBOLS,
+                                        (f"{kn}: Unknown symbol {name} (err -2)",), "ENOENT"))
+                continue
+            found = res.owners.get(key)
+            if found is None:
+                continue
+            owner, table_crc = found
+            exp = export_of.get((owner, key)) if owner != KERNEL else None
+            ks = kernel.symbols.get(key) if (owner == KERNEL and kernel is not None) else None
+            provider = "vmlinux" if owner == KERNEL else modules[owner].name
+            cause = None if owner == KERNEL else provider
+            if crc_checked:
+                bad_crc = (idx, name) in mismatched
+                provider_crc: int | None = table_crc if owner == KERNEL else (exp.crc if exp else None)
+            else:
+                provider_crc = exp.crc if exp is not None else None
+                bad_crc = (not imp.weak and provider_crc is not None and imp.crc is not None
+                           and provider_crc != imp.crc)
+            if bad_crc:
+                detail = {"symbol": name, "module_crc": _crc(imp.crc), "provider_crc": _crc(provider_crc),
+                          "provider": provider}
+                both = provider_crc is not None and imp.crc is not None
+                if imp.versions_only:
+                    if key == "module_layout":
+                        # kernel/module/version.c, check_modstruct_version: load_module
+                        # stops with -ENOEXEC before anything else is checked.
+                        out.append(_Problem("crc-mismatch", idx, name, True, _LAYOUT,
+                                            (f"{kn}: disagrees about version of symbol {name}",), "ENOEXEC",
+                                            cause, detail))
+                    else:
+                        out.append(_Problem("crc-mismatch", idx, name, False, _SYMBOLS, (), None, cause,
+                                            {**detail, "versions_only": True}))
+                elif both:
+                    out.append(_Problem("crc-mismatch", idx, name, True, _SYMBOLS,
+                                        (f"{kn}: disagrees about version of symbol {name}",
+                                         f"{kn}: Unknown symbol {name} (err -22)"), "EINVAL", cause, detail))
+                else:
+                    # check_version: an exporter without CRC is accepted silently; a
+                    # symbol without a __versions record warns once and is accepted.
+                    log = () if provider_crc is None else (f"{kn}: no symbol version for {name}",)
+                    out.append(_Problem("crc-mismatch", idx, name, False, _SYMBOLS, log, None, cause, detail))
+            if imp.versions_only:
+                continue
+            gpl_only = exp.gpl_only if exp is not None else (ks.gpl_only if ks is not None else False)
+            ns = exp.namespace if exp is not None else (ks.namespace if ks is not None else None)
+            if gpl_only and not gpl_ok:
+                out.append(_Problem("gpl-only-misuse", idx, name, True, _SYMBOLS,
+                                    (f"{kn}: Unknown symbol {name} (err -2)",), "ENOENT", cause,
+                                    {"symbol": name, "provider": provider, "license": m.license}))
+            if ns and ns not in imported:
+                out.append(_Problem("namespace-not-imported", idx, name, True, _SYMBOLS,
+                                    (f"{kn}: module uses symbol ({name}) from namespace {ns}, but does not "
+                                     "import it.", f"{kn}: Unknown symbol {name} (err -22)"), "EINVAL", cause,
+                                    {"symbol": name, "provider": provider, "namespace": ns}))
+    return out
+
+
+def _cycle_problems(modules: Sequence[Module], res: Resolution, wanted: set[int] | None) -> list[_Problem]:
+    """Every module on a dependency cycle (modprobe cannot order them; depmod writes nothing)."""
+    out = []
+    for comp in strongly_connected_cycles(res.deps):
+        if wanted is not None and not wanted.intersection(comp):
+            continue
+        names = [modules[i].name for i in comp]
+        for i in comp:
+            out.append(_Problem("cycle", i, None, True, _DEPS, (), None, None, {"component": names}))
+    return out
+
+
+def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
+                     idx: int = 0) -> _Problem | None:
+    """The vermagic check of ``check_modinfo`` (kernel/module/main.c, 6.1).
+
+    ``same_magic`` (kernel/module/version.c) compares the whole strings,
+    except when the kernel has CONFIG_MODVERSIONS and the module has a
+    ``__versions`` section (``has_crcs``): then both are compared from their
+    first space on, i.e. *without the release*, because the symbol CRCs
+    already say whether the module fits.  That is what lets a module built
+    for 6.1.0-47 load on 6.1.0-50 (Debian's ABI bumps, RHEL's weak-updates).
+    A release-only difference is therefore an ``info`` finding when the rest
+    agrees and symbol versions are checked, an ``error`` otherwise.
+    ``kernel_magic`` None (no module of the tree carries one): only the
+    release can be compared.
+    """
+    kn = _kname(m)
+    vm = m.vermagic
+    name = m.name
+    has_versions = any(i.crc is not None for i in m.imports)
+    if not vm:
+        # try_to_force_load(mod, "bad vermagic") fails without CONFIG_MODULE_FORCE_LOAD.
+        return _Problem("vermagic-mismatch", idx, None, True, _MODINFO, (), "ENOEXEC", None,
+                        {"vermagic": None, "expected": kernel_magic, "release_only": False,
+                         "message": f"{name} has no vermagic: the kernel refuses it unless forced loading is "
+                                    "allowed"})
+    mod_release = vm.split(" ", 1)[0]
+    if kernel_magic is None:
+        if mod_release == release:
+            return None
+        if has_versions:
+            return _Problem("vermagic-mismatch", idx, None, False, _MODINFO, (), None, None,
+                            {"vermagic": vm, "expected": None, "release_only": True,
+                             "message": f"{name} was built for kernel {mod_release}, not {release}; with symbol "
+                                        "versions the kernel does not compare the release"})
+        return _Problem("vermagic-mismatch", idx, None, True, _MODINFO, (), "ENOEXEC", None,
+                        {"vermagic": vm, "expected": None, "release_only": False,
+                         "message": f"{name} was built for kernel {mod_release}, not {release}, and has no symbol "
+                                    "versions: the kernel compares the whole vermagic"})
+    modversions = "modversions" in kernel_magic.split()
+    tail_only = modversions and has_versions
+    k_release = kernel_magic.split(" ", 1)[0]
+    mod_cmp = vm[len(mod_release):] if tail_only else vm
+    k_cmp = kernel_magic[len(k_release):] if tail_only else kernel_magic
+    if mod_cmp == k_cmp:
+        if vm == kernel_magic:
+            return None
+        return _Problem("vermagic-mismatch", idx, None, False, _MODINFO, (), None, None,
+                        {"vermagic": vm, "expected": kernel_magic, "release_only": True,
+                         "message": f"{name} was built for kernel {mod_release}, the kernel is {k_release}: with "
+                                    "symbol versions (CONFIG_MODVERSIONS) the kernel compares only the rest of the "
+                                    "vermagic, which agrees"})
+    return _Problem("vermagic-mismatch", idx, None, True, _MODINFO,
+                    (f"{kn}: version magic '{vm}' should be '{kernel_magic}'",), "ENOEXEC", None,
+                    {"vermagic": vm, "expected": kernel_magic, "release_only": False,
+                     "compared": "after the release" if tail_only else "whole string",
+                     "message": f"{name} has vermagic {vm.strip()!r}, the kernel {kernel_magic.strip()!r}"
+                                + (" (compared after the release)" if tail_only else "")})
+
+
+def _arch(machine: int, elf_class: int, byte_order: str) -> str:
+    return f"{machine_name(machine)} ELF{elf_class} {byte_order}-endian"
+
+
+def _file_problems(m: Module, idx: int, kernel_magic: str | None, arch: tuple[int, int, str] | None,
+                   release: str, kernel: KernelSymbols | None) -> list[_Problem]:
+    """What only the files are checked for: readability, architecture, module_layout, vermagic, duplicates."""
+    kn = _kname(m)
+    if m.error is not None:
+        return [_Problem("broken-file", idx, None, True, _ELF, (), "ENOEXEC", None, {"reason": m.error})]
+    out: list[_Problem] = []
+    if arch is not None and (m.machine, m.elf_class, m.byte_order) != arch:
+        out.append(_Problem("vermagic-mismatch", idx, None, True, _ELF,
+                            (f"Invalid architecture in ELF header: {m.machine}",), "ENOEXEC", None,
+                            {"reason": "architecture", "module_arch": _arch(m.machine, m.elf_class, m.byte_order),
+                             "kernel_arch": _arch(*arch),
+                             "message": f"{m.name} is built for {_arch(m.machine, m.elf_class, m.byte_order)}, "
+                                        f"the kernel's modules for {_arch(*arch)}"}))
+    modversions = kernel_magic is not None and "modversions" in kernel_magic.split()
+    if modversions and not any(i.crc is not None for i in m.imports):
+        # check_modstruct_version -> check_version with no __versions section:
+        # try_to_force_load() fails (no message) without CONFIG_MODULE_FORCE_LOAD.
+        out.append(_Problem("vermagic-mismatch", idx, None, True, _LAYOUT, (), "ENOEXEC", None,
+                            {"reason": "no symbol versions",
+                             "message": f"{m.name} has no __versions section (built without CONFIG_MODVERSIONS) and "
+                                        "the kernel checks symbol versions: refused unless forced loading is "
+                                        "allowed"}))
+    vp = vermagic_problem(m, kernel_magic, release, idx)
+    if vp is not None:
+        out.append(vp)
+    if kernel is not None:
+        for e in m.exports:
+            if not e.pseudo and e.name in kernel.symbols:
+                out.append(_Problem("duplicate-export", idx, e.name, True, _EXPORTS,
+                                    (f"{kn}: exports duplicate symbol {e.name} (owned by kernel)",), "ENOEXEC",
+                                    None, {"symbol": e.name, "provider": "vmlinux"}))
+    return out
+
+
+# --------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------
+
+
+def _compose(target: Tree, files: Sequence[Module], shown: Sequence[str],
+             subdir: str) -> tuple[list[Module], list[str], list[int], dict[str, str]]:
+    """depmod's module array of the target with the files installed in ``subdir/``.
+
+    Same-named tree modules leave the array (kmod keeps one file per name).
+    The files are not in ``modules.order`` (no line names ``subdir/x.ko``),
+    so, as in kmod's stable sort (tools/depmod.c, depmod_modules_sort), the
+    listed tree modules keep their order and everything unlisted follows in
+    kmod's hash-table order.  Returns (modules, shown paths, index of each
+    file, replaced name -> tree path).
+    """
+    names = {m.name for m in files}
+    replaced = {m.name: f.shown for m, f in zip(target.modules, target.files) if m.name in names}
+    listed: list[tuple[Module, str]] = []
+    rest: dict[bytes, tuple[Module, str]] = {}
+    for m, f in zip(target.modules, target.files):
+        if m.name in names:
+            continue
+        if target.order_applied and m.name in target.order_listed:
+            listed.append((m, f.shown))
+        else:
+            rest[fsencode(m.name)] = (m, f.shown)
+    for m, path in zip(files, shown):
+        rest[fsencode(m.name)] = (m, f"{subdir}/{os.path.basename(path)}")
+    array = listed + [rest[k] for k in hash_order(rest, 512)]
+    pos = {m.name: i for i, (m, _s) in enumerate(array)}
+    return [m for m, _s in array], [s for _m, s in array], [pos[m.name] for m in files], replaced
+
+
+def _kernel_table(kernel: KernelSymbols | None) -> dict[str, int] | None:
+    if kernel is None:
+        return None
+    # kmod's own reading of the file, so the pairs equal depmod -e -E/-F's
+    raw, _msgs = kmod_kernel_table(read_text(kernel.source), kernel.source, kernel.kind)
+    return {fsdecode(k): v for k, v in raw.items()}
+
+
+def _failing(deps: Sequence[Sequence[int]], blocked: set[int]) -> dict[int, int | None]:
+    """Modules that cannot be loaded: the blocked ones (-> None) and, through
+    modprobe's dependencies-first loading, everything that needs one (-> the
+    dependency that fails)."""
+    users: list[list[int]] = [[] for _ in deps]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(i)
+    out: dict[int, int | None] = dict.fromkeys(blocked)
+    todo = sorted(blocked)
+    while todo:
+        x = todo.pop()
+        for u in users[x]:
+            if u not in out:
+                out[u] = x
+                todo.append(u)
+    return out
+
+
+def _reach(deps: Sequence[Sequence[int]], start: int) -> set[int]:
+    seen: set[int] = set()
+    todo = list(deps[start])
+    while todo:
+        x = todo.pop()
+        if x not in seen:
+            seen.add(x)
+            todo.extend(deps[x])
+    return seen
+
+
+def compat_check(
+    files: Sequence[str | Module],
+    target: Tree,
+    kernel: KernelSymbols | None,
+    *,
+    subdir: str = DEFAULT_SUBDIR,
+) -> CompatResult:
+    """Check ``files`` (paths, or modules already read) against the ``target`` tree and its kernel's symbols."""
+    mods: list[Module] = []
+    shown: list[str] = []
+    for f in files:
+        m = f if isinstance(f, Module) else read_module_or_broken(f)
+        mods.append(m)
+        shown.append(m.path)
+    seen: dict[str, str] = {}
+    for m, given in zip(mods, shown):
+        if m.name in seen:
+            raise UsageError(f"{seen[m.name]} and {given} are the same module ({m.name}): give one of them")
+        seen[m.name] = given
+
+    table = _kernel_table(kernel)
+    crc_checked = kernel is not None and kernel.kind == "symvers"
+    opts = Options(kernel_table=table, check_crcs=crc_checked)
+    comp, comp_shown, file_idx, replaced = _compose(target, mods, shown, subdir)
+    res = resolve(comp, comp_shown, opts)
+    pristine = list(target.modules)
+    pres = resolve(pristine, [f.shown for f in target.files], opts)
+    file_set = set(file_idx)
+    file_names = {m.name for m in mods}
+
+    # --- problems with the files installed, and without them
+    problems = _symbol_problems(comp, res, kernel, kernel_known=table is not None, crc_checked=crc_checked)
+    problems += _cycle_problems(comp, res, None)
+    magic = kernel_vermagic(target)
+    arch = _kernel_arch(target)
+    for i in file_idx:
+        problems += _file_problems(comp[i], i, magic, arch, target.version, kernel)
+    before = _symbol_problems(pristine, pres, kernel, kernel_known=table is not None, crc_checked=crc_checked)
+    before += _cycle_problems(pristine, pres, None)
+    before_keys = {(p.kind, pristine[p.idx].name, p.symbol) for p in before}
+
+    # in-tree problems that exist without the files are not the files' doing
+    own = [p for p in problems if p.idx in file_set]
+    new_in_tree = [p for p in problems
+                   if p.idx not in file_set and (p.kind, comp[p.idx].name, p.symbol) not in before_keys]
+    preexisting = sum(1 for p in problems if p.idx not in file_set) - len(new_in_tree)
+    # unknown symbols the replaced module used to provide: attribute them to its replacement
+    if replaced:
+        owner_before = {k: pristine[v[0]].name for k, v in pres.owners.items() if v[0] != KERNEL}
+        new_in_tree = [
+            _Problem(p.kind, p.idx, p.symbol, p.blocking, p.stage, p.log, p.errno,
+                     owner_before.get((p.symbol or "").lstrip(".")), p.detail)
+            if p.kind == "unknown-symbol" and p.cause is None else p
+            for p in new_in_tree
+        ]
+
+    # --- who loads (dependencies first, as modprobe does)
+    fails = _failing(res.deps, {p.idx for p in problems if p.blocking})
+    fails_before = _failing(pres.deps, {p.idx for p in before if p.blocking})
+    failed_before_names = {pristine[i].name for i in fails_before}
+    broken_idx = [i for i in fails if i not in file_set and comp[i].name not in failed_before_names
+                  and comp[i].name not in file_names]
+
+    reach_of_broken = {b: _reach(res.deps, b) for b in broken_idx}
+    verdicts = []
+    for m, path, i in zip(mods, shown, file_idx):
+        mine = sorted((p for p in own if p.idx == i), key=lambda p: p.stage)
+        blocking = [p for p in mine if p.blocking]
+        reasons = list(dict.fromkeys(p.kind for p in blocking))
+        needs = sorted({comp[d].name for d in _reach(res.deps, i) if d in fails and d != i})
+        if i in fails and not blocking:
+            reasons.append("dependency")
+        log: list[str] = []
+        errno: str | None = None
+        if blocking:
+            # the kernel stops at the first step that fails: log what it logs up to there
+            first = blocking[0].stage
+            if first >= _SYMBOLS:
+                log += _taint_lines(m)
+            for p in mine:
+                if p.stage == first or not p.blocking:
+                    log += p.log
+            # simplify_symbols returns the error of the last symbol that failed
+            errno = [p.errno for p in blocking if p.stage == first][-1]
+        elif i not in fails:
+            log += _taint_lines(m)
+            for p in mine:
+                log += p.log
+        breaks = sorted({comp[b].name for b in broken_idx
+                         if i in reach_of_broken[b] or any(p.idx == b and p.cause == m.name for p in new_in_tree)})
+        verdicts.append(Verdict(
+            file=path, module=m.name, kernel=target.version, loads=i not in fails,
+            replaces=replaced.get(m.name), reasons=tuple(reasons), errno=errno,
+            needs_failing=tuple(needs), breaks=tuple(breaks), kernel_log=tuple(log),
+        ))
+
+    findings = _findings(own, comp, comp_shown, shown, file_idx, replaced, "file")
+    findings += _findings(new_in_tree, comp, comp_shown, shown, file_idx, replaced, "in-tree")
+
+    notes = []
+    if kernel is None:
+        notes.append("no kernel symbol list (Module.symvers or System.map): symbols only the kernel provides were "
+                     "not checked, CRCs only between modules")
+    elif not crc_checked:
+        notes.append(f"{kernel.source} is a System.map: it has no CRCs, symbol versions against the kernel were "
+                     "not checked")
+    if magic is None:
+        notes.append("no module of the tree carries a vermagic: only the release was compared")
+    if preexisting:
+        notes.append(f"the tree already has {preexisting} problem(s) the files do not cause; they are not listed "
+                     "here (see moddeps audit)")
+    return CompatResult(
+        tree=target.dirname, kernel=target.version, kernel_symbols=kernel.source if kernel else None,
+        vermagic=magic, verdicts=tuple(verdicts), findings=tuple(findings),
+        broken_in_tree=tuple(sorted(comp[i].name for i in broken_idx)), notes=tuple(notes),
+        preexisting=preexisting,
+    )
+
+
+def compat_matrix(
+    files: Sequence[str | Module],
+    targets: Sequence[tuple[Tree, KernelSymbols | None]],
+    *,
+    subdir: str = DEFAULT_SUBDIR,
+) -> list[CompatResult]:
+    """:func:`compat_check` of the same files against several kernels (read once)."""
+    mods = [f if isinstance(f, Module) else read_module_or_broken(f) for f in files]
+    return [compat_check(mods, tree, kernel, subdir=subdir) for tree, kernel in targets]
+
+
+def _taint_lines(m: Module) -> list[str]:
+    """What check_modinfo logs for a module that passes it (kernel/module/main.c, 6.1)."""
+    kn = _kname(m)
+    out = []
+    if not m.info_first("intree"):
+        out.append(f"{kn}: loading out-of-tree module taints kernel.")
+    licence = m.license
+    if licence not in GPL_COMPATIBLE:
+        # set_license(): a missing licence is "unspecified"
+        out.append(f"{kn}: module license '{licence or 'unspecified'}' taints kernel.")
+    return out
+
+
+# --------------------------------------------------------------------------
+# Findings
+# --------------------------------------------------------------------------
+
+
+def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: Sequence[str],
+              file_paths: Sequence[str], file_idx: Sequence[int], replaced: Mapping[str, str],
+              scope: str) -> list[Finding]:
+    """Audit-style findings: one per module, kind and severity (and namespace); one per cycle."""
+    path_of = dict(zip(file_idx, file_paths))
+    out: list[Finding] = []
+    cycles: dict[tuple[str, ...], list[int]] = {}
+    groups: dict[tuple[int, str, bool, str], list[_Problem]] = {}
+    for p in problems:
+        if p.kind == "cycle":
+            cycles.setdefault(tuple(p.detail["component"]), []).append(p.idx)
+            continue
+        ns = str(p.detail.get("namespace") or "") if p.kind == "namespace-not-imported" else ""
+        groups.setdefault((p.idx, p.kind, p.blocking, ns), []).append(p)
+    where = "" if scope == "file" else " (in the tree)"
+    for (idx, kind, blocking, ns), ps in groups.items():
+        m = comp[idx]
+        name = m.name
+        shown = path_of.get(idx, comp_shown[idx])
+        syms = [p.symbol for p in ps if p.symbol is not None]
+        providers = sorted({str(p.detail["provider"]) for p in ps
+                            if p.detail.get("provider") not in (None, "vmlinux")})
+        causes = sorted({p.cause for p in ps if p.cause})
+        severity = KINDS[kind] if blocking else "warning"
+        details: dict[str, Any] = {"scope": scope, "blocks_load": blocking,
+                                   "kernel_log": [line for p in ps for line in p.log]}
+        if scope == "in-tree" and causes:
+            details["caused_by"] = causes
+        listed = ", ".join(syms)
+        if kind == "unknown-symbol":
+            if scope == "in-tree" and causes:
+                msg = (f"{name}{where} needs {len(syms)} symbol(s) that {', '.join(causes)} exported and its "
+                       f"replacement does not: {listed}")
+            else:
+                msg = f"{name}{where} needs {len(syms)} symbol(s) that neither the kernel nor any module provides: " \
+                      f"{listed}"
+            if not blocking:
+                msg += " (__versions records only: depmod warns, the kernel never looks them up)"
+        elif kind == "crc-mismatch":
+            against = f" than {', '.join(providers)} provides" if scope == "in-tree" and providers else ""
+            msg = f"{name}{where} was built against other versions of {len(syms)} symbol(s){against}: {listed}"
+            if not blocking:
+                msg += " (one side has no CRC, or a __versions record alone: depmod warns, the kernel loads it)"
+            details["symbols_detail"] = [dict(p.detail) for p in ps]
+        elif kind == "gpl-only-misuse":
+            licence = m.license
+            msg = (f"{name}{where} (license {licence!r}, not GPL-compatible) uses GPL-only symbol(s) {listed}: "
+                   "the kernel refuses to load it")
+            details["license"] = licence
+            details["providers"] = {str(p.symbol): p.detail.get("provider") for p in ps}
+        elif kind == "namespace-not-imported":
+            msg = (f"{name}{where} uses {listed} from namespace {ns} without importing it; "
+                   f"add MODULE_IMPORT_NS({ns});")
+            details["namespace"] = ns
+            details["fix"] = f"MODULE_IMPORT_NS({ns});"
+        elif kind == "vermagic-mismatch":
+            d = {k: v for k, v in ps[0].detail.items() if k != "message"}
+            details.update(d)
+            msg = str(ps[0].detail["message"])
+            if d.get("release_only"):
+                severity = "info"
+        elif kind == "duplicate-export":
+            msg = f"{name} exports {listed}, which the kernel itself exports: the kernel refuses to load it"
+        else:  # broken-file
+            msg = f"{shown}: {ps[0].detail.get('reason')}"
+            details["reason"] = ps[0].detail.get("reason")
+        mods = (name, *[p for p in dict.fromkeys([*providers, *causes]) if p != name])
+        out.append(Finding(kind, severity, mods, tuple(syms), (shown,), msg, details))
+    file_names = {comp[i].name for i in file_idx}
+    for names, idxs in cycles.items():
+        if scope == "in-tree" and file_names.intersection(names):
+            continue  # reported with the file on it
+        order = sorted(names, key=lambda n: (n not in file_names, n))
+        files = tuple(path_of.get(i, comp_shown[i]) for i in sorted(idxs, key=lambda i: (i not in path_of, i)))
+        out.append(Finding("cycle", "error", tuple(order), (), files,
+                           f"dependency cycle between {', '.join(order)}: modprobe cannot load them (and depmod "
+                           "writes no index)",
+                           {"scope": scope, "blocks_load": True, "kernel_log": [], "component": order}))
+    return out

@@ -1,0 +1,267 @@
+"""Renderings of ``compat`` and ``diff``: rich tables for people, versioned JSON documents for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..abidiff import KINDS as CHANGE_KINDS
+from ..abidiff import Change, DiffResult, Side
+from ..audit import Finding
+from ..compat import KINDS as COMPAT_KINDS
+from ..compat import CompatResult, Verdict
+
+#: rows shown per kind in the human reports (the JSON has all of them)
+PER_KIND = 15
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_SEVERITIES = ("error", "warning", "info")
+
+
+# --------------------------------------------------------------------------
+# compat
+# --------------------------------------------------------------------------
+
+
+def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
+    """A finding in the audit's JSON format (plus the kernel it was found on)."""
+    out: dict[str, Any] = {
+        "kind": f.kind,
+        "severity": f.severity,
+        "modules": list(f.modules),
+        "symbols": list(f.symbols),
+        "files": list(f.files),
+        "message": f.message,
+        "details": dict(f.details),
+    }
+    if kernel is not None:
+        out["kernel"] = kernel
+    return out
+
+
+def verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {
+        "file": v.file,
+        "module": v.module,
+        "kernel": v.kernel,
+        "loads": v.loads,
+        "replaces": v.replaces,
+        "reasons": list(v.reasons),
+        "errno": v.errno,
+        "needs_failing": list(v.needs_failing),
+        "breaks": list(v.breaks),
+        "kernel_log": list(v.kernel_log),
+    }
+
+
+def _sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
+    rank = {k: i for i, k in enumerate(COMPAT_KINDS)}
+    return sorted(findings, key=lambda f: (_SEVERITIES.index(f.severity), rank.get(f.kind, len(rank)),
+                                           f.details.get("scope") != "file", f.modules, f.symbols))
+
+
+def compat_document(results: Sequence[CompatResult]) -> dict[str, Any]:
+    """The ``compat --json`` document: one verdict per file and kernel, findings in the audit's format."""
+    return {
+        "schema": 1,
+        "kernels": [
+            {
+                "kernel": r.kernel,
+                "tree": r.tree,
+                "kernel_symbols": r.kernel_symbols,
+                "vermagic": r.vermagic,
+                "loads": r.loads,
+                "broken_in_tree": list(r.broken_in_tree),
+                "preexisting_problems": r.preexisting,
+                "notes": list(r.notes),
+            }
+            for r in results
+        ],
+        "verdicts": [verdict_dict(v) for r in results for v in r.verdicts],
+        "findings": [finding_dict(f, r.kernel) for r in results for f in _sorted_findings(r.findings)],
+    }
+
+
+def _why(v: Verdict) -> str:
+    if v.loads:
+        return ""
+    parts = [k for k in v.reasons if k != "dependency"]
+    if "dependency" in v.reasons:
+        parts.append(f"needs {', '.join(v.needs_failing)}")
+    return ", ".join(parts)
+
+
+def render_compat(console: Console, results: Sequence[CompatResult]) -> None:
+    """A verdict per file (a matrix with several kernels), then the findings."""
+    for r in results:
+        nfiles = len(r.verdicts)
+        ok = sum(1 for v in r.verdicts if v.loads)
+        line = (f"moddeps compat: {nfiles} file(s) on {r.kernel} ({r.tree}): {ok} load, {nfiles - ok} do not"
+                + (f"; {len(r.broken_in_tree)} in-tree module(s) would no longer load" if r.broken_in_tree else ""))
+        console.print(line, highlight=False, markup=False)
+        if r.kernel_symbols:
+            console.print(f"kernel symbols: {r.kernel_symbols}", style="dim", highlight=False, markup=False)
+        for note in r.notes:
+            console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    if not results:
+        return
+    if len(results) == 1:
+        r = results[0]
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        table.add_column("module", no_wrap=True)
+        table.add_column("loads", no_wrap=True)
+        table.add_column("why not / what the kernel logs", overflow="fold")
+        for v in r.verdicts:
+            verdict = Text("yes", style="green") if v.loads else Text("no", style="bold red")
+            detail = _why(v)
+            if not v.loads and v.kernel_log:
+                detail += (": " if detail else "") + v.kernel_log[-1]
+            if v.breaks:
+                detail += ("; " if detail else "") + f"breaks {', '.join(v.breaks)}"
+            table.add_row(v.module, verdict, Text(detail))
+        console.print(table)
+    else:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        table.add_column("module", no_wrap=True)
+        for r in results:
+            table.add_column(r.kernel, overflow="fold")
+        by_file: dict[str, dict[str, Verdict]] = {}
+        names: dict[str, str] = {}
+        for r in results:
+            for v in r.verdicts:
+                by_file.setdefault(v.file, {})[r.kernel] = v
+                names[v.file] = v.module
+        for file, per in by_file.items():
+            cells: list[Text] = []
+            for r in results:
+                cell = per.get(r.kernel)
+                if cell is None:
+                    cells.append(Text("-"))
+                elif cell.loads:
+                    cells.append(Text("loads", style="green")
+                                 + (Text(f" (breaks {len(cell.breaks)})", style="yellow") if cell.breaks else Text("")))
+                else:
+                    cells.append(Text("no: " + _why(cell), style="red"))
+            table.add_row(names[file], *cells)
+        console.print(table)
+    _render_findings(console, [(r.kernel, f) for r in results for f in _sorted_findings(r.findings)],
+                     show_kernel=len(results) > 1)
+
+
+def _render_findings(console: Console, items: Sequence[tuple[str, Finding]], show_kernel: bool) -> None:
+    if not items:
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("kind", no_wrap=True)
+    if show_kernel:
+        table.add_column("kernel", no_wrap=True)
+    table.add_column("module", no_wrap=True)
+    table.add_column("finding", overflow="fold")
+    groups: dict[tuple[str, str], list[tuple[str, Finding]]] = {}
+    for kernel, f in items:
+        groups.setdefault((f.severity, f.kind), []).append((kernel, f))
+    for (severity, kind), rows in groups.items():
+        shown = rows[:PER_KIND]
+        for i, (kernel, f) in enumerate(shown):
+            last = i == len(shown) - 1 and len(rows) <= PER_KIND
+            first_cell = Text(kind, style=_STYLE[severity]) if i == 0 else Text("")
+            cells = [first_cell, *([Text(kernel)] if show_kernel else []), Text(f.modules[0] if f.modules else ""),
+                     Text(f.message)]
+            table.add_row(*cells, end_section=last)
+        if len(rows) > PER_KIND:
+            filler = [Text("")] * (2 if show_kernel else 1)
+            table.add_row(*filler, Text("…"), Text(f"and {len(rows) - PER_KIND} more (see --json)"),
+                          end_section=True)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------
+# diff
+# --------------------------------------------------------------------------
+
+
+def _side_dict(s: Side) -> dict[str, Any]:
+    return {"path": s.path, "kind": s.kind, "version": s.version, "modules": len(s.modules),
+            "exports": len(s.exports)}
+
+
+def change_dict(c: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": c.kind, "module": c.module, "symbol": c.symbol, "old": c.old, "new": c.new,
+                           "incompatible": c.incompatible}
+    if c.symbols:
+        out["symbols"] = list(c.symbols)
+    return out
+
+
+def diff_document(result: DiffResult) -> dict[str, Any]:
+    """The ``diff --json`` document."""
+    counts = result.counts()
+    return {
+        "schema": 1,
+        "old": _side_dict(result.old),
+        "new": _side_dict(result.new),
+        "incompatible": bool(result.incompatible),
+        "summary": {k: counts[k] for k in CHANGE_KINDS if k in counts},
+        "notes": list(result.notes),
+        "changes": [change_dict(c) for c in result.changes],
+    }
+
+
+def _change_text(c: Change) -> str:
+    if c.kind in ("module-added", "export-added"):
+        return f"{c.new}" if c.new else ""
+    if c.kind in ("module-removed", "export-removed"):
+        return f"{c.old}" if c.old else ""
+    if c.kind in ("dependency-added", "dependency-removed"):
+        target = c.new if c.kind == "dependency-added" else c.old
+        syms = ", ".join(c.symbols[:4]) + (" …" if len(c.symbols) > 4 else "")
+        return f"{target} ({syms})" if syms else f"{target}"
+    return f"{c.old} -> {c.new}"
+
+
+def render_diff(console: Console, result: DiffResult) -> None:
+    bad = result.incompatible
+    console.print(
+        f"moddeps diff {result.old.path} -> {result.new.path}: {len(result.changes)} change(s), "
+        f"{len(bad)} incompatible", highlight=False, markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    if not result.changes:
+        return
+    counts = result.counts()
+    summary = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    summary.add_column("kind")
+    summary.add_column("count", justify="right")
+    summary.add_column("incompatible", justify="right")
+    for kind in CHANGE_KINDS:
+        if kind in counts:
+            nbad = sum(1 for c in bad if c.kind == kind)
+            summary.add_row(kind, str(counts[kind]), Text(str(nbad), style="bold red") if nbad else Text("0"))
+    console.print(summary)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("module", no_wrap=True)
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("change", overflow="fold")
+    for kind in CHANGE_KINDS:
+        rows = [c for c in result.changes if c.kind == kind]
+        if not rows:
+            continue
+        rows.sort(key=lambda c: not c.incompatible)  # stable: incompatible first
+        shown = rows[:PER_KIND]
+        for i, c in enumerate(shown):
+            last = i == len(shown) - 1 and len(rows) <= PER_KIND
+            style = "bold red" if c.incompatible else ""
+            table.add_row(Text(kind, style=style) if i == 0 else Text(""), Text(c.module), Text(c.symbol or ""),
+                          Text(_change_text(c) + ("  (incompatible)" if c.incompatible else ""), style=style),
+                          end_section=last)
+        if len(rows) > PER_KIND:
+            table.add_row(Text(""), Text("…"), Text(""), Text(f"and {len(rows) - PER_KIND} more (see --json)"),
+                          end_section=True)
+    console.print(table)
