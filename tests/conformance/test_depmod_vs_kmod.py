@@ -1,0 +1,411 @@
+"""``moddeps depmod`` against the real kmod 30 ``depmod`` on both Debian trees.
+
+Each comparison runs the two tools on two fresh copies of the same pristine
+tree (hard links, see ``debian.copy_tree``), with an empty ``-C`` directory,
+and compares every output file byte for byte, the set of files, the exit
+status and stderr (program-name prefix stripped, the copy's path replaced by
+``<BASEDIR>``).  Finally modprobe itself resolves modules, aliases and
+symbols through the indexes moddeps wrote.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conformance import debian
+from tests.conformance.debian import KernelTree, Kmod, first_difference, unavailable
+
+pytestmark = pytest.mark.conformance
+
+#: what kmod 30 writes (tools/depmod.c, depmod_output)
+OUTPUTS = (
+    "modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
+    "modules.symbols", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
+    "modules.devname",
+)
+WORKERS = max(4, 2 * (os.cpu_count() or 1))
+SAMPLE = 500  # aliases and symbols looked up with modprobe, per tree
+SHOW = 15
+
+FreshCopy = Callable[[KernelTree, str], Path]
+
+
+@dataclass(frozen=True)
+class Run:
+    tool: str  # "kmod" or "moddeps"
+    root: Path  # the -b BASEDIR
+    argv: tuple[str, ...]
+    status: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+    def messages(self) -> list[str]:
+        """stderr lines without "depmod: "/"moddeps: ", the copy's path as <BASEDIR>."""
+        prefix = "depmod: " if self.tool == "kmod" else "moddeps: "
+        out = []
+        for line in self.stderr.decode("utf-8", "surrogateescape").splitlines():
+            line = line.removeprefix(prefix)
+            out.append(line.replace(str(self.root), "<BASEDIR>"))
+        return out
+
+    def describe(self) -> str:
+        return f"{' '.join(self.argv)} -> status {self.status}, stderr:\n{self.stderr.decode(errors='replace')[-2000:]}"
+
+
+def run_depmod(tool: str, cmd: list[str], root: Path, version: str, *args: str) -> Run:
+    argv = [*cmd, *args, "-b", str(root), version]
+    t0 = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=1800)
+    return Run(tool, root, tuple(argv), r.returncode, r.stdout, r.stderr, time.monotonic() - t0)
+
+
+@dataclass(frozen=True)
+class Pair:
+    tree: KernelTree
+    kmod: Run
+    moddeps: Run
+
+    def moddir(self, run: Run) -> Path:
+        return run.root / "lib" / "modules" / self.tree.version
+
+
+def depmod_pair(
+    tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: FreshCopy, config: Path, label: str,
+    *args: str, prepare: Callable[[Path], None] | None = None, moddeps_options: tuple[str, ...] = (),
+) -> Pair:
+    a = fresh_copy(tree, f"{label}-kmod")
+    b = fresh_copy(tree, f"{label}-moddeps")
+    if prepare is not None:
+        prepare(a)
+        prepare(b)
+    ra = run_depmod("kmod", [kmod.depmod], a, tree.version, "-C", str(config), *args)
+    rb = run_depmod(
+        "moddeps", [*moddeps_cmd, "depmod", *moddeps_options], b, tree.version, "-C", str(config), *args
+    )
+    return Pair(tree, ra, rb)
+
+
+def warm_page_cache(tree: KernelTree) -> None:
+    """Read every module once, so that the first tool timed does not pay for a cold cache."""
+    for path in tree.module_files():
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+@pytest.fixture(scope="session")
+def indexed(tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: FreshCopy, empty_config: Path,
+            summary: list[str]) -> Pair:
+    """Both tools on fresh copies of the tree, plain ``depmod -C EMPTY -b ROOT VERSION``
+    (moddeps with ``--no-cache``: every module read; the scan cache has its own test)."""
+    warm_page_cache(tree)
+    pair = depmod_pair(tree, kmod, moddeps_cmd, fresh_copy, empty_config, "plain", moddeps_options=("--no-cache",))
+    summary.append(
+        f"depmod {tree.package} ({len(tree.module_files())} modules): kmod {pair.kmod.seconds:.2f} s, "
+        f"moddeps {pair.moddeps.seconds:.2f} s (x{pair.moddeps.seconds / max(pair.kmod.seconds, 1e-3):.1f})"
+    )
+    return pair
+
+
+@pytest.fixture(scope="session")
+def symvers(tree: KernelTree) -> Path:
+    try:
+        return debian.module_symvers(tree.flavour)
+    except debian.Unavailable as exc:
+        unavailable(str(exc))
+
+
+# --------------------------------------------------------------------------
+# comparisons
+# --------------------------------------------------------------------------
+
+
+def listing(moddir: Path) -> set[str]:
+    out: set[str] = set()
+    for dirpath, _dirs, files in os.walk(moddir):
+        rel = os.path.relpath(dirpath, moddir)
+        out.update(os.path.normpath(os.path.join(rel, f)) for f in files)
+    return out
+
+
+def _dump(cmd: list[str], path: Path) -> list[str]:
+    r = subprocess.run([*cmd, "index", "dump", str(path)], capture_output=True, timeout=600)
+    if r.returncode != 0:
+        return [f"<moddeps index dump failed: {r.stderr.decode(errors='replace').strip()}>"]
+    return r.stdout.decode("utf-8", "surrogateescape").splitlines()
+
+
+def explain(name: str, ours: bytes, theirs: bytes, ours_path: Path, theirs_path: Path, moddeps_cmd: list[str]) -> str:
+    """A short description of how two versions of an output file differ."""
+    offset = first_difference(ours, theirs)
+    text = f"{name}: moddeps {len(ours)} bytes, kmod {len(theirs)} bytes, first difference at byte {offset}"
+    if name.endswith(".bin"):
+        ol, kl = _dump(moddeps_cmd, ours_path), _dump(moddeps_cmd, theirs_path)
+    else:
+        ol = ours.decode("utf-8", "surrogateescape").splitlines()
+        kl = theirs.decode("utf-8", "surrogateescape").splitlines()
+    i = first_difference(ol, kl)
+    what = "index dump line" if name.endswith(".bin") else "line"
+    text += (
+        f"; {what} {i + 1} of {len(ol)}/{len(kl)}: moddeps {ol[i] if i < len(ol) else None!r}, "
+        f"kmod {kl[i] if i < len(kl) else None!r}"
+    )
+    if set(ol) != set(kl):
+        text += f"; {len(set(ol) - set(kl))} lines only in moddeps', {len(set(kl) - set(ol))} only in kmod's"
+    else:
+        text += "; same lines, different order" if ol != kl else "; same lines"
+    return text
+
+
+def compare_outputs(ours_dir: Path, kmod_dir: Path, moddeps_cmd: list[str]) -> list[str]:
+    """Differences between two module directories: file sets, then bytes."""
+    problems = []
+    ol, kl = listing(ours_dir), listing(kmod_dir)
+    problems += [f"only moddeps wrote {f}" for f in sorted(ol - kl)]
+    problems += [f"only kmod wrote {f}" for f in sorted(kl - ol)]
+    problems += [f"kmod did not write {f}" for f in OUTPUTS if f not in kl]
+    for f in sorted(ol & kl):
+        if "/" in f:
+            continue  # module files (hard links to the same pristine inodes)
+        x, y = (ours_dir / f).read_bytes(), (kmod_dir / f).read_bytes()
+        if x != y:
+            problems.append(explain(f, x, y, ours_dir / f, kmod_dir / f, moddeps_cmd))
+    return problems
+
+
+def _fail(what: str, tree: KernelTree, problems: list[str]) -> str:
+    more = f"\n  ... and {len(problems) - SHOW} more" if len(problems) > SHOW else ""
+    return f"{tree.package}: {what}: {len(problems)} problem(s)\n  " + "\n  ".join(problems[:SHOW]) + more
+
+
+# --------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------
+
+
+def test_depmod_outputs_identical(indexed: Pair, moddeps_cmd: list[str], summary: list[str]) -> None:
+    assert indexed.kmod.status == 0, indexed.kmod.describe()
+    assert indexed.moddeps.status == 0, indexed.moddeps.describe()
+    ours, theirs = indexed.moddir(indexed.moddeps), indexed.moddir(indexed.kmod)
+    problems = compare_outputs(ours, theirs, moddeps_cmd)
+    compared = sorted(f for f in listing(theirs) if "/" not in f)
+    summary.append(
+        f"depmod {indexed.tree.package}: {len(compared)} top-level files compared byte for byte "
+        f"({sum((theirs / f).stat().st_size for f in compared) / 1e6:.1f} MB), "
+        f"{len(listing(theirs))} files in the tree"
+    )
+    assert not problems, _fail("depmod outputs differ", indexed.tree, problems)
+
+
+def test_depmod_messages_identical(indexed: Pair) -> None:
+    assert indexed.moddeps.status == indexed.kmod.status, (indexed.kmod.describe(), indexed.moddeps.describe())
+    assert indexed.moddeps.messages() == indexed.kmod.messages()
+    assert indexed.moddeps.stdout == indexed.kmod.stdout == b""
+
+
+def test_depmod_scan_cache_identical(
+    tree: KernelTree, indexed: Pair, moddeps_cmd: list[str], fresh_copy: FreshCopy, empty_config: Path,
+    workdir: Path, summary: list[str],
+) -> None:
+    """With moddeps' scan cache, cold then warm (same copy, same files), the outputs are still kmod's."""
+    root = fresh_copy(tree, "scan-cache")
+    db = workdir / f"depmod-cache-{tree.flavour}.sqlite3"
+    cmd = [*moddeps_cmd, "depmod", "--cache", str(db)]
+    cold = run_depmod("moddeps", cmd, root, tree.version, "-C", str(empty_config))
+    assert cold.status == 0, cold.describe()
+    problems = [f"cold cache: {p}" for p in compare_outputs(root / "lib/modules" / tree.version,
+                                                             indexed.moddir(indexed.kmod), moddeps_cmd)]
+    warm = run_depmod("moddeps", cmd, root, tree.version, "-C", str(empty_config))
+    assert warm.status == 0, warm.describe()
+    problems += [f"warm cache: {p}" for p in compare_outputs(root / "lib/modules" / tree.version,
+                                                              indexed.moddir(indexed.kmod), moddeps_cmd)]
+    summary.append(
+        f"depmod {tree.package}: moddeps --no-cache {indexed.moddeps.seconds:.2f} s, "
+        f"cache cold {cold.seconds:.2f} s, warm {warm.seconds:.2f} s (kmod {indexed.kmod.seconds:.2f} s)"
+    )
+    assert cold.messages() == warm.messages() == indexed.kmod.messages()
+    assert not problems, _fail("depmod outputs through the scan cache differ", tree, problems)
+
+
+def test_dry_run_identical(
+    tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: FreshCopy, empty_config: Path
+) -> None:
+    pair = depmod_pair(tree, kmod, moddeps_cmd, fresh_copy, empty_config, "dry-run", "-n")
+    assert pair.kmod.status == 0, pair.kmod.describe()
+    assert pair.moddeps.status == 0, pair.moddeps.describe()
+    assert pair.moddeps.messages() == pair.kmod.messages()
+    assert len(pair.kmod.stdout) > 100_000
+    if pair.moddeps.stdout != pair.kmod.stdout:
+        pytest.fail(_fail("depmod -n stdout differs", tree, [explain(
+            "stdout", pair.moddeps.stdout, pair.kmod.stdout, Path(), Path(), moddeps_cmd)]), pytrace=False)
+    written = [
+        f"{run.tool} wrote {f} despite -n"
+        for run in (pair.kmod, pair.moddeps) for f in OUTPUTS if (pair.moddir(run) / f).exists()
+    ]
+    assert not written
+
+
+def test_outdir_matches_kmod_in_place(
+    tree: KernelTree, indexed: Pair, moddeps_cmd: list[str], fresh_copy: FreshCopy, empty_config: Path,
+    workdir: Path,
+) -> None:
+    """kmod 30 has no -o; ``moddeps depmod -o OUT`` must write under OUT exactly
+    what kmod writes in place, and leave the source tree alone."""
+    src = fresh_copy(tree, "outdir-src")
+    out = workdir / f"{tree.flavour}-outdir"
+    r = run_depmod("moddeps", [*moddeps_cmd, "depmod"], src, tree.version, "-C", str(empty_config), "-o", str(out))
+    assert r.status == 0, r.describe()
+    assert r.messages() == indexed.kmod.messages()
+    written_in_src = [f for f in OUTPUTS if (src / "lib/modules" / tree.version / f).exists()]
+    assert not written_in_src, f"moddeps depmod -o wrote into the source tree: {written_in_src}"
+    got = out / "lib" / "modules" / tree.version
+    kmod_dir = indexed.moddir(indexed.kmod)
+    expected = {f for f in listing(kmod_dir) if "/" not in f} - set(os.listdir(tree.moddir))
+    problems = [f"only moddeps -o wrote {f}" for f in sorted(listing(got) - expected)]
+    problems += [f"moddeps -o did not write {f}" for f in sorted(expected - listing(got))]
+    for f in sorted(expected & listing(got)):
+        x, y = (got / f).read_bytes(), (kmod_dir / f).read_bytes()
+        if x != y:
+            problems.append(explain(f, x, y, got / f, kmod_dir / f, moddeps_cmd))
+    assert not problems, _fail("depmod -o outputs differ from kmod's in-place outputs", tree, problems)
+
+
+def test_symvers_no_unknown_symbols(
+    tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: FreshCopy, empty_config: Path,
+    symvers: Path, summary: list[str],
+) -> None:
+    pair = depmod_pair(tree, kmod, moddeps_cmd, fresh_copy, empty_config, "symvers", "-e", "-E", str(symvers))
+    summary.append(
+        f"depmod -e -E {tree.package}: kmod {pair.kmod.seconds:.2f} s, moddeps {pair.moddeps.seconds:.2f} s"
+    )
+    assert pair.kmod.status == 0, pair.kmod.describe()
+    assert pair.moddeps.status == 0, pair.moddeps.describe()
+    assert pair.kmod.messages() == [], f"kmod itself warns with {symvers}: {pair.kmod.messages()[:10]}"
+    assert pair.moddeps.messages() == pair.kmod.messages()
+    problems = compare_outputs(pair.moddir(pair.moddeps), pair.moddir(pair.kmod), moddeps_cmd)
+    assert not problems, _fail("depmod -e -E outputs differ", tree, problems)
+
+
+def most_needed_module(modules_dep: Path) -> str:
+    """The relpath with the most direct users in modules.dep (whose lines list
+    the transitive closure: a direct dependency is one that no other listed
+    dependency already needs)."""
+    deps: dict[str, list[str]] = {}
+    for line in modules_dep.read_text("utf-8", "surrogateescape").splitlines():
+        mod, _, rest = line.partition(":")
+        deps[mod] = rest.split()
+    users: collections.Counter[str] = collections.Counter()
+    for closure in deps.values():
+        indirect = {x for d in closure for x in deps.get(d, ())}
+        users.update(d for d in closure if d not in indirect)
+    return max(users.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+
+def test_missing_library_warnings(
+    tree: KernelTree, indexed: Pair, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: FreshCopy,
+    empty_config: Path, symvers: Path, summary: list[str],
+) -> None:
+    victim = most_needed_module(indexed.moddir(indexed.kmod) / "modules.dep")
+
+    def remove(root: Path) -> None:
+        (root / "lib" / "modules" / tree.version / victim).unlink()
+
+    pair = depmod_pair(
+        tree, kmod, moddeps_cmd, fresh_copy, empty_config, "missing-lib", "-e", "-E", str(symvers), prepare=remove
+    )
+    assert pair.kmod.status == 0, pair.kmod.describe()
+    assert pair.moddeps.status == 0, pair.moddeps.describe()
+    km, mm = pair.kmod.messages(), pair.moddeps.messages()
+    unknown = [line for line in km if "needs unknown symbol" in line]
+    summary.append(
+        f"depmod -e -E {tree.package} without {victim}: {len(unknown)} 'needs unknown symbol' warnings "
+        f"from kmod, {sum('needs unknown symbol' in line for line in mm)} from moddeps"
+    )
+    assert unknown, f"kmod gave no warning with {victim} removed: {km[:5]}"
+    only_kmod = sorted(set(km) - set(mm))
+    only_ours = sorted(set(mm) - set(km))
+    assert not (only_kmod or only_ours), _fail(
+        f"warnings with {victim} removed", tree,
+        [f"only kmod: {x}" for x in only_kmod] + [f"only moddeps: {x}" for x in only_ours],
+    )
+    assert mm == km, f"same warnings, different order or multiplicity ({len(mm)} vs {len(km)} lines)"
+    problems = compare_outputs(pair.moddir(pair.moddeps), pair.moddir(pair.kmod), moddeps_cmd)
+    assert not problems, _fail(f"depmod outputs with {victim} removed differ", tree, problems)
+
+
+# --------------------------------------------------------------------------
+# modprobe reads moddeps' indexes
+# --------------------------------------------------------------------------
+
+
+def _sample(items: list[str], n: int) -> list[str]:
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def lookups(moddir: Path) -> dict[str, list[str]]:
+    """What to ask modprobe: every module and built-in name, a sample of aliases and symbols."""
+    def text(name: str) -> list[str]:
+        return (moddir / name).read_text("utf-8", "surrogateescape").splitlines()
+
+    modules = [os.path.basename(line.partition(":")[0]).split(".")[0] for line in text("modules.dep")]
+    builtins = [os.path.basename(line).split(".")[0] for line in text("modules.builtin") if line]
+    aliases = sorted({line.split(" ", 2)[1] for line in text("modules.alias") if line.startswith("alias ")})
+    symbols = sorted({line.split(" ", 2)[1] for line in text("modules.symbols") if line.startswith("alias ")})
+    return {
+        "modules": modules,
+        "builtin": builtins,
+        "aliases": _sample(aliases, SAMPLE),
+        "symbols": _sample(symbols, SAMPLE),
+    }
+
+
+def show_depends(modprobe: str, config: Path, root: Path, version: str, name: str) -> tuple[int, str]:
+    r = subprocess.run(
+        [modprobe, "-C", str(config), "-d", str(root), "-S", version, "--show-depends", "--", name],
+        capture_output=True, timeout=300,
+    )
+    out = (r.stdout + b"\n--stderr--\n" + r.stderr).decode("utf-8", "surrogateescape")
+    return r.returncode, out.replace(str(root), "<BASEDIR>")
+
+
+def test_modprobe_reads_moddeps_indexes(
+    indexed: Pair, kmod: Kmod, empty_config: Path, summary: list[str]
+) -> None:
+    """modprobe --show-depends through the indexes each tool wrote gives the same answers."""
+    tree = indexed.tree
+    assert indexed.kmod.status == 0 and indexed.moddeps.status == 0
+    queries = lookups(indexed.moddir(indexed.kmod))
+    names = [n for group in queries.values() for n in group]
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        theirs = list(pool.map(
+            lambda n: show_depends(kmod.modprobe, empty_config, indexed.kmod.root, tree.version, n), names))
+        ours = list(pool.map(
+            lambda n: show_depends(kmod.modprobe, empty_config, indexed.moddeps.root, tree.version, n), names))
+    seconds = time.monotonic() - t0
+    problems = [
+        f"modprobe --show-depends {n!r}: on moddeps' indexes status {o[0]} {o[1]!r}; on kmod's status {k[0]} {k[1]!r}"
+        for n, o, k in zip(names, ours, theirs, strict=True)
+        if o != k
+    ]
+    failed = sum(1 for k in theirs if k[0] != 0)
+    summary.append(
+        f"modprobe {tree.package}: {len(names)} lookups x 2 trees in {seconds:.1f} s ("
+        + ", ".join(f"{len(v)} {k}" for k, v in queries.items())
+        + f"); {failed} fail on kmod's own indexes too"
+    )
+    assert len(queries["modules"]) > 500
+    assert not problems, _fail("modprobe answers differ", tree, problems)
