@@ -374,10 +374,13 @@ def parse_module(
         symtab = None
 
     exports = _exports(elf, symtab)
-    modinfo = tuple(
-        (fsdecode(k), fsdecode(v))
-        for k, _, v in (piece.partition(b"=") for piece in _split_strings(elf.section_bytes(b".modinfo")))
-    )
+    pieces = _split_strings(elf.section_bytes(b".modinfo"))
+    modinfo: tuple[tuple[str, str], ...] = ()
+    if pieces:
+        # one decode for the whole section (pieces hold no NUL), then split;
+        # partition()[::2] is (key, value), the value empty without "="
+        text = b"\0".join(pieces).decode("utf-8", "surrogateescape")
+        modinfo = tuple([s.partition("=")[::2] for s in text.split("\0")])
     imports = _imports(elf, symtab)
     has_init = has_exit = False
     if symtab is not None:

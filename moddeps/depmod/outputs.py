@@ -101,7 +101,8 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
                 continue
             if key in seen:
                 if warn_dups and messages is not None:
-                    messages.append(f"WARNING: duplicate module alias:\n{key.decode('utf-8', 'surrogateescape')} {m.name}")
+                    shown = key.decode("utf-8", "surrogateescape")
+                    messages.append(f"WARNING: duplicate module alias:\n{shown} {m.name}")
             else:
                 seen.add(key)
             acc.append((key, name, idx))

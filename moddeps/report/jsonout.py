@@ -59,4 +59,6 @@ def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...])
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=1, ensure_ascii=True)
+    """One line of JSON.  (With ``indent`` the json module falls back to its
+    pure-Python encoder: 10x slower on a 4,000-module scan.)"""
+    return json.dumps(doc, ensure_ascii=True)
