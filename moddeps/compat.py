@@ -9,6 +9,8 @@ shared/specs/depmod-text.md §3.4).  Then moddeps simulates what the kernel
 checks when each file is loaded -- the steps of ``load_module`` in Linux 6.1
 (kernel/module/main.c), in that order:
 
+0. (modprobe) a name listed in ``modules.builtin`` is reported as built in
+   and the file is never read;
 1. ``elf_validity_check``: the ELF machine must be the kernel's
    (``Invalid architecture in ELF header: N``, ``-ENOEXEC``);
 2. ``check_modstruct_version`` (kernel/module/version.c): the CRC of
@@ -41,6 +43,12 @@ tree without them (problems the files do not cause are counted in a note,
 depmod compares a missing CRC as 0, the kernel accepts it; depmod checks
 ``__versions`` records the kernel never looks up -- the pair is still
 reported, as a *warning* that does not stop the load.
+
+A weak undefined symbol whose CRC disagrees is refused by the kernel but
+ignored by depmod; it is not reported (pairs stay depmod's).  Not modelled:
+taint inherited from a proprietary dependency (``inherit_taint``,
+which can make a GPL module refuse or lose GPL-only symbols), module signatures
+and lockdown, parameters, and anything ``init`` does.
 
 Everything here is computed; nothing is printed (see :mod:`moddeps.report.compat`).
 """
@@ -75,10 +83,12 @@ KINDS: dict[str, str] = {
     "namespace-not-imported": "error",
     "vermagic-mismatch": "error",
     "duplicate-export": "error",
+    "duplicate-module": "error",
 }
 
-# Load stages, in the order of load_module() in kernel/module/main.c (6.1).
-_ELF, _LAYOUT, _MODINFO, _SYMBOLS, _EXPORTS, _DEPS = range(6)
+# Load stages, in the order of load_module() in kernel/module/main.c (6.1); modprobe's own
+# checks come first (a built-in name) and last (dependencies, cycles).
+_MODPROBE, _ELF, _LAYOUT, _MODINFO, _SYMBOLS, _EXPORTS, _DEPS = range(-1, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +166,7 @@ def discover_kernel_symbols(dirname: str, basedir: str | None = None) -> KernelS
     version = os.path.basename(dirname)
     base = basedir
     if base is None:
-        parent = os.path.dirname(dirname)
+        parent = os.path.dirname(os.path.abspath(dirname))
         base = parent[: -len("/lib/modules")] if parent.endswith("/lib/modules") else None
     candidates: list[tuple[str, str]] = []
     build = f"{dirname}/build"
@@ -232,7 +242,6 @@ def _symbol_problems(
     *,
     kernel_known: bool,
     crc_checked: bool,
-    only: set[int] | None = None,
 ) -> list[_Problem]:
     """Unknown symbols, CRC disagreements, GPL-only misuse, namespaces (kernel 6.1's resolve_symbol)."""
     export_of: dict[tuple[int, str], Export] = {}
@@ -244,7 +253,7 @@ def _symbol_problems(
     mismatched = set(res.mismatched)
     out: list[_Problem] = []
     for idx, m in enumerate(modules):
-        if m.error is not None or (only is not None and idx not in only):
+        if m.error is not None:
             continue
         kn = _kname(m)
         gpl_ok = m.license in GPL_COMPATIBLE
@@ -362,8 +371,8 @@ def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
         if has_versions:
             return _Problem("vermagic-mismatch", idx, None, False, _MODINFO, (), None, None,
                             {"vermagic": vm, "expected": None, "release_only": True,
-                             "message": f"{name} was built for kernel {mod_release}, not {release}; with symbol "
-                                        "versions the kernel does not compare the release"})
+                             "message": f"{name} was built for {mod_release}, not {release}: accepted, the "
+                                        "kernel compares symbol versions instead of the release"})
         return _Problem("vermagic-mismatch", idx, None, True, _MODINFO, (), "ENOEXEC", None,
                         {"vermagic": vm, "expected": None, "release_only": False,
                          "message": f"{name} was built for kernel {mod_release}, not {release}, and has no symbol "
@@ -378,9 +387,8 @@ def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
             return None
         return _Problem("vermagic-mismatch", idx, None, False, _MODINFO, (), None, None,
                         {"vermagic": vm, "expected": kernel_magic, "release_only": True,
-                         "message": f"{name} was built for kernel {mod_release}, the kernel is {k_release}: with "
-                                    "symbol versions (CONFIG_MODVERSIONS) the kernel compares only the rest of the "
-                                    "vermagic, which agrees"})
+                         "message": f"{name} was built for {mod_release}, not {k_release}: accepted, the kernel "
+                                    "compares symbol versions (CONFIG_MODVERSIONS) instead of the release"})
     return _Problem("vermagic-mismatch", idx, None, True, _MODINFO,
                     (f"{kn}: version magic '{vm}' should be '{kernel_magic}'",), "ENOEXEC", None,
                     {"vermagic": vm, "expected": kernel_magic, "release_only": False,
@@ -394,12 +402,18 @@ def _arch(machine: int, elf_class: int, byte_order: str) -> str:
 
 
 def _file_problems(m: Module, idx: int, kernel_magic: str | None, arch: tuple[int, int, str] | None,
-                   release: str, kernel: KernelSymbols | None) -> list[_Problem]:
+                   release: str, kernel: KernelSymbols | None, builtin: frozenset[str]) -> list[_Problem]:
     """What only the files are checked for: readability, architecture, module_layout, vermagic, duplicates."""
     kn = _kname(m)
-    if m.error is not None:
-        return [_Problem("broken-file", idx, None, True, _ELF, (), "ENOEXEC", None, {"reason": m.error})]
     out: list[_Problem] = []
+    if m.name in builtin:
+        # kmod's modprobe finds the name in modules.builtin(.bin) and reports
+        # success ("Module X is builtin" with -v) without ever reading the file.
+        out.append(_Problem("duplicate-module", idx, None, True, _MODPROBE, (), None, None,
+                            {"builtin": True, "message": f"{m.name} is built into the kernel (modules.builtin): "
+                                                         "modprobe never loads this file"}))
+    if m.error is not None:
+        return [*out, _Problem("broken-file", idx, None, True, _ELF, (), "ENOEXEC", None, {"reason": m.error})]
     if arch is not None and (m.machine, m.elf_class, m.byte_order) != arch:
         out.append(_Problem("vermagic-mismatch", idx, None, True, _ELF,
                             (f"Invalid architecture in ELF header: {m.machine}",), "ENOEXEC", None,
@@ -535,8 +549,9 @@ def compat_check(
     problems += _cycle_problems(comp, res, None)
     magic = kernel_vermagic(target)
     arch = _kernel_arch(target)
+    builtin = frozenset(target.builtin)
     for i in file_idx:
-        problems += _file_problems(comp[i], i, magic, arch, target.version, kernel)
+        problems += _file_problems(comp[i], i, magic, arch, target.version, kernel, builtin)
     before = _symbol_problems(pristine, pres, kernel, kernel_known=table is not None, crc_checked=crc_checked)
     before += _cycle_problems(pristine, pres, None)
     before_keys = {(p.kind, pristine[p.idx].name, p.symbol) for p in before}
@@ -564,6 +579,10 @@ def compat_check(
                   and comp[i].name not in file_names]
 
     reach_of_broken = {b: _reach(res.deps, b) for b in broken_idx}
+    causes_of: dict[int, set[str]] = {}
+    for p in new_in_tree:
+        if p.cause is not None:
+            causes_of.setdefault(p.idx, set()).add(p.cause)
     verdicts = []
     for m, path, i in zip(mods, shown, file_idx):
         mine = sorted((p for p in own if p.idx == i), key=lambda p: p.stage)
@@ -577,10 +596,10 @@ def compat_check(
         if blocking:
             # the kernel stops at the first step that fails: log what it logs up to there
             first = blocking[0].stage
-            if first >= _SYMBOLS:
+            if _SYMBOLS <= first <= _EXPORTS:  # check_modinfo passed
                 log += _taint_lines(m)
             for p in mine:
-                if p.stage == first or not p.blocking:
+                if p.stage == first or (p.stage < first and not p.blocking):
                     log += p.log
             # simplify_symbols returns the error of the last symbol that failed
             errno = [p.errno for p in blocking if p.stage == first][-1]
@@ -588,8 +607,10 @@ def compat_check(
             log += _taint_lines(m)
             for p in mine:
                 log += p.log
+        # in-tree modules that stop loading because of this file: they need it (and it fails), or
+        # their new problems are with its exports
         breaks = sorted({comp[b].name for b in broken_idx
-                         if i in reach_of_broken[b] or any(p.idx == b and p.cause == m.name for p in new_in_tree)})
+                         if (i in fails and i in reach_of_broken[b]) or m.name in causes_of.get(b, ())})
         verdicts.append(Verdict(
             file=path, module=m.name, kernel=target.version, loads=i not in fails,
             replaces=replaced.get(m.name), reasons=tuple(reasons), errno=errno,
@@ -676,7 +697,8 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
                                    "kernel_log": [line for p in ps for line in p.log]}
         if scope == "in-tree" and causes:
             details["caused_by"] = causes
-        listed = ", ".join(syms)
+        # long lists (an ABI bump changes every CRC) are cut in the message; ``symbols`` has them all
+        listed = ", ".join(syms[:10]) + (f" and {len(syms) - 10} more" if len(syms) > 10 else "")
         if kind == "unknown-symbol":
             if scope == "in-tree" and causes:
                 msg = (f"{name}{where} needs {len(syms)} symbol(s) that {', '.join(causes)} exported and its "
@@ -709,6 +731,9 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
             msg = str(ps[0].detail["message"])
             if d.get("release_only"):
                 severity = "info"
+        elif kind == "duplicate-module":
+            msg = str(ps[0].detail["message"])
+            details["builtin"] = True
         elif kind == "duplicate-export":
             msg = f"{name} exports {listed}, which the kernel itself exports: the kernel refuses to load it"
         else:  # broken-file

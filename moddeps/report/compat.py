@@ -29,19 +29,20 @@ _SEVERITIES = ("error", "warning", "info")
 
 
 def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
-    """A finding in the audit's JSON format (plus the kernel it was found on)."""
-    out: dict[str, Any] = {
+    """A finding in the audit's JSON format (``$defs/finding`` of audit.schema.json); the kernel it
+    was found on goes in ``details.kernel``."""
+    details = dict(f.details)
+    if kernel is not None:
+        details["kernel"] = kernel
+    return {
         "kind": f.kind,
         "severity": f.severity,
         "modules": list(f.modules),
         "symbols": list(f.symbols),
         "files": list(f.files),
         "message": f.message,
-        "details": dict(f.details),
+        "details": details,
     }
-    if kernel is not None:
-        out["kernel"] = kernel
-    return out
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
@@ -245,6 +246,7 @@ def render_diff(console: Console, result: DiffResult) -> None:
             summary.add_row(kind, str(counts[kind]), Text(str(nbad), style="bold red") if nbad else Text("0"))
     console.print(summary)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("!", no_wrap=True)  # "!": incompatible
     table.add_column("kind", no_wrap=True)
     table.add_column("module", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
@@ -258,10 +260,13 @@ def render_diff(console: Console, result: DiffResult) -> None:
         for i, c in enumerate(shown):
             last = i == len(shown) - 1 and len(rows) <= PER_KIND
             style = "bold red" if c.incompatible else ""
-            table.add_row(Text(kind, style=style) if i == 0 else Text(""), Text(c.module), Text(c.symbol or ""),
-                          Text(_change_text(c) + ("  (incompatible)" if c.incompatible else ""), style=style),
-                          end_section=last)
+            table.add_row(Text("!" if c.incompatible else "", style=style),
+                          Text(kind, style=style) if i == 0 else Text(""), Text(c.module), Text(c.symbol or ""),
+                          Text(_change_text(c), style=style), end_section=last)
         if len(rows) > PER_KIND:
-            table.add_row(Text(""), Text("…"), Text(""), Text(f"and {len(rows) - PER_KIND} more (see --json)"),
-                          end_section=True)
+            more = Text(f"and {len(rows) - PER_KIND} more (see --json)")
+            table.add_row(Text(""), Text(""), Text("…"), Text(""), more, end_section=True)
     console.print(table)
+    if bad:
+        console.print("!: incompatible: a module built against the old side is refused by the new one",
+                      style="dim", highlight=False, markup=False)
