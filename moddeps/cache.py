@@ -21,6 +21,7 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .model import READER_SCHEMA, Module
 
@@ -62,6 +63,12 @@ class ScanCache:
                 " inode INTEGER NOT NULL, device INTEGER NOT NULL, schema INTEGER NOT NULL,"
                 " shown TEXT NOT NULL, record BLOB NOT NULL,"
                 " PRIMARY KEY (path, schema)) WITHOUT ROWID"
+            )
+            # The last depmod result per module directory, keyed by a digest
+            # of everything it was computed from (see moddeps.depmod.run).
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS outputs ("
+                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, record BLOB NOT NULL)"
             )
             self._db = db
         except (sqlite3.Error, OSError) as exc:
@@ -126,6 +133,33 @@ class ScanCache:
                     rows,
                 )
         except sqlite3.Error as exc:
+            self._fail(f"scan cache {self.path} not updated ({exc})")
+
+    def get_output(self, dirname: str, digest: bytes) -> Any:
+        """The stored result for ``dirname`` if it was computed from the same inputs."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT digest, record FROM outputs WHERE dirname = ?", (dirname,)).fetchone()
+            if row is None or row[0] != digest:
+                return None
+            record = marshal.loads(zlib.decompress(row[1]))
+            if not isinstance(record, tuple) or len(record) != 3:
+                raise ValueError("unexpected record")
+            return record
+        except (sqlite3.Error, ValueError, EOFError, TypeError, zlib.error) as exc:
+            self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
+            return None
+
+    def put_output(self, dirname: str, digest: bytes, record: Any) -> None:
+        if self._db is None:
+            return
+        try:
+            blob = zlib.compress(marshal.dumps(record), 1)
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO outputs (dirname, digest, record) VALUES (?, ?, ?)",
+                                 (dirname, digest, blob))
+        except (sqlite3.Error, ValueError) as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
     def close(self) -> None:

@@ -413,16 +413,24 @@ def builtin_names(text: bytes | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def scan_tree(
-    dirname: str,
-    *,
-    version: str | None = None,
-    config: DepmodConfig | None = None,
-    jobs: int | None = None,
-    progress: ProgressFn | None = None,
-    cache: ScanCache | None = None,
-) -> Tree:
-    """Scan the module directory ``dirname`` (``.../lib/modules/VERSION``)."""
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A walked and ordered tree whose modules are not read yet (steps 1-3)."""
+
+    dirname: str
+    version: str
+    files: tuple[ModuleFile, ...]  # the module array
+    order_listed: frozenset[str]
+    order_applied: bool
+    order_text: bytes | None
+    duplicates: tuple[Duplicate, ...]
+    problems: tuple[FileProblem, ...]
+    messages: tuple[str, ...]
+    config: DepmodConfig
+
+
+def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None) -> Layout:
+    """Walk ``dirname`` and lay out kmod's module array, without reading a module."""
     from .errors import InputError
 
     cfg = config or DepmodConfig()
@@ -433,7 +441,6 @@ def scan_tree(
     registry = discover(dirname, cfg, problems)
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text)
-    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)
     duplicates = tuple(
         Duplicate(
             name=name,
@@ -443,20 +450,53 @@ def scan_tree(
         )
         for name, events in registry.dups.items()
     )
-    return Tree(
+    return Layout(
         dirname=dirname,
         version=version or os.path.basename(os.path.abspath(dirname)),
-        modules=tuple(modules),
         files=tuple(array),
         order_listed=listed,
         order_applied=applied,
-        builtin=builtin_names(read_optional(f"{dirname}/modules.builtin")),
+        order_text=order_text,
         duplicates=duplicates,
         problems=tuple(problems),
         # kmod's order: config, (symbol lists,) the walk, then modules.order
         messages=tuple(cfg.messages) + tuple(p.kmod_message for p in problems if p.kmod_message) + tuple(messages),
         config=cfg,
     )
+
+
+def read_layout(
+    layout: Layout, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None
+) -> Tree:
+    """Step 4: read the modules of a layout."""
+    modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache)
+    return Tree(
+        dirname=layout.dirname,
+        version=layout.version,
+        modules=tuple(modules),
+        files=layout.files,
+        order_listed=layout.order_listed,
+        order_applied=layout.order_applied,
+        builtin=builtin_names(read_optional(f"{layout.dirname}/modules.builtin")),
+        duplicates=layout.duplicates,
+        problems=layout.problems,
+        messages=layout.messages,
+        config=layout.config,
+    )
+
+
+def scan_tree(
+    dirname: str,
+    *,
+    version: str | None = None,
+    config: DepmodConfig | None = None,
+    jobs: int | None = None,
+    progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
+) -> Tree:
+    """Scan the module directory ``dirname`` (``.../lib/modules/VERSION``): walk, order, read."""
+    return read_layout(layout_tree(dirname, version=version, config=config), jobs=jobs, progress=progress,
+                       cache=cache)
 
 
 def scan_files(

@@ -109,3 +109,36 @@ def test_concurrent_writers(tree: Path, tmp_path: Path) -> None:
     c = ScanCache(db)
     assert c.problem is None
     c.close()
+
+
+def test_depmod_rerun_comes_from_the_output_cache_and_matches(tree: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from moddeps.depmod.run import DepmodOptions, run
+
+    base = tmp_path
+    for cyc in ("mdx_cycle_a.ko", "mdx_cycle_b.ko"):
+        (tree / "kernel/samples/mdx" / cyc).unlink()
+    db = str(tmp_path / "c.db")
+    opts = DepmodOptions(version=tree.name, basedir=str(base), config=(str(tmp_path / "none"),), cache=db,
+                         fsync=False)
+    run(opts)  # modules.softdep now exists: the next two runs have the same inputs
+    second = run(opts)
+    assert second.tree is not None  # computed
+    import moddeps.depmod.run as runmod
+
+    def boom(*a: object, **k: object) -> object:
+        raise AssertionError("recomputed although nothing changed")
+
+    monkeypatch.setattr(runmod, "read_layout", boom)
+    third = run(opts)
+    assert third.tree is None  # from the cache
+    assert third.files == second.files and third.messages == second.messages
+    monkeypatch.undo()
+    # one module changed: recomputed, and the result follows the change
+    victim = tree / "kernel/samples/mdx/mdx_noexit.ko"
+    os.utime(victim, ns=(10**18, 10**18))
+    fourth = run(opts)
+    assert fourth.tree is not None and fourth.files == second.files
+    nocache = run(DepmodOptions(version=tree.name, basedir=str(base), config=(str(tmp_path / "none"),),
+                                dry_run=True))
+    assert dict(nocache.files) == dict(fourth.files)

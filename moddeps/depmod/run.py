@@ -19,7 +19,7 @@ from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode
 from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
-from ..scanner import ModuleFile, Tree, module_array, read_modules, read_optional, scan_tree
+from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
 from . import outputs
 from .writer import write_all
 
@@ -169,14 +169,78 @@ def run(
 
         scan_cache = ScanCache(opts.cache)
     try:
-        if files_only:
-            tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
-        else:
-            tree = scan_tree(dirname, version=version, config=cfg, jobs=opts.jobs, progress=progress,
-                             cache=scan_cache)
+        return _compute(opts, version, dirname, outdir, cfg, messages, kernel_table, warn, files_only, scan_cache,
+                        progress)
     finally:
         if scan_cache is not None:
             scan_cache.close()
+
+
+def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str]) -> bytes:
+    """A digest of everything depmod's result depends on, given the layout.
+
+    The module files enter by identity (path, size, mtime, inode, device: the
+    scan cache's key), the other inputs by content; options and the messages
+    produced so far (configuration, symbol lists) by value.
+    """
+    import hashlib
+
+    from .. import __version__
+    from ..cache import file_key
+    from ..model import READER_SCHEMA
+
+    h = hashlib.blake2b(digest_size=20)
+
+    def put(obj: object) -> None:
+        h.update(repr(obj).encode("utf-8", "surrogateescape"))
+
+    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, layout.dirname, opts.prefix, warn, opts.warn_dups,
+         opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages))
+    put([(mf.shown, mf.path, file_key(mf.path)) for mf in layout.files])
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        data = read_optional(f"{layout.dirname}/{name}")
+        put(None if data is None else hashlib.blake2b(data).digest())
+    for path in (opts.symvers, opts.system_map):
+        if path:
+            put(hashlib.blake2b(read_text(path)).digest())
+    put(os.path.exists(f"{layout.dirname}/modules.softdep"))  # the stale-errno quirk of -E messages
+    return h.digest()
+
+
+#: Bump when the outputs computed from the same inputs change.
+OUTPUT_SCHEMA = 1
+
+
+def _compute(
+    opts: DepmodOptions,
+    version: str,
+    dirname: str,
+    outdir: str,
+    cfg: depmod_config.DepmodConfig,
+    messages: list[str],
+    kernel_table: dict[str, int] | None,
+    warn: bool,
+    files_only: bool,
+    scan_cache: ScanCache | None,
+    progress: Callable[[int, int], None] | None,
+) -> DepmodResult:
+    digest = None
+    if files_only:
+        tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
+    else:
+        layout = layout_tree(dirname, version=version, config=cfg)
+        if scan_cache is not None and scan_cache.usable:
+            # A rerun on an unchanged tree: the whole result comes from the cache.
+            digest = _output_digest(layout, opts, warn, messages)
+            hit = scan_cache.get_output(dirname, digest)
+            if hit is not None:
+                cached_files: list[tuple[str, bytes]] = hit[0]
+                if not opts.dry_run:
+                    if opts.outdir:
+                        os.makedirs(outdir, exist_ok=True)
+                    write_all(outdir, cached_files, fsync=opts.fsync)
+                return DepmodResult(dirname, outdir, tuple(cached_files), tuple(hit[1]), (), tuple(hit[2]))
+        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache)
     extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
     messages.extend(m for m in tree.messages if m not in cfg.messages)
 
@@ -234,8 +298,11 @@ def run(
     messages.extend(out_messages)
 
     if not opts.dry_run:
-        os.makedirs(outdir, exist_ok=True) if opts.outdir else None
+        if opts.outdir:
+            os.makedirs(outdir, exist_ok=True)
         write_all(outdir, files, fsync=opts.fsync)
+    if digest is not None and scan_cache is not None:
+        scan_cache.put_output(dirname, digest, (files, messages, verbose_lines))
     return DepmodResult(
         dirname, outdir, tuple(files), tuple(messages), tuple(extra_notes), tuple(verbose_lines), tree=tree,
         resolution=res,
