@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..audit import KINDS, SEVERITIES, AuditResult
+from ..audit import KINDS, SEVERITIES, AuditResult, Finding
 
 #: findings shown per kind in the human report (the JSON has all of them)
 PER_KIND = 15
@@ -32,18 +32,24 @@ def audit_document(result: AuditResult) -> dict[str, Any]:
             "kernel_symbols": result.kernel_symbols,
             "notes": list(result.notes),
         },
-        "findings": [
-            {
-                "kind": f.kind,
-                "severity": f.severity,
-                "modules": list(f.modules),
-                "symbols": list(f.symbols),
-                "files": list(f.files),
-                "message": f.message,
-                "details": dict(f.details),
-            }
-            for f in result.findings
-        ],
+        "findings": [finding_dict(f) for f in result.findings],
+    }
+
+
+def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
+    """A finding in JSON (``$defs/finding`` of audit.schema.json); with ``kernel``,
+    the kernel it was found on goes in ``details.kernel`` (compat)."""
+    details = dict(f.details)
+    if kernel is not None:
+        details["kernel"] = kernel
+    return {
+        "kind": f.kind,
+        "severity": f.severity,
+        "modules": list(f.modules),
+        "symbols": list(f.symbols),
+        "files": list(f.files),
+        "message": f.message,
+        "details": details,
     }
 
 

@@ -15,6 +15,7 @@ from ..abidiff import Change, DiffResult, Side
 from ..audit import Finding
 from ..compat import KINDS as COMPAT_KINDS
 from ..compat import CompatResult, Verdict
+from .audit import finding_dict
 
 #: rows shown per kind in the human reports (the JSON has all of them)
 PER_KIND = 15
@@ -26,23 +27,6 @@ _SEVERITIES = ("error", "warning", "info")
 # --------------------------------------------------------------------------
 # compat
 # --------------------------------------------------------------------------
-
-
-def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
-    """A finding in the audit's JSON format (``$defs/finding`` of audit.schema.json); the kernel it
-    was found on goes in ``details.kernel``."""
-    details = dict(f.details)
-    if kernel is not None:
-        details["kernel"] = kernel
-    return {
-        "kind": f.kind,
-        "severity": f.severity,
-        "modules": list(f.modules),
-        "symbols": list(f.symbols),
-        "files": list(f.files),
-        "message": f.message,
-        "details": details,
-    }
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
