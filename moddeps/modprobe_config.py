@@ -215,8 +215,8 @@ def underscores(s: str) -> str | None:
             close = s.find("]", i)
             if close < 0:
                 return None
-            out.append(s[i:close])  # the "]" is copied by the next round
-            i = close
+            out.append(s[i : close + 1])  # copied as is, dashes included
+            i = close + 1
             continue
         else:
             out.append(c)

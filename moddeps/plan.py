@@ -95,6 +95,7 @@ __all__ = [
     "closure",
     "cmdline_options",
     "index_state",
+    "loaded_from_proc_modules",
     "modprobe_dirname",
     "open_context",
     "open_tree",
@@ -275,6 +276,11 @@ def cmdline_options(args: Sequence[str]) -> str | None:
     return " ".join(parts)
 
 
+def loaded_from_proc_modules(text: str) -> frozenset[str]:
+    """Module names of a ``/proc/modules`` text (the first word of each line), for ``loaded``."""
+    return frozenset(line.split()[0].replace("-", "_") for line in text.splitlines() if line.strip())
+
+
 def _options_concat(opt: str | None, extra: str | None) -> str | None:
     """kmod libkmod/libkmod-module.c (module_options_concat): ``opt`` then a space then
     ``extra``; the space is there whenever ``opt`` is, hence ``a=1 `` alone."""
@@ -317,6 +323,7 @@ class TreeData:
         self._modules: dict[str, Module | None] = {}
         self._owners: dict[str, str | None] = {}
         self._edges: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+        self._patterns: dict[str, dict[bytes, list[bytes]]] = {}
 
     @property
     def version(self) -> str:
@@ -343,12 +350,16 @@ class TreeData:
         """The stored patterns of ``index`` that matched ``query`` for ``module`` (for reasons only)."""
         from .globmatch import fnmatch
 
-        idx = self.indexes.get(index)
-        if idx is None:
-            return []
+        by_value = self._patterns.get(index)
+        if by_value is None:
+            by_value = {}
+            idx = self.indexes.get(index)
+            if idx is not None:
+                for k, val, _p in idx.items():
+                    by_value.setdefault(val, []).append(k)
+            self._patterns[index] = by_value
         q = fsencode(query)
-        v = fsencode(module)
-        return [fsdecode(k) for k, val, _p in idx.items() if val == v and fnmatch(k, q)]
+        return [fsdecode(k) for k in by_value.get(fsencode(module), ()) if fnmatch(k, q)]
 
     # -- module contents ------------------------------------------------------
 
@@ -1062,6 +1073,11 @@ _RM_IGNORE_BUILTIN = 2
 _MAX_RM_DEPTH = 64
 
 
+class _SoftdepLoop(Exception):
+    """kmod tools/modprobe.c (rmmod_do_module) recurses into softdeps without any
+    guard: a softdep loop makes ``modprobe -r`` recurse until it crashes."""
+
+
 class _Remover:
     """tools/modprobe.c rmmod_do_module, on a simulated kernel state."""
 
@@ -1104,6 +1120,11 @@ class _Remover:
         self._step(mod, "rmmod", f"rmmod {mod.name}", reason, because, via, root)
         if self.loaded is not None:
             step = self.steps[-1]
+            if mod.name not in self.loaded:
+                # kmod 30: the module went away meanwhile (removed as an unused
+                # dependency of a holder); delete_module fails with ENOENT.
+                self.errors.append(f"could not remove '{mod.name}': No such file or directory")
+                return False
             if step.permanent:
                 self.errors.append(f"could not remove '{mod.name}': Device or resource busy")
                 return False
@@ -1113,8 +1134,8 @@ class _Remover:
     def rm(self, mod: _KMod, flags: int, reason: Reason, because: tuple[str, ...], via: _KMod | None,
            root: _KMod, depth: int = 0) -> bool:
         if depth > _MAX_RM_DEPTH:
-            self.errors.append(f"softdep loop through {mod.name}: modprobe -r would recurse until it crashes")
-            return False
+            raise _SoftdepLoop(f"softdep loop through {mod.name}: modprobe -r recurses until it crashes "
+                               "(kmod 30 has no guard)")
         lk = self.lk
         pre, post, sd = lk.get_softdeps(mod)
         cmd = lk.get_remove(mod)
@@ -1195,17 +1216,21 @@ def plan_remove(
             plans.append(Plan(target, True, (), None, msg, msg, (), (), tuple(lk.messages[before:])))
             continue
         rem = _Remover(lk, state)
-        ok = True
+        error: str | None = None
+        message: str | None = None
         for m in mods:
             because = _target_because(lk, target, how, m)
             flags = _RM_HOLDERS if remove_holders else 0
-            if not rem.rm(m, flags, "target", because, None, m):
-                ok = False
+            try:
+                ok = rem.rm(m, flags, "target", because, None, m)
+            except _SoftdepLoop as exc:
+                error = str(exc)  # modprobe prints nothing more: it dies
                 break
-        error = None if ok else (rem.errors[-1] if rem.errors else "removal failed")
-        plans.append(Plan(target, True, tuple(m.name for m in mods), how, error,
-                          rem.errors[-1] if rem.errors else None, tuple(rem.steps), tuple(rem.notes),
-                          tuple(lk.messages[before:])))
+            if not ok:
+                error = message = rem.errors[-1] if rem.errors else "removal failed"
+                break
+        plans.append(Plan(target, True, tuple(m.name for m in mods), how, error, message, tuple(rem.steps),
+                          tuple(rem.notes), tuple(lk.messages[before:])))
     return tuple(plans)
 
 
