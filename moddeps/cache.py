@@ -144,7 +144,7 @@ class ScanCache:
             if row is None or row[0] != digest:
                 return None
             record = marshal.loads(zlib.decompress(row[1]))
-            if not isinstance(record, tuple) or len(record) != 3:
+            if not isinstance(record, tuple) or len(record) != 4:
                 raise ValueError("unexpected record")
             return record
         except (sqlite3.Error, ValueError, EOFError, TypeError, zlib.error) as exc:

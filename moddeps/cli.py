@@ -69,6 +69,12 @@ def _err(message: str) -> None:
     sys.stderr.write(f"moddeps: {message}\n")
 
 
+def printable(s: str) -> str:
+    from .model import printable as _printable
+
+    return _printable(s)
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (for bug reports).")] = False,
@@ -205,12 +211,12 @@ def scan(
         loose: list[Module] = scan_files(files, jobs=jobs, cache=_open_cache(cache, no_cache)) if files else []
         for m in loose:
             if m.error:
-                _err(f"{m.path}: {m.error}")
+                _err(f"{printable(m.path)}: {m.error}")
         for t in trees:
             for m in t.broken:
-                _err(f"{t.dirname}/{m.path}: {m.error}")
+                _err(f"{printable(t.dirname)}/{printable(m.path)}: {m.error}")
             for prob in t.problems:
-                _err(f"{t.dirname}/{prob.path}: {prob.reason}")
+                _err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
         if json_out:
             from .report.jsonout import dumps, scan_document
 
@@ -285,7 +291,7 @@ def info(
 
             render_info(_stdout(), mod, shown)
         if mod.error:
-            _err(f"{shown}: {mod.error}")
+            _err(f"{printable(shown)}: {mod.error}")
             raise typer.Exit(3)
 
 

@@ -51,13 +51,57 @@ class DepmodConfig:
 
 
 def _version_matches(pattern: str, kver: str) -> bool:
-    """kmod tools/depmod.c (cfg_kernel_matches): ``*`` or an unanchored POSIX ERE search."""
+    """kmod tools/depmod.c (cfg_kernel_matches): ``*``, or ``regcomp(REG_EXTENDED |
+    REG_NOSUB)`` + ``regexec`` (an unanchored POSIX ERE search); a pattern that
+    does not compile matches nothing.
+
+    The C library's own regex engine is used, so that classes like
+    ``[[:digit:]]`` work and Python-only syntax (``\\d``, ``(?i)``) does not,
+    exactly as in kmod; Python's ``re`` would also hang on ``(.*.*)*!``.
+    """
     if pattern == "*":
         return True
+    return _posix_ere_search(pattern.encode("utf-8", "surrogateescape"), kver.encode("utf-8", "surrogateescape"))
+
+
+_REG_EXTENDED = 1
+_REG_NOSUB = 8
+
+
+def _libc() -> object | None:
     try:
-        return re.search(pattern, kver) is not None
-    except re.error:
+        import ctypes
+        import ctypes.util
+
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        for name in ("regcomp", "regexec", "regfree"):
+            getattr(lib, name)
+        return lib
+    except (OSError, AttributeError):  # pragma: no cover - no C library regex here
+        return None
+
+
+_LIBC = _libc()
+
+
+def _posix_ere_search(pattern: bytes, subject: bytes) -> bool:
+    if b"\0" in pattern:  # C sees the pattern up to its first NUL
+        pattern = pattern[: pattern.index(b"\0")]
+    lib = _LIBC
+    if lib is None:  # pragma: no cover - fall back to Python's engine
+        try:
+            return re.search(pattern.decode("latin-1"), subject.decode("latin-1")) is not None
+        except (re.error, RecursionError, OverflowError):
+            return False
+    import ctypes
+
+    buf = ctypes.create_string_buffer(1024)  # larger than regex_t on every glibc ABI
+    if lib.regcomp(buf, pattern, _REG_EXTENDED | _REG_NOSUB) != 0:  # type: ignore[attr-defined]
         return False
+    try:
+        return bool(lib.regexec(buf, subject, 0, None, 0) == 0)  # type: ignore[attr-defined]
+    finally:
+        lib.regfree(buf)  # type: ignore[attr-defined]
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

@@ -249,9 +249,14 @@ def _unpack(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
     return struct.unpack_from(fmt, data, offset)
 
 
-def _cstring(data: bytes, pos: int) -> bytes:
-    end = data.find(b"\0", pos)
-    return data[pos:] if end < 0 else data[pos:end]
+#: Longest symbol or namespace name accepted (the kernel's KSYM_NAME_LEN is 512).
+MAX_NAME = 4096
+
+
+def _cstring(data: bytes, pos: int, limit: int = MAX_NAME) -> bytes:
+    """A C string at ``pos``, at most ``limit`` bytes (longer ones are cut there)."""
+    end = data.find(b"\0", pos, pos + limit)
+    return data[pos : pos + limit] if end < 0 else data[pos:end]
 
 
 def _split_strings(blob: bytes | None) -> list[bytes]:
@@ -279,7 +284,7 @@ class _Symtab:
     """Columns of ``.symtab`` decoded in bulk, with names resolved against ``.strtab``."""
 
     __slots__ = ("name_offs", "infos", "shndx", "strtab_size", "count", "special", "_raw", "_bits", "_bo",
-                 "_data", "_str_off")
+                 "_data", "_str_off", "_path", "_seen")
 
     def __init__(self, elf: _Elf) -> None:
         self.count = 0
@@ -321,6 +326,8 @@ class _Symtab:
         self.strtab_size = str_size
         self._data = elf.data
         self._str_off = str_off
+        self._path = elf.path
+        self._seen: dict[int, bytes] = {}
         # Indices of the few symbols whose names matter beyond imports
         # (__crc_*, __ksymtab_*, __kstrtabns_*, init_module, cleanup_module),
         # found by searching the string table (memmem, in C) instead of
@@ -340,14 +347,28 @@ class _Symtab:
             self.special = []
 
     def name(self, i: int) -> bytes:
-        """The name of symbol ``i``: a C string read from ``.strtab`` (onwards, as kmod's read would)."""
+        """The name of symbol ``i``: a C string read from ``.strtab`` (onwards, as kmod's read would).
+
+        Names longer than :data:`MAX_NAME` are refused: a string table
+        without NUL bytes would otherwise give every symbol a copy of the
+        rest of the file (hundreds of MB from a 170 KB file).
+        """
         off = self.name_offs[i]
         if off >= self.strtab_size:
             return b""
+        known = self._seen.get(off)
+        if known is not None:
+            return known  # many symbols may share one string: one copy
         data = self._data
         start = self._str_off + off
-        end = data.find(b"\0", start)
-        return data[start:] if end < 0 else data[start:end]
+        end = data.find(b"\0", start, start + MAX_NAME + 1)
+        if end < 0:
+            if len(data) - start <= MAX_NAME:
+                name = self._seen[off] = data[start:]
+                return name
+            raise ModuleReadError(self._path, f"symbol name at .strtab offset {off} is longer than {MAX_NAME} bytes")
+        name = self._seen[off] = data[start:end]
+        return name
 
     def value(self, i: int) -> int:
         """``st_value`` of symbol ``i`` (decoded on demand: few symbols need it)."""

@@ -40,7 +40,9 @@ class ModuleReadError(ModdepsError):
     exit_status = 3
 
     def __init__(self, path: str, reason: str, kmod_reason: str = "Invalid argument") -> None:
-        super().__init__(f"{path}: {reason}")
+        from .model import printable
+
+        super().__init__(f"{printable(path)}: {reason}")
         self.path = path
         self.reason = reason
         self.kmod_reason = kmod_reason

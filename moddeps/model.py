@@ -26,6 +26,13 @@ def fsencode(s: str) -> bytes:
     return s.encode("utf-8", "surrogateescape")
 
 
+def printable(s: str) -> str:
+    """``s`` with control characters escaped, so that a message stays on one line."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+
+
 def modname_from_path(path: str) -> str:
     """kmod's module name for a file: the basename up to the first ``.``, ``-`` → ``_``.
 

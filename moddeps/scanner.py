@@ -17,17 +17,19 @@ The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md ยง3โ€
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
+import signal
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .cache import ScanCache
 from .config import DepmodConfig
 from .elfreader import read_module_or_broken
 from .kmodhash import hash_order
-from .model import FileProblem, Module, fsencode, modname_from_path
+from .model import FileProblem, Module, fsencode, modname_from_path, printable
 
 #: kmod 30 built with zlib; Debian's build (-ZLIB) does not list ".ko.gz".
 MODULE_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
@@ -201,65 +203,93 @@ def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) ->
     return registry
 
 
+#: Characters that a path written into modules.dep cannot hold: libkmod splits
+#: a line at its first ":" and the dependency list at blanks.
+_UNSAFE_PATH = {"\n": "a newline", " ": "a blank", "\t": "a tab", ":": "a colon", "\r": "a carriage return"}
+
+
+def _unsafe_path(path: str) -> str | None:
+    for ch, what in _UNSAFE_PATH.items():
+        if ch in path:
+            return what
+    return None
+
+
 def _walk_exact(
-    dirpath: str,
+    top: str,
     rel: str | None,
     registry: _Registry,
     excludes: frozenset[str],
     problems: list[FileProblem],
     ancestors: set[tuple[int, int]],
-    depth: int = 0,
 ) -> None:
-    """kmod's recursion, entry by entry: a subdirectory is descended when met."""
-    try:
-        st = os.stat(dirpath)
-    except OSError as exc:
-        problems.append(FileProblem(rel or dirpath, f"cannot open directory: {exc.strerror}"))
-        return
-    ident = (st.st_dev, st.st_ino)
-    if ident in ancestors or depth > 256:
-        problems.append(FileProblem(rel or dirpath, "symlink loop: a directory contains itself; not descended"))
-        return
-    try:
-        with os.scandir(dirpath) as it:
-            entries = list(it)
-    except OSError as exc:
-        problems.append(FileProblem(rel or dirpath, f"cannot list directory: {exc.strerror}"))
-        return
-    ancestors.add(ident)
-    try:
-        for entry in entries:
-            name = entry.name
-            if name in SKIP_NAMES or name in excludes:
-                continue
-            path = f"{dirpath}/{name}"
-            child_rel = None if rel is None else (f"{rel}/{name}" if rel else name)
+    """kmod's recursive walk, entry by entry, with an explicit stack (any depth,
+    no recursion): a subdirectory is descended as soon as it is met, so files
+    listed after it in the parent are registered after its contents."""
+    stack: list[tuple[str, str | None, Iterator[os.DirEntry[str]], tuple[int, int]]] = []
+
+    def enter(dirpath: str, rel: str | None) -> None:
+        shown = rel or dirpath
+        try:
+            st = os.stat(dirpath)
+            ident = (st.st_dev, st.st_ino)
+            if ident in ancestors:
+                problems.append(FileProblem(shown, "symlink loop: a directory contains itself; not descended"))
+                return
+            with os.scandir(dirpath) as it:
+                entries = list(it)
+        except OSError as exc:
+            problems.append(FileProblem(
+                shown, f"cannot list directory ({len(stack)} levels deep): {exc.strerror}; not descended"))
+            return
+        ancestors.add(ident)
+        stack.append((dirpath, rel, iter(entries), ident))
+
+    enter(top, rel)
+    while stack:
+        dirpath, rel, entries, ident = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            ancestors.discard(ident)
+            continue
+        name = entry.name
+        if name in SKIP_NAMES or name in excludes:
+            continue
+        path = f"{dirpath}/{name}"
+        child_rel = None if rel is None else (f"{rel}/{name}" if rel else name)
+        try:
+            # DirEntry.is_dir/is_file use d_type and stat (following
+            # symlinks) only when needed, as kmod does.
+            is_dir = entry.is_dir()
+            is_file = not is_dir and entry.is_file()
+        except OSError as exc:
+            problems.append(FileProblem(child_rel or path, f"cannot stat: {exc.strerror}"))
+            continue
+        if is_dir:
+            enter(path, child_rel)
+        elif is_file:
+            if is_module_filename(name):
+                shown = child_rel if child_rel is not None else path
+                what = _unsafe_path(shown)
+                if what is not None:
+                    # kmod writes such a path verbatim, injecting lines or
+                    # dependencies into modules.dep: moddeps leaves it out.
+                    msg = f"{printable(shown)}: module path contains {what}, which modules.dep cannot hold; skipped"
+                    problems.append(FileProblem(shown, msg, f"ERROR: {msg}"))
+                    continue
+                registry.add(ModuleFile(modname_from_path(name), path, child_rel))
+        elif entry.is_symlink() and not os.path.exists(path):
+            problems.append(FileProblem(child_rel or path, "dangling symlink"))
+        else:
             try:
-                # DirEntry.is_dir/is_file use d_type and stat (following
-                # symlinks) only when needed, as kmod does.
-                is_dir = entry.is_dir()
-                is_file = not is_dir and entry.is_file()
-            except OSError as exc:
-                problems.append(FileProblem(child_rel or path, f"cannot stat: {exc.strerror}"))
-                continue
-            if is_dir:
-                _walk_exact(path, child_rel, registry, excludes, problems, ancestors, depth + 1)
-            elif is_file:
-                if is_module_filename(name):
-                    registry.add(ModuleFile(modname_from_path(name), path, child_rel))
-            elif entry.is_symlink() and not os.path.exists(path):
-                problems.append(FileProblem(child_rel or path, "dangling symlink"))
-            else:
-                try:
-                    fmt = stat.S_IFMT(os.stat(path).st_mode)
-                except OSError:
-                    fmt = 0
-                problems.append(FileProblem(
-                    child_rel or path, "unsupported file type",
-                    f"ERROR: unsupported file type {path}: {fmt:o}",
-                ))
-    finally:
-        ancestors.discard(ident)
+                fmt = stat.S_IFMT(os.stat(path).st_mode)
+            except OSError:
+                fmt = 0
+            problems.append(FileProblem(
+                child_rel or path, "unsupported file type",
+                f"ERROR: unsupported file type {path}: {fmt:o}",
+            ))
 
 
 # --------------------------------------------------------------------------
@@ -313,14 +343,68 @@ def module_array(
 # --------------------------------------------------------------------------
 
 
-def _read_one(args: tuple[str, str]) -> Module:
+class _ReadTimeout(Exception):
+    pass
+
+
+def read_timeout() -> float:
+    """Seconds one module may take to read ($MODDEPS_READ_TIMEOUT, default 60; 0: no bound)."""
+    try:
+        return max(0.0, float(os.environ.get("MODDEPS_READ_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _ReadTimeout
+
+
+def _timer_usable() -> bool:
+    import threading
+
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _read_one(args: tuple[str, str], timeout: float = 0.0) -> Module:
+    """Read one module.  With ``timeout`` (the caller holds the SIGALRM handler,
+    see :func:`_alarm_handler`), a module that takes longer becomes an
+    unreadable one instead of stalling the scan."""
     path, shown = args
-    return read_module_or_broken(path, relpath=shown)
+    if timeout <= 0:
+        return read_module_or_broken(path, relpath=shown)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return read_module_or_broken(path, relpath=shown)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _ReadTimeout:
+        return Module(name=modname_from_path(shown), path=shown,
+                      error=f"reading took longer than {timeout:g} s; given up", kmod_error="Invalid argument")
 
 
-def _read_chunk(chunk: list[tuple[str, str]]) -> list[tuple[object, ...]]:
+class _alarm_handler:
+    """Install the SIGALRM handler for a batch of reads (0: no timer possible here)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout if timeout > 0 and _timer_usable() else 0.0
+        self.old: object = None
+
+    def __enter__(self) -> float:
+        if self.timeout:
+            self.old = signal.signal(signal.SIGALRM, _on_alarm)
+        return self.timeout
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timeout:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)  # type: ignore[arg-type]
+
+
+def _read_chunk(chunk: list[tuple[str, str]], timeout: float = 0.0) -> list[tuple[object, ...]]:
     """Worker side: read a chunk and return it in wire form (cheap to unpickle)."""
-    return [read_module_or_broken(path, relpath=shown).to_wire() for path, shown in chunk]
+    with _alarm_handler(timeout) as t:
+        return [_read_one(item, t).to_wire() for item in chunk]
 
 
 def read_modules(
@@ -362,20 +446,24 @@ def _read_uncached(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        timeout = read_timeout()
         if jobs <= 1 or total < 64:
             out = []
-            for i, item in enumerate(items, 1):
-                out.append(_read_one(item))
-                if progress is not None:
-                    progress(i, total)
+            with _alarm_handler(timeout) as t:
+                for i, item in enumerate(items, 1):
+                    out.append(_read_one(item, t))
+                    if progress is not None:
+                        progress(i, total)
             return out
-        return _read_parallel(items, jobs, progress)
+        return _read_parallel(items, jobs, progress, timeout)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _read_parallel(items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None) -> list[Module]:
+def _read_parallel(
+    items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0
+) -> list[Module]:
     total = len(items)
     import multiprocessing
 
@@ -385,7 +473,7 @@ def _read_parallel(items: Sequence[tuple[str, str]], jobs: int, progress: Progre
     out: list[Module] = []
     from_wire = Module.from_wire
     with ctx.Pool(jobs, initializer=gc.disable) as pool:
-        for part in pool.imap(_read_chunk, chunks):
+        for part in pool.imap(functools.partial(_read_chunk, timeout=timeout), chunks):
             out.extend(map(from_wire, part))
             if progress is not None:
                 progress(len(out), total)

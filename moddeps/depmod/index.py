@@ -181,14 +181,44 @@ def _value_lists(entries: Iterable[Entry]) -> dict[bytes, bytes]:
     return encoded
 
 
-def build_index(entries: Iterable[Entry]) -> bytes:
+def _drop_non_ascii_branches(keys: list[bytes], dropped: list[bytes]) -> list[bytes]:
+    """Leave out the keys that would make the trie branch on a byte >= 0x80.
+
+    kmod 30 (tools/depmod.c index_insert) indexes a 128-slot child array with
+    such a byte read as a negative char: the file is garbage and depmod
+    usually crashes.  Every branch of the trie shows up between two keys that
+    are neighbours in sorted order, at their common prefix; the whole subtree
+    behind a non-ASCII branch byte goes.  Repeated until no such pair is left.
+    """
+    while True:
+        bad: set[bytes] = set()
+        for prev, key in zip(keys, keys[1:]):
+            m = min(len(prev), len(key))
+            c = next((i for i in range(m) if prev[i] != key[i]), m)
+            for k in (prev, key):
+                if c < len(k) and k[c] >= 0x80:
+                    bad.add(k[: c + 1])
+        if not bad:
+            return keys
+        prefixes = tuple(bad)
+        kept = []
+        for k in keys:
+            if k.startswith(prefixes):
+                dropped.append(k)
+            else:
+                kept.append(k)
+        keys = kept
+
+
+def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
     """The ``.bin`` file kmod 30's depmod writes for these entries, byte for byte.
 
     ``entries`` are (key, value, priority) in depmod's insertion order (§9);
     the order matters only between values of one key with equal priorities.
     Keys must be NUL-free (and may branch only on 7-bit bytes), values NUL-free, priorities u32
-    (:class:`ValueError` otherwise).  No entries give the 12-byte header with
-    root word 0x0000000C (§7.3).
+    (:class:`ValueError` otherwise, unless ``dropped`` is a list: then the keys
+    that would branch on a non-ASCII byte are left out and appended to it).
+    No entries give the 12-byte header with root word 0x0000000C (§7.3).
 
     How: sort the distinct keys; walking them in order with a stack of open
     nodes (string depth, a key below the node, finished children, values),
@@ -200,6 +230,8 @@ def build_index(entries: Iterable[Entry]) -> bytes:
     """
     values = _value_lists(entries)
     keys = sorted(values)
+    if dropped is not None and not all(k.isascii() for k in keys):
+        keys = _drop_non_ascii_branches(keys, dropped)
     out = bytearray(_HEADER_SIZE)
     extend = out.extend
     append = out.append

@@ -9,13 +9,14 @@ and returns the file's bytes; nothing here touches the disk (see
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..kmodhash import hash_order
-from ..model import Module, fsencode
+from ..model import Module, fsencode, printable
 from ..resolve import KERNEL, Resolution
 from .index import alias_normalize, build_index, builtin_alias_entries, builtin_entries
+from .safety import devname_unsafe
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +64,33 @@ def dep_lines(layout: Layout) -> list[bytes]:
     return out
 
 
+def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: list[str] | None) -> bytes:
+    """build_index, leaving out (with a warning naming the module) the keys kmod 30
+    cannot index: those that branch on a non-ASCII byte."""
+    entries = list(entries)
+    dropped: list[bytes] = []
+    data = build_index(entries, dropped)
+    if dropped and messages is not None:
+        owners: dict[bytes, list[bytes]] = {}
+        for k, v, _p in entries:
+            owners.setdefault(k, []).append(v)
+        for k in dropped:
+            who = ", ".join(sorted({v.decode("utf-8", "surrogateescape") for v in owners.get(k, ())} - {""}))
+            messages.append(
+                f"WARNING: {file}: key {printable(repr(k.decode('utf-8', 'surrogateescape')))}"
+                f"{' of module ' + who if who else ''} left out: kmod 30 cannot index a non-ASCII byte where "
+                "keys branch"
+            )
+    return data
+
+
 def modules_dep(lines: list[bytes]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def modules_dep_bin(layout: Layout, lines: list[bytes]) -> bytes:
-    return build_index((fsencode(m.name), line, idx) for idx, (m, line) in enumerate(zip(layout.modules, lines)))
+def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None) -> bytes:
+    return _index(((fsencode(m.name), line, idx) for idx, (m, line) in enumerate(zip(layout.modules, lines))),
+                  "modules.dep.bin", messages)
 
 
 def modules_alias(layout: Layout) -> bytes:
@@ -106,7 +128,7 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
             else:
                 seen.add(key)
             acc.append((key, name, idx))
-    return build_index(acc)
+    return _index(acc, "modules.alias.bin", messages)
 
 
 def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
@@ -146,23 +168,24 @@ def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = No
     return b"".join(out)
 
 
-def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
+def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None,
+                        messages: list[str] | None = None) -> bytes:
     syms = module_symbols(layout) if symbols is None else symbols
     names = [fsencode(m.name) for m in layout.modules]
-    return build_index((b"symbol:" + s, names[o], o) for s, o in syms)
+    return _index(((b"symbol:" + s, names[o], o) for s, o in syms), "modules.symbols.bin", messages)
 
 
 def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None) -> bytes:
     """0 bytes when modules.builtin is missing (kmod creates the file, writes nothing)."""
     if builtin is None:
         return b""
-    return build_index(builtin_entries(builtin, messages))
+    return _index(builtin_entries(builtin, messages), "modules.builtin.bin", messages)
 
 
 def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str] | None = None) -> bytes:
     if builtin_modinfo is None:
         return b""
-    return build_index(builtin_alias_entries(builtin_modinfo, messages))
+    return _index(builtin_alias_entries(builtin_modinfo, messages), "modules.builtin.alias.bin", messages)
 
 
 # %u in sscanf: optional blanks, optional sign, digits; wraps modulo 2**32.
@@ -209,6 +232,10 @@ def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
         return None, devname, (
             f"ERROR: Module '{m.name}' has devname ({shown}) but lacks major and minor information. Ignoring."
         )
+    why = devname_unsafe(devname)
+    if why is not None:
+        shown = printable(repr(devname.decode("utf-8", "surrogateescape")))
+        return None, devname, f"WARNING: module {m.name}: devname {shown} {why}; left out of modules.devname"
     line = fsencode(m.name) + b" " + devname + b" " + kind + f"{major}:{minor}".encode() + b"\n"
     return line, None, None
 

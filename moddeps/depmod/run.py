@@ -17,10 +17,11 @@ from .. import config as depmod_config
 from ..cache import ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
-from ..model import fsdecode
+from ..model import fsdecode, printable
 from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
 from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
 from . import outputs
+from .safety import safe_symbols, sanitize
 from .writer import write_all
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
@@ -208,7 +209,7 @@ def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
 
 
 #: Bump when the outputs computed from the same inputs change.
-OUTPUT_SCHEMA = 1
+OUTPUT_SCHEMA = 2
 
 
 def _compute(
@@ -239,10 +240,13 @@ def _compute(
                     if opts.outdir:
                         os.makedirs(outdir, exist_ok=True)
                     write_all(outdir, cached_files, fsync=opts.fsync)
-                return DepmodResult(dirname, outdir, tuple(cached_files), tuple(hit[1]), (), tuple(hit[2]))
+                return DepmodResult(dirname, outdir, tuple(cached_files), tuple(hit[1]), tuple(hit[3]),
+                                    tuple(hit[2]))
         tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache)
     extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
     messages.extend(m for m in tree.messages if m not in cfg.messages)
+
+    extra_notes += [f"NOTE: {printable(p.path)}: {p.reason}" for p in tree.problems if not p.kmod_message]
 
     full_paths = [(f.relpath and f"{dirname}/{f.relpath}") or f.path for f in tree.files]
     for path, mod in zip(full_paths, tree.modules):
@@ -302,7 +306,7 @@ def _compute(
             os.makedirs(outdir, exist_ok=True)
         write_all(outdir, files, fsync=opts.fsync)
     if digest is not None and scan_cache is not None:
-        scan_cache.put_output(dirname, digest, (files, messages, verbose_lines))
+        scan_cache.put_output(dirname, digest, (files, messages, verbose_lines, extra_notes))
     return DepmodResult(
         dirname, outdir, tuple(files), tuple(messages), tuple(extra_notes), tuple(verbose_lines), tree=tree,
         resolution=res,
@@ -315,15 +319,16 @@ def render_files(
     """Every output file of depmod for a scanned tree (no cycles), in kmod's
     write order, and the messages kmod prints while writing them."""
     dirname = tree.dirname
-    messages: list[str] = []
-    layout = outputs.Layout(tree.modules, [f.shown for f in tree.files], res)
+    # what must not reach the line-based files (see moddeps.depmod.safety)
+    modules, messages = sanitize(tree.modules)
+    layout = outputs.Layout(modules, [f.shown for f in tree.files], res)
     dep_lines = outputs.dep_lines(layout)
-    symbols = outputs.module_symbols(layout)
+    symbols = safe_symbols(outputs.module_symbols(layout), modules, messages)
     builtin = read_optional(f"{dirname}/modules.builtin")
     builtin_modinfo = read_optional(f"{dirname}/modules.builtin.modinfo")
     files: list[tuple[str, bytes]] = [
         ("modules.dep", outputs.modules_dep(dep_lines)),
-        ("modules.dep.bin", outputs.modules_dep_bin(layout, dep_lines)),
+        ("modules.dep.bin", outputs.modules_dep_bin(layout, dep_lines, messages)),
         ("modules.alias", outputs.modules_alias(layout)),
         ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups)),
         ("modules.softdep", outputs.modules_softdep(layout)),
@@ -332,7 +337,7 @@ def render_files(
         files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
     files += [
         ("modules.symbols", outputs.modules_symbols(layout, symbols)),
-        ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols)),
+        ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages)),
     ]
     # kmod's message order: each builtin file's "could not open" warning or its
     # parse warnings, at write steps 8 and 9.  With -n those two writers

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 
 from ..errors import OutputError
 
@@ -52,6 +53,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - no signal masks here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def write_all(directory: str, files: Sequence[tuple[str, bytes]], *, fsync: bool = True) -> None:
     """Write ``files`` (name, content) into ``directory`` all-or-nothing."""
     if not os.path.isdir(directory):
@@ -80,12 +95,16 @@ def write_all(directory: str, files: Sequence[tuple[str, bytes]], *, fsync: bool
                 raise OutputError(f"{tmp}: cannot write: {exc.strerror}") from None
             finally:
                 os.close(fd)
-        for tmp, final in written:
-            try:
-                os.replace(tmp, final)
-            except OSError as exc:
-                raise OutputError(f"{final}: cannot rename into place: {exc.strerror}") from None
-        written = []
+        # The renames are the commit: SIGINT/SIGTERM/SIGHUP wait until all of
+        # them are done, so an interrupted run never leaves a mix of old and
+        # new files (SIGKILL cannot be held back; each file is still whole).
+        with _signals_held():
+            for tmp, final in written:
+                try:
+                    os.replace(tmp, final)
+                except OSError as exc:
+                    raise OutputError(f"{final}: cannot rename into place: {exc.strerror}") from None
+            written = []
         if fsync:
             with contextlib.suppress(OSError):
                 dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
