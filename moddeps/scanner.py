@@ -17,8 +17,8 @@ The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md ยง3โ€
 
 from __future__ import annotations
 
-import functools
 import gc
+import marshal
 import os
 import signal
 import stat
@@ -401,10 +401,10 @@ class _alarm_handler:
             signal.signal(signal.SIGALRM, self.old)  # type: ignore[arg-type]
 
 
-def _read_chunk(chunk: list[tuple[str, str]], timeout: float = 0.0) -> list[tuple[object, ...]]:
-    """Worker side: read a chunk and return it in wire form (cheap to unpickle)."""
+def _read_chunk(chunk: list[tuple[str, str]], timeout: float = 0.0) -> bytes:
+    """Worker side: read a chunk and return it in wire form, marshalled."""
     with _alarm_handler(timeout) as t:
-        return [_read_one(item, t).to_wire() for item in chunk]
+        return marshal.dumps([_read_one(item, t).to_wire() for item in chunk])
 
 
 def read_modules(
@@ -464,20 +464,36 @@ def _read_uncached(
 def _read_parallel(
     items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0
 ) -> list[Module]:
+    """Read with ``jobs - 1`` forked workers while this process reads its own share.
+
+    Chunks are dealt round-robin: every ``jobs``-th chunk stays here, the
+    others go to the pool and come back as one marshal blob each (marshal is
+    5x faster than pickle at producing it); results are put back in order.
+    """
     total = len(items)
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
     size = max(8, min(64, total // (jobs * 8) or 1))
     chunks = [list(items[i : i + size]) for i in range(0, total, size)]
-    out: list[Module] = []
+    done: list[list[Module] | None] = [None] * len(chunks)
     from_wire = Module.from_wire
-    with ctx.Pool(jobs, initializer=gc.disable) as pool:
-        for part in pool.imap(functools.partial(_read_chunk, timeout=timeout), chunks):
-            out.extend(map(from_wire, part))
+    count = 0
+    with ctx.Pool(jobs - 1, initializer=gc.disable) as pool:
+        pending = [(ci, pool.apply_async(_read_chunk, (chunk, timeout)))
+                   for ci, chunk in enumerate(chunks) if ci % jobs]
+        with _alarm_handler(timeout) as t:
+            for ci in range(0, len(chunks), jobs):
+                done[ci] = [_read_one(item, t) for item in chunks[ci]]
+                count += len(chunks[ci])
+                if progress is not None:
+                    progress(count, total)
+        for ci, result in pending:
+            done[ci] = [from_wire(w) for w in marshal.loads(result.get())]
+            count += len(chunks[ci])
             if progress is not None:
-                progress(len(out), total)
-    return out
+                progress(count, total)
+    return [m for part in done if part is not None for m in part]
 
 
 def read_optional(path: str) -> bytes | None:

@@ -12,17 +12,21 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import config as depmod_config
 from ..cache import ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode, printable
-from ..resolve import Options, Resolution, report_cycles, resolve, strongly_connected_cycles
 from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
-from . import outputs
-from .safety import safe_symbols, sanitize
 from .writer import write_all
+
+if TYPE_CHECKING:
+    from ..resolve import Resolution
+
+# resolve, outputs and the index writer are imported when a result has to be
+# computed: a rerun answered from the output cache never needs them.
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
@@ -204,7 +208,8 @@ def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
     for path in (opts.symvers, opts.system_map):
         if path:
             put(hashlib.blake2b(read_text(path)).digest())
-    put(os.path.exists(f"{layout.dirname}/modules.softdep"))  # the stale-errno quirk of -E messages
+    if opts.symvers:  # the stale-errno quirk of -E messages
+        put(os.path.exists(f"{layout.dirname}/modules.softdep"))
     return h.digest()
 
 
@@ -243,6 +248,8 @@ def _compute(
                 return DepmodResult(dirname, outdir, tuple(cached_files), tuple(hit[1]), tuple(hit[3]),
                                     tuple(hit[2]))
         tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache)
+    from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
+
     extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
     messages.extend(m for m in tree.messages if m not in cfg.messages)
 
@@ -318,6 +325,9 @@ def render_files(
 ) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Every output file of depmod for a scanned tree (no cycles), in kmod's
     write order, and the messages kmod prints while writing them."""
+    from . import outputs
+    from .safety import safe_symbols, sanitize
+
     dirname = tree.dirname
     # what must not reach the line-based files (see moddeps.depmod.safety)
     modules, messages = sanitize(tree.modules)
