@@ -73,11 +73,22 @@ def load_bytes(path: str | os.PathLike[str], max_size: int = DEFAULT_MAX_SIZE) -
     """The ELF bytes of a module file (decompressed by magic) and the compression used."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
             if size > max_size:
                 raise ModuleReadError(p, f"file is larger than the {max_size}-byte limit")
-            raw = f.read()
+            parts = []
+            while True:  # a file may grow or shrink while it is read: read to the end
+                chunk = os.read(fd, max(size, 1 << 16))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                if sum(map(len, parts)) > max_size:
+                    raise ModuleReadError(p, f"file is larger than the {max_size}-byte limit")
+            raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ModuleReadError(p, f"cannot read: {exc.strerror or exc}", exc.strerror or EINVAL) from None
     if len(raw) < 6:
@@ -370,6 +381,19 @@ class _Symtab:
         name = self._seen[off] = data[start:end]
         return name
 
+    def names(self, idxs: list[int]) -> list[bytes]:
+        """Names of many symbols (all offsets inside the table), as :meth:`name` gives them."""
+        data = self._data
+        find = data.find
+        base = self._str_off
+        offs = self.name_offs
+        out = []
+        for i in idxs:
+            start = base + offs[i]
+            end = find(b"\0", start, start + MAX_NAME + 1)
+            out.append(data[start:end] if end >= 0 else self.name(i))
+        return out
+
     def value(self, i: int) -> int:
         """``st_value`` of symbol ``i`` (decoded on demand: few symbols need it)."""
         if self._bits == 64:
@@ -516,10 +540,10 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
         undefined = [i for i in undefined if infos[i] & 0xF != STT_SPARC_REGISTER]
     if undefined and max([offs[i] for i in undefined]) >= symtab.strtab_size:
         return ()
-    name = symtab.name
-    und_all = [(i, name(i)) for i in undefined]
-    undefined = [i for i, nm in und_all if nm]
-    und_names = [nm for _i, nm in und_all if nm]
+    und_names = symtab.names(undefined)
+    if b"" in und_names:
+        undefined = [i for i, nm in zip(undefined, und_names) if nm]
+        und_names = [nm for nm in und_names if nm]
     vidx = list(map(first_version.get, und_names))
     crcs = [None if v is None else versions[v][0] for v in vidx]
     weak = [infos[i] >> 4 == STB_WEAK for i in undefined]
