@@ -524,14 +524,9 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
     """
     if symtab is None:
         return ()
-    versions: list[tuple[int, bytes]] = []
-    blob = elf.section_bytes(b"__versions")
-    if blob and len(blob) % 64 == 0:
-        fmt = elf.bo + ("Q56s" if elf.bits == 64 else "I60s")
-        versions = [(crc, raw.split(b"\0", 1)[0]) for crc, raw in struct.iter_unpack(fmt, blob)]
-    first_version: dict[bytes, int] = {}
-    for idx, (_crc, vname) in enumerate(versions):
-        first_version.setdefault(vname, idx)
+    vcrcs, vnames = _versions(elf)
+    # the first record of each name (later duplicates are left over, as in kmod)
+    first_version = dict(zip(reversed(vnames), range(len(vnames) - 1, -1, -1)))
 
     infos, shndx, offs = symtab.infos, symtab.shndx, symtab.name_offs
     # entry 0 is the null symbol
@@ -545,20 +540,41 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
         undefined = [i for i, nm in zip(undefined, und_names) if nm]
         und_names = [nm for nm in und_names if nm]
     vidx = list(map(first_version.get, und_names))
-    crcs = [None if v is None else versions[v][0] for v in vidx]
+    crcs = [None if v is None else vcrcs[v] for v in vidx]
     weak = [infos[i] >> 4 == STB_WEAK for i in undefined]
     # One C-level decode for all names (symbol names hold no NUL).
     decoded = b"\0".join(und_names).decode("utf-8", "surrogateescape").split("\0") if und_names else []
     new = tuple.__new__
     out: list[Import] = [new(Import, t) for t in zip(decoded, crcs, weak, repeat(False))]
-    if versions:
+    if vnames:
         used = set(vidx)
         out.extend(
             new(Import, (fsdecode(vname), crc, False, True))
-            for idx, (crc, vname) in enumerate(versions)
+            for idx, (crc, vname) in enumerate(zip(vcrcs, vnames))
             if idx not in used
         )
     return tuple(out)
+
+
+def _versions(elf: _Elf) -> tuple[list[int], list[bytes]]:
+    """CRCs and names of the ``__versions`` records (64 bytes each: a CRC of 8 bytes
+    on 64-bit ELF, 4 on 32-bit, then the NUL-padded name); a size that is not a
+    multiple of 64 means no table (kmod)."""
+    blob = elf.section_bytes(b"__versions")
+    if not blob or len(blob) % 64:
+        return [], []
+    n = len(blob) // 64
+    width = 8 if elf.bits == 64 else 4
+    words = array("Q" if width == 8 else "I", blob)
+    if elf.bo != _HOST_BO:
+        words.byteswap()
+    crcs = list(words[0 :: 64 // width])
+    find = blob.find
+    names = []
+    for start in range(width, n * 64, 64):
+        end = find(b"\0", start, start + 64 - width)
+        names.append(blob[start : start + 64 - width] if end < 0 else blob[start:end])
+    return crcs, names
 
 
 # --------------------------------------------------------------------------
