@@ -22,7 +22,9 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
   depmod-warm   moddeps depmod (cache primed)  vs  depmod
   one-changed   moddeps depmod after touching one module (cache otherwise warm)
-  scan          moddeps scan --json --no-cache >/dev/null  vs  depmod (issue: scan < kmod's whole run)
+  scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
+  scan_tree()   the library scan alone (walk, order, read every module; no cache, no output)
+                vs depmod (the reader's target: a scan faster than kmod's whole run)
 Peak RSS is the child's ru_maxrss from wait4().  Outputs of both tools are compared with cmp
 after the rounds (byte-identical is required; a difference is reported).
 """
@@ -132,9 +134,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     cold = [*moddeps, "depmod", "--no-cache", "-C", str(empty), "-b", str(mdir), version]
     warm = [*moddeps, "depmod", "-C", str(empty), "-b", str(mdir), version]
     scan = [*moddeps, "scan", "--json", "--no-cache", str(mdir / "lib/modules" / version)]
+    scan_lib = [sys.executable, "-c", "import sys; from moddeps.scanner import scan_tree; scan_tree(sys.argv[1])",
+                str(mdir / "lib/modules" / version)]
     timed(warm, env)  # prime the cache
     victim = next((mdir / "lib/modules" / version).rglob("*.ko*"))
-    res: dict[str, list[tuple[float, int]]] = {k: [] for k in ("kmod", "cold", "warm", "changed", "scan")}
+    res: dict[str, list[tuple[float, int]]] = {k: [] for k in ("kmod", "cold", "warm", "changed", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
         res["cold"].append(timed(cold, env))
@@ -144,6 +148,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
         res["changed"].append(timed(warm, env))
         res["kmod"].append(timed(kmod))
         res["scan"].append(timed(scan, env))
+        res["lib"].append(timed(scan_lib, env))
     same = all(
         (kdir / "lib/modules" / version / f).read_bytes() == (mdir / "lib/modules" / version / f).read_bytes()
         for f in OUTPUTS
@@ -153,7 +158,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     n_mod = sum(1 for _ in (kdir / "lib/modules" / version).rglob("*.ko*"))
     shutil.rmtree(work, ignore_errors=True)
     rows = []
-    for key, label in (("cold", "depmod-cold"), ("warm", "depmod-warm"), ("changed", "one-changed"), ("scan", "scan")):
+    for key, label in (("cold", "depmod-cold"), ("warm", "depmod-warm"), ("changed", "one-changed"),
+                       ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",
                      "identical" if same else "DIFFERENT"))
