@@ -295,7 +295,7 @@ class _Symtab:
     """Columns of ``.symtab`` decoded in bulk, with names resolved against ``.strtab``."""
 
     __slots__ = ("name_offs", "infos", "shndx", "strtab_size", "count", "special", "_raw", "_bits", "_bo",
-                 "_data", "_str_off", "_path", "_seen")
+                 "_data", "_str_off", "_path", "_seen", "_values")
 
     def __init__(self, elf: _Elf) -> None:
         self.count = 0
@@ -339,6 +339,7 @@ class _Symtab:
         self._str_off = str_off
         self._path = elf.path
         self._seen: dict[int, bytes] = {}
+        self._values: array[int] | None = None
         # Indices of the few symbols whose names matter beyond imports
         # (__crc_*, __ksymtab_*, __kstrtabns_*, init_module, cleanup_module),
         # found by searching the string table (memmem, in C) instead of
@@ -382,23 +383,34 @@ class _Symtab:
         return name
 
     def names(self, idxs: list[int]) -> list[bytes]:
-        """Names of many symbols (all offsets inside the table), as :meth:`name` gives them."""
+        """Names of many symbols, as :meth:`name` gives them (one loop, no calls)."""
         data = self._data
         find = data.find
         base = self._str_off
         offs = self.name_offs
+        size = self.strtab_size
         out = []
         for i in idxs:
-            start = base + offs[i]
+            off = offs[i]
+            start = base + off
             end = find(b"\0", start, start + MAX_NAME + 1)
-            out.append(data[start:end] if end >= 0 else self.name(i))
+            out.append(data[start:end] if end >= 0 and off < size else self.name(i))
         return out
 
     def value(self, i: int) -> int:
-        """``st_value`` of symbol ``i`` (decoded on demand: few symbols need it)."""
-        if self._bits == 64:
-            return int(struct.unpack_from(self._bo + "Q", self._raw, 24 * i + 8)[0])
-        return int(struct.unpack_from(self._bo + "I", self._raw, 16 * i + 4)[0])
+        """``st_value`` of symbol ``i`` (the column is sliced out on first use)."""
+        values = self._values
+        if values is None:
+            if self._bits == 64:
+                column = array("Q", self._raw)
+                step = 3  # Elf64_Sym is 3 u64 words; st_value is the second
+            else:
+                column = array("I", self._raw)
+                step = 4  # Elf32_Sym is 4 u32 words; st_value is the second
+            if self._bo != _HOST_BO:
+                column.byteswap()
+            values = self._values = column[1::step]
+        return int(values[i])
 
     def any_name_out_of_range(self) -> bool:
         return len(self.name_offs) > 1 and max(self.name_offs[1:]) >= self.strtab_size
@@ -468,7 +480,7 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
     crc_syms: list[int] = []
     if symtab is not None:
         shndx = symtab.shndx
-        names = {i: symtab.name(i) for i in symtab.special}
+        names = dict(zip(symtab.special, symtab.names(symtab.special)))
         for i in symtab.special:
             nm = names[i]
             if nm.startswith(b"__crc_"):
