@@ -43,3 +43,21 @@ def test_readme_audit_output_is_real() -> None:
 def test_readme_json_example_fits_the_schema() -> None:
     schema = json.loads(files("moddeps").joinpath("schemas/audit.schema.json").read_text())
     jsonschema.validate(json.loads(block("readme-json")), schema)
+
+
+def test_the_sample_tree_ships_with_the_package() -> None:
+    """`moddeps audit` falls back to it where /lib/modules/$(uname -r) does not exist."""
+    from moddeps.cli import sample_tree
+
+    tree = Path(sample_tree())
+    assert tree.name == "6.1.0-50-cloud-amd64"
+    assert len(list(tree.rglob("*.ko"))) == 14
+    assert (tree / "modules.order").is_file() and (tree / "modules.builtin.modinfo").is_file()
+
+
+def test_quick_start_audit_runs_without_arguments() -> None:
+    env = {**os.environ, "COLUMNS": "100"}
+    proc = subprocess.run([sys.executable, "-m", "moddeps", "audit"], env=env, capture_output=True, text=True,
+                          cwd="/")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.stdout.startswith("moddeps audit of ")
