@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .kernelsyms import parse_symvers, read_text
-from .model import modname_from_path
+from .model import crc_text, modname_from_path
 from .resolve import resolve
 from .scanner import MODULE_SUFFIXES, Tree
 
@@ -206,10 +206,6 @@ def load_side(path: str, *, jobs: int | None = None) -> Side:
 # --------------------------------------------------------------------------
 
 
-def _crc(crc: int | None) -> str | None:
-    return None if crc is None else f"0x{crc:08x}"
-
-
 def diff_sides(old: Side, new: Side) -> list[Change]:
     """Every change from ``old`` to ``new``, sorted by kind, module, symbol."""
     return list(diff(old, new).changes)
@@ -252,16 +248,17 @@ def diff(old: Side, new: Side) -> DiffResult:
         owner, sym = key
         a_info, b_info = oe.get(key), ne.get(key)
         if a_info is None and b_info is not None:
-            changes.append(Change("export-added", owner, sym, None, _crc(b_info.crc)))
+            changes.append(Change("export-added", owner, sym, None, crc_text(b_info.crc)))
             continue
         if b_info is None and a_info is not None:
             # still exported elsewhere with the same CRC: its users just bind to the new owner
             still = a_info.crc in provided_new.get(sym, set())
-            changes.append(Change("export-removed", owner, sym, _crc(a_info.crc), None, incompatible=not still))
+            changes.append(Change("export-removed", owner, sym, crc_text(a_info.crc), None, incompatible=not still))
             continue
         assert a_info is not None and b_info is not None
         if a_info.crc != b_info.crc:
-            changes.append(Change("crc-changed", owner, sym, _crc(a_info.crc), _crc(b_info.crc), incompatible=True))
+            changes.append(Change("crc-changed", owner, sym, crc_text(a_info.crc), crc_text(b_info.crc),
+                                  incompatible=True))
         if a_info.gpl_only != b_info.gpl_only:
             changes.append(Change("export-type-changed", owner, sym, a_info.export_type, b_info.export_type,
                                   incompatible=b_info.gpl_only))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kernelsyms import kmod_kernel_table, read_text
-from .model import KernelSymbols, fsdecode
+from .model import Export, KernelSymbols, crc_text, fsdecode
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
 from .scanner import Tree
 
@@ -75,10 +75,6 @@ class AuditResult:
         return 1 if any(SEVERITIES.index(f.severity) <= worst for f in self.findings) else 0
 
 
-def _crc(crc: int | None) -> str | None:
-    return None if crc is None else f"0x{crc:08x}"
-
-
 def audit_tree(
     tree: Tree,
     kernel: KernelSymbols | None = None,
@@ -110,8 +106,11 @@ def audit_tree(
                              "needs {n} symbol(s) that neither the kernel nor any module provides: {syms}")
         if kernel.kind == "symvers":
             findings += _crc_findings(res.mismatched, names, shown, tree, res, kernel)
-    findings += _module_crc_mismatches(tree, res, names, shown, skip=set(res.mismatched) if kernel else set())
-    findings += _licence_and_namespace(tree, res, names, shown, kernel)
+    # (exporter index, symbol) -> Export, shared by the checks that look at the bound export
+    export_of = {(idx, e.name): e for idx, m in enumerate(modules) for e in m.exports}
+    findings += _module_crc_mismatches(tree, res, names, shown, export_of,
+                                       skip=set(res.mismatched) if kernel else set())
+    findings += _licence_and_namespace(tree, res, names, shown, export_of, kernel)
     findings += _vermagic(tree, shown)
     findings += _duplicate_exports(tree, res, names, shown, kernel)
     findings += _duplicate_modules(tree)
@@ -205,7 +204,7 @@ def _crc_findings(pairs: Sequence[tuple[int, str]], names: list[str], shown: lis
         detail = []
         for s in syms:
             owner, crc = res.owners.get(s.lstrip("."), (KERNEL, 0))
-            detail.append({"symbol": s, "module_crc": _crc(wanted.get(s)), "provider_crc": _crc(crc),
+            detail.append({"symbol": s, "module_crc": crc_text(wanted.get(s)), "provider_crc": crc_text(crc),
                            "provider": "vmlinux" if owner == KERNEL else names[owner]})
         out.append(_f("crc-mismatch", [names[idx]], syms, [shown[idx]],
                       f"{names[idx]} was built against other versions of {len(syms)} symbol(s): {', '.join(syms)}",
@@ -215,12 +214,9 @@ def _crc_findings(pairs: Sequence[tuple[int, str]], names: list[str], shown: lis
 
 
 def _module_crc_mismatches(tree: Tree, res: Resolution, names: list[str], shown: list[str],
+                           export_of: Mapping[tuple[int, str], Export],
                            skip: set[tuple[int, str]]) -> list[Finding]:
     """CRC disagreements between modules (needs no kernel symbol list)."""
-    crc_of: dict[tuple[int, str], int | None] = {}
-    for idx, m in enumerate(tree.modules):
-        for e in m.exports:
-            crc_of[(idx, e.name)] = e.crc
     out = []
     for idx, m in enumerate(tree.modules):
         bad = []
@@ -232,10 +228,11 @@ def _module_crc_mismatches(tree: Tree, res: Resolution, names: list[str], shown:
             found = res.owners.get(key)
             if found is None or found[0] == KERNEL:
                 continue
-            have = crc_of.get((found[0], key))
+            exp = export_of.get((found[0], key))
+            have = exp.crc if exp is not None else None
             if have is not None and have != imp.crc:
                 bad.append(imp.name)
-                detail.append({"symbol": imp.name, "module_crc": _crc(imp.crc), "provider_crc": _crc(have),
+                detail.append({"symbol": imp.name, "module_crc": crc_text(imp.crc), "provider_crc": crc_text(have),
                                "provider": names[found[0]]})
         if bad:
             out.append(_f("crc-mismatch", [m.name], bad, [shown[idx]],
@@ -246,11 +243,8 @@ def _module_crc_mismatches(tree: Tree, res: Resolution, names: list[str], shown:
 
 
 def _licence_and_namespace(tree: Tree, res: Resolution, names: list[str], shown: list[str],
+                           export_of: Mapping[tuple[int, str], Export],
                            kernel: KernelSymbols | None) -> list[Finding]:
-    export_of: dict[tuple[int, str], Any] = {}
-    for idx, m in enumerate(tree.modules):
-        for e in m.exports:
-            export_of[(idx, e.name)] = e
     out = []
     for idx, m in enumerate(tree.modules):
         if m.error is not None:

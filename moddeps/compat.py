@@ -66,7 +66,7 @@ from .elfreader import machine_name, read_module_or_broken
 from .errors import UsageError
 from .kernelsyms import kmod_kernel_table, load_kernel_symbols, read_text
 from .kmodhash import hash_order
-from .model import Export, KernelSymbols, Module, fsdecode, fsencode
+from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
 from .scanner import Tree
 
@@ -226,10 +226,6 @@ class _Problem:
     detail: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-def _crc(crc: int | None) -> str | None:
-    return None if crc is None else f"0x{crc:08x}"
-
-
 def _kname(m: Module) -> str:
     """The name the kernel logs: ``struct module``'s, i.e. modinfo ``name=`` (module name otherwise)."""
     return m.info_first("name") or m.name
@@ -289,7 +285,7 @@ def _symbol_problems(
                 bad_crc = (not imp.weak and provider_crc is not None and imp.crc is not None
                            and provider_crc != imp.crc)
             if bad_crc:
-                detail = {"symbol": name, "module_crc": _crc(imp.crc), "provider_crc": _crc(provider_crc),
+                detail = {"symbol": name, "module_crc": crc_text(imp.crc), "provider_crc": crc_text(provider_crc),
                           "provider": provider}
                 both = provider_crc is not None and imp.crc is not None
                 if imp.versions_only:

@@ -33,6 +33,11 @@ def printable(s: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
 
 
+def crc_text(crc: int | None) -> str | None:
+    """A CRC as JSON and reports show it (``0x%08x``), None when there is none."""
+    return None if crc is None else f"0x{crc:08x}"
+
+
 def modname_from_path(path: str) -> str:
     """kmod's module name for a file: the basename up to the first ``.``, ``-`` → ``_``.
 

@@ -25,7 +25,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .cache import ScanCache
+from .cache import Key, ScanCache
 from .config import DepmodConfig
 from .elfreader import read_module_or_broken
 from .kmodhash import hash_order
@@ -412,17 +412,20 @@ def read_modules(
     jobs: int | None = None,
     progress: ProgressFn | None = None,
     cache: ScanCache | None = None,
+    keys: Sequence[Key | None] | None = None,
 ) -> list[Module]:
     """Read (path, shown-path) pairs, in order; ``jobs`` processes (None: all cores).
 
     With a ``cache``, modules whose file is unchanged come from it and only
-    the others are read (and then stored).
+    the others are read (and then stored).  ``keys``: the files' identities
+    when the caller has already taken them (:func:`moddeps.cache.file_key`).
     """
     if cache is None or not cache.usable:
         return _read_uncached(items, jobs, progress)
-    from .cache import file_key
+    if keys is None:
+        from .cache import file_key
 
-    keys = [file_key(path) for path, _shown in items]
+        keys = [file_key(path) for path, _shown in items]
     found = cache.get_many([(k, shown) for k, (_p, shown) in zip(keys, items)])
     todo = [i for i, m in enumerate(found) if m is None]
     if todo:
@@ -570,10 +573,11 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
 
 
 def read_layout(
-    layout: Layout, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None
+    layout: Layout, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None,
+    keys: Sequence[Key | None] | None = None,
 ) -> Tree:
-    """Step 4: read the modules of a layout."""
-    modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache)
+    """Step 4: read the modules of a layout (``keys``: see :func:`read_modules`)."""
+    modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache, keys)
     return Tree(
         dirname=layout.dirname,
         version=layout.version,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import config as depmod_config
-from ..cache import ScanCache
+from ..cache import Key, ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..model import fsdecode, printable
@@ -181,7 +181,9 @@ def run(
             scan_cache.close()
 
 
-def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str]) -> bytes:
+def _output_digest(
+    layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str]
+) -> tuple[bytes, list[Key | None]]:
     """A digest of everything depmod's result depends on, given the layout.
 
     The module files enter by identity (path, size, mtime, inode, device: the
@@ -201,7 +203,8 @@ def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
 
     put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, layout.dirname, opts.prefix, warn, opts.warn_dups,
          opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages))
-    put([(mf.shown, mf.path, file_key(mf.path)) for mf in layout.files])
+    keys = [file_key(mf.path) for mf in layout.files]  # reused by the scan cache on a miss
+    put([(mf.shown, mf.path, key) for mf, key in zip(layout.files, keys)])
     for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
         data = read_optional(f"{layout.dirname}/{name}")
         put(None if data is None else hashlib.blake2b(data).digest())
@@ -210,7 +213,7 @@ def _output_digest(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
             put(hashlib.blake2b(read_text(path)).digest())
     if opts.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))
-    return h.digest()
+    return h.digest(), keys
 
 
 #: Bump when the outputs computed from the same inputs change.
@@ -231,13 +234,14 @@ def _compute(
     progress: Callable[[int, int], None] | None,
 ) -> DepmodResult:
     digest = None
+    keys: list[Key | None] | None = None
     if files_only:
         tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
     else:
         layout = layout_tree(dirname, version=version, config=cfg)
         if scan_cache is not None and scan_cache.usable:
             # A rerun on an unchanged tree: the whole result comes from the cache.
-            digest = _output_digest(layout, opts, warn, messages)
+            digest, keys = _output_digest(layout, opts, warn, messages)
             hit = scan_cache.get_output(dirname, digest)
             if hit is not None:
                 cached_files: list[tuple[str, bytes]] = hit[0]
@@ -247,7 +251,7 @@ def _compute(
                     write_all(outdir, cached_files, fsync=opts.fsync)
                 return DepmodResult(dirname, outdir, tuple(cached_files), tuple(hit[1]), tuple(hit[3]),
                                     tuple(hit[2]))
-        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache)
+        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache, keys=keys)
     from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
 
     extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..model import Module
+from ..model import Module, crc_text
 from ..scanner import Tree
 
 SCHEMA = 1
@@ -26,20 +26,17 @@ def module_dict(m: Module) -> dict[str, Any]:
         "init": m.has_init,
         "exit": m.has_exit,
         "exports": [
-            {"name": e.name, "crc": _crc(e.crc), "gpl_only": e.gpl_only, "namespace": e.namespace,
+            {"name": e.name, "crc": crc_text(e.crc), "gpl_only": e.gpl_only, "namespace": e.namespace,
              **({"pseudo": True} if e.pseudo else {})}
             for e in m.exports
         ],
         "imports": [
-            {"name": i.name, "crc": _crc(i.crc), "weak": i.weak, **({"versions_only": True} if i.versions_only else {})}
+            {"name": i.name, "crc": crc_text(i.crc), "weak": i.weak,
+             **({"versions_only": True} if i.versions_only else {})}
             for i in m.imports
         ],
         "modinfo": [[k, v] for k, v in m.modinfo],
     }
-
-
-def _crc(crc: int | None) -> str | None:
-    return None if crc is None else f"0x{crc:08x}"
 
 
 def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...]) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..elfreader import machine_name
-from ..model import Module
+from ..model import Module, crc_text
 from ..scanner import Tree
 
 
 def _crc(crc: int | None) -> str:
-    return "-" if crc is None else f"0x{crc:08x}"
+    return crc_text(crc) or "-"
 
 
 def render_scan(console: Console, tree: Tree | None, modules: Sequence[Module]) -> None:
