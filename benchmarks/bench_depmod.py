@@ -13,13 +13,15 @@ Needs kmod's ``depmod`` on PATH and ``moddeps`` installed.  Packages are fetched
 Trees:
   cloud      linux-image-6.1.0-N-cloud-amd64 (~1,100 .ko)
   amd64      linux-image-6.1.0-N-amd64 (~4,000 .ko)
-  amd64-xz   the amd64 tree with every module compressed as Kbuild's CONFIG_MODULE_COMPRESS_XZ does
-             (xz --check=crc32 --lzma2=dict=1MiB), standing in for Debian's 6.12 xz packages,
-             which bookworm's main archive does not carry
+  6.12-xz    linux-image-6.12.N+deb12-amd64-unsigned (~4,200 .ko.xz), the newest 6.12 kernel that
+             bookworm-security carries (Debian compresses its 6.12 modules with xz)
+  amd64-xz   the 6.1 amd64 tree with every module compressed as Kbuild's CONFIG_MODULE_COMPRESS_XZ
+             does (xz --check=crc32 --lzma2=dict=1MiB)
   amd64-10x  ten renamed copies of every amd64 module (~40,000 .ko), for scaling
 
 Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medians:
   depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
+  first-run     moddeps depmod with an empty cache (reads everything and fills the cache)
   depmod-warm   moddeps depmod (cache primed)  vs  depmod
   one-changed   moddeps depmod after touching one module (cache otherwise warm)
   scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
@@ -52,12 +54,24 @@ def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload,no-any-return]
 
 
-def fetch(flavour: str) -> tuple[Path, str]:
+def newest_612() -> str:
+    """The newest linux-image-6.12.*-amd64-unsigned package name apt knows."""
+    out = subprocess.run(["apt-cache", "pkgnames", "linux-image-6.12."], capture_output=True, text=True,
+                         check=True).stdout.split()
+    names = [n for n in out if n.endswith("+deb12-amd64-unsigned")]
+    if not names:
+        sys.exit("no linux-image-6.12.*+deb12-amd64-unsigned package known to apt (bookworm-security)")
+    return max(names, key=lambda n: [int(x) for x in n.split("-")[2].split("+")[0].split(".")])
+
+
+def fetch(flavour: str, pkg: str | None = None) -> tuple[Path, str]:
     version = f"{ABI}-{flavour}"
+    if pkg is not None:
+        version = pkg.removeprefix("linux-image-").removesuffix("-unsigned")
     root = CACHE / f"tree-{version}"
     if not (root / "lib/modules" / version).is_dir():
         CACHE.mkdir(parents=True, exist_ok=True)
-        pkg = f"linux-image-{version}"
+        pkg = pkg or f"linux-image-{version}"
         debs = list(CACHE.glob(f"{pkg}_*.deb"))
         if not debs:
             sh("apt-get", "download", pkg, cwd=CACHE)
@@ -138,10 +152,14 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
                 str(mdir / "lib/modules" / version)]
     timed(warm, env)  # prime the cache
     victim = next((mdir / "lib/modules" / version).rglob("*.ko*"))
-    res: dict[str, list[tuple[float, int]]] = {k: [] for k in ("kmod", "cold", "warm", "changed", "scan", "lib")}
+    res: dict[str, list[tuple[float, int]]] = {
+        k: [] for k in ("kmod", "cold", "first", "warm", "changed", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
         res["cold"].append(timed(cold, env))
+        for f in work.glob("cache.sqlite3*"):  # with its -wal and -shm files
+            f.unlink()
+        res["first"].append(timed(warm, env))
         res["kmod"].append(timed(kmod))
         res["warm"].append(timed(warm, env))
         os.utime(victim)
@@ -158,7 +176,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     n_mod = sum(1 for _ in (kdir / "lib/modules" / version).rglob("*.ko*"))
     shutil.rmtree(work, ignore_errors=True)
     rows = []
-    for key, label in (("cold", "depmod-cold"), ("warm", "depmod-warm"), ("changed", "one-changed"),
+    for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"), ("changed", "one-changed"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",
@@ -169,7 +187,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "amd64-xz", "amd64-10x"])
+    ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "6.12-xz", "amd64-10x"])
     ap.add_argument("--tree", action="append", default=[], help="DIR:VERSION of an extracted tree")
     ap.add_argument("--moddeps", default=f"{sys.executable} -m moddeps", help="how to run moddeps")
     args = ap.parse_args()
@@ -183,6 +201,8 @@ def main() -> None:
             trees.append((t, *fetch("cloud-amd64")))
         elif t == "amd64":
             trees.append((t, *fetch("amd64")))
+        elif t == "6.12-xz":
+            trees.append((t, *fetch("", newest_612())))
         elif t == "amd64-xz":
             trees.append((t, *make_xz(*fetch("amd64"))))
         elif t == "amd64-10x":

@@ -900,7 +900,31 @@ def main() -> None:
     import gc
 
     gc.disable()
+    _register_only(sys.argv[1:])
     app()
+
+
+def _register_only(args: list[str]) -> None:
+    """Keep only the command being invoked, when the arguments name one.
+
+    typer builds a click command, with signature inspection, for every
+    registered command on every run: 25 ms of a 150 ms warm ``depmod``.
+    Help and errors for the invoked command are unchanged; without a command
+    name (``moddeps --help``, a typo) everything stays registered.
+    """
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is None:
+        return
+
+    def name(info: Any) -> str:
+        return info.name or info.callback.__name__.lower().replace("_", "-")
+
+    chosen = [c for c in app.registered_commands if name(c) == first]
+    if chosen:
+        app.registered_commands = chosen
+        app.registered_groups = []
+    elif any(g.name == first for g in app.registered_groups):
+        app.registered_commands = []
 
 
 if __name__ == "__main__":  # pragma: no cover

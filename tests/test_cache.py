@@ -141,3 +141,62 @@ def test_depmod_rerun_comes_from_the_output_cache_and_matches(tree: Path, tmp_pa
     nocache = run(DepmodOptions(version=tree.name, basedir=str(base), config=(str(tmp_path / "none"),),
                                 dry_run=True))
     assert dict(nocache.files) == dict(fourth.files)
+
+
+def _depmod_opts(tree: Path, tmp_path: Path, **kw: object) -> object:
+    from moddeps.depmod.run import DepmodOptions
+
+    for cyc in ("mdx_cycle_a.ko", "mdx_cycle_b.ko"):
+        with_cycle = tree / "kernel/samples/mdx" / cyc
+        if with_cycle.exists():
+            with_cycle.unlink()
+    return DepmodOptions(version=tree.name, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                         cache=str(tmp_path / "c.db"), fsync=False, **kw)  # type: ignore[arg-type]
+
+
+def test_warm_rerun_leaves_the_very_files_it_wrote(tree: Path, tmp_path: Path) -> None:
+    """Unchanged inputs and untouched outputs: nothing is rewritten (same inodes), same result."""
+    from moddeps.depmod.run import run
+
+    opts = _depmod_opts(tree, tmp_path)
+    first = run(opts)  # type: ignore[arg-type]
+    before = {name: os.stat(tree / name) for name, _ in first.files}
+    again = run(opts)  # type: ignore[arg-type]
+    assert again.tree is None
+    assert again.files == first.files and again.messages == first.messages
+    for name, st in before.items():
+        now = os.stat(tree / name)
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), name
+
+
+@pytest.mark.parametrize("tamper", ["delete", "rewrite", "truncate"])
+def test_an_output_changed_by_someone_else_is_computed_and_written_again(tree: Path, tmp_path: Path,
+                                                                          tamper: str) -> None:
+    from moddeps.depmod.run import run
+
+    opts = _depmod_opts(tree, tmp_path)
+    first = run(opts)  # type: ignore[arg-type]
+    target = tree / "modules.alias.bin"
+    if tamper == "delete":
+        target.unlink()
+    elif tamper == "rewrite":  # another tool rewrote it in place, same size
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+    else:
+        with open(target, "r+b") as fh:
+            fh.truncate(10)
+    again = run(opts)  # type: ignore[arg-type]
+    assert again.tree is not None  # recomputed, not trusted
+    assert again.files == first.files
+    assert target.read_bytes() == dict(first.files)["modules.alias.bin"]
+
+
+def test_another_output_directory_is_written_not_skipped(tree: Path, tmp_path: Path) -> None:
+    from moddeps.depmod.run import run
+
+    first = run(_depmod_opts(tree, tmp_path))  # type: ignore[arg-type]
+    out = tmp_path / "elsewhere"
+    second = run(_depmod_opts(tree, tmp_path, outdir=str(out)))  # type: ignore[arg-type]
+    written = out / "lib/modules" / tree.name
+    assert {name: (written / name).read_bytes() for name, _ in second.files} == dict(first.files)
