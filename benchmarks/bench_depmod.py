@@ -7,7 +7,9 @@ Run by a person (not a test):
     python benchmarks/bench_depmod.py --rounds 9 --trees amd64 amd64-xz
     python benchmarks/bench_depmod.py --tree DIR:VERSION   # any extracted tree (DIR/lib/modules/VERSION)
 
-Needs kmod's ``depmod`` on PATH and ``moddeps`` installed.  Packages are fetched with
+Needs kmod's ``depmod`` on PATH and ``moddeps`` installed (``pip install .`` byte-compiles it;
+PYTHONDONTWRITEBYTECODE is dropped for the timed runs, otherwise an editable install would
+compile every module of moddeps on every run, ~40 ms).  Packages are fetched with
 ``apt-get download`` into ``$MODDEPS_BENCH_CACHE`` (default /var/tmp/moddeps-bench).
 
 Trees:
@@ -120,6 +122,8 @@ def make_10x(src_root: Path, version: str) -> tuple[Path, str]:
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one run of ``cmd``."""
+    env = dict(env if env is not None else os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(p.pid, 0)
