@@ -31,6 +31,10 @@ from typing import Any
 from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
 from .errors import ModuleReadError
 from .model import Export, Import, Module, fsdecode, modname_from_path
+from .native import load as _load_native
+
+#: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
+_elfscan = _load_native("_elfscan")
 
 _HOST_BO = "<" if sys.byteorder == "little" else ">"
 
@@ -424,6 +428,12 @@ def parse_module(
     display_path: str | None = None,
 ) -> Module:
     """Decode an in-memory (decompressed) module.  Raises :class:`ModuleReadError`."""
+    if _elfscan is not None:
+        # the C reader gives the same record, or None for anything unusual (then the code below decides)
+        w = _elfscan.parse(data, Export, Import)
+        if w is not None:
+            exp, imp, info, init, exit_, machine, bits, order = w
+            return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression)
     elf = _Elf(data, display_path or path)
     try:
         symtab: _Symtab | None = _Symtab(elf)

@@ -1,0 +1,992 @@
+/*
+ * moddeps._elfscan: the common case of moddeps.elfreader.parse_module in C.
+ *
+ * parse(data[, export_type, import_type]) decodes one in-memory (already
+ * decompressed) kernel module and returns
+ *
+ *     (exports, imports, modinfo, has_init, has_exit, machine, elf_class, byte_order)
+ *
+ * in the wire form of moddeps.model.Module.to_wire(), or None when the input
+ * is anything but a plain, well-formed module.  None is not an error: the
+ * caller then runs the pure-Python reader, which gives the record (every
+ * quirk of kmod's rules) or the precise error message.  So this file only
+ * implements the path real modules take, and gives up as soon as an input
+ * leaves it.  The rules themselves (kmod 30, libkmod-elf.c) are restated in
+ * moddeps/elfreader.py next to the Python code that this must agree with.
+ *
+ * With export_type / import_type (tuple subclasses such as the Export and
+ * Import NamedTuples) the export and import records are created as instances
+ * of those types instead of plain tuples, as tuple.__new__(Export, t) would.
+ *
+ * The input is untrusted: every offset and size read from it is checked
+ * against the buffer with overflow-free arithmetic before use, every string
+ * scan has an explicit bound (nothing relies on a NUL found earlier, so even a
+ * buffer whose bytes change under us cannot make a read go out of bounds),
+ * allocations are proportional to the input, and nothing recurses.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* Longest symbol name the Python reader accepts (elfreader.MAX_NAME). */
+#define MAX_NAME 4096
+
+#define SHN_UNDEF 0u
+#define SHN_ABS 0xFFF1u
+#define STB_WEAK 2u
+#define STT_SPARC_REGISTER 13u
+#define EM_SPARC 2u
+#define EM_SPARCV9 43u
+
+typedef const unsigned char *bp;
+
+/* ---------------------------------------------------------------------- */
+/* Reading words in the file's byte order                                   */
+
+static inline uint16_t rd16(bp p, int big)
+{
+    return big ? (uint16_t)(((unsigned)p[0] << 8) | p[1]) : (uint16_t)(p[0] | ((unsigned)p[1] << 8));
+}
+
+static inline uint32_t rd32(bp p, int big)
+{
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t rd64(bp p, int big)
+{
+    uint64_t a = rd32(p, big), b = rd32(p + 4, big);
+    return big ? (a << 32) | b : (b << 32) | a;
+}
+
+/* [off, off + sz) lies inside a buffer of `size` bytes (no overflow). */
+static inline int in_file(uint64_t off, uint64_t sz, size_t size)
+{
+    return off <= (uint64_t)size && sz <= (uint64_t)size - off;
+}
+
+/* Length of the string at p: the index of the first NUL among the first
+ * `limit` bytes, or `limit` when there is none. */
+static inline size_t bounded_len(bp p, size_t limit)
+{
+    bp z = memchr(p, 0, limit);
+    return z ? (size_t)(z - p) : limit;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The ELF header and section table                                         */
+
+typedef struct {
+    bp d;
+    size_t size;
+    int big, is64;
+    unsigned shnum, shent;
+    bp sh;               /* the section header table (shnum * shent bytes, in the buffer) */
+    bp shstr;            /* the section name table, non-empty, in the buffer */
+    size_t shstr_size;
+} Elf;
+
+typedef struct {
+    size_t off, size;
+    int found;
+} Loc;
+
+static inline void sh_range(const Elf *e, unsigned idx, uint64_t *off, uint64_t *sz)
+{
+    bp h = e->sh + (size_t)idx * e->shent;
+    if (e->is64) {
+        *off = rd64(h + 24, e->big);
+        *sz = rd64(h + 32, e->big);
+    } else {
+        *off = rd32(h + 16, e->big);
+        *sz = rd32(h + 20, e->big);
+    }
+}
+
+static inline uint32_t sh_name(const Elf *e, unsigned idx)
+{
+    return rd32(e->sh + (size_t)idx * e->shent, e->big);
+}
+
+/* _Elf.section_range: section idx exists (not 0) and lies inside the file. */
+static int section_range(const Elf *e, unsigned idx, size_t *off, size_t *sz)
+{
+    uint64_t o, s;
+    if (idx == 0 || idx >= e->shnum)
+        return 0;
+    sh_range(e, idx, &o, &s);
+    if (!in_file(o, s, e->size))
+        return 0;
+    *off = (size_t)o;
+    *sz = (size_t)s;
+    return 1;
+}
+
+/* The C string at offset `name` of the section name table is `want`. */
+static int shname_is(const Elf *e, uint32_t name, const char *want, size_t wlen)
+{
+    size_t rem;
+    if (name >= e->shstr_size)
+        return 0;
+    rem = e->shstr_size - name;
+    return rem > wlen && memcmp(e->shstr + name, want, wlen) == 0 && e->shstr[name + wlen] == 0;
+}
+
+/* _Elf.__init__: 1 if valid, 0 where the Python reader raises. */
+static int elf_open(Elf *e, bp d, size_t size)
+{
+    unsigned hdr, shent_ok, shstrndx;
+    uint64_t shoff, str_off, str_size;
+
+    e->d = d;
+    e->size = size;
+    if (size <= 16 || memcmp(d, "\x7f" "ELF", 4) != 0)
+        return 0;
+    if (d[4] == 1) {
+        e->is64 = 0;
+        hdr = 52;
+        shent_ok = 40;
+    } else if (d[4] == 2) {
+        e->is64 = 1;
+        hdr = 64;
+        shent_ok = 64;
+    } else {
+        return 0;
+    }
+    if (size <= hdr)
+        return 0;
+    if (d[5] == 1)
+        e->big = 0;
+    else if (d[5] == 2)
+        e->big = 1;
+    else
+        return 0;
+    if (e->is64) {
+        shoff = rd64(d + 40, e->big);
+        e->shent = rd16(d + 58, e->big);
+        e->shnum = rd16(d + 60, e->big);
+        shstrndx = rd16(d + 62, e->big);
+    } else {
+        shoff = rd32(d + 32, e->big);
+        e->shent = rd16(d + 46, e->big);
+        e->shnum = rd16(d + 48, e->big);
+        shstrndx = rd16(d + 50, e->big);
+    }
+    if (e->shent != shent_ok)
+        return 0;
+    /* shnum == 0 (the SHN_XINDEX escape of e_shnum) fails below: shstrndx >= shnum */
+    if (!in_file(shoff, (uint64_t)e->shnum * e->shent, size))
+        return 0;
+    e->sh = d + (size_t)shoff;
+    if (shstrndx >= e->shnum)
+        return 0;
+    sh_range(e, shstrndx, &str_off, &str_size);
+    if (str_size == 0 || !in_file(str_off, str_size, size) || d[str_off + str_size - 1] != 0)
+        return 0;
+    e->shstr = d + (size_t)str_off;
+    e->shstr_size = (size_t)str_size;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* A small open-addressing hash table of byte strings (pointers into the   */
+/* input), sized once for at most `cap` insertions.                         */
+
+typedef struct {
+    bp key;
+    uint32_t len;
+    uint32_t hash;
+    bp ns;               /* __kstrtabns_ value (non-empty) or NULL */
+    uint32_t nslen;
+    uint32_t idx;        /* __versions: index of the first record of this name */
+    uint8_t ksym, gpl, used;
+} Ent;
+
+typedef struct {
+    uint32_t *slots;     /* 0: empty, else 1 + index into ents */
+    size_t mask;
+    Ent *ents;
+    size_t n, cap;
+} Tab;
+
+static inline uint32_t hash_bytes(bp p, size_t n)
+{
+    /* eight bytes at a time (names are short; equal keys are compared in full) */
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u, w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = ((h << 5 | h >> 59) ^ w) * 0x517CC1B727220A95u;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, p, n);
+        h = ((h << 5 | h >> 59) ^ w) * 0x517CC1B727220A95u;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static int tab_init(Tab *t, size_t cap)
+{
+    size_t nslots = 8;
+    while (nslots < 2 * cap)
+        nslots <<= 1;
+    t->n = 0;
+    t->cap = cap;
+    t->mask = nslots - 1;
+    t->slots = PyMem_Calloc(nslots, sizeof(uint32_t));
+    t->ents = PyMem_Malloc(cap ? cap * sizeof(Ent) : 1);
+    if (t->slots == NULL || t->ents == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void tab_free(Tab *t)
+{
+    PyMem_Free(t->slots);
+    PyMem_Free(t->ents);
+    t->slots = NULL;
+    t->ents = NULL;
+}
+
+/* The entry for key, or NULL; with add, a new zeroed entry when absent. */
+static Ent *tab_get(Tab *t, bp key, size_t len, uint32_t h, int add)
+{
+    size_t i = h & t->mask;
+    for (;;) {
+        uint32_t s = t->slots[i];
+        Ent *e;
+        if (s == 0) {
+            if (!add || t->n >= t->cap) /* the table always keeps an empty slot */
+                return NULL;
+            e = &t->ents[t->n++];
+            t->slots[i] = (uint32_t)t->n;
+            memset(e, 0, sizeof(*e));
+            e->key = key;
+            e->len = (uint32_t)len;
+            e->hash = h;
+            return e;
+        }
+        e = &t->ents[s - 1];
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+            return e;
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* kmod's split of a string section (_split_strings)                        */
+
+typedef struct {
+    bp p;
+    size_t n, pos;
+} Split;
+
+static void split_init(Split *s, bp blob, size_t n)
+{
+    size_t i = 0;
+    while (i < n && blob[i] == 0)
+        i++;
+    s->pos = 0;
+    /* all NUL: one byte is kept, and one byte or less gives no strings */
+    if (n - i <= 1) {
+        s->p = blob;
+        s->n = 0;
+        return;
+    }
+    s->p = blob + i;
+    s->n = n - i;
+}
+
+static int split_next(Split *s, bp *piece, size_t *len)
+{
+    while (s->pos < s->n) {
+        bp start = s->p + s->pos;
+        size_t l = bounded_len(start, s->n - s->pos);
+        s->pos += l + 1;
+        if (l) {
+            *piece = start;
+            *len = l;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Python objects                                                           */
+
+static PyObject *str_little, *str_big;
+
+static inline PyObject *decode(bp p, size_t n)
+{
+    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogateescape");
+}
+
+static inline PyObject *new_bool(int v)
+{
+    PyObject *b = v ? Py_True : Py_False;
+    Py_INCREF(b);
+    return b;
+}
+
+static inline PyObject *new_none(void)
+{
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+/* A tuple (or an instance of the tuple subclass `type`) of n NULL items. */
+static inline PyObject *new_record(PyTypeObject *type, Py_ssize_t n)
+{
+    if (type == NULL)
+        return PyTuple_New(n);
+    return type->tp_alloc(type, n);
+}
+
+/* record(type, a, b, c, d[, e]): steals the references; NULL items mean an
+ * error already set (the others are released). */
+static PyObject *record(PyTypeObject *type, Py_ssize_t n, PyObject **items)
+{
+    Py_ssize_t i;
+    PyObject *t = NULL;
+    for (i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    t = new_record(type, n);
+    if (t == NULL)
+        goto fail;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+fail:
+    for (i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The scan                                                                 */
+
+enum { K_CRC = 1, K_KSYM = 2, K_NS = 3 };
+
+/* A symbol worth keeping: its index, the length of its name, what it is. */
+typedef struct {
+    uint32_t sym;
+    uint32_t off;        /* name offset in .strtab, checked: off + len < strtab_size */
+    uint16_t len;
+    uint8_t kind;
+} Ref;
+
+/* The sections moddeps looks up by name (_WANTED_SECTIONS). */
+enum { S_SYMTAB, S_STRTAB, S_MODINFO, S_VERSIONS, S_KSTRINGS, S_COUNT };
+
+static void find_sections(const Elf *e, Loc *loc)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } wanted[S_COUNT] = {
+        {".symtab", 7}, {".strtab", 7}, {".modinfo", 8}, {"__versions", 10}, {"__ksymtab_strings", 17},
+    };
+    unsigned idx, k, left = S_COUNT;
+    for (k = 0; k < S_COUNT; k++)
+        loc[k].found = 0;
+    /* kmod_elf_get_section: from index 1, the first section of that name
+     * whose bytes lie inside the file */
+    for (idx = 1; idx < e->shnum && left; idx++) {
+        uint32_t name = sh_name(e, idx);
+        unsigned first, last;
+        if (name >= e->shstr_size)
+            continue;
+        if (e->shstr_size - name < 8)
+            continue; /* shorter than any wanted name */
+        /* dispatch on the first two characters */
+        if (e->shstr[name] == '.' && e->shstr[name + 1] == 's') {
+            first = S_SYMTAB;
+            last = S_STRTAB;
+        } else if (e->shstr[name] == '.' && e->shstr[name + 1] == 'm') {
+            first = last = S_MODINFO;
+        } else if (e->shstr[name] == '_' && e->shstr[name + 1] == '_') {
+            first = S_VERSIONS;
+            last = S_KSTRINGS;
+        } else {
+            continue;
+        }
+        for (k = first; k <= last; k++) {
+            uint64_t off, sz;
+            if (loc[k].found || !shname_is(e, name, wanted[k].name, wanted[k].len))
+                continue;
+            sh_range(e, idx, &off, &sz);
+            if (in_file(off, sz, e->size)) {
+                loc[k].off = (size_t)off;
+                loc[k].size = (size_t)sz;
+                loc[k].found = 1;
+                left--;
+            }
+            break;
+        }
+    }
+}
+
+/* Section `sec` is __ksymtab_gpl or __ksymtab_gpl_future. */
+static int gpl_section(const Elf *e, unsigned sec)
+{
+    uint32_t name;
+    if (sec == 0 || sec >= e->shnum)
+        return 0;
+    name = sh_name(e, sec);
+    return shname_is(e, name, "__ksymtab_gpl", 13) || shname_is(e, name, "__ksymtab_gpl_future", 20);
+}
+
+typedef struct {
+    Elf e;
+    Loc loc[S_COUNT];
+    bp symtab, strtab;
+    size_t nsyms, strtab_size, entsize;
+    Ref *und, *spec;
+    size_t nund, nspec, ncrc;
+    Tab info;            /* export name -> ksym / gpl / namespace */
+    Tab nsvals;          /* namespace values (the fallback's pseudo exports) */
+    Tab vers;            /* __versions name -> first record */
+    uint8_t *vused;      /* per __versions record: matched by an undefined symbol */
+    uint32_t *vmatch;    /* per undefined symbol: its record, or UINT32_MAX */
+    int has_init, has_exit;
+    PyTypeObject *etype, *itype;
+} Scan;
+
+static inline bp sym_at(const Scan *s, size_t i)
+{
+    return s->symtab + i * s->entsize;
+}
+
+static inline uint64_t sym_value(const Scan *s, bp sym)
+{
+    return s->e.is64 ? rd64(sym + 8, s->e.big) : rd32(sym + 4, s->e.big);
+}
+
+static inline unsigned sym_shndx(const Scan *s, bp sym)
+{
+    return rd16(sym + (s->e.is64 ? 6 : 14), s->e.big);
+}
+
+static inline unsigned sym_info(const Scan *s, bp sym)
+{
+    return sym[s->e.is64 ? 4 : 12];
+}
+
+static inline bp ref_name(const Scan *s, const Ref *r)
+{
+    return s->strtab + r->off;
+}
+
+/* One pass over .symtab.  Returns 1, or 0 to give up (the Python reader
+ * would raise, or take a quirk branch that is left to it). */
+static int scan_symbols(Scan *s)
+{
+    size_t i;
+    unsigned machine = rd16(s->e.d + 18, s->e.big);
+    int sparc = machine == EM_SPARC || machine == EM_SPARCV9;
+    for (i = 1; i < s->nsyms; i++) {
+        bp sym = sym_at(s, i);
+        uint32_t off = rd32(sym, s->e.big);
+        unsigned shndx;
+        bp nm;
+        size_t rem, len;
+        if (off >= s->strtab_size)
+            return 0; /* a name outside .strtab: kmod's fallbacks, left to Python */
+        shndx = sym_shndx(s, sym);
+        nm = s->strtab + off;
+        rem = s->strtab_size - off;
+        if (shndx == SHN_UNDEF && !(sparc && (sym_info(s, sym) & 0xF) == STT_SPARC_REGISTER)) {
+            len = bounded_len(nm, rem < MAX_NAME + 1 ? rem : MAX_NAME + 1);
+            if (len > MAX_NAME || len == rem)
+                return 0; /* too long, or not terminated inside .strtab */
+            if (len) {
+                s->und[s->nund].sym = (uint32_t)i;
+                s->und[s->nund].off = off;
+                s->und[s->nund].len = (uint16_t)len;
+                s->und[s->nund].kind = 0;
+                s->nund++;
+            }
+        }
+        if (nm[0] == '_') {
+            int kind;
+            size_t plen;
+            if (rem < 6 || nm[1] != '_')
+                continue;
+            if (nm[2] == 'c' && memcmp(nm, "__crc_", 6) == 0)
+                kind = K_CRC, plen = 6;
+            else if (nm[2] != 'k' || rem < 10)
+                continue;
+            else if (memcmp(nm, "__ksymtab_", 10) == 0)
+                kind = K_KSYM, plen = 10;
+            else if (rem >= 12 && memcmp(nm, "__kstrtabns_", 12) == 0)
+                kind = K_NS, plen = 12;
+            else
+                continue;
+            len = bounded_len(nm, rem < MAX_NAME + 1 ? rem : MAX_NAME + 1);
+            if (len > MAX_NAME || len == rem || len < plen)
+                return 0; /* (shorter than its prefix: the bytes changed under us) */
+            s->spec[s->nspec].sym = (uint32_t)i;
+            s->spec[s->nspec].off = off;
+            s->spec[s->nspec].len = (uint16_t)len;
+            s->spec[s->nspec].kind = (uint8_t)kind;
+            s->nspec++;
+            if (kind == K_CRC)
+                s->ncrc++;
+        } else if (shndx != SHN_UNDEF) {
+            if (nm[0] == 'i' && rem >= 12 && memcmp(nm, "init_module", 12) == 0)
+                s->has_init = 1;
+            else if (nm[0] == 'c' && rem >= 15 && memcmp(nm, "cleanup_module", 15) == 0)
+                s->has_exit = 1;
+        }
+    }
+    return 1;
+}
+
+/* __ksymtab_* and __kstrtabns_* symbols: GPL flags and namespaces by name. */
+static int collect_export_info(Scan *s)
+{
+    size_t j;
+    if (tab_init(&s->info, s->nspec - s->ncrc) < 0)
+        return -1;
+    for (j = 0; j < s->nspec; j++) {
+        const Ref *r = &s->spec[j];
+        bp sym = sym_at(s, r->sym);
+        unsigned shndx = sym_shndx(s, sym);
+        bp nm = ref_name(s, r);
+        Ent *ent;
+        if (r->kind == K_KSYM) {
+            ent = tab_get(&s->info, nm + 10, r->len - 10u, hash_bytes(nm + 10, r->len - 10u), 1);
+            if (ent == NULL)
+                return 0;
+            ent->ksym = 1;
+            if (gpl_section(&s->e, shndx))
+                ent->gpl = 1;
+        } else if (r->kind == K_NS) {
+            size_t off, sz, pos, limit, nslen;
+            uint64_t value = sym_value(s, sym);
+            if (!section_range(&s->e, shndx, &off, &sz) || value >= (uint64_t)sz)
+                continue;
+            pos = off + (size_t)value; /* < off + sz <= size */
+            limit = s->e.size - pos;
+            if (limit > MAX_NAME)
+                limit = MAX_NAME;
+            nslen = bounded_len(s->e.d + pos, limit);
+            if (nslen == 0)
+                continue;
+            ent = tab_get(&s->info, nm + 12, r->len - 12u, hash_bytes(nm + 12, r->len - 12u), 1);
+            if (ent == NULL)
+                return 0;
+            ent->ns = s->e.d + pos;
+            ent->nslen = (uint32_t)nslen;
+        }
+    }
+    return 1;
+}
+
+/* make() of _exports: one export record. */
+static PyObject *make_export(Scan *s, bp name, size_t len, PyObject *crc, int pseudo)
+{
+    PyObject *items[5];
+    Ent *ent = tab_get(&s->info, name, len, hash_bytes(name, len), 0);
+    items[0] = decode(name, len);
+    items[1] = crc;
+    items[2] = new_bool(ent != NULL && ent->gpl);
+    items[3] = ent != NULL && ent->ns != NULL ? decode(ent->ns, ent->nslen) : new_none();
+    items[4] = new_bool(pseudo);
+    return record(s->etype, 5, items);
+}
+
+static PyObject *build_exports(Scan *s)
+{
+    PyObject *out;
+    Py_ssize_t n = 0;
+    size_t j;
+
+    if (s->ncrc) {
+        /* the __crc_* symbols, in symtab order */
+        out = PyTuple_New((Py_ssize_t)s->ncrc);
+        if (out == NULL)
+            return NULL;
+        for (j = 0; j < s->nspec; j++) {
+            const Ref *r = &s->spec[j];
+            bp sym;
+            unsigned sec;
+            uint64_t value, crc;
+            PyObject *rec, *crcobj;
+            if (r->kind != K_CRC)
+                continue;
+            sym = sym_at(s, r->sym);
+            sec = sym_shndx(s, sym);
+            value = sym_value(s, sym);
+            if (sec == SHN_ABS || sec == SHN_UNDEF) {
+                crc = value;
+            } else {
+                size_t off, sz;
+                /* kmod: a bad section or st_value > size - 4 gives all ones */
+                if (!section_range(&s->e, sec, &off, &sz) || sz < 4 || value > (uint64_t)(sz - 4))
+                    crc = 0xFFFFFFFFu;
+                else
+                    crc = rd32(s->e.d + off + (size_t)value, s->e.big);
+            }
+            crcobj = PyLong_FromUnsignedLongLong((unsigned long long)crc);
+            rec = make_export(s, ref_name(s, r) + 6, r->len - 6u, crcobj, 0);
+            if (rec == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(out, n++, rec);
+        }
+        return out;
+    }
+
+    /* no __crc_ symbol: the strings of __ksymtab_strings (namespace names included) */
+    {
+        Split sp;
+        bp piece;
+        size_t plen, k, nns = 0;
+        Loc *ks = &s->loc[S_KSTRINGS];
+        if (!ks->found)
+            return PyTuple_New(0);
+        split_init(&sp, s->e.d + ks->off, ks->size);
+        while (split_next(&sp, &piece, &plen))
+            n++;
+        if (n == 0)
+            return PyTuple_New(0);
+        for (k = 0; k < s->info.n; k++)
+            nns += s->info.ents[k].ns != NULL;
+        if (tab_init(&s->nsvals, nns) < 0)
+            return NULL;
+        for (k = 0; k < s->info.n; k++) {
+            const Ent *ent = &s->info.ents[k];
+            if (ent->ns != NULL)
+                (void)tab_get(&s->nsvals, ent->ns, ent->nslen, hash_bytes(ent->ns, ent->nslen), 1);
+        }
+        out = PyTuple_New(n);
+        if (out == NULL)
+            return NULL;
+        split_init(&sp, s->e.d + ks->off, ks->size);
+        for (k = 0; k < (size_t)n && split_next(&sp, &piece, &plen); k++) {
+            uint32_t h = hash_bytes(piece, plen);
+            int pseudo = 0;
+            PyObject *rec;
+            if (tab_get(&s->nsvals, piece, plen, h, 0) != NULL) {
+                Ent *ent = tab_get(&s->info, piece, plen, h, 0);
+                pseudo = ent == NULL || !ent->ksym;
+            }
+            rec = make_export(s, piece, plen, new_none(), pseudo);
+            if (rec == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(out, (Py_ssize_t)k, rec);
+        }
+        if ((Py_ssize_t)k != n) { /* the bytes changed under us */
+            Py_DECREF(out);
+            return new_none();
+        }
+        return out;
+    }
+}
+
+static PyObject *import_record(Scan *s, bp name, size_t len, PyObject *crc, int weak, int from_versions)
+{
+    PyObject *items[4];
+    items[0] = decode(name, len);
+    items[1] = crc;
+    items[2] = new_bool(weak);
+    items[3] = new_bool(from_versions);
+    return record(s->itype, 4, items);
+}
+
+static PyObject *build_imports(Scan *s)
+{
+    const Loc *vl = &s->loc[S_VERSIONS];
+    size_t nver = 0, width = s->e.is64 ? 8 : 4, r, j, total;
+    bp vbase = NULL;
+    PyObject *out;
+    Py_ssize_t n = 0;
+
+    if (vl->found && vl->size) {
+        if (vl->size % 64)
+            return new_none(); /* kmod ignores such a table: left to Python */
+        nver = vl->size / 64;
+        vbase = s->e.d + vl->off;
+    }
+    total = s->nund;
+    if (nver) {
+        /* name -> first record of that name (later duplicates stay unmatched, as in kmod) */
+        if (tab_init(&s->vers, nver) < 0)
+            return NULL;
+        s->vused = PyMem_Calloc(nver, 1);
+        s->vmatch = PyMem_Malloc(s->nund ? s->nund * sizeof(uint32_t) : 1);
+        if (s->vused == NULL || s->vmatch == NULL)
+            return PyErr_NoMemory();
+        for (r = 0; r < nver; r++) {
+            bp name = vbase + r * 64 + width;
+            size_t len = bounded_len(name, 64 - width), before = s->vers.n;
+            Ent *ent = tab_get(&s->vers, name, len, hash_bytes(name, len), 1);
+            if (ent != NULL && s->vers.n != before)
+                ent->idx = (uint32_t)r;
+        }
+        total += nver;
+        for (j = 0; j < s->nund; j++) {
+            const Ref *u = &s->und[j];
+            bp nm = ref_name(s, u);
+            Ent *ent = tab_get(&s->vers, nm, u->len, hash_bytes(nm, u->len), 0);
+            s->vmatch[j] = ent != NULL ? ent->idx : UINT32_MAX;
+            if (ent != NULL && !s->vused[ent->idx]) {
+                s->vused[ent->idx] = 1;
+                total--;
+            }
+        }
+    }
+
+    /* the undefined symbols, then the records no symbol matched */
+    out = PyTuple_New((Py_ssize_t)total);
+    if (out == NULL)
+        return NULL;
+    for (j = 0; j < s->nund; j++) {
+        const Ref *u = &s->und[j];
+        PyObject *crc, *rec;
+        if (nver && s->vmatch[j] != UINT32_MAX) {
+            bp at = vbase + (size_t)s->vmatch[j] * 64;
+            crc = PyLong_FromUnsignedLongLong(width == 8 ? rd64(at, s->e.big) : rd32(at, s->e.big));
+        } else {
+            crc = new_none();
+        }
+        rec = import_record(s, ref_name(s, u), u->len, crc, (sym_info(s, sym_at(s, u->sym)) >> 4) == STB_WEAK, 0);
+        if (rec == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(out, n++, rec);
+    }
+    for (r = 0; r < nver && (size_t)n < total; r++) {
+        bp at = vbase + r * 64;
+        PyObject *crc, *rec;
+        if (s->vused[r])
+            continue;
+        crc = PyLong_FromUnsignedLongLong(width == 8 ? rd64(at, s->e.big) : rd32(at, s->e.big));
+        rec = import_record(s, at + width, bounded_len(at + width, 64 - width), crc, 0, 1);
+        if (rec == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(out, n++, rec);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *build_modinfo(Scan *s)
+{
+    const Loc *ml = &s->loc[S_MODINFO];
+    Split sp;
+    bp piece;
+    size_t plen;
+    Py_ssize_t n = 0, k = 0;
+    PyObject *out;
+
+    if (!ml->found)
+        return PyTuple_New(0);
+    split_init(&sp, s->e.d + ml->off, ml->size);
+    while (split_next(&sp, &piece, &plen))
+        n++;
+    out = PyTuple_New(n);
+    if (out == NULL)
+        return NULL;
+    split_init(&sp, s->e.d + ml->off, ml->size);
+    while (k < n && split_next(&sp, &piece, &plen)) {
+        PyObject *items[2], *pair;
+        bp eq = memchr(piece, '=', plen);
+        if (eq != NULL) {
+            items[0] = decode(piece, (size_t)(eq - piece));
+            items[1] = decode(eq + 1, plen - (size_t)(eq - piece) - 1);
+        } else {
+            items[0] = decode(piece, plen);
+            items[1] = decode(piece, 0);
+        }
+        pair = record(NULL, 2, items);
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k++, pair);
+    }
+    if (k != n) { /* the bytes changed under us */
+        Py_DECREF(out);
+        return new_none();
+    }
+    return out;
+}
+
+static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *itype)
+{
+    Scan s;
+    PyObject *exports = NULL, *imports = NULL, *modinfo = NULL, *result = NULL;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    s.etype = etype;
+    s.itype = itype;
+    if (!elf_open(&s.e, d, size))
+        goto bail;
+    find_sections(&s.e, s.loc);
+    if (!s.loc[S_SYMTAB].found || !s.loc[S_STRTAB].found)
+        goto bail; /* no symbol table: left to Python */
+    s.entsize = s.e.is64 ? 24 : 16;
+    if (s.loc[S_SYMTAB].size % s.entsize)
+        goto bail;
+    s.symtab = d + s.loc[S_SYMTAB].off;
+    s.nsyms = s.loc[S_SYMTAB].size / s.entsize;
+    s.strtab = d + s.loc[S_STRTAB].off;
+    s.strtab_size = s.loc[S_STRTAB].size;
+    if (s.strtab_size == 0 || s.strtab[s.strtab_size - 1] != 0)
+        goto bail;
+    if (s.nsyms > UINT32_MAX)
+        goto bail;
+    /* at most one Ref per symbol in each list: 16 bytes per 16- or 24-byte symbol */
+    s.und = PyMem_Malloc(s.nsyms ? 2 * s.nsyms * sizeof(Ref) : 1);
+    if (s.und == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    s.spec = s.und + s.nsyms;
+    if (!scan_symbols(&s))
+        goto bail;
+    rc = collect_export_info(&s);
+    if (rc < 0)
+        goto done;
+    if (rc == 0)
+        goto bail;
+
+    exports = build_exports(&s);
+    if (exports == NULL || exports == Py_None)
+        goto done;
+    modinfo = build_modinfo(&s);
+    if (modinfo == NULL || modinfo == Py_None)
+        goto done;
+    imports = build_imports(&s);
+    if (imports == NULL || imports == Py_None)
+        goto done;
+    {
+        PyObject *items[8];
+        items[0] = exports;
+        items[1] = imports;
+        items[2] = modinfo;
+        items[3] = new_bool(s.has_init);
+        items[4] = new_bool(s.has_exit);
+        items[5] = PyLong_FromLong((long)rd16(d + 18, s.e.big));
+        items[6] = PyLong_FromLong(s.e.is64 ? 64 : 32);
+        items[7] = s.e.big ? str_big : str_little;
+        Py_INCREF(items[7]);
+        exports = imports = modinfo = NULL; /* stolen */
+        result = record(NULL, 8, items);
+    }
+    goto done;
+
+bail:
+    result = new_none();
+done:
+    if (exports == Py_None || modinfo == Py_None || imports == Py_None)
+        result = new_none();
+    Py_XDECREF(exports);
+    Py_XDECREF(imports);
+    Py_XDECREF(modinfo);
+    tab_free(&s.info);
+    tab_free(&s.nsvals);
+    tab_free(&s.vers);
+    PyMem_Free(s.vused);
+    PyMem_Free(s.vmatch);
+    PyMem_Free(s.und);
+    return result;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The module                                                               */
+
+static int record_type(PyObject *o, PyTypeObject **out, const char *what)
+{
+    PyTypeObject *t;
+    *out = NULL;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyType_Check(o) || !PyType_IsSubtype((PyTypeObject *)o, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a subclass of tuple or None", what);
+        return -1;
+    }
+    t = (PyTypeObject *)o;
+    if (t->tp_basicsize != PyTuple_Type.tp_basicsize || t->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        t->tp_alloc == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s must have the layout of tuple (no extra fields)", what);
+        return -1;
+    }
+    *out = t == &PyTuple_Type ? NULL : t;
+    return 0;
+}
+
+static PyObject *elfscan_parse(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"data", "export_type", "import_type", NULL};
+    PyObject *data, *eo = NULL, *io = NULL, *result;
+    PyTypeObject *etype, *itype;
+    Py_buffer view;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:parse", kwlist, &data, &eo, &io))
+        return NULL;
+    if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0)
+        return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    result = scan((bp)view.buf, (size_t)view.len, etype, itype);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(parse_doc,
+"parse(data, export_type=None, import_type=None)\n"
+"--\n"
+"\n"
+"Decode an in-memory kernel module (any bytes-like object).\n"
+"\n"
+"Returns (exports, imports, modinfo, has_init, has_exit, machine, elf_class,\n"
+"byte_order) as moddeps.model.Module.to_wire() holds them, or None when the\n"
+"input is not a plain, well-formed module (the pure-Python reader then\n"
+"decides).  With export_type / import_type (tuple subclasses) the export and\n"
+"import records are instances of those types instead of plain tuples.");
+
+static PyMethodDef elfscan_methods[] = {
+    {"parse", (PyCFunction)(void (*)(void))elfscan_parse, METH_VARARGS | METH_KEYWORDS, parse_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef elfscan_module = {
+    PyModuleDef_HEAD_INIT,
+    "moddeps._elfscan",
+    "The common case of moddeps.elfreader.parse_module in C (see parse).",
+    -1,
+    elfscan_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__elfscan(void)
+{
+    PyObject *m;
+    if (str_little == NULL) {
+        str_little = PyUnicode_InternFromString("little");
+        str_big = PyUnicode_InternFromString("big");
+        if (str_little == NULL || str_big == NULL)
+            return NULL;
+    }
+    m = PyModule_Create(&elfscan_module);
+    return m;
+}
