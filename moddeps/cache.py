@@ -110,6 +110,7 @@ class ScanCache:
             return out
         table = {r[0]: r for r in rows}
         from_wire = Module.from_wire
+        memo: dict[tuple[object, ...], Any] = {}
         # 200,000 small tuples for a big tree and nothing cyclic: the cyclic
         # collector would only rescan them (it doubled this loop's time).
         gc_was_enabled = gc.isenabled()
@@ -121,7 +122,7 @@ class ScanCache:
                 row = table.get(key[0])
                 if row is None or tuple(row[1:5]) != key[1:] or row[5] != shown:
                     continue
-                out[i] = from_wire(marshal.loads(row[6]))
+                out[i] = from_wire(marshal.loads(row[6]), memo)
         except (ValueError, EOFError, TypeError, IndexError) as exc:
             self._fail(f"scan cache {self.path} holds damaged records ({exc}); reading every module")
             return [None] * len(items)

@@ -917,7 +917,7 @@ def _register_only(args: list[str]) -> None:
         return
 
     def name(info: Any) -> str:
-        return info.name or info.callback.__name__.lower().replace("_", "-")
+        return str(info.name or info.callback.__name__.lower().replace("_", "-"))
 
     chosen = [c for c in app.registered_commands if name(c) == first]
     if chosen:

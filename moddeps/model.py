@@ -159,14 +159,25 @@ class Module:
         )
 
     @classmethod
-    def from_wire(cls, w: tuple[object, ...]) -> Module:
+    def from_wire(cls, w: tuple[object, ...], memo: dict[tuple[object, ...], Import] | None = None) -> Module:
+        """The Module of :meth:`to_wire`'s tuple.
+
+        ``memo``, shared by the modules of one scan, makes equal imports one
+        object: a tree holds ~10x fewer distinct imports than imports (amd64:
+        18,074 of 188,599), which saves most of a scan's memory and costs no time.
+        """
         new = tuple.__new__
         exports: tuple[tuple[object, ...], ...] = w[2]  # type: ignore[assignment]
         imports: tuple[tuple[object, ...], ...] = w[3]  # type: ignore[assignment]
+        if memo is None:
+            made = tuple([new(Import, i) for i in imports])
+        else:
+            get, put = memo.get, memo.setdefault
+            made = tuple([get(i) or put(i, new(Import, i)) for i in imports])
         return cls(
             w[0], w[1],  # type: ignore[arg-type]
             tuple([new(Export, e) for e in exports]),
-            tuple([new(Import, i) for i in imports]),
+            made,
             *w[4:],  # type: ignore[arg-type]
         )
 
