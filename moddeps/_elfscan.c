@@ -461,6 +461,7 @@ typedef struct {
     uint32_t *vmatch;    /* per undefined symbol: its record, or UINT32_MAX */
     int has_init, has_exit;
     PyTypeObject *etype, *itype;
+    PyObject *memo; /* dict: equal import records become one object, or NULL */
 } Scan;
 
 static inline bp sym_at(const Scan *s, size_t i)
@@ -701,12 +702,19 @@ static PyObject *build_exports(Scan *s)
 
 static PyObject *import_record(Scan *s, bp name, size_t len, PyObject *crc, int weak, int from_versions)
 {
-    PyObject *items[4];
+    PyObject *items[4], *rec, *got;
     items[0] = decode(name, len);
     items[1] = crc;
     items[2] = new_bool(weak);
     items[3] = new_bool(from_versions);
-    return record(s->itype, 4, items);
+    rec = record(s->itype, 4, items);
+    if (rec == NULL || s->memo == NULL)
+        return rec;
+    /* the record already in the memo, if an equal one is there */
+    got = PyDict_SetDefault(s->memo, rec, rec);
+    Py_XINCREF(got);
+    Py_DECREF(rec);
+    return got;
 }
 
 static PyObject *build_imports(Scan *s)
@@ -829,7 +837,7 @@ static PyObject *build_modinfo(Scan *s)
     return out;
 }
 
-static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *itype)
+static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *itype, PyObject *memo)
 {
     Scan s;
     PyObject *exports = NULL, *imports = NULL, *modinfo = NULL, *result = NULL;
@@ -838,6 +846,7 @@ static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *ityp
     memset(&s, 0, sizeof(s));
     s.etype = etype;
     s.itype = itype;
+    s.memo = memo;
     if (!elf_open(&s.e, d, size))
         goto bail;
     find_sections(&s.e, s.loc);
@@ -936,24 +945,30 @@ static int record_type(PyObject *o, PyTypeObject **out, const char *what)
 
 static PyObject *elfscan_parse(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"data", "export_type", "import_type", NULL};
-    PyObject *data, *eo = NULL, *io = NULL, *result;
+    static char *kwlist[] = {"data", "export_type", "import_type", "memo", NULL};
+    PyObject *data, *eo = NULL, *io = NULL, *memo = NULL, *result;
     PyTypeObject *etype, *itype;
     Py_buffer view;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:parse", kwlist, &data, &eo, &io))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOO:parse", kwlist, &data, &eo, &io, &memo))
         return NULL;
     if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0)
         return NULL;
+    if (memo == Py_None)
+        memo = NULL;
+    if (memo != NULL && !PyDict_CheckExact(memo)) {
+        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+        return NULL;
+    }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    result = scan((bp)view.buf, (size_t)view.len, etype, itype);
+    result = scan((bp)view.buf, (size_t)view.len, etype, itype, memo);
     PyBuffer_Release(&view);
     return result;
 }
 
 PyDoc_STRVAR(parse_doc,
-"parse(data, export_type=None, import_type=None)\n"
+"parse(data, export_type=None, import_type=None, memo=None)\n"
 "--\n"
 "\n"
 "Decode an in-memory kernel module (any bytes-like object).\n"
@@ -962,7 +977,9 @@ PyDoc_STRVAR(parse_doc,
 "byte_order) as moddeps.model.Module.to_wire() holds them, or None when the\n"
 "input is not a plain, well-formed module (the pure-Python reader then\n"
 "decides).  With export_type / import_type (tuple subclasses) the export and\n"
-"import records are instances of those types instead of plain tuples.");
+"import records are instances of those types instead of plain tuples.  With\n"
+"memo (a dict shared by the modules of one scan) equal import records are one\n"
+"object: the first one made, kept as memo[record].");
 
 static PyMethodDef elfscan_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))elfscan_parse, METH_VARARGS | METH_KEYWORDS, parse_doc},

@@ -14,7 +14,7 @@ _I = TypeVar("_I", bound=WireImport)
 
 @overload
 def parse(
-    data: ReadableBuffer, export_type: None = None, import_type: None = None
+    data: ReadableBuffer, export_type: None = None, import_type: None = None, memo: None = None
 ) -> (
     tuple[
         tuple[WireExport, ...], tuple[WireImport, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str
@@ -23,5 +23,5 @@ def parse(
 ): ...
 @overload
 def parse(
-    data: ReadableBuffer, export_type: type[_E], import_type: type[_I]
+    data: ReadableBuffer, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None
 ) -> tuple[tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str] | None: ...

@@ -38,6 +38,9 @@ _elfscan = _load_native("_elfscan")
 
 _HOST_BO = "<" if sys.byteorder == "little" else ">"
 
+#: Equal imports of many modules as one object (see :meth:`Module.from_wire`).
+ImportMemo = dict[Any, Import]
+
 ENOEXEC = "Exec format error"
 EINVAL = "Invalid argument"
 
@@ -112,20 +115,23 @@ def read_module(
     *,
     relpath: str | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    memo: ImportMemo | None = None,
 ) -> Module:
     """Read a module file.  Raises :class:`ModuleReadError` when it is not a usable module.
 
     ``relpath`` is the path recorded in the Module (relative to the tree, or
-    absolute for external modules); it defaults to ``path``.
+    absolute for external modules); it defaults to ``path``.  ``memo``: see
+    :func:`parse_module`.
     """
     p = os.fspath(path)
     shown = relpath if relpath is not None else p
     data, kind = load_bytes(p, max_size)
-    return parse_module(data, shown, compression=kind, display_path=p)
+    return parse_module(data, shown, compression=kind, display_path=p, memo=memo)
 
 
 def read_module_or_broken(
-    path: str | os.PathLike[str], *, relpath: str | None = None, max_size: int = DEFAULT_MAX_SIZE
+    path: str | os.PathLike[str], *, relpath: str | None = None, max_size: int = DEFAULT_MAX_SIZE,
+    memo: ImportMemo | None = None,
 ) -> Module:
     """Like :func:`read_module`, but a broken file gives a Module with ``error`` set.
 
@@ -135,7 +141,7 @@ def read_module_or_broken(
     p = os.fspath(path)
     shown = relpath if relpath is not None else p
     try:
-        return read_module(p, relpath=shown, max_size=max_size)
+        return read_module(p, relpath=shown, max_size=max_size, memo=memo)
     except ModuleReadError as exc:
         return Module(name=modname_from_path(shown), path=shown, error=exc.reason, kmod_error=exc.kmod_reason)
 
@@ -426,11 +432,16 @@ def parse_module(
     *,
     compression: str | None = None,
     display_path: str | None = None,
+    memo: ImportMemo | None = None,
 ) -> Module:
-    """Decode an in-memory (decompressed) module.  Raises :class:`ModuleReadError`."""
+    """Decode an in-memory (decompressed) module.  Raises :class:`ModuleReadError`.
+
+    ``memo``, a dict shared by the modules of one scan, makes equal imports
+    one object (see :meth:`Module.from_wire`).
+    """
     if _elfscan is not None:
         # the C reader gives the same record, or None for anything unusual (then the code below decides)
-        w = _elfscan.parse(data, Export, Import)
+        w = _elfscan.parse(data, Export, Import, memo)
         if w is not None:
             exp, imp, info, init, exit_, machine, bits, order = w
             return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression)
@@ -449,6 +460,9 @@ def parse_module(
         text = b"\0".join(pieces).decode("utf-8", "surrogateescape")
         modinfo = tuple([s.partition("=")[::2] for s in text.split("\0")])
     imports = _imports(elf, symtab)
+    if memo is not None:
+        put = memo.setdefault
+        imports = tuple([put(i, i) for i in imports])
     has_init = has_exit = False
     if symtab is not None:
         shndx = symtab.shndx

@@ -24,11 +24,11 @@ import signal
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from .cache import Key, ScanCache
 from .config import DepmodConfig
-from .elfreader import load_bytes, parse_module, read_module_or_broken
+from .elfreader import ImportMemo, load_bytes, parse_module, read_module_or_broken
 from .errors import ModuleReadError
 from .kmodhash import hash_order
 from .model import FileProblem, Module, fsencode, modname_from_path, printable
@@ -376,17 +376,17 @@ def _timer_usable() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def _read_one(args: tuple[str, str], timeout: float = 0.0) -> Module:
+def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | None = None) -> Module:
     """Read one module.  With ``timeout`` (the caller holds the SIGALRM handler,
     see :func:`_alarm_handler`), a module that takes longer becomes an
     unreadable one instead of stalling the scan."""
     path, shown = args
     if timeout <= 0:
-        return read_module_or_broken(path, relpath=shown)
+        return read_module_or_broken(path, relpath=shown, memo=memo)
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            return read_module_or_broken(path, relpath=shown)
+            return read_module_or_broken(path, relpath=shown, memo=memo)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _ReadTimeout:
@@ -467,9 +467,10 @@ def _read_uncached(
         if how == "processes":
             return _read_parallel(items, jobs, progress, timeout)
         out = []
+        memo: ImportMemo = {}
         with _alarm_handler(timeout) as t:
             for i, item in enumerate(items, 1):
-                out.append(_read_one(item, t))
+                out.append(_read_one(item, t, memo))
                 if progress is not None:
                     progress(i, total)
         return out
@@ -549,6 +550,7 @@ def _read_pipelined(
     submitted = 0
     ready: dict[int, object] = {}
     out: list[Module] = []
+    memo: ImportMemo = {}
     try:
         with _alarm_handler(timeout) as t:
             for index, (path, shown) in enumerate(items):
@@ -579,7 +581,7 @@ def _read_pipelined(
                     raise loaded
                 else:
                     data, kind = cast("tuple[bytes, str | None]", loaded)
-                    out.append(_parse_or_broken(data, kind, path, shown, t))
+                    out.append(_parse_or_broken(data, kind, path, shown, t, memo))
                 if progress is not None:
                     progress(index + 1, total)
     finally:
@@ -602,14 +604,16 @@ def _load_here(path: str, timeout: float) -> object:
         return ModuleReadError(path, f"reading took longer than {timeout:g} s; given up", "Invalid argument")
 
 
-def _parse_or_broken(data: bytes, kind: str | None, path: str, shown: str, timeout: float) -> Module:
+def _parse_or_broken(
+    data: bytes, kind: str | None, path: str, shown: str, timeout: float, memo: ImportMemo | None = None
+) -> Module:
     try:
         if timeout <= 0:
-            return parse_module(data, shown, compression=kind, display_path=path)
+            return parse_module(data, shown, compression=kind, display_path=path, memo=memo)
         try:
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
-                return parse_module(data, shown, compression=kind, display_path=path)
+                return parse_module(data, shown, compression=kind, display_path=path, memo=memo)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _ReadTimeout:
@@ -636,14 +640,14 @@ def _read_parallel(
     chunks = [list(items[i : i + size]) for i in range(0, total, size)]
     done: list[list[Module] | None] = [None] * len(chunks)
     from_wire = Module.from_wire
-    memo: dict[tuple[object, ...], Any] = {}
+    memo: ImportMemo = {}
     count = 0
     with ctx.Pool(jobs - 1, initializer=gc.disable) as pool:
         pending = [(ci, pool.apply_async(_read_chunk, (chunk, timeout)))
                    for ci, chunk in enumerate(chunks) if ci % jobs]
         with _alarm_handler(timeout) as t:
             for ci in range(0, len(chunks), jobs):
-                done[ci] = [_read_one(item, t) for item in chunks[ci]]
+                done[ci] = [_read_one(item, t, memo) for item in chunks[ci]]
                 count += len(chunks[ci])
                 if progress is not None:
                     progress(count, total)

@@ -175,3 +175,34 @@ def test_broken_module_still_listed(tmp_path: Path) -> None:
     bad = tree.by_name()["bad"]
     assert bad.error and bad.exports == ()
     assert tree.by_name()["ok"].exports[0].name == "f"
+
+
+@pytest.mark.parametrize("how", ["serial", "threads", "processes"])
+@pytest.mark.parametrize("pure", [False, True])
+def test_every_read_strategy_gives_the_same_records_with_shared_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, pure: bool
+) -> None:
+    """Serial, threaded and forked reads (C or pure-Python parser) give equal records in the
+    same order, and equal imports of different modules are one object (the scan's memo)."""
+    import moddeps.elfreader as er
+    import moddeps.scanner as sc
+
+    mods = {}
+    for i in range(80):
+        mods[f"kernel/m{i % 5}/mod_{i}.ko"] = build_ko(
+            modinfo=["license=GPL", f"alias=pci:v{i:08X}d*"], exports=[Export(name=f"sym_{i}", crc=i)],
+            undefined=["printk", "kfree", f"sym_{(i + 1) % 80}"],
+            versions=[("printk", 7), ("kfree", 9), (f"sym_{(i + 1) % 80}", (i + 1) % 80)])
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    for rel, data in mods.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "modules.order").write_text("".join(f"{rel}\n" for rel in mods))
+    reference = scan_tree(str(root), jobs=1).modules
+    if pure:
+        monkeypatch.setattr(er, "_elfscan", None)
+    monkeypatch.setattr(sc, "_strategy", lambda items: how)
+    got = scan_tree(str(root), jobs=2).modules
+    assert got == reference
+    printk = {id(i) for m in got for i in m.imports if i.name == "printk"}
+    assert len(printk) == 1
