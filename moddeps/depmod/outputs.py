@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..kmodhash import hash_order
 from ..model import Module, fsencode, printable
+from ..native import load
 from ..resolve import KERNEL, Resolution
-from .index import alias_normalize, build_index, builtin_alias_entries, builtin_entries
+from .index import alias_normalize, build_index, build_index_columns, builtin_alias_entries, builtin_entries
 from .safety import devname_unsafe
+
+# Where the C twins in moddeps.depmod._trie are used, a TypeError from them
+# means input of a shape they do not take; the Python code next to each call
+# (the reference) then produces the result.
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,65 @@ class Layout:
     modules: Sequence[Module]
     shown: Sequence[str]  # the path written for each module (relpath or absolute)
     resolution: Resolution
+    # What several writers derive from the same modules, computed once; the
+    # modules must not change after the first writer ran.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _names(layout: Layout) -> list[bytes]:
+    """Each module's name as bytes."""
+    got: list[bytes] | None = layout.memo.get("names")
+    if got is None:
+        got = layout.memo["names"] = [fsencode(m.name) for m in layout.modules]
+    return got
+
+
+#: The modinfo keys the writers read.
+_SELECTED = ("alias", "softdep", "weakdep")
+
+
+def _select(layout: Layout, key: str) -> tuple[list[str], list[int]]:
+    """The modinfo values for ``key`` (one of _SELECTED) of every module, in
+    array order then modinfo order, and the index of each one's module."""
+    got: dict[str, tuple[list[str], list[int]]] | None = layout.memo.get("select")
+    if got is None:
+        trie = load("depmod._trie")
+        if trie is not None:
+            try:
+                got = dict(zip(_SELECTED, trie.select_modinfo(layout.modules, _SELECTED)))
+            except TypeError:
+                got = None
+        if got is None:
+            got = {k: ([], []) for k in _SELECTED}
+            for idx, m in enumerate(layout.modules):
+                for k, v in m.modinfo:
+                    if k in got:
+                        values, owners = got[k]
+                        values.append(v)
+                        owners.append(idx)
+        layout.memo["select"] = got
+    return got[key]
+
+
+def _aliases(layout: Layout) -> tuple[list[str], list[int]]:
+    """Every alias of every module in array order, and the index of its module."""
+    return _select(layout, "alias")
+
+
+def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners: list[int],
+                 seconds: list[bytes], tail: bytes) -> bytes:
+    """``head + first + mid + seconds[owner] + tail`` for each (first, owner), joined;
+    a str ``first`` is written as :func:`~moddeps.model.fsencode` gives it."""
+    trie = load("depmod._trie")
+    if trie is not None:
+        try:
+            data: bytes = trie.format_rows(head, firsts, mid, owners, seconds, tail)
+        except TypeError:
+            pass
+        else:
+            return data
+    return b"".join([head + (f if isinstance(f, bytes) else fsencode(f)) + mid + seconds[o] + tail
+                     for f, o in zip(firsts, owners)])
 
 
 def dependency_lists(layout: Layout) -> list[list[int]]:
@@ -55,6 +120,15 @@ def dependency_lists(layout: Layout) -> list[list[int]]:
 
 def dep_lines(layout: Layout) -> list[bytes]:
     shown = [fsencode(s) for s in layout.shown]
+    res = layout.resolution
+    trie = load("depmod._trie")
+    if trie is not None and res.topo is not None:
+        try:
+            lines: list[bytes] = trie.dep_lines(res.deps, res.topo, shown)
+        except TypeError:
+            pass
+        else:
+            return lines
     out = []
     for idx, deps in enumerate(dependency_lists(layout)):
         if deps:
@@ -64,6 +138,20 @@ def dep_lines(layout: Layout) -> list[bytes]:
     return out
 
 
+def _warn_dropped(keys: Iterable[bytes], values: Iterable[bytes], dropped: list[bytes], file: str,
+                  messages: list[str]) -> None:
+    owners: dict[bytes, list[bytes]] = {}
+    for k, v in zip(keys, values):
+        owners.setdefault(k, []).append(v)
+    for k in dropped:
+        who = ", ".join(sorted({v.decode("utf-8", "surrogateescape") for v in owners.get(k, ())} - {""}))
+        messages.append(
+            f"WARNING: {file}: key {printable(repr(k.decode('utf-8', 'surrogateescape')))}"
+            f"{' of module ' + who if who else ''} left out: kmod 30 cannot index a non-ASCII byte where "
+            "keys branch"
+        )
+
+
 def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: list[str] | None) -> bytes:
     """build_index, leaving out (with a warning naming the module) the keys kmod 30
     cannot index: those that branch on a non-ASCII byte."""
@@ -71,36 +159,49 @@ def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: lis
     dropped: list[bytes] = []
     data = build_index(entries, dropped)
     if dropped and messages is not None:
-        owners: dict[bytes, list[bytes]] = {}
-        for k, v, _p in entries:
-            owners.setdefault(k, []).append(v)
-        for k in dropped:
-            who = ", ".join(sorted({v.decode("utf-8", "surrogateescape") for v in owners.get(k, ())} - {""}))
-            messages.append(
-                f"WARNING: {file}: key {printable(repr(k.decode('utf-8', 'surrogateescape')))}"
-                f"{' of module ' + who if who else ''} left out: kmod 30 cannot index a non-ASCII byte where "
-                "keys branch"
-            )
+        _warn_dropped((e[0] for e in entries), (e[1] for e in entries), dropped, file, messages)
+    return data
+
+
+def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None, file: str,
+                   messages: list[str] | None) -> bytes:
+    """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...)."""
+    dropped: list[bytes] = []
+    data = build_index_columns(keys, values, priorities, dropped)
+    if dropped and messages is not None:
+        _warn_dropped(keys, values, dropped, file, messages)
     return data
 
 
 def modules_dep(lines: list[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
+    return b"\n".join(lines) + b"\n" if lines else b""
 
 
 def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None) -> bytes:
-    return _index(((fsencode(m.name), line, idx) for idx, (m, line) in enumerate(zip(layout.modules, lines))),
-                  "modules.dep.bin", messages)
+    names = _names(layout)
+    if len(lines) != len(names):  # zip's truncation, as it always was
+        n = min(len(lines), len(names))
+        return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages)
+    return _index_columns(names, list(lines), None, "modules.dep.bin", messages)
 
 
 def modules_alias(layout: Layout) -> bytes:
-    out = [b"# Aliases extracted from modules themselves.\n"]
-    for m in layout.modules:
-        name = fsencode(m.name)
-        for k, v in m.modinfo:
-            if k == "alias":
-                out.append(b"alias " + fsencode(v) + b" " + name + b"\n")
-    return b"".join(out)
+    flat, owner = _aliases(layout)
+    return b"# Aliases extracted from modules themselves.\n" + _format_rows(
+        b"alias ", flat, b" ", owner, _names(layout), b"\n")
+
+
+def _alias_keys(flat: list[str]) -> list[bytes | None]:
+    """:func:`alias_normalize` of each alias's bytes."""
+    trie = load("depmod._trie")
+    if trie is not None:
+        try:
+            keys: list[bytes | None] = trie.alias_keys(flat)
+        except TypeError:
+            pass
+        else:
+            return keys
+    return [alias_normalize(fsencode(v)) for v in flat]
 
 
 def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False) -> bytes:
@@ -108,37 +209,38 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
     bracket is warned about and skipped; with ``-w`` a module listing the same
     normalised alias twice gets "duplicate module alias" (index_insert found
     the value already stored under that key)."""
+    flat, owner = _aliases(layout)
+    names = _names(layout)
+    keys = _alias_keys(flat)
+    if not (warn_dups and messages is not None) and None not in keys:
+        return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
+                              "modules.alias.bin", messages)
     acc = []
-    for idx, m in enumerate(layout.modules):
-        name = fsencode(m.name)
-        seen: set[bytes] = set()
-        for k, v in m.modinfo:
-            if k != "alias":
-                continue
-            raw = fsencode(v)
-            key = alias_normalize(raw)
-            if key is None:
-                if messages is not None:
-                    messages.append(f"WARNING: Unmatched bracket in {v}")
-                continue
-            if key in seen:
-                if warn_dups and messages is not None:
-                    shown = key.decode("utf-8", "surrogateescape")
-                    messages.append(f"WARNING: duplicate module alias:\n{shown} {m.name}")
-            else:
-                seen.add(key)
-            acc.append((key, name, idx))
+    seen: set[bytes] = set()
+    last = -1
+    modules = layout.modules
+    for v, key, idx in zip(flat, keys, owner):
+        if idx != last:
+            seen = set()
+            last = idx
+        if key is None:
+            if messages is not None:
+                messages.append(f"WARNING: Unmatched bracket in {v}")
+            continue
+        if key in seen:
+            if warn_dups and messages is not None:
+                shown = key.decode("utf-8", "surrogateescape")
+                messages.append(f"WARNING: duplicate module alias:\n{shown} {modules[idx].name}")
+        else:
+            seen.add(key)
+        acc.append((key, names[idx], idx))
     return _index(acc, "modules.alias.bin", messages)
 
 
 def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
-    out = [header]
-    for m in layout.modules:
-        name = fsencode(m.name)
-        for k, v in m.modinfo:
-            if k == key:
-                out.append(key.encode() + b" " + name + b" " + fsencode(v) + b"\n")
-    return b"".join(out)
+    values, owners = _select(layout, key)
+    modules = layout.modules
+    return header + fsencode("".join([f"{key} {modules[o].name} {v}\n" for v, o in zip(values, owners)]))
 
 
 def modules_softdep(layout: Layout) -> bytes:
@@ -151,28 +253,41 @@ def modules_weakdep(layout: Layout) -> bytes:
 
 
 def has_weakdeps(layout: Layout) -> bool:
-    return any(k == "weakdep" for m in layout.modules for k, _ in m.modinfo)
+    return bool(_select(layout, "weakdep")[0])
 
 
 def module_symbols(layout: Layout) -> list[tuple[bytes, int]]:
     """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
-    owned = {fsencode(name): owner for name, (owner, _crc) in layout.resolution.owners.items() if owner != KERNEL}
-    return [(k, owned[k]) for k in hash_order(owned, 2048)]
+    owners = layout.resolution.owners
+    trie = load("depmod._trie")
+    if trie is not None and KERNEL == -1:
+        try:
+            symbols: list[tuple[bytes, int]] = trie.symbol_order(owners, 2048)
+        except TypeError:
+            pass
+        else:
+            return symbols
+    owned = {fsencode(name): owner for name, (owner, _crc) in owners.items() if owner != KERNEL}
+    ordered = hash_order(owned, 2048)
+    return list(zip(ordered, map(owned.__getitem__, ordered)))
+
+
+def _columns(symbols: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
+    return [s for s, _ in symbols], [o for _, o in symbols]
 
 
 def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    syms = module_symbols(layout) if symbols is None else symbols
-    names = [fsencode(m.name) for m in layout.modules]
-    out = [b"# Aliases for symbols, used by symbol_request().\n"]
-    out.extend(b"alias symbol:" + s + b" " + names[o] + b"\n" for s, o in syms)
-    return b"".join(out)
+    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
+    return b"# Aliases for symbols, used by symbol_request().\n" + _format_rows(
+        b"alias symbol:", names, b" ", owners, _names(layout), b"\n")
 
 
 def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None,
                         messages: list[str] | None = None) -> bytes:
-    syms = module_symbols(layout) if symbols is None else symbols
-    names = [fsencode(m.name) for m in layout.modules]
-    return _index(((b"symbol:" + s, names[o], o) for s, o in syms), "modules.symbols.bin", messages)
+    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
+    modnames = _names(layout)
+    return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
+                          "modules.symbols.bin", messages)
 
 
 def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None) -> bytes:
@@ -240,11 +355,28 @@ def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
     return line, None, None
 
 
+def _devname_candidates(layout: Layout) -> list[int]:
+    """The modules with an alias starting with ``devname:``, ascending."""
+    flat, owner = _aliases(layout)
+    trie = load("depmod._trie")
+    hits: list[int] | None = None
+    if trie is not None:
+        try:
+            hits = trie.starting_with(flat, "devname:")
+        except TypeError:
+            hits = None
+    if hits is None:
+        hits = [i for i, v in enumerate(flat) if v.startswith("devname:")]
+    return sorted({owner[i] for i in hits})
+
+
 def modules_devname(layout: Layout) -> tuple[bytes, list[str]]:
     lines: list[bytes] = []
     errors: list[str] = []
-    for m in layout.modules:
-        line, _dev, err = devname_entry(m)
+    # Only a module with a "devname:" alias gets a line or an error.
+    modules = layout.modules
+    for idx in _devname_candidates(layout):
+        line, _dev, err = devname_entry(modules[idx])
         if line is not None:
             lines.append(line)
         elif err is not None:

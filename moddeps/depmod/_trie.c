@@ -1,0 +1,2155 @@
+/*
+ * moddeps.depmod._trie: C twins of the hot parts of depmod's resolution and
+ * writers.  Each has a pure-Python reference, which tests/test_native_trie.py
+ * compares it with:
+ *
+ *   build_index, build_index_columns   index.py py_build_index(_columns): kmod
+ *       30's .bin index byte for byte (value grouping, tie order, non-ASCII
+ *       branch dropping, post-order nodes), same ValueError cases and messages
+ *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
+ *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
+ *   starting_with, line_breaks         helpers of depmod/outputs.py
+ *   resolve_exports, resolve_imports   resolve.py _bind_py
+ *
+ * A TypeError means an input of a shape the C code does not take; the
+ * callers then run the Python code.  Nothing here recurses, and every buffer
+ * access is bounded by the sizes of the Python objects it came from.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INDEX_MAGIC 0xB007F457u
+#define INDEX_VERSION 0x00020001u
+#define F_PREFIX 0x80000000u
+#define F_VALUES 0x40000000u
+#define F_CHILDS 0x20000000u
+#define OFFSET_MASK 0x0FFFFFFFu
+#define HEADER_SIZE 12
+#define CHILD_MAX 128
+
+/* Whether n items of a given size overflow an allocation. */
+#define TOO_MANY(n, size) ((size_t)(n) > (size_t)PY_SSIZE_T_MAX / (size))
+
+/* ------------------------------------------------------------------------ */
+/* Growable byte buffer */
+
+typedef struct {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra)
+{
+    size_t need, cap;
+    unsigned char *p;
+
+    if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    need = b->len + extra;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < need) {
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    p = PyMem_Realloc(b->data, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Callers reserve first. */
+static inline void put_u32(Buf *b, uint32_t v)
+{
+    unsigned char *p = b->data + b->len;
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+    b->len += 4;
+}
+
+static inline void put_bytes(Buf *b, const unsigned char *s, size_t n)
+{
+    if (n) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* build_index */
+
+typedef struct {
+    const unsigned char *key;
+    const unsigned char *val;
+    Py_ssize_t klen;
+    Py_ssize_t vlen;
+    Py_ssize_t seq;      /* insertion position */
+    PyObject *keyobj;    /* borrowed */
+    uint32_t prio;
+} Entry;
+
+typedef struct {
+    const unsigned char *key;
+    Py_ssize_t len;
+    Py_ssize_t lcp;      /* common prefix length with the previous key */
+    Py_ssize_t first;    /* first entry (in the sorted order) */
+    Py_ssize_t count;    /* number of entries */
+    PyObject *keyobj;    /* borrowed */
+} Key;
+
+typedef struct {
+    Py_ssize_t depth;    /* string depth of the node */
+    Py_ssize_t rep;      /* a key below the node (index into keys), -1: the empty key */
+    Py_ssize_t base;     /* where its children start on the child stack */
+    Py_ssize_t vals;     /* key whose values live here, -1: none */
+} Open;
+
+typedef struct {
+    uint32_t word;
+    unsigned char byte;
+} Child;
+
+/* Equal keys: by priority, equal priorities newest first (kmod index_add_value). */
+static int cmp_ties(const Entry *a, const Entry *b)
+{
+    if (a->prio != b->prio)
+        return a->prio < b->prio ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq > b->seq ? -1 : 1;
+    return 0;
+}
+
+static int cmp_ties_ptr(const void *pa, const void *pb)
+{
+    return cmp_ties(*(Entry *const *)pa, *(Entry *const *)pb);
+}
+
+/* Full order of two entries whose keys agree on their first d bytes. */
+static int cmp_from(const Entry *a, const Entry *b, Py_ssize_t d)
+{
+    Py_ssize_t m = a->klen < b->klen ? a->klen : b->klen;
+    int c = m > d ? memcmp(a->key + d, b->key + d, (size_t)(m - d)) : 0;
+
+    if (c)
+        return c;
+    if (a->klen != b->klen)
+        return a->klen < b->klen ? -1 : 1;
+    return cmp_ties(a, b);
+}
+
+static void insertion_sort(Entry **v, Py_ssize_t n, Py_ssize_t d)
+{
+    Py_ssize_t i, j;
+
+    for (i = 1; i < n; i++) {
+        Entry *x = v[i];
+        for (j = i; j > 0 && cmp_from(v[j - 1], x, d) > 0; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+}
+
+/* Byte d of a key, 1-based; 0 past its end. */
+static inline int byte_at(const Entry *e, Py_ssize_t d)
+{
+    return d < e->klen ? (int)e->key[d] + 1 : 0;
+}
+
+typedef struct {
+    Py_ssize_t lo, hi, depth;
+} Range;
+
+/*
+ * Sort entry pointers by (key bytes, priority, newest first): a multikey
+ * (three-way radix) quicksort, iterative.  Keys sharing long prefixes cost
+ * one pass per shared byte instead of a memcmp per comparison.
+ */
+static int sort_entries(Entry **v, Py_ssize_t n)
+{
+    Range *stack;
+    Py_ssize_t sp = 0, cap = 64;
+
+    if (n < 2)
+        return 0;
+    stack = PyMem_Malloc((size_t)cap * sizeof(Range));
+    if (stack == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    stack[sp].lo = 0;
+    stack[sp].hi = n;
+    stack[sp].depth = 0;
+    sp++;
+    while (sp > 0) {
+        Range r = stack[--sp];
+        Py_ssize_t lo = r.lo, hi = r.hi, d = r.depth, lt, gt, i, len = hi - lo;
+        int pivot, a, b, c;
+
+        if (len < 12) {
+            insertion_sort(v + lo, len, d);
+            continue;
+        }
+        a = byte_at(v[lo], d);
+        b = byte_at(v[lo + len / 2], d);
+        c = byte_at(v[hi - 1], d);
+        pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        /* v[lo, lt) < pivot, v[lt, i) == pivot, v[gt, hi) > pivot */
+        lt = lo;
+        gt = hi;
+        i = lo;
+        while (i < gt) {
+            int x = byte_at(v[i], d);
+            if (x < pivot) {
+                Entry *t = v[lt];
+                v[lt++] = v[i];
+                v[i++] = t;
+            } else if (x > pivot) {
+                Entry *t = v[--gt];
+                v[gt] = v[i];
+                v[i] = t;
+            } else {
+                i++;
+            }
+        }
+        /* at most three ranges, disjoint from each other and from the rest:
+         * the stack never holds more than n of them */
+        if (sp + 3 > cap) {
+            Range *p;
+            cap *= 2;
+            p = PyMem_Realloc(stack, (size_t)cap * sizeof(Range));
+            if (p == NULL) {
+                PyMem_Free(stack);
+                PyErr_NoMemory();
+                return -1;
+            }
+            stack = p;
+        }
+        if (lt - lo > 1) {
+            stack[sp].lo = lo;
+            stack[sp].hi = lt;
+            stack[sp].depth = d;
+            sp++;
+        }
+        if (hi - gt > 1) {
+            stack[sp].lo = gt;
+            stack[sp].hi = hi;
+            stack[sp].depth = d;
+            sp++;
+        }
+        if (gt - lt > 1) {
+            if (pivot == 0) {
+                /* identical keys: the tie order */
+                Py_ssize_t k, j, m = gt - lt;
+                Entry **w = v + lt;
+                if (m > 16) {
+                    qsort(w, (size_t)m, sizeof(Entry *), cmp_ties_ptr);
+                } else {
+                    for (k = 1; k < m; k++) {
+                        Entry *x = w[k];
+                        for (j = k; j > 0 && cmp_ties(w[j - 1], x) > 0; j--)
+                            w[j] = w[j - 1];
+                        w[j] = x;
+                    }
+                }
+            } else {
+                stack[sp].lo = lt;
+                stack[sp].hi = gt;
+                stack[sp].depth = d + 1;
+                sp++;
+            }
+        }
+    }
+    PyMem_Free(stack);
+    return 0;
+}
+
+static Py_ssize_t common_prefix(const unsigned char *a, Py_ssize_t alen, const unsigned char *b, Py_ssize_t blen)
+{
+    Py_ssize_t m = alen < blen ? alen : blen, i = 0;
+
+    while (i + 8 <= m) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            break;
+        i += 8;
+    }
+    while (i < m && a[i] == b[i])
+        i++;
+    return i;
+}
+
+static int has_high_byte(const unsigned char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    uint64_t acc = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        acc |= x;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return (acc & 0x8080808080808080ull) != 0;
+}
+
+/* Mark every key that starts with keys[j][:plen] (they are contiguous around j). */
+static void mark_prefix(const Key *keys, Py_ssize_t nk, Py_ssize_t j, Py_ssize_t plen, char *mark)
+{
+    const unsigned char *p = keys[j].key;
+    Py_ssize_t t;
+
+    for (t = j; t >= 0 && keys[t].len >= plen && memcmp(keys[t].key, p, (size_t)plen) == 0; t--)
+        mark[t] = 1;
+    for (t = j + 1; t < nk && keys[t].len >= plen && memcmp(keys[t].key, p, (size_t)plen) == 0; t++)
+        mark[t] = 1;
+}
+
+/* index.py _drop_non_ascii_branches on the sorted distinct keys, in place. */
+static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
+{
+    Py_ssize_t nk = *pnk;
+    char *mark;
+
+    if (nk < 2)
+        return 0;
+    mark = PyMem_Malloc((size_t)nk);
+    if (mark == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (;;) {
+        Py_ssize_t i, kept = 0;
+        int bad = 0;
+
+        memset(mark, 0, (size_t)nk);
+        for (i = 1; i < nk; i++) {
+            Py_ssize_t c = common_prefix(keys[i - 1].key, keys[i - 1].len, keys[i].key, keys[i].len);
+            if (c < keys[i - 1].len && keys[i - 1].key[c] >= 0x80) {
+                mark_prefix(keys, nk, i - 1, c + 1, mark);
+                bad = 1;
+            }
+            if (c < keys[i].len && keys[i].key[c] >= 0x80) {
+                mark_prefix(keys, nk, i, c + 1, mark);
+                bad = 1;
+            }
+        }
+        if (!bad)
+            break;
+        for (i = 0; i < nk; i++) {
+            if (mark[i]) {
+                if (PyList_Append(dropped, keys[i].keyobj) < 0) {
+                    PyMem_Free(mark);
+                    *pnk = nk;
+                    return -1;
+                }
+            } else {
+                keys[kept++] = keys[i];
+            }
+        }
+        nk = kept;
+    }
+    PyMem_Free(mark);
+    *pnk = nk;
+    return 0;
+}
+
+typedef struct {
+    Buf out;
+    Entry *const *order;  /* the entries, sorted */
+    const Key *keys;
+    Child *kids;
+    Py_ssize_t nkids;
+    Py_ssize_t kidcap;
+    uint32_t *slots;     /* scratch for one child table */
+} Writer;
+
+static int push_child(Writer *w, unsigned char byte, uint32_t word)
+{
+    if (w->nkids == w->kidcap) {
+        Py_ssize_t cap = w->kidcap ? w->kidcap * 2 : 256;
+        Child *p;
+        if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Child)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        p = PyMem_Realloc(w->kids, (size_t)cap * sizeof(Child));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        w->kids = p;
+        w->kidcap = cap;
+    }
+    w->kids[w->nkids].byte = byte;
+    w->kids[w->nkids].word = word;
+    w->nkids++;
+    return 0;
+}
+
+static void raise_too_large(size_t len)
+{
+    PyErr_Format(PyExc_ValueError, "index of %zu+ bytes does not fit kmod's 28-bit node offsets", len);
+}
+
+/*
+ * Append one node; its children are kids[node->base:nkids] (popped here).
+ * parent_depth is -1 for the root.  Returns 0 and the word, or -1.
+ */
+static int emit(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *word_out)
+{
+    const unsigned char *key = NULL;
+    Py_ssize_t klen = 0;
+    Py_ssize_t nch = w->nkids - node->base;
+    size_t start = w->out.len;
+    uint32_t word;
+
+    if (node->rep >= 0) {
+        key = w->keys[node->rep].key;
+        klen = w->keys[node->rep].len;
+    }
+    if ((uint64_t)start > 0xFFFFFFFFu) {  /* the Python twin fails here too (struct.error) */
+        raise_too_large(start);
+        return -1;
+    }
+    word = (uint32_t)start;
+    if (node->depth - parent_depth > 1) {
+        Py_ssize_t from = parent_depth + 1, n = node->depth - from;
+        if (from < 0 || node->depth > klen) {
+            PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range");
+            return -1;
+        }
+        if (buf_reserve(&w->out, (size_t)n + 1) < 0)
+            return -1;
+        put_bytes(&w->out, key + from, (size_t)n);
+        w->out.data[w->out.len++] = 0;
+        word |= F_PREFIX;
+    }
+    if (nch > 0) {
+        const Child *ch = w->kids + node->base;
+        unsigned first = ch[0].byte, last = ch[nch - 1].byte, width, i;
+        Py_ssize_t k;
+
+        if (last >= CHILD_MAX) {
+            Py_ssize_t cut = node->depth + 1 < klen ? node->depth + 1 : klen;
+            PyObject *shown = PyBytes_FromStringAndSize((const char *)key, cut);
+            char hex[8];
+            if (shown == NULL)
+                return -1;
+            snprintf(hex, sizeof hex, "%02x", last);
+            PyErr_Format(PyExc_ValueError,
+                         "index keys %R... branch on byte 0x%s: kmod 30 cannot index a non-ASCII byte at a branch",
+                         shown, hex);
+            Py_DECREF(shown);
+            return -1;
+        }
+        width = last - first + 1;
+        if (buf_reserve(&w->out, 2 + 4 * (size_t)width) < 0)
+            return -1;
+        w->out.data[w->out.len++] = (unsigned char)first;
+        w->out.data[w->out.len++] = (unsigned char)last;
+        memset(w->slots, 0, width * sizeof(uint32_t));
+        for (k = 0; k < nch; k++)
+            w->slots[ch[k].byte - first] = ch[k].word;
+        for (i = 0; i < width; i++)
+            put_u32(&w->out, w->slots[i]);
+        word |= F_CHILDS;
+        w->nkids = node->base;
+    }
+    if (node->vals >= 0) {
+        const Key *kv = &w->keys[node->vals];
+        Py_ssize_t e;
+        size_t size = 4;
+
+        for (e = kv->first; e < kv->first + kv->count; e++)
+            size += 5 + (size_t)w->order[e]->vlen;
+        if (buf_reserve(&w->out, size) < 0)
+            return -1;
+        put_u32(&w->out, (uint32_t)kv->count);
+        for (e = kv->first; e < kv->first + kv->count; e++) {
+            const Entry *en = w->order[e];
+            put_u32(&w->out, en->prio);
+            put_bytes(&w->out, en->val, (size_t)en->vlen);
+            w->out.data[w->out.len++] = 0;
+        }
+        word |= F_VALUES;
+    }
+    *word_out = word;
+    return 0;
+}
+
+/* Close the top node of the stack into its parent's child list. */
+static int close_into(Writer *w, const Open *node, Py_ssize_t parent_depth)
+{
+    uint32_t word;
+    const Key *k;
+
+    if (emit(w, node, parent_depth, &word) < 0)
+        return -1;
+    if (node->rep < 0 || parent_depth < 0 || parent_depth >= w->keys[node->rep].len) {
+        PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range");
+        return -1;
+    }
+    k = &w->keys[node->rep];
+    return push_child(w, k->key[parent_depth], word);
+}
+
+/*
+ * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  Same checks,
+ * order and messages as index.py _value_lists and _check_key.
+ */
+static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n, Entry *entries)
+{
+    PyObject *nul_key = NULL;
+    Py_ssize_t i;
+
+    for (i = 0; i < n; i++) {
+        PyObject *k = ks[i], *v = vs[i], *p = ps ? ps[i] : NULL;
+        long long prio;
+        int overflow = 0;
+
+        if (!PyBytes_Check(k) || !PyBytes_Check(v) || (p != NULL && !PyLong_Check(p))) {
+            PyErr_SetString(PyExc_TypeError, "index entries must be (bytes, bytes, int)");
+            return -1;
+        }
+        entries[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
+        entries[i].klen = PyBytes_GET_SIZE(k);
+        entries[i].val = (const unsigned char *)PyBytes_AS_STRING(v);
+        entries[i].vlen = PyBytes_GET_SIZE(v);
+        entries[i].seq = i;
+        entries[i].keyobj = k;
+        if (entries[i].vlen && memchr(entries[i].val, 0, (size_t)entries[i].vlen) != NULL) {
+            PyErr_Format(PyExc_ValueError, "index value %R for key %R contains a NUL byte", v, k);
+            return -1;
+        }
+        if (p != NULL) {
+            prio = PyLong_AsLongLongAndOverflow(p, &overflow);
+            if (prio == -1 && PyErr_Occurred())
+                return -1;
+        } else {
+            prio = (long long)i;
+        }
+        if (overflow || prio < 0 || prio > 0xFFFFFFFFLL) {
+            if (p != NULL)
+                PyErr_Format(PyExc_ValueError, "index priority %S for key %R is not a u32", p, k);
+            else
+                PyErr_Format(PyExc_ValueError, "index priority %zd for key %R is not a u32", i, k);
+            return -1;
+        }
+        entries[i].prio = (uint32_t)prio;
+        if (nul_key == NULL && entries[i].klen && memchr(entries[i].key, 0, (size_t)entries[i].klen) != NULL)
+            nul_key = k;
+    }
+    if (nul_key != NULL) {
+        const char *str = PyBytes_AS_STRING(nul_key);
+        const char *z = memchr(str, 0, (size_t)PyBytes_GET_SIZE(nul_key));
+        PyErr_Format(PyExc_ValueError, "index key %R contains a NUL byte at position %zd", nul_key,
+                     (Py_ssize_t)(z - str));
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
+                       PyObject *dropped)
+{
+    Entry *entries = NULL, **order = NULL;
+    Key *keys = NULL;
+    Open *stack = NULL;
+    Py_ssize_t nk = 0, sp = 0, i, maxlen = 0;
+    Writer w;
+    PyObject *result = NULL;
+    int non_ascii = 0;
+
+    memset(&w, 0, sizeof w);
+    if (TOO_MANY(n, sizeof(Entry))) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    entries = PyMem_Malloc(n ? (size_t)n * sizeof(Entry) : 1);
+    order = PyMem_Malloc(n ? (size_t)n * sizeof(Entry *) : 1);
+    keys = PyMem_Malloc(n ? (size_t)n * sizeof(Key) : 1);
+    w.slots = PyMem_Malloc(CHILD_MAX * 2 * sizeof(uint32_t));
+    if (entries == NULL || order == NULL || keys == NULL || w.slots == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (check_entries(ks, vs, ps, n, entries) < 0)
+        goto done;
+    for (i = 0; i < n; i++)
+        order[i] = &entries[i];
+    if (sort_entries(order, n) < 0)
+        goto done;
+
+    /* distinct keys, sorted, with their common prefix with the previous one */
+    for (i = 0; i < n; i++) {
+        const Entry *e = order[i];
+        Py_ssize_t lcp = 0;
+        if (nk > 0) {
+            lcp = common_prefix(keys[nk - 1].key, keys[nk - 1].len, e->key, e->klen);
+            if (lcp == e->klen && lcp == keys[nk - 1].len) {
+                keys[nk - 1].count++;
+                continue;
+            }
+        }
+        keys[nk].key = e->key;
+        keys[nk].len = e->klen;
+        keys[nk].lcp = lcp;
+        keys[nk].first = i;
+        keys[nk].count = 1;
+        keys[nk].keyobj = e->keyobj;
+        nk++;
+        /* the first lcp bytes were checked with the previous key */
+        if (!non_ascii)
+            non_ascii = has_high_byte(e->key + lcp, e->klen - lcp);
+    }
+    if (dropped != NULL && non_ascii) {
+        if (drop_non_ascii(keys, &nk, dropped) < 0)
+            goto done;
+        for (i = 0; i < nk; i++)
+            keys[i].lcp = i ? common_prefix(keys[i - 1].key, keys[i - 1].len, keys[i].key, keys[i].len) : 0;
+    }
+
+    /* The open nodes' depths strictly increase: at most maxlen + 2 of them. */
+    for (i = 0; i < nk; i++)
+        if (keys[i].len > maxlen)
+            maxlen = keys[i].len;
+    if (maxlen > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Open) - 2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    stack = PyMem_Malloc((size_t)(maxlen + 2) * sizeof(Open));
+    if (stack == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        size_t guess = HEADER_SIZE;
+        for (i = 0; i < nk; i++)
+            guess += (size_t)keys[i].len / 2 + 16;
+        for (i = 0; i < n; i++)
+            guess += (size_t)entries[i].vlen + 5;
+        if (buf_reserve(&w.out, guess) < 0)
+            goto done;
+    }
+    w.order = order;
+    w.keys = keys;
+    memset(w.out.data, 0, HEADER_SIZE);
+    w.out.len = HEADER_SIZE;
+
+    stack[0].depth = 0;
+    stack[0].rep = -1;
+    stack[0].base = 0;
+    stack[0].vals = -1;
+    sp = 1;
+    {
+        for (i = 0; i < nk; i++) {
+            const Key *key = &keys[i];
+            Py_ssize_t common = key->lcp;
+
+            while (stack[sp - 1].depth > common) {
+                Open top = stack[--sp];
+                Py_ssize_t pd = stack[sp - 1].depth;
+                if (pd < common) {
+                    /* the keys part inside this edge: a branching node there */
+                    stack[sp].depth = common;
+                    stack[sp].rep = top.rep;
+                    stack[sp].base = top.base;
+                    stack[sp].vals = -1;
+                    sp++;
+                    pd = common;
+                }
+                if (close_into(&w, &top, pd) < 0)
+                    goto done;
+            }
+            if (key->len == stack[sp - 1].depth) {
+                stack[sp - 1].vals = i;  /* only the empty key: on the root */
+            } else {
+                if (sp >= maxlen + 2) {
+                    PyErr_SetString(PyExc_SystemError, "trie writer: stack overflow");
+                    goto done;
+                }
+                stack[sp].depth = key->len;
+                stack[sp].rep = i;
+                stack[sp].base = w.nkids;
+                stack[sp].vals = i;
+                sp++;
+            }
+        }
+    }
+    while (sp > 1) {
+        Open top = stack[--sp];
+        if (close_into(&w, &top, stack[sp - 1].depth) < 0)
+            goto done;
+    }
+    if (w.out.len > OFFSET_MASK) {
+        raise_too_large(w.out.len);
+        goto done;
+    }
+    {
+        uint32_t root_word;
+        size_t end;
+        if (emit(&w, &stack[0], -1, &root_word) < 0)
+            goto done;
+        end = w.out.len;
+        w.out.len = 0;
+        put_u32(&w.out, INDEX_MAGIC);
+        put_u32(&w.out, INDEX_VERSION);
+        put_u32(&w.out, root_word);
+        w.out.len = end;
+    }
+    result = PyBytes_FromStringAndSize((const char *)w.out.data, (Py_ssize_t)w.out.len);
+
+done:
+    PyMem_Free(entries);
+    PyMem_Free(order);
+    PyMem_Free(keys);
+    PyMem_Free(stack);
+    PyMem_Free(w.kids);
+    PyMem_Free(w.slots);
+    PyMem_Free(w.out.data);
+    return result;
+}
+
+PyDoc_STRVAR(build_index_doc,
+"build_index(entries, dropped=None, /) -> bytes\n\n"
+"kmod 30's .bin index for (key, value, priority) entries, byte for byte as\n"
+"moddeps.depmod.index.py_build_index writes it (same ValueError cases).\n"
+"entries must be (bytes, bytes, int) tuples; dropped a list or None.");
+
+static int get_dropped(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped)
+{
+    *dropped = NULL;
+    if (nargs > at && args[at] != Py_None) {
+        if (!PyList_Check(args[at])) {
+            PyErr_SetString(PyExc_TypeError, "dropped must be a list or None");
+            return -1;
+        }
+        *dropped = args[at];
+    }
+    return 0;
+}
+
+static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq, *dropped, *result = NULL, **items, **cols = NULL;
+    Py_ssize_t n, i;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "build_index() takes 1 or 2 arguments");
+        return NULL;
+    }
+    if (get_dropped(args, nargs, 1, &dropped) < 0)
+        return NULL;
+    seq = PySequence_Fast(args[0], "build_index(): entries must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    items = PySequence_Fast_ITEMS(seq);
+    if (n > PY_SSIZE_T_MAX / (3 * (Py_ssize_t)sizeof(PyObject *))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    cols = PyMem_Malloc(n ? 3 * (size_t)n * sizeof(PyObject *) : 1);
+    if (cols == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *t = items[i];
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            PyErr_SetString(PyExc_TypeError, "index entries must be (key, value, priority) tuples");
+            goto done;
+        }
+        cols[i] = PyTuple_GET_ITEM(t, 0);
+        cols[n + i] = PyTuple_GET_ITEM(t, 1);
+        cols[2 * n + i] = PyTuple_GET_ITEM(t, 2);
+    }
+    result = build(cols, cols + n, cols + 2 * n, n, dropped);
+done:
+    PyMem_Free(cols);
+    Py_DECREF(seq);
+    return result;
+}
+
+PyDoc_STRVAR(build_index_columns_doc,
+"build_index_columns(keys, values, priorities, dropped=None, /) -> bytes\n\n"
+"build_index(zip(keys, values, priorities), dropped) without the tuples;\n"
+"priorities None means 0, 1, 2, ...  The columns must be lists of one length.");
+
+static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *dropped;
+    Py_ssize_t n;
+
+    if (nargs < 3 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "build_index_columns() takes 3 or 4 arguments");
+        return NULL;
+    }
+    if (get_dropped(args, nargs, 3, &dropped) < 0)
+        return NULL;
+    if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "build_index_columns(): the columns must be lists");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(args[0]);
+    if (PyList_GET_SIZE(args[1]) != n || (args[2] != Py_None && PyList_GET_SIZE(args[2]) != n)) {
+        PyErr_SetString(PyExc_ValueError, "build_index_columns(): columns of different lengths");
+        return NULL;
+    }
+    /* No Python code runs in build(): the lists cannot change under it. */
+    return build(((PyListObject *)args[0])->ob_item, ((PyListObject *)args[1])->ob_item,
+                 args[2] == Py_None ? NULL : ((PyListObject *)args[2])->ob_item, n, dropped);
+}
+
+/* ------------------------------------------------------------------------ */
+/* kmod's hash (shared/hash.c, SuperFastHash), x86-64 flavour */
+
+static uint32_t kmod_hash(const unsigned char *key, Py_ssize_t n)
+{
+    uint32_t h = (uint32_t)n, t;
+    Py_ssize_t rem = n & 3, end = n - rem, i;
+
+    for (i = 0; i < end; i += 4) {
+        h += (uint32_t)key[i] | (uint32_t)key[i + 1] << 8;
+        t = (((uint32_t)key[i + 2] | (uint32_t)key[i + 3] << 8) << 11) ^ h;
+        h = (h << 16) ^ t;
+        h += h >> 11;
+    }
+    switch (rem) {
+    case 3:
+        h += (uint32_t)key[end] | (uint32_t)key[end + 1] << 8;
+        h ^= h << 16;
+        h ^= (uint32_t)(int32_t)(signed char)key[end + 2] << 18;
+        h += h >> 11;
+        break;
+    case 2:
+        h += (uint32_t)key[end] | (uint32_t)key[end + 1] << 8;
+        h ^= h << 11;
+        h += h >> 17;
+        break;
+    case 1:
+        h += (uint32_t)(int32_t)(signed char)key[end];
+        h ^= h << 10;
+        h += h >> 1;
+        break;
+    default:
+        break;
+    }
+    h ^= h << 3;
+    h += h >> 5;
+    h ^= h << 4;
+    h += h >> 17;
+    h ^= h << 25;
+    h += h >> 6;
+    return h;
+}
+
+PyDoc_STRVAR(kmod_hash_doc,
+"kmod_hash(key, /) -> int\n\n"
+"The 32-bit kmod hash value of a bytes key (moddeps.kmodhash.py_kmod_hash).");
+
+static PyObject *py_kmod_hash(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "kmod_hash() argument must be bytes");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(kmod_hash((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+}
+
+typedef struct {
+    int64_t bucket;
+    Py_ssize_t pos;
+    const unsigned char *key;
+    Py_ssize_t len;
+    PyObject *obj;       /* borrowed */
+    PyObject *bytes;     /* symbol_order: the encoded name (owned), else NULL */
+} Hashed;
+
+static int cmp_hashed(const void *pa, const void *pb)
+{
+    const Hashed *a = pa, *b = pb;
+    Py_ssize_t m;
+    int c;
+
+    if (a->bucket != b->bucket)
+        return a->bucket < b->bucket ? -1 : 1;
+    m = a->len < b->len ? a->len : b->len;
+    c = m ? memcmp(a->key, b->key, (size_t)m) : 0;
+    if (c)
+        return c;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->pos < b->pos ? -1 : (a->pos > b->pos);
+}
+
+PyDoc_STRVAR(hash_order_doc,
+"hash_order(keys, buckets, /) -> list\n\n"
+"The bytes keys in the order a kmod hash table of that many buckets iterates\n"
+"them (moddeps.kmodhash.py_hash_order).");
+
+static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq, *result = NULL, **items;
+    Hashed *arr = NULL;
+    Py_ssize_t n, i;
+    long long buckets;
+    int64_t mask;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "hash_order() takes 2 arguments");
+        return NULL;
+    }
+    buckets = PyLong_AsLongLong(args[1]);
+    if (buckets == -1 && PyErr_Occurred())
+        return NULL;
+    if (buckets == LLONG_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "hash_order(): buckets out of range");
+        return NULL;
+    }
+    mask = (int64_t)buckets - 1;
+    seq = PySequence_Fast(args[0], "hash_order(): keys must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    items = PySequence_Fast_ITEMS(seq);
+    arr = TOO_MANY(n, sizeof(Hashed)) ? NULL : PyMem_Malloc(n ? (size_t)n * sizeof(Hashed) : 1);
+    if (arr == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *k = items[i];
+        if (!PyBytes_Check(k)) {
+            PyErr_SetString(PyExc_TypeError, "hash_order(): keys must be bytes");
+            goto done;
+        }
+        arr[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
+        arr[i].len = PyBytes_GET_SIZE(k);
+        arr[i].bucket = (int64_t)kmod_hash(arr[i].key, arr[i].len) & mask;
+        arr[i].pos = i;
+        arr[i].obj = k;
+        arr[i].bytes = NULL;
+    }
+    if (n > 1)
+        qsort(arr, (size_t)n, sizeof(Hashed), cmp_hashed);
+    result = PyList_New(n);
+    if (result == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(arr[i].obj);
+        PyList_SET_ITEM(result, i, arr[i].obj);
+    }
+done:
+    PyMem_Free(arr);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
+/* modinfo selection (moddeps.depmod.outputs) */
+
+static int str_eq(PyObject *a, PyObject *b)
+{
+    Py_ssize_t n;
+
+    if (a == b)
+        return 1;
+    if (!PyUnicode_Check(a))
+        return 0;
+    n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+PyDoc_STRVAR(select_modinfo_doc,
+"select_modinfo(modules, keys, /) -> list[tuple[list[object], list[int]]]\n\n"
+"For each str in ``keys`` (at most 8): the values of all modinfo pairs with that\n"
+"key, in module order then modinfo order, and the index of each one's module.\n"
+"One pass over the modules.  TypeError when a modinfo is not a tuple of\n"
+"(str, object) pairs.");
+
+#define SELECT_MAX 8
+
+static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq = NULL, *keys, *result = NULL, *attr = NULL, *idx = NULL;
+    PyObject *vals[SELECT_MAX], *owners[SELECT_MAX];
+    Py_ssize_t n, i, nkeys, q;
+
+    if (nargs != 2 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "select_modinfo(modules, keys: tuple[str, ...])");
+        return NULL;
+    }
+    keys = args[1];
+    nkeys = PyTuple_GET_SIZE(keys);
+    if (nkeys > SELECT_MAX) {
+        PyErr_SetString(PyExc_TypeError, "select_modinfo(): too many keys");
+        return NULL;
+    }
+    for (q = 0; q < nkeys; q++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, q))) {
+            PyErr_SetString(PyExc_TypeError, "select_modinfo(): keys must be str");
+            return NULL;
+        }
+    }
+    seq = PySequence_Fast(args[0], "select_modinfo(): modules must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    attr = PyUnicode_InternFromString("modinfo");
+    result = PyList_New(nkeys);
+    if (attr == NULL || result == NULL)
+        goto fail;
+    for (q = 0; q < nkeys; q++) {
+        PyObject *pair;
+        vals[q] = PyList_New(0);
+        owners[q] = PyList_New(0);
+        pair = (vals[q] != NULL && owners[q] != NULL) ? PyTuple_Pack(2, vals[q], owners[q]) : NULL;
+        Py_XDECREF(vals[q]);  /* the pair holds them (or they are gone) */
+        Py_XDECREF(owners[q]);
+        if (pair == NULL)
+            goto fail;
+        PyList_SET_ITEM(result, q, pair);
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *mi = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr);
+        Py_ssize_t j, m;
+
+        if (mi == NULL)
+            goto fail;
+        if (!PyTuple_Check(mi)) {
+            Py_DECREF(mi);
+            PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo must be a tuple");
+            goto fail;
+        }
+        m = PyTuple_GET_SIZE(mi);
+        for (j = 0; j < m; j++) {
+            PyObject *pair = PyTuple_GET_ITEM(mi, j), *k;
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
+                Py_DECREF(mi);
+                PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo items must be (str, value) pairs");
+                goto fail;
+            }
+            k = PyTuple_GET_ITEM(pair, 0);
+            for (q = 0; q < nkeys; q++) {
+                if (str_eq(k, PyTuple_GET_ITEM(keys, q))) {
+                    if (idx == NULL && (idx = PyLong_FromSsize_t(i)) == NULL) {
+                        Py_DECREF(mi);
+                        goto fail;
+                    }
+                    if (PyList_Append(vals[q], PyTuple_GET_ITEM(pair, 1)) < 0 || PyList_Append(owners[q], idx) < 0) {
+                        Py_DECREF(mi);
+                        goto fail;
+                    }
+                    break;
+                }
+            }
+        }
+        Py_CLEAR(idx);
+        Py_DECREF(mi);
+    }
+    Py_DECREF(attr);
+    Py_DECREF(seq);
+    return result;
+fail:
+    Py_XDECREF(idx);
+    Py_XDECREF(attr);
+    Py_XDECREF(result);
+    Py_XDECREF(seq);
+    return NULL;
+}
+
+PyDoc_STRVAR(starting_with_doc,
+"starting_with(values, prefix, /) -> list[int]\n\n"
+"The indexes of the str values that start with the str prefix, ascending.\n"
+"TypeError when a value is not a str.");
+
+static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *values, *prefix, *result;
+    Py_ssize_t n, i, plen;
+    int pkind;
+
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "starting_with(values: list[str], prefix: str)");
+        return NULL;
+    }
+    values = args[0];
+    prefix = args[1];
+    plen = PyUnicode_GET_LENGTH(prefix);
+    pkind = PyUnicode_KIND(prefix);
+    result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
+    n = PyList_GET_SIZE(values);
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        int hit;
+        if (!PyUnicode_Check(v)) {
+            Py_DECREF(result);
+            PyErr_SetString(PyExc_TypeError, "starting_with(): values must be str");
+            return NULL;
+        }
+        if (PyUnicode_GET_LENGTH(v) < plen)
+            continue;
+        if (PyUnicode_KIND(v) == pkind) {
+            hit = memcmp(PyUnicode_DATA(v), PyUnicode_DATA(prefix), (size_t)plen * (size_t)pkind) == 0;
+        } else {
+            Py_ssize_t r = PyUnicode_Tailmatch(v, prefix, 0, plen, -1);
+            if (r < 0) {
+                Py_DECREF(result);
+                return NULL;
+            }
+            hit = (int)r;
+        }
+        if (hit) {
+            PyObject *k = PyLong_FromSsize_t(i);
+            if (k == NULL || PyList_Append(result, k) < 0) {
+                Py_XDECREF(k);
+                Py_DECREF(result);
+                return NULL;
+            }
+            Py_DECREF(k);
+        }
+    }
+    return result;
+}
+
+PyDoc_STRVAR(line_breaks_doc,
+"line_breaks(values, /) -> list[int]\n\n"
+"The indexes of the values (str or bytes) holding a newline or a carriage\n"
+"return, ascending.  TypeError for any other value type.");
+
+static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
+{
+    PyObject *result;
+    Py_ssize_t n, i;
+
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "line_breaks() argument must be a list");
+        return NULL;
+    }
+    result = PyList_New(0);
+    if (result == NULL)
+        return NULL;
+    n = PyList_GET_SIZE(arg);
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(arg, i);
+        int hit = 0;
+        if (PyBytes_Check(v)) {
+            const char *p = PyBytes_AS_STRING(v);
+            size_t len = (size_t)PyBytes_GET_SIZE(v);
+            hit = memchr(p, '\n', len) != NULL || memchr(p, '\r', len) != NULL;
+        } else if (PyUnicode_Check(v)) {
+            /* in every str kind, only the code points 10 and 13 match */
+            Py_ssize_t len = PyUnicode_GET_LENGTH(v);
+            if (PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND) {
+                const char *p = PyUnicode_DATA(v);
+                hit = memchr(p, '\n', (size_t)len) != NULL || memchr(p, '\r', (size_t)len) != NULL;
+            } else {
+                Py_ssize_t j;
+                int kind = PyUnicode_KIND(v);
+                const void *data = PyUnicode_DATA(v);
+                for (j = 0; j < len && !hit; j++) {
+                    Py_UCS4 c = PyUnicode_READ(kind, data, j);
+                    hit = c == '\n' || c == '\r';
+                }
+            }
+        } else {
+            Py_DECREF(result);
+            PyErr_SetString(PyExc_TypeError, "line_breaks(): values must be str or bytes");
+            return NULL;
+        }
+        if (hit) {
+            PyObject *k = PyLong_FromSsize_t(i);
+            if (k == NULL || PyList_Append(result, k) < 0) {
+                Py_XDECREF(k);
+                Py_DECREF(result);
+                return NULL;
+            }
+            Py_DECREF(k);
+        }
+    }
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Symbol resolution (moddeps.resolve) */
+
+/* name[1:] when name starts with ch0 (a one-character test), else name; new reference. */
+static PyObject *strip_first(PyObject *name)
+{
+    return PyUnicode_Substring(name, 1, PyUnicode_GET_LENGTH(name));
+}
+
+/* resolve.py _lookup_name; new reference. */
+static PyObject *lookup_name(PyObject *name, PyObject *prefix)
+{
+    PyObject *cur = name, *next;
+    Py_ssize_t r;
+
+    Py_INCREF(cur);
+    if (PyUnicode_GET_LENGTH(cur) > 0 && PyUnicode_READ_CHAR(cur, 0) == '.') {
+        next = strip_first(cur);
+        Py_DECREF(cur);
+        if (next == NULL)
+            return NULL;
+        cur = next;
+    }
+    if (prefix != NULL) {
+        r = PyUnicode_Tailmatch(cur, prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (r < 0) {
+            Py_DECREF(cur);
+            return NULL;
+        }
+        if (r) {
+            next = strip_first(cur);
+            Py_DECREF(cur);
+            return next;
+        }
+    }
+    return cur;
+}
+
+/* prefix argument: None or "" -> NULL (no prefix), a str -> itself. */
+static int get_prefix(PyObject *arg, PyObject **out)
+{
+    *out = NULL;
+    if (arg == Py_None)
+        return 0;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "prefix must be a str or None");
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(arg) > 0)
+        *out = arg;
+    return 0;
+}
+
+PyDoc_STRVAR(resolve_exports_doc,
+"resolve_exports(modules, export_type, prefix, owners, /) -> dict[str, tuple[int, ...]]\n\n"
+"The export loop of moddeps.resolve.resolve: sets owners[name] = (index, crc or 0)\n"
+"for every export in array order and returns the exporters of each name.\n"
+"TypeError (owners untouched) when an export is not an export_type instance.");
+
+static PyObject *py_resolve_exports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq = NULL, *owners, *exporters = NULL, *prefix, *zero = NULL, *attr = NULL, *etype;
+    PyObject **exps = NULL;
+    Py_ssize_t n, i, pos, shared = 0;
+    PyObject *k, *v;
+
+    if (nargs != 4 || !PyType_Check(args[1]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "resolve_exports(modules, export_type, prefix, owners: dict)");
+        return NULL;
+    }
+    etype = args[1];
+    owners = args[3];
+    if (get_prefix(args[2], &prefix) < 0)
+        return NULL;
+    seq = PySequence_Fast(args[0], "resolve_exports(): modules must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    attr = PyUnicode_InternFromString("exports");
+    zero = PyLong_FromLong(0);
+    exporters = PyDict_New();
+    exps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    if (attr == NULL || zero == NULL || exporters == NULL || exps == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto fail;
+    }
+    /* Pass 1: every record must be an export_type instance, so that owners
+     * stays untouched when the Python loop has to take over. */
+    for (i = 0; i < n; i++) {
+        Py_ssize_t j;
+        exps[i] = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr);
+        if (exps[i] == NULL)
+            goto fail;
+        if (!PyTuple_Check(exps[i])) {
+            PyErr_SetString(PyExc_TypeError, "resolve_exports(): exports must be a tuple");
+            goto fail;
+        }
+        for (j = 0; j < PyTuple_GET_SIZE(exps[i]); j++) {
+            PyObject *e = PyTuple_GET_ITEM(exps[i], j);
+            if (Py_TYPE(e) != (PyTypeObject *)etype || PyTuple_GET_SIZE(e) < 2 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
+                PyErr_SetString(PyExc_TypeError, "resolve_exports(): unexpected export record");
+                goto fail;
+            }
+        }
+    }
+    /* Pass 2: owners[name] = (i, crc or 0); exporters[name] gets i appended
+     * (a 1-tuple while a name has one exporter, a list from the second on). */
+    for (i = 0; i < n; i++) {
+        Py_ssize_t j, m = PyTuple_GET_SIZE(exps[i]);
+        PyObject *idx;
+
+        if (m == 0)
+            continue;
+        idx = PyLong_FromSsize_t(i);
+        if (idx == NULL)
+            goto fail;
+        for (j = 0; j < m; j++) {
+            PyObject *e = PyTuple_GET_ITEM(exps[i], j), *name, *crc, *val, *prev;
+            int truth, r, bad;
+
+            name = PyTuple_GET_ITEM(e, 0);
+            crc = PyTuple_GET_ITEM(e, 1);
+            if (prefix != NULL) {
+                r = PyUnicode_Tailmatch(name, prefix, 0, PY_SSIZE_T_MAX, -1);
+                if (r < 0) {
+                    Py_DECREF(idx);
+                    goto fail;
+                }
+                name = r ? strip_first(name) : (Py_INCREF(name), name);
+                if (name == NULL) {
+                    Py_DECREF(idx);
+                    goto fail;
+                }
+            } else {
+                Py_INCREF(name);
+            }
+            truth = PyObject_IsTrue(crc);
+            val = truth < 0 ? NULL : PyTuple_Pack(2, idx, truth ? crc : zero);
+            bad = val == NULL || PyDict_SetItem(owners, name, val) < 0;
+            Py_XDECREF(val);
+            if (!bad) {
+                prev = PyDict_GetItemWithError(exporters, name);
+                if (prev == NULL) {
+                    PyObject *one = PyErr_Occurred() ? NULL : PyTuple_Pack(1, idx);
+                    bad = one == NULL || PyDict_SetItem(exporters, name, one) < 0;
+                    Py_XDECREF(one);
+                } else if (PyList_CheckExact(prev)) {
+                    bad = PyList_Append(prev, idx) < 0;
+                } else {
+                    PyObject *list = PyList_New(2);
+                    bad = list == NULL;
+                    if (!bad) {
+                        PyObject *first = PyTuple_GET_ITEM(prev, 0);
+                        Py_INCREF(first);
+                        PyList_SET_ITEM(list, 0, first);
+                        Py_INCREF(idx);
+                        PyList_SET_ITEM(list, 1, idx);
+                        bad = PyDict_SetItem(exporters, name, list) < 0;
+                        Py_DECREF(list);
+                        shared++;
+                    }
+                }
+            }
+            Py_DECREF(name);
+            if (bad) {
+                Py_DECREF(idx);
+                goto fail;
+            }
+        }
+        Py_DECREF(idx);
+    }
+    pos = 0;
+    while (shared > 0 && PyDict_Next(exporters, &pos, &k, &v)) {
+        PyObject *t;
+        if (!PyList_CheckExact(v))
+            continue;
+        t = PyList_AsTuple(v);
+        if (t == NULL)
+            goto fail;
+        /* replacing the value of an existing key during iteration is allowed */
+        if (PyDict_SetItem(exporters, k, t) < 0) {
+            Py_DECREF(t);
+            goto fail;
+        }
+        Py_DECREF(t);
+    }
+    for (i = 0; i < n; i++)
+        Py_XDECREF(exps[i]);
+    PyMem_Free(exps);
+    Py_DECREF(attr);
+    Py_DECREF(zero);
+    Py_DECREF(seq);
+    return exporters;
+fail:
+    if (exps != NULL) {
+        for (i = 0; i < n; i++)
+            Py_XDECREF(exps[i]);
+        PyMem_Free(exps);
+    }
+    Py_XDECREF(attr);
+    Py_XDECREF(zero);
+    Py_XDECREF(exporters);
+    Py_XDECREF(seq);
+    return NULL;
+}
+
+typedef struct {
+    Py_ssize_t owner;
+    PyObject *names;     /* list of symbol names bound to owner */
+} Bound;
+
+PyDoc_STRVAR(resolve_imports_doc,
+"resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
+"    -> (deps, edges, unknown, mismatched, messages)\n\n"
+"The import loop of moddeps.resolve.resolve, same results in the same order.\n"
+"TypeError when an import is not an import_type instance or owners holds a\n"
+"value that is not (module index in range or -1, crc).");
+
+static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq = NULL, *owners, *prefix, *itype, *paths, *attr = NULL, *zero = NULL;
+    PyObject *deps = NULL, *edges = NULL, *unknown = NULL, *mismatched = NULL, *messages = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t *slot = NULL, *stamp = NULL;
+    Bound *bound = NULL;
+    Py_ssize_t n, i, nbound = 0, boundcap = 0;
+    int check, warn;
+
+    if (nargs != 7 || !PyType_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "resolve_imports(modules, import_type, owners: dict, prefix, check, warn, paths)");
+        return NULL;
+    }
+    itype = args[1];
+    owners = args[2];
+    if (get_prefix(args[3], &prefix) < 0)
+        return NULL;
+    check = PyObject_IsTrue(args[4]);
+    warn = PyObject_IsTrue(args[5]);
+    if (check < 0 || warn < 0)
+        return NULL;
+    paths = args[6];
+    seq = PySequence_Fast(args[0], "resolve_imports(): modules must be iterable");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    attr = PyUnicode_InternFromString("imports");
+    zero = PyLong_FromLong(0);
+    deps = PyList_New(n);
+    edges = PyList_New(n);
+    unknown = PyList_New(0);
+    mismatched = PyList_New(0);
+    messages = PyList_New(0);
+    slot = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    if (attr == NULL || zero == NULL || deps == NULL || edges == NULL || unknown == NULL || mismatched == NULL ||
+        messages == NULL || slot == NULL || stamp == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++)
+        stamp[i] = -1;
+
+    for (i = 0; i < n; i++) {
+        PyObject *imps = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr), *idx = NULL;
+        PyObject *dtuple, *edict;
+        Py_ssize_t j, m, b;
+
+        if (imps == NULL)
+            goto done;
+        if (!PyTuple_Check(imps)) {
+            Py_DECREF(imps);
+            PyErr_SetString(PyExc_TypeError, "resolve_imports(): imports must be a tuple");
+            goto done;
+        }
+        nbound = 0;
+        m = PyTuple_GET_SIZE(imps);
+        for (j = 0; j < m; j++) {
+            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *key, *found, *ocrc;
+            Py_ssize_t owner;
+            int weak;
+
+            if (Py_TYPE(imp) != (PyTypeObject *)itype || PyTuple_GET_SIZE(imp) < 3 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(imp, 0))) {
+                PyErr_SetString(PyExc_TypeError, "resolve_imports(): unexpected import record");
+                goto fail_m;
+            }
+            name = PyTuple_GET_ITEM(imp, 0);
+            if (prefix != NULL ||
+                (PyUnicode_GET_LENGTH(name) > 0 && PyUnicode_READ_CHAR(name, 0) == '.')) {
+                key = lookup_name(name, prefix);
+                if (key == NULL)
+                    goto fail_m;
+            } else {
+                key = name;
+                Py_INCREF(key);
+            }
+            found = PyDict_GetItemWithError(owners, key);
+            Py_DECREF(key);
+            if (found == NULL && PyErr_Occurred())
+                goto fail_m;
+            weak = PyObject_IsTrue(PyTuple_GET_ITEM(imp, 2));
+            if (weak < 0)
+                goto fail_m;
+            if (found == NULL) {
+                if (!weak) {
+                    if (idx == NULL && (idx = PyLong_FromSsize_t(i)) == NULL)
+                        goto fail_m;
+                    PyObject *pair = PyTuple_Pack(2, idx, name);
+                    if (pair == NULL || PyList_Append(unknown, pair) < 0) {
+                        Py_XDECREF(pair);
+                        goto fail_m;
+                    }
+                    Py_DECREF(pair);
+                    if (warn) {
+                        PyObject *path = PySequence_GetItem(paths, i), *msg;
+                        if (path == NULL)
+                            goto fail_m;
+                        msg = PyUnicode_FromFormat("WARNING: %S needs unknown symbol %U", path, name);
+                        Py_DECREF(path);
+                        if (msg == NULL || PyList_Append(messages, msg) < 0) {
+                            Py_XDECREF(msg);
+                            goto fail_m;
+                        }
+                        Py_DECREF(msg);
+                    }
+                }
+                continue;
+            }
+            if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))) {
+                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owners values must be (index, crc)");
+                goto fail_m;
+            }
+            owner = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 0));
+            if (owner == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
+                goto fail_m;
+            }
+            if (owner < -1 || owner >= n) {
+                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
+                goto fail_m;
+            }
+            if (check && !weak) {
+                PyObject *icrc = PyTuple_GET_ITEM(imp, 1);
+                int truth = PyObject_IsTrue(icrc), ne;
+                if (truth < 0)
+                    goto fail_m;
+                ocrc = PyTuple_GET_ITEM(found, 1);
+                ne = PyObject_RichCompareBool(ocrc, truth ? icrc : zero, Py_NE);
+                if (ne < 0)
+                    goto fail_m;
+                if (ne) {
+                    if (idx == NULL && (idx = PyLong_FromSsize_t(i)) == NULL)
+                        goto fail_m;
+                    PyObject *pair = PyTuple_Pack(2, idx, name);
+                    if (pair == NULL || PyList_Append(mismatched, pair) < 0) {
+                        Py_XDECREF(pair);
+                        goto fail_m;
+                    }
+                    Py_DECREF(pair);
+                    if (warn) {
+                        PyObject *path = PySequence_GetItem(paths, i), *msg;
+                        if (path == NULL)
+                            goto fail_m;
+                        msg = PyUnicode_FromFormat("WARNING: %S disagrees about version of symbol %U", path, name);
+                        Py_DECREF(path);
+                        if (msg == NULL || PyList_Append(messages, msg) < 0) {
+                            Py_XDECREF(msg);
+                            goto fail_m;
+                        }
+                        Py_DECREF(msg);
+                    }
+                }
+            }
+            if (owner == -1)
+                continue;
+            if (stamp[owner] == i) {
+                if (PyList_Append(bound[slot[owner]].names, name) < 0)
+                    goto fail_m;
+                continue;
+            }
+            if (nbound == boundcap) {
+                Py_ssize_t cap = boundcap ? boundcap * 2 : 16;
+                Bound *p = PyMem_Realloc(bound, (size_t)cap * sizeof(Bound));
+                if (p == NULL) {
+                    PyErr_NoMemory();
+                    goto fail_m;
+                }
+                bound = p;
+                boundcap = cap;
+            }
+            bound[nbound].owner = owner;
+            bound[nbound].names = PyList_New(1);
+            if (bound[nbound].names == NULL)
+                goto fail_m;
+            Py_INCREF(name);
+            PyList_SET_ITEM(bound[nbound].names, 0, name);
+            stamp[owner] = i;
+            slot[owner] = nbound;
+            nbound++;
+        }
+        dtuple = PyTuple_New(nbound);
+        edict = PyDict_New();
+        if (dtuple == NULL || edict == NULL) {
+            Py_XDECREF(dtuple);
+            Py_XDECREF(edict);
+            goto fail_m;
+        }
+        PyList_SET_ITEM(deps, i, dtuple);
+        PyList_SET_ITEM(edges, i, edict);
+        for (b = 0; b < nbound; b++) {
+            PyObject *o = PyLong_FromSsize_t(bound[b].owner), *t;
+            if (o == NULL)
+                goto fail_m;
+            PyTuple_SET_ITEM(dtuple, b, o);
+            t = PyList_AsTuple(bound[b].names);
+            if (t == NULL || PyDict_SetItem(edict, o, t) < 0) {
+                Py_XDECREF(t);
+                goto fail_m;
+            }
+            Py_DECREF(t);
+        }
+        for (b = 0; b < nbound; b++)
+            Py_CLEAR(bound[b].names);
+        nbound = 0;
+        Py_XDECREF(idx);
+        Py_DECREF(imps);
+        continue;
+    fail_m:
+        Py_XDECREF(idx);
+        Py_DECREF(imps);
+        goto done;
+    }
+    result = PyTuple_Pack(5, deps, edges, unknown, mismatched, messages);
+
+done:
+    if (bound != NULL) {
+        Py_ssize_t b;
+        for (b = 0; b < nbound; b++)
+            Py_XDECREF(bound[b].names);
+        PyMem_Free(bound);
+    }
+    PyMem_Free(slot);
+    PyMem_Free(stamp);
+    Py_XDECREF(attr);
+    Py_XDECREF(zero);
+    Py_XDECREF(deps);
+    Py_XDECREF(edges);
+    Py_XDECREF(unknown);
+    Py_XDECREF(mismatched);
+    Py_XDECREF(messages);
+    Py_XDECREF(seq);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Text helpers of the writers (moddeps.depmod.outputs) */
+
+/*
+ * The bytes of a str (UTF-8, surrogateescape: model.fsencode) or of a bytes
+ * object.  *tmp receives a new reference to keep alive (or NULL).
+ */
+static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObject **tmp)
+{
+    *tmp = NULL;
+    if (PyBytes_Check(o)) {
+        *p = (const unsigned char *)PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 0;
+    }
+    if (!PyUnicode_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "expected str or bytes");
+        return -1;
+    }
+    if (PyUnicode_IS_ASCII(o)) {
+        *p = (const unsigned char *)PyUnicode_DATA(o);
+        *n = PyUnicode_GET_LENGTH(o);
+        return 0;
+    }
+    *tmp = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
+    if (*tmp == NULL)
+        return -1;
+    *p = (const unsigned char *)PyBytes_AS_STRING(*tmp);
+    *n = PyBytes_GET_SIZE(*tmp);
+    return 0;
+}
+
+#define PATH_MAX_ 4096
+
+/* index.py alias_normalize; new reference, Py_None for an unmatched bracket. */
+static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
+{
+    const unsigned char *nul = n ? memchr(s, 0, (size_t)n) : NULL;
+    Py_ssize_t limit = PATH_MAX_ - 1, i, len = 0;
+    PyObject *out;
+    unsigned char *o;
+
+    if (nul != NULL)
+        n = nul - s;
+    if ((n == 0 || memchr(s, '[', (size_t)n) == NULL) && (n == 0 || memchr(s, ']', (size_t)n) == NULL)) {
+        Py_ssize_t m = n < limit ? n : limit;
+        out = PyBytes_FromStringAndSize(NULL, m);
+        if (out == NULL)
+            return NULL;
+        o = (unsigned char *)PyBytes_AS_STRING(out);
+        for (i = 0; i < m; i++)
+            o[i] = s[i] == '-' ? '_' : s[i];
+        return out;
+    }
+    /* The output is never longer than the input. */
+    out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL)
+        return NULL;
+    o = (unsigned char *)PyBytes_AS_STRING(out);
+    for (i = 0; i < limit && i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '-') {
+            o[len++] = '_';
+        } else if (c == ']') {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        } else if (c == '[') {
+            const unsigned char *close = memchr(s + i, ']', (size_t)(n - i));
+            Py_ssize_t upto;
+            if (close == NULL) {
+                Py_DECREF(out);
+                Py_RETURN_NONE;
+            }
+            upto = close - s;  /* copy s[i..upto] */
+            memcpy(o + len, s + i, (size_t)(upto - i + 1));
+            len += upto - i + 1;
+            i = upto;
+        } else {
+            o[len++] = c;
+        }
+    }
+    if (len != n && _PyBytes_Resize(&out, len) < 0)
+        return NULL;
+    return out;
+}
+
+PyDoc_STRVAR(alias_keys_doc,
+"alias_keys(aliases, /) -> list[bytes | None]\n\n"
+"index.alias_normalize(model.fsencode(a)) for each str (or bytes) alias.");
+
+static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
+{
+    PyObject *result;
+    Py_ssize_t n, i;
+
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "alias_keys() argument must be a list");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(arg);
+    result = PyList_New(n);
+    if (result == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        const unsigned char *p;
+        Py_ssize_t len;
+        PyObject *tmp, *key;
+
+        if (as_bytes(PyList_GET_ITEM(arg, i), &p, &len, &tmp) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        key = alias_normalize(p, len);
+        Py_XDECREF(tmp);
+        if (key == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, i, key);
+    }
+    return result;
+}
+
+PyDoc_STRVAR(format_rows_doc,
+"format_rows(head, firsts, mid, owners, seconds, tail, /) -> bytes\n\n"
+"b''.join(head + fsencode(firsts[i]) + mid + seconds[owners[i]] + tail for each i):\n"
+"firsts str or bytes, seconds bytes, owners valid non-negative indexes into seconds\n"
+"(TypeError otherwise).");
+
+static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *head, *firsts, *mid, *owners, *seconds, *tail, *result = NULL, **tmps = NULL;
+    const unsigned char **ptrs = NULL;
+    Py_ssize_t *lens = NULL, *idx = NULL;
+    Py_ssize_t n, nsec, i, fixed;
+    size_t total = 0;
+    unsigned char *o;
+
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyBytes_Check(args[2]) ||
+        !PyList_Check(args[3]) || !PyList_Check(args[4]) || !PyBytes_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "format_rows(head: bytes, firsts: list, mid: bytes, owners: list, "
+                                         "seconds: list, tail: bytes)");
+        return NULL;
+    }
+    head = args[0];
+    firsts = args[1];
+    mid = args[2];
+    owners = args[3];
+    seconds = args[4];
+    tail = args[5];
+    n = PyList_GET_SIZE(firsts);
+    nsec = PyList_GET_SIZE(seconds);
+    if (PyList_GET_SIZE(owners) != n) {
+        PyErr_SetString(PyExc_TypeError, "format_rows(): firsts and owners differ in length");
+        return NULL;
+    }
+    fixed = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(tail);
+    tmps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    ptrs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(*ptrs));
+    lens = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    idx = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    if (tmps == NULL || ptrs == NULL || lens == NULL || idx == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *ow = PyList_GET_ITEM(owners, i), *sec;
+        Py_ssize_t k;
+        if (!PyLong_Check(ow)) {
+            PyErr_SetString(PyExc_TypeError, "format_rows(): owners must be ints");
+            goto done;
+        }
+        k = PyLong_AsSsize_t(ow);
+        if (k == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        if (k < 0 || k >= nsec) {
+            PyErr_SetString(PyExc_TypeError, "format_rows(): owner out of range");
+            goto done;
+        }
+        sec = PyList_GET_ITEM(seconds, k);
+        if (!PyBytes_Check(sec)) {
+            PyErr_SetString(PyExc_TypeError, "format_rows(): seconds must be bytes");
+            goto done;
+        }
+        idx[i] = k;
+        if (as_bytes(PyList_GET_ITEM(firsts, i), &ptrs[i], &lens[i], &tmps[i]) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError))
+                PyErr_SetString(PyExc_TypeError, "format_rows(): firsts must be str or bytes");
+            goto done;
+        }
+        total += (size_t)fixed + (size_t)lens[i] + (size_t)PyBytes_GET_SIZE(sec);
+        if (total > (size_t)PY_SSIZE_T_MAX) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (result == NULL)
+        goto done;
+    o = (unsigned char *)PyBytes_AS_STRING(result);
+    for (i = 0; i < n; i++) {
+        PyObject *sec = PyList_GET_ITEM(seconds, idx[i]);
+        memcpy(o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head));
+        o += PyBytes_GET_SIZE(head);
+        memcpy(o, ptrs[i], (size_t)lens[i]);
+        o += lens[i];
+        memcpy(o, PyBytes_AS_STRING(mid), (size_t)PyBytes_GET_SIZE(mid));
+        o += PyBytes_GET_SIZE(mid);
+        memcpy(o, PyBytes_AS_STRING(sec), (size_t)PyBytes_GET_SIZE(sec));
+        o += PyBytes_GET_SIZE(sec);
+        memcpy(o, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+        o += PyBytes_GET_SIZE(tail);
+    }
+done:
+    if (tmps != NULL) {
+        for (i = 0; i < n; i++)
+            Py_XDECREF(tmps[i]);
+        PyMem_Free(tmps);
+    }
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    PyMem_Free(idx);
+    return result;
+}
+
+/* An int list/tuple entry in [0, n), or -1 with TypeError. */
+static Py_ssize_t index_in(PyObject *o, Py_ssize_t n)
+{
+    Py_ssize_t k;
+
+    if (!PyLong_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "expected an int");
+        return -1;
+    }
+    k = PyLong_AsSsize_t(o);
+    if (k == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    if (k < 0 || k >= n) {
+        PyErr_SetString(PyExc_TypeError, "index out of range");
+        return -1;
+    }
+    return k;
+}
+
+static int cmp_ssize(const void *pa, const void *pb)
+{
+    Py_ssize_t a = *(const Py_ssize_t *)pa, b = *(const Py_ssize_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+PyDoc_STRVAR(dep_lines_doc,
+"dep_lines(deps, topo, shown, /) -> list[bytes]\n\n"
+"The modules.dep lines: per module, shown[m] + b':' and, if it has any, b' ' and\n"
+"its transitive dependencies' shown names joined by b' ', ordered by topo number\n"
+"(outputs.dependency_lists).  topo must be a permutation of range(len(deps)),\n"
+"deps tuples of valid indexes, shown bytes (TypeError otherwise).");
+
+static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *deps, *topo, *shown, *result = NULL;
+    Py_ssize_t n, i, t, *topo_of = NULL, *by_topo = NULL, *stamp = NULL, *scratch = NULL;
+    Py_ssize_t **closure = NULL, *clen = NULL;
+
+    if (nargs != 3 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "dep_lines(deps: tuple, topo: tuple, shown: list)");
+        return NULL;
+    }
+    deps = args[0];
+    topo = args[1];
+    shown = args[2];
+    n = PyTuple_GET_SIZE(deps);
+    if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n) {
+        PyErr_SetString(PyExc_TypeError, "dep_lines(): lengths differ");
+        return NULL;
+    }
+    topo_of = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    by_topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    scratch = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    closure = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t *));
+    clen = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
+    if (topo_of == NULL || by_topo == NULL || stamp == NULL || scratch == NULL || closure == NULL || clen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        by_topo[i] = -1;
+        stamp[i] = -1;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *ds = PyTuple_GET_ITEM(deps, i);
+        Py_ssize_t j;
+        if ((t = index_in(PyTuple_GET_ITEM(topo, i), n)) < 0)
+            goto done;
+        if (by_topo[t] >= 0) {
+            PyErr_SetString(PyExc_TypeError, "dep_lines(): topo is not a permutation");
+            goto done;
+        }
+        by_topo[t] = i;
+        topo_of[i] = t;
+        if (!PyTuple_Check(ds) || !PyBytes_Check(PyList_GET_ITEM(shown, i))) {
+            PyErr_SetString(PyExc_TypeError, "dep_lines(): deps must be tuples, shown bytes");
+            goto done;
+        }
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++)
+            if (index_in(PyTuple_GET_ITEM(ds, j), n) < 0)
+                goto done;
+    }
+    /* A dependency has a larger number than its user: fill from the end. */
+    for (t = n - 1; t >= 0; t--) {
+        Py_ssize_t m = by_topo[t], cnt = 0, j, x;
+        PyObject *ds = PyTuple_GET_ITEM(deps, m);
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(ds, j));
+            if (stamp[d] != m) {
+                stamp[d] = m;
+                scratch[cnt++] = topo_of[d];
+            }
+            /* a closure not computed yet (no valid numbering) adds nothing, as in Python */
+            for (x = 0; x < clen[d]; x++) {
+                Py_ssize_t e = by_topo[closure[d][x]];
+                if (stamp[e] != m) {
+                    stamp[e] = m;
+                    scratch[cnt++] = closure[d][x];
+                }
+            }
+        }
+        if (cnt == 0)
+            continue;
+        qsort(scratch, (size_t)cnt, sizeof(Py_ssize_t), cmp_ssize);
+        closure[m] = PyMem_Malloc((size_t)cnt * sizeof(Py_ssize_t));
+        if (closure[m] == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(closure[m], scratch, (size_t)cnt * sizeof(Py_ssize_t));
+        clen[m] = cnt;
+    }
+    result = PyList_New(n);
+    if (result == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *own = PyList_GET_ITEM(shown, i), *line;
+        Py_ssize_t size = PyBytes_GET_SIZE(own) + 1, x;
+        char *o;
+        for (x = 0; x < clen[i]; x++)
+            size += 1 + PyBytes_GET_SIZE(PyList_GET_ITEM(shown, by_topo[closure[i][x]]));
+        line = PyBytes_FromStringAndSize(NULL, size);
+        if (line == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        o = PyBytes_AS_STRING(line);
+        memcpy(o, PyBytes_AS_STRING(own), (size_t)PyBytes_GET_SIZE(own));
+        o += PyBytes_GET_SIZE(own);
+        *o++ = ':';
+        for (x = 0; x < clen[i]; x++) {
+            PyObject *dep = PyList_GET_ITEM(shown, by_topo[closure[i][x]]);
+            *o++ = ' ';
+            memcpy(o, PyBytes_AS_STRING(dep), (size_t)PyBytes_GET_SIZE(dep));
+            o += PyBytes_GET_SIZE(dep);
+        }
+        PyList_SET_ITEM(result, i, line);
+    }
+done:
+    if (closure != NULL) {
+        for (i = 0; i < n; i++)
+            PyMem_Free(closure[i]);
+        PyMem_Free(closure);
+    }
+    PyMem_Free(clen);
+    PyMem_Free(topo_of);
+    PyMem_Free(by_topo);
+    PyMem_Free(stamp);
+    PyMem_Free(scratch);
+    return result;
+}
+
+PyDoc_STRVAR(symbol_order_doc,
+"symbol_order(owners, buckets, /) -> list[tuple[bytes, int]]\n\n"
+"(fsencode(name), owner) for every owners entry whose owner is not -1, in the\n"
+"order of a kmod hash table with that many buckets (outputs.module_symbols).\n"
+"TypeError when a key is not a str or a value not (int, ...).");
+
+static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *owners, *result = NULL, *k, *v;
+    Hashed *arr = NULL;
+    Py_ssize_t n, cnt = 0, pos = 0, i;
+    long long buckets;
+    int64_t mask;
+
+    if (nargs != 2 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "symbol_order(owners: dict, buckets: int)");
+        return NULL;
+    }
+    owners = args[0];
+    buckets = PyLong_AsLongLong(args[1]);
+    if (buckets == -1 && PyErr_Occurred())
+        return NULL;
+    if (buckets == LLONG_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "symbol_order(): buckets out of range");
+        return NULL;
+    }
+    mask = (int64_t)buckets - 1;
+    n = PyDict_GET_SIZE(owners);
+    arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
+    if (arr == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    /* Only C code runs in this loop, so owners cannot change under it. */
+    while (PyDict_Next(owners, &pos, &k, &v)) {
+        PyObject *owner, *b;
+        long long o;
+        int overflow = 0;
+
+        if (!PyUnicode_Check(k) || !PyTuple_Check(v) || PyTuple_GET_SIZE(v) < 1 ||
+            !PyLong_Check(PyTuple_GET_ITEM(v, 0))) {
+            PyErr_SetString(PyExc_TypeError, "symbol_order(): owners must map str to (int, ...)");
+            goto done;
+        }
+        owner = PyTuple_GET_ITEM(v, 0);
+        o = PyLong_AsLongLongAndOverflow(owner, &overflow);
+        if (o == -1 && PyErr_Occurred())
+            goto done;
+        if (o == -1 && !overflow)
+            continue;  /* KERNEL */
+        if (cnt >= n) {
+            PyErr_SetString(PyExc_RuntimeError, "symbol_order(): owners changed size");
+            goto done;
+        }
+        if (PyUnicode_IS_ASCII(k))
+            b = PyBytes_FromStringAndSize(PyUnicode_DATA(k), PyUnicode_GET_LENGTH(k));
+        else
+            b = PyUnicode_AsEncodedString(k, "utf-8", "surrogateescape");
+        if (b == NULL)
+            goto done;
+        arr[cnt].bytes = b;
+        arr[cnt].obj = owner;
+        arr[cnt].pos = cnt;
+        arr[cnt].key = (const unsigned char *)PyBytes_AS_STRING(b);
+        arr[cnt].len = PyBytes_GET_SIZE(b);
+        arr[cnt].bucket = (int64_t)kmod_hash(arr[cnt].key, arr[cnt].len) & mask;
+        cnt++;
+    }
+    if (cnt > 1)
+        qsort(arr, (size_t)cnt, sizeof(Hashed), cmp_hashed);
+    result = PyList_New(cnt);
+    if (result == NULL)
+        goto done;
+    for (i = 0; i < cnt; i++) {
+        PyObject *t = PyTuple_Pack(2, arr[i].bytes, arr[i].obj);
+        if (t == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, t);
+    }
+done:
+    for (i = 0; i < cnt; i++)
+        Py_XDECREF(arr[i].bytes);
+    PyMem_Free(arr);
+    return result;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static PyMethodDef methods[] = {
+    {"build_index", (PyCFunction)(void (*)(void))py_build_index, METH_FASTCALL, build_index_doc},
+    {"build_index_columns", (PyCFunction)(void (*)(void))py_build_index_columns, METH_FASTCALL,
+     build_index_columns_doc},
+    {"kmod_hash", py_kmod_hash, METH_O, kmod_hash_doc},
+    {"hash_order", (PyCFunction)(void (*)(void))py_hash_order, METH_FASTCALL, hash_order_doc},
+    {"alias_keys", py_alias_keys, METH_O, alias_keys_doc},
+    {"format_rows", (PyCFunction)(void (*)(void))py_format_rows, METH_FASTCALL, format_rows_doc},
+    {"dep_lines", (PyCFunction)(void (*)(void))py_dep_lines, METH_FASTCALL, dep_lines_doc},
+    {"symbol_order", (PyCFunction)(void (*)(void))py_symbol_order, METH_FASTCALL, symbol_order_doc},
+    {"line_breaks", py_line_breaks, METH_O, line_breaks_doc},
+    {"starting_with", (PyCFunction)(void (*)(void))py_starting_with, METH_FASTCALL, starting_with_doc},
+    {"select_modinfo", (PyCFunction)(void (*)(void))py_select_modinfo, METH_FASTCALL, select_modinfo_doc},
+    {"resolve_exports", (PyCFunction)(void (*)(void))py_resolve_exports, METH_FASTCALL, resolve_exports_doc},
+    {"resolve_imports", (PyCFunction)(void (*)(void))py_resolve_imports, METH_FASTCALL, resolve_imports_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    "moddeps.depmod._trie",
+    "C twins of moddeps' depmod writers (index trie, kmod hash).",
+    0,
+    methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__trie(void)
+{
+    return PyModule_Create(&moduledef);
+}

@@ -1,0 +1,548 @@
+"""The C twins in ``moddeps.depmod._trie`` against their pure-Python references.
+
+Every C function must give the reference's result exactly: the same bytes,
+the same objects, the same ValueError and message.  Where the C code refuses
+an input shape (TypeError), the callers fall back to Python; those paths are
+checked too.  Without the extension these tests skip locally and fail in CI
+(``CI=true``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from moddeps.depmod import outputs
+from moddeps.depmod.index import (
+    Index,
+    alias_normalize,
+    build_index,
+    build_index_columns,
+    py_build_index,
+    py_build_index_columns,
+)
+from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
+from moddeps.model import Export, Import, Module, fsdecode, fsencode
+from moddeps.resolve import KERNEL, Options, _bind_py, resolve
+
+
+def _load() -> ModuleType | None:
+    try:
+        from moddeps.depmod import _trie
+    except ImportError:
+        return None
+    return _trie
+
+
+_TRIE = _load()
+
+
+@pytest.fixture
+def trie() -> ModuleType:
+    if _TRIE is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("moddeps.depmod._trie is not built (CI=true): run setup.py build_ext --inplace")
+        pytest.skip("moddeps.depmod._trie is not built (python setup.py build_ext --inplace)")
+    return _TRIE
+
+
+@pytest.fixture
+def pure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], None]]:
+    """pure(True) switches the accelerators off (MODDEPS_PURE=1), pure(False) on."""
+
+    def switch(on: bool) -> None:
+        if on:
+            monkeypatch.setenv("MODDEPS_PURE", "1")
+        else:
+            monkeypatch.delenv("MODDEPS_PURE", raising=False)
+
+    yield switch
+
+
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                          HealthCheck.function_scoped_fixture])
+
+
+def outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """("ok", result) or (exception type name, message): what must be identical."""
+    try:
+        return "ok", fn(*args)
+    except (ValueError, TypeError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+# ---------------------------------------------------------------------------
+# build_index
+
+_KEY_BYTES = [*b"ab:*?[]-_.0z", 0x7F, 0x80, 0xE9, 0xFF]
+keys_st = st.lists(st.sampled_from(_KEY_BYTES), max_size=9).map(bytes)
+ascii_keys_st = st.lists(st.sampled_from(list(b"ab:*?[]-_.0z")), max_size=9).map(bytes)
+values_st = st.sampled_from([b"", b"m0", b"mod_a", b"kernel/x.ko: kernel/y.ko", b"\xe9t\xe9"])
+prio_st = st.one_of(st.integers(0, 3), st.integers(0, 0xFFFFFFFF))
+
+
+def both_build(trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
+    d_native: list[bytes] | None = [] if with_dropped else None
+    d_python: list[bytes] | None = [] if with_dropped else None
+    got = outcome(trie.build_index, entries, d_native)
+    want = outcome(py_build_index, entries, d_python)
+    assert got == want
+    assert d_native == d_python
+    # the column form gives the same, too
+    keys = [k for k, _v, _p in entries]
+    values = [v for _k, v, _p in entries]
+    prios = [p for _k, _v, p in entries]
+    c_native: list[bytes] | None = [] if with_dropped else None
+    assert outcome(trie.build_index_columns, keys, values, prios, c_native) == want
+    assert c_native == d_python
+
+
+@FAST
+@given(st.lists(st.tuples(ascii_keys_st, values_st, prio_st), max_size=40), st.booleans())
+def test_build_index_ascii(trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
+    both_build(trie, entries, with_dropped)
+
+
+@FAST
+@given(st.lists(st.tuples(keys_st, values_st, st.integers(0, 5)), max_size=40), st.booleans())
+def test_build_index_non_ascii_and_dropped(
+    trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool
+) -> None:
+    both_build(trie, entries, with_dropped)
+
+
+@FAST
+@given(st.lists(st.tuples(st.binary(max_size=6), st.binary(max_size=4), st.integers(-2, 2**32 + 1)), max_size=12))
+def test_build_index_any_bytes(trie: ModuleType, entries: list[tuple[bytes, bytes, int]]) -> None:
+    """NULs in keys and values, priorities outside u32: same ValueError, same message."""
+    both_build(trie, entries, False)
+    both_build(trie, entries, True)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [],
+        [(b"", b"e", 0)],
+        [(b"", b"e", 0), (b"", b"f", 0), (b"a", b"x", 1)],
+        [(b"x" * 20_000, b"long", 7), (b"x" * 19_999 + b"y", b"other", 1)],
+        [(b"pci:v00008086d" + b"%04X" % i + b"sv*sd*bc*sc*i*", b"m%d" % (i % 7), i % 5) for i in range(3000)],
+        [(b"a" * i, b"m%d" % i, i) for i in range(1, 600)],
+        [(b"k", b"v%d" % i, i % 4) for i in range(500)] + [(b"k2", b"w", 0)],
+        [(b"same", b"mod_%d" % i, 0) for i in range(50)],
+        [(b"caf\xe9", b"m", 0), (b"cab", b"n", 1)],  # non-ASCII inside a prefix: fine
+        [(b"ca\xe9", b"m", 0), (b"ca\xea", b"n", 1)],  # a branch on 0xea: ValueError
+        [(b"\x80", b"m", 0)],  # the root's only child is non-ASCII: ValueError even with dropped
+        [(b"a\0b", b"m", 0)],
+        [(b"a", b"m\0", 0)],
+        [(b"a", b"m", -1)],
+        [(b"a", b"m", 1 << 32)],
+        [(b"a", b"m", True)],
+        [(b"x\x81a", b"1", 0), (b"x\x82", b"2", 0), (b"x\x81b", b"3", 0), (b"y", b"4", 0), (b"x\x81\x90", b"5", 0)],
+    ],
+)
+@pytest.mark.parametrize("with_dropped", [False, True])
+def test_build_index_cases(trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
+    both_build(trie, entries, with_dropped)
+
+
+def test_build_index_error_messages(trie: ModuleType) -> None:
+    cases: list[tuple[list[tuple[bytes, bytes, int]], str]] = [
+        ([(b"ok", b"m", 0), (b"a\0b", b"m", 0), (b"c\0", b"m", 0)],
+         "index key b'a\\x00b' contains a NUL byte at position 1"),
+        ([(b"a\0", b"m", 0), (b"b", b"m\0", 0)], "index value b'm\\x00' for key b'b' contains a NUL byte"),
+        ([(b"a", b"m", -5)], "index priority -5 for key b'a' is not a u32"),
+        ([(b"ca\xe9", b"m", 0), (b"ca\xea", b"n", 1)],
+         "index keys b'ca\\xe9'... branch on byte 0xea: kmod 30 cannot index a non-ASCII byte at a branch"),
+    ]
+    for entries, message in cases:
+        with pytest.raises(ValueError) as native:
+            trie.build_index(entries)
+        with pytest.raises(ValueError) as python:
+            py_build_index(entries)
+        assert str(native.value) == str(python.value) == message
+
+
+def test_build_index_too_large(trie: ModuleType) -> None:
+    """An index past kmod's 28-bit offsets: same ValueError from both."""
+    entries = [(b"k", b"v" * (1 << 28), 0)]
+    got = outcome(trie.build_index, entries)
+    want = outcome(py_build_index, entries)
+    assert got == want
+    assert got[0] == "ValueError" and "28-bit" in got[1]
+
+
+def test_build_index_result_reads_back(trie: ModuleType) -> None:
+    rnd = random.Random(5)
+    entries = [(bytes(rnd.choice(b"abc:*-") for _ in range(rnd.randrange(12))), b"m%d" % i, rnd.randrange(9))
+               for i in range(2000)]
+    data = trie.build_index(entries)
+    assert data == py_build_index(entries)
+    index = Index.from_bytes(data)
+    assert sorted(index.items()) == sorted(entries)
+
+
+def test_build_index_odd_shapes_fall_back(trie: ModuleType) -> None:
+    """Entries the C code does not take (lists, str keys) go to the Python writer."""
+    with pytest.raises(TypeError):
+        trie.build_index([[b"a", b"m", 0]])
+    with pytest.raises(TypeError):
+        trie.build_index([(b"a", b"m", 0)], ())
+    assert build_index([[b"a", b"m", 0]]) == py_build_index([(b"a", b"m", 0)])  # type: ignore[list-item]
+    gen = ((b"k%d" % i, b"v", i) for i in range(10))
+    assert build_index(gen) == py_build_index((b"k%d" % i, b"v", i) for i in range(10))
+    assert build_index_columns([b"a", b"b"], [b"x", b"y"]) == py_build_index_columns([b"a", b"b"], [b"x", b"y"])
+    assert build_index_columns([b"a", b"b"], [b"x", b"y"], [3, 3]) == py_build_index([(b"a", b"x", 3), (b"b", b"y", 3)])
+    for fn in (build_index_columns, py_build_index_columns):
+        with pytest.raises(ValueError, match="different lengths"):
+            fn([b"a"], [b"x", b"y"])
+
+
+# ---------------------------------------------------------------------------
+# kmod hash
+
+
+@settings(FAST, max_examples=500)
+@given(st.binary(max_size=80))
+def test_kmod_hash(trie: ModuleType, key: bytes) -> None:
+    assert trie.kmod_hash(key) == py_kmod_hash(key)
+
+
+def test_kmod_hash_every_length_and_high_bytes(trie: ModuleType) -> None:
+    rnd = random.Random(30)
+    for n in range(65):
+        for _ in range(20):
+            key = bytes(rnd.randrange(256) for _ in range(n))
+            assert trie.kmod_hash(key) == py_kmod_hash(key), key
+        for fill in (0x00, 0x7F, 0x80, 0xFF):
+            key = bytes([fill]) * n
+            assert trie.kmod_hash(key) == py_kmod_hash(key)
+    assert kmod_hash(b"usbcore") == py_kmod_hash(b"usbcore")
+
+
+@FAST
+@given(st.lists(st.binary(max_size=12), max_size=60), st.sampled_from([1, 2, 512, 2048, 0, 3]))
+def test_hash_order(trie: ModuleType, keys: list[bytes], buckets: int) -> None:
+    assert trie.hash_order(keys, buckets) == py_hash_order(keys, buckets)
+    assert hash_order(dict.fromkeys(keys), buckets) == py_hash_order(keys and list(dict.fromkeys(keys)), buckets)
+
+
+# ---------------------------------------------------------------------------
+# Writer helpers
+
+alias_text_st = st.one_of(
+    st.text(alphabet="abc-_:*[]?0\x00é", max_size=12),
+    st.binary(max_size=10).map(fsdecode),
+)
+
+
+@FAST
+@given(st.lists(alias_text_st, max_size=30))
+def test_alias_keys(trie: ModuleType, aliases: list[str]) -> None:
+    assert trie.alias_keys(aliases) == [alias_normalize(fsencode(a)) for a in aliases]
+    raw = [fsencode(a) for a in aliases]
+    assert trie.alias_keys(raw) == [alias_normalize(r) for r in raw]
+
+
+def test_alias_keys_long_and_brackets(trie: ModuleType) -> None:
+    cases = [
+        "a-" * 3000,
+        "x" * 4094 + "[0-9]-y",
+        "x" * 4095 + "]",
+        "x" * 4090 + "[" + "-" * 20 + "]" + "-" * 10,
+        "[-]-[-",
+        "a]b",
+        "usb:v*p*d*dc*dsc*dp*ic0Eisc01ip00in*",
+        "pci:v0000-8086d*[0-9]\x00-ignored",
+        "caf\udce9-x",
+    ]
+    assert trie.alias_keys(cases) == [alias_normalize(fsencode(a)) for a in cases]
+
+
+def test_alias_keys_rejects(trie: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        trie.alias_keys([1])
+    with pytest.raises(UnicodeEncodeError):
+        trie.alias_keys(["\ud800"])
+
+
+@FAST
+@given(st.lists(st.tuples(alias_text_st, st.integers(0, 4)), max_size=30))
+def test_format_rows(trie: ModuleType, rows: list[tuple[str, int]]) -> None:
+    seconds = [b"", b"m1", b"\xff", b"name_3", b"x y"]
+    firsts = [f for f, _ in rows]
+    owners = [o for _, o in rows]
+    want = b"".join(b"H" + fsencode(f) + b"--" + seconds[o] + b"\n" for f, o in rows)
+    assert trie.format_rows(b"H", firsts, b"--", owners, seconds, b"\n") == want
+    assert trie.format_rows(b"H", [fsencode(f) for f in firsts], b"--", owners, seconds, b"\n") == want
+
+
+def test_format_rows_refuses_bad_owners(trie: ModuleType) -> None:
+    for owners in ([5], [-1], ["0"]):
+        with pytest.raises(TypeError):
+            trie.format_rows(b"", ["a"], b"", owners, [b"x"], b"")
+
+
+@FAST
+@given(st.lists(st.sampled_from(["devname:fuse", "devname:", "devnam", "xdevname:a", "", "devname:\udce9"]),
+                max_size=20))
+def test_starting_with(trie: ModuleType, values: list[str]) -> None:
+    assert trie.starting_with(values, "devname:") == [i for i, v in enumerate(values) if v.startswith("devname:")]
+    assert trie.starting_with(values, "d\udce9") == [i for i, v in enumerate(values) if v.startswith("d\udce9")]
+
+
+@FAST
+@given(st.lists(st.one_of(st.text(alphabet="ab\n\r\x0b\u2028\udce9\U0001f600", max_size=6),
+                          st.binary(max_size=6)), max_size=20))
+def test_line_breaks(trie: ModuleType, values: list[str | bytes]) -> None:
+    def has(v: str | bytes) -> bool:
+        return ("\n" in v or "\r" in v) if isinstance(v, str) else (b"\n" in v or b"\r" in v)
+
+    assert trie.line_breaks(values) == [i for i, v in enumerate(values) if has(v)]
+    with pytest.raises(TypeError):
+        trie.line_breaks([1])
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> tuple[tuple[int, ...], ...]:
+    n = draw(st.integers(0, 25))
+    deps = []
+    for m in range(n):
+        later = list(range(m + 1, n))
+        chosen = draw(st.lists(st.sampled_from(later), unique=True, max_size=4)) if later else []
+        deps.append(tuple(chosen))
+    perm = draw(st.permutations(list(range(n))))
+    # relabel so the array order is not the dependency order
+    inv = {old: new for new, old in enumerate(perm)}
+    out: list[tuple[int, ...]] = [()] * n
+    for old, ds in enumerate(deps):
+        out[inv[old]] = tuple(inv[d] for d in ds)
+    return tuple(out)
+
+
+def _resolution_for(deps: tuple[tuple[int, ...], ...]) -> Any:
+    from moddeps.resolve import Resolution, _number
+
+    users = [0] * len(deps)
+    for ds in deps:
+        for d in ds:
+            users[d] += 1
+    topo = _number(deps, users)
+    return Resolution({}, {}, deps, tuple({} for _ in deps), (), (), topo, ())
+
+
+@FAST
+@given(dags())
+def test_dep_lines(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
+    res = _resolution_for(deps)
+    assert res.topo is not None
+    shown = [f"kernel/m{i}.ko" for i in range(len(deps))]
+    layout = outputs.Layout([], shown, res)
+    lists = outputs.dependency_lists(layout)
+    enc = [fsencode(s) for s in shown]
+    want = [enc[i] + (b": " + b" ".join(enc[d] for d in ds) if ds else b":") for i, ds in enumerate(lists)]
+    assert trie.dep_lines(deps, res.topo, enc) == want
+
+
+def test_dep_lines_refuses_a_bad_numbering(trie: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        trie.dep_lines(((1,), ()), (0, 0), [b"a", b"b"])
+    with pytest.raises(TypeError):
+        trie.dep_lines(((5,), ()), (0, 1), [b"a", b"b"])
+
+
+@FAST
+@given(st.dictionaries(st.text(alphabet="ab_\udce9", max_size=6), st.tuples(st.integers(-1, 5), st.integers(0, 3)),
+                       max_size=40))
+def test_symbol_order(trie: ModuleType, owners: dict[str, tuple[int, int]]) -> None:
+    owned = {fsencode(n): o for n, (o, _c) in owners.items() if o != KERNEL}
+    want = [(k, owned[k]) for k in py_hash_order(owned, 2048)]
+    assert trie.symbol_order(owners, 2048) == want
+
+
+# ---------------------------------------------------------------------------
+# Modules: modinfo selection and resolution
+
+names_st = st.sampled_from(["a", "b", ".a", "_a", "__x", "crc", "c\udce9", "TOC.", "__this_module"])
+
+
+@st.composite
+def module_arrays(draw: st.DrawFn) -> list[Module]:
+    n = draw(st.integers(0, 8))
+    mods = []
+    for i in range(n):
+        exports = tuple(Export(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3)))) for _ in
+                        range(draw(st.integers(0, 3))))
+        imports = tuple(Import(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3))), draw(st.booleans()))
+                        for _ in range(draw(st.integers(0, 5))))
+        modinfo = tuple(draw(st.lists(st.tuples(st.sampled_from(["alias", "softdep", "weakdep", "license"]),
+                                                alias_text_st), max_size=5)))
+        mods.append(Module(f"m{i}", f"kernel/m{i}.ko", exports, imports, modinfo))
+    return mods
+
+
+def _py_select(modules: list[Module]) -> list[tuple[list[str], list[int]]]:
+    out = []
+    for key in outputs._SELECTED:
+        vals = [v for m in modules for k, v in m.modinfo if k == key]
+        owners = [i for i, m in enumerate(modules) for k, _v in m.modinfo if k == key]
+        out.append((vals, owners))
+    return out
+
+
+@FAST
+@given(module_arrays())
+def test_select_modinfo(trie: ModuleType, modules: list[Module]) -> None:
+    assert trie.select_modinfo(modules, outputs._SELECTED) == _py_select(modules)
+
+
+@FAST
+@given(module_arrays(), st.sampled_from([None, "_", "."]), st.booleans(), st.booleans(),
+       st.one_of(st.none(), st.dictionaries(names_st, st.integers(0, 3), max_size=4)))
+def test_resolve_twins(trie: ModuleType, modules: list[Module], prefix: str | None, check: bool, warn: bool,
+                       kernel: dict[str, int] | None) -> None:
+    base: dict[str, tuple[int, int]] = {k: (KERNEL, v) for k, v in (kernel or {}).items()}
+    paths = [f"/lib/modules/x/{m.path}" for m in modules]
+    owners_c = dict(base)
+    exporters = trie.resolve_exports(modules, Export, prefix, owners_c)
+    bound = trie.resolve_imports(modules, Import, owners_c, prefix, check, warn, paths)
+    owners_py = dict(base)
+    want_exporters, want_bound = _bind_py(modules, paths, owners_py, prefix, check, warn)
+    assert list(owners_c.items()) == list(owners_py.items())
+    assert list(exporters.items()) == list(want_exporters.items())
+    assert bound == want_bound
+
+
+@FAST
+@given(module_arrays(), st.sampled_from([None, "_"]), st.booleans(),
+       st.one_of(st.none(), st.dictionaries(names_st, st.integers(0, 3), max_size=4)))
+def test_resolve_native_equals_pure(pure: Callable[[bool], None], trie: ModuleType, modules: list[Module],
+                                    prefix: str | None, warn: bool, kernel: dict[str, int] | None) -> None:
+    paths = [m.path for m in modules]
+    opts = Options(kernel_table=kernel, check_crcs=kernel is not None, warn=warn, prefix=prefix)
+    pure(False)
+    native = resolve(modules, paths, opts)
+    pure(True)
+    python = resolve(modules, paths, opts)
+    assert native == python
+    assert list(native.owners.items()) == list(python.owners.items())
+
+
+class _OtherExport(Export):
+    pass
+
+
+class _OtherImport(Import):
+    pass
+
+
+@pytest.mark.parametrize("foreign", ["export", "import"])
+def test_resolve_falls_back_on_foreign_records(trie: ModuleType, foreign: str) -> None:
+    """Records of another type than Import/Export: the C loops refuse, Python binds them."""
+    exp = _OtherExport("sym", 5) if foreign == "export" else Export("sym", 5)
+    imp = _OtherImport("sym", 5) if foreign == "import" else Import("sym", 5)
+    mods = [
+        Module("a", "a.ko", exports=(exp,)),
+        Module("b", "b.ko", imports=(imp, Import("nope", None))),
+    ]
+    owners: dict[str, tuple[int, int]] = {}
+    with pytest.raises(TypeError):
+        trie.resolve_exports(mods, Export, None, owners) if foreign == "export" else trie.resolve_imports(
+            mods, Import, {"sym": (0, 5)}, None, False, False, ["a", "b"])
+    assert owners == {}
+    res = resolve(mods, ["a", "b"])
+    assert res.deps == ((), (0,))
+    assert res.unknown == ((1, "nope"),)
+    assert res.exporters == {"sym": (0,)}
+
+
+# ---------------------------------------------------------------------------
+# The writers, native against pure
+
+
+def _render(modules: list[Module], warn_dups: bool) -> list[Any]:
+    paths = [m.path for m in modules]
+    res = resolve(modules, paths)
+    if res.topo is None:
+        return ["cycle"]
+    layout = outputs.Layout(modules, paths, res)
+    messages: list[str] = []
+    lines = outputs.dep_lines(layout)
+    symbols = outputs.module_symbols(layout)
+    got: list[Any] = [
+        lines,
+        outputs.modules_dep(lines),
+        outcome(outputs.modules_dep_bin, layout, lines, messages),
+        outputs.modules_alias(layout),
+        outcome(outputs.modules_alias_bin, layout, messages, warn_dups),
+        outputs.modules_softdep(layout),
+        outputs.has_weakdeps(layout),
+        outputs.modules_weakdep(layout),
+        symbols,
+        outputs.modules_symbols(layout, symbols),
+        outcome(outputs.modules_symbols_bin, layout, symbols, messages),
+        outputs.modules_devname(layout),
+        messages,
+    ]
+    return got
+
+
+devname_aliases = st.sampled_from(["devname:fuse", "char-major-10-229", "block-major-7-*", "devname:bad name",
+                                   "devname:../x", "pci:v*d*", "a-b[0-9]", "a]", "x\udce9-\udcff"])
+
+
+@st.composite
+def writer_modules(draw: st.DrawFn) -> list[Module]:
+    mods = draw(module_arrays())
+    out = []
+    for m in mods:
+        extra = tuple(("alias", draw(devname_aliases)) for _ in range(draw(st.integers(0, 3))))
+        info = tuple((k, v.replace("\n", "").replace("\r", "")) for k, v in m.modinfo) + extra
+        out.append(Module(m.name, m.path, m.exports, m.imports, info))
+    return out
+
+
+@FAST
+@given(writer_modules(), st.booleans())
+def test_writers_native_equals_pure(pure: Callable[[bool], None], trie: ModuleType, modules: list[Module],
+                                    warn_dups: bool) -> None:
+    pure(False)
+    native = _render(modules, warn_dups)
+    pure(True)
+    python = _render(modules, warn_dups)
+    assert native == python
+
+
+def test_writers_native_equals_pure_on_a_sample(pure: Callable[[bool], None], trie: ModuleType) -> None:
+    rnd = random.Random(11)
+    mods = []
+    for i in range(300):
+        exports = tuple(Export(f"sym_{i}_{j}", rnd.choice([None, j])) for j in range(rnd.randrange(4)))
+        imports = (*(Import(f"sym_{d}_{rnd.randrange(3)}", None) for d in range(i + 1, min(300, i + 4))
+                     if rnd.random() < 0.5), Import("printk", 1))
+        modinfo = tuple(("alias", f"pci:v0000{rnd.randrange(65536):04X}d*sv*-{j}") for j in range(rnd.randrange(5)))
+        if i % 50 == 0:
+            modinfo += (("alias", f"devname:dev{i}"), ("alias", f"char-major-{i}-{i + 1}"), ("softdep", "pre: x"))
+        mods.append(Module(f"m{i}", f"kernel/m-{i}.ko", exports, imports, modinfo))
+    pure(False)
+    native = _render(mods, True)
+    pure(True)
+    python = _render(mods, True)
+    assert native == python
+    assert native[11][0].count(b"\n") == 7  # the devname lines (6 modules + header)
+
+
+def test_sample_index_layout_is_stable(trie: ModuleType) -> None:
+    """A small worked example stays what it always was (kmod 30, spec §8)."""
+    entries = [(b"usb:abc", b"m0", 0), (b"usb:a", b"m1", 1), (b"usb:c", b"m3", 3), (b"usb:c", b"m2", 2)]
+    data = trie.build_index(entries)
+    assert struct.unpack_from(">III", data) == (0xB007F457, 0x00020001, 0x2000004E)
+    assert len(data) == 84
