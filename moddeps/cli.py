@@ -901,7 +901,21 @@ def main() -> None:
 
     gc.disable()
     _register_only(sys.argv[1:])
-    app()
+    try:
+        app()
+        status = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            status = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            status = 1
+    # Everything is written and closed: leave without tearing down the
+    # interpreter, which frees every record one by one (~20 ms for amd64).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def _register_only(args: list[str]) -> None:
