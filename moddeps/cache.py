@@ -59,11 +59,14 @@ class ScanCache:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path or default_path()
-        self.problem: str | None = None
+        self._problem: str | None = None
         self._db: sqlite3.Connection | None = None
+        self._writer: Any = None  # the thread of put_many, until waited for
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            # check_same_thread off: put_many writes from a thread of its own;
+            # every other method first waits for that thread (_settle).
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
@@ -83,9 +86,15 @@ class ScanCache:
         except (sqlite3.Error, OSError) as exc:
             self._fail(f"scan cache {self.path} unusable ({exc}); reading every module")
 
+    @property
+    def problem(self) -> str | None:
+        """What went wrong with the cache (said once by the caller), after any pending write."""
+        self._settle()
+        return self._problem
+
     def _fail(self, message: str) -> None:
-        if self.problem is None:
-            self.problem = message
+        if self._problem is None:
+            self._problem = message
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
@@ -97,6 +106,7 @@ class ScanCache:
 
     def get_many(self, items: Sequence[tuple[Key | None, str]]) -> list[Module | None]:
         """Cached modules for (key, shown-path) pairs; None where there is no valid record."""
+        self._settle()
         out: list[Module | None] = [None] * len(items)
         if self._db is None:
             return out
@@ -132,6 +142,24 @@ class ScanCache:
         return out
 
     def put_many(self, entries: Iterable[tuple[Key | None, str, Module]]) -> None:
+        """Store modules, in a thread of their own: the caller goes on while
+        the records are encoded and written (SQLite works without the GIL).
+        Any later call on this cache, and :meth:`close`, waits for it."""
+        self._settle()
+        if self._db is None:
+            return
+        import threading
+
+        work = list(entries)
+        self._writer = threading.Thread(target=self._put_many, args=(work,), name="moddeps-cache-writer")
+        self._writer.start()
+
+    def _settle(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.join()
+
+    def _put_many(self, entries: list[tuple[Key | None, str, Module]]) -> None:
         if self._db is None:
             return
         rows = [
@@ -155,6 +183,7 @@ class ScanCache:
 
     def get_output(self, dirname: str, digest: bytes) -> Any:
         """The stored result for ``dirname`` if it was computed from the same inputs."""
+        self._settle()
         if self._db is None:
             return None
         try:
@@ -171,6 +200,7 @@ class ScanCache:
             return None
 
     def put_output(self, dirname: str, digest: bytes, record: Any) -> None:
+        self._settle()
         if self._db is None:
             return
         try:
@@ -182,6 +212,7 @@ class ScanCache:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
     def close(self) -> None:
+        self._settle()
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

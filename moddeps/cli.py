@@ -194,7 +194,7 @@ def scan(
 ) -> None:
     """Read module trees or files and list what each module exports and needs."""
     from .model import Module
-    from .scanner import Tree, scan_files
+    from .scanner import Tree
 
     with _errors():
         trees: list[Tree] = []
@@ -208,7 +208,7 @@ def scan(
                 from .errors import InputError
 
                 raise InputError(f"{p}: no such file or directory")
-        loose: list[Module] = scan_files(files, jobs=jobs, cache=_open_cache(cache, no_cache)) if files else []
+        loose: list[Module] = _scan_files(files, jobs, cache, no_cache) if files else []
         for m in loose:
             if m.error:
                 _err(f"{printable(m.path)}: {m.error}")
@@ -236,6 +236,19 @@ def scan(
                 render_scan(con, None, loose)
         if any(t.broken or t.problems for t in trees) or any(m.error for m in loose):
             raise typer.Exit(3)
+
+
+def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Any]:
+    from .scanner import scan_files
+
+    c = _open_cache(cache, no_cache)
+    try:
+        return scan_files(files, jobs=jobs, cache=c)
+    finally:
+        if c is not None:
+            if c.problem:
+                _err(f"note: {c.problem}")
+            c.close()
 
 
 def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,

@@ -292,7 +292,7 @@ def _compute(
         tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache, keys=keys)
     from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
 
-    extra_notes = [f"NOTE: {scan_cache.problem}"] if scan_cache is not None and scan_cache.problem else []
+    extra_notes: list[str] = []  # the cache's own note goes first, once its writes are done
     messages.extend(m for m in tree.messages if m not in cfg.messages)
 
     extra_notes += [f"NOTE: {printable(p.path)}: {p.reason}" for p in tree.problems if not p.kmod_message]
@@ -358,6 +358,8 @@ def _compute(
             written = _output_identities(outdir, [name for name, _ in files])
             if written is not None:
                 scan_cache.put_output(dirname, digest, (written, messages, verbose_lines, extra_notes))
+    if scan_cache is not None and scan_cache.problem:
+        extra_notes.insert(0, f"NOTE: {scan_cache.problem}")
     return DepmodResult(
         dirname, outdir, tuple(files), tuple(messages), tuple(extra_notes), tuple(verbose_lines), tree=tree,
         resolution=res,
