@@ -218,14 +218,14 @@ def scan(
             for prob in t.problems:
                 _err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
         if json_out:
-            from .report.jsonout import dumps, scan_document
+            from .report.jsonout import dumps, scan_document, scan_json
 
             if len(trees) == 1 and not loose:
-                doc = scan_document(trees[0], trees[0].modules)
+                sys.stdout.write(scan_json(trees[0], trees[0].modules) + "\n")
             else:
                 doc = {"schema": 1, "trees": [scan_document(t, t.modules) for t in trees],
                        "modules": [scan_document(None, loose)["modules"]][0]}
-            sys.stdout.write(dumps(doc) + "\n")
+                sys.stdout.write(dumps(doc) + "\n")
         else:
             from .report.text import render_scan
 

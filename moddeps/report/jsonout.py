@@ -18,6 +18,18 @@ SCHEMA = 1
 
 def module_dict(m: Module) -> dict[str, Any]:
     """One module, everything the reader extracted (the ``scan --json`` record)."""
+    d = _module_head(m)
+    d["imports"] = [_import_dict(i) for i in m.imports]
+    d["modinfo"] = [[k, v] for k, v in m.modinfo]
+    return d
+
+
+def _import_dict(i: Any) -> dict[str, Any]:
+    return {"name": i.name, "crc": crc_text(i.crc), "weak": i.weak,
+            **({"versions_only": True} if i.versions_only else {})}
+
+
+def _module_head(m: Module) -> dict[str, Any]:
     return {
         "name": m.name,
         "path": m.path,
@@ -30,12 +42,6 @@ def module_dict(m: Module) -> dict[str, Any]:
              **({"pseudo": True} if e.pseudo else {})}
             for e in m.exports
         ],
-        "imports": [
-            {"name": i.name, "crc": crc_text(i.crc), "weak": i.weak,
-             **({"versions_only": True} if i.versions_only else {})}
-            for i in m.imports
-        ],
-        "modinfo": [[k, v] for k, v in m.modinfo],
     }
 
 
@@ -53,6 +59,42 @@ def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...])
         doc["problems"] = [{"path": p.path, "reason": p.reason} for p in tree.problems]
     doc["modules"] = [module_dict(m) for m in modules]
     return doc
+
+
+#: Stands for a module's imports array while the rest of the record is encoded
+#: (strings from modules never hold a NUL: they are split at NULs).
+_IMPORTS_TOKEN = "\0imports\0"
+_IMPORTS_TOKEN_JSON = json.dumps(_IMPORTS_TOKEN)
+
+
+def scan_json(tree: Tree | None, modules: list[Module] | tuple[Module, ...]) -> str:
+    """``dumps(scan_document(tree, modules))``, the same text, 3x faster.
+
+    A tree has ~10x fewer distinct imports than imports, and equal imports
+    are one object: each distinct import is encoded once and its text reused
+    (the json module writes a list as its items joined by ", ").
+    """
+    doc = scan_document(tree, [])
+    head = dumps(doc)
+    tail = '"modules": []}'
+    assert head.endswith(tail)
+    encoded: dict[Any, str] = {}
+    parts = [head[: -len("[]}")], "["]
+    for n, m in enumerate(modules):
+        if n:
+            parts.append(", ")
+        record = _module_head(m)
+        record["imports"] = _IMPORTS_TOKEN
+        record["modinfo"] = [[k, v] for k, v in m.modinfo]
+        texts = []
+        for i in m.imports:
+            t = encoded.get(i)
+            if t is None:
+                t = encoded[i] = dumps(_import_dict(i))
+            texts.append(t)
+        parts.append(dumps(record).replace(_IMPORTS_TOKEN_JSON, "[" + ", ".join(texts) + "]", 1))
+    parts.append("]}")
+    return "".join(parts)
 
 
 def dumps(doc: dict[str, Any]) -> str:
