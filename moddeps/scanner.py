@@ -546,7 +546,9 @@ def _read_pipelined(
                for n in range(max(1, jobs - 1))]
     for th in threads:
         th.start()
-    window = max(4 * jobs, 32)
+    # Far enough ahead that a big module (amdgpu: 0.3 s to decompress) does
+    # not leave the other threads idle; ~256 decompressed modules in memory.
+    window = max(64 * jobs, 256)
     submitted = 0
     ready: dict[int, object] = {}
     out: list[Module] = []

@@ -293,8 +293,9 @@ def test_non_ascii_key_kmod_can_store_is_written_as_kmod(tmp_path: Path, label: 
     [
         ("alias", exporter(b"caf\xc3\xa9", b"cafe", b"caf\xc3\xa8"), exporter(b"cafe")),
         ("symbol", exporter(exports=("caf\u00e9", "cafe", "exp_sym")), exporter(exports=("cafe", "exp_sym"))),
+        ("alias", exporter(b"\xc3\xa9t\xc3\xa9", b"cafe"), exporter(b"cafe")),  # a root branch: first byte
     ],
-    ids=["alias", "symbol"],
+    ids=["alias", "symbol", "alias-first-byte"],
 )
 def test_non_ascii_branch_does_not_stop_the_run(tmp_path: Path, what: str, hostile: bytes, clean: bytes) -> None:
     """Keys that branch on a byte >= 0x80: kmod 30 writes children[-61] and dies (SIGSEGV, half the files

@@ -593,3 +593,26 @@ def test_dump_lines() -> None:
     ]
     assert escape_bytes(b"plain") == "plain"
     assert escape_bytes(b"\r\x00\x7f") == "\\r\\x00\\x7f"
+
+
+@pytest.mark.parametrize("writer", ["native", "python"])
+@pytest.mark.parametrize("keys", [
+    [b"\xc3\xa9t\xc3\xa9"],                      # alone: the root's only child byte is 0xc3
+    [b"\xc3\xa9a", b"\xc3\xa9b"],                # all share a non-ASCII first byte
+    [b"abc", b"\xe2\x82\xac", b"\xe2\x82\xacx"],  # next to ASCII keys
+])
+def test_a_non_ascii_first_byte_is_a_root_branch_and_is_left_out(writer: str, keys: list[bytes]) -> None:
+    """The root has no prefix: kmod 30 indexes its child array with every key's first byte, so a key
+    starting with a byte >= 0x80 is a non-ASCII branch even without a neighbour to branch from."""
+    from moddeps.depmod import index as index_mod
+
+    build = index_mod.build_index if writer == "native" else index_mod.py_build_index
+    entries = [(k, b"m", n) for n, k in enumerate(keys)]
+    with pytest.raises(ValueError):
+        build(entries)
+    dropped: list[bytes] = []
+    data = build(entries, dropped)
+    kept = [k for k in keys if k[:1] < b"\x80"]
+    assert sorted(dropped) == sorted(k for k in keys if k not in kept)
+    assert data == index_mod.py_build_index([(k, b"m", n) for n, k in enumerate(keys) if k in kept])
+    assert sorted(k for k, _v, _p in Index.from_bytes(data).items()) == sorted(kept)

@@ -331,7 +331,7 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
     Py_ssize_t nk = *pnk;
     char *mark;
 
-    if (nk < 2)
+    if (nk < 1)
         return 0;
     mark = PyMem_Malloc((size_t)nk);
     if (mark == NULL) {
@@ -343,6 +343,13 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
         int bad = 0;
 
         memset(mark, 0, (size_t)nk);
+        /* the root has no prefix: every first byte indexes its child array */
+        for (i = 0; i < nk; i++) {
+            if (keys[i].len > 0 && keys[i].key[0] >= 0x80 && !mark[i]) {
+                mark_prefix(keys, nk, i, 1, mark);
+                bad = 1;
+            }
+        }
         for (i = 1; i < nk; i++) {
             Py_ssize_t c = common_prefix(keys[i - 1].key, keys[i - 1].len, keys[i].key, keys[i].len);
             if (c < keys[i - 1].len && keys[i - 1].key[c] >= 0x80) {

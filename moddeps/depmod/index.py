@@ -193,9 +193,11 @@ def _drop_non_ascii_branches(keys: list[bytes], dropped: list[bytes]) -> list[by
     usually crashes.  Every branch of the trie shows up between two keys that
     are neighbours in sorted order, at their common prefix; the whole subtree
     behind a non-ASCII branch byte goes.  Repeated until no such pair is left.
+    The root has no prefix, so the first byte of every key is a branch byte
+    there, even for a key alone or keys that all share it.
     """
     while True:
-        bad: set[bytes] = set()
+        bad: set[bytes] = {k[:1] for k in keys if k[:1] >= b"\x80"}
         for prev, key in zip(keys, keys[1:]):
             m = min(len(prev), len(key))
             c = next((i for i in range(m) if prev[i] != key[i]), m)
