@@ -3,7 +3,10 @@ extractions are cached in ``$MODDEPS_CONFORMANCE_CACHE``, see ``debian.py``).
 
 * ``kmod``          the real kmod 30 tools (depmod, modprobe, modinfo)
 * ``moddeps_cmd``   argv prefix running the installed moddeps CLI
-* ``tree``          an extracted pristine tree, parametrized over both packages
+* ``tree``          an extracted pristine tree, parametrized over both 6.1
+                    packages (``debian.TREES``); test_depmod_vs_kmod and
+                    test_scan_vs_kmod parametrize it over ``debian.WITH_XZ``,
+                    which adds the 6.12 cloud kernel with ``.ko.xz`` modules
 * ``fresh_copy``    ``fresh_copy(tree, label)`` -> root of a new writable copy
 * ``empty_config``  an empty directory for ``-C``
 * ``summary``       lines printed in the terminal summary (counts, timings)
@@ -29,9 +32,8 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import debian
-from tests.conformance.debian import Kmod, unavailable
+from tests.conformance.debian import TREES, Kmod, unavailable
 
-TREES = ("cloud", "generic")
 _SUMMARY = pytest.StashKey[list[str]]()
 
 

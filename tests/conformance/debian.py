@@ -14,6 +14,14 @@ the archive), the newest ``linux-image-6.1.0-N-cloud-amd64`` that
 ``apt-cache search`` lists is used instead, so CI does not break on the
 rotation.  An ABI given explicitly in the environment is never replaced.
 
+The ``cloud-6.12`` flavour is Debian's 6.12 cloud kernel from
+bookworm-security, whose modules are xz-compressed (``.ko.xz``): the newest
+``linux-image-6.12.N+deb12-cloud-amd64-unsigned`` that ``apt-cache search``
+lists (Debian keeps only the last few), or ``$MODDEPS_CONFORMANCE_XZ_KVER``
+(e.g. ``6.12.117+deb12``), which is never replaced.  With no such package
+listed (no bookworm-security in the apt sources), the newest one already in
+the cache or in ``$MODDEPS_CONFORMANCE_SEED`` is used.
+
 Already-downloaded debs can be offered in ``$MODDEPS_CONFORMANCE_SEED`` (a
 ``:``-separated list of directories); they are copied into the cache instead
 of being downloaded.  ``MODDEPS_CONFORMANCE_KEEP=1`` keeps the session's
@@ -50,6 +58,16 @@ FLAVOURS = {
 }
 
 _ABI_RE = re.compile(r"^linux-image-(6\.1\.0-(\d+))-cloud-amd64\s")
+
+#: the xz-compressed flavour: Debian's 6.12 cloud kernel (bookworm-security)
+XZ_FLAVOUR = "cloud-6.12"
+XZ_PACKAGES = ("linux-image-{kver}-cloud-amd64-unsigned", "linux-headers-{kver}-cloud-amd64")
+#: the ``tree`` fixture's parameters; a test module that also wants the xz
+#: tree parametrizes ``tree`` indirectly over WITH_XZ
+TREES = ("cloud", "generic")
+WITH_XZ = (*TREES, XZ_FLAVOUR)
+
+_XZ_KVER_RE = re.compile(r"^linux-image-(6\.12\.(\d+)\+deb12)-cloud-amd64-unsigned(?:\s|_)")
 
 
 @dataclass(frozen=True)
@@ -216,6 +234,84 @@ def abi() -> str:
             return _abi
 
 
+def _newest_xz_kver(names: list[str]) -> str | None:
+    """The newest ``6.12.N+deb12`` among package names (or .deb file names)."""
+    best: tuple[int, str] | None = None
+    for name in names:
+        m = _XZ_KVER_RE.match(name + " ")
+        if m and (best is None or int(m.group(2)) > best[0]):
+            best = (int(m.group(2)), m.group(1))
+    return best[1] if best else None
+
+
+def newest_listed_xz_kver() -> str | None:
+    """The newest ``6.12.N+deb12`` with a ``linux-image-6.12.N+deb12-cloud-amd64-unsigned`` in ``apt-cache search``."""
+    r = _run(
+        ["apt-cache", "search", "--names-only", r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$"],
+        timeout=300,
+    )
+    return _newest_xz_kver(r.stdout.splitlines())
+
+
+def _newest_stored_xz_kver() -> str | None:
+    """The newest 6.12 cloud image already in the cache or a seed directory."""
+    dirs = [str(cache_dir() / "debs"), *filter(None, os.environ.get("MODDEPS_CONFORMANCE_SEED", "").split(":"))]
+    pattern = "linux-image-6.12.*+deb12-cloud-amd64-unsigned_*.deb"
+    found = [f for d in dirs for f in glob.glob(os.path.join(glob.escape(d), pattern))]
+    return _newest_xz_kver([os.path.basename(f) for f in found])
+
+
+_xz_lock = threading.Lock()
+_xz_kver: str | None = None
+
+
+def xz_kver() -> str:
+    """The 6.12 kernel version to test, e.g. ``6.12.117+deb12`` (resolved once per process)."""
+    global _xz_kver
+    with _xz_lock:
+        if _xz_kver is not None:
+            return _xz_kver
+        explicit = os.environ.get("MODDEPS_CONFORMANCE_XZ_KVER")
+        if explicit:
+            try:
+                fetch_deb(XZ_PACKAGES[0].format(kver=explicit))
+            except Unavailable as exc:
+                raise Unavailable(f"MODDEPS_CONFORMANCE_XZ_KVER={explicit}: {exc}") from None
+            _xz_kver = explicit
+            return _xz_kver
+        listed = newest_listed_xz_kver()
+        if listed is None:
+            stored = _newest_stored_xz_kver()
+            if stored is None:
+                raise Unavailable(
+                    "apt-cache search lists no linux-image-6.12.N+deb12-cloud-amd64-unsigned "
+                    "(bookworm-security missing from the apt sources?), and none is cached"
+                )
+            log(f"no 6.12 cloud image listed by apt-cache search; using the cached {stored}")
+            listed = stored
+        try:
+            fetch_deb(XZ_PACKAGES[0].format(kver=listed))
+        except Unavailable as exc:
+            # fetch_deb ran apt-get update: the lists may now name a newer version
+            again = newest_listed_xz_kver()
+            if again is None or again == listed:
+                raise
+            log(f"{XZ_PACKAGES[0].format(kver=listed)} is not downloadable ({exc}); trying {again}")
+            fetch_deb(XZ_PACKAGES[0].format(kver=again))
+            listed = again
+        _xz_kver = listed
+        return _xz_kver
+
+
+def packages(flavour: str) -> tuple[str, str]:
+    """(image package, headers package) of a flavour."""
+    if flavour == XZ_FLAVOUR:
+        kver = xz_kver()
+        return XZ_PACKAGES[0].format(kver=kver), XZ_PACKAGES[1].format(kver=kver)
+    image, headers = FLAVOURS[flavour]
+    return image.format(abi=abi()), headers.format(abi=abi())
+
+
 # --------------------------------------------------------------------------
 # extraction
 # --------------------------------------------------------------------------
@@ -257,7 +353,7 @@ def extract(deb: Path) -> Path:
 class KernelTree:
     """An extracted linux-image package."""
 
-    flavour: str  # "cloud" or "generic"
+    flavour: str  # "cloud", "generic" or "cloud-6.12" (XZ_FLAVOUR)
     package: str
     deb: Path
     root: Path  # the -b BASEDIR: ROOT/lib/modules/VERSION
@@ -276,9 +372,17 @@ class KernelTree:
                     out.append(Path(dirpath) / f)
         return sorted(out)
 
+    def module_kinds(self) -> dict[str, int]:
+        """How many module files end in ``.ko``, ``.ko.xz``, ..."""
+        kinds: dict[str, int] = {}
+        for path in self.module_files():
+            kind = ".ko" + path.name.rpartition(".ko")[2]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds
+
 
 def kernel_tree(flavour: str) -> KernelTree:
-    package = FLAVOURS[flavour][0].format(abi=abi())
+    package = packages(flavour)[0]
     deb = fetch_deb(package)
     root = extract(deb)
     versions = sorted(p.name for p in (root / "lib" / "modules").glob("*") if p.is_dir())
@@ -293,7 +397,7 @@ def kernel_tree(flavour: str) -> KernelTree:
 
 def module_symvers(flavour: str) -> Path:
     """Module.symvers of the flavour, from its linux-headers package."""
-    package = FLAVOURS[flavour][1].format(abi=abi())
+    package = packages(flavour)[1]
     root = extract(fetch_deb(package))
     found = sorted(root.glob("usr/src/linux-headers-*/Module.symvers"))
     if len(found) != 1:

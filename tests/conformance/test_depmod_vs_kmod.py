@@ -1,4 +1,6 @@
-"""``moddeps depmod`` against the real kmod 30 ``depmod`` on both Debian trees.
+"""``moddeps depmod`` against the real kmod 30 ``depmod`` on the Debian trees:
+both 6.1 packages (``.ko``) and the 6.12 cloud kernel (``.ko.xz``, see
+``debian.XZ_FLAVOUR``).
 
 Each comparison runs the two tools on two fresh copies of the same pristine
 tree (hard links, see ``debian.copy_tree``), with an empty ``-C`` directory,
@@ -22,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import debian
-from tests.conformance.debian import KernelTree, Kmod, first_difference, unavailable
+from tests.conformance.debian import WITH_XZ, XZ_FLAVOUR, KernelTree, Kmod, first_difference, unavailable
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", WITH_XZ, indirect=True)]
 
 #: what kmod 30 writes (tools/depmod.c, depmod_output)
 OUTPUTS = (
@@ -110,8 +112,9 @@ def indexed(tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: Fr
     (moddeps with ``--no-cache``: every module read; the scan cache has its own test)."""
     warm_page_cache(tree)
     pair = depmod_pair(tree, kmod, moddeps_cmd, fresh_copy, empty_config, "plain", moddeps_options=("--no-cache",))
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(tree.module_kinds().items()))
     summary.append(
-        f"depmod {tree.package} ({len(tree.module_files())} modules): kmod {pair.kmod.seconds:.2f} s, "
+        f"depmod {tree.package} ({kinds}): kmod {pair.kmod.seconds:.2f} s, "
         f"moddeps {pair.moddeps.seconds:.2f} s (x{pair.moddeps.seconds / max(pair.kmod.seconds, 1e-3):.1f})"
     )
     return pair
@@ -191,6 +194,14 @@ def _fail(what: str, tree: KernelTree, problems: list[str]) -> str:
 # --------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------
+
+
+def test_module_compression(tree: KernelTree) -> None:
+    """The 6.1 packages ship plain ``.ko`` files, the 6.12 one only ``.ko.xz``."""
+    kinds = tree.module_kinds()
+    expected = ".ko.xz" if tree.flavour == XZ_FLAVOUR else ".ko"
+    assert set(kinds) == {expected}, f"{tree.package}: module files {kinds}, expected only {expected}"
+    assert kinds[expected] > 500
 
 
 def test_depmod_outputs_identical(indexed: Pair, moddeps_cmd: list[str], summary: list[str]) -> None:

@@ -1,5 +1,6 @@
 """``moddeps scan --json`` against kmod's own readers, for every module of
-both Debian packages.
+the Debian packages: both 6.1 ones (``.ko``) and the 6.12 cloud kernel
+(``.ko.xz``, which libkmod and moddeps both decompress).
 
 kmod's side (kmod 30, libkmod):
 
@@ -37,9 +38,9 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.debian import KernelTree, Kmod, first_difference
+from tests.conformance.debian import WITH_XZ, KernelTree, Kmod, first_difference
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", WITH_XZ, indirect=True)]
 
 SIG_KEYS = [b"sig_id", b"signer", b"sig_key", b"sig_hashalgo", b"signature"]
 FILENAME_TAG = b"filename:".ljust(16)
