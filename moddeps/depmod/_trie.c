@@ -1093,6 +1093,15 @@ PyDoc_STRVAR(starting_with_doc,
 "The indexes of the str values that start with the str prefix, ascending.\n"
 "TypeError when a value is not a str.");
 
+/* list.append(i); -1 with an exception set on failure. */
+static int append_index(PyObject *list, Py_ssize_t i)
+{
+    PyObject *k = PyLong_FromSsize_t(i);
+    int rc = k == NULL ? -1 : PyList_Append(list, k);
+    Py_XDECREF(k);
+    return rc;
+}
+
 static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *values, *prefix, *result;
@@ -1131,14 +1140,9 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
             }
             hit = (int)r;
         }
-        if (hit) {
-            PyObject *k = PyLong_FromSsize_t(i);
-            if (k == NULL || PyList_Append(result, k) < 0) {
-                Py_XDECREF(k);
-                Py_DECREF(result);
-                return NULL;
-            }
-            Py_DECREF(k);
+        if (hit && append_index(result, i) < 0) {
+            Py_DECREF(result);
+            return NULL;
         }
     }
     return result;
@@ -1189,14 +1193,9 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
             PyErr_SetString(PyExc_TypeError, "line_breaks(): values must be str or bytes");
             return NULL;
         }
-        if (hit) {
-            PyObject *k = PyLong_FromSsize_t(i);
-            if (k == NULL || PyList_Append(result, k) < 0) {
-                Py_XDECREF(k);
-                Py_DECREF(result);
-                return NULL;
-            }
-            Py_DECREF(k);
+        if (hit && append_index(result, i) < 0) {
+            Py_DECREF(result);
+            return NULL;
         }
     }
     return result;
@@ -1422,6 +1421,37 @@ PyDoc_STRVAR(resolve_imports_doc,
 "TypeError when an import is not an import_type instance or owners holds a\n"
 "value that is not (module index in range or -1, crc).");
 
+/* Append (module index, symbol name) to `to` and, with warn, kmod's message
+ * `fmt` (a %S for the module's path, a %U for the name) to messages.  *idx is
+ * the module index as an int object, made on first use and owned by the caller. */
+static int note_symbol(PyObject *to, PyObject **idx, Py_ssize_t i, PyObject *name, int warn,
+                       PyObject *paths, PyObject *messages, const char *fmt)
+{
+    PyObject *pair, *path, *msg;
+
+    if (*idx == NULL && (*idx = PyLong_FromSsize_t(i)) == NULL)
+        return -1;
+    pair = PyTuple_Pack(2, *idx, name);
+    if (pair == NULL || PyList_Append(to, pair) < 0) {
+        Py_XDECREF(pair);
+        return -1;
+    }
+    Py_DECREF(pair);
+    if (!warn)
+        return 0;
+    path = PySequence_GetItem(paths, i);
+    if (path == NULL)
+        return -1;
+    msg = PyUnicode_FromFormat(fmt, path, name);
+    Py_DECREF(path);
+    if (msg == NULL || PyList_Append(messages, msg) < 0) {
+        Py_XDECREF(msg);
+        return -1;
+    }
+    Py_DECREF(msg);
+    return 0;
+}
+
 static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *seq = NULL, *owners, *prefix, *itype, *paths, *attr = NULL, *zero = NULL;
@@ -1510,28 +1540,9 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
             if (weak < 0)
                 goto fail_m;
             if (found == NULL) {
-                if (!weak) {
-                    if (idx == NULL && (idx = PyLong_FromSsize_t(i)) == NULL)
-                        goto fail_m;
-                    PyObject *pair = PyTuple_Pack(2, idx, name);
-                    if (pair == NULL || PyList_Append(unknown, pair) < 0) {
-                        Py_XDECREF(pair);
-                        goto fail_m;
-                    }
-                    Py_DECREF(pair);
-                    if (warn) {
-                        PyObject *path = PySequence_GetItem(paths, i), *msg;
-                        if (path == NULL)
-                            goto fail_m;
-                        msg = PyUnicode_FromFormat("WARNING: %S needs unknown symbol %U", path, name);
-                        Py_DECREF(path);
-                        if (msg == NULL || PyList_Append(messages, msg) < 0) {
-                            Py_XDECREF(msg);
-                            goto fail_m;
-                        }
-                        Py_DECREF(msg);
-                    }
-                }
+                if (!weak && note_symbol(unknown, &idx, i, name, warn, paths, messages,
+                                         "WARNING: %S needs unknown symbol %U") < 0)
+                    goto fail_m;
                 continue;
             }
             if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))) {
@@ -1557,28 +1568,9 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 ne = PyObject_RichCompareBool(ocrc, truth ? icrc : zero, Py_NE);
                 if (ne < 0)
                     goto fail_m;
-                if (ne) {
-                    if (idx == NULL && (idx = PyLong_FromSsize_t(i)) == NULL)
-                        goto fail_m;
-                    PyObject *pair = PyTuple_Pack(2, idx, name);
-                    if (pair == NULL || PyList_Append(mismatched, pair) < 0) {
-                        Py_XDECREF(pair);
-                        goto fail_m;
-                    }
-                    Py_DECREF(pair);
-                    if (warn) {
-                        PyObject *path = PySequence_GetItem(paths, i), *msg;
-                        if (path == NULL)
-                            goto fail_m;
-                        msg = PyUnicode_FromFormat("WARNING: %S disagrees about version of symbol %U", path, name);
-                        Py_DECREF(path);
-                        if (msg == NULL || PyList_Append(messages, msg) < 0) {
-                            Py_XDECREF(msg);
-                            goto fail_m;
-                        }
-                        Py_DECREF(msg);
-                    }
-                }
+                if (ne && note_symbol(mismatched, &idx, i, name, warn, paths, messages,
+                                      "WARNING: %S disagrees about version of symbol %U") < 0)
+                    goto fail_m;
             }
             if (owner == -1)
                 continue;
