@@ -1,6 +1,7 @@
 """Types of the C module reader (moddeps/_elfscan.c)."""
 
-from typing import TypeAlias, TypeVar, overload
+from collections.abc import Sequence
+from typing import Any, TypeAlias, TypeVar, overload
 
 from _typeshed import ReadableBuffer
 
@@ -25,3 +26,29 @@ def parse(
 def parse(
     data: ReadableBuffer, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None
 ) -> tuple[tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str] | None: ...
+
+# The scan cache's record of a Module (format: moddeps/recordcodec.py)
+
+_M = TypeVar("_M")
+
+def pack(module: object) -> bytes: ...
+@overload
+def unpack(
+    blob: ReadableBuffer, module_type: type[_M], export_type: type[_E] | None = None,
+    import_type: type[_I] | None = None, memo: dict[Any, Any] | None = None,
+) -> _M: ...
+@overload
+def unpack(
+    blob: ReadableBuffer, module_type: None = None, export_type: type[_E] | None = None,
+    import_type: type[_I] | None = None, memo: dict[Any, Any] | None = None,
+) -> tuple[Any, ...]: ...
+@overload
+def unpack_many(
+    blobs: Sequence[ReadableBuffer], module_type: type[_M], export_type: type[_E] | None = None,
+    import_type: type[_I] | None = None, memo: dict[Any, Any] | None = None,
+) -> list[_M]: ...
+@overload
+def unpack_many(
+    blobs: Sequence[ReadableBuffer], module_type: None = None, export_type: type[_E] | None = None,
+    import_type: type[_I] | None = None, memo: dict[Any, Any] | None = None,
+) -> list[tuple[Any, ...]]: ...
