@@ -206,3 +206,39 @@ def test_every_read_strategy_gives_the_same_records_with_shared_imports(
     assert got == reference
     printk = {id(i) for m in got for i in m.imports if i.name == "printk"}
     assert len(printk) == 1
+
+
+def test_a_load_that_never_finishes_is_given_up_in_the_thread_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compressed trees load in threads: a load stuck for longer than MODDEPS_READ_TIMEOUT makes that
+    module unreadable (named, with the reason), a fresh thread carries on, and every other module is read."""
+    import threading
+
+    import moddeps.scanner as sc
+
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    names = [f"kernel/m{i}.ko" for i in range(70)]
+    for rel in names:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(build_ko(modinfo=["license=GPL"], exports=[Export(name=f"s_{rel[9:-3]}", crc=1)]))
+    (root / "modules.order").write_text("".join(f"{rel}\n" for rel in names))
+    release = threading.Event()
+    real = sc._load_or_error
+
+    def load(path: str) -> object:
+        if path.endswith("/m7.ko"):
+            release.wait(60)
+        return real(path)
+
+    monkeypatch.setattr(sc, "_load_or_error", load)
+    monkeypatch.setattr(sc, "_strategy", lambda items: "threads")
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "1")
+    try:
+        mods = scan_tree(str(root), jobs=2).modules
+    finally:
+        release.set()
+    broken = [m for m in mods if m.error]
+    assert [m.name for m in broken] == ["m7"]
+    assert "took longer than 1 s" in (broken[0].error or "")
+    assert sorted(m.name for m in mods) == sorted(f"m{i}" for i in range(70))
