@@ -1,11 +1,49 @@
-"""Test-wide settings: the CLI's scan cache goes to a temporary directory, never to ~/.cache."""
+"""Test-wide settings.
+
+* The tests import moddeps from this source tree (``tests`` is a package, so
+  pytest puts the tree first on ``sys.path``), not from where ``pip install .``
+  put it: the C accelerators are built here, in place, when they are missing or
+  older than their sources (``setup.py build_ext --inplace``, as pip builds
+  them).  Without a compiler the tests run on the pure-Python paths, and the
+  accelerator tests skip -- or fail under ``CI=true``.
+* The CLI's scan cache goes to a temporary directory, never to ~/.cache.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCELERATORS = {"moddeps/_elfscan.c": "moddeps/_elfscan", "moddeps/depmod/_trie.c": "moddeps/depmod/_trie"}
+
+
+def _stale_accelerators() -> list[str]:
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    stale = []
+    for source, stem in ACCELERATORS.items():
+        built = ROOT / (stem + suffix)
+        if not built.exists() or built.stat().st_mtime < (ROOT / source).stat().st_mtime:
+            stale.append(source)
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (ROOT / "setup.py").exists() or not _stale_accelerators():
+        return
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    still = _stale_accelerators()
+    if still:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        sys.stderr.write(f"note: could not build {', '.join(still)} in place (pure-Python paths are tested): "
+                         f"{' | '.join(tail)}\n")
 
 
 @pytest.fixture(autouse=True, scope="session")
