@@ -200,3 +200,41 @@ def test_another_output_directory_is_written_not_skipped(tree: Path, tmp_path: P
     second = run(_depmod_opts(tree, tmp_path, outdir=str(out)))  # type: ignore[arg-type]
     written = out / "lib/modules" / tree.name
     assert {name: (written / name).read_bytes() for name, _ in second.files} == dict(first.files)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        jobs: int) -> None:
+    """More modules than one batch (512): the cache receives them in several batches during the read,
+    and afterwards holds every module (a rerun reads nothing and gives the same records)."""
+    import moddeps.scanner as scanner
+    from tests.kobuild import Export, build_ko
+
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    (root / "kernel").mkdir(parents=True)
+    for i in range(1100):
+        (root / f"kernel/m{i}.ko").write_bytes(build_ko(modinfo=["license=GPL"],
+                                                        exports=[Export(name=f"s{i}", crc=i)], undefined=["printk"]))
+    calls: list[int] = []
+    real_put = ScanCache.put_many
+
+    def counting(self: ScanCache, entries: object) -> None:
+        entries = list(entries)  # type: ignore[call-overload]
+        calls.append(len(entries))
+        real_put(self, entries)
+
+    monkeypatch.setattr(ScanCache, "put_many", counting)
+    db = tmp_path / "c.db"
+    c = ScanCache(str(db))
+    first = scan_tree(str(root), jobs=jobs, cache=c).modules
+    c.close()
+    assert sum(calls) == 1100 and len(calls) >= 3 and max(calls) <= 512
+
+    def boom(*a: object, **k: object) -> object:
+        raise AssertionError("a module was read although the cache holds it")
+
+    monkeypatch.setattr(scanner, "_read_uncached", boom)
+    c = ScanCache(str(db))
+    again = scan_tree(str(root), jobs=jobs, cache=c).modules
+    assert again == first and c.problem is None
+    c.close()
