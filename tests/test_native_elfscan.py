@@ -20,12 +20,9 @@ being skipped.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import mmap
 import os
-import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +43,7 @@ from moddeps.model import Import, Module
 from . import kobuild
 from .fuzz import CORPUS, fuzz
 from .fuzz.test_fuzz_reader import mutated, well_formed
+from .guardpage import MPROTECT, guarded
 from .kobuild import Export, Sym, build_ko
 
 try:
@@ -96,45 +94,12 @@ def strict(value: object) -> str:
     return repr(value)
 
 
-def _libc_mprotect() -> Any:
-    if sys.platform != "linux":
-        return None
-    try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).mprotect
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MPROTECT = _libc_mprotect()
-
-
-@contextmanager
-def guarded(data: bytes) -> Iterator[memoryview]:
-    """``data`` ending right before an inaccessible page: a read past its end is a crash, not a quiet bug."""
-    page = mmap.PAGESIZE
-    pages = (len(data) + page - 1) // page + 1
-    mm = mmap.mmap(-1, pages * page)
-    start = (pages - 1) * page - len(data)
-    mm[start : start + len(data)] = data
-    window = (ctypes.c_char * (pages * page)).from_buffer(mm)
-    guard = ctypes.addressof(window) + (pages - 1) * page
-    del window
-    assert _MPROTECT(guard, page, 0) == 0, os.strerror(ctypes.get_errno())  # PROT_NONE
-    view = memoryview(mm)[start : start + len(data)]
-    try:
-        yield view
-    finally:
-        view.release()
-        mm.close()
 
 
 def check(data: bytes, *, must_read: bool = False) -> tuple[object, ...] | None:
     """C against Python on one input; returns the C result."""
     got = native.parse(data)
-    if _MPROTECT is not None:
+    if MPROTECT is not None:
         with guarded(data) as view:
             assert native.parse(view) == got
     want = python_result(data)

@@ -23,18 +23,13 @@ being skipped.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import marshal
-import mmap
 import os
 import random
 import sqlite3
-import sys
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +47,7 @@ from moddeps.scanner import scan_tree
 
 from . import kobuild
 from .fuzz.test_fuzz_reader import well_formed
+from .guardpage import MPROTECT, guarded
 from .kobuild import build_ko
 
 try:
@@ -337,39 +333,6 @@ def test_pack_needs_the_fields() -> None:
 # --------------------------------------------------------------------------
 
 
-def _libc_mprotect() -> Any:
-    if sys.platform != "linux":
-        return None
-    try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).mprotect
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MPROTECT = _libc_mprotect()
-
-
-@contextmanager
-def guarded(data: bytes) -> Iterator[memoryview]:
-    """``data`` ending right before an inaccessible page: a read past its end is a crash, not a quiet bug."""
-    page = mmap.PAGESIZE
-    pages = (len(data) + page - 1) // page + 1
-    mm = mmap.mmap(-1, pages * page)
-    start = (pages - 1) * page - len(data)
-    mm[start : start + len(data)] = data
-    window = (ctypes.c_char * (pages * page)).from_buffer(mm)
-    guard = ctypes.addressof(window) + (pages - 1) * page
-    del window
-    assert _MPROTECT(guard, page, 0) == 0, os.strerror(ctypes.get_errno())  # PROT_NONE
-    view = memoryview(mm)[start : start + len(data)]
-    try:
-        yield view
-    finally:
-        view.release()
-        mm.close()
 
 
 def outcome(decode: Callable[[Any], Module], blob: Any) -> tuple[str, str]:
@@ -386,7 +349,7 @@ def agree(blob: bytes, *, guard: bool = False) -> tuple[str, str]:
         return want
     assert outcome(c_unpack, blob) == want
     assert outcome(lambda b: c_unpack_many([b], {})[0], blob) == want
-    if guard and _MPROTECT is not None:
+    if guard and MPROTECT is not None:
         with guarded(blob) as view:
             assert outcome(c_unpack, view) == want
             assert outcome(lambda b: rc.py_unpack(bytes(b)), view) == want
