@@ -20,10 +20,8 @@ being skipped.
 
 from __future__ import annotations
 
-import gc
 import mmap
 import os
-import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +43,7 @@ from .fuzz import CORPUS, fuzz
 from .fuzz.test_fuzz_reader import mutated, well_formed
 from .guardpage import MPROTECT, guarded
 from .kobuild import Export, Sym, build_ko
+from .leakcheck import heap_growth
 
 try:
     from moddeps import _elfscan as native
@@ -495,16 +494,5 @@ def test_no_leaks() -> None:
             with pytest.raises(TypeError):
                 native.parse(3)  # type: ignore[call-overload]
 
-    run(50)  # warm up caches, free lists
-    gc.collect()
-    tracemalloc.start()
-    try:
-        run(20)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        run(1000)
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024, f"the heap grew by {after - before} bytes over 8,000 calls"
+    grown = heap_growth(run, warm=50, settle=20, rounds=1000)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 8,000 calls"

@@ -23,12 +23,10 @@ being skipped.
 
 from __future__ import annotations
 
-import gc
 import marshal
 import os
 import random
 import sqlite3
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +47,7 @@ from . import kobuild
 from .fuzz.test_fuzz_reader import well_formed
 from .guardpage import MPROTECT, guarded
 from .kobuild import build_ko
+from .leakcheck import heap_growth
 
 try:
     from moddeps import _elfscan as _native_mod
@@ -567,19 +566,8 @@ def test_no_leaks() -> None:
                 with pytest.raises(ValueError):
                     c.unpack_many([*blobs, b], Module, Export, Import, {})
 
-    run(20)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        run(10)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        run(300)
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024, f"the heap grew by {after - before} bytes"
+    grown = heap_growth(run, warm=20, settle=10, rounds=300)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes"
 
 
 # --------------------------------------------------------------------------
