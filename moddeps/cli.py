@@ -53,16 +53,23 @@ def _cache_path(cache: str | None, no_cache: bool) -> str | None:
     return cache or default_path()
 
 
-def _open_cache(cache: str | None, no_cache: bool) -> Any:
+@contextmanager
+def _scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
+    """The scan cache for one command (None with --no-cache), closed at the end,
+    where its problem, if any, is said once."""
     path = _cache_path(cache, no_cache)
     if path is None:
-        return None
+        yield None
+        return
     from .cache import ScanCache
 
     c = ScanCache(path)
-    if c.problem:
-        _err(f"note: {c.problem}")
-    return c
+    try:
+        yield c
+    finally:
+        if c.problem:
+            _err(f"note: {c.problem}")
+        c.close()
 
 
 def _err(message: str) -> None:
@@ -241,29 +248,16 @@ def scan(
 def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Any]:
     from .scanner import scan_files
 
-    c = _open_cache(cache, no_cache)
-    try:
+    with _scan_cache(cache, no_cache) as c:
         return scan_files(files, jobs=jobs, cache=c)
-    finally:
-        if c is not None:
-            if c.problem:
-                _err(f"note: {c.problem}")
-            c.close()
 
 
 def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
           no_cache: bool = False, config: Any = None) -> Any:
     from .scanner import scan_tree
 
-    c = _open_cache(cache, no_cache)
-    try:
-        with _progress(show_progress, "reading modules") as cb:
-            return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
-    finally:
-        if c is not None:
-            if c.problem:
-                _err(f"note: {c.problem}")
-            c.close()
+    with _scan_cache(cache, no_cache) as c, _progress(show_progress, "reading modules") as cb:
+        return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
 
 
 @app.command()
