@@ -143,7 +143,12 @@ def read_module_or_broken(
     try:
         return read_module(p, relpath=shown, max_size=max_size, memo=memo)
     except ModuleReadError as exc:
-        return Module(name=modname_from_path(shown), path=shown, error=exc.reason, kmod_error=exc.kmod_reason)
+        return broken_module(shown, exc)
+
+
+def broken_module(shown: str, exc: ModuleReadError) -> Module:
+    """The record of an unreadable module: its name and path, and why."""
+    return Module(name=modname_from_path(shown), path=shown, error=exc.reason, kmod_error=exc.kmod_reason)
 
 
 # --------------------------------------------------------------------------

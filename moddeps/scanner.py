@@ -29,7 +29,7 @@ from typing import cast
 
 from .cache import Key, ScanCache
 from .config import DepmodConfig
-from .elfreader import ImportMemo, load_bytes, parse_module, read_module_or_broken
+from .elfreader import ImportMemo, broken_module, load_bytes, parse_module, read_module_or_broken
 from .errors import ModuleReadError
 from .kmodhash import hash_order
 from .model import FileProblem, Module, fsencode, modname_from_path, printable
@@ -385,14 +385,26 @@ def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | No
     if timeout <= 0:
         return read_module_or_broken(path, relpath=shown, memo=memo)
     try:
+        return _bounded(timeout, path, lambda: read_module_or_broken(path, relpath=shown, memo=memo))
+    except ModuleReadError as exc:
+        return broken_module(shown, exc)
+
+
+def _bounded(timeout: float, path: str, work: Callable[[], Module]) -> Module:
+    """``work()`` under the SIGALRM timer (the caller holds the handler, see
+    :func:`_alarm_handler`); taking longer than ``timeout`` raises ModuleReadError."""
+    try:
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            return read_module_or_broken(path, relpath=shown, memo=memo)
+            return work()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _ReadTimeout:
-        return Module(name=modname_from_path(shown), path=shown,
-                      error=f"reading took longer than {timeout:g} s; given up", kmod_error="Invalid argument")
+        raise _timed_out(path, timeout) from None
+
+
+def _timed_out(path: str, timeout: float) -> ModuleReadError:
+    return ModuleReadError(path, f"reading took longer than {timeout:g} s; given up", "Invalid argument")
 
 
 class _alarm_handler:
@@ -526,10 +538,6 @@ def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
         return exc
 
 
-def _broken(shown: str, exc: ModuleReadError) -> Module:
-    return Module(name=modname_from_path(shown), path=shown, error=exc.reason, kmod_error=exc.kmod_reason)
-
-
 def _read_pipelined(
     items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0,
     sink: Callable[[int, Module], None] | None = None,
@@ -603,8 +611,7 @@ def _read_pipelined(
                         loading.pop(number, None)
                         given_up.add(stuck)
                         path, shown = items[stuck]
-                        out[stuck] = broken = _broken(shown, ModuleReadError(
-                            path, f"reading took longer than {timeout:g} s; given up", "Invalid argument"))
+                        out[stuck] = broken = broken_module(shown, _timed_out(path, timeout))
                         if sink is not None:
                             sink(stuck, broken)
                         finished += 1
@@ -614,7 +621,7 @@ def _read_pipelined(
                     continue
                 path, shown = items[index]
                 if isinstance(loaded, ModuleReadError):
-                    out[index] = _broken(shown, loaded)
+                    out[index] = broken_module(shown, loaded)
                 elif isinstance(loaded, BaseException):
                     raise loaded
                 else:
@@ -651,17 +658,10 @@ def _parse_or_broken(
     try:
         if timeout <= 0:
             return parse_module(data, shown, compression=kind, display_path=path, memo=memo)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            try:
-                return parse_module(data, shown, compression=kind, display_path=path, memo=memo)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _ReadTimeout:
-            raise ModuleReadError(path, f"reading took longer than {timeout:g} s; given up",
-                                  "Invalid argument") from None
+        return _bounded(timeout, path,
+                        lambda: parse_module(data, shown, compression=kind, display_path=path, memo=memo))
     except ModuleReadError as exc:
-        return _broken(shown, exc)
+        return broken_module(shown, exc)
 
 
 def _read_parallel(
