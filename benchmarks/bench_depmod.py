@@ -25,7 +25,13 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
   first-run     moddeps depmod with an empty cache (reads everything and fills the cache)
   depmod-warm   moddeps depmod (cache primed)  vs  depmod
-  one-changed   moddeps depmod after touching one module (cache otherwise warm)
+  one-touched   moddeps depmod after touching one module (cache otherwise warm)
+  one-rebuilt   ... after replacing one module with a rebuild whose bytes differ but not what
+                depmod reads of it (another srcversion: a bug fix rebuilt, a package reinstalled)
+  one-changed   ... after replacing one module with one whose first alias differs (a driver update
+                with a new device id): what depmod reads changed, so every output is computed again
+                The three replace the module the way a package manager does (new file, rename), and
+                the module is put back (and moddeps run once, untimed) before the next round.
   scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
   scan_tree()   the library scan alone (walk, order, read every module; no cache, no output)
                 vs depmod (the reader's target: a scan faster than kmod's whole run)
@@ -134,6 +140,47 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     return wall, usage.ru_maxrss
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` (plain module bytes) to ``path`` as a package manager installs a file: a new
+    file renamed over the old one; an ``.xz`` module is compressed as Kbuild does."""
+    if path.name.endswith(".xz"):
+        import lzma
+
+        data = lzma.compress(data, check=lzma.CHECK_CRC32,
+                             filters=[{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 20}])
+    tmp = path.with_name(path.name + ".bench-tmp")
+    tmp.write_bytes(data)
+    tmp.rename(path)
+
+
+def module_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        import lzma
+
+        data = lzma.decompress(data)
+    return data
+
+
+def variants(data: bytes) -> tuple[bytes, bytes]:
+    """The module rebuilt (another srcversion) and changed (its first alias differs), same sizes."""
+    at = data.index(b"srcversion=") + len(b"srcversion=")
+    rebuilt = data[:at] + bytes(b"0" if c != ord("0") else b"1" for c in data[at : at + 8]) + data[at + 8 :]
+    at = data.index(b"alias=") + len(b"alias=")
+    end = data.index(b"\0", at) - 1
+    changed = data[:end] + (b"Y" if data[end : end + 1] == b"Z" else b"Z") + data[end + 1 :]
+    return rebuilt, changed
+
+
+def pick_victim(mdir: Path) -> Path:
+    """The first module (path order) with a srcversion and an alias."""
+    for path in sorted(mdir.rglob("*.ko*")):
+        data = module_bytes(path)
+        if b"srcversion=" in data and b"alias=" in data:
+            return path
+    sys.exit(f"{mdir}: no module with a srcversion and an alias")
+
+
 def copy_tree(root: Path, dst: Path) -> None:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(root, dst, symlinks=True, copy_function=os.link)
@@ -155,9 +202,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     scan_lib = [sys.executable, "-c", "import sys; from moddeps.scanner import scan_tree; scan_tree(sys.argv[1])",
                 str(mdir / "lib/modules" / version)]
     timed(warm, env)  # prime the cache
-    victim = next((mdir / "lib/modules" / version).rglob("*.ko*"))
+    victim = pick_victim(mdir / "lib/modules" / version)
+    original = module_bytes(victim)
+    rebuilt, changed = variants(original)
     res: dict[str, list[tuple[float, int]]] = {
-        k: [] for k in ("kmod", "cold", "first", "warm", "changed", "scan", "lib")}
+        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
         res["cold"].append(timed(cold, env))
@@ -167,7 +216,13 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
         res["kmod"].append(timed(kmod))
         res["warm"].append(timed(warm, env))
         os.utime(victim)
+        res["touched"].append(timed(warm, env))
+        replace_file(victim, rebuilt)
+        res["rebuilt"].append(timed(warm, env))
+        replace_file(victim, changed)
         res["changed"].append(timed(warm, env))
+        replace_file(victim, original)
+        timed(warm, env)
         res["kmod"].append(timed(kmod))
         res["scan"].append(timed(scan, env))
         res["lib"].append(timed(scan_lib, env))
@@ -180,7 +235,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     n_mod = sum(1 for _ in (kdir / "lib/modules" / version).rglob("*.ko*"))
     shutil.rmtree(work, ignore_errors=True)
     rows = []
-    for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"), ("changed", "one-changed"),
+    for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"),
+                       ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",

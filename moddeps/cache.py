@@ -35,6 +35,12 @@ Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
 
 #: The table of module records: a new record format is a new table.
 RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}"
+#: The table of depmod results (``outputs``, its first form, is no longer read).
+OUTPUTS_TABLE = "depmod_outputs"
+
+#: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
+#: its path instead of reading the whole table (a rerun with a few modules changed).
+FEW = 64
 
 
 def default_path() -> str:
@@ -89,10 +95,13 @@ class ScanCache:
                 " PRIMARY KEY (path, schema))"
             )
             # The last depmod result per module directory, keyed by a digest
-            # of everything it was computed from (see moddeps.depmod.run).
+            # of everything it was computed from, with that digest's two
+            # parts: the inputs other than the module files, and the module
+            # files' identities (see moddeps.depmod.run).
             db.execute(
-                "CREATE TABLE IF NOT EXISTS outputs ("
-                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, record BLOB NOT NULL)"
+                f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
+                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
+                " record BLOB NOT NULL)"
             )
             self._db = db
         except (sqlite3.Error, OSError) as exc:
@@ -122,11 +131,16 @@ class ScanCache:
         out: list[Module | None] = [None] * len(items)
         if self._db is None:
             return out
+        query = f"SELECT path, size, mtime_ns, inode, device, shown, record FROM {RECORDS_TABLE} WHERE schema = ?"
+        params: list[object] = [READER_SCHEMA]
+        paths = sorted({key[0] for key, _shown in items if key is not None})
+        if not paths:
+            return out
+        if len(paths) <= FEW:
+            query += f" AND path IN ({', '.join(['?'] * len(paths))})"
+            params += paths
         try:
-            rows = self._db.execute(
-                f"SELECT path, size, mtime_ns, inode, device, shown, record FROM {RECORDS_TABLE} WHERE schema = ?",
-                (READER_SCHEMA,),
-            ).fetchall()
+            rows = self._db.execute(query, params).fetchall()
         except sqlite3.Error as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); reading every module")
             return out
@@ -229,31 +243,56 @@ class ScanCache:
 
     def get_output(self, dirname: str, digest: bytes) -> Any:
         """The stored result for ``dirname`` if it was computed from the same inputs."""
+        row = self._output_row(dirname, "digest, record")
+        if row is None or row[0] != digest:
+            return None
+        return self._loads(row[1])
+
+    def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any] | None:
+        """The last result stored for ``dirname``, whatever its inputs:
+        (basis, files, record), as given to :meth:`put_output`."""
+        row = self._output_row(dirname, "basis, files, record")
+        if row is None:
+            return None
+        record = self._loads(row[2])
+        return None if record is None else (row[0], row[1], record)
+
+    def _output_row(self, dirname: str, columns: str) -> Any:
         self._settle()
         if self._db is None:
             return None
         try:
-            row = self._db.execute("SELECT digest, record FROM outputs WHERE dirname = ?", (dirname,)).fetchone()
-            if row is None or row[0] != digest:
-                return None
-            # stored uncompressed: zlib cost 15 ms of a 150 ms warm depmod (amd64)
-            record = marshal.loads(row[1])
-            if not isinstance(record, tuple) or len(record) != 4:
-                raise ValueError("unexpected record")
-            return record
-        except (sqlite3.Error, ValueError, EOFError, TypeError) as exc:
+            return self._db.execute(f"SELECT {columns} FROM {OUTPUTS_TABLE} WHERE dirname = ?",
+                                    (dirname,)).fetchone()
+        except sqlite3.Error as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
-    def put_output(self, dirname: str, digest: bytes, record: Any) -> None:
+    def _loads(self, blob: Any) -> Any:
+        try:
+            # stored uncompressed: zlib cost 15 ms of a 150 ms warm depmod (amd64)
+            record = marshal.loads(blob)
+            if not isinstance(record, tuple) or len(record) != 4:
+                raise ValueError("unexpected record")
+            return record
+        except (ValueError, EOFError, TypeError) as exc:
+            self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
+            return None
+
+    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any) -> None:
+        """Store a depmod result: ``digest`` of all its inputs, ``basis`` the
+        digest of those other than the module files, ``files`` the module
+        files' identities (opaque bytes here), ``record`` the result."""
         self._settle()
         if self._db is None:
             return
         try:
             blob = marshal.dumps(record)
             with self._db:
-                self._db.execute("INSERT OR REPLACE INTO outputs (dirname, digest, record) VALUES (?, ?, ?)",
-                                 (dirname, digest, blob))
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (dirname, digest, basis, files, blob))
         except (sqlite3.Error, ValueError) as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 

@@ -133,11 +133,12 @@ def test_depmod_rerun_comes_from_the_output_cache_and_matches(tree: Path, tmp_pa
     assert third.tree is None  # from the cache
     assert third.files == second.files and third.messages == second.messages
     monkeypatch.undo()
-    # one module changed: recomputed, and the result follows the change
+    # one module touched: its record is read again, and as depmod reads the
+    # same of it, the previous result stands (the fresh run below agrees)
     victim = tree / "kernel/samples/mdx/mdx_noexit.ko"
     os.utime(victim, ns=(10**18, 10**18))
     fourth = run(opts)
-    assert fourth.tree is not None and fourth.files == second.files
+    assert fourth.tree is None and fourth.files == second.files
     nocache = run(DepmodOptions(version=tree.name, basedir=str(base), config=(str(tmp_path / "none"),),
                                 dry_run=True))
     assert dict(nocache.files) == dict(fourth.files)
@@ -238,3 +239,129 @@ def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypa
     again = scan_tree(str(root), jobs=jobs, cache=c).modules
     assert again == first and c.problem is None
     c.close()
+
+
+# A rerun after a few module files changed keeps the previous result when
+# what depmod reads of them is the same (moddeps.depmod.run._reuse_previous).
+
+def _small_tree(tmp_path: Path) -> Path:
+    from tests.kobuild import Export, build_ko
+
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    (root / "kernel").mkdir(parents=True)
+    (root / "kernel/lib.ko").write_bytes(build_ko(modinfo=["license=GPL", "alias=lib-alias"],
+                                                  exports=[Export(name="lib_sym", crc=1)]))
+    _write_user(root)
+    (root / "modules.order").write_text("kernel/lib.ko\nkernel/user.ko\n")
+    return root
+
+
+def _write_user(root: Path, *, description: str = "one", alias: str = "user-alias", export: str = "user_sym",
+                needs: str = "lib_sym") -> None:
+    from tests.kobuild import Export, build_ko
+
+    (root / "kernel/user.ko").write_bytes(build_ko(
+        modinfo=["license=GPL", f"description={description}", f"alias={alias}", "srcversion=" + description * 4],
+        exports=[Export(name=export, crc=2)], undefined=[needs]))
+
+
+def _small_run(root: Path, tmp_path: Path, **kw: object) -> object:
+    from moddeps.depmod.run import DepmodOptions, run
+
+    return run(DepmodOptions(version=root.name, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                             cache=str(tmp_path / "c.db"), fsync=False, **kw))  # type: ignore[arg-type]
+
+
+def _fresh(root: Path, tmp_path: Path) -> dict[str, bytes]:
+    """What a run without any cache computes for the tree as it is now."""
+    from moddeps.depmod.run import DepmodOptions, run
+
+    result = run(DepmodOptions(version=root.name, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                               dry_run=True))
+    return dict(result.files)
+
+
+def _inodes(root: Path, names: object) -> dict[str, tuple[int, int]]:
+    return {n: (os.stat(root / n).st_ino, os.stat(root / n).st_mtime_ns) for n in names}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("change", ["touch", "rebuilt"])
+def test_a_module_changed_in_nothing_depmod_reads_keeps_the_previous_result(tmp_path: Path, change: str) -> None:
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    names = [n for n, _ in first.files]  # type: ignore[attr-defined]
+    before = _inodes(root, names)
+    user = root / "kernel/user.ko"
+    if change == "touch":
+        st = user.stat()
+        os.utime(user, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    else:  # rebuilt: other bytes, other description and srcversion, the same symbols and aliases
+        old = user.read_bytes()
+        _write_user(root, description="two")
+        assert user.read_bytes() != old
+    again = _small_run(root, tmp_path)
+    assert again.tree is None  # type: ignore[attr-defined]  # nothing was computed
+    assert again.files == first.files and again.messages == first.messages  # type: ignore[attr-defined]
+    assert _inodes(root, names) == before  # nothing was written
+    assert dict(again.files) == _fresh(root, tmp_path)  # type: ignore[attr-defined]
+    # the new record is in the scan cache: the next rerun is the warm one
+    third = _small_run(root, tmp_path)
+    assert third.tree is None and third.files == first.files  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("change", ["alias", "export", "import"])
+def test_a_module_changed_in_what_depmod_reads_is_computed_again(tmp_path: Path, change: str) -> None:
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    kw = {"alias": {"alias": "user-alias-2"}, "export": {"export": "user_sym_2"}, "import": {"needs": "nothing"}}
+    _write_user(root, **kw[change])
+    again = _small_run(root, tmp_path)
+    assert again.tree is not None  # type: ignore[attr-defined]
+    got = dict(again.files)  # type: ignore[attr-defined]
+    assert got != dict(first.files) and got == _fresh(root, tmp_path)  # type: ignore[attr-defined]
+    assert {n: (root / n).read_bytes() for n in got} == got
+
+
+def test_a_changed_module_whose_old_record_is_gone_is_computed_again(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        db.execute(f"DELETE FROM {cache_mod.RECORDS_TABLE} WHERE path LIKE '%user.ko'")
+    db.close()
+    _write_user(root, description="two")
+    again = _small_run(root, tmp_path)
+    assert again.tree is not None and again.files == first.files  # type: ignore[attr-defined]
+
+
+def test_many_changed_modules_are_computed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    monkeypatch.setattr(cache_mod, "FEW", 1)
+    for name in ("lib.ko", "user.ko"):
+        st = (root / "kernel" / name).stat()
+        os.utime(root / "kernel" / name, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    again = _small_run(root, tmp_path)
+    assert again.tree is not None and again.files == first.files  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("other", ["option", "module added", "output touched"])
+def test_a_changed_module_with_other_changes_is_computed_again(tmp_path: Path, other: str) -> None:
+    from tests.kobuild import build_ko
+
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    _write_user(root, description="two")  # alone, this would keep the previous result
+    kw: dict[str, object] = {}
+    if other == "option":
+        kw["warn_dups"] = True
+    elif other == "module added":
+        (root / "kernel/extra.ko").write_bytes(build_ko(modinfo=["license=GPL", "alias=extra-alias"]))
+    else:
+        (root / "modules.alias").write_bytes(b"# someone else's\n")
+    again = _small_run(root, tmp_path, **kw)
+    assert again.tree is not None  # type: ignore[attr-defined]
+    assert dict(again.files) == _fresh(root, tmp_path)  # type: ignore[attr-defined]
+    if other != "module added":
+        assert again.files == first.files  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from ..model import Module, fsencode, printable
 from ..native import load
 from ..resolve import KERNEL, Resolution
 from .index import alias_normalize, build_index, build_index_columns, builtin_alias_entries, builtin_entries
+from .reads import MODINFO_KEYS
 from .safety import devname_unsafe
 
 # Where the C twins in moddeps.depmod._trie are used, a TypeError from them
@@ -46,7 +47,7 @@ def _names(layout: Layout) -> list[bytes]:
 
 
 #: The modinfo keys the writers read.
-_SELECTED = ("alias", "softdep", "weakdep")
+_SELECTED = MODINFO_KEYS
 
 
 def _select(layout: Layout, key: str) -> tuple[list[str], list[int]]:

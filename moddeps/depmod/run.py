@@ -218,14 +218,23 @@ def _outputs_unchanged(outdir: str, identities: list[tuple[str, int, int, int, i
     return files
 
 
-def _output_digest(
-    layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str], outdir: str
-) -> tuple[bytes, list[Key | None]]:
-    """A digest of everything depmod's result depends on, given the layout.
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What a depmod result is computed from, as the output cache sees it."""
+
+    digest: bytes  # of everything: basis, then files
+    basis: bytes  # of every input but the module files
+    files: bytes  # the module files: a digest of their paths, then their identities (stats, marshalled)
+    stats: list[tuple[int, int, int, int] | None]  # size, mtime_ns, inode, device of each module file
+    keys: list[Key | None]  # the scan cache's keys of the module files
+
+
+def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str], outdir: str) -> _Inputs:
+    """Digests of everything depmod's result depends on, given the layout.
 
     The module files enter by identity (path, size, mtime, inode, device: the
-    scan cache's key), the other inputs by content; options and the messages
-    produced so far (configuration, symbol lists) by value.
+    scan cache's key), the other inputs by content; options, the messages
+    produced so far (configuration, symbol lists) and what the walk met by value.
     """
     import hashlib
     import marshal
@@ -240,11 +249,8 @@ def _output_digest(
         h.update(repr(obj).encode("utf-8", "surrogateescape"))
 
     put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, layout.dirname, outdir, opts.prefix, warn, opts.warn_dups,
-         opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages))
-    keys = [file_key(mf.path) for mf in layout.files]  # reused by the scan cache on a miss
-    # marshal format 2 (no back-references) is a deterministic, injective
-    # encoding of these strings, ints and tuples, 10x faster than repr here
-    h.update(marshal.dumps([(mf.shown, mf.path, key) for mf, key in zip(layout.files, keys)], 2))
+         opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages, layout.messages,
+         [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
     for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
         data = read_optional(f"{layout.dirname}/{name}")
         put(None if data is None else hashlib.blake2b(data).digest())
@@ -253,11 +259,72 @@ def _output_digest(
             put(hashlib.blake2b(read_text(path)).digest())
     if opts.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))
-    return h.digest(), keys
+    basis = h.digest()
+    # The paths are absolute (module_dirname), so a key's path is the file's
+    # own; the array's paths enter as a digest, their identities as they are
+    # (~40 bytes a module, stored to find which files changed next time).
+    # marshal format 2 (no back-references) is a deterministic, injective
+    # encoding of these strings, ints and tuples, 10x faster than repr here.
+    keys = [file_key(mf.path) for mf in layout.files]
+    stats = [key and key[1:] for key in keys]
+    files = (hashlib.blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2), digest_size=20).digest()
+             + marshal.dumps(stats, 2))
+    h.update(files)
+    return _Inputs(h.digest(), basis, files, stats, keys)
+
+
+def _reuse_previous(
+    inputs: _Inputs, layout: Layout, scan_cache: ScanCache, dirname: str, outdir: str
+) -> DepmodResult | None:
+    """The previous result again, when all that changed since are a few
+    module files and what depmod reads of each (:func:`.reads.depmod_view`)
+    is the same: a module rebuilt without a change to its symbols or
+    aliases, a package reinstalled, a file touched.  None: compute.
+
+    The previous result must have been computed from the same other inputs,
+    the same module array, and records the scan cache still holds for the
+    files as they were; its output files must still be the ones written.
+    """
+    import marshal
+
+    from ..cache import FEW
+    from .reads import depmod_view
+
+    prev = scan_cache.get_previous_output(dirname)
+    if prev is None or prev[0] != inputs.basis or prev[1][:20] != inputs.files[:20]:
+        return None
+    try:
+        before = marshal.loads(prev[1][20:])
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(before, list) or len(before) != len(inputs.stats):
+        return None
+    changed: list[int] = []
+    for i, (was, now) in enumerate(zip(before, inputs.stats)):
+        if was != now:
+            if was is None or now is None or len(changed) == FEW:
+                return None
+            changed.append(i)
+    if not changed:  # the same inputs, but the outputs were not the files written
+        return None
+    record = prev[2]
+    files = _outputs_unchanged(outdir, record[0])
+    if files is None:
+        return None
+    items = [(layout.files[i].path, layout.files[i].shown) for i in changed]
+    keys = [inputs.keys[i] for i in changed]
+    # the records the previous result was computed from, before the new ones replace them
+    old = scan_cache.get_many([((key[0], *before[i]), shown)  # type: ignore[index]
+                               for i, key, (_path, shown) in zip(changed, keys, items)])
+    new = read_modules(items, 1, None, scan_cache, keys)
+    if any(a is None or depmod_view(a) != depmod_view(b) for a, b in zip(old, new)):
+        return None
+    scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files, record)
+    return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
 
 
 #: Bump when the outputs computed from the same inputs change.
-OUTPUT_SCHEMA = 3  # 3: the identities of the files written, not their contents
+OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
 
 
 def _compute(
@@ -273,8 +340,7 @@ def _compute(
     scan_cache: ScanCache | None,
     progress: Callable[[int, int], None] | None,
 ) -> DepmodResult:
-    digest = None
-    keys: list[Key | None] | None = None
+    inputs: _Inputs | None = None
     if files_only:
         tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
     else:
@@ -282,14 +348,19 @@ def _compute(
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
             # A rerun on unchanged inputs whose outputs are still the files
             # this computation wrote: nothing to compute and nothing to write.
-            digest, keys = _output_digest(layout, opts, warn, messages, outdir)
-            hit = scan_cache.get_output(dirname, digest)
+            inputs = _output_inputs(layout, opts, warn, messages, outdir)
+            hit = scan_cache.get_output(dirname, inputs.digest)
             if hit is not None:
                 unchanged = _outputs_unchanged(outdir, hit[0])
                 if unchanged is not None:
                     return DepmodResult(dirname, outdir, tuple(unchanged), tuple(hit[1]), tuple(hit[3]),
                                         tuple(hit[2]))
-        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache, keys=keys)
+            else:
+                again = _reuse_previous(inputs, layout, scan_cache, dirname, outdir)
+                if again is not None:
+                    return again
+        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache,
+                           keys=inputs.keys if inputs else None)
     from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
 
     extra_notes: list[str] = []  # the cache's own note goes first, once its writes are done
@@ -354,10 +425,11 @@ def _compute(
         if opts.outdir:
             os.makedirs(outdir, exist_ok=True)
         write_all(outdir, files, fsync=opts.fsync)
-        if digest is not None and scan_cache is not None:
+        if inputs is not None and scan_cache is not None:
             written = _output_identities(outdir, [name for name, _ in files])
             if written is not None:
-                scan_cache.put_output(dirname, digest, (written, messages, verbose_lines, extra_notes))
+                scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
+                                      (written, messages, verbose_lines, extra_notes))
     if scan_cache is not None and scan_cache.problem:
         extra_notes.insert(0, f"NOTE: {scan_cache.problem}")
     return DepmodResult(

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from ..model import Module, printable
 from ..native import load
+from .reads import MODINFO_KEYS
 
 _BLANKS = {"\n": "a newline", " ": "a blank", "\t": "a tab", "\r": "a carriage return"}
 
@@ -36,7 +37,7 @@ def _blank(value: str, chars: str = "\n \t\r") -> str | None:
     return None
 
 
-_LINE_KEYS = ("alias", "softdep", "weakdep")
+_LINE_KEYS = MODINFO_KEYS  # every modinfo value depmod writes
 
 
 def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
