@@ -165,7 +165,7 @@ def module_bytes(path: Path) -> bytes:
 def variants(data: bytes) -> tuple[bytes, bytes]:
     """The module rebuilt (another srcversion) and changed (its first alias differs), same sizes."""
     at = data.index(b"srcversion=") + len(b"srcversion=")
-    rebuilt = data[:at] + bytes(b"0" if c != ord("0") else b"1" for c in data[at : at + 8]) + data[at + 8 :]
+    rebuilt = data[:at] + bytes(ord("0") if c != ord("0") else ord("1") for c in data[at : at + 8]) + data[at + 8 :]
     at = data.index(b"alias=") + len(b"alias=")
     end = data.index(b"\0", at) - 1
     changed = data[:end] + (b"Y" if data[end : end + 1] == b"Z" else b"Z") + data[end + 1 :]
