@@ -8,13 +8,14 @@ and returns the file's bytes; nothing here touches the disk (see
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..kmodhash import hash_order
-from ..model import Module, fsencode, printable
+from ..model import Module, fsdecode, fsencode, printable
 from ..native import load
 from ..resolve import KERNEL, Resolution
 from .index import alias_normalize, build_index, build_index_columns, builtin_alias_entries, builtin_entries
@@ -34,8 +35,22 @@ class Layout:
     shown: Sequence[str]  # the path written for each module (relpath or absolute)
     resolution: Resolution
     # What several writers derive from the same modules, computed once; the
-    # modules must not change after the first writer ran.
+    # modules must not change after the first writer ran.  The writers read
+    # the modules only through it (names, and the values of MODINFO_KEYS).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of_columns(cls, names: list[bytes], shown: Sequence[str], resolution: Resolution,
+                   columns: dict[str, tuple[list[str], list[int]]]) -> Layout:
+        """A layout without Module records: each module's name, and for each of
+        MODINFO_KEYS every value and its module's index (what :func:`_select` gives)."""
+        return cls((), shown, resolution, {"names": names, "select": columns})
+
+    def columns(self) -> dict[str, tuple[list[str], list[int]]]:
+        """The values of MODINFO_KEYS, as :meth:`of_columns` takes them."""
+        _select(self, MODINFO_KEYS[0])
+        got: dict[str, tuple[list[str], list[int]]] = self.memo["select"]
+        return got
 
 
 def _names(layout: Layout) -> list[bytes]:
@@ -219,7 +234,6 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
     acc = []
     seen: set[bytes] = set()
     last = -1
-    modules = layout.modules
     for v, key, idx in zip(flat, keys, owner):
         if idx != last:
             seen = set()
@@ -231,7 +245,7 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
         if key in seen:
             if warn_dups and messages is not None:
                 shown = key.decode("utf-8", "surrogateescape")
-                messages.append(f"WARNING: duplicate module alias:\n{shown} {modules[idx].name}")
+                messages.append(f"WARNING: duplicate module alias:\n{shown} {fsdecode(names[idx])}")
         else:
             seen.add(key)
         acc.append((key, names[idx], idx))
@@ -240,8 +254,9 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
 
 def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
     values, owners = _select(layout, key)
-    modules = layout.modules
-    return header + fsencode("".join([f"{key} {modules[o].name} {v}\n" for v, o in zip(values, owners)]))
+    names = _names(layout)
+    head = key.encode() + b" "
+    return header + b"".join([head + names[o] + b" " + fsencode(v) + b"\n" for v, o in zip(values, owners)])
 
 
 def modules_softdep(layout: Layout) -> bytes:
@@ -315,8 +330,13 @@ def _u32(text: bytes) -> int:
 
 
 def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
-    """(line, None, None) for a modules.devname line, or (None, devname, error) when
-    a devname has no major/minor, or (None, None, None).
+    """:func:`devname_of` a module."""
+    return devname_of(m.name, m.aliases)
+
+
+def devname_of(name: str, aliases: Iterable[str]) -> tuple[bytes | None, bytes | None, str | None]:
+    """(line, None, None) for a modules.devname line of the module ``name``, or
+    (None, devname, error) when a devname has no major/minor, or (None, None, None).
 
     kmod tools/depmod.c (output_devname): walk the aliases keeping the last
     ``devname:`` and the last char/block major seen, and stop as soon as both
@@ -325,9 +345,7 @@ def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
     devname: bytes | None = None
     kind: bytes | None = None
     major = minor = 0
-    for k, v in m.modinfo:
-        if k != "alias":
-            continue
+    for v in aliases:
         raw = fsencode(v)
         if raw.startswith(b"devname:"):
             devname = raw[8:]
@@ -346,13 +364,13 @@ def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
     if kind is None:
         shown = devname.decode("utf-8", "surrogateescape")
         return None, devname, (
-            f"ERROR: Module '{m.name}' has devname ({shown}) but lacks major and minor information. Ignoring."
+            f"ERROR: Module '{name}' has devname ({shown}) but lacks major and minor information. Ignoring."
         )
     why = devname_unsafe(devname)
     if why is not None:
         shown = printable(repr(devname.decode("utf-8", "surrogateescape")))
-        return None, devname, f"WARNING: module {m.name}: devname {shown} {why}; left out of modules.devname"
-    line = fsencode(m.name) + b" " + devname + b" " + kind + f"{major}:{minor}".encode() + b"\n"
+        return None, devname, f"WARNING: module {name}: devname {shown} {why}; left out of modules.devname"
+    line = fsencode(name) + b" " + devname + b" " + kind + f"{major}:{minor}".encode() + b"\n"
     return line, None, None
 
 
@@ -375,9 +393,12 @@ def modules_devname(layout: Layout) -> tuple[bytes, list[str]]:
     lines: list[bytes] = []
     errors: list[str] = []
     # Only a module with a "devname:" alias gets a line or an error.
-    modules = layout.modules
+    flat, owner = _aliases(layout)
+    names = _names(layout)
     for idx in _devname_candidates(layout):
-        line, _dev, err = devname_entry(modules[idx])
+        # the aliases of a module are one run of ``owner`` (array order)
+        line, _dev, err = devname_of(fsdecode(names[idx]),
+                                     flat[bisect.bisect_left(owner, idx) : bisect.bisect_right(owner, idx)])
         if line is not None:
             lines.append(line)
         elif err is not None:

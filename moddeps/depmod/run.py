@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import config as depmod_config
 from ..cache import Key, ScanCache
@@ -438,53 +438,104 @@ def _compute(
     )
 
 
+#: depmod's outputs in groups, in kmod's write order: the files and messages
+#: of a group come from the same inputs, and a group's messages follow the
+#: previous group's (moddeps.depmod.incremental renders again only the
+#: groups a changed module touches).
+GROUPS = ("sanitize", "symsafe", "dep", "alias", "softdep", "symbols", "builtin", "devname")
+
+#: group -> (its files in write order, its messages)
+Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
+
+
 def render_files(
     tree: Tree, res: Resolution, *, warn_dups: bool = False, dry_run: bool = False
 ) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Every output file of depmod for a scanned tree (no cycles), in kmod's
     write order, and the messages kmod prints while writing them."""
-    from . import outputs
-    from .safety import safe_symbols, sanitize
+    return flatten(render_tree(tree, res, warn_dups=warn_dups, dry_run=dry_run)[0])
 
-    dirname = tree.dirname
+
+def flatten(groups: Rendered) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The files and the messages of every group, in order."""
+    files: list[tuple[str, bytes]] = []
+    messages: list[str] = []
+    for group in GROUPS:
+        got = groups.get(group)
+        if got is not None:
+            files += got[0]
+            messages += got[1]
+    return files, messages
+
+
+def render_tree(
+    tree: Tree, res: Resolution, *, warn_dups: bool = False, dry_run: bool = False
+) -> tuple[Rendered, Any]:
+    """Every group of outputs for a scanned tree (no cycles), and the writers' layout."""
+    from . import outputs
+    from .safety import sanitize
+
     # what must not reach the line-based files (see moddeps.depmod.safety)
     modules, messages = sanitize(tree.modules)
     layout = outputs.Layout(modules, [f.shown for f in tree.files], res)
-    dep_lines = outputs.dep_lines(layout)
-    symbols = safe_symbols(outputs.module_symbols(layout), modules, messages)
-    builtin = read_optional(f"{dirname}/modules.builtin")
-    builtin_modinfo = read_optional(f"{dirname}/modules.builtin.modinfo")
-    files: list[tuple[str, bytes]] = [
-        ("modules.dep", outputs.modules_dep(dep_lines)),
-        ("modules.dep.bin", outputs.modules_dep_bin(layout, dep_lines, messages)),
-        ("modules.alias", outputs.modules_alias(layout)),
-        ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups)),
-        ("modules.softdep", outputs.modules_softdep(layout)),
-    ]
-    if outputs.has_weakdeps(layout):
-        files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
-    files += [
-        ("modules.symbols", outputs.modules_symbols(layout, symbols)),
-        ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages)),
-    ]
-    # kmod's message order: each builtin file's "could not open" warning or its
-    # parse warnings, at write steps 8 and 9.  With -n those two writers
-    # return before opening their inputs: no message at all.
-    builtin_messages: list[str] = []
-    if builtin is None:
-        builtin_messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
-    files.append(("modules.builtin.bin", outputs.modules_builtin_bin(builtin, builtin_messages)))
-    if builtin_modinfo is None:
-        builtin_messages.append(
-            f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory"
-        )
-    files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, builtin_messages)))
-    if not dry_run:
-        messages.extend(builtin_messages)
-    devname, devname_errors = outputs.modules_devname(layout)
-    files.append(("modules.devname", devname))
-    messages.extend(devname_errors)
-    return files, messages
+    groups: Rendered = {"sanitize": ([], messages)}
+    groups.update(render_groups(layout, tree.dirname, GROUPS[1:], warn_dups=warn_dups, dry_run=dry_run))
+    return groups, layout
+
+
+def render_groups(
+    layout: Any, dirname: str, which: Sequence[str], *, warn_dups: bool = False, dry_run: bool = False
+) -> Rendered:
+    """The groups ``which`` (but "sanitize", which needs the modules) of an
+    :class:`outputs.Layout` of sanitized modules."""
+    from . import outputs
+    from .safety import safe_symbols
+
+    out: Rendered = {}
+    names = outputs._names(layout)
+    if "symsafe" in which or "symbols" in which:
+        symsafe: list[str] = []
+        symbols = safe_symbols(outputs.module_symbols(layout), names, symsafe)
+        out["symsafe"] = ([], symsafe)
+    if "dep" in which:
+        messages: list[str] = []
+        lines = outputs.dep_lines(layout)
+        out["dep"] = ([("modules.dep", outputs.modules_dep(lines)),
+                       ("modules.dep.bin", outputs.modules_dep_bin(layout, lines, messages))], messages)
+    if "alias" in which:
+        messages = []
+        out["alias"] = ([("modules.alias", outputs.modules_alias(layout)),
+                         ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups))], messages)
+    if "softdep" in which:
+        files = [("modules.softdep", outputs.modules_softdep(layout))]
+        if outputs.has_weakdeps(layout):
+            files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
+        out["softdep"] = (files, [])
+    if "symbols" in which:
+        messages = []
+        out["symbols"] = ([("modules.symbols", outputs.modules_symbols(layout, symbols)),
+                           ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages))],
+                          messages)
+    if "builtin" in which:
+        builtin = read_optional(f"{dirname}/modules.builtin")
+        builtin_modinfo = read_optional(f"{dirname}/modules.builtin.modinfo")
+        # kmod's message order: each builtin file's "could not open" warning
+        # or its parse warnings, at write steps 8 and 9.  With -n those two
+        # writers return before opening their inputs: no message at all.
+        messages = []
+        if builtin is None:
+            messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
+        files = [("modules.builtin.bin", outputs.modules_builtin_bin(builtin, messages))]
+        if builtin_modinfo is None:
+            messages.append(
+                f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory"
+            )
+        files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, messages)))
+        out["builtin"] = (files, [] if dry_run else messages)
+    if "devname" in which:
+        devname, errors = outputs.modules_devname(layout)
+        out["devname"] = ([("modules.devname", devname)], errors)
+    return {group: out[group] for group in GROUPS if group in which}
 
 
 def _one_cycle(comp: list[int], deps: tuple[tuple[int, ...], ...]) -> list[int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..model import Module, printable
+from ..model import Module, fsdecode, printable
 from ..native import load
 from .reads import MODINFO_KEYS
 
@@ -83,7 +83,7 @@ def _sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     return out, messages
 
 
-def safe_symbols(symbols: list[tuple[bytes, int]], modules: Sequence[Module],
+def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
                  messages: list[str]) -> list[tuple[bytes, int]]:
     """modules.symbols entries (name, owner) without the names that hold a line break."""
     trie = load("depmod._trie")
@@ -97,7 +97,7 @@ def safe_symbols(symbols: list[tuple[bytes, int]], modules: Sequence[Module],
     for name, owner in symbols:
         if b"\n" in name or b"\r" in name:
             shown = printable(repr(name.decode("utf-8", "surrogateescape")))
-            messages.append(f"WARNING: module {modules[owner].name}: exported symbol {shown} contains a line "
+            messages.append(f"WARNING: module {fsdecode(names[owner])}: exported symbol {shown} contains a line "
                             "break; left out of modules.symbols")
             continue
         kept.append((name, owner))
