@@ -36,7 +36,7 @@ Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
 #: The table of module records: a new record format is a new table.
 RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}"
 #: The table of depmod results (``outputs``, its first form, is no longer read).
-OUTPUTS_TABLE = "depmod_outputs"
+OUTPUTS_TABLE = "depmod_results"
 
 #: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
 #: its path instead of reading the whole table (a rerun with a few modules changed).
@@ -98,10 +98,12 @@ class ScanCache:
             # of everything it was computed from, with that digest's two
             # parts: the inputs other than the module files, and the module
             # files' identities (see moddeps.depmod.run).
+            # ``state``: what brings that result up to date after a few
+            # modules changed (moddeps.depmod.incremental), or NULL.
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
                 " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
-                " record BLOB NOT NULL)"
+                " record BLOB NOT NULL, state BLOB)"
             )
             self._db = db
         except (sqlite3.Error, OSError) as exc:
@@ -257,6 +259,25 @@ class ScanCache:
         record = self._loads(row[2])
         return None if record is None else (row[0], row[1], record)
 
+    def get_output_state(self, dirname: str) -> bytes | None:
+        """The state stored with the last result for ``dirname`` (read apart: ~1 MB)."""
+        row = self._output_row(dirname, "state")
+        return None if row is None else row[0]
+
+    def renew_output(self, dirname: str, digest: bytes, files: bytes, record: Any) -> None:
+        """The last result for ``dirname`` holds for other module files
+        (``digest`` and ``files`` as for :meth:`put_output`), its state too."""
+        self._settle()
+        if self._db is None:
+            return
+        try:
+            blob = marshal.dumps(record)
+            with self._db:
+                self._db.execute(f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
+                                 (digest, files, blob, dirname))
+        except (sqlite3.Error, ValueError) as exc:
+            self._fail(f"scan cache {self.path} not updated ({exc})")
+
     def _output_row(self, dirname: str, columns: str) -> Any:
         self._settle()
         if self._db is None:
@@ -279,10 +300,12 @@ class ScanCache:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
-    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any) -> None:
+    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any,
+                   state: bytes | None = None) -> None:
         """Store a depmod result: ``digest`` of all its inputs, ``basis`` the
         digest of those other than the module files, ``files`` the module
-        files' identities (opaque bytes here), ``record`` the result."""
+        files' identities, ``record`` the result, ``state`` what brings it up
+        to date (``files`` and ``state`` are opaque bytes here)."""
         self._settle()
         if self._db is None:
             return
@@ -290,9 +313,9 @@ class ScanCache:
             blob = marshal.dumps(record)
             with self._db:
                 self._db.execute(
-                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (dirname, digest, basis, files, blob))
+                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (dirname, digest, basis, files, blob, state))
         except (sqlite3.Error, ValueError) as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 

@@ -49,7 +49,7 @@ class Resolution:
         return self.topo is None
 
 
-def _lookup_name(name: str, prefix: str | None) -> str:
+def lookup_name(name: str, prefix: str | None) -> str:
     """kmod tools/depmod.c (depmod_symbol_find): drop one leading "." (ppc64
     function descriptors), then one leading -P prefix character."""
     if name.startswith("."):
@@ -90,11 +90,7 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | Non
         exporters_t, bound = _bind_py(modules, paths, owners, prefix, check, warn)
     deps_l, edges, unknown, mismatched, messages = bound
     deps: tuple[tuple[int, ...], ...] = tuple(deps_l)
-    users = [0] * len(modules)
-    for ds in deps:
-        for d in ds:
-            users[d] += 1
-    topo = _number(deps, users)
+    topo = numbering(deps)
     return Resolution(
         owners=owners,
         exporters=exporters_t,
@@ -143,7 +139,7 @@ def _bind_py(
         mdeps: dict[int, list[str]] = {}
         for imp in mod.imports:
             name = imp.name
-            found = get(_lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
+            found = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
             if found is None:
                 if not imp.weak:
                     unknown.append((idx, name))
@@ -165,6 +161,15 @@ def _bind_py(
         deps.append(tuple(mdeps))
         edges.append({k: tuple(v) for k, v in mdeps.items()})
     return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unknown, mismatched, messages)
+
+
+def numbering(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
+    """kmod's topological number of each module (:func:`_number`), None on cycles."""
+    users = [0] * len(deps)
+    for ds in deps:
+        for d in ds:
+            users[d] += 1
+    return _number(deps, users)
 
 
 def _number(deps: Sequence[Sequence[int]], users_in: Sequence[int]) -> tuple[int, ...] | None:

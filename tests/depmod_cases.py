@@ -712,6 +712,18 @@ def c_cycle_with_library(t: Tree) -> None:
     t.order("kernel/lib.ko\nkernel/pa.ko\nkernel/pb.ko\n")
 
 
+@case()
+def c_cycle_behind(t: Tree) -> None:
+    """ba<->bb, bb->bc->bd: kmod 30 also prints 'Cycle detected: bc' alone (bc
+    is behind the cycle, reached from it before its own turn as a root) and
+    counts 2 modules; moddeps prints the same and describes the one real cycle."""
+    t.ko("kernel/ba.ko", exports=["ba_fn"], needs=["bb_fn"])
+    t.ko("kernel/bb.ko", exports=["bb_fn"], needs=["bc_fn", "ba_fn"])
+    t.ko("kernel/bc.ko", exports=["bc_fn"], needs=["bd_fn"])
+    t.ko("kernel/bd.ko", exports=["bd_fn"])
+    t.order("kernel/ba.ko\nkernel/bb.ko\nkernel/bc.ko\nkernel/bd.ko\n")
+
+
 @case(cycles=[["hx", "hy"], ["hp", "hq"]])
 def c_cycle_hang(t: Tree) -> None:
     """X<->Y, X->R, R->P<->Q: kmod 30's cycle report never ends (§8.2 trap).

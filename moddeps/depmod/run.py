@@ -273,17 +273,24 @@ def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
     return _Inputs(h.digest(), basis, files, stats, keys)
 
 
-def _reuse_previous(
-    inputs: _Inputs, layout: Layout, scan_cache: ScanCache, dirname: str, outdir: str
+def _update_previous(
+    inputs: _Inputs, layout: Layout, scan_cache: ScanCache, opts: DepmodOptions, warn: bool, dirname: str,
+    outdir: str,
 ) -> DepmodResult | None:
-    """The previous result again, when all that changed since are a few
-    module files and what depmod reads of each (:func:`.reads.depmod_view`)
-    is the same: a module rebuilt without a change to its symbols or
-    aliases, a package reinstalled, a file touched.  None: compute.
+    """The previous result brought up to date, when all that changed since
+    are a few module files.  None: compute everything.
 
-    The previous result must have been computed from the same other inputs,
-    the same module array, and records the scan cache still holds for the
-    files as they were; its output files must still be the ones written.
+    The previous result must have been computed from the same other inputs
+    and the same module array, the scan cache must still hold the records of
+    the changed files as they were, and the output files must still be the
+    ones written.  Then the old and new records of the changed files decide:
+
+    * what depmod reads of each (:func:`.reads.depmod_view`) is the same --
+      a module rebuilt without a change to its symbols or aliases, a package
+      reinstalled, a file touched: the previous result stands, nothing is
+      written;
+    * otherwise :mod:`.incremental` renders the groups of outputs the change
+      touches, and only the files whose bytes change are written.
     """
     import marshal
 
@@ -317,10 +324,40 @@ def _reuse_previous(
     old = scan_cache.get_many([((key[0], *before[i]), shown)  # type: ignore[index]
                                for i, key, (_path, shown) in zip(changed, keys, items)])
     new = read_modules(items, 1, None, scan_cache, keys)
-    if any(a is None or depmod_view(a) != depmod_view(b) for a, b in zip(old, new)):
+    if any(a is None for a in old):
         return None
-    scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files, record)
-    return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
+    if all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
+        scan_cache.renew_output(dirname, inputs.digest, inputs.files, record)
+        return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
+    if opts.verbose or warn:
+        return None
+    from ..model import fsencode
+    from . import incremental
+
+    state = incremental.load(scan_cache.get_output_state(dirname))
+    if state is None:
+        return None
+    update = incremental.update(
+        state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
+        list(zip(changed, old, new)),  # type: ignore[arg-type]
+        dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups)
+    if update is None:
+        return None
+    previous = dict(files)
+    result: list[tuple[str, bytes]] = []
+    for group, names in update.files.items():
+        if group in update.groups:
+            result += update.groups[group][0]
+        else:
+            result += [(name, previous[name]) for name in names]
+    rewritten = [(name, data) for name, data in result if previous.get(name) != data]
+    if rewritten:
+        write_all(outdir, rewritten, fsync=opts.fsync)
+    written = _output_identities(outdir, [name for name, _ in result])
+    if written is not None:
+        scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
+                              (written, update.messages, [], record[3]), update.state)
+    return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), tuple(record[3]))
 
 
 #: Bump when the outputs computed from the same inputs change.
@@ -356,7 +393,7 @@ def _compute(
                     return DepmodResult(dirname, outdir, tuple(unchanged), tuple(hit[1]), tuple(hit[3]),
                                         tuple(hit[2]))
             else:
-                again = _reuse_previous(inputs, layout, scan_cache, dirname, outdir)
+                again = _update_previous(inputs, layout, scan_cache, opts, warn, dirname, outdir)
                 if again is not None:
                     return again
         tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache,
@@ -405,7 +442,10 @@ def _compute(
             cycles = [_one_cycle(c, res.deps) for c in strongly_connected_cycles(res.deps)]
         else:
             messages.extend(report.lines)
-            cycles = [list(c) for c in report.cycles]
+            # kmod 30 also prints "Cycle detected: X" alone for a root X it
+            # reached before from another cycle (X is behind a cycle, not on
+            # one): that line is kmod's, but there is no cycle to describe
+            cycles = [list(c) for c in report.cycles if c]
         for cyc in cycles:
             ring = [*cyc, cyc[0]]
             parts = []
@@ -416,9 +456,15 @@ def _compute(
         raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
 
     try:
-        files, out_messages = render_files(tree, res, warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+        groups, written_layout = render_tree(tree, res, warn_dups=opts.warn_dups, dry_run=opts.dry_run)
     except ValueError as exc:  # an index kmod 30 itself could only write corrupt
         raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
+    files, out_messages = flatten(groups)
+    state = None
+    if inputs is not None and not opts.verbose and not warn:  # what _update_previous can use
+        from . import incremental
+
+        state = incremental.capture(res, written_layout.columns(), groups, messages)
     messages.extend(out_messages)
 
     if not opts.dry_run:
@@ -429,7 +475,7 @@ def _compute(
             written = _output_identities(outdir, [name for name, _ in files])
             if written is not None:
                 scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
-                                      (written, messages, verbose_lines, extra_notes))
+                                      (written, messages, verbose_lines, extra_notes), state)
     if scan_cache is not None and scan_cache.problem:
         extra_notes.insert(0, f"NOTE: {scan_cache.problem}")
     return DepmodResult(

@@ -1,0 +1,200 @@
+"""A depmod rerun after a few modules changed (moddeps.depmod.incremental and
+run._update_previous) gives exactly what a run without any cache gives:
+files, messages, and the files on disk, over many random changes."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from moddeps.depmod import incremental
+from moddeps.depmod.run import DepmodOptions, run
+from moddeps.errors import CycleError
+from tests.kobuild import Export, build_ko
+
+VERSION = "6.1.0-1-test"
+N = 8
+
+
+@dataclass
+class Spec:
+    """One module of the test tree, as kobuild builds it."""
+
+    exports: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    softdeps: list[str] = field(default_factory=list)
+    weakdeps: list[str] = field(default_factory=list)
+    description: str = "first"
+
+    def build(self) -> bytes:
+        info = ["license=GPL", f"description={self.description}"]
+        info += [f"alias={a}" for a in self.aliases]
+        info += [f"softdep={s}" for s in self.softdeps]
+        info += [f"weakdep={w}" for w in self.weakdeps]
+        return build_ko(modinfo=info, exports=[Export(name=e, crc=len(e)) for e in self.exports],
+                        undefined=self.needs)
+
+
+ALIASES = ["pci:v00001234d*sv*", "usb:v1D6Bp0002d*", "platform:thing", "devname:thing{i}", "char-major-10-{i}",
+           "block-major-8-{i}", "of:N*T*Cvendor,dev{i}", "acpi*:ABC{i}:*", "fs-thing{i}", "devname:dir/node{i}"]
+KERNEL = ["printk", "kmalloc", "__this_module"]
+
+
+def _symbol(i: int, k: int) -> str:
+    return f"m{i}_sym{k}"
+
+
+def _random_spec(rng: random.Random, i: int) -> Spec:
+    spec = Spec(exports=[_symbol(i, k) for k in range(rng.randint(0, 3))])
+    # at first, a module needs only modules after it: no cycle to begin with
+    for j in range(i + 1, N):
+        if rng.random() < 0.3:
+            spec.needs.append(_symbol(j, rng.randint(0, 2)))
+    spec.needs += rng.sample(KERNEL, rng.randint(0, 2))
+    spec.aliases = [a.format(i=i) for a in rng.sample(ALIASES, rng.randint(0, 3))]
+    if rng.random() < 0.3:
+        spec.softdeps = [f"pre: m{rng.randrange(N)}"]
+    return spec
+
+
+def _change(rng: random.Random, specs: list[Spec], i: int) -> str:
+    """Change module ``i`` in one random way; returns what was done."""
+    spec = specs[i]
+    kind = rng.choice(["alias", "alias", "devname", "softdep", "weakdep", "need", "need", "unneed", "kernel",
+                       "export", "description", "order"])
+    if kind == "alias":
+        spec.aliases = [a.format(i=i) for a in rng.sample(ALIASES, rng.randint(0, 4))]
+    elif kind == "devname":
+        spec.aliases = [f"devname:x{rng.randrange(9)}", f"char-major-{rng.randrange(300)}-{i}", *spec.aliases]
+    elif kind == "softdep":
+        spec.softdeps = [] if spec.softdeps else [f"pre: m{rng.randrange(N)} post: m{rng.randrange(N)}"]
+    elif kind == "weakdep":
+        spec.weakdeps = [] if spec.weakdeps else [f"m{rng.randrange(N)}"]
+    elif kind == "need":  # mostly a module after it; now and then any module, which may make a cycle
+        j = rng.randrange(N) if rng.random() < 0.2 else rng.randrange(i, N)
+        if specs[j].exports:
+            spec.needs.append(rng.choice(specs[j].exports))
+    elif kind == "unneed" and spec.needs:
+        spec.needs.pop(rng.randrange(len(spec.needs)))
+    elif kind == "kernel":
+        spec.needs.append(rng.choice(KERNEL))
+    elif kind == "export":
+        spec.exports = spec.exports[:-1] if spec.exports and rng.random() < 0.5 else [
+            *spec.exports, _symbol(i, len(spec.exports) + 3)]
+    elif kind == "order":  # the same imports in another order: the first reference moves
+        rng.shuffle(spec.needs)
+    spec.description = f"build {rng.random()}"  # always other bytes
+    return kind
+
+
+def _root(tmp_path: Path) -> Path:
+    """An empty module directory, with the builtin lists (a dry run leaves out their messages)."""
+    root = tmp_path / "lib/modules" / VERSION
+    (root / "kernel").mkdir(parents=True)
+    (root / "modules.builtin").write_bytes(b"kernel/builtin_thing.ko\n")
+    (root / "modules.builtin.modinfo").write_bytes(b"builtin_thing.alias=builtin-alias\0")
+    return root
+
+
+def _write(root: Path, i: int, spec: Spec) -> None:
+    path = root / f"kernel/m{i}.ko"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(spec.build())
+    tmp.rename(path)
+
+
+def _outcome(opts: DepmodOptions) -> tuple[object, ...]:
+    try:
+        result = run(opts)
+    except CycleError as exc:
+        return ("cycle", str(exc), tuple(exc.messages))
+    return ("ok", dict(result.files), result.messages, result.tree is None)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "6"))))
+def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seed)
+    root = _root(tmp_path)
+    specs = [_random_spec(rng, i) for i in range(N)]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N)))
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    cached = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    fresh = DepmodOptions(**common, dry_run=True)  # type: ignore[arg-type]
+
+    updates = []
+    real_update = incremental.update
+
+    def counting(*a: object, **k: object) -> object:
+        got = real_update(*a, **k)  # type: ignore[arg-type]
+        updates.append(got is not None)
+        return got
+
+    monkeypatch.setattr(incremental, "update", counting)
+    _outcome(cached)
+    kinds = []
+    for _step in range(30):
+        before = copy.deepcopy(specs)
+        changed = rng.sample(range(N), rng.choice([1, 1, 1, 2]))
+        for i in changed:
+            kinds.append(_change(rng, specs, i))
+            _write(root, i, specs[i])
+        got, want = _outcome(cached), _outcome(fresh)
+        assert got[:3] == want[:3], kinds
+        if got[0] == "ok":
+            on_disk = {name: (root / name).read_bytes() for name in got[1]}  # type: ignore[attr-defined]
+            assert on_disk == got[1], kinds
+        else:  # back to the tree before the cycle (the next run starts from an older result)
+            specs = before
+            for i in changed:
+                _write(root, i, specs[i])
+    assert sum(updates) >= 5, updates  # the incremental path was taken
+
+
+def test_an_update_writes_only_the_files_that_change(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    opts = DepmodOptions(version=VERSION, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                         cache=str(tmp_path / "c.db"), fsync=False)
+    first = run(opts)
+    inode = {name: os.stat(root / name).st_ino for name, _ in first.files}
+    specs[1].aliases = ["usb:v1p3d*"]
+    _write(root, 1, specs[1])
+    again = run(opts)
+    assert again.tree is None  # brought up to date, not computed
+    moved = {name for name, _ in again.files if os.stat(root / name).st_ino != inode[name]}
+    assert moved == {"modules.alias", "modules.alias.bin"}
+    assert b"usb:v1p3d*" in dict(again.files)["modules.alias"]
+
+
+@pytest.mark.parametrize("flag", ["verbose", "errsyms"])
+def test_verbose_and_symbol_warnings_are_computed_in_full(tmp_path: Path, flag: str) -> None:
+    """-v needs each edge's symbols and -e each module's unknown symbols: not kept in the state."""
+    root = _root(tmp_path)
+    specs = [Spec(exports=["a_sym"]), Spec(needs=["a_sym", "nowhere"])]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    symvers = tmp_path / "Module.symvers"
+    symvers.write_text("0x00000001\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n")
+    kw: dict[str, object] = {"verbose": True} if flag == "verbose" else {"errsyms": True, "symvers": str(symvers)}
+    opts = DepmodOptions(version=VERSION, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                         cache=str(tmp_path / "c.db"), fsync=False, **kw)  # type: ignore[arg-type]
+    run(opts)
+    specs[1].needs = ["nowhere_else", "a_sym"]
+    _write(root, 1, specs[1])
+    again = run(opts)
+    assert again.tree is not None
+    fresh = run(DepmodOptions(version=VERSION, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                              dry_run=True, **kw))  # type: ignore[arg-type]
+    assert again.files == fresh.files and again.messages == fresh.messages
+    assert again.verbose_lines == fresh.verbose_lines
