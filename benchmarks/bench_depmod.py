@@ -30,7 +30,10 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
                 depmod reads of it (another srcversion: a bug fix rebuilt, a package reinstalled)
   one-changed   ... after replacing one module with one whose first alias differs (a driver update
                 with a new device id): what depmod reads changed, so every output is computed again
-                The three replace the module the way a package manager does (new file, rename), and
+  one-export    ... after replacing a library module with one where an export that 2-20 other
+                modules import is renamed: the owner of two symbols moves, and with it the
+                dependencies of the modules importing them
+                The four replace the module the way a package manager does (new file, rename), and
                 the module is put back (and moddeps run once, untimed) before the next round.
   scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
   scan_tree()   the library scan alone (walk, order, read every module; no cache, no output)
@@ -50,6 +53,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.conformance.mutate import (  # the changes the conformance tests make too
+    module_bytes,
+    pick_library,
+    pick_victim,
+    rename_export,
+    replace_file,
+    variants,
+)
 
 CACHE = Path(os.environ.get("MODDEPS_BENCH_CACHE", "/var/tmp/moddeps-bench"))
 ABI = os.environ.get("MODDEPS_BENCH_ABI", "6.1.0-50")
@@ -140,47 +153,6 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     return wall, usage.ru_maxrss
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` (plain module bytes) to ``path`` as a package manager installs a file: a new
-    file renamed over the old one; an ``.xz`` module is compressed as Kbuild does."""
-    if path.name.endswith(".xz"):
-        import lzma
-
-        data = lzma.compress(data, check=lzma.CHECK_CRC32,
-                             filters=[{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 20}])
-    tmp = path.with_name(path.name + ".bench-tmp")
-    tmp.write_bytes(data)
-    tmp.rename(path)
-
-
-def module_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(".xz"):
-        import lzma
-
-        data = lzma.decompress(data)
-    return data
-
-
-def variants(data: bytes) -> tuple[bytes, bytes]:
-    """The module rebuilt (another srcversion) and changed (its first alias differs), same sizes."""
-    at = data.index(b"srcversion=") + len(b"srcversion=")
-    rebuilt = data[:at] + bytes(ord("0") if c != ord("0") else ord("1") for c in data[at : at + 8]) + data[at + 8 :]
-    at = data.index(b"alias=") + len(b"alias=")
-    end = data.index(b"\0", at) - 1
-    changed = data[:end] + (b"Y" if data[end : end + 1] == b"Z" else b"Z") + data[end + 1 :]
-    return rebuilt, changed
-
-
-def pick_victim(mdir: Path) -> Path:
-    """The first module (path order) with a srcversion and an alias."""
-    for path in sorted(mdir.rglob("*.ko*")):
-        data = module_bytes(path)
-        if b"srcversion=" in data and b"alias=" in data:
-            return path
-    sys.exit(f"{mdir}: no module with a srcversion and an alias")
-
-
 def copy_tree(root: Path, dst: Path) -> None:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(root, dst, symlinks=True, copy_function=os.link)
@@ -205,8 +177,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     victim = pick_victim(mdir / "lib/modules" / version)
     original = module_bytes(victim)
     rebuilt, changed = variants(original)
+    library, symbol, renamed = pick_library(mdir / "lib/modules" / version)
+    library_bytes = module_bytes(library)
+    renaming = rename_export(library_bytes, symbol, renamed)
     res: dict[str, list[tuple[float, int]]] = {
-        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "scan", "lib")}
+        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "export", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
         res["cold"].append(timed(cold, env))
@@ -223,6 +198,10 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
         res["changed"].append(timed(warm, env))
         replace_file(victim, original)
         timed(warm, env)
+        replace_file(library, renaming)
+        res["export"].append(timed(warm, env))
+        replace_file(library, library_bytes)
+        timed(warm, env)
         res["kmod"].append(timed(kmod))
         res["scan"].append(timed(scan, env))
         res["lib"].append(timed(scan_lib, env))
@@ -237,6 +216,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     rows = []
     for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"),
                        ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
+                       ("export", "one-export"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",

@@ -129,8 +129,23 @@ class ScanCache:
 
     def get_many(self, items: Sequence[tuple[Key | None, str]]) -> list[Module | None]:
         """Cached modules for (key, shown-path) pairs; None where there is no valid record."""
-        self._settle()
+        blobs = self.get_records(items)
+        where = [i for i, blob in enumerate(blobs) if blob is not None]
         out: list[Module | None] = [None] * len(items)
+        if not where:
+            return out
+        modules = self.unpack([blobs[i] for i in where])  # type: ignore[misc]
+        if modules is None:
+            return out
+        for i, m in zip(where, modules):
+            out[i] = m
+        return out
+
+    def get_records(self, items: Sequence[tuple[Key | None, str]]) -> list[bytes | None]:
+        """The stored records (:mod:`moddeps.recordcodec` blobs, not decoded)
+        for (key, shown-path) pairs; None where there is no valid record."""
+        self._settle()
+        out: list[bytes | None] = [None] * len(items)
         if self._db is None:
             return out
         query = f"SELECT path, size, mtime_ns, inode, device, shown, record FROM {RECORDS_TABLE} WHERE schema = ?"
@@ -147,32 +162,32 @@ class ScanCache:
             self._fail(f"scan cache {self.path} unreadable ({exc}); reading every module")
             return out
         table = {r[0]: r for r in rows}
-        where: list[int] = []
-        blobs: list[Any] = []
         for i, (key, shown) in enumerate(items):
             if key is None:
                 continue
             row = table.get(key[0])
             if row is None or tuple(row[1:5]) != key[1:] or row[5] != shown:
                 continue
-            where.append(i)
-            blobs.append(row[6])
+            out[i] = row[6]
+        return out
+
+    def unpack(self, blobs: Sequence[bytes]) -> list[Module] | None:
+        """The modules of records from :meth:`get_records`; None (and the
+        cache is disabled, said once) when one is damaged."""
         memo: dict[Any, Any] = {}
         # 100,000 small tuples for a big tree and nothing cyclic: the cyclic
         # collector would only rescan them.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            modules = recordcodec.unpack_many(blobs, memo)
+            modules: list[Module] = recordcodec.unpack_many(blobs, memo)
+            return modules
         except (ValueError, TypeError) as exc:  # TypeError: a record that is not even a blob
             self._fail(f"scan cache {self.path} holds damaged records ({exc}); reading every module")
-            return [None] * len(items)
+            return None
         finally:
             if gc_was_enabled:
                 gc.enable()
-        for i, m in zip(where, modules):
-            out[i] = m
-        return out
 
     def put_many(self, entries: Iterable[tuple[Key | None, str, Module]]) -> None:
         """Store modules.  The records are encoded here (C, ~10 ms for 4,000

@@ -309,15 +309,20 @@ def test_a_module_changed_in_nothing_depmod_reads_keeps_the_previous_result(tmp_
     assert third.tree is None and third.files == first.files  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("change", "computed"), [("alias", False), ("import", False), ("export", True)])
+@pytest.mark.parametrize(("change", "computed"), [("alias", False), ("import", False), ("export", False),
+                                                  ("unreadable", True)])
 def test_a_module_changed_in_what_depmod_reads_gives_the_new_result(tmp_path: Path, change: str,
                                                                     computed: bool) -> None:
-    """New aliases or imports: the groups they touch are rendered again
-    (moddeps.depmod.incremental); new exports: everything is computed again."""
+    """New aliases, imports or exports: the groups they touch are rendered
+    again (moddeps.depmod.incremental); a module that became unreadable:
+    everything is computed again."""
     root = _small_tree(tmp_path)
     first = _small_run(root, tmp_path)
     kw = {"alias": {"alias": "user-alias-2"}, "export": {"export": "user_sym_2"}, "import": {"needs": "nothing"}}
-    _write_user(root, **kw[change])
+    if change == "unreadable":
+        (root / "kernel/user.ko").write_bytes(b"\x7fELF broken")
+    else:
+        _write_user(root, **kw[change])  # type: ignore[arg-type]
     again = _small_run(root, tmp_path)
     assert (again.tree is not None) == computed  # type: ignore[attr-defined]
     got = dict(again.files)  # type: ignore[attr-defined]

@@ -198,3 +198,34 @@ def test_verbose_and_symbol_warnings_are_computed_in_full(tmp_path: Path, flag: 
                               dry_run=True, **kw))  # type: ignore[arg-type]
     assert again.files == fresh.files and again.messages == fresh.messages
     assert again.verbose_lines == fresh.verbose_lines
+
+
+@pytest.mark.parametrize("prefix", [None, "_"])
+def test_an_export_that_moves_rebinds_the_modules_importing_it(tmp_path: Path, prefix: str | None) -> None:
+    """A library renames its export: the module importing the old name loses
+    its dependency, found among the cached records (-P: names with the prefix)."""
+    p = prefix or ""
+    root = _root(tmp_path)
+    specs = [Spec(exports=[f"{p}a_sym", f"{p}b_sym"]), Spec(needs=[f"{p}a_sym", "printk"]),
+             Spec(needs=[f"{p}b_sym"]), Spec(exports=[f"{p}c_sym"])]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),), "prefix": prefix}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    first = run(opts)
+    assert b"kernel/m1.ko: kernel/m0.ko" in dict(first.files)["modules.dep"]
+    specs[0].exports = [f"{p}a_sym_renamed", f"{p}b_sym"]
+    _write(root, 0, specs[0])
+    again = run(opts)
+    assert again.tree is None  # brought up to date
+    fresh = run(DepmodOptions(**common, dry_run=True))  # type: ignore[arg-type]
+    assert again.files == fresh.files and again.messages == fresh.messages
+    assert b"kernel/m1.ko:\n" in dict(again.files)["modules.dep"]
+    assert b"kernel/m2.ko: kernel/m0.ko" in dict(again.files)["modules.dep"]
+    # and the symbol comes back from another module
+    specs[3].exports = [f"{p}c_sym", f"{p}a_sym"]
+    _write(root, 3, specs[3])
+    third = run(opts)
+    assert third.tree is None
+    assert b"kernel/m1.ko: kernel/m3.ko" in dict(third.files)["modules.dep"]
+    assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]

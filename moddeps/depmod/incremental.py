@@ -4,7 +4,7 @@ reading the other modules again.
 After a full computation, :func:`capture` keeps what the writers need
 beyond the module records, as plain data (~1 MB for 4,000 modules):
 
-* the owner of each symbol a module exports (the resolution's winner),
+* the modules that export each symbol, in array order (the last one owns it),
 * each module's direct dependencies, in first-reference order,
 * the values of the modinfo keys depmod writes (:data:`.reads.MODINFO_KEYS`),
   as the writers' columns,
@@ -14,14 +14,16 @@ beyond the module records, as plain data (~1 MB for 4,000 modules):
 :func:`update` takes that state and the changed modules (the record the
 state was computed from and the new one) and renders only the groups the
 change touches: a module's new imports move its own dependencies (the
-``dep`` group), its new aliases or soft dependencies the ``alias``,
-``devname`` and ``softdep`` groups.  The other groups stay as they were.
+``dep`` group); its new exports move the owner of those symbols
+(``symbols``) and the dependencies of the modules that import them, which
+the caller finds among the cached records; its new aliases or soft
+dependencies touch the ``alias``, ``devname`` and ``softdep`` groups.  The
+other groups stay as they were.
 
 It declines (None: compute everything) when the change can reach beyond
-the changed module or beyond what the state holds:
+what the state holds:
 
-* a changed module exports another set of symbols (other modules'
-  dependencies and ``modules.symbols`` may move);
+* the modules importing a symbol whose owner moved cannot all be found;
 * the old or the new record is an unreadable module (its message);
 * a changed module's values need the sanitizer, or the previous result had
   sanitizer messages (their order among the modules is not kept);
@@ -38,16 +40,16 @@ from __future__ import annotations
 
 import bisect
 import marshal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..model import Module
-from ..resolve import KERNEL, Resolution, lookup_name, numbering
+from ..resolve import Resolution, lookup_name, numbering
 from .reads import MODINFO_KEYS
 
 #: Bump when the state's layout changes: a state of another format is not used.
-FORMAT = 1
+FORMAT = 2  # 2: exporters, not owners
 
 #: group -> (its files in write order, its messages), as moddeps.depmod.run renders them
 Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
@@ -55,7 +57,7 @@ Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
 
 @dataclass(frozen=True, slots=True)
 class State:
-    owners: dict[str, int]  # module-exported symbol (lookup name) -> index of the module that owns it
+    exporters: dict[str, tuple[int, ...]]  # symbol (lookup name) -> the modules exporting it, array order
     deps: list[tuple[int, ...]]  # per module, its direct dependencies in first-reference order
     columns: dict[str, tuple[list[str], list[int]]]  # MODINFO_KEYS -> (values, module index), array order
     groups: dict[str, tuple[list[str], list[str]]]  # output group -> (its file names, its messages)
@@ -64,9 +66,9 @@ class State:
 
 def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: Sequence[str]) -> bytes:
     """The state of a full computation, serialized."""
-    owners = {name: owner for name, (owner, _crc) in res.owners.items() if owner != KERNEL}
-    return marshal.dumps((FORMAT, owners, list(res.deps), {k: (list(v), list(o)) for k, (v, o) in columns.items()},
-                          _names_and_messages(groups), list(before)))
+    columns = {key: (list(values), list(owners)) for key, (values, owners) in columns.items()}
+    return marshal.dumps((FORMAT, dict(res.exporters), list(res.deps), columns, _names_and_messages(groups),
+                          list(before)))
 
 
 def _names_and_messages(groups: Rendered) -> dict[str, tuple[list[str], list[str]]]:
@@ -90,16 +92,49 @@ def _export_keys(m: Module, prefix: str | None) -> set[str]:
     return {e.name[1:] if prefix and e.name.startswith(prefix) else e.name for e in m.exports}
 
 
-def _bind(m: Module, owners: dict[str, int], prefix: str | None) -> tuple[int, ...]:
-    """The modules ``m``'s imports bind to, in first-reference order (resolve's rule)."""
+def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> tuple[int, ...]:
+    """The modules ``m``'s imports bind to, in first-reference order (resolve's
+    rule: the last module exporting a symbol owns it; a symbol no module
+    exports gives no dependency, whether the kernel has it or not)."""
     found: dict[int, None] = {}
-    get = owners.get
+    get = exporters.get
     for imp in m.imports:
         name = imp.name
-        owner = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
-        if owner is not None:
-            found[owner] = None
+        exps = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
+        if exps:
+            found[exps[-1]] = None
     return tuple(found)
+
+
+def importing(m: Module, symbols: set[str], prefix: str | None) -> bool:
+    """Whether ``m`` imports one of ``symbols`` (lookup names)."""
+    for imp in m.imports:
+        name = imp.name
+        if (lookup_name(name, prefix) if (name[:1] == "." or prefix) else name) in symbols:
+            return True
+    return False
+
+
+def _move_exports(exporters: dict[str, tuple[int, ...]], idx: int, gone: set[str], added: set[str]) -> set[str]:
+    """Module ``idx`` stops exporting ``gone`` and starts exporting ``added``;
+    returns the symbols whose owner changed."""
+    moved = set()
+    for name in gone:
+        exps = exporters.get(name, ())
+        rest = tuple(i for i in exps if i != idx)
+        if rest:
+            exporters[name] = rest
+        else:
+            exporters.pop(name, None)
+        if (rest[-1] if rest else None) != (exps[-1] if exps else None):
+            moved.add(name)
+    for name in added:
+        exps = exporters.get(name, ())
+        now = tuple(sorted((*exps, idx)))
+        exporters[name] = now
+        if now[-1] != (exps[-1] if exps else None):
+            moved.add(name)
+    return moved
 
 
 def _selected(m: Module, key: str) -> list[str]:
@@ -119,13 +154,18 @@ def update(
     names: list[bytes],
     shown: Sequence[str],
     changes: Sequence[tuple[int, Module, Module]],
+    importers: Callable[[set[str]], dict[int, Module] | None],
     *,
     dirname: str,
     prefix: str | None,
     warn_dups: bool,
 ) -> Update | None:
     """The groups to render again after ``changes`` (index, the record
-    ``state`` knows, the new record), or None: compute everything."""
+    ``state`` knows, the new record), or None: compute everything.
+
+    ``importers(symbols)``: every module but the changed ones that imports
+    one of ``symbols`` (lookup names), by index, or None if that cannot be known.
+    """
     from .outputs import Layout
     from .run import GROUPS, render_groups
     from .safety import sanitize
@@ -136,17 +176,18 @@ def update(
     if complaints:
         return None
     deps = list(state.deps)
+    exporters = dict(state.exporters)
     columns = {key: (list(values), list(owners)) for key, (values, owners) in state.columns.items()}
     again: set[str] = set()
+    rebind: dict[int, Module] = {}
+    moved: set[str] = set()
     for (idx, old, _new), new in zip(changes, fresh):
         if old.error is not None or new.error is not None or old.name != new.name:
             return None
-        if _export_keys(old, prefix) != _export_keys(new, prefix):
-            return None
-        bound = _bind(new, state.owners, prefix)
-        if bound != deps[idx]:
-            deps[idx] = bound
-            again.add("dep")
+        was, now = _export_keys(old, prefix), _export_keys(new, prefix)
+        if was != now:
+            moved |= _move_exports(exporters, idx, was - now, now - was)
+        rebind[idx] = new
         for key in MODINFO_KEYS:
             values = _selected(new, key)
             if values == _selected(old, key):
@@ -156,22 +197,36 @@ def update(
             column[lo:hi] = values
             owners[lo:hi] = [idx] * len(values)
             again.update(("alias", "devname") if key == "alias" else ("softdep",))
+    if moved:
+        found = importers(moved)
+        if found is None:
+            return None
+        for idx, m in found.items():
+            rebind.setdefault(idx, m)
+        again.update(("symsafe", "symbols"))
+    for idx, m in rebind.items():
+        bound = _bind(m, exporters, prefix)
+        if bound != deps[idx]:
+            deps[idx] = bound
+            again.add("dep")
     topo: tuple[int, ...] | None = None
     if "dep" in again:
         topo = numbering(deps)
         if topo is None:
             return None
-    res = Resolution(owners={}, exporters={}, deps=tuple(deps), edge_symbols=(), unknown=(), mismatched=(),
-                     topo=topo, messages=())
+    # what the writers of the groups rendered again read of a resolution
+    owners_now = {name: (exps[-1], 0) for name, exps in exporters.items()} if moved else {}
+    res = Resolution(owners=owners_now, exporters=exporters, deps=tuple(deps), edge_symbols=(), unknown=(),
+                     mismatched=(), topo=topo, messages=())
     layout = Layout.of_columns(names, shown, res, columns)
     try:
         groups = render_groups(layout, dirname, [g for g in GROUPS if g in again], warn_dups=warn_dups)
     except ValueError:  # an index kmod could not write: the full computation says so
         return None
     kept = {g: got for g, got in state.groups.items() if g not in groups}
-    now = {**kept, **_names_and_messages(groups)}
+    now_groups = {**kept, **_names_and_messages(groups)}
     flat = list(state.before)
     for g in GROUPS:
-        flat += now.get(g, ([], []))[1]
-    blob = marshal.dumps((FORMAT, state.owners, deps, columns, now, state.before))
-    return Update(groups, {g: now[g][0] for g in GROUPS if g in now}, flat, blob)
+        flat += now_groups.get(g, ([], []))[1]
+    blob = marshal.dumps((FORMAT, exporters, deps, columns, now_groups, state.before))
+    return Update(groups, {g: now_groups[g][0] for g in GROUPS if g in now_groups}, flat, blob)

@@ -331,15 +331,29 @@ def _update_previous(
         return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
     if opts.verbose or warn:
         return None
-    from ..model import fsencode
+    from ..model import Module, fsencode
     from . import incremental
 
     state = incremental.load(scan_cache.get_output_state(dirname))
     if state is None:
         return None
+    def importers(symbols: set[str]) -> dict[int, Module] | None:
+        """The modules but the changed ones importing one of ``symbols``, from
+        their cached records: the records holding a symbol's bytes, decoded."""
+        blobs = scan_cache.get_records([(key, mf.shown) for key, mf in zip(inputs.keys, layout.files)])
+        skip = set(changed)
+        if any(blob is None and i not in skip for i, blob in enumerate(blobs)):
+            return None
+        needles = [name.encode("utf-8", "surrogatepass") for name in symbols]  # as the records hold strings
+        hits = [i for i, blob in enumerate(blobs) if i not in skip and any(n in blob for n in needles)]  # type: ignore[operator]
+        modules = scan_cache.unpack([blobs[i] for i in hits])  # type: ignore[misc]
+        if modules is None:
+            return None
+        return {i: m for i, m in zip(hits, modules) if incremental.importing(m, symbols, opts.prefix)}
+
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        list(zip(changed, old, new)),  # type: ignore[arg-type]
+        list(zip(changed, old, new)), importers,  # type: ignore[arg-type]
         dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups)
     if update is None:
         return None

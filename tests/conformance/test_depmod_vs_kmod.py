@@ -354,6 +354,52 @@ def test_missing_library_warnings(
     assert not problems, _fail(f"depmod outputs with {victim} removed differ", tree, problems)
 
 
+def test_depmod_reruns_after_a_module_changed(
+    tree: KernelTree, kmod: Kmod, fresh_copy: FreshCopy, empty_config: Path, moddeps_cmd: list[str],
+    workdir: Path, summary: list[str],
+) -> None:
+    """moddeps depmod with its cache, then the same module changes on both
+    copies, each followed by a rerun of both tools: moddeps' result is
+    brought up to date (moddeps.depmod.incremental; nothing is read but the
+    changed module) or kept (the change is nothing depmod reads), and every
+    output and message is still kmod's."""
+    from moddeps.depmod.run import DepmodOptions, run
+    from tests.conformance import mutate
+
+    ours, theirs = fresh_copy(tree, "rerun-moddeps"), fresh_copy(tree, "rerun-kmod")
+    mdir = ours / "lib/modules" / tree.version
+    opts = DepmodOptions(version=tree.version, basedir=str(ours), config=(str(empty_config),), fsync=False,
+                         cache=str(workdir / f"rerun-{tree.flavour}.sqlite3"))
+    first = run(opts)
+    assert first.tree is not None
+    victim = mutate.pick_victim(mdir)
+    original = mutate.module_bytes(victim)
+    rebuilt, new_alias = mutate.variants(original)
+    library, symbol, renamed = mutate.pick_library(mdir)
+    library_bytes = mutate.module_bytes(library)
+    # (a file is always replaced, never changed in place: the copies share the pristine tree's inodes)
+    steps = [("reinstalled", victim, original), ("rebuilt", victim, rebuilt), ("new alias", victim, new_alias),
+             ("back", victim, original), ("renamed export", library, mutate.rename_export(library_bytes, symbol,
+                                                                                         renamed)),
+             ("export back", library, library_bytes)]
+    problems: list[str] = []
+    for what, path, data in steps:
+        for root in (ours, theirs):
+            mutate.replace_file(root / path.relative_to(ours), data)
+        result = run(opts)
+        k = run_depmod("kmod", [kmod.depmod], theirs, tree.version, "-C", str(empty_config))
+        assert k.status == 0, k.describe()
+        if result.tree is not None:
+            problems.append(f"{what}: computed in full, not brought up to date")
+        problems += [f"{what}: {p}" for p in compare_outputs(mdir, theirs / "lib/modules" / tree.version,
+                                                             moddeps_cmd)]
+        if list(result.messages) != [m.replace("<BASEDIR>", str(ours)) for m in k.messages()]:
+            problems.append(f"{what}: messages {list(result.messages)[:3]} vs kmod's {k.messages()[:3]}")
+    summary.append(f"depmod {tree.package}: {len(steps)} changes ({', '.join(s[0] for s in steps)}) to "
+                   f"{victim.name} and {library.name} ({symbol.decode()}), each rerun compared with kmod")
+    assert not problems, _fail("depmod reruns after a module changed", tree, problems)
+
+
 # --------------------------------------------------------------------------
 # modprobe reads moddeps' indexes
 # --------------------------------------------------------------------------
