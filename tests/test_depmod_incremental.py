@@ -117,7 +117,7 @@ def _outcome(opts: DepmodOptions) -> tuple[object, ...]:
     return ("ok", dict(result.files), result.messages, result.tree is None)
 
 
-@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "6"))))
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
 def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
