@@ -57,7 +57,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conformance.mutate import (  # the changes the conformance tests make too
     module_bytes,
-    pick_library,
     pick_victim,
     rename_export,
     replace_file,
@@ -177,7 +176,14 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     victim = pick_victim(mdir / "lib/modules" / version)
     original = module_bytes(victim)
     rebuilt, changed = variants(original)
-    library, symbol, renamed = pick_library(mdir / "lib/modules" / version)
+    # picked in a process of its own: the tree it scans would otherwise stay in this process's
+    # memory, and each timed child's peak RSS (wait4) counts the parent's pages it was forked with
+    picked = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from tests.conformance.mutate import "
+         "pick_library; p, s, r = pick_library(sys.argv[2]); print(p); print(s.decode()); print(r.decode())",
+         str(Path(__file__).resolve().parent.parent), str(mdir / "lib/modules" / version)],
+        check=True, capture_output=True, text=True).stdout.splitlines()
+    library, symbol, renamed = Path(picked[0]), picked[1].encode(), picked[2].encode()
     library_bytes = module_bytes(library)
     renaming = rename_export(library_bytes, symbol, renamed)
     res: dict[str, list[tuple[float, int]]] = {

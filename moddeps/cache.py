@@ -37,6 +37,8 @@ Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
 RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}"
 #: The table of depmod results (``outputs``, its first form, is no longer read).
 OUTPUTS_TABLE = "depmod_results"
+#: The table of the states that bring a depmod result up to date.
+STATES_TABLE = "depmod_states"
 
 #: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
 #: its path instead of reading the whole table (a rerun with a few modules changed).
@@ -76,7 +78,7 @@ class ScanCache:
         self._problem: str | None = None
         self._db: sqlite3.Connection | None = None
         self._writer: Any = None  # the thread writing what put_many handed over, until waited for
-        self._rows: Any = None  # its queue of row batches
+        self._rows: Any = None  # its queue of work: (method, arguments)
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             # check_same_thread off: put_many writes from a thread of its own;
@@ -98,12 +100,16 @@ class ScanCache:
             # of everything it was computed from, with that digest's two
             # parts: the inputs other than the module files, and the module
             # files' identities (see moddeps.depmod.run).
-            # ``state``: what brings that result up to date after a few
-            # modules changed (moddeps.depmod.incremental), or NULL.
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
                 " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
-                " record BLOB NOT NULL, state BLOB)"
+                " record BLOB NOT NULL)"
+            )
+            # What brings that result up to date after a few modules changed
+            # (moddeps.depmod.incremental), for the result of that digest.
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {STATES_TABLE} ("
+                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, state BLOB NOT NULL)"
             )
             self._db = db
         except (sqlite3.Error, OSError) as exc:
@@ -211,6 +217,10 @@ class ScanCache:
             rows.append((*key, READER_SCHEMA, shown, record))
         if not rows:
             return
+        self._enqueue(self._write_rows, rows)
+
+    def _enqueue(self, method: Any, *args: Any) -> None:
+        """Run ``method(*args)`` in the writer thread, after what was handed over before."""
         if self._writer is None:
             import queue
             import threading
@@ -219,7 +229,7 @@ class ScanCache:
             self._writer = threading.Thread(target=self._write_queued, args=(self._rows,),
                                             name="moddeps-cache-writer")
             self._writer.start()
-        self._rows.put(rows)
+        self._rows.put((method, args))
 
     def wait(self) -> None:
         """Wait until everything handed to :meth:`put_many` is written."""
@@ -231,12 +241,13 @@ class ScanCache:
             self._rows.put(None)
             writer.join()
 
-    def _write_queued(self, batches: Any) -> None:
+    def _write_queued(self, work: Any) -> None:
         while True:
-            rows = batches.get()
-            if rows is None:
+            item = work.get()
+            if item is None:
                 return
-            self._write_rows(rows)
+            method, args = item
+            method(*args)
 
     def _write_rows(self, rows: list[tuple[object, ...]]) -> None:
         if self._db is None:
@@ -265,23 +276,43 @@ class ScanCache:
             return None
         return self._loads(row[1])
 
-    def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any] | None:
+    def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any, bytes] | None:
         """The last result stored for ``dirname``, whatever its inputs:
-        (basis, files, record), as given to :meth:`put_output`."""
-        row = self._output_row(dirname, "basis, files, record")
+        (basis, files, record, digest), as given to :meth:`put_output`."""
+        row = self._output_row(dirname, "basis, files, record, digest")
         if row is None:
             return None
         record = self._loads(row[2])
-        return None if record is None else (row[0], row[1], record)
+        return None if record is None else (row[0], row[1], record, row[3])
 
-    def get_output_state(self, dirname: str) -> bytes | None:
-        """The state stored with the last result for ``dirname`` (read apart: ~1 MB)."""
-        row = self._output_row(dirname, "state")
+    def get_output_state(self, dirname: str, digest: bytes) -> bytes | None:
+        """The state stored for the result of ``digest`` for ``dirname`` (~1.5 MB for 4,000 modules)."""
+        row = self._select_one(f"SELECT state FROM {STATES_TABLE} WHERE dirname = ? AND digest = ?",
+                               (dirname, digest))
         return None if row is None else row[0]
 
-    def renew_output(self, dirname: str, digest: bytes, files: bytes, record: Any) -> None:
-        """The last result for ``dirname`` holds for other module files
-        (``digest`` and ``files`` as for :meth:`put_output`), its state too."""
+    def put_output_state(self, dirname: str, digest: bytes, state: bytes) -> None:
+        """Store the state of the result of ``digest`` for ``dirname``.  Written
+        by the writer thread while the caller goes on (writing the output
+        files: their fsyncs and this write overlap); any later call on this
+        cache waits for it.  A result stored after it with :meth:`put_output`
+        and the same digest is the one it belongs to."""
+        if self._db is not None:
+            self._enqueue(self._write_state, dirname, digest, state)
+
+    def _write_state(self, dirname: str, digest: bytes, state: bytes) -> None:
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.execute(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
+                                 (dirname, digest, state))
+        except sqlite3.Error as exc:
+            self._fail(f"scan cache {self.path} not updated ({exc})")
+
+    def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: bytes, record: Any) -> None:
+        """The last result for ``dirname`` (``old_digest``) holds for other
+        module files (``digest`` and ``files`` as for :meth:`put_output`), its state too."""
         self._settle()
         if self._db is None:
             return
@@ -290,16 +321,20 @@ class ScanCache:
             with self._db:
                 self._db.execute(f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
                                  (digest, files, blob, dirname))
+                self._db.execute(f"UPDATE {STATES_TABLE} SET digest = ? WHERE dirname = ? AND digest = ?",
+                                 (digest, dirname, old_digest))
         except (sqlite3.Error, ValueError) as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
     def _output_row(self, dirname: str, columns: str) -> Any:
+        return self._select_one(f"SELECT {columns} FROM {OUTPUTS_TABLE} WHERE dirname = ?", (dirname,))
+
+    def _select_one(self, query: str, params: tuple[object, ...]) -> Any:
         self._settle()
         if self._db is None:
             return None
         try:
-            return self._db.execute(f"SELECT {columns} FROM {OUTPUTS_TABLE} WHERE dirname = ?",
-                                    (dirname,)).fetchone()
+            return self._db.execute(query, params).fetchone()
         except sqlite3.Error as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
@@ -315,12 +350,10 @@ class ScanCache:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
-    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any,
-                   state: bytes | None = None) -> None:
+    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any) -> None:
         """Store a depmod result: ``digest`` of all its inputs, ``basis`` the
         digest of those other than the module files, ``files`` the module
-        files' identities, ``record`` the result, ``state`` what brings it up
-        to date (``files`` and ``state`` are opaque bytes here)."""
+        files' identities (opaque bytes here), ``record`` the result."""
         self._settle()
         if self._db is None:
             return
@@ -328,9 +361,9 @@ class ScanCache:
             blob = marshal.dumps(record)
             with self._db:
                 self._db.execute(
-                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record, state)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (dirname, digest, basis, files, blob, state))
+                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (dirname, digest, basis, files, blob))
         except (sqlite3.Error, ValueError) as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 

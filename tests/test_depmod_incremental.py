@@ -229,3 +229,46 @@ def test_an_export_that_moves_rebinds_the_modules_importing_it(tmp_path: Path, p
     assert third.tree is None
     assert b"kernel/m1.ko: kernel/m3.ko" in dict(third.files)["modules.dep"]
     assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("damage", ["other result", "garbage", "bad part", "gone"])
+def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, damage: str) -> None:
+    """A state written for another result (a run stopped between the two
+    writes), or one that does not decode: everything is computed, correctly."""
+    import marshal
+    import sqlite3
+
+    from moddeps.cache import STATES_TABLE
+
+    root = _root(tmp_path)
+    specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    run(opts)
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        if damage == "other result":
+            db.execute(f"UPDATE {STATES_TABLE} SET digest = x'00'")
+        elif damage == "garbage":
+            db.execute(f"UPDATE {STATES_TABLE} SET state = x'00ff'")
+        elif damage == "bad part":  # the right outer form, a columns part that does not decode
+            (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
+            parts = list(marshal.loads(state))
+            parts[incremental.PARTS.index("columns") + 1] = b"\xff"
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (marshal.dumps(tuple(parts)),))
+        else:
+            db.execute(f"DELETE FROM {STATES_TABLE}")
+    db.close()
+    specs[1].aliases = ["usb:v1p3d*"]
+    _write(root, 1, specs[1])
+    again = run(opts)
+    assert again.tree is not None
+    fresh = run(DepmodOptions(**common, dry_run=True))  # type: ignore[arg-type]
+    assert again.files == fresh.files and again.messages == fresh.messages
+    # and the state written by that full computation is used by the next rerun
+    specs[1].aliases = ["usb:v1p4d*"]
+    _write(root, 1, specs[1])
+    third = run(opts)
+    assert third.tree is None
+    assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]

@@ -327,7 +327,7 @@ def _update_previous(
     if any(a is None for a in old):
         return None
     if all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
-        scan_cache.renew_output(dirname, inputs.digest, inputs.files, record)
+        scan_cache.renew_output(dirname, prev[3], inputs.digest, inputs.files, record)
         return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
     if opts.verbose or warn:
         return None
@@ -337,7 +337,7 @@ def _update_previous(
     from ..model import Module, fsencode
     from . import incremental
 
-    state = incremental.load(scan_cache.get_output_state(dirname))
+    state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
     if state is None:
         return None
     def importers(symbols: set[str]) -> dict[int, Module] | None:
@@ -376,13 +376,16 @@ def _update_previous(
             result += update.groups[group][0]
         else:
             result += [(name, previous[name]) for name in names]
+    # the state first (its write overlaps the files' fsyncs); the result
+    # stored after it with the same digest is the one it belongs to
+    scan_cache.put_output_state(dirname, inputs.digest, update.state)
     rewritten = [(name, data) for name, data in result if previous.get(name) != data]
     if rewritten:
         write_all(outdir, rewritten, fsync=opts.fsync)
     written = _output_identities(outdir, [name for name, _ in result])
     if written is not None:
         scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
-                              (written, update.messages, [], record[3]), update.state)
+                              (written, update.messages, [], record[3]))
     return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), tuple(record[3]))
 
 
@@ -486,11 +489,12 @@ def _compute(
     except ValueError as exc:  # an index kmod 30 itself could only write corrupt
         raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
     files, out_messages = flatten(groups)
-    state = None
-    if inputs is not None and not opts.verbose and not warn:  # what _update_previous can use
+    if inputs is not None and scan_cache is not None and not opts.verbose and not warn:
+        # what _update_previous can use; written while the files are (see there)
         from . import incremental
 
-        state = incremental.capture(res, written_layout.columns(), groups, messages)
+        scan_cache.put_output_state(dirname, inputs.digest,
+                                    incremental.capture(res, written_layout.columns(), groups, messages))
     messages.extend(out_messages)
 
     if not opts.dry_run:
@@ -501,7 +505,7 @@ def _compute(
             written = _output_identities(outdir, [name for name, _ in files])
             if written is not None:
                 scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
-                                      (written, messages, verbose_lines, extra_notes), state)
+                                      (written, messages, verbose_lines, extra_notes))
     if scan_cache is not None and scan_cache.problem:
         extra_notes.insert(0, f"NOTE: {scan_cache.problem}")
     return DepmodResult(
