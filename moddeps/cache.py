@@ -301,12 +301,17 @@ class ScanCache:
             self._enqueue(self._write_state, dirname, digest, state)
 
     def _write_state(self, dirname: str, digest: bytes, state: bytes) -> None:
+        self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
+                            (dirname, digest, state))])
+
+    def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache."""
         if self._db is None:
             return
         try:
             with self._db:
-                self._db.execute(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
-                                 (dirname, digest, state))
+                for query, params in statements:
+                    self._db.execute(query, params)
         except sqlite3.Error as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
@@ -314,17 +319,14 @@ class ScanCache:
         """The last result for ``dirname`` (``old_digest``) holds for other
         module files (``digest`` and ``files`` as for :meth:`put_output`), its state too."""
         self._settle()
-        if self._db is None:
+        blob = self._dumps(record)
+        if blob is None:
             return
-        try:
-            blob = marshal.dumps(record)
-            with self._db:
-                self._db.execute(f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
-                                 (digest, files, blob, dirname))
-                self._db.execute(f"UPDATE {STATES_TABLE} SET digest = ? WHERE dirname = ? AND digest = ?",
-                                 (digest, dirname, old_digest))
-        except (sqlite3.Error, ValueError) as exc:
-            self._fail(f"scan cache {self.path} not updated ({exc})")
+        self._execute_all([
+            (f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
+             (digest, files, blob, dirname)),
+            (f"UPDATE {STATES_TABLE} SET digest = ? WHERE dirname = ? AND digest = ?", (digest, dirname, old_digest)),
+        ])
 
     def _output_row(self, dirname: str, columns: str) -> Any:
         return self._select_one(f"SELECT {columns} FROM {OUTPUTS_TABLE} WHERE dirname = ?", (dirname,))
@@ -355,17 +357,17 @@ class ScanCache:
         digest of those other than the module files, ``files`` the module
         files' identities (opaque bytes here), ``record`` the result."""
         self._settle()
-        if self._db is None:
-            return
+        blob = self._dumps(record)
+        if blob is not None:
+            self._execute_all([(f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
+                                " VALUES (?, ?, ?, ?, ?)", (dirname, digest, basis, files, blob))])
+
+    def _dumps(self, record: Any) -> bytes | None:
         try:
-            blob = marshal.dumps(record)
-            with self._db:
-                self._db.execute(
-                    f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (dirname, digest, basis, files, blob))
-        except (sqlite3.Error, ValueError) as exc:
+            return marshal.dumps(record)
+        except ValueError as exc:  # not plain data: not stored
             self._fail(f"scan cache {self.path} not updated ({exc})")
+            return None
 
     def close(self) -> None:
         self._settle()

@@ -248,23 +248,14 @@ def update(
     one of ``symbols`` (lookup names), by index, or None if that cannot be known.
     """
     try:
-        return _update(state, names, shown, changes, importers, dirname=dirname, prefix=prefix,
-                       warn_dups=warn_dups)
+        return _update(state, names, shown, changes, importers, dirname, prefix, warn_dups)
     except ValueError:  # a state part that does not decode, or an index kmod could not write
         return None
 
 
-def _update(
-    state: State,
-    names: list[bytes],
-    shown: Sequence[str],
-    changes: Sequence[tuple[int, Module, Module]],
-    importers: Callable[[set[str]], dict[int, Module] | None],
-    *,
-    dirname: str,
-    prefix: str | None,
-    warn_dups: bool,
-) -> Update | None:
+def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[tuple[int, Module, Module]],
+            importers: Callable[[set[str]], dict[int, Module] | None], dirname: str, prefix: str | None,
+            warn_dups: bool) -> Update | None:
     from .outputs import Layout
     from .run import GROUPS, render_groups
     from .safety import sanitize
