@@ -20,8 +20,10 @@ the modules are simply read again.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
+import itertools
 import marshal
 import os
 import sqlite3
@@ -176,6 +178,29 @@ class ScanCache:
                 continue
             out[i] = row[6]
         return out
+
+    def get_holding(self, items: Sequence[tuple[Key | None, str]],
+                    needles: Sequence[bytes]) -> dict[int, Module] | None:
+        """The cached modules, by index in ``items``, whose records hold one of
+        ``needles`` (bytes as records hold strings: UTF-8, ``surrogatepass``),
+        among (key, shown-path) pairs (a None key: left out); None when one of
+        the others has no valid record.  A superset of the modules with such
+        a string: the caller judges each."""
+        blobs = self.get_records(items)
+        if any(blob is None and key is not None for blob, (key, _shown) in zip(blobs, items)):
+            return None
+        # one search of all records at once (a match across two records only costs a decoding)
+        starts = list(itertools.accumulate((len(blob or b"") for blob in blobs), initial=0))
+        everything = b"".join(blob or b"" for blob in blobs)
+        hits: set[int] = set()
+        for needle in needles:
+            at = everything.find(needle)
+            while at >= 0:
+                hits.add(bisect.bisect_right(starts, at) - 1)
+                at = everything.find(needle, at + 1)
+        where = sorted(i for i in hits if blobs[i] is not None)
+        modules = self.unpack([blobs[i] for i in where])  # type: ignore[misc]
+        return None if modules is None else dict(zip(where, modules))
 
     def unpack(self, blobs: Sequence[bytes]) -> list[Module] | None:
         """The modules of records from :meth:`get_records`; None (and the

@@ -331,37 +331,21 @@ def _update_previous(
         return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
     if opts.verbose or warn:
         return None
-    import bisect
-    import itertools
-
     from ..model import Module, fsencode
     from . import incremental
 
     state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
     if state is None:
         return None
+    skip = set(changed)
+    others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
+
     def importers(symbols: set[str]) -> dict[int, Module] | None:
-        """The modules but the changed ones importing one of ``symbols``, from
-        their cached records: the records holding a symbol's bytes, decoded."""
-        blobs = scan_cache.get_records([(key, mf.shown) for key, mf in zip(inputs.keys, layout.files)])
-        skip = set(changed)
-        if any(blob is None and i not in skip for i, blob in enumerate(blobs)):
+        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
+        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
+        if found is None:
             return None
-        # one search of all records at once (a match across two records only costs a decoding)
-        starts = list(itertools.accumulate((len(blob or b"") for blob in blobs), initial=0))
-        everything = b"".join(blob or b"" for blob in blobs)
-        hits: set[int] = set()
-        for name in symbols:
-            needle = name.encode("utf-8", "surrogatepass")  # as the records hold strings
-            at = everything.find(needle)
-            while at >= 0:
-                hits.add(bisect.bisect_right(starts, at) - 1)
-                at = everything.find(needle, at + 1)
-        hits -= skip
-        modules = scan_cache.unpack([blobs[i] for i in sorted(hits)])  # type: ignore[misc]
-        if modules is None:
-            return None
-        return {i: m for i, m in zip(sorted(hits), modules) if incremental.importing(m, symbols, opts.prefix)}
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, opts.prefix)}
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
