@@ -225,10 +225,12 @@ def scan(
             for prob in t.problems:
                 _err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
         if json_out:
-            from .report.jsonout import dumps, scan_document, scan_json
+            from .report.jsonout import dumps, scan_document, scan_json_parts
 
             if len(trees) == 1 and not loose:
-                sys.stdout.write(scan_json(trees[0], trees[0].modules) + "\n")
+                for part in scan_json_parts(trees[0], trees[0].modules):
+                    sys.stdout.write(part)
+                sys.stdout.write("\n")
             else:
                 doc = {"schema": 1, "trees": [scan_document(t, t.modules) for t in trees],
                        "modules": [scan_document(None, loose)["modules"]][0]}

@@ -38,3 +38,14 @@ def test_scan_json_with_odd_strings(odd: str) -> None:
         mods.append(parse_module(ko, f"kernel/m{n}.ko"))
     mods.append(mods[0])  # the same module twice: its imports are encoded once and reused
     assert scan_json(None, mods) == dumps(scan_document(None, mods))
+
+
+@pytest.mark.parametrize("per_part", [1, 2, 5, 256])
+def test_scan_json_parts_join_to_the_same_text(per_part: int) -> None:
+    """The CLI writes the parts as they come; joined, they are the document."""
+    from moddeps.report.jsonout import scan_json_parts
+
+    tree = scan_tree(str(SAMPLE_TREE), jobs=1)
+    parts = list(scan_json_parts(tree, tree.modules, per_part))
+    assert "".join(parts) == dumps(scan_document(tree, tree.modules))
+    assert len(parts) == max(1, -(-len(tree.modules) // per_part))
