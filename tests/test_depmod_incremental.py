@@ -272,3 +272,71 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
     third = run(opts)
     assert third.tree is None
     assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
+def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modules added (a new name: kmod's hash order places it among the
+    others) and removed, with changes between: the previous array is mapped
+    onto the new one and brought up to date."""
+    rng = random.Random(1000 + seed)
+    root = _root(tmp_path)
+    specs = {i: _random_spec(rng, i) for i in range(N)}
+    for i, spec in specs.items():
+        _write(root, i, spec)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    cached = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    fresh = DepmodOptions(**common, dry_run=True)  # type: ignore[arg-type]
+    updates = []
+    real_update = incremental.update
+
+    def counting(*a: object, **k: object) -> object:
+        got = real_update(*a, **k)  # type: ignore[arg-type]
+        updates.append(got is not None and k.get("remap") is not None)
+        return got
+
+    monkeypatch.setattr(incremental, "update", counting)
+    _outcome(cached)
+    done = []
+    for _step in range(20):
+        before = copy.deepcopy(specs)
+        kind = rng.choice(["add", "add", "remove", "change"])
+        if kind == "add" or len(specs) < 3:
+            i = max(specs) + 1
+            spec = _random_spec(rng, i)  # it needs no module yet (only later ones)...
+            exporters = [j for j in specs if specs[j].exports]
+            for j in rng.sample(exporters, min(2, len(exporters))):  # ...but now some of these
+                spec.needs.append(rng.choice(specs[j].exports))
+            specs[i] = spec
+            _write(root, i, spec)
+            done.append(f"added m{i}")
+        elif kind == "remove":
+            i = rng.choice(sorted(specs))
+            del specs[i]
+            (root / f"kernel/m{i}.ko").unlink()
+            done.append(f"removed m{i}")
+        else:
+            i = rng.choice(sorted(specs))
+            specs[i].aliases = [a.format(i=i) for a in rng.sample(ALIASES, rng.randint(0, 3))]
+            others = [e for j in specs if j > i for e in specs[j].exports]
+            if others:
+                specs[i].needs.append(rng.choice(others))
+            specs[i].description = f"build {rng.random()}"
+            _write(root, i, specs[i])
+            done.append(f"changed m{i}")
+        got, want = _outcome(cached), _outcome(fresh)
+        assert got[:3] == want[:3], done
+        if got[0] == "ok":
+            on_disk = {name: (root / name).read_bytes() for name in got[1]}  # type: ignore[attr-defined]
+            assert on_disk == got[1], done
+        else:  # back to the tree before the cycle
+            for i in set(specs) | set(before):
+                path = root / f"kernel/m{i}.ko"
+                if i in before:
+                    _write(root, i, before[i])
+                elif path.exists():
+                    path.unlink()
+            specs = before
+    assert sum(updates) >= 5, updates  # modules added or removed, brought up to date

@@ -45,18 +45,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Module
+from ..model import Module, fsdecode
 from ..resolve import Resolution, lookup_name, numbering
 from .reads import MODINFO_KEYS
 
 #: Bump when the state's layout changes: a state of another format is not used.
-FORMAT = 3  # 2: exporters, not owners; 3: parts decoded apart
+FORMAT = 4  # 2: exporters, not owners; 3: parts decoded apart; 4: layout
 
 #: group -> (its files in write order, its messages), as moddeps.depmod.run renders them
 Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
 
 #: The parts of a state, each serialized on its own (marshal) and decoded only when used.
-PARTS = ("meta", "exporters", "deps", "columns")
+PARTS = ("meta", "exporters", "deps", "columns", "layout")
 
 
 class State:
@@ -69,7 +69,10 @@ class State:
     * ``columns``: {key of MODINFO_KEYS: (values, module index of each), array
       order}, stored as the values joined by NUL (a modinfo value has none)
       and the indexes as 32-bit integers: decoding 40,000 aliases costs one
-      split instead of 40,000 objects read one by one.
+      split instead of 40,000 objects read one by one;
+    * ``layout``: (each module's name, each module's shown path), array order:
+      what a rerun maps the module array it finds onto, when modules were
+      added or removed.
 
     A part that does not decode raises ValueError.
     """
@@ -113,6 +116,13 @@ class State:
     def columns(self) -> dict[str, tuple[list[str], list[int]]]:
         return self._part("columns")  # type: ignore[no-any-return]
 
+    @property
+    def layout(self) -> tuple[list[str], list[str]]:
+        names, shown = self._part("layout")
+        if len(names) != self.modules or len(shown) != self.modules:
+            raise ValueError("state part layout: not one entry a module")
+        return names, shown
+
     def encode(self, **parts: Any) -> bytes:
         """This state with ``parts`` replaced, serialized (the others as they were read)."""
         raw = dict(self._raw)
@@ -140,13 +150,15 @@ def _decode_columns(value: Any) -> dict[str, tuple[list[str], list[int]]]:
     return out
 
 
-def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: Sequence[str]) -> bytes:
-    """The state of a full computation, serialized."""
+def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: Sequence[str],
+            names: Sequence[str], shown: Sequence[str]) -> bytes:
+    """The state of a full computation, serialized (``names``, ``shown``: the module array)."""
     return State({}).encode(
         meta=(len(res.deps), _names_and_messages(groups), list(before)),
         exporters=dict(res.exporters),
         deps=list(res.deps),
         columns={key: (list(values), list(owners)) for key, (values, owners) in columns.items()},
+        layout=(list(names), list(shown)),
     )
 
 
@@ -237,6 +249,7 @@ def update(
     changes: Sequence[tuple[int, Module, Module]],
     importers: Callable[[set[str]], dict[int, Module] | None],
     *,
+    remap: Sequence[int | None] | None = None,
     dirname: str,
     prefix: str | None,
     warn_dups: bool,
@@ -244,23 +257,70 @@ def update(
     """The groups to render again after ``changes`` (index, the record
     ``state`` knows, the new record), or None: compute everything.
 
+    ``remap``: when modules were added or removed, the new index of each
+    module of the state's array (None: removed); an added module is a change
+    whose old record is an empty module of its name.  Indexes in ``changes``,
+    ``names`` and ``shown`` are the new array's.
+
     ``importers(symbols)``: every module but the changed ones that imports
     one of ``symbols`` (lookup names), by index, or None if that cannot be known.
     """
     try:
-        return _update(state, names, shown, changes, importers, dirname, prefix, warn_dups)
+        return _update(state, names, shown, changes, importers, remap, dirname, prefix, warn_dups)
     except ValueError:  # a state part that does not decode, or an index kmod could not write
         return None
 
 
+def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict[str, Any], set[str], set[str]]:
+    """The state's parts in the new array's indexes: (parts, symbols whose
+    owner was removed, groups to render again)."""
+    if len(remap) != state.modules:
+        raise ValueError("remap: not one entry a module")
+    deps: list[tuple[int, ...]] = [()] * size
+    for i, ds in enumerate(state.deps):
+        j = remap[i]
+        if j is not None:
+            # a dependency removed: that module imports a symbol whose owner moved, and is bound again
+            deps[j] = tuple(d for d in (remap[x] for x in ds) if d is not None)
+    exporters: dict[str, tuple[int, ...]] = {}
+    moved: set[str] = set()
+    again = {"dep"}  # the lines of modules.dep are the array's
+    for name, exps in state.exporters.items():
+        kept = tuple(j for j in (remap[i] for i in exps) if j is not None)
+        if kept:
+            exporters[name] = kept
+        owner = remap[exps[-1]]
+        if owner is None:  # its owner is gone
+            moved.add(name)
+        elif owner != exps[-1]:  # its owner's index moved: modules.symbols.bin holds it as the priority
+            again.update(("symsafe", "symbols"))
+    columns: dict[str, tuple[list[str], list[int]]] = {}
+    for key, (values, owners) in state.columns.items():
+        kept_values: list[str] = []
+        kept_owners: list[int] = []
+        shifted = False
+        for v, o in zip(values, owners):
+            j = remap[o]
+            if j is not None:
+                kept_values.append(v)
+                kept_owners.append(j)
+                shifted = shifted or j != o
+        if len(kept_values) != len(values):
+            again.update(("alias", "devname") if key == "alias" else ("softdep",))
+        elif shifted and key == "alias":  # modules.alias.bin holds each owner's index as the priority
+            again.add("alias")
+        columns[key] = (kept_values, kept_owners)
+    return {"deps": deps, "exporters": exporters, "columns": columns}, moved, again
+
+
 def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[tuple[int, Module, Module]],
-            importers: Callable[[set[str]], dict[int, Module] | None], dirname: str, prefix: str | None,
-            warn_dups: bool) -> Update | None:
+            importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
+            dirname: str, prefix: str | None, warn_dups: bool) -> Update | None:
     from .outputs import Layout
     from .run import GROUPS, render_groups
     from .safety import sanitize
 
-    if state.groups.get("sanitize", ([], []))[1] or state.modules != len(names):
+    if state.groups.get("sanitize", ([], []))[1] or (remap is None and state.modules != len(names)):
         return None
     fresh, complaints = sanitize([new for _i, _old, new in changes])
     if complaints:
@@ -270,10 +330,14 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
             return None
     changed: dict[str, Any] = {}  # the parts that change, new values
     again: set[str] = set()  # the groups to render again
+    moved: set[str] = set()
+    if remap is not None:
+        changed, moved, again = _reshape(state, remap, len(names))
+        changed["layout"] = ([fsdecode(n) for n in names], list(shown))
+
 
     # symbols: who exports what, and whom each changed module binds to
     rebind: dict[int, Module] = {}
-    moved: set[str] = set()
     for (idx, old, _new), new in zip(changes, fresh):
         was, now = _export_keys(old, prefix), _export_keys(new, prefix)
         if was != now:
@@ -290,8 +354,8 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
         for idx, m in found.items():
             rebind.setdefault(idx, m)
         again.update(("symsafe", "symbols"))
-    exporters = changed.get("exporters", state.exporters) if rebind else {}
-    deps = state.deps
+    exporters = changed.get("exporters", state.exporters) if rebind or moved or "symbols" in again else {}
+    deps = changed.get("deps", state.deps)
     for idx, m in rebind.items():
         bound = _bind(m, exporters, prefix)
         if bound != deps[idx]:
@@ -308,6 +372,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                 continue
             if "columns" not in changed:
                 changed["columns"] = {k: (list(v), list(o)) for k, (v, o) in state.columns.items()}
+            changed["columns"].setdefault(key, ([], []))
             column, owners = changed["columns"][key]
             lo, hi = bisect.bisect_left(owners, idx), bisect.bisect_right(owners, idx)
             column[lo:hi] = values
@@ -320,7 +385,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
         if topo is None:
             return None
     # what the writers of the groups rendered again read of a resolution
-    owners_now = {name: (exps[-1], 0) for name, exps in exporters.items()} if moved else {}
+    owners_now = {name: (exps[-1], 0) for name, exps in exporters.items()} if "symbols" in again else {}
     res = Resolution(owners=owners_now, exporters=exporters, deps=tuple(deps), edge_symbols=(), unknown=(),
                      mismatched=(), topo=topo, messages=())
     columns = (changed.get("columns") or state.columns) if again & {"alias", "devname", "softdep"} else {}
@@ -330,5 +395,5 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     flat = list(state.before)
     for g in GROUPS:
         flat += now_groups.get(g, ([], []))[1]
-    blob = state.encode(meta=(state.modules, now_groups, state.before), **changed)
+    blob = state.encode(meta=(len(names), now_groups, state.before), **changed)
     return Update(groups, {g: now_groups[g][0] for g in GROUPS if g in now_groups}, flat, blob)

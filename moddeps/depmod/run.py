@@ -295,48 +295,70 @@ def _update_previous(
     import marshal
 
     from ..cache import FEW
+    from ..model import Module
     from .reads import depmod_view
 
     prev = scan_cache.get_previous_output(dirname)
-    if prev is None or prev[0] != inputs.basis or prev[1][:20] != inputs.files[:20]:
+    if prev is None or prev[0] != inputs.basis:
         return None
     try:
         before = marshal.loads(prev[1][20:])
     except (ValueError, EOFError, TypeError):
         return None
-    if not isinstance(before, list) or len(before) != len(inputs.stats):
+    if not isinstance(before, list):
         return None
-    changed: list[int] = []
-    for i, (was, now) in enumerate(zip(before, inputs.stats)):
-        if was != now:
-            if was is None or now is None or len(changed) == FEW:
+    state = None
+    remap: list[int | None] | None = None
+    was_at: list[int | None]
+    if prev[1][:20] == inputs.files[:20]:  # the same module array
+        if len(before) != len(inputs.stats):
+            return None
+        was_at = list(range(len(before)))
+    else:  # modules added or removed: map the previous array onto this one
+        from . import incremental
+
+        state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
+        if state is None or opts.verbose or warn:
+            return None
+        mapped = _map_arrays(state, layout, len(before))
+        if mapped is None:
+            return None
+        remap, was_at = mapped
+    changed: list[int] = []  # modules of this array that are new or whose file changed
+    for j, i in enumerate(was_at):
+        if i is None or before[i] != inputs.stats[j]:
+            if inputs.stats[j] is None or (i is not None and before[i] is None) or len(changed) == FEW:
                 return None
-            changed.append(i)
-    if not changed:  # the same inputs, but the outputs were not the files written
+            changed.append(j)
+    if not changed and remap is None:  # the same inputs, but the outputs were not the files written
+        return None
+    if remap is not None and len(changed) + remap.count(None) > FEW:
         return None
     record = prev[2]
     files = _outputs_unchanged(outdir, record[0])
     if files is None:
         return None
-    items = [(layout.files[i].path, layout.files[i].shown) for i in changed]
-    keys = [inputs.keys[i] for i in changed]
+    items = [(layout.files[j].path, layout.files[j].shown) for j in changed]
+    keys = [inputs.keys[j] for j in changed]
     # the records the previous result was computed from, before the new ones replace them
-    old = scan_cache.get_many([((key[0], *before[i]), shown)  # type: ignore[index]
-                               for i, key, (_path, shown) in zip(changed, keys, items)])
+    old = scan_cache.get_many([(None if was_at[j] is None else (key[0], *before[was_at[j]]), shown)  # type: ignore[index]
+                               for j, key, (_path, shown) in zip(changed, keys, items)])
     new = read_modules(items, 1, None, scan_cache, keys)
+    old = [Module(m.name, m.path) if was_at[j] is None else o for j, o, m in zip(changed, old, new)]  # added: empty
     if any(a is None for a in old):
         return None
-    if all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
+    if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
         scan_cache.renew_output(dirname, prev[3], inputs.digest, inputs.files, record)
         return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
     if opts.verbose or warn:
         return None
-    from ..model import Module, fsencode
+    from ..model import fsencode
     from . import incremental
 
-    state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
     if state is None:
-        return None
+        state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
+        if state is None:
+            return None
     skip = set(changed)
     others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
 
@@ -350,7 +372,7 @@ def _update_previous(
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
         list(zip(changed, old, new)), importers,  # type: ignore[arg-type]
-        dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups)
+        remap=remap, dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups)
     if update is None:
         return None
     previous = dict(files)
@@ -371,6 +393,33 @@ def _update_previous(
         scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
                               (written, update.messages, [], record[3]))
     return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), tuple(record[3]))
+
+
+def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None], list[int | None]] | None:
+    """The previous module array (the state's) mapped onto ``layout``'s:
+    (new index of each previous module or None: removed, previous index of
+    each module now or None: added); None when a module kept its name but
+    not its file, or the two orders disagree (the array is kmod's order of
+    names, so the modules of both keep their order)."""
+    try:
+        names, shown = state.layout
+    except ValueError:
+        return None
+    if len(names) != size:
+        return None
+    where = {name: i for i, name in enumerate(names)}
+    remap: list[int | None] = [None] * size
+    was_at: list[int | None] = []
+    last = -1
+    for j, mf in enumerate(layout.files):
+        i = where.get(mf.name)
+        if i is not None and (shown[i] != mf.shown or i <= last):
+            return None
+        if i is not None:
+            remap[i] = j
+            last = i
+        was_at.append(i)
+    return remap, was_at
 
 
 #: Bump when the outputs computed from the same inputs change.
@@ -477,8 +526,8 @@ def _compute(
         # what _update_previous can use; written while the files are (see there)
         from . import incremental
 
-        scan_cache.put_output_state(dirname, inputs.digest,
-                                    incremental.capture(res, written_layout.columns(), groups, messages))
+        scan_cache.put_output_state(dirname, inputs.digest, incremental.capture(
+            res, written_layout.columns(), groups, messages, names, [f.shown for f in tree.files]))
     messages.extend(out_messages)
 
     if not opts.dry_run:

@@ -377,15 +377,25 @@ def test_depmod_reruns_after_a_module_changed(
     rebuilt, new_alias = mutate.variants(original)
     library, symbol, renamed = mutate.pick_library(mdir)
     library_bytes = mutate.module_bytes(library)
-    # (a file is always replaced, never changed in place: the copies share the pristine tree's inodes)
+    # a module of a new name: a copy of the library (its exports twice: the copy, later in the array, owns them)
+    suffix = "".join(library.suffixes)
+    copy = mdir / "extra" / f"moddeps_copy_of_{library.name.split('.')[0].replace('-', '_')}{suffix}"
+    # (a file is always replaced or removed, never changed in place: the copies share the pristine tree's inodes)
     steps = [("reinstalled", victim, original), ("rebuilt", victim, rebuilt), ("new alias", victim, new_alias),
              ("back", victim, original), ("renamed export", library, mutate.rename_export(library_bytes, symbol,
                                                                                          renamed)),
-             ("export back", library, library_bytes)]
+             ("export back", library, library_bytes), ("removed", library, None), ("added back", library,
+                                                                                    library_bytes),
+             ("new module", copy, library_bytes), ("new module removed", copy, None)]
     problems: list[str] = []
     for what, path, data in steps:
         for root in (ours, theirs):
-            mutate.replace_file(root / path.relative_to(ours), data)
+            target = root / path.relative_to(ours)
+            if data is None:
+                target.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                mutate.replace_file(target, data)
         result = run(opts)
         k = run_depmod("kmod", [kmod.depmod], theirs, tree.version, "-C", str(empty_config))
         assert k.status == 0, k.describe()
