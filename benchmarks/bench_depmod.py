@@ -33,7 +33,10 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   one-export    ... after replacing a library module with one where an export that 2-20 other
                 modules import is renamed: the owner of two symbols moves, and with it the
                 dependencies of the modules importing them
-                The four replace the module the way a package manager does (new file, rename), and
+  one-added     ... after adding a module of a new name under extra/ (a copy of that library, as
+                DKMS adds one: its exports are now exported twice, and the copy owns them)
+  one-removed   ... after removing it again
+                The changes replace the module the way a package manager does (new file, rename), and
                 the module is put back (and moddeps run once, untimed) before the next round.
   scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
   scan_tree()   the library scan alone (walk, order, read every module; no cache, no output)
@@ -186,8 +189,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     library, symbol, renamed = Path(picked[0]), picked[1].encode(), picked[2].encode()
     library_bytes = module_bytes(library)
     renaming = rename_export(library_bytes, symbol, renamed)
+    # a module of a new name, as DKMS installs one: a copy of the library under extra/
+    added = mdir / "lib/modules" / version / "extra" / f"moddeps_bench_added{''.join(library.suffixes)}"
     res: dict[str, list[tuple[float, int]]] = {
-        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "export", "scan", "lib")}
+        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "export", "added",
+                        "removed", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
         res["cold"].append(timed(cold, env))
@@ -208,6 +214,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
         res["export"].append(timed(warm, env))
         replace_file(library, library_bytes)
         timed(warm, env)
+        added.parent.mkdir(exist_ok=True)
+        replace_file(added, library_bytes)
+        res["added"].append(timed(warm, env))
+        added.unlink()
+        res["removed"].append(timed(warm, env))
         res["kmod"].append(timed(kmod))
         res["scan"].append(timed(scan, env))
         res["lib"].append(timed(scan_lib, env))
@@ -222,7 +233,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     rows = []
     for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"),
                        ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
-                       ("export", "one-export"),
+                       ("export", "one-export"), ("added", "one-added"), ("removed", "one-removed"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",

@@ -27,7 +27,7 @@ import itertools
 import marshal
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import recordcodec
@@ -316,16 +316,23 @@ class ScanCache:
                                (dirname, digest))
         return None if row is None else row[0]
 
-    def put_output_state(self, dirname: str, digest: bytes, state: bytes) -> None:
-        """Store the state of the result of ``digest`` for ``dirname``.  Written
-        by the writer thread while the caller goes on (writing the output
-        files: their fsyncs and this write overlap); any later call on this
-        cache waits for it.  A result stored after it with :meth:`put_output`
-        and the same digest is the one it belongs to."""
+    def put_output_state(self, dirname: str, digest: bytes, state: bytes | Callable[[], bytes]) -> None:
+        """Store the state of the result of ``digest`` for ``dirname`` (or
+        what ``state()`` makes: the work moves to the writer thread too).
+        Written by the writer thread while the caller goes on (writing the
+        output files: their fsyncs and this work overlap); any later call on
+        this cache waits for it.  A result stored after it with
+        :meth:`put_output` and the same digest is the one it belongs to."""
         if self._db is not None:
             self._enqueue(self._write_state, dirname, digest, state)
 
-    def _write_state(self, dirname: str, digest: bytes, state: bytes) -> None:
+    def _write_state(self, dirname: str, digest: bytes, state: bytes | Callable[[], bytes]) -> None:
+        if callable(state):
+            try:
+                state = state()
+            except (ValueError, TypeError) as exc:  # not plain data: not stored
+                self._fail(f"scan cache {self.path} not updated ({exc})")
+                return
         self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
                             (dirname, digest, state))])
 

@@ -523,11 +523,15 @@ def _compute(
         raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
     files, out_messages = flatten(groups)
     if inputs is not None and scan_cache is not None and not opts.verbose and not warn:
-        # what _update_previous can use; written while the files are (see there)
+        # what _update_previous can use, made and written by the cache's
+        # writer thread while the files are written (their fsyncs wait on the disk)
+        import functools
+
         from . import incremental
 
-        scan_cache.put_output_state(dirname, inputs.digest, incremental.capture(
-            res, written_layout.columns(), groups, messages, names, [f.shown for f in tree.files]))
+        scan_cache.put_output_state(dirname, inputs.digest, functools.partial(
+            incremental.capture, res, written_layout.columns(), groups, list(messages), names,
+            [f.shown for f in tree.files]))
     messages.extend(out_messages)
 
     if not opts.dry_run:
