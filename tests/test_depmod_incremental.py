@@ -117,6 +117,35 @@ def _outcome(opts: DepmodOptions) -> tuple[object, ...]:
     return ("ok", dict(result.files), result.messages, result.tree is None)
 
 
+class _Harness:
+    """A tree's depmod run with the cache and without, compared after each change."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, added_or_removed: bool = False) -> None:
+        common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+        self.root = tmp_path / "lib/modules" / VERSION
+        self.cached = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+        self.fresh = DepmodOptions(**common, dry_run=True)  # type: ignore[arg-type]
+        self.updates: list[bool] = []  # per rerun that tried: brought up to date (of the kind wanted)
+        real_update = incremental.update
+
+        def counting(*a: object, **k: object) -> object:
+            got = real_update(*a, **k)  # type: ignore[arg-type]
+            self.updates.append(got is not None and (not added_or_removed or k.get("remap") is not None))
+            return got
+
+        monkeypatch.setattr(incremental, "update", counting)
+
+    def check(self, done: list[str]) -> bool:
+        """Rerun with the cache; the same as a run without it, files on disk included.  False: a cycle."""
+        got, want = _outcome(self.cached), _outcome(self.fresh)
+        assert got[:3] == want[:3], done
+        if got[0] != "ok":
+            return False
+        on_disk = {name: (self.root / name).read_bytes() for name in got[1]}  # type: ignore[attr-defined]
+        assert on_disk == got[1], done
+        return True
+
+
 @pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
 def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,37 +155,20 @@ def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed
     for i, spec in enumerate(specs):
         _write(root, i, spec)
     (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N)))
-    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
-    cached = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
-    fresh = DepmodOptions(**common, dry_run=True)  # type: ignore[arg-type]
-
-    updates = []
-    real_update = incremental.update
-
-    def counting(*a: object, **k: object) -> object:
-        got = real_update(*a, **k)  # type: ignore[arg-type]
-        updates.append(got is not None)
-        return got
-
-    monkeypatch.setattr(incremental, "update", counting)
-    _outcome(cached)
-    kinds = []
+    harness = _Harness(tmp_path, monkeypatch)
+    _outcome(harness.cached)
+    kinds: list[str] = []
     for _step in range(30):
         before = copy.deepcopy(specs)
         changed = rng.sample(range(N), rng.choice([1, 1, 1, 2]))
         for i in changed:
             kinds.append(_change(rng, specs, i))
             _write(root, i, specs[i])
-        got, want = _outcome(cached), _outcome(fresh)
-        assert got[:3] == want[:3], kinds
-        if got[0] == "ok":
-            on_disk = {name: (root / name).read_bytes() for name in got[1]}  # type: ignore[attr-defined]
-            assert on_disk == got[1], kinds
-        else:  # back to the tree before the cycle (the next run starts from an older result)
+        if not harness.check(kinds):  # back to the tree before the cycle (the next run starts from an older result)
             specs = before
             for i in changed:
                 _write(root, i, specs[i])
-    assert sum(updates) >= 5, updates  # the incremental path was taken
+    assert sum(harness.updates) >= 5, harness.updates  # the incremental path was taken
 
 
 def test_an_update_writes_only_the_files_that_change(tmp_path: Path) -> None:
@@ -286,20 +298,9 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
     for i, spec in specs.items():
         _write(root, i, spec)
     (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
-    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
-    cached = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
-    fresh = DepmodOptions(**common, dry_run=True)  # type: ignore[arg-type]
-    updates = []
-    real_update = incremental.update
-
-    def counting(*a: object, **k: object) -> object:
-        got = real_update(*a, **k)  # type: ignore[arg-type]
-        updates.append(got is not None and k.get("remap") is not None)
-        return got
-
-    monkeypatch.setattr(incremental, "update", counting)
-    _outcome(cached)
-    done = []
+    harness = _Harness(tmp_path, monkeypatch, added_or_removed=True)
+    _outcome(harness.cached)
+    done: list[str] = []
     for _step in range(20):
         before = copy.deepcopy(specs)
         kind = rng.choice(["add", "add", "remove", "change"])
@@ -326,12 +327,7 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
             specs[i].description = f"build {rng.random()}"
             _write(root, i, specs[i])
             done.append(f"changed m{i}")
-        got, want = _outcome(cached), _outcome(fresh)
-        assert got[:3] == want[:3], done
-        if got[0] == "ok":
-            on_disk = {name: (root / name).read_bytes() for name in got[1]}  # type: ignore[attr-defined]
-            assert on_disk == got[1], done
-        else:  # back to the tree before the cycle
+        if not harness.check(done):  # back to the tree before the cycle
             for i in set(specs) | set(before):
                 path = root / f"kernel/m{i}.ko"
                 if i in before:
@@ -339,4 +335,4 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
                 elif path.exists():
                     path.unlink()
             specs = before
-    assert sum(updates) >= 5, updates  # modules added or removed, brought up to date
+    assert sum(harness.updates) >= 5, harness.updates  # modules added or removed, brought up to date
