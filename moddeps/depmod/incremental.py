@@ -2,14 +2,15 @@
 reading the other modules again.
 
 After a full computation, :func:`capture` keeps what the writers need
-beyond the module records, as plain data (~1 MB for 4,000 modules):
+beyond the module records, as plain data (~1.5 MB for 4,000 modules):
 
 * the modules that export each symbol, in array order (the last one owns it),
 * each module's direct dependencies, in first-reference order,
 * the values of the modinfo keys depmod writes (:data:`.reads.MODINFO_KEYS`),
   as the writers' columns,
 * the messages of each output group (:data:`.run.GROUPS`) and those made
-  before the writers ran.
+  before the writers ran,
+* the module array (names and shown paths).
 
 :func:`update` takes that state and the changed modules (the record the
 state was computed from and the new one) and renders only the groups the
@@ -18,7 +19,10 @@ change touches: a module's new imports move its own dependencies (the
 (``symbols``) and the dependencies of the modules that import them, which
 the caller finds among the cached records; its new aliases or soft
 dependencies touch the ``alias``, ``devname`` and ``softdep`` groups.  The
-other groups stay as they were.
+other groups stay as they were.  Modules added or removed first reshape the
+state into the new array's indexes (:func:`_reshape`): an added module is a
+change from an empty one, a removed one takes its exports with it, and the
+indexes the ``.bin`` files hold as priorities are written again where they moved.
 
 It declines (None: compute everything) when the change can reach beyond
 what the state holds:

@@ -278,19 +278,21 @@ def _update_previous(
     outdir: str,
 ) -> DepmodResult | None:
     """The previous result brought up to date, when all that changed since
-    are a few module files.  None: compute everything.
+    are a few module files, changed, added or removed.  None: compute everything.
 
     The previous result must have been computed from the same other inputs
-    and the same module array, the scan cache must still hold the records of
-    the changed files as they were, and the output files must still be the
-    ones written.  Then the old and new records of the changed files decide:
+    and a module array that maps onto this one (by name, each kept module at
+    the same path), the scan cache must still hold the records of the
+    changed files as they were, and the output files must still be the ones
+    written.  Then the old and new records of the changed files decide:
 
     * what depmod reads of each (:func:`.reads.depmod_view`) is the same --
       a module rebuilt without a change to its symbols or aliases, a package
       reinstalled, a file touched: the previous result stands, nothing is
       written;
-    * otherwise :mod:`.incremental` renders the groups of outputs the change
-      touches, and only the files whose bytes change are written.
+    * otherwise, and whenever modules were added or removed,
+      :mod:`.incremental` renders the groups of outputs the change touches,
+      and only the files whose bytes change are written.
     """
     import marshal
 
