@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
+import hashlib
 import itertools
 import marshal
 import os
@@ -38,13 +39,28 @@ Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
 #: The table of module records: a new record format is a new table.
 RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}"
 #: The table of depmod results (``outputs``, its first form, is no longer read).
-OUTPUTS_TABLE = "depmod_results"
+OUTPUTS_TABLE = "depmod_results_v2"  # v2: files, record and state sealed
 #: The table of the states that bring a depmod result up to date.
-STATES_TABLE = "depmod_states"
+STATES_TABLE = "depmod_states_v2"
 
 #: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
 #: its path instead of reading the whole table (a rerun with a few modules changed).
 FEW = 64
+
+
+def _seal(data: bytes) -> bytes:
+    """``data`` behind a digest of it: a depmod result or state that was
+    damaged on disk, yet still decodes, is not trusted (SQLite has no
+    checksums of its own).  Module records are not sealed: a damaged one
+    that decodes gives another module, as documented above."""
+    return hashlib.blake2b(data, digest_size=16).digest() + data
+
+
+def _unseal(sealed: Any) -> bytes | None:
+    if not isinstance(sealed, bytes) or len(sealed) < 16:
+        return None
+    data = sealed[16:]
+    return data if hashlib.blake2b(data, digest_size=16).digest() == sealed[:16] else None
 
 
 def default_path() -> str:
@@ -299,7 +315,7 @@ class ScanCache:
         row = self._output_row(dirname, "digest, record")
         if row is None or row[0] != digest:
             return None
-        return self._loads(row[1])
+        return self._loads(self._open(row[1]))
 
     def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any, bytes] | None:
         """The last result stored for ``dirname``, whatever its inputs:
@@ -307,14 +323,14 @@ class ScanCache:
         row = self._output_row(dirname, "basis, files, record, digest")
         if row is None:
             return None
-        record = self._loads(row[2])
-        return None if record is None else (row[0], row[1], record, row[3])
+        files, record = self._open(row[1]), self._loads(self._open(row[2]))
+        return None if files is None or record is None else (row[0], files, record, row[3])
 
     def get_output_state(self, dirname: str, digest: bytes) -> bytes | None:
         """The state stored for the result of ``digest`` for ``dirname`` (~1.5 MB for 4,000 modules)."""
         row = self._select_one(f"SELECT state FROM {STATES_TABLE} WHERE dirname = ? AND digest = ?",
                                (dirname, digest))
-        return None if row is None else row[0]
+        return None if row is None else self._open(row[0])
 
     def put_output_state(self, dirname: str, digest: bytes, state: bytes | Callable[[], bytes]) -> None:
         """Store the state of the result of ``digest`` for ``dirname`` (or
@@ -334,7 +350,7 @@ class ScanCache:
                 self._fail(f"scan cache {self.path} not updated ({exc})")
                 return
         self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
-                            (dirname, digest, state))])
+                            (dirname, digest, _seal(state)))])
 
     def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache."""
@@ -356,7 +372,7 @@ class ScanCache:
             return
         self._execute_all([
             (f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
-             (digest, files, blob, dirname)),
+             (digest, _seal(files), _seal(blob), dirname)),
             (f"UPDATE {STATES_TABLE} SET digest = ? WHERE dirname = ? AND digest = ?", (digest, dirname, old_digest)),
         ])
 
@@ -373,7 +389,18 @@ class ScanCache:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
+    def _open(self, sealed: Any) -> bytes | None:
+        """The bytes :func:`_seal` sealed, or None when they are not what was
+        written: said once; the cache stays in use, so that the result
+        computed instead replaces the damaged one."""
+        data = _unseal(sealed)
+        if data is None and self._problem is None:
+            self._problem = f"scan cache {self.path} held a damaged depmod result; computed everything"
+        return data
+
     def _loads(self, blob: Any) -> Any:
+        if blob is None:
+            return None
         try:
             # stored uncompressed: zlib cost 15 ms of a 150 ms warm depmod (amd64)
             record = marshal.loads(blob)
@@ -392,7 +419,7 @@ class ScanCache:
         blob = self._dumps(record)
         if blob is not None:
             self._execute_all([(f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
-                                " VALUES (?, ?, ?, ?, ?)", (dirname, digest, basis, files, blob))])
+                                " VALUES (?, ?, ?, ?, ?)", (dirname, digest, basis, _seal(files), _seal(blob)))])
 
     def _dumps(self, record: Any) -> bytes | None:
         try:

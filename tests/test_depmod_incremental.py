@@ -243,14 +243,14 @@ def test_an_export_that_moves_rebinds_the_modules_importing_it(tmp_path: Path, p
     assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("damage", ["other result", "garbage", "bad part", "gone"])
+@pytest.mark.parametrize("damage", ["other result", "garbage", "bad part", "bad meta", "flipped byte", "gone"])
 def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, damage: str) -> None:
     """A state written for another result (a run stopped between the two
     writes), or one that does not decode: everything is computed, correctly."""
     import marshal
     import sqlite3
 
-    from moddeps.cache import STATES_TABLE
+    from moddeps.cache import STATES_TABLE, _seal
 
     root = _root(tmp_path)
     specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
@@ -264,11 +264,21 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
             db.execute(f"UPDATE {STATES_TABLE} SET digest = x'00'")
         elif damage == "garbage":
             db.execute(f"UPDATE {STATES_TABLE} SET state = x'00ff'")
-        elif damage == "bad part":  # the right outer form, a columns part that does not decode
+        elif damage == "bad part":  # sealed as written, the right outer form, a columns part that does not decode
             (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
-            parts = list(marshal.loads(state))
+            parts = list(marshal.loads(state[16:]))
             parts[incremental.PARTS.index("columns") + 1] = b"\xff"
-            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (marshal.dumps(tuple(parts)),))
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (_seal(marshal.dumps(tuple(parts))),))
+        elif damage == "bad meta":  # sealed as written, a meta part of the wrong shape
+            (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
+            parts = list(marshal.loads(state[16:]))
+            parts[incremental.PARTS.index("meta") + 1] = marshal.dumps((1, {"dep": 0}, [], []))
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (_seal(marshal.dumps(tuple(parts))),))
+        elif damage == "flipped byte":  # damaged on disk: the seal does not match
+            (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
+            flipped = bytearray(state)
+            flipped[len(flipped) // 2] ^= 0x01
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (bytes(flipped),))
         else:
             db.execute(f"DELETE FROM {STATES_TABLE}")
     db.close()
@@ -336,3 +346,68 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
                     path.unlink()
             specs = before
     assert sum(harness.updates) >= 5, harness.updates  # modules added or removed, brought up to date
+
+
+def test_a_damaged_stored_result_is_said_once_and_replaced(tmp_path: Path) -> None:
+    """A result damaged on disk (its seal no longer matches): everything is
+    computed, the cache says so once, and the result written replaces it."""
+    import sqlite3
+
+    from moddeps.cache import OUTPUTS_TABLE
+
+    root = _root(tmp_path)
+    specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"])]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    first = run(opts)
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        (record,) = db.execute(f"SELECT record FROM {OUTPUTS_TABLE}").fetchone()
+        flipped = bytearray(record)
+        flipped[-3] ^= 0x20  # a message's letter: still a record that decodes
+        db.execute(f"UPDATE {OUTPUTS_TABLE} SET record = ?", (bytes(flipped),))
+    db.close()
+    again = run(opts)
+    assert again.tree is not None and again.files == first.files and again.messages == first.messages
+    assert [n for n in again.extra if "damaged" in n] == [again.extra[0]]
+    third = run(opts)  # replaced: the warm rerun again, with nothing to say
+    assert third.tree is None and third.extra == first.extra
+
+
+def test_removing_an_unreadable_module_removes_its_message(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    for i, spec in enumerate([Spec(exports=["a_sym"]), Spec(needs=["a_sym"])]):
+        _write(root, i, spec)
+    (root / "kernel/bad.ko").write_bytes(b"\x7fELF not a module")
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    first = run(opts)
+    assert any("bad.ko" in m for m in first.messages)
+    (root / "kernel/bad.ko").unlink()
+    again = run(opts)
+    fresh = run(DepmodOptions(**common, dry_run=True))  # type: ignore[arg-type]
+    assert again.files == fresh.files and again.messages == fresh.messages
+    assert not any("bad.ko" in m for m in again.messages)
+    assert run(opts).messages == fresh.messages  # and what was stored says the same
+
+
+def test_the_cache_problem_is_said_on_a_rerun_brought_up_to_date(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from moddeps.cache import ScanCache
+
+    root = _root(tmp_path)
+    for i, spec in enumerate([Spec(exports=["a_sym"]), Spec(needs=["a_sym"])]):
+        _write(root, i, spec)
+    opts = DepmodOptions(version=VERSION, basedir=str(tmp_path), config=(str(tmp_path / "none"),),
+                         cache=str(tmp_path / "c.db"), fsync=False)
+    run(opts)
+    _write(root, 2, Spec(aliases=["new"]))  # added: the state is read before any write fails
+
+    def full(self: ScanCache, rows: object) -> None:
+        self._fail(f"scan cache {self.path} not updated (database or disk is full)")
+
+    monkeypatch.setattr(ScanCache, "_write_rows", full)
+    again = run(opts)
+    assert again.tree is None
+    assert [n for n in again.extra if "not updated" in n] == [again.extra[0]]

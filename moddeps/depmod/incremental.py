@@ -54,7 +54,7 @@ from ..resolve import Resolution, lookup_name, numbering
 from .reads import MODINFO_KEYS
 
 #: Bump when the state's layout changes: a state of another format is not used.
-FORMAT = 4  # 2: exporters, not owners; 3: parts decoded apart; 4: layout
+FORMAT = 5  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules
 
 #: group -> (its files in write order, its messages), as moddeps.depmod.run renders them
 Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
@@ -67,7 +67,8 @@ class State:
     """The state of a result.  Parts:
 
     * ``meta``: (number of modules, {output group: (its file names, its
-      messages)}, the messages made before the writers ran);
+      messages)}, the messages made before the writers ran, the indexes of
+      the unreadable modules: each has a message among those);
     * ``exporters``: {symbol (lookup name): the modules exporting it, array order};
     * ``deps``: per module, its direct dependencies in first-reference order;
     * ``columns``: {key of MODINFO_KEYS: (values, module index of each), array
@@ -93,7 +94,11 @@ class State:
                 value = marshal.loads(self._raw[name])
             except (KeyError, EOFError, TypeError) as exc:
                 raise ValueError(f"state part {name}: {exc}") from None
-            self._got[name] = _decode_columns(value) if name == "columns" else value
+            if name == "columns":
+                value = _decode_columns(value)
+            elif name == "meta" and not _meta_shaped(value):
+                raise ValueError("state part meta: not (count, groups, messages, indexes)")
+            self._got[name] = value
         return self._got[name]
 
     @property
@@ -107,6 +112,10 @@ class State:
     @property
     def before(self) -> list[str]:
         return self._part("meta")[2]  # type: ignore[no-any-return]
+
+    @property
+    def unreadable(self) -> list[int]:
+        return self._part("meta")[3]  # type: ignore[no-any-return]
 
     @property
     def exporters(self) -> dict[str, tuple[int, ...]]:
@@ -135,6 +144,18 @@ class State:
         return marshal.dumps((FORMAT, *(raw[name] for name in PARTS)))
 
 
+def _meta_shaped(value: Any) -> bool:
+    """Whether ``value`` has the shape of the meta part (what the caller uses outside :func:`update`)."""
+    def strings(x: Any) -> bool:
+        return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+    return (isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], int)
+            and isinstance(value[1], dict)
+            and all(isinstance(g, str) and isinstance(fm, tuple) and len(fm) == 2 and strings(fm[0])
+                    and strings(fm[1]) for g, fm in value[1].items())
+            and strings(value[2]) and isinstance(value[3], list) and all(isinstance(i, int) for i in value[3]))
+
+
 def _encode_part(name: str, value: Any) -> bytes:
     if name == "columns":
         value = {key: (len(values), "\0".join(values), array("I", owners).tobytes())
@@ -155,10 +176,11 @@ def _decode_columns(value: Any) -> dict[str, tuple[list[str], list[int]]]:
 
 
 def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: Sequence[str],
-            names: Sequence[str], shown: Sequence[str]) -> bytes:
-    """The state of a full computation, serialized (``names``, ``shown``: the module array)."""
+            names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> bytes:
+    """The state of a full computation, serialized (``names``, ``shown``: the
+    module array; ``unreadable``: the indexes of the modules that could not be read)."""
     return State({}).encode(
-        meta=(len(res.deps), _names_and_messages(groups), list(before)),
+        meta=(len(res.deps), _names_and_messages(groups), list(before), list(unreadable)),
         exporters=dict(res.exporters),
         deps=list(res.deps),
         columns={key: (list(values), list(owners)) for key, (values, owners) in columns.items()},
@@ -273,6 +295,8 @@ def update(
         return _update(state, names, shown, changes, importers, remap, dirname, prefix, warn_dups)
     except ValueError:  # a state part that does not decode, or an index kmod could not write
         return None
+    except (TypeError, KeyError, IndexError, AttributeError):  # a state of the wrong shape (the cache seals
+        return None  # what it stores, so only a bug gets here): the full computation is never wrong
 
 
 def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict[str, Any], set[str], set[str]]:
@@ -335,7 +359,11 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     changed: dict[str, Any] = {}  # the parts that change, new values
     again: set[str] = set()  # the groups to render again
     moved: set[str] = set()
+    unreadable = state.unreadable
     if remap is not None:
+        if any(remap[i] is None for i in unreadable):  # its message goes with it: not kept apart
+            return None
+        unreadable = [remap[i] for i in unreadable]  # type: ignore[misc]
         changed, moved, again = _reshape(state, remap, len(names))
         changed["layout"] = ([fsdecode(n) for n in names], list(shown))
 
@@ -399,5 +427,5 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     flat = list(state.before)
     for g in GROUPS:
         flat += now_groups.get(g, ([], []))[1]
-    blob = state.encode(meta=(len(names), now_groups, state.before), **changed)
+    blob = state.encode(meta=(len(names), now_groups, state.before, unreadable), **changed)
     return Update(groups, {g: now_groups[g][0] for g in GROUPS if g in now_groups}, flat, blob)

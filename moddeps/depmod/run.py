@@ -351,7 +351,8 @@ def _update_previous(
         return None
     if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
         scan_cache.renew_output(dirname, prev[3], inputs.digest, inputs.files, record)
-        return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), tuple(record[3]), tuple(record[2]))
+        return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), _noted(scan_cache, record[3]),
+                            tuple(record[2]))
     if opts.verbose or warn:
         return None
     from ..model import fsencode
@@ -382,8 +383,10 @@ def _update_previous(
     for group, names in update.files.items():
         if group in update.groups:
             result += update.groups[group][0]
-        else:
+        elif all(name in previous for name in names):
             result += [(name, previous[name]) for name in names]
+        else:  # the state names a file the previous result did not write
+            return None
     # the state first (its write overlaps the files' fsyncs); the result
     # stored after it with the same digest is the one it belongs to
     scan_cache.put_output_state(dirname, inputs.digest, update.state)
@@ -394,7 +397,12 @@ def _update_previous(
     if written is not None:
         scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
                               (written, update.messages, [], record[3]))
-    return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), tuple(record[3]))
+    return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), _noted(scan_cache, record[3]))
+
+
+def _noted(scan_cache: ScanCache, notes: list[str]) -> tuple[str, ...]:
+    """``notes``, after the cache's own problem if it had one (as a full computation says it)."""
+    return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
 
 
 def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None], list[int | None]] | None:
@@ -405,7 +413,7 @@ def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None]
     names, so the modules of both keep their order)."""
     try:
         names, shown = state.layout
-    except ValueError:
+    except (ValueError, TypeError):
         return None
     if len(names) != size:
         return None
@@ -533,7 +541,7 @@ def _compute(
 
         scan_cache.put_output_state(dirname, inputs.digest, functools.partial(
             incremental.capture, res, written_layout.columns(), groups, list(messages), names,
-            [f.shown for f in tree.files]))
+            [f.shown for f in tree.files], [i for i, m in enumerate(tree.modules) if m.error is not None]))
     messages.extend(out_messages)
 
     if not opts.dry_run:
