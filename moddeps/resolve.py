@@ -59,6 +59,12 @@ def lookup_name(name: str, prefix: str | None) -> str:
     return name
 
 
+def export_name(name: str, prefix: str | None) -> str:
+    """kmod tools/depmod.c (depmod_symbol_add): one leading -P prefix
+    character is dropped from an exported name."""
+    return name[1:] if prefix and name.startswith(prefix) else name
+
+
 def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | None = None) -> Resolution:
     """Resolve symbols for the module array ``modules`` (``paths``: the full path
     kmod prints for each module in warnings)."""
@@ -121,9 +127,7 @@ def _bind_py(
     exporters: dict[str, list[int]] = {}
     for idx, mod in enumerate(modules):
         for exp in mod.exports:
-            name = exp.name
-            if prefix and name.startswith(prefix):
-                name = name[1:]
+            name = export_name(exp.name, prefix)
             # kmod: adding a name that exists replaces it -- the last module
             # in the array owns a symbol exported twice, with no warning.
             owners[name] = (idx, exp.crc or 0)

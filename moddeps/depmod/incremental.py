@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Module, fsdecode
-from ..resolve import Resolution, lookup_name, numbering
+from ..resolve import Resolution, export_name, lookup_name, numbering
 from .reads import MODINFO_KEYS
 
 #: Bump when the state's layout changes: a state of another format is not used.
@@ -207,8 +207,7 @@ def load(blob: bytes | None) -> State | None:
 
 
 def _export_keys(m: Module, prefix: str | None) -> set[str]:
-    # as resolve: kmod strips one -P prefix character from an exported name
-    return {e.name[1:] if prefix and e.name.startswith(prefix) else e.name for e in m.exports}
+    return {export_name(e.name, prefix) for e in m.exports}
 
 
 def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> tuple[int, ...]:
@@ -218,8 +217,7 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
     found: dict[int, None] = {}
     get = exporters.get
     for imp in m.imports:
-        name = imp.name
-        exps = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
+        exps = get(lookup_name(imp.name, prefix))
         if exps:
             found[exps[-1]] = None
     return tuple(found)
@@ -227,11 +225,7 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
 
 def importing(m: Module, symbols: set[str], prefix: str | None) -> bool:
     """Whether ``m`` imports one of ``symbols`` (lookup names)."""
-    for imp in m.imports:
-        name = imp.name
-        if (lookup_name(name, prefix) if (name[:1] == "." or prefix) else name) in symbols:
-            return True
-    return False
+    return any(lookup_name(imp.name, prefix) in symbols for imp in m.imports)
 
 
 def _move_exports(exporters: dict[str, tuple[int, ...]], idx: int, gone: set[str], added: set[str]) -> set[str]:
@@ -366,7 +360,6 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
         unreadable = [remap[i] for i in unreadable]  # type: ignore[misc]
         changed, moved, again = _reshape(state, remap, len(names))
         changed["layout"] = ([fsdecode(n) for n in names], list(shown))
-
 
     # symbols: who exports what, and whom each changed module binds to
     rebind: dict[int, Module] = {}

@@ -297,7 +297,7 @@ def _update_previous(
     import marshal
 
     from ..cache import FEW
-    from ..model import Module
+    from ..model import Module, fsencode
     from .reads import depmod_view
 
     prev = scan_cache.get_previous_output(dirname)
@@ -317,10 +317,12 @@ def _update_previous(
             return None
         was_at = list(range(len(before)))
     else:  # modules added or removed: map the previous array onto this one
-        from . import incremental
+        if opts.verbose or warn:  # what the state does not keep
+            return None
+        from . import incremental  # (not needed by a rerun whose changes depmod does not read)
 
         state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
-        if state is None or opts.verbose or warn:
+        if state is None:
             return None
         mapped = _map_arrays(state, layout, len(before))
         if mapped is None:
@@ -355,7 +357,6 @@ def _update_previous(
                             tuple(record[2]))
     if opts.verbose or warn:
         return None
-    from ..model import fsencode
     from . import incremental
 
     if state is None:
@@ -553,11 +554,10 @@ def _compute(
             if written is not None:
                 scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
                                       (written, messages, verbose_lines, extra_notes))
-    if scan_cache is not None and scan_cache.problem:
-        extra_notes.insert(0, f"NOTE: {scan_cache.problem}")
     return DepmodResult(
-        dirname, outdir, tuple(files), tuple(messages), tuple(extra_notes), tuple(verbose_lines), tree=tree,
-        resolution=res,
+        dirname, outdir, tuple(files), tuple(messages),
+        tuple(extra_notes) if scan_cache is None else _noted(scan_cache, extra_notes), tuple(verbose_lines),
+        tree=tree, resolution=res,
     )
 
 
