@@ -2,12 +2,20 @@
 extractions are cached in ``$MODDEPS_CONFORMANCE_CACHE``, see ``debian.py``).
 
 * ``kmod``          the real kmod 30 tools (depmod, modprobe, modinfo)
+* ``kmod30``        the same as a ``debian.KmodCmd`` (argv prefixes)
+* ``kmod34``        Debian 13's kmod 34.2, a ``debian.KmodCmd``, downloaded with
+                    its libraries through a separate apt configuration
+                    (``debian.kmod34``)
 * ``moddeps_cmd``   argv prefix running the installed moddeps CLI
 * ``tree``          an extracted pristine tree, parametrized over both 6.1
                     packages (``debian.TREES``); test_depmod_vs_kmod and
                     test_scan_vs_kmod parametrize it over ``debian.WITH_XZ``,
                     which adds the 6.12 cloud kernel with ``.ko.xz`` modules
-* ``fresh_copy``    ``fresh_copy(tree, label)`` -> root of a new writable copy
+                    (the Debian 13 and 14 trees, ``debian.NEW_TREES``, are
+                    parameters test modules add the same way)
+* ``fresh_copy``    ``fresh_copy(tree, label)`` -> root of a new writable copy;
+                    a Debian 13/14 copy gets ``lib -> usr/lib`` unless
+                    ``lib_link=False``
 * ``empty_config``  an empty directory for ``-C``
 * ``summary``       lines printed in the terminal summary (counts, timings)
 
@@ -32,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import debian
-from tests.conformance.debian import TREES, Kmod, unavailable
+from tests.conformance.debian import TREES, Kmod, KmodCmd, unavailable
 
 _SUMMARY = pytest.StashKey[list[str]]()
 
@@ -63,6 +71,19 @@ def kmod() -> Kmod:
     if first.strip() != "kmod version 30":
         unavailable(f"moddeps reproduces kmod 30; {depmod} --version says {first!r}")
     return Kmod(depmod, tools["modprobe"] or "", tools["modinfo"] or "", first.split()[-1])
+
+
+@pytest.fixture(scope="session")
+def kmod30(kmod: Kmod) -> KmodCmd:
+    return KmodCmd.installed(kmod)
+
+
+@pytest.fixture(scope="session")
+def kmod34() -> KmodCmd:
+    try:
+        return debian.kmod34()
+    except debian.Unavailable as exc:
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -100,14 +121,18 @@ def _isolated_scan_cache(workdir: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def fresh_copy(workdir: Path) -> Callable[[debian.KernelTree, str], Path]:
-    """``fresh_copy(tree, label)``: the root (``-b`` BASEDIR) of a new
-    writable copy of ``tree``, made of hard links to the pristine files."""
+def fresh_copy(workdir: Path) -> Callable[..., Path]:
+    """``fresh_copy(tree, label, lib_link=True)``: the root (``-b`` BASEDIR)
+    of a new writable copy of ``tree``, made of hard links to the pristine
+    files; with ``lib -> usr/lib`` if the tree has only usr/lib/modules
+    (``debian.link_lib``) and ``lib_link``."""
     counter = itertools.count(1)
 
-    def make(tree: debian.KernelTree, label: str) -> Path:
-        dst = workdir / f"{tree.flavour}-{label}-{next(counter)}"
-        return debian.copy_tree(tree.root, dst)
+    def make(tree: debian.KernelTree, label: str, lib_link: bool = True) -> Path:
+        dst = debian.copy_tree(tree.root, workdir / f"{tree.flavour}-{label}-{next(counter)}")
+        if lib_link and tree.moduledir != "lib/modules":
+            debian.link_lib(dst)
+        return dst
 
     return make
 

@@ -24,51 +24,17 @@ from pathlib import Path
 import pytest
 
 from tests.conformance import debian
-from tests.conformance.debian import WITH_XZ, XZ_FLAVOUR, KernelTree, Kmod, first_difference, unavailable
+from tests.conformance.debian import WITH_XZ, XZ_FLAVOUR, KernelTree, Kmod, unavailable
+from tests.conformance.outputs import KMOD30_OUTPUTS as OUTPUTS
+from tests.conformance.outputs import Run, compare_outputs, explain, fail_message, listing, run_depmod
 
 pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", WITH_XZ, indirect=True)]
 
-#: what kmod 30 writes (tools/depmod.c, depmod_output)
-OUTPUTS = (
-    "modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
-    "modules.symbols", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
-    "modules.devname",
-)
 WORKERS = max(4, 2 * (os.cpu_count() or 1))
 SAMPLE = 500  # aliases and symbols looked up with modprobe, per tree
 SHOW = 15
 
 FreshCopy = Callable[[KernelTree, str], Path]
-
-
-@dataclass(frozen=True)
-class Run:
-    tool: str  # "kmod" or "moddeps"
-    root: Path  # the -b BASEDIR
-    argv: tuple[str, ...]
-    status: int
-    stdout: bytes
-    stderr: bytes
-    seconds: float
-
-    def messages(self) -> list[str]:
-        """stderr lines without "depmod: "/"moddeps: ", the copy's path as <BASEDIR>."""
-        prefix = "depmod: " if self.tool == "kmod" else "moddeps: "
-        out = []
-        for line in self.stderr.decode("utf-8", "surrogateescape").splitlines():
-            line = line.removeprefix(prefix)
-            out.append(line.replace(str(self.root), "<BASEDIR>"))
-        return out
-
-    def describe(self) -> str:
-        return f"{' '.join(self.argv)} -> status {self.status}, stderr:\n{self.stderr.decode(errors='replace')[-2000:]}"
-
-
-def run_depmod(tool: str, cmd: list[str], root: Path, version: str, *args: str) -> Run:
-    argv = [*cmd, *args, "-b", str(root), version]
-    t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=1800)
-    return Run(tool, root, tuple(argv), r.returncode, r.stdout, r.stderr, time.monotonic() - t0)
 
 
 @dataclass(frozen=True)
@@ -133,64 +99,6 @@ def symvers(tree: KernelTree) -> Path:
 # --------------------------------------------------------------------------
 
 
-def listing(moddir: Path) -> set[str]:
-    out: set[str] = set()
-    for dirpath, _dirs, files in os.walk(moddir):
-        rel = os.path.relpath(dirpath, moddir)
-        out.update(os.path.normpath(os.path.join(rel, f)) for f in files)
-    return out
-
-
-def _dump(cmd: list[str], path: Path) -> list[str]:
-    r = subprocess.run([*cmd, "index", "dump", str(path)], capture_output=True, timeout=600)
-    if r.returncode != 0:
-        return [f"<moddeps index dump failed: {r.stderr.decode(errors='replace').strip()}>"]
-    return r.stdout.decode("utf-8", "surrogateescape").splitlines()
-
-
-def explain(name: str, ours: bytes, theirs: bytes, ours_path: Path, theirs_path: Path, moddeps_cmd: list[str]) -> str:
-    """A short description of how two versions of an output file differ."""
-    offset = first_difference(ours, theirs)
-    text = f"{name}: moddeps {len(ours)} bytes, kmod {len(theirs)} bytes, first difference at byte {offset}"
-    if name.endswith(".bin"):
-        ol, kl = _dump(moddeps_cmd, ours_path), _dump(moddeps_cmd, theirs_path)
-    else:
-        ol = ours.decode("utf-8", "surrogateescape").splitlines()
-        kl = theirs.decode("utf-8", "surrogateescape").splitlines()
-    i = first_difference(ol, kl)
-    what = "index dump line" if name.endswith(".bin") else "line"
-    text += (
-        f"; {what} {i + 1} of {len(ol)}/{len(kl)}: moddeps {ol[i] if i < len(ol) else None!r}, "
-        f"kmod {kl[i] if i < len(kl) else None!r}"
-    )
-    if set(ol) != set(kl):
-        text += f"; {len(set(ol) - set(kl))} lines only in moddeps', {len(set(kl) - set(ol))} only in kmod's"
-    else:
-        text += "; same lines, different order" if ol != kl else "; same lines"
-    return text
-
-
-def compare_outputs(ours_dir: Path, kmod_dir: Path, moddeps_cmd: list[str]) -> list[str]:
-    """Differences between two module directories: file sets, then bytes."""
-    problems = []
-    ol, kl = listing(ours_dir), listing(kmod_dir)
-    problems += [f"only moddeps wrote {f}" for f in sorted(ol - kl)]
-    problems += [f"only kmod wrote {f}" for f in sorted(kl - ol)]
-    problems += [f"kmod did not write {f}" for f in OUTPUTS if f not in kl]
-    for f in sorted(ol & kl):
-        if "/" in f:
-            continue  # module files (hard links to the same pristine inodes)
-        x, y = (ours_dir / f).read_bytes(), (kmod_dir / f).read_bytes()
-        if x != y:
-            problems.append(explain(f, x, y, ours_dir / f, kmod_dir / f, moddeps_cmd))
-    return problems
-
-
-def _fail(what: str, tree: KernelTree, problems: list[str]) -> str:
-    more = f"\n  ... and {len(problems) - SHOW} more" if len(problems) > SHOW else ""
-    return f"{tree.package}: {what}: {len(problems)} problem(s)\n  " + "\n  ".join(problems[:SHOW]) + more
-
-
 # --------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------
@@ -215,7 +123,7 @@ def test_depmod_outputs_identical(indexed: Pair, moddeps_cmd: list[str], summary
         f"({sum((theirs / f).stat().st_size for f in compared) / 1e6:.1f} MB), "
         f"{len(listing(theirs))} files in the tree"
     )
-    assert not problems, _fail("depmod outputs differ", indexed.tree, problems)
+    assert not problems, fail_message("depmod outputs differ", indexed.tree, problems)
 
 
 def test_depmod_messages_identical(indexed: Pair) -> None:
@@ -245,7 +153,7 @@ def test_depmod_scan_cache_identical(
         f"cache cold {cold.seconds:.2f} s, warm {warm.seconds:.2f} s (kmod {indexed.kmod.seconds:.2f} s)"
     )
     assert cold.messages() == warm.messages() == indexed.kmod.messages()
-    assert not problems, _fail("depmod outputs through the scan cache differ", tree, problems)
+    assert not problems, fail_message("depmod outputs through the scan cache differ", tree, problems)
 
 
 def test_dry_run_identical(
@@ -257,7 +165,7 @@ def test_dry_run_identical(
     assert pair.moddeps.messages() == pair.kmod.messages()
     assert len(pair.kmod.stdout) > 100_000
     if pair.moddeps.stdout != pair.kmod.stdout:
-        pytest.fail(_fail("depmod -n stdout differs", tree, [explain(
+        pytest.fail(fail_message("depmod -n stdout differs", tree, [explain(
             "stdout", pair.moddeps.stdout, pair.kmod.stdout, Path(), Path(), moddeps_cmd)]), pytrace=False)
     written = [
         f"{run.tool} wrote {f} despite -n"
@@ -288,7 +196,7 @@ def test_outdir_matches_kmod_in_place(
         x, y = (got / f).read_bytes(), (kmod_dir / f).read_bytes()
         if x != y:
             problems.append(explain(f, x, y, got / f, kmod_dir / f, moddeps_cmd))
-    assert not problems, _fail("depmod -o outputs differ from kmod's in-place outputs", tree, problems)
+    assert not problems, fail_message("depmod -o outputs differ from kmod's in-place outputs", tree, problems)
 
 
 def test_symvers_no_unknown_symbols(
@@ -304,7 +212,7 @@ def test_symvers_no_unknown_symbols(
     assert pair.kmod.messages() == [], f"kmod itself warns with {symvers}: {pair.kmod.messages()[:10]}"
     assert pair.moddeps.messages() == pair.kmod.messages()
     problems = compare_outputs(pair.moddir(pair.moddeps), pair.moddir(pair.kmod), moddeps_cmd)
-    assert not problems, _fail("depmod -e -E outputs differ", tree, problems)
+    assert not problems, fail_message("depmod -e -E outputs differ", tree, problems)
 
 
 def most_needed_module(modules_dep: Path) -> str:
@@ -345,13 +253,13 @@ def test_missing_library_warnings(
     assert unknown, f"kmod gave no warning with {victim} removed: {km[:5]}"
     only_kmod = sorted(set(km) - set(mm))
     only_ours = sorted(set(mm) - set(km))
-    assert not (only_kmod or only_ours), _fail(
+    assert not (only_kmod or only_ours), fail_message(
         f"warnings with {victim} removed", tree,
         [f"only kmod: {x}" for x in only_kmod] + [f"only moddeps: {x}" for x in only_ours],
     )
     assert mm == km, f"same warnings, different order or multiplicity ({len(mm)} vs {len(km)} lines)"
     problems = compare_outputs(pair.moddir(pair.moddeps), pair.moddir(pair.kmod), moddeps_cmd)
-    assert not problems, _fail(f"depmod outputs with {victim} removed differ", tree, problems)
+    assert not problems, fail_message(f"depmod outputs with {victim} removed differ", tree, problems)
 
 
 def test_depmod_reruns_after_a_module_changed(
@@ -407,7 +315,7 @@ def test_depmod_reruns_after_a_module_changed(
             problems.append(f"{what}: messages {list(result.messages)[:3]} vs kmod's {k.messages()[:3]}")
     summary.append(f"depmod {tree.package}: {len(steps)} changes ({', '.join(s[0] for s in steps)}) to "
                    f"{victim.name} and {library.name} ({symbol.decode()}), each rerun compared with kmod")
-    assert not problems, _fail("depmod reruns after a module changed", tree, problems)
+    assert not problems, fail_message("depmod reruns after a module changed", tree, problems)
 
 
 # --------------------------------------------------------------------------
@@ -475,4 +383,4 @@ def test_modprobe_reads_moddeps_indexes(
         + f"); {failed} fail on kmod's own indexes too"
     )
     assert len(queries["modules"]) > 500
-    assert not problems, _fail("modprobe answers differ", tree, problems)
+    assert not problems, fail_message("modprobe answers differ", tree, problems)
