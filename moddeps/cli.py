@@ -43,6 +43,23 @@ CacheOpt = Annotated[
     typer.Option("--cache", help="Scan cache database (default $MODDEPS_CACHE or ~/.cache/moddeps/scan.sqlite3)."),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read every module; do not use the scan cache.")]
+KmodVersionOpt = Annotated[str | None, typer.Option(
+    "--kmod-version", metavar="30..34",
+    help="The kmod release to match (default: $MODDEPS_KMOD_VERSION, else the kmod the root's package "
+    "database says is installed, else 34).")]
+
+
+def _deprecated_flag(ctx: typer.Context, param: Any, value: bool) -> bool:
+    """Record kmod 30's ignored depmod options in the order given (click calls
+    the callbacks of given options in command-line order)."""
+    if value:
+        ctx.meta.setdefault("moddeps.deprecated", []).append(param.opts[0])
+    return value
+
+
+def _deprecated_opt(name: str) -> Any:
+    """One spelling per option: kmod's warning names the spelling given."""
+    return typer.Option(name, hidden=True, callback=_deprecated_flag)
 
 
 def _cache_path(cache: str | None, no_cache: bool) -> str | None:
@@ -73,7 +90,15 @@ def _scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"moddeps: {message}\n")
+    """One diagnostic on stderr; bytes read from files (surrogate escapes) are written back as they were."""
+    text = f"moddeps: {message}\n"
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is None:
+        sys.stderr.write(text)
+        return
+    sys.stderr.flush()
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
 
 
 def printable(s: str) -> str:
@@ -174,9 +199,9 @@ def _resolve_tree(tree: str | None, basedir: str | None, version: str | None) ->
     if tree:
         return tree.rstrip("/") or "/", None
     if basedir or version:
-        from .depmod.run import module_dirname
+        from .kmodnames import find_module_dir
 
-        return module_dirname(basedir or "", "lib/modules", version or os.uname().release), None
+        return find_module_dir(basedir or "", version or os.uname().release), None
     path, is_sample = default_tree()
     note = (
         f"/lib/modules/{os.uname().release} does not exist; using the sample tree shipped with moddeps: {path}"
@@ -364,13 +389,13 @@ def audit(
 
 
 def _basedir_of(dirname: str, basedir: str | None) -> str:
-    """BASEDIR for depmod.d: given, or the part before /lib/modules/VERSION."""
+    """BASEDIR for depmod.d: given, or the part before [usr/]lib/modules/VERSION."""
     if basedir is not None:
         return basedir
-    parent = os.path.dirname(dirname.rstrip("/"))
-    if parent.endswith("/lib/modules"):
-        return parent[: -len("/lib/modules")]
-    return "/nonexistent-basedir"
+    from .kmodnames import basedir_of
+
+    base = basedir_of(dirname)
+    return "/nonexistent-basedir" if base is None else base
 
 
 TreeArg = Annotated[str | None, typer.Option("--tree", "-t", help="Module tree (default: /lib/modules/$(uname -r)).")]
@@ -693,6 +718,7 @@ def diff_cmd(
 
 @app.command(context_settings={"allow_interspersed_args": True})
 def depmod(
+    ctx: typer.Context,
     args: Annotated[list[str] | None, typer.Argument(help="[VERSION [FILES...]]", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("-a", "--all", help="Probe all modules (default without FILES).")] = False,
     quick: Annotated[
@@ -714,10 +740,22 @@ def depmod(
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    kmod_version: KmodVersionOpt = None,
+    # kmod 30-33 accept these and warn "Ignored deprecated option"; kmod 34 rejects them
+    _u: Annotated[bool, _deprecated_opt("-u")] = False,
+    _unresolved: Annotated[bool, _deprecated_opt("--unresolved-error")] = False,
+    _q: Annotated[bool, _deprecated_opt("-q")] = False,
+    _quiet: Annotated[bool, _deprecated_opt("--quiet")] = False,
+    _r: Annotated[bool, _deprecated_opt("-r")] = False,
+    _root: Annotated[bool, _deprecated_opt("--root")] = False,
+    _map: Annotated[bool, _deprecated_opt("--map")] = False,
 ) -> None:
     """Generate modules.dep and the other index files, byte for byte as kmod's depmod.
 
-    Unlike kmod 30, the default depmod.d directories are read under BASEDIR.
+    Which kmod release is matched (30 to 34) is chosen by --kmod-version,
+    $MODDEPS_KMOD_VERSION, the kmod installed under BASEDIR (its dpkg or pacman
+    database), else 34; -v says which.  Unlike kmod, the default depmod.d
+    directories are read under BASEDIR.
     """
     argv = list(args or [])
     version = argv[0] if argv else None
@@ -726,7 +764,8 @@ def depmod(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
             system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, warn_dups=warn, jobs=jobs,
-            cache=_cache_path(cache, no_cache),
+            cache=_cache_path(cache, no_cache), kmod_version=kmod_version,
+            deprecated=tuple(ctx.meta.get("moddeps.deprecated", ())),
         )
 
 
@@ -741,6 +780,8 @@ def _depmod(**kw: Any) -> None:
         for line in [*exc.messages, *exc.notes]:
             _err(line)
         raise typer.Exit(exc.exit_status) from None
+    if opts.verbose and result.kmod is not None:
+        _err(f"NOTE: {result.kmod.describe()}")
     for line in [*result.messages, *result.extra]:
         _err(line)
     out = sys.stdout.buffer

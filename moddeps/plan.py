@@ -253,9 +253,19 @@ def modprobe_dirname(basedir: str | None, version: str | None) -> str:
 
     kmod tools/modprobe.c: ``snprintf("%s/lib/modules/%s", root, kversion)``
     (so ``-d /x/`` gives ``/x//lib/modules/...``), made absolute by kmod_new.
+    A merged-/usr root without ``lib/modules/VERSION`` but with
+    ``usr/lib/modules/VERSION`` gives the latter (a kmod built with
+    MODULE_DIRECTORY=/usr/lib/modules, as on Fedora and Arch).
     """
+    from .kmodnames import MODULE_DIRECTORIES
+
     release = version or os.uname().release
-    return _make_absolute(f"{basedir or ''}/lib/modules/{release}")
+    path = _make_absolute(f"{basedir or ''}/lib/modules/{release}")
+    if not os.path.isdir(path):
+        merged = _make_absolute(f"{basedir or ''}/{MODULE_DIRECTORIES[1]}/{release}")
+        if os.path.isdir(merged):
+            return merged
+    return path
 
 
 def cmdline_options(args: Sequence[str]) -> str | None:
@@ -550,12 +560,10 @@ def _basedir_of(dirname: str) -> str:
     A directory elsewhere gets a base that holds nothing, so the host's
     /etc/modprobe.d never leaks into a plan for an unrelated tree.
     """
-    parent = os.path.dirname(dirname.rstrip("/"))
-    if parent.endswith("/lib/modules"):
-        return parent[: -len("/lib/modules")]
-    if parent == "/lib/modules":
-        return ""
-    return "/nonexistent-moddeps-basedir"
+    from .kmodnames import basedir_of
+
+    base = basedir_of(dirname)
+    return "/nonexistent-moddeps-basedir" if base is None else base
 
 
 # --------------------------------------------------------------------------

@@ -310,9 +310,14 @@ def _walk_exact(
 
 
 def module_array(
-    files: Iterable[ModuleFile], dirname: str, order_text: bytes | None
+    files: Iterable[ModuleFile], dirname: str, order_text: bytes | None, *, first_wins: bool = True
 ) -> tuple[list[ModuleFile], frozenset[str], bool, list[str]]:
     """kmod's module array: hash order, then a stable sort by ``modules.order``.
+
+    A module listed on several lines takes the position of its first line
+    (``first_wins``: kmod 34, commit a1186faeac14, skips a module already
+    numbered) or of its last (kmod 30-33: tools/depmod.c depmod_modules_sort
+    numbers every match, so the last number stays).
 
     Returns (array, names placed by modules.order, whether the order file was
     applied, kmod-style messages).
@@ -343,8 +348,7 @@ def module_array(
     sort_idx: dict[str, int] = {}
     for k, line in enumerate(lines, start=1):
         found = by_unc.get(line)
-        if found is not None:
-            # v30: the last occurrence wins (v34 changed this to the first)
+        if found is not None and not (first_wins and found.name in sort_idx):
             sort_idx[found.name] = k - (total + 1)
     array.sort(key=lambda mf: sort_idx.get(mf.name, 1))
     return array, frozenset(sort_idx), True, messages
@@ -740,8 +744,11 @@ class Layout:
     config: DepmodConfig
 
 
-def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None) -> Layout:
-    """Walk ``dirname`` and lay out kmod's module array, without reading a module."""
+def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None,
+                order_first_wins: bool = True) -> Layout:
+    """Walk ``dirname`` and lay out kmod's module array, without reading a module.
+
+    ``order_first_wins``: see :func:`module_array` (kmod 34's rule by default)."""
     from .errors import InputError
 
     cfg = config or DepmodConfig()
@@ -751,7 +758,8 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
     problems: list[FileProblem] = []
     registry = discover(dirname, cfg, problems)
     order_text = read_optional(f"{dirname}/modules.order")
-    array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text)
+    array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text,
+                                                    first_wins=order_first_wins)
     duplicates = tuple(
         Duplicate(
             name=name,

@@ -5,6 +5,12 @@ Usage (from the repository root, with kmod 30's ``depmod`` installed)::
     python tests/regen_depmod_cases.py            # every committed case
     python tests/regen_depmod_cases.py CASE...    # only these
 
+and for kmod 34.2 (results in ``tests/data/depmod_cases_kmod34/``), with
+Debian 13's ``kmod``, ``libkmod2``, ``libc6``, ``liblzma5``, ``libzstd1`` and
+``libssl3t64`` packages extracted (``dpkg -x``) into one directory ``K``::
+
+    MODDEPS_KMOD34_ROOT=K python tests/regen_depmod_cases.py --kmod 34 [CASE...]
+
 For each case of ``tests/depmod_cases.py`` (except the ``live_only`` ones,
 whose result depends on readdir order), the tree is materialised in a fresh
 ``/tmp/mdcase-XXXXXXXX``, the real ``depmod`` runs every step (10 s timeout:
@@ -31,16 +37,38 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.depmod_cases import CASES, DATA_DIR, committed_cases, kmod_available, observe, record, run_kmod
+from tests.depmod_cases import (
+    CASES,
+    committed_cases,
+    data_dir,
+    kmod34_depmod,
+    kmod_available,
+    observe,
+    record,
+    run_kmod,
+)
 
 
 def main(argv: list[str]) -> int:
-    if not kmod_available():
-        print("regen: the real depmod is not installed", file=sys.stderr)
-        return 1
-    version = subprocess.run(["depmod", "-V"], capture_output=True, text=True).stdout.splitlines()[0]
-    if version != "kmod version 30":
-        print(f"regen: warning: expected kmod version 30, found {version!r}", file=sys.stderr)
+    release = 30
+    if argv[:1] == ["--kmod"]:
+        release = int(argv[1])
+        argv = argv[2:]
+    if release == 30:
+        if not kmod_available():
+            print("regen: the real depmod is not installed", file=sys.stderr)
+            return 1
+        exe = ["depmod"]
+    else:
+        got = kmod34_depmod()
+        if got is None:
+            print("regen: set MODDEPS_KMOD34_ROOT to an extracted kmod 34.2", file=sys.stderr)
+            return 1
+        exe = got
+    version = subprocess.run([*exe, "-V"], capture_output=True, text=True).stdout.splitlines()[0]
+    if not (version == f"kmod version {release}" or version.startswith(f"kmod version {release}.")):
+        print(f"regen: warning: expected kmod version {release}, found {version!r}", file=sys.stderr)
+    DATA_DIR = data_dir(release)
     names = argv or [c.name for c in committed_cases()]
     unknown = [n for n in names if n not in CASES]
     if unknown:
@@ -52,8 +80,8 @@ def main(argv: list[str]) -> int:
         if c.live_only:
             print(f"{name}: live-only, skipped")
             continue
-        obs = observe(c, run_kmod, kmod=True)
-        record(c, obs)
+        obs = observe(c, run_kmod, kmod=True, release=release)
+        record(c, obs, DATA_DIR)
         status = "TIMEOUT (moddeps-only)" if obs.timed_out else ",".join(str(s["exit"]) for s in obs.steps)
         print(f"{name}: exit {status}, {len(obs.outputs)} outputs, {sum(len(s['stderr']) for s in obs.steps)} "
               "stderr lines")

@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..kmodversion import KmodTarget
 from ..model import Module, fsdecode
 from ..resolve import Resolution, export_name, lookup_name, numbering
 from .reads import MODINFO_KEYS
@@ -273,6 +274,7 @@ def update(
     dirname: str,
     prefix: str | None,
     warn_dups: bool,
+    kmod: KmodTarget,
 ) -> Update | None:
     """The groups to render again after ``changes`` (index, the record
     ``state`` knows, the new record), or None: compute everything.
@@ -286,7 +288,7 @@ def update(
     one of ``symbols`` (lookup names), by index, or None if that cannot be known.
     """
     try:
-        return _update(state, names, shown, changes, importers, remap, dirname, prefix, warn_dups)
+        return _update(state, names, shown, changes, importers, remap, dirname, prefix, warn_dups, kmod)
     except ValueError:  # a state part that does not decode, or an index kmod could not write
         return None
     except (TypeError, KeyError, IndexError, AttributeError):  # a state of the wrong shape (the cache seals
@@ -337,7 +339,7 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
 
 def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[tuple[int, Module, Module]],
             importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
-            dirname: str, prefix: str | None, warn_dups: bool) -> Update | None:
+            dirname: str, prefix: str | None, warn_dups: bool, kmod: KmodTarget) -> Update | None:
     from .outputs import Layout
     from .run import GROUPS, render_groups
     from .safety import sanitize
@@ -415,7 +417,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                      mismatched=(), topo=topo, messages=())
     columns = (changed.get("columns") or state.columns) if again & {"alias", "devname", "softdep"} else {}
     layout = Layout.of_columns(names, shown, res, columns)
-    groups = render_groups(layout, dirname, [g for g in GROUPS if g in again], warn_dups=warn_dups)
+    groups = render_groups(layout, dirname, [g for g in GROUPS if g in again], kmod, warn_dups=warn_dups)
     now_groups = {**{g: got for g, got in state.groups.items() if g not in groups}, **_names_and_messages(groups)}
     flat = list(state.before)
     for g in GROUPS:

@@ -168,22 +168,58 @@ def _warn_dropped(keys: Iterable[bytes], values: Iterable[bytes], dropped: list[
         )
 
 
-def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: list[str] | None) -> bytes:
-    """build_index, leaving out (with a warning naming the module) the keys kmod 30
-    cannot index: those that branch on a non-ASCII byte."""
+class NonAsciiIndexString(ValueError):
+    """kmod >= 34 stops at an index key or value holding a byte >= 0x80.
+
+    kmod tools/depmod.c index__checkstring (fixed to read bytes as unsigned by
+    commits 9cbb979 and f5589e7, v34) checks the key, then the value, of every
+    insertion and ends the run with a CRIT message; kmod 30 read the byte as
+    signed and let it through.  ``message`` is kmod's text.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes]) -> None:
+    """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80."""
+    keys, values = list(keys), list(values)
+    if b"".join(keys).isascii() and b"".join(values).isascii():
+        return
+    for k, v in zip(keys, values):
+        for text in (k, v):
+            if not text.isascii():
+                ch = next(b for b in text if b >= 0x80)
+                shown = fsdecode(text)
+                raise NonAsciiIndexString(
+                    f"FATAL: Module index: bad character '{fsdecode(bytes([ch]))}'=0x{ch:x} - "
+                    f"only 7-bit ASCII is supported:\n{shown}")
+
+
+def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: list[str] | None,
+           preorder: bool) -> bytes:
+    """build_index (nodes in pre-order for kmod >= 34), leaving out (with a
+    warning naming the module) the keys kmod 30 cannot index: those that
+    branch on a non-ASCII byte.  For kmod >= 34 (``preorder``) any non-ASCII
+    byte is :class:`NonAsciiIndexString`, as kmod 34 stops there."""
     entries = list(entries)
+    if preorder:
+        _check_7bit((e[0] for e in entries), (e[1] for e in entries))
     dropped: list[bytes] = []
-    data = build_index(entries, dropped)
+    data = build_index(entries, dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped((e[0] for e in entries), (e[1] for e in entries), dropped, file, messages)
     return data
 
 
 def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None, file: str,
-                   messages: list[str] | None) -> bytes:
+                   messages: list[str] | None, preorder: bool) -> bytes:
     """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...)."""
+    if preorder:
+        _check_7bit(keys, values)
     dropped: list[bytes] = []
-    data = build_index_columns(keys, values, priorities, dropped)
+    data = build_index_columns(keys, values, priorities, dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped(keys, values, dropped, file, messages)
     return data
@@ -193,12 +229,13 @@ def modules_dep(lines: list[bytes]) -> bytes:
     return b"\n".join(lines) + b"\n" if lines else b""
 
 
-def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None) -> bytes:
+def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None, *,
+                    preorder: bool = False) -> bytes:
     names = _names(layout)
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
-        return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages)
-    return _index_columns(names, list(lines), None, "modules.dep.bin", messages)
+        return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
+    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder)
 
 
 def modules_alias(layout: Layout) -> bytes:
@@ -220,7 +257,8 @@ def _alias_keys(flat: list[str]) -> list[bytes | None]:
     return [alias_normalize(fsencode(v)) for v in flat]
 
 
-def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False) -> bytes:
+def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False, *,
+                      preorder: bool = False) -> bytes:
     """kmod tools/depmod.c (output_aliases_bin): normalised aliases; an unmatched
     bracket is warned about and skipped; with ``-w`` a module listing the same
     normalised alias twice gets "duplicate module alias" (index_insert found
@@ -230,7 +268,7 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
-                              "modules.alias.bin", messages)
+                              "modules.alias.bin", messages, preorder)
     acc = []
     seen: set[bytes] = set()
     last = -1
@@ -249,7 +287,7 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
         else:
             seen.add(key)
         acc.append((key, names[idx], idx))
-    return _index(acc, "modules.alias.bin", messages)
+    return _index(acc, "modules.alias.bin", messages, preorder)
 
 
 def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
@@ -264,7 +302,7 @@ def modules_softdep(layout: Layout) -> bytes:
 
 
 def modules_weakdep(layout: Layout) -> bytes:
-    """kmod 33's modules.weakdep (kmod 30 does not write it)."""
+    """modules.weakdep, which kmod >= 33 writes (kmod 30 to 32 do not)."""
     return _keyed(layout, "weakdep", b"# Weak dependencies extracted from modules themselves.\n")
 
 
@@ -299,24 +337,25 @@ def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = No
 
 
 def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None,
-                        messages: list[str] | None = None) -> bytes:
+                        messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
     names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
     modnames = _names(layout)
     return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
-                          "modules.symbols.bin", messages)
+                          "modules.symbols.bin", messages, preorder)
 
 
-def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None) -> bytes:
+def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
     """0 bytes when modules.builtin is missing (kmod creates the file, writes nothing)."""
     if builtin is None:
         return b""
-    return _index(builtin_entries(builtin, messages), "modules.builtin.bin", messages)
+    return _index(builtin_entries(builtin, messages), "modules.builtin.bin", messages, preorder)
 
 
-def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str] | None = None) -> bytes:
+def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str] | None = None, *,
+                              preorder: bool = False) -> bytes:
     if builtin_modinfo is None:
         return b""
-    return _index(builtin_alias_entries(builtin_modinfo, messages), "modules.builtin.alias.bin", messages)
+    return _index(builtin_alias_entries(builtin_modinfo, messages), "modules.builtin.alias.bin", messages, preorder)
 
 
 # %u in sscanf: optional blanks, optional sign, digits; wraps modulo 2**32.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import config as depmod_config
+from .. import kmodversion
+from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..cache import Key, ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
-#: kmod 30's write order (tools/depmod.c, depmod_output); weakdep is kmod 33's.
+#: kmod's write order of the text files (tools/depmod.c, depmod_output);
+#: kmod 33 added modules.weakdep after modules.softdep.
 TEXT_FILES = ("modules.dep", "modules.alias", "modules.softdep", "modules.symbols", "modules.devname")
 
 
@@ -54,6 +57,8 @@ class DepmodOptions:
     jobs: int | None = None
     fsync: bool = True
     cache: str | None = None  # scan cache database (None: no cache)
+    kmod_version: str | int | None = None  # --kmod-version (None: see moddeps.kmodversion.select)
+    deprecated: tuple[str, ...] = ()  # kmod 30's ignored options given (-u, -q, -r, --map, ...), in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +72,13 @@ class DepmodResult:
     skipped: bool = False  # -A found everything up to date
     tree: Tree | None = field(default=None, compare=False)
     resolution: Resolution | None = field(default=None, compare=False)
+    kmod: kmodversion.KmodTarget | None = None  # the kmod release imitated
 
 
 def check_version(version: str) -> None:
     """kmod tools/depmod.c: VERSION must start like ``%u.%u``."""
     if not _VERSION_RE.match(version):
         raise UsageError(f"Bad version passed {version}")
-
-
-def module_dirname(basedir: str, moduledir: str, version: str) -> str:
-    """kmod: BASEDIR made absolute (cwd prepended, nothing normalised) + /lib/modules/ + VERSION."""
-    if basedir:
-        base = basedir if basedir.startswith("/") else os.path.join(os.getcwd(), basedir)
-        base = base.rstrip("/")
-    else:
-        base = ""
-    md = "/" + moduledir.strip("/") if moduledir.strip("/") else ""
-    return f"{base}{md}/{version}"
 
 
 def up_to_date(dirname: str, depfile: str) -> bool | None:
@@ -125,24 +120,37 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> DepmodResult:
     version = opts.version or os.uname().release
+    kmod = kmodversion.select(opts.kmod_version, opts.basedir or "/")
+    messages: list[str] = []
+    for option in opts.deprecated:
+        # kmod tools/depmod.c: v30-v33 warn and go on; v34 (commit af54b73a80e8)
+        # removed the options, so getopt rejects them
+        if kmod.rejects_deprecated_options:
+            what = f"unrecognized option '{option}'" if option.startswith("--") else f"invalid option -- '{option[1:]}'"
+            raise UsageError(f"{what} (kmod 34 removed it; --kmod-version 33 accepts it)")
+        messages.append(f"WARNING: Ignored deprecated option {option}")
     check_version(version)
+    opts = replace(opts, kmod_version=kmod.version)  # what the computation below reads (_target)
     if opts.prefix is not None and len(opts.prefix) != 1:
         raise UsageError("-P only takes a single char")
-    dirname = module_dirname(opts.basedir, opts.moduledir, version)
-    outdir = module_dirname(opts.outdir, opts.moduledir, version) if opts.outdir else dirname
+    moduledir = opts.moduledir
+    if moduledir.strip("/") == MODULE_DIRECTORIES[0]:
+        # a merged-/usr root without lib/modules: its usr/lib/modules, as with -m /usr/lib/modules
+        moduledir = find_moduledir(opts.basedir, version)
+    dirname = module_dirname(opts.basedir, moduledir, version)
+    outdir = module_dirname(opts.outdir, moduledir, version) if opts.outdir else dirname
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
 
-    messages: list[str] = []
     files_only = bool(opts.files) and not opts.all
     if opts.quick:
         # kmod 30: -A together with -n does nothing at all; otherwise it does
         # a full scan (file arguments ignored) unless modules.dep is current.
         if opts.dry_run:
-            return DepmodResult(dirname, outdir, (), (), skipped=True)
+            return DepmodResult(dirname, outdir, (), tuple(messages), skipped=True, kmod=kmod)
         current = up_to_date(dirname, os.path.join(outdir, "modules.dep"))
         if current:
-            return DepmodResult(dirname, outdir, (), (), skipped=True)
+            return DepmodResult(dirname, outdir, (), tuple(messages), skipped=True, kmod=kmod)
         if current is None:
             messages.append(f"ERROR: could not fstatat({outdir}, modules.dep): No such file or directory")
         files_only = False
@@ -158,7 +166,11 @@ def run(
         messages.append("WARNING: -e needs -E or -F")
         warn = False
     if opts.symvers:
-        errno_text = "Success" if os.path.exists(f"{dirname}/modules.softdep") else "No such file or directory"
+        # a stale errno in kmod's message: kmod 30 leaves that of its look for
+        # modules.softdep; kmod 34.2 leaves ENOENT whatever the tree holds (seen
+        # with modules.softdep, modules.weakdep, both and neither)
+        stale_ok = not kmod.rejects_deprecated_options and os.path.exists(f"{dirname}/modules.softdep")
+        errno_text = "Success" if stale_ok else "No such file or directory"
         table, msgs = kmod_kernel_table(read_text(opts.symvers), opts.symvers, "symvers", _pfx(opts.prefix),
                                         errno_text)
         kernel_table = {fsdecode(k): v for k, v in table.items()}
@@ -174,11 +186,18 @@ def run(
 
         scan_cache = ScanCache(opts.cache)
     try:
-        return _compute(opts, version, dirname, outdir, cfg, messages, kernel_table, warn, files_only, scan_cache,
-                        progress)
+        result = _compute(opts, version, dirname, outdir, cfg, messages, kernel_table, warn, files_only, scan_cache,
+                          progress)
+        return replace(result, kmod=kmod)
     finally:
         if scan_cache is not None:
             scan_cache.close()
+
+
+def _target(opts: DepmodOptions) -> kmodversion.KmodTarget:
+    """The kmod release of options resolved by :func:`run`."""
+    assert isinstance(opts.kmod_version, int), opts.kmod_version
+    return kmodversion.KmodTarget(opts.kmod_version, "resolved by run()")
 
 
 def _output_identities(outdir: str, names: list[str]) -> list[tuple[str, int, int, int, int]] | None:
@@ -248,8 +267,8 @@ def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
     def put(obj: object) -> None:
         h.update(repr(obj).encode("utf-8", "surrogateescape"))
 
-    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, layout.dirname, outdir, opts.prefix, warn, opts.warn_dups,
-         opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages, layout.messages,
+    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, opts.kmod_version, layout.dirname, outdir, opts.prefix, warn,
+         opts.warn_dups, opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages, layout.messages,
          [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
     for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
         data = read_optional(f"{layout.dirname}/{name}")
@@ -376,7 +395,7 @@ def _update_previous(
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
         list(zip(changed, old, new)), importers,  # type: ignore[arg-type]
-        remap=remap, dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups)
+        remap=remap, dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups, kmod=_target(opts))
     if update is None:
         return None
     previous = dict(files)
@@ -452,9 +471,9 @@ def _compute(
 ) -> DepmodResult:
     inputs: _Inputs | None = None
     if files_only:
-        tree = _tree_from_files(dirname, version, opts.files, cfg, opts.jobs, progress, scan_cache)
+        tree = _tree_from_files(dirname, version, opts, cfg, progress, scan_cache)
     else:
-        layout = layout_tree(dirname, version=version, config=cfg)
+        layout = layout_tree(dirname, version=version, config=cfg, order_first_wins=_target(opts).order_first_wins)
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
             # A rerun on unchanged inputs whose outputs are still the files
             # this computation wrote: nothing to compute and nothing to write.
@@ -528,8 +547,13 @@ def _compute(
             extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
         raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
 
+    from .outputs import NonAsciiIndexString
+
     try:
-        groups, written_layout = render_tree(tree, res, warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+        groups, written_layout = render_tree(tree, res, _target(opts), warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+    except NonAsciiIndexString as exc:  # kmod >= 34 stops; moddeps writes nothing at all
+        raise DepmodFatal(f"an index string is not 7-bit ASCII: {printable(exc.message)}",
+                          [*messages, exc.message]) from None
     except ValueError as exc:  # an index kmod 30 itself could only write corrupt
         raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
     files, out_messages = flatten(groups)
@@ -572,11 +596,15 @@ Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
 
 
 def render_files(
-    tree: Tree, res: Resolution, *, warn_dups: bool = False, dry_run: bool = False
+    tree: Tree, res: Resolution, kmod: kmodversion.KmodTarget | None = None, *, warn_dups: bool = False,
+    dry_run: bool = False,
 ) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Every output file of depmod for a scanned tree (no cycles), in kmod's
-    write order, and the messages kmod prints while writing them."""
-    return flatten(render_tree(tree, res, warn_dups=warn_dups, dry_run=dry_run)[0])
+    write order, and the messages kmod prints while writing them, as the
+    release ``kmod`` writes them (None: :data:`moddeps.kmodversion.DEFAULT`)."""
+    if kmod is None:
+        kmod = kmodversion.KmodTarget(kmodversion.DEFAULT, "the default")
+    return flatten(render_tree(tree, res, kmod, warn_dups=warn_dups, dry_run=dry_run)[0])
 
 
 def flatten(groups: Rendered) -> tuple[list[tuple[str, bytes]], list[str]]:
@@ -592,7 +620,7 @@ def flatten(groups: Rendered) -> tuple[list[tuple[str, bytes]], list[str]]:
 
 
 def render_tree(
-    tree: Tree, res: Resolution, *, warn_dups: bool = False, dry_run: bool = False
+    tree: Tree, res: Resolution, kmod: kmodversion.KmodTarget, *, warn_dups: bool = False, dry_run: bool = False
 ) -> tuple[Rendered, Any]:
     """Every group of outputs for a scanned tree (no cycles), and the writers' layout."""
     from . import outputs
@@ -602,19 +630,21 @@ def render_tree(
     modules, messages = sanitize(tree.modules)
     layout = outputs.Layout(modules, [f.shown for f in tree.files], res)
     groups: Rendered = {"sanitize": ([], messages)}
-    groups.update(render_groups(layout, tree.dirname, GROUPS[1:], warn_dups=warn_dups, dry_run=dry_run))
+    groups.update(render_groups(layout, tree.dirname, GROUPS[1:], kmod, warn_dups=warn_dups, dry_run=dry_run))
     return groups, layout
 
 
 def render_groups(
-    layout: Any, dirname: str, which: Sequence[str], *, warn_dups: bool = False, dry_run: bool = False
+    layout: Any, dirname: str, which: Sequence[str], kmod: kmodversion.KmodTarget, *, warn_dups: bool = False,
+    dry_run: bool = False,
 ) -> Rendered:
     """The groups ``which`` (but "sanitize", which needs the modules) of an
-    :class:`outputs.Layout` of sanitized modules."""
+    :class:`outputs.Layout` of sanitized modules, as the kmod release ``kmod`` writes them."""
     from . import outputs
     from .safety import safe_symbols
 
     out: Rendered = {}
+    pre = kmod.preorder_index
     names = outputs._names(layout)
     if "symsafe" in which or "symbols" in which:
         symsafe: list[str] = []
@@ -624,20 +654,24 @@ def render_groups(
         messages: list[str] = []
         lines = outputs.dep_lines(layout)
         out["dep"] = ([("modules.dep", outputs.modules_dep(lines)),
-                       ("modules.dep.bin", outputs.modules_dep_bin(layout, lines, messages))], messages)
+                       ("modules.dep.bin", outputs.modules_dep_bin(layout, lines, messages, preorder=pre))], messages)
     if "alias" in which:
         messages = []
         out["alias"] = ([("modules.alias", outputs.modules_alias(layout)),
-                         ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups))], messages)
+                         ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups, preorder=pre))],
+                        messages)
     if "softdep" in which:
         files = [("modules.softdep", outputs.modules_softdep(layout))]
-        if outputs.has_weakdeps(layout):
+        # kmod >= 33 always writes modules.weakdep; for older releases moddeps
+        # writes it only when a module declares a weak dependency
+        if kmod.always_weakdep or outputs.has_weakdeps(layout):
             files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
         out["softdep"] = (files, [])
     if "symbols" in which:
         messages = []
         out["symbols"] = ([("modules.symbols", outputs.modules_symbols(layout, symbols)),
-                           ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages))],
+                           ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages,
+                                                                               preorder=pre))],
                           messages)
     if "builtin" in which:
         builtin = read_optional(f"{dirname}/modules.builtin")
@@ -648,12 +682,13 @@ def render_groups(
         messages = []
         if builtin is None:
             messages.append(f"WARNING: could not open modules.builtin at {dirname}: No such file or directory")
-        files = [("modules.builtin.bin", outputs.modules_builtin_bin(builtin, messages))]
+        files = [("modules.builtin.bin", outputs.modules_builtin_bin(builtin, messages, preorder=pre))]
         if builtin_modinfo is None:
             messages.append(
                 f"WARNING: could not open modules.builtin.modinfo at {dirname}: No such file or directory"
             )
-        files.append(("modules.builtin.alias.bin", outputs.modules_builtin_alias_bin(builtin_modinfo, messages)))
+        files.append(("modules.builtin.alias.bin",
+                      outputs.modules_builtin_alias_bin(builtin_modinfo, messages, preorder=pre)))
         out["builtin"] = (files, [] if dry_run else messages)
     if "devname" in which:
         devname, errors = outputs.modules_devname(layout)
@@ -695,9 +730,8 @@ def _pfx(prefix: str | None) -> bytes | None:
 def _tree_from_files(
     dirname: str,
     version: str,
-    files: tuple[str, ...],
+    opts: DepmodOptions,
     cfg: depmod_config.DepmodConfig,
-    jobs: int | None,
     progress: Callable[[int, int], None] | None,
     cache: ScanCache | None = None,
 ) -> Tree:
@@ -709,7 +743,7 @@ def _tree_from_files(
     # path to an existing file, and one module name may appear only once;
     # anything else is fatal before a single output is written.
     registry = _Registry(dirname, cfg)
-    for path in files:
+    for path in opts.files:
         if not path.startswith("/"):
             raise DepmodFatal(f"{path}: not an absolute path", [f"FATAL: {path}: not absolute path."])
         if not os.path.exists(path):
@@ -719,8 +753,10 @@ def _tree_from_files(
         mf = ModuleFile(modname_from_path(path), path, rel)
         old = registry.by_name.get(mf.name)
         if old is not None and old.path != path:
+            # libkmod 30 logs this with its source location, libkmod 34 without
+            where = "" if _target(opts).version >= 34 else "../libkmod/libkmod-module.c:428 kmod_module_new_from_path() "
             raise DepmodFatal(f"{path}: module {mf.name} given twice", [
-                f"ERROR: ../libkmod/libkmod-module.c:428 kmod_module_new_from_path() kmod_module '{mf.name}' "
+                f"ERROR: {where}kmod_module '{mf.name}' "
                 f"already exists with different path: new-path='{path}' old-path='{old.path}'",
                 f"FATAL: could not create module {path}: File exists"])
         if old is not None:
@@ -729,6 +765,7 @@ def _tree_from_files(
                 f"FATAL: could not add module {path}: File exists"])
         registry.by_name[mf.name] = mf
     order_text = read_optional(f"{dirname}/modules.order")
-    array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text)
-    modules = read_modules([(mf.path, mf.shown) for mf in array], jobs, progress, cache)
+    array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text,
+                                                first_wins=_target(opts).order_first_wins)
+    modules = read_modules([(mf.path, mf.shown) for mf in array], opts.jobs, progress, cache)
     return Tree(dirname, version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)

@@ -1,0 +1,56 @@
+"""Where kmod looks for a kernel's modules, and the root a module directory belongs to.
+
+kmod builds a module directory as ``ROOT + MODULE_DIRECTORY + "/" + VERSION``
+(tools/depmod.c and tools/modprobe.c; MODULE_DIRECTORY is a build option since
+kmod 32, commit 9d1fb317c8db, and ``depmod -m`` overrides it since kmod 34,
+commit c36ddb62c8ee).  Debian's kmod uses ``/lib/modules``; a merged-/usr
+root keeps its modules in ``usr/lib/modules`` and reaches them through
+``lib -> usr/lib`` when it has that link.  moddeps accepts both: a root with
+``usr/lib/modules/VERSION`` and no ``lib/modules/VERSION`` is read (and, for
+depmod, written) there, as ``depmod -m /usr/lib/modules`` does.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: module directories under a root, in the order they are tried
+MODULE_DIRECTORIES = ("lib/modules", "usr/lib/modules")
+
+
+def module_dirname(basedir: str, moduledir: str, version: str) -> str:
+    """kmod: BASEDIR made absolute (cwd prepended, nothing normalised) + /MODULEDIR/ + VERSION."""
+    if basedir:
+        base = basedir if basedir.startswith("/") else os.path.join(os.getcwd(), basedir)
+        base = base.rstrip("/")
+    else:
+        base = ""
+    md = "/" + moduledir.strip("/") if moduledir.strip("/") else ""
+    return f"{base}{md}/{version}"
+
+
+def find_moduledir(basedir: str, version: str) -> str:
+    """The module directory (``lib/modules`` or ``usr/lib/modules``) that holds
+    ``VERSION`` under ``basedir``; ``lib/modules`` when neither does."""
+    for moduledir in MODULE_DIRECTORIES:
+        if os.path.isdir(module_dirname(basedir, moduledir, version)):
+            return moduledir
+    return MODULE_DIRECTORIES[0]
+
+
+def find_module_dir(basedir: str, version: str) -> str:
+    """``BASEDIR/lib/modules/VERSION``, or ``BASEDIR/usr/lib/modules/VERSION``
+    when only that exists (a merged-/usr root without ``lib``)."""
+    return module_dirname(basedir, find_moduledir(basedir, version), version)
+
+
+def basedir_of(dirname: str) -> str | None:
+    """The root above ``.../lib/modules/VERSION`` or ``.../usr/lib/modules/VERSION``
+    (``""`` for ``/lib/modules/VERSION``), None for a directory elsewhere."""
+    parent = os.path.dirname(os.path.abspath(dirname.rstrip("/") or "/"))
+    for moduledir in ("/usr/lib/modules", "/lib/modules"):
+        if parent == moduledir:
+            return ""
+        if parent.endswith(moduledir):
+            return parent[: -len(moduledir)]
+    return None

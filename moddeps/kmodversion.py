@@ -1,0 +1,177 @@
+"""Which kmod release moddeps imitates, and what differs between them.
+
+moddeps writes what one kmod release writes.  Releases 30 to 34 differ in a
+few observable ways (each checked against the real binaries of Debian 12's
+kmod 30 and Debian 13's kmod 34.2):
+
+* kmod 34 writes the ``.bin`` trie nodes in pre-order, root first (kmod
+  tools/depmod.c: index_write, commit dada048cbf57 "depmod: Write index in
+  pre-order", first in v34); kmod 30 to 33 write them in post-order.
+* kmod 34 places a module listed twice in ``modules.order`` at its first
+  line; earlier releases at its last (tools/depmod.c: depmod_modules_sort,
+  commit a1186faeac14, v34).
+* kmod 33 and 34 always write ``modules.weakdep`` (commit 05828b4a6e93,
+  v33), a header alone when no module declares a weak dependency.
+* kmod 34 rejects ``-u``, ``-q``, ``-r`` and ``--map`` (commit af54b73a80e8,
+  v34); kmod 30 to 33 accept them with "Ignored deprecated option".
+* ``modinfo`` pads long field names differently before and after kmod 34.
+
+The release is chosen, first match wins: an explicit value (the
+``--kmod-version`` option), ``$MODDEPS_KMOD_VERSION``, the kmod package that
+the target root has installed according to its package database (dpkg's
+``var/lib/dpkg/status``, pacman's ``var/lib/pacman/local/kmod-*/desc``), else
+:data:`DEFAULT`.  :func:`select` returns the choice with the reason, for
+``-v``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+#: the kmod releases whose output moddeps reproduces
+SUPPORTED = (30, 31, 32, 33, 34)
+#: the release imitated when nothing says otherwise: Debian 13, Fedora and Arch ship 34
+DEFAULT = 34
+ENV = "MODDEPS_KMOD_VERSION"
+
+_VALUE_RE = re.compile(r"^\s*(?:kmod\s*)?(\d+)(?:\.\d+)*\s*$", re.IGNORECASE)
+# Debian "30+20221128-1", "34.2-2+b2", with an optional epoch; pacman "34.2-1"
+_PACKAGE_VERSION_RE = re.compile(r"^(?:\d+:)?(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class KmodTarget:
+    """The kmod release to imitate, and why it was chosen."""
+
+    version: int  # one of SUPPORTED
+    reason: str  # e.g. "--kmod-version 30", "/var/lib/dpkg/status: kmod 34.2-2 installed"
+
+    @property
+    def preorder_index(self) -> bool:
+        """``.bin`` nodes in pre-order (kmod >= 34)."""
+        return self.version >= 34
+
+    @property
+    def order_first_wins(self) -> bool:
+        """A module listed twice in modules.order takes its first position (kmod >= 34)."""
+        return self.version >= 34
+
+    @property
+    def always_weakdep(self) -> bool:
+        """``modules.weakdep`` is written even when empty (kmod >= 33)."""
+        return self.version >= 33
+
+    @property
+    def rejects_deprecated_options(self) -> bool:
+        """``-u -q -r --map`` are invalid options (kmod >= 34)."""
+        return self.version >= 34
+
+    def describe(self) -> str:
+        return f"matching kmod {self.version} ({self.reason})"
+
+
+def parse(value: str, origin: str = "--kmod-version", reason: str | None = None) -> KmodTarget:
+    """``"34"``, ``"34.2"``, ``"kmod 33"`` -> a target; :class:`UsageError`
+    (naming ``origin``) otherwise.  ``reason``: what ``-v`` says (default: ``origin value``)."""
+    m = _VALUE_RE.match(value)
+    major = int(m.group(1)) if m else None
+    if major not in SUPPORTED:
+        supported = ", ".join(map(str, SUPPORTED))
+        raise UsageError(f"{origin}: unsupported kmod version {value!r} (supported: {supported})")
+    return KmodTarget(major, reason or f"{origin} {value.strip()}")
+
+
+def _dpkg_kmod(status_path: str) -> str | None:
+    """The Version of an installed ``kmod`` package in a dpkg status file."""
+    try:
+        with open(status_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") or ":" not in line:
+                continue
+            key, _, val = line.partition(":")
+            fields[key.strip().lower()] = val.strip()
+        if fields.get("package") != "kmod":
+            continue
+        # "install ok installed"; a removed package keeps "deinstall ok config-files"
+        if fields.get("status", "").split()[-1:] != ["installed"]:
+            continue
+        version = fields.get("version")
+        if version:
+            return version
+    return None
+
+
+def _pacman_kmod(local_dir: str) -> str | None:
+    """The %VERSION% of pacman's local ``kmod`` package entry."""
+    try:
+        names = os.listdir(local_dir)
+    except OSError:
+        return None
+    for name in sorted(names):
+        if not name.startswith("kmod-"):
+            continue
+        try:
+            with open(os.path.join(local_dir, name, "desc"), "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+        fields: dict[str, str] = {}
+        for i, line in enumerate(lines[:-1]):
+            if line.startswith("%") and line.endswith("%"):
+                fields[line.strip("%")] = lines[i + 1].strip()
+        if fields.get("NAME") == "kmod" and fields.get("VERSION"):
+            return fields["VERSION"]
+    return None
+
+
+def installed(root: str) -> KmodTarget | None:
+    """The kmod release that ``root``'s package database says is installed.
+
+    A release outside :data:`SUPPORTED` is mapped to the nearest one (an older
+    kmod to 30, a newer one to 34) and the reason says so.
+    """
+    base = root.rstrip("/") if root else ""
+    found: list[tuple[str, str | None]] = [
+        (f"{base}/var/lib/dpkg/status", _dpkg_kmod(f"{base}/var/lib/dpkg/status")),
+        (f"{base}/var/lib/pacman/local", _pacman_kmod(f"{base}/var/lib/pacman/local")),
+    ]
+    for where, version in found:
+        if version is None:
+            continue
+        m = _PACKAGE_VERSION_RE.match(version)
+        if m is None:
+            continue
+        major = int(m.group(1))
+        reason = f"{where}: kmod {version} installed"
+        if major < SUPPORTED[0]:
+            return KmodTarget(SUPPORTED[0], f"{reason}; the oldest kmod moddeps matches is {SUPPORTED[0]}")
+        if major > SUPPORTED[-1]:
+            return KmodTarget(SUPPORTED[-1], f"{reason}; the newest kmod moddeps matches is {SUPPORTED[-1]}")
+        return KmodTarget(major, reason)
+    return None
+
+
+def select(explicit: str | int | None, root: str | None, environ: Mapping[str, str] | None = None) -> KmodTarget:
+    """The kmod release to imitate: ``explicit``, ``$MODDEPS_KMOD_VERSION``,
+    the one installed under ``root`` (``""`` or None: ``/``), else :data:`DEFAULT`."""
+    if explicit is not None and explicit != "":
+        return parse(str(explicit), "--kmod-version")
+    env = os.environ if environ is None else environ
+    value = env.get(ENV, "")
+    if value.strip():
+        return parse(value, f"${ENV}", f"${ENV}={value.strip()}")
+    got = installed(root or "/")
+    if got is not None:
+        return got
+    where = (root or "/").rstrip("/") or "/"
+    return KmodTarget(DEFAULT, f"no kmod package found in {where}'s dpkg or pacman database; the default")
