@@ -25,6 +25,12 @@ What each side can say, and so what is compared:
   ``kernel/drivers/foo/bar.ko``: locations are compared as ``kernel/`` +
   the symvers path, without the ``.ko`` suffix and compression.
 
+CRCs are compared only when both sides carry them.  A kernel built without
+CONFIG_MODVERSIONS (Debian's 7.x) has none: its modules have no ``__crc_*``
+and its Module.symvers says 0x00000000 for every symbol; such a side has
+``crcs`` False, its CRCs are None (JSON null, the side's ``"crcs": false``
+says why) and no ``crc-changed`` is reported against it.
+
 Incompatible changes -- a module built against OLD would be refused by NEW
 -- are: an export removed (unless another module or vmlinux of NEW still
 exports the symbol with the same CRC), a CRC changed (``check_version``:
@@ -92,6 +98,7 @@ class Side:
     deps: Mapping[tuple[str, str], tuple[str, ...]] | None = field(default=None, hash=False)  # (a, b) -> symbols
     has_vmlinux: bool = False
     unreadable: tuple[str, ...] = ()  # modules whose files could not be read (tree)
+    crcs: bool = True  # the side carries symbol versions (False: a kernel without CONFIG_MODVERSIONS)
 
     @property
     def exporting_modules(self) -> frozenset[str]:
@@ -160,18 +167,21 @@ def side_from_tree(tree: Tree) -> Side:
     """A side from a scanned tree: every module, its exports, and depmod's dependency edges."""
     modules: dict[str, str] = {}
     exports: dict[tuple[str, str], ExportInfo] = {}
+    crcs = False
     for m, f in zip(tree.modules, tree.files):
         modules[m.name] = location(f.shown)
         for e in m.exports:
             if not e.pseudo:  # namespace names kmod 30 reads as exports (see model.Export)
                 exports[(m.name, e.name)] = ExportInfo(e.crc, e.gpl_only, e.namespace)
+                crcs = crcs or e.crc is not None
+        crcs = crcs or any(i.crc is not None for i in m.imports)
     res = resolve(tree.modules, [f.shown for f in tree.files])
     deps: dict[tuple[str, str], tuple[str, ...]] = {}
     for i, edges in enumerate(res.edge_symbols):
         for d, syms in edges.items():
             deps[(tree.modules[i].name, tree.modules[d].name)] = syms
     return Side(tree.dirname, "tree", tree.version, modules, exports, deps, False,
-                tuple(m.name for m in tree.modules if m.error is not None))
+                tuple(m.name for m in tree.modules if m.error is not None), crcs)
 
 
 def side_from_symvers(path: str, data: bytes | None = None) -> Side:
@@ -182,14 +192,17 @@ def side_from_symvers(path: str, data: bytes | None = None) -> Side:
         raise InputError(f"{path}: not a Module.symvers (no CRC<TAB>symbol<TAB>module lines) nor a module directory")
     modules: dict[str, str] = {}
     exports: dict[tuple[str, str], ExportInfo] = {}
+    # modpost writes 0x00000000 for every symbol of a kernel without
+    # CONFIG_MODVERSIONS: such a file has no CRCs, not CRCs that are all 0
+    crcs = any(e.crc for e in entries)
     for e in entries:
         if e.module == VMLINUX:
             owner = VMLINUX
         else:
             owner = modname_from_path(e.module)
             modules[owner] = "kernel/" + location(e.module)
-        exports[(owner, e.name)] = ExportInfo(e.crc, e.gpl_only, e.namespace)
-    return Side(path, "symvers", None, modules, exports, None, True)
+        exports[(owner, e.name)] = ExportInfo(e.crc if crcs else None, e.gpl_only, e.namespace)
+    return Side(path, "symvers", None, modules, exports, None, True, (), crcs)
 
 
 def load_side(path: str, *, jobs: int | None = None) -> Side:
@@ -223,6 +236,13 @@ def diff(old: Side, new: Side) -> DiffResult:
 
     oe, ne = exports_of(old), exports_of(new)
     changes: list[Change] = []
+    # CRCs are compared only when both sides have them: against a kernel
+    # without CONFIG_MODVERSIONS every CRC would look changed (and the kernel
+    # checks none: kernel/module/internal.h, the !CONFIG_MODVERSIONS check_version)
+    compare_crcs = old.crcs and new.crcs
+    for side, label in ((old, "old"), (new, "new")):
+        if not side.crcs:
+            notes.append(f"{label} side has no CRCs (MODVERSIONS off): CRCs were not compared")
 
     # modules
     om: Mapping[str, str] = old.modules
@@ -243,7 +263,7 @@ def diff(old: Side, new: Side) -> DiffResult:
     # exports
     provided_new: dict[str, set[int | None]] = {}
     for (_owner, sym), info in ne.items():
-        provided_new.setdefault(sym, set()).add(info.crc)
+        provided_new.setdefault(sym, set()).add(info.crc if compare_crcs else None)
     for key in sorted(oe.keys() | ne.keys()):
         owner, sym = key
         a_info, b_info = oe.get(key), ne.get(key)
@@ -252,11 +272,11 @@ def diff(old: Side, new: Side) -> DiffResult:
             continue
         if b_info is None and a_info is not None:
             # still exported elsewhere with the same CRC: its users just bind to the new owner
-            still = a_info.crc in provided_new.get(sym, set())
+            still = (a_info.crc if compare_crcs else None) in provided_new.get(sym, set())
             changes.append(Change("export-removed", owner, sym, crc_text(a_info.crc), None, incompatible=not still))
             continue
         assert a_info is not None and b_info is not None
-        if a_info.crc != b_info.crc:
+        if compare_crcs and a_info.crc != b_info.crc:
             changes.append(Change("crc-changed", owner, sym, crc_text(a_info.crc), crc_text(b_info.crc),
                                   incompatible=True))
         if a_info.gpl_only != b_info.gpl_only:

@@ -318,9 +318,16 @@ def _crc_findings(pairs: Sequence[tuple[int, str]], names: list[str], shown: lis
     for idx, sym in pairs:
         by_mod.setdefault(idx, []).append(sym)
     out = []
-    for idx, syms in by_mod.items():
+    for idx, all_syms in by_mod.items():
         mod = tree.modules[idx]
         wanted = {i.name: i.crc for i in mod.imports}
+        # a CRC from the extended modversions tables (Linux 6.14+) is one the
+        # kernel checks but kmod does not read: judge it by its real value
+        ext = {i.name for i in mod.imports if getattr(i, "ext_crc", False)}
+        syms = [s for s in all_syms
+                if s not in ext or wanted.get(s) != res.owners.get(s.lstrip("."), (KERNEL, 0))[1]]
+        if not syms:
+            continue
         detail = []
         for s in syms:
             owner, crc = res.owners.get(s.lstrip("."), (KERNEL, 0))

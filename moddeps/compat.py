@@ -28,7 +28,12 @@ checks when each file is loaded -- the steps of ``load_module`` in Linux 6.1
    CRCs must agree where both sides carry one (``check_version``:
    ``disagrees about version of symbol X`` then ``Unknown symbol X (err
    -22)``); a namespaced export needs ``MODULE_IMPORT_NS``
-   (``verify_namespace_is_imported``, err -22);
+   (``verify_namespace_is_imported``, err -22), except in a ``module:LIST``
+   namespace (6.16+), which admits exactly the in-tree modules LIST names
+   and which no module may import (``setup_modinfo`` refuses the import
+   with -EPERM before symbols are resolved): ``namespace-reserved``;
+   without CONFIG_MODVERSIONS (Debian's 7.x kernels) no CRC is compared at
+   all and ``same_magic`` compares the whole vermagic, release included;
 5. ``complete_formation`` / ``verify_exported_symbols``: a module may not
    export a symbol the kernel already exports
    (``exports duplicate symbol X (owned by kernel)``, ``-ENOEXEC``);
@@ -42,7 +47,14 @@ tree without them (problems the files do not cause are counted in a note,
 ``moddeps audit`` reports them).  Where depmod and the kernel disagree --
 depmod compares a missing CRC as 0, the kernel accepts it; depmod checks
 ``__versions`` records the kernel never looks up -- the pair is still
-reported, as a *warning* that does not stop the load.
+reported, as a *warning* that does not stop the load.  Two exceptions: a
+module without any symbol version on a kernel that checks them gets one
+finding (``check_modstruct_version`` finds no ``__versions`` and needs forced loading),
+not one pair per symbol; and against a kernel without CONFIG_MODVERSIONS no
+CRC pair is reported.  An import depmod binds to a namespace *name* (kmod
+reads namespace names as exports from modules without CRCs) is an
+``unknown-symbol`` that depmod does not print (``details.depmod_warns``
+false).
 
 A weak undefined symbol whose CRC disagrees is refused by the kernel but
 ignored by depmod; it is not reported (pairs stay depmod's).  Not modelled:
@@ -61,7 +73,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audit import GPL_COMPATIBLE, Finding
+from .audit import (
+    GPL_COMPATIBLE,
+    MODULE_NS_PREFIX,
+    Finding,
+    has_crcs,
+    kernel_name,
+    module_namespace_allows,
+    namespace_use_refused,
+    reserved_for,
+    reserved_message,
+)
 from .elfreader import machine_name, read_module_or_broken
 from .errors import UsageError
 from .kernelsyms import kmod_kernel_table, load_kernel_symbols, read_text
@@ -81,14 +103,16 @@ KINDS: dict[str, str] = {
     "crc-mismatch": "error",
     "gpl-only-misuse": "error",
     "namespace-not-imported": "error",
+    "namespace-reserved": "error",
     "vermagic-mismatch": "error",
     "duplicate-export": "error",
     "duplicate-module": "error",
 }
 
-# Load stages, in the order of load_module() in kernel/module/main.c (6.1); modprobe's own
-# checks come first (a built-in name) and last (dependencies, cycles).
-_MODPROBE, _ELF, _LAYOUT, _MODINFO, _SYMBOLS, _EXPORTS, _DEPS = range(-1, 6)
+# Load stages, in the order of load_module() in kernel/module/main.c (6.1; _SETUP is
+# setup_modinfo, which refuses module: imports since 6.16); modprobe's own checks come
+# first (a built-in name) and last (dependencies, cycles).
+_MODPROBE, _ELF, _LAYOUT, _MODINFO, _SETUP, _SYMBOLS, _EXPORTS, _DEPS = range(-1, 7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +158,7 @@ class CompatResult:
         return {
             (f.modules[0], s)
             for f in self.findings
-            if f.kind in ("unknown-symbol", "crc-mismatch")
+            if f.kind in ("unknown-symbol", "crc-mismatch") and f.details.get("depmod_warns", True)
             for s in f.symbols
         }
 
@@ -228,7 +252,18 @@ class _Problem:
 
 def _kname(m: Module) -> str:
     """The name the kernel logs: ``struct module``'s, i.e. modinfo ``name=`` (module name otherwise)."""
-    return m.info_first("name") or m.name
+    return kernel_name(m)
+
+
+def kernel_modversions(magic: str | None, kernel: KernelSymbols | None) -> bool | None:
+    """Whether the target kernel has CONFIG_MODVERSIONS: from its vermagic
+    (include/linux/vermagic.h appends ``modversions``), else from its
+    Module.symvers (all CRCs 0 without it); None when nothing says."""
+    if magic is not None:
+        return "modversions" in magic.split()
+    if kernel is not None and kernel.kind == "symvers":
+        return has_crcs(kernel)
+    return None
 
 
 def _symbol_problems(
@@ -238,13 +273,21 @@ def _symbol_problems(
     *,
     kernel_known: bool,
     crc_checked: bool,
+    modversions: bool | None = None,
 ) -> list[_Problem]:
-    """Unknown symbols, CRC disagreements, GPL-only misuse, namespaces (kernel 6.1's resolve_symbol)."""
+    """Unknown symbols, CRC disagreements, GPL-only misuse, namespaces (kernel 6.1's resolve_symbol).
+
+    ``modversions`` False (the kernel has no CONFIG_MODVERSIONS): check_version
+    is a stub that accepts everything, so no CRC is compared.
+    """
     export_of: dict[tuple[int, str], Export] = {}
+    pseudo: set[tuple[int, str]] = set()  # namespace names kmod reads as exports (Export.pseudo)
     for idx, m in enumerate(modules):
         for e in m.exports:
             if not e.pseudo:
                 export_of[(idx, e.name)] = e
+            else:
+                pseudo.add((idx, e.name))
     unknown = set(res.unknown)
     mismatched = set(res.mismatched)
     out: list[_Problem] = []
@@ -254,6 +297,10 @@ def _symbol_problems(
         kn = _kname(m)
         gpl_ok = m.license in GPL_COMPATIBLE
         imported = set(m.imported_namespaces)
+        intree = bool(m.info_first("intree"))
+        # a module without any symbol version, on a kernel that checks them, is refused once
+        # (_file_problems, check_modstruct_version); its symbols add nothing to that
+        versionless = modversions is not False and all(i.crc is None for i in m.imports)
         for imp in m.imports:
             name = imp.name
             key = name[1:] if name.startswith(".") else name
@@ -277,9 +324,25 @@ def _symbol_problems(
             ks = kernel.symbols.get(key) if (owner == KERNEL and kernel is not None) else None
             provider = "vmlinux" if owner == KERNEL else modules[owner].name
             cause = None if owner == KERNEL else provider
-            if crc_checked:
-                bad_crc = (idx, name) in mismatched
-                provider_crc: int | None = table_crc if owner == KERNEL else (exp.crc if exp else None)
+            if exp is None and (owner, key) in pseudo:
+                # depmod binds it to a namespace name; the kernel finds no such symbol
+                if (kernel_known and not imp.weak and not imp.versions_only
+                        and not (kernel is not None and key in kernel.symbols)):
+                    out.append(_Problem("unknown-symbol", idx, name, True, _SYMBOLS,
+                                        (f"{kn}: Unknown symbol {name} (err -2)",), "ENOENT", cause,
+                                        {"depmod_binds_to": provider, "pseudo": True}))
+                continue
+            provider_crc: int | None = None
+            if modversions is False or versionless:
+                bad_crc = False
+            elif crc_checked:
+                provider_crc = table_crc if owner == KERNEL else (exp.crc if exp else None)
+                if getattr(imp, "ext_crc", False):
+                    # a CRC from the extended modversions tables (6.14+): kmod does
+                    # not read them, the kernel does -- compare the real one
+                    bad_crc = provider_crc is not None and imp.crc != provider_crc
+                else:
+                    bad_crc = (idx, name) in mismatched
             else:
                 provider_crc = exp.crc if exp is not None else None
                 bad_crc = (not imp.weak and provider_crc is not None and imp.crc is not None
@@ -315,7 +378,14 @@ def _symbol_problems(
                 out.append(_Problem("gpl-only-misuse", idx, name, True, _SYMBOLS,
                                     (f"{kn}: Unknown symbol {name} (err -2)",), "ENOENT", cause,
                                     {"symbol": name, "provider": provider, "license": m.license}))
-            if ns and ns not in imported:
+            if ns and ns.startswith(MODULE_NS_PREFIX):
+                # verify_namespace_is_imported (6.16+): only the modules it names
+                if namespace_use_refused(ns, kn, intree):
+                    out.append(_Problem("namespace-reserved", idx, name, True, _SYMBOLS,
+                                        (f"{kn}: module uses symbol ({name}) from namespace {ns}, but does not "
+                                         "import it.", f"{kn}: Unknown symbol {name} (err -22)"), "EINVAL", cause,
+                                        {"symbol": name, "provider": provider, "namespace": ns}))
+            elif ns and ns not in imported:
                 out.append(_Problem("namespace-not-imported", idx, name, True, _SYMBOLS,
                                     (f"{kn}: module uses symbol ({name}) from namespace {ns}, but does not "
                                      "import it.", f"{kn}: Unknown symbol {name} (err -22)"), "EINVAL", cause,
@@ -336,7 +406,7 @@ def _cycle_problems(modules: Sequence[Module], res: Resolution, wanted: set[int]
 
 
 def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
-                     idx: int = 0) -> _Problem | None:
+                     idx: int = 0, modversions: bool | None = None) -> _Problem | None:
     """The vermagic check of ``check_modinfo`` (kernel/module/main.c, 6.1).
 
     ``same_magic`` (kernel/module/version.c) compares the whole strings,
@@ -348,7 +418,11 @@ def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
     A release-only difference is therefore an ``info`` finding when the rest
     agrees and symbol versions are checked, an ``error`` otherwise.
     ``kernel_magic`` None (no module of the tree carries one): only the
-    release can be compared.
+    release can be compared, and a different one is accepted only if the
+    module has symbol versions and the kernel is not known to lack
+    CONFIG_MODVERSIONS (``modversions`` False, e.g. its Module.symvers has no
+    CRCs): without it ``same_magic`` is a plain strcmp of the whole strings
+    (kernel/module/internal.h, the !CONFIG_MODVERSIONS stubs).
     """
     kn = _kname(m)
     vm = m.vermagic
@@ -364,15 +438,17 @@ def vermagic_problem(m: Module, kernel_magic: str | None, release: str,
     if kernel_magic is None:
         if mod_release == release:
             return None
-        if has_versions:
+        if has_versions and modversions is not False:
             return _Problem("vermagic-mismatch", idx, None, False, _MODINFO, (), None, None,
                             {"vermagic": vm, "expected": None, "release_only": True,
                              "message": f"{name} was built for {mod_release}, not {release}: accepted, the "
                                         "kernel compares symbol versions instead of the release"})
         return _Problem("vermagic-mismatch", idx, None, True, _MODINFO, (), "ENOEXEC", None,
                         {"vermagic": vm, "expected": None, "release_only": False,
-                         "message": f"{name} was built for kernel {mod_release}, not {release}, and has no symbol "
-                                    "versions: the kernel compares the whole vermagic"})
+                         "message": f"{name} was built for kernel {mod_release}, not {release}, and "
+                                    + ("the kernel has no symbol versions (CONFIG_MODVERSIONS off)" if has_versions
+                                       else "has no symbol versions")
+                                    + ": the kernel compares the whole vermagic"})
     modversions = "modversions" in kernel_magic.split()
     tail_only = modversions and has_versions
     k_release = kernel_magic.split(" ", 1)[0]
@@ -398,7 +474,8 @@ def _arch(machine: int, elf_class: int, byte_order: str) -> str:
 
 
 def _file_problems(m: Module, idx: int, kernel_magic: str | None, arch: tuple[int, int, str] | None,
-                   release: str, kernel: KernelSymbols | None, builtin: frozenset[str]) -> list[_Problem]:
+                   release: str, kernel: KernelSymbols | None, builtin: frozenset[str],
+                   modversions: bool | None = None) -> list[_Problem]:
     """What only the files are checked for: readability, architecture, module_layout, vermagic, duplicates."""
     kn = _kname(m)
     out: list[_Problem] = []
@@ -426,9 +503,15 @@ def _file_problems(m: Module, idx: int, kernel_magic: str | None, arch: tuple[in
                              "message": f"{m.name} has no __versions section (built without CONFIG_MODVERSIONS) and "
                                         "the kernel checks symbol versions: refused unless forced loading is "
                                         "allowed"}))
-    vp = vermagic_problem(m, kernel_magic, release, idx)
+    vp = vermagic_problem(m, kernel_magic, release, idx, modversions)
     if vp is not None:
         out.append(vp)
+    for ns in dict.fromkeys(n for n in m.imported_namespaces if n.startswith(MODULE_NS_PREFIX)):
+        # kernel/module/main.c, setup_modinfo (6.16+): module: namespaces are
+        # implicit; importing one is refused before any symbol is resolved
+        out.append(_Problem("namespace-reserved", idx, None, True, _SETUP,
+                            (f"{kn}: module tries to import module namespace: {ns}",), "EPERM", None,
+                            {"namespace": ns, "reason": "explicit import"}))
     if kernel is not None:
         for e in m.exports:
             if not e.pseudo and e.name in kernel.symbols:
@@ -531,7 +614,9 @@ def compat_check(
         seen[m.name] = given
 
     table = _kernel_table(kernel)
-    crc_checked = kernel is not None and kernel.kind == "symvers"
+    magic = kernel_vermagic(target)
+    modversions = kernel_modversions(magic, kernel)
+    crc_checked = kernel is not None and has_crcs(kernel) and modversions is not False
     opts = Options(kernel_table=table, check_crcs=crc_checked)
     comp, comp_shown, file_idx, replaced = _compose(target, mods, shown, subdir)
     res = resolve(comp, comp_shown, opts)
@@ -541,14 +626,15 @@ def compat_check(
     file_names = {m.name for m in mods}
 
     # --- problems with the files installed, and without them
-    problems = _symbol_problems(comp, res, kernel, kernel_known=table is not None, crc_checked=crc_checked)
+    problems = _symbol_problems(comp, res, kernel, kernel_known=table is not None, crc_checked=crc_checked,
+                                modversions=modversions)
     problems += _cycle_problems(comp, res, None)
-    magic = kernel_vermagic(target)
     arch = _kernel_arch(target)
     builtin = frozenset(target.builtin)
     for i in file_idx:
-        problems += _file_problems(comp[i], i, magic, arch, target.version, kernel, builtin)
-    before = _symbol_problems(pristine, pres, kernel, kernel_known=table is not None, crc_checked=crc_checked)
+        problems += _file_problems(comp[i], i, magic, arch, target.version, kernel, builtin, modversions)
+    before = _symbol_problems(pristine, pres, kernel, kernel_known=table is not None, crc_checked=crc_checked,
+                              modversions=modversions)
     before += _cycle_problems(pristine, pres, None)
     before_keys = {(p.kind, pristine[p.idx].name, p.symbol) for p in before}
 
@@ -592,7 +678,7 @@ def compat_check(
         if blocking:
             # the kernel stops at the first step that fails: log what it logs up to there
             first = blocking[0].stage
-            if _SYMBOLS <= first <= _EXPORTS:  # check_modinfo passed
+            if _SETUP <= first <= _EXPORTS:  # check_modinfo passed
                 log += _taint_lines(m)
             for p in mine:
                 if p.stage == first or (p.stage < first and not p.blocking):
@@ -617,9 +703,14 @@ def compat_check(
     findings += _findings(new_in_tree, comp, comp_shown, shown, file_idx, replaced, "in-tree")
 
     notes = []
-    if kernel is None:
+    if modversions is False:
+        notes.append("the kernel has no CONFIG_MODVERSIONS (no CRCs): symbol versions are not checked, and the whole "
+                     "vermagic, release included, must be the kernel's")
+    elif kernel is None:
         notes.append("no kernel symbol list (Module.symvers or System.map): symbols only the kernel provides were "
                      "not checked, CRCs only between modules")
+    elif not crc_checked and kernel.kind == "symvers":
+        notes.append(f"{kernel.source} has no CRCs: symbol versions against the kernel were not checked")
     elif not crc_checked:
         notes.append(f"{kernel.source} is a System.map: it has no CRCs, symbol versions against the kernel were "
                      "not checked")
@@ -677,10 +768,15 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
         if p.kind == "cycle":
             cycles.setdefault(tuple(p.detail["component"]), []).append(p.idx)
             continue
-        ns = str(p.detail.get("namespace") or "") if p.kind == "namespace-not-imported" else ""
-        groups.setdefault((p.idx, p.kind, p.blocking, ns), []).append(p)
+        # one finding per namespace, and apart: a namespace imported, names depmod binds to namespace names
+        if p.kind in ("namespace-not-imported", "namespace-reserved"):
+            variant = str(p.detail.get("namespace") or "") + ("\0import" if p.symbol is None else "")
+        else:
+            variant = "\0pseudo" if p.detail.get("pseudo") else ""
+        groups.setdefault((p.idx, p.kind, p.blocking, variant), []).append(p)
     where = "" if scope == "file" else " (in the tree)"
-    for (idx, kind, blocking, ns), ps in groups.items():
+    for (idx, kind, blocking, variant), ps in groups.items():
+        ns = variant.split("\0", 1)[0]
         m = comp[idx]
         name = m.name
         shown = path_of.get(idx, comp_shown[idx])
@@ -695,7 +791,13 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
             details["caused_by"] = causes
         # long lists (an ABI bump changes every CRC) are cut in the message; ``symbols`` has them all
         listed = ", ".join(syms[:10]) + (f" and {len(syms) - 10} more" if len(syms) > 10 else "")
-        if kind == "unknown-symbol":
+        if kind == "unknown-symbol" and variant == "\0pseudo":
+            msg = (f"{name}{where} needs {len(syms)} symbol(s) that no module exports: {listed}; depmod binds them "
+                   f"to {', '.join(causes)}, which only has a symbol namespace of that name (kmod reads namespace "
+                   "names as exports when modules carry no CRCs)")
+            details["depmod_warns"] = False
+            details["namespace_named"] = {str(p.symbol): p.detail["depmod_binds_to"] for p in ps}
+        elif kind == "unknown-symbol":
             if scope == "in-tree" and causes:
                 msg = (f"{name}{where} needs {len(syms)} symbol(s) that {', '.join(causes)} exported and its "
                        f"replacement does not: {listed}")
@@ -721,6 +823,17 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
                    f"add MODULE_IMPORT_NS({ns});")
             details["namespace"] = ns
             details["fix"] = f"MODULE_IMPORT_NS({ns});"
+        elif kind == "namespace-reserved":
+            details["namespace"] = ns
+            details["reserved_for"] = reserved_for(ns)
+            if not syms:
+                details["reason"] = "explicit import"
+                msg = (f"{name}{where} imports the module namespace {ns} (MODULE_IMPORT_NS): such namespaces cannot "
+                       "be imported, the kernel refuses to load it")
+            else:
+                allowed = module_namespace_allows(ns, _kname(m))
+                details["reason"] = "out-of-tree" if allowed else "not listed"
+                msg = reserved_message(f"{name}{where}", _kname(m), ns, listed)
         elif kind == "vermagic-mismatch":
             d = {k: v for k, v in ps[0].detail.items() if k != "message"}
             details.update(d)

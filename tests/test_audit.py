@@ -83,10 +83,10 @@ def make_clean_tree(root: Path) -> Path:
     tree = root / "lib/modules/1.0.0"
     (tree / "kernel").mkdir(parents=True)
     (tree / "kernel/lib.ko").write_bytes(build_ko(
-        modinfo=["license=GPL", "vermagic=1.0.0 SMP mod_unload"],
+        modinfo=["license=GPL", "vermagic=1.0.0 SMP mod_unload modversions "],
         exports=[Export(name="lib_fn", crc=0x1111), Export(name="lib_gpl", gpl=True, crc=0x2222)]))
     (tree / "kernel/user.ko").write_bytes(build_ko(
-        modinfo=["license=Dual BSD/GPL", "vermagic=1.0.0 SMP mod_unload"],
+        modinfo=["license=Dual BSD/GPL", "vermagic=1.0.0 SMP mod_unload modversions "],
         undefined=["lib_fn", "lib_gpl"], versions=[("lib_fn", 0x1111), ("lib_gpl", 0x2222)]))
     (tree / "modules.order").write_text("kernel/lib.ko\nkernel/user.ko\n")
     return tree

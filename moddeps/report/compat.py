@@ -171,8 +171,9 @@ def _render_findings(console: Console, items: Sequence[tuple[str, Finding]], sho
 
 
 def _side_dict(s: Side) -> dict[str, Any]:
+    # "crcs": false says why every CRC of that side is null (a kernel without CONFIG_MODVERSIONS)
     return {"path": s.path, "kind": s.kind, "version": s.version, "modules": len(s.modules),
-            "exports": len(s.exports)}
+            "exports": len(s.exports), "crcs": s.crcs}
 
 
 def change_dict(c: Change) -> dict[str, Any]:
@@ -197,10 +198,26 @@ def diff_document(result: DiffResult) -> dict[str, Any]:
     }
 
 
-def _change_text(c: Change) -> str:
-    if c.kind in ("module-added", "export-added"):
+#: what a null CRC means on a side with CRCs, and on one without
+_NO_CRC = ("no CRC", "no CRCs (MODVERSIONS off)")
+
+
+def _crc_cell(crc: str | None, side: Side) -> str:
+    return crc if crc is not None else _NO_CRC[not side.crcs]
+
+
+def _change_text(c: Change, result: DiffResult) -> str:
+    if c.kind == "export-added":
+        return _crc_cell(c.new, result.new)
+    if c.kind == "export-removed":
+        return _crc_cell(c.old, result.old)
+    if c.kind == "crc-changed":
+        return f"{_crc_cell(c.old, result.old)} -> {_crc_cell(c.new, result.new)}"
+    if c.kind == "namespace-changed":
+        return f"{c.old or 'no namespace'} -> {c.new or 'no namespace'}"
+    if c.kind == "module-added":
         return f"{c.new}" if c.new else ""
-    if c.kind in ("module-removed", "export-removed"):
+    if c.kind == "module-removed":
         return f"{c.old}" if c.old else ""
     if c.kind in ("dependency-added", "dependency-removed"):
         target = c.new if c.kind == "dependency-added" else c.old
@@ -246,7 +263,7 @@ def render_diff(console: Console, result: DiffResult) -> None:
             style = "bold red" if c.incompatible else ""
             table.add_row(Text("!" if c.incompatible else "", style=style),
                           Text(kind, style=style) if i == 0 else Text(""), Text(c.module), Text(c.symbol or ""),
-                          Text(_change_text(c), style=style), end_section=last)
+                          Text(_change_text(c, result), style=style), end_section=last)
         if len(rows) > PER_KIND:
             more = Text(f"and {len(rows) - PER_KIND} more (see --json)")
             table.add_row(Text(""), Text(""), Text("…"), Text(""), more, end_section=True)
