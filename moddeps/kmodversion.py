@@ -164,7 +164,7 @@ def installed(root: str) -> KmodTarget | None:
 def select(explicit: str | int | None, root: str | None, environ: Mapping[str, str] | None = None) -> KmodTarget:
     """The kmod release to imitate: ``explicit``, ``$MODDEPS_KMOD_VERSION``,
     the one installed under ``root`` (``""`` or None: ``/``), else :data:`DEFAULT`."""
-    if explicit is not None and explicit != "":
+    if explicit is not None and str(explicit).strip():
         return parse(str(explicit), "--kmod-version")
     env = os.environ if environ is None else environ
     value = env.get(ENV, "")

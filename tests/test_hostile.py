@@ -77,8 +77,9 @@ def make_tree(root: Path, modules: dict[bytes, bytes], *, order: Iterable[bytes]
 
 
 def moddeps_argv(root: Path, *extra: str, version: str = V, cfg: Path | None = None) -> list[str]:
-    return [sys.executable, "-m", "moddeps", "depmod", "--no-cache", "-C", str(cfg or root / "cfg"),
-            "-b", str(root), *extra, version]
+    # compared with kmod 30's depmod
+    return [sys.executable, "-m", "moddeps", "depmod", "--kmod-version", "30", "--no-cache",
+            "-C", str(cfg or root / "cfg"), "-b", str(root), *extra, version]
 
 
 def run_moddeps(root: Path, *extra: str, version: str = V, timeout: float = 300,
