@@ -45,6 +45,8 @@
 #define STT_SPARC_REGISTER 13u
 #define EM_SPARC 2u
 #define EM_SPARCV9 43u
+/* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+); see elfreader.KSYM_FLAG_GPL_ONLY */
+#define KSYM_FLAG_GPL_ONLY 0x01u
 
 typedef const unsigned char *bp;
 
@@ -392,7 +394,7 @@ typedef struct {
 } Ref;
 
 /* The sections moddeps looks up by name (_WANTED_SECTIONS). */
-enum { S_SYMTAB, S_STRTAB, S_MODINFO, S_VERSIONS, S_KSTRINGS, S_COUNT };
+enum { S_SYMTAB, S_STRTAB, S_MODINFO, S_VERSIONS, S_KSTRINGS, S_KFLAGS, S_EXTNAMES, S_EXTCRCS, S_COUNT };
 
 static void find_sections(const Elf *e, Loc *loc)
 {
@@ -401,6 +403,7 @@ static void find_sections(const Elf *e, Loc *loc)
         size_t len;
     } wanted[S_COUNT] = {
         {".symtab", 7}, {".strtab", 7}, {".modinfo", 8}, {"__versions", 10}, {"__ksymtab_strings", 17},
+        {"__kflagstab", 11}, {"__version_ext_names", 19}, {"__version_ext_crcs", 18},
     };
     unsigned idx, k, left = S_COUNT;
     for (k = 0; k < S_COUNT; k++)
@@ -422,7 +425,7 @@ static void find_sections(const Elf *e, Loc *loc)
             first = last = S_MODINFO;
         } else if (e->shstr[name] == '_' && e->shstr[name + 1] == '_') {
             first = S_VERSIONS;
-            last = S_KSTRINGS;
+            last = S_EXTCRCS;
         } else {
             continue;
         }
@@ -452,6 +455,27 @@ static int gpl_section(const Elf *e, unsigned sec)
     return shname_is(e, name, "__ksymtab_gpl", 13) || shname_is(e, name, "__ksymtab_gpl_future", 20);
 }
 
+/* The __kflagstab byte of the __ksymtab entry at offset `value` of section
+ * `sec`, 0 without one (elfreader._kflag): the entry size is
+ * size(__ksymtab) / size(__kflagstab), which must divide exactly. */
+static unsigned kflag(const Elf *e, const Loc *flags, unsigned sec, uint64_t value)
+{
+    size_t off, sz, entsize;
+    uint64_t idx;
+    if (!flags->found || flags->size == 0 || sec == 0 || sec >= e->shnum ||
+        !shname_is(e, sh_name(e, sec), "__ksymtab", 9) || !section_range(e, sec, &off, &sz))
+        return 0;
+    if (sz % flags->size)
+        return 0;
+    entsize = sz / flags->size;
+    if (entsize == 0 || value % entsize)
+        return 0;
+    idx = value / entsize;
+    if (idx >= (uint64_t)flags->size)
+        return 0;
+    return e->d[flags->off + (size_t)idx]; /* flags lies inside the file */
+}
+
 typedef struct {
     Elf e;
     Loc loc[S_COUNT];
@@ -464,6 +488,9 @@ typedef struct {
     Tab vers;            /* __versions name -> first record */
     uint8_t *vused;      /* per __versions record: matched by an undefined symbol */
     uint32_t *vmatch;    /* per undefined symbol: its record, or UINT32_MAX */
+    Tab ext;             /* extended modversions name -> first record (idx); used: taken by a symbol or __versions */
+    size_t next;         /* extended records paired with a CRC */
+    uint32_t *ematch;    /* per undefined symbol: its extended record, or UINT32_MAX */
     int has_init, has_exit;
     PyTypeObject *etype, *itype;
     PyObject *memo; /* dict: equal import records become one object, or NULL */
@@ -576,7 +603,8 @@ static int collect_export_info(Scan *s)
             if (ent == NULL)
                 return 0;
             ent->ksym = 1;
-            if (gpl_section(&s->e, shndx))
+            if (gpl_section(&s->e, shndx) ||
+                (kflag(&s->e, &s->loc[S_KFLAGS], shndx, sym_value(s, sym)) & KSYM_FLAG_GPL_ONLY))
                 ent->gpl = 1;
         } else if (r->kind == K_NS) {
             size_t off, sz, pos, limit, nslen;
@@ -705,14 +733,16 @@ static PyObject *build_exports(Scan *s)
     }
 }
 
-static PyObject *import_record(Scan *s, bp name, size_t len, PyObject *crc, int weak, int from_versions)
+static PyObject *import_record(Scan *s, bp name, size_t len, PyObject *crc, int weak, int from_versions,
+                               int ext_crc)
 {
-    PyObject *items[4], *rec, *got;
+    PyObject *items[5], *rec, *got;
     items[0] = decode(name, len);
     items[1] = crc;
     items[2] = new_bool(weak);
     items[3] = new_bool(from_versions);
-    rec = record(s->itype, 4, items);
+    items[4] = new_bool(ext_crc);
+    rec = record(s->itype, 5, items);
     if (rec == NULL || s->memo == NULL)
         return rec;
     /* the record already in the memo, if an equal one is there */
@@ -722,6 +752,57 @@ static PyObject *import_record(Scan *s, bp name, size_t len, PyObject *crc, int 
     return got;
 }
 
+/* The extended modversions (elfreader._version_ext): s->ext maps each
+ * non-empty name to its first record among the s->next names that have a
+ * CRC.  Returns 1, 0 to give up (a name longer than MAX_NAME), -1 on error. */
+static int collect_ext(Scan *s)
+{
+    const Loc *nl = &s->loc[S_EXTNAMES], *cl = &s->loc[S_EXTCRCS];
+    bp p, end;
+    size_t ncrc, r;
+    if (!nl->found || !cl->found || nl->size == 0 || cl->size < 4)
+        return 1;
+    ncrc = cl->size / 4;
+    /* count the NUL-terminated names, up to one per CRC */
+    p = s->e.d + nl->off;
+    end = p + nl->size;
+    for (r = 0; r < ncrc && p < end; r++) {
+        bp z = memchr(p, 0, (size_t)(end - p));
+        if (z == NULL)
+            break;
+        if ((size_t)(z - p) > MAX_NAME)
+            return 0;
+        p = z + 1;
+    }
+    s->next = r;
+    if (r == 0)
+        return 1;
+    if (tab_init(&s->ext, r) < 0)
+        return -1;
+    p = s->e.d + nl->off;
+    for (r = 0; r < s->next; r++) {
+        size_t len = bounded_len(p, (size_t)(end - p)), before = s->ext.n;
+        Ent *ent;
+        if ((size_t)(end - p) == len)
+            return 0; /* the bytes changed under us */
+        if (len) {
+            ent = tab_get(&s->ext, p, len, hash_bytes(p, len), 1);
+            if (ent == NULL)
+                return 0;
+            if (s->ext.n != before)
+                ent->idx = (uint32_t)r;
+        }
+        p += len + 1;
+    }
+    return 1;
+}
+
+/* The CRC of extended record r (r < s->next). */
+static inline uint32_t ext_crc_at(const Scan *s, uint32_t r)
+{
+    return rd32(s->e.d + s->loc[S_EXTCRCS].off + (size_t)r * 4, s->e.big);
+}
+
 static PyObject *build_imports(Scan *s)
 {
     const Loc *vl = &s->loc[S_VERSIONS];
@@ -729,6 +810,7 @@ static PyObject *build_imports(Scan *s)
     bp vbase = NULL;
     PyObject *out;
     Py_ssize_t n = 0;
+    int rc;
 
     if (vl->found && vl->size) {
         if (vl->size % 64)
@@ -736,6 +818,11 @@ static PyObject *build_imports(Scan *s)
         nver = vl->size / 64;
         vbase = s->e.d + vl->off;
     }
+    rc = collect_ext(s);
+    if (rc < 0)
+        return NULL;
+    if (rc == 0)
+        return new_none();
     total = s->nund;
     if (nver) {
         /* name -> first record of that name (later duplicates stay unmatched, as in kmod) */
@@ -751,6 +838,11 @@ static PyObject *build_imports(Scan *s)
             Ent *ent = tab_get(&s->vers, name, len, hash_bytes(name, len), 1);
             if (ent != NULL && s->vers.n != before)
                 ent->idx = (uint32_t)r;
+            if (s->next && len) { /* an extended record of a __versions name is not listed again */
+                Ent *x = tab_get(&s->ext, name, len, hash_bytes(name, len), 0);
+                if (x != NULL)
+                    x->used = 1;
+            }
         }
         total += nver;
         for (j = 0; j < s->nund; j++) {
@@ -764,21 +856,45 @@ static PyObject *build_imports(Scan *s)
             }
         }
     }
+    if (s->next) {
+        /* an undefined symbol without a __versions record takes its extended CRC */
+        size_t left = s->ext.n;
+        s->ematch = PyMem_Malloc(s->nund ? s->nund * sizeof(uint32_t) : 1);
+        if (s->ematch == NULL)
+            return PyErr_NoMemory();
+        for (j = 0; j < s->nund; j++) {
+            const Ref *u = &s->und[j];
+            bp nm = ref_name(s, u);
+            Ent *x = tab_get(&s->ext, nm, u->len, hash_bytes(nm, u->len), 0);
+            s->ematch[j] = x != NULL && !(nver && s->vmatch[j] != UINT32_MAX) ? x->idx : UINT32_MAX;
+            if (x != NULL)
+                x->used = 1;
+        }
+        for (r = 0; r < s->ext.n; r++)
+            left -= s->ext.ents[r].used;
+        total += left;
+    }
 
-    /* the undefined symbols, then the records no symbol matched */
+    /* the undefined symbols, then the __versions records no symbol matched,
+     * then the extended records of no symbol and no __versions record */
     out = PyTuple_New((Py_ssize_t)total);
     if (out == NULL)
         return NULL;
     for (j = 0; j < s->nund; j++) {
         const Ref *u = &s->und[j];
         PyObject *crc, *rec;
+        int from_ext = 0;
         if (nver && s->vmatch[j] != UINT32_MAX) {
             bp at = vbase + (size_t)s->vmatch[j] * 64;
             crc = PyLong_FromUnsignedLongLong(width == 8 ? rd64(at, s->e.big) : rd32(at, s->e.big));
+        } else if (s->next && s->ematch[j] != UINT32_MAX) {
+            crc = PyLong_FromUnsignedLong((unsigned long)ext_crc_at(s, s->ematch[j]));
+            from_ext = 1;
         } else {
             crc = new_none();
         }
-        rec = import_record(s, ref_name(s, u), u->len, crc, (sym_info(s, sym_at(s, u->sym)) >> 4) == STB_WEAK, 0);
+        rec = import_record(s, ref_name(s, u), u->len, crc, (sym_info(s, sym_at(s, u->sym)) >> 4) == STB_WEAK, 0,
+                            from_ext);
         if (rec == NULL)
             goto fail;
         PyTuple_SET_ITEM(out, n++, rec);
@@ -789,10 +905,29 @@ static PyObject *build_imports(Scan *s)
         if (s->vused[r])
             continue;
         crc = PyLong_FromUnsignedLongLong(width == 8 ? rd64(at, s->e.big) : rd32(at, s->e.big));
-        rec = import_record(s, at + width, bounded_len(at + width, 64 - width), crc, 0, 1);
+        rec = import_record(s, at + width, bounded_len(at + width, 64 - width), crc, 0, 1, 0);
         if (rec == NULL)
             goto fail;
         PyTuple_SET_ITEM(out, n++, rec);
+    }
+    if (s->next) {
+        bp p = s->e.d + s->loc[S_EXTNAMES].off, end = p + s->loc[S_EXTNAMES].size;
+        for (r = 0; r < s->next && (size_t)n < total && p < end; r++) {
+            size_t len = bounded_len(p, (size_t)(end - p));
+            Ent *x = len ? tab_get(&s->ext, p, len, hash_bytes(p, len), 0) : NULL;
+            if (x != NULL && x->idx == r && !x->used) {
+                PyObject *rec = import_record(s, p, len, PyLong_FromUnsignedLong((unsigned long)ext_crc_at(s, (uint32_t)r)),
+                                              0, 1, 1);
+                if (rec == NULL)
+                    goto fail;
+                PyTuple_SET_ITEM(out, n++, rec);
+            }
+            p += len + 1;
+        }
+    }
+    if ((size_t)n != total) { /* the bytes changed under us */
+        Py_DECREF(out);
+        return new_none();
     }
     return out;
 fail:
@@ -919,8 +1054,10 @@ done:
     tab_free(&s.info);
     tab_free(&s.nsvals);
     tab_free(&s.vers);
+    tab_free(&s.ext);
     PyMem_Free(s.vused);
     PyMem_Free(s.vmatch);
+    PyMem_Free(s.ematch);
     PyMem_Free(s.und);
     return result;
 }
@@ -963,7 +1100,7 @@ static int record_type(PyObject *o, PyTypeObject **out, const char *what)
 
 enum { F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32 };
 enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 };
-enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4 };
+enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 };
 /* Module's fields, in order */
 enum {
     M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
@@ -1223,7 +1360,7 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
         eflags[i] = (unsigned char)ef;
     }
     for (i = 0; i < n_imp; i++) {
-        PyObject *r = pk_record(f[M_IMPORTS], i, 4, "imports");
+        PyObject *r = pk_record(f[M_IMPORTS], i, 5, "imports");
         int fl = 0;
         if (r == NULL)
             goto done;
@@ -1231,6 +1368,9 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
             goto done;
         fl |= t;
         if ((t = truth(PyTuple_GET_ITEM(r, 3), I_VERSIONS_ONLY)) < 0)
+            goto done;
+        fl |= t;
+        if ((t = truth(PyTuple_GET_ITEM(r, 4), I_EXT_CRC)) < 0)
             goto done;
         fl |= t;
         if (pk_str(&k, PyTuple_GET_ITEM(r, 0)) < 0)
@@ -1315,7 +1455,7 @@ done:
  * bytes) and a few short strings (modinfo keys, namespaces, byte orders,
  * compressions).  An entry holds a copy of its key bytes, next to its
  * header in one arena: a lookup reads the slot, then one or two cache lines. */
-enum { K_STR = 8 }; /* kinds 0..7: an import, by its flags */
+enum { K_STR = 16 }; /* kinds 0..15: an import, by its flags */
 
 typedef struct {
     PyObject *obj;       /* strong reference */
@@ -1554,7 +1694,7 @@ static int cur_crc(Cur *c, uint64_t *v)
 
 static PyObject *dec_import(Dec *d, Cur *c, unsigned fl)
 {
-    PyObject *items[4], *rec, *got;
+    PyObject *items[5], *rec, *got;
     uint64_t crc = 0;
     uint32_t h;
     bp p;
@@ -1571,7 +1711,8 @@ static PyObject *dec_import(Dec *d, Cur *c, unsigned fl)
     items[1] = (fl & I_CRC) ? PyLong_FromUnsignedLongLong((unsigned long long)crc) : new_none();
     items[2] = new_bool(fl & I_WEAK);
     items[3] = new_bool(fl & I_VERSIONS_ONLY);
-    rec = record(d->itype, 4, items);
+    items[4] = new_bool(fl & I_EXT_CRC);
+    rec = record(d->itype, 5, items);
     if (rec == NULL)
         return NULL;
     if (d->memo != NULL) { /* an equal record made before this call, if the memo has one */
@@ -1676,7 +1817,7 @@ static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
         n_crc += (ef[i] & E_CRC) != 0;
     }
     for (i = 0; i < n_imp; i++) {
-        if (imf[i] & ~7u)
+        if (imf[i] & ~15u)
             return rc_bad("unknown flag bits");
         n_crc += (imf[i] & I_CRC) != 0;
     }
@@ -1744,7 +1885,7 @@ static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
     if (imports == NULL)
         goto fail;
     for (i = 0; i < n_imp; i++) {
-        PyObject *rec = dec_import(d, &c, imf[i] & 7u);
+        PyObject *rec = dec_import(d, &c, imf[i] & 15u);
         if (rec == NULL)
             goto fail;
         PyTuple_SET_ITEM(imports, i, rec);

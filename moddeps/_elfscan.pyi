@@ -7,8 +7,8 @@ from _typeshed import ReadableBuffer
 
 #: (name, crc, gpl_only, namespace, pseudo): Export in Module.to_wire() form
 WireExport: TypeAlias = tuple[str, int | None, bool, str | None, bool]
-#: (name, crc, weak, versions_only): Import in Module.to_wire() form
-WireImport: TypeAlias = tuple[str, int | None, bool, bool]
+#: (name, crc, weak, versions_only, ext_crc): Import in Module.to_wire() form
+WireImport: TypeAlias = tuple[str, int | None, bool, bool, bool]
 
 _E = TypeVar("_E", bound=WireExport)
 _I = TypeVar("_I", bound=WireImport)

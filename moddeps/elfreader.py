@@ -14,9 +14,12 @@ pyelftools.  Two decoders live here:
   same record through pyelftools.  Tests check that both agree on every
   module in ``sample_modules/`` and on the synthetic fixtures.
 
-The rules follow kmod 30 (libkmod-elf.c, libkmod-module.c) exactly, as
-restated in shared/specs/depmod-text.md §5; each quirk is cited beside the
-code that reproduces it.
+The rules follow kmod 30 (libkmod-elf.c, libkmod-module.c) exactly; each
+quirk is cited beside the code that reproduces it.  Two things kmod does not
+read come from the kernel instead: the GPL-only flag of an export (the
+section of its ``__ksymtab_*`` symbol, or the ``__kflagstab`` byte of Linux
+7.1+) and the CRCs of the extended modversions tables of Linux 6.14+; they
+never change what kmod's rules make of a module.
 """
 
 from __future__ import annotations
@@ -268,7 +271,16 @@ class _Elf:
         return off, sz
 
 
-_WANTED_SECTIONS = (b".symtab", b".strtab", b".modinfo", b"__versions", b"__ksymtab_strings")
+_WANTED_SECTIONS = (b".symtab", b".strtab", b".modinfo", b"__versions", b"__ksymtab_strings", b"__kflagstab",
+                    b"__version_ext_names", b"__version_ext_crcs")
+
+#: The GPL-only bit of a ``__kflagstab`` byte: KSYM_FLAG_GPL_ONLY = 1 << 0 of
+#: ``enum ksym_flags`` in the kernel's include/linux/module_symbol.h (series
+#: "scalable symbol flags with __kflagstab", Siddharth Nayyar, 2026, patch 1
+#: "define ksym_flags enumeration to represent kernel symbol flags"; the
+#: kernel's find_exported_symbol_in_section tests ``flags & KSYM_FLAG_GPL_ONLY``).
+KSYM_FLAG_GPL_ONLY = 0x01
+_GPL_SECTIONS = (b"__ksymtab_gpl", b"__ksymtab_gpl_future")
 
 
 def _unpack(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
@@ -493,6 +505,30 @@ def parse_module(
     )
 
 
+def _kflag(elf: _Elf, sec: int, value: int, flags: bytes | None) -> int:
+    """The ``__kflagstab`` byte of the ``__ksymtab`` entry at offset ``value`` of section ``sec``; 0 without one.
+
+    Linux 7.1 (series "scalable symbol flags with __kflagstab") dropped
+    ``__ksymtab_gpl``: every export has an entry in the one ``__ksymtab`` and
+    a flag byte at the same index in ``__kflagstab`` (the kernel reads
+    ``flagstab[sym - start]``).  The entry size depends on the architecture
+    (12 bytes with PREL32 references, else three pointers), so it is taken as
+    size(__ksymtab) / size(__kflagstab); a table whose size is not a multiple
+    of the flag count, or a ``__ksymtab_<name>`` value that is not at an
+    entry, gives no flag.
+    """
+    if not flags:
+        return 0
+    rng = elf.section_range(sec)
+    if rng is None:
+        return 0
+    entsize, rest = divmod(rng[1], len(flags))
+    if rest or not entsize or value % entsize:
+        return 0
+    idx = value // entsize
+    return flags[idx] if idx < len(flags) else 0
+
+
 def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
     """Exports in kmod's order.
 
@@ -502,11 +538,17 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
     ``__crc_``, or any name offset outside ``.strtab``) the strings of
     ``__ksymtab_strings`` are, with CRC 0 -- including namespace names, which
     kmod 30 does not filter.
+
+    GPL-only (not read by kmod; the kernel's view): the ``__ksymtab_<name>``
+    symbol is in ``__ksymtab_gpl`` / ``__ksymtab_gpl_future`` (up to Linux
+    7.0), or in ``__ksymtab`` with KSYM_FLAG_GPL_ONLY in its ``__kflagstab``
+    byte (7.1+, see :func:`_kflag`).
     """
     gpl: set[bytes] = set()
     ksym: set[bytes] = set()
     namespaces: dict[bytes, bytes] = {}
     crc_syms: list[int] = []
+    kflags = elf.section_bytes(b"__kflagstab")
     if symtab is not None:
         shndx = symtab.shndx
         names = dict(zip(symtab.special, symtab.names(symtab.special)))
@@ -517,8 +559,12 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
             elif nm.startswith(b"__ksymtab_"):
                 sec = shndx[i]
                 ksym.add(nm[10:])
-                if 0 < sec < elf.shnum and elf.section_name(sec) in (b"__ksymtab_gpl", b"__ksymtab_gpl_future"):
-                    gpl.add(nm[10:])
+                if 0 < sec < elf.shnum:
+                    secname = elf.section_name(sec)
+                    if secname in _GPL_SECTIONS or (
+                        secname == b"__ksymtab" and _kflag(elf, sec, symtab.value(i), kflags) & KSYM_FLAG_GPL_ONLY
+                    ):
+                        gpl.add(nm[10:])
             elif nm.startswith(b"__kstrtabns_"):
                 rng = elf.section_range(shndx[i])
                 value = symtab.value(i)
@@ -562,6 +608,15 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
     record of the same name; then the ``__versions`` records no undefined
     symbol matched (``module_layout``), in table order.  One undefined
     symbol whose name offset lies outside ``.strtab`` discards the whole list.
+
+    Linux 6.14+ extended modversions (not read by kmod 34): an undefined
+    symbol without a ``__versions`` record takes the CRC of the first
+    extended record of its name, marked ``ext_crc``.  (modpost writes the
+    same CRC in both tables for a name that fits ``__versions``, and the
+    ``__versions`` one is kept: it is the one kmod sees.)  Extended records
+    whose name is neither an undefined symbol nor in ``__versions`` (the
+    ``module_layout`` of a kernel without basic modversions) come last, in
+    table order, marked ``versions_only`` and ``ext_crc``.
     """
     if symtab is None:
         return ()
@@ -583,17 +638,25 @@ def _imports(elf: _Elf, symtab: _Symtab | None) -> tuple[Import, ...]:
     vidx = list(map(first_version.get, und_names))
     crcs = [None if v is None else vcrcs[v] for v in vidx]
     weak = [infos[i] >> 4 == STB_WEAK for i in undefined]
+    ext = _version_ext(elf)
+    from_ext: list[bool] | repeat[bool] = repeat(False)
+    if ext:
+        from_ext = [crc is None and nm in ext for nm, crc in zip(und_names, crcs)]
+        crcs = [ext[nm] if e else crc for nm, crc, e in zip(und_names, crcs, from_ext)]
     # One C-level decode for all names (symbol names hold no NUL).
     decoded = b"\0".join(und_names).decode("utf-8", "surrogateescape").split("\0") if und_names else []
     new = tuple.__new__
-    out: list[Import] = [new(Import, t) for t in zip(decoded, crcs, weak, repeat(False))]
+    out: list[Import] = [new(Import, t) for t in zip(decoded, crcs, weak, repeat(False), from_ext)]
     if vnames:
         used = set(vidx)
         out.extend(
-            new(Import, (fsdecode(vname), crc, False, True))
+            new(Import, (fsdecode(vname), crc, False, True, False))
             for idx, (crc, vname) in enumerate(zip(vcrcs, vnames))
             if idx not in used
         )
+    if ext:
+        known = set(und_names).union(vnames)
+        out.extend(new(Import, (fsdecode(nm), crc, False, True, True)) for nm, crc in ext.items() if nm not in known)
     return tuple(out)
 
 
@@ -616,6 +679,36 @@ def _versions(elf: _Elf) -> tuple[list[int], list[bytes]]:
         end = find(b"\0", start, start + 64 - width)
         names.append(blob[start : start + 64 - width] if end < 0 else blob[start:end])
     return crcs, names
+
+
+def _version_ext(elf: _Elf) -> dict[bytes, int]:
+    """The extended modversions of Linux 6.14+: name -> CRC of its first record, in table order.
+
+    Commit 54ac1ac8edeb ("modules: Support extended MODVERSIONS info") and
+    Documentation/kbuild/modules.rst ("Version Information Formats"):
+    ``__version_ext_names`` holds the names back to back, each ending in NUL;
+    ``__version_ext_crcs`` a 32-bit CRC per name, in the ELF's byte order,
+    index-aligned.  Both or neither are present.  As the kernel's walk
+    (elf_validity_cache_index_versions, modversion_ext_start/advance) pairs
+    them, a name counts only with its NUL, and the pairs stop at the shorter
+    table (the kernel refuses a module with more CRCs than names; here the
+    extra CRCs are dropped); check_version takes the first record of a name.
+    Empty names are dropped (no symbol has one).
+    """
+    names_blob = elf.section_bytes(b"__version_ext_names")
+    crcs_blob = elf.section_bytes(b"__version_ext_crcs")
+    if not names_blob or not crcs_blob:
+        return {}
+    names = names_blob.split(b"\0")[:-1]  # the piece after the last NUL is not a name
+    n = min(len(names), len(crcs_blob) // 4)
+    words = array("I", crcs_blob[: 4 * n])
+    if elf.bo != _HOST_BO:
+        words.byteswap()
+    out: dict[bytes, int] = {}
+    for nm, crc in zip(names, words):
+        if nm and nm not in out:
+            out[nm] = crc
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -651,6 +744,8 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
     namespaces: dict[str, str] = {}
     ksym: set[str] = set()
     crcs: list[tuple[str, int]] = []
+    flagsec = first("__kflagstab")
+    flagstab = flagsec.data() if flagsec is not None else b""
     for sym in syms[1:]:
         nm = sym.name
         idx = sym["st_shndx"]
@@ -666,6 +761,12 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
             ksym.add(nm[10:])
             if isinstance(idx, int) and secs[idx].name in ("__ksymtab_gpl", "__ksymtab_gpl_future"):
                 gpl.add(nm[10:])
+            elif isinstance(idx, int) and secs[idx].name == "__ksymtab" and flagstab:
+                # one flag byte per entry; entry size = size(__ksymtab) / size(__kflagstab)
+                entsize, rest = divmod(secs[idx]["sh_size"], len(flagstab))
+                if not rest and entsize and not value % entsize and value // entsize < len(flagstab):
+                    if flagstab[value // entsize] & KSYM_FLAG_GPL_ONLY:
+                        gpl.add(nm[10:])
         elif nm.startswith("__kstrtabns_") and isinstance(idx, int):
             raw = secs[idx].data()[value:]
             ns = raw.split(b"\0", 1)[0]
@@ -698,6 +799,13 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
         for off in range(0, len(vdata), 64):
             crc = int.from_bytes(vdata[off : off + width], "little" if bo == "<" else "big")
             versions.append((crc, fsdecode(vdata[off + width : off + 64].split(b"\0", 1)[0])))
+    ext: list[tuple[str, int]] = []
+    ext_names, ext_crcs = first("__version_ext_names"), first("__version_ext_crcs")
+    if ext_names is not None and ext_crcs is not None:
+        terminated = ext_names.data().split(b"\0")[:-1]
+        cdata = ext_crcs.data()
+        for k, raw in enumerate(terminated[: len(cdata) // 4]):
+            ext.append((fsdecode(raw), int.from_bytes(cdata[4 * k : 4 * k + 4], "little" if bo == "<" else "big")))
     imports: list[Import] = []
     used: set[int] = set()
     sparc = elf["e_machine"] in ("EM_SPARC", "EM_SPARCV9")
@@ -712,10 +820,21 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
                 crc_v = vcrc
                 used.add(vi)
                 break
-        imports.append(Import(sym.name, crc_v, sym["st_info"]["bind"] == "STB_WEAK", False))
+        from_ext = False
+        if crc_v is None:
+            for ename, ecrc in ext:
+                if ename == sym.name:
+                    crc_v, from_ext = ecrc, True
+                    break
+        imports.append(Import(sym.name, crc_v, sym["st_info"]["bind"] == "STB_WEAK", False, from_ext))
     for vi, (vcrc, vname) in enumerate(versions):
         if vi not in used:
             imports.append(Import(vname, vcrc, False, True))
+    taken = {i.name for i in imports} | {v[1] for v in versions}
+    for ename, ecrc in ext:
+        if ename and ename not in taken:
+            taken.add(ename)
+            imports.append(Import(ename, ecrc, False, True, True))
 
     defined = {s.name for s in syms[1:] if s["st_shndx"] != "SHN_UNDEF"}
     machine = elf.header["e_machine"]

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 #: Bump whenever the reader starts extracting something different: the scan
-#: cache never trusts entries written under another version.
-READER_SCHEMA = 1
+#: cache never trusts entries written under another version.  2: GPL-only
+#: flags from Linux 7.1+ ``__kflagstab``, import CRCs from 6.14+ extended
+#: modversions (``Import.ext_crc``).
+READER_SCHEMA = 2
 
 
 def fsdecode(b: bytes) -> str:
@@ -67,10 +69,15 @@ class Export(NamedTuple):
 
 class Import(NamedTuple):
     """A symbol a module needs, in kmod's order (symtab order, then the
-    ``__versions`` records that matched no undefined symbol).
+    ``__versions`` records that matched no undefined symbol, then the
+    extended-modversions records that matched neither).
 
-    ``crc`` comes from ``__versions`` (None: no record).  ``weak`` is an
-    ``STB_WEAK`` undefined symbol.  ``versions_only`` marks a ``__versions``
+    ``crc`` comes from ``__versions`` (None: no record), or, for a name that
+    has no ``__versions`` record, from the extended tables of Linux 6.14+
+    (``__version_ext_names`` / ``__version_ext_crcs``): then ``ext_crc`` is
+    set.  kmod 34 reads only ``__versions``, so for kmod such an import has
+    no CRC, and a record that is only in the extended tables does not exist.
+    ``weak`` is an ``STB_WEAK`` undefined symbol.  ``versions_only`` marks a
     record without an undefined symbol (typically ``module_layout``).
     """
 
@@ -78,6 +85,7 @@ class Import(NamedTuple):
     crc: int | None
     weak: bool = False
     versions_only: bool = False
+    ext_crc: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ Format 1 (all integers unsigned, little-endian)::
      17     E   per export: 0x01 gpl_only, 0x02 pseudo, 0x04 namespace is a
                 string, 0x08 crc is a number (other bits must be 0)
             I   per import: 0x01 weak, 0x02 versions_only, 0x04 crc is a
-                number (other bits must be 0)
+                number, 0x08 ext_crc (other bits must be 0; 0x08 came
+                with READER_SCHEMA 2, and older records simply lack it)
             S*w the byte length of each string (S strings, each w bytes)
             C*c the CRCs: the exports' that are numbers, then the imports'
             ...  the strings, back to back, up to the very end of the blob:
@@ -68,7 +69,7 @@ HEADER_SIZE = _HEADER.size  # 17
 
 F_INIT, F_EXIT, F_COMPRESSION, F_ERROR, F_KMOD_ERROR, F_CRC64 = 1, 2, 4, 8, 16, 32
 E_GPL, E_PSEUDO, E_NS, E_CRC = 1, 2, 4, 8
-I_WEAK, I_VERSIONS_ONLY, I_CRC = 1, 2, 4
+I_WEAK, I_VERSIONS_ONLY, I_CRC, I_EXT_CRC = 1, 2, 4, 8
 
 _WIDTHS = (1, 2, 4)
 #: Module's fields, in the order of its constructor
@@ -91,11 +92,12 @@ _CODE = {1: "B", 2: _array_code(2), 4: _array_code(4), 8: _array_code(8)}
 
 #: export flags (0..15) -> (gpl_only, pseudo, has a namespace, has a CRC)
 _EXPORT_FLAGS = tuple((bool(f & E_GPL), bool(f & E_PSEUDO), bool(f & E_NS), bool(f & E_CRC)) for f in range(16))
-#: import flags (0..7) -> weak, versions_only
-_WEAK = tuple(bool(f & I_WEAK) for f in range(8))
-_VERSIONS_ONLY = tuple(bool(f & I_VERSIONS_ONLY) for f in range(8))
+#: import flags (0..15) -> weak, versions_only, ext_crc
+_WEAK = tuple(bool(f & I_WEAK) for f in range(16))
+_VERSIONS_ONLY = tuple(bool(f & I_VERSIONS_ONLY) for f in range(16))
+_EXT_CRC = tuple(bool(f & I_EXT_CRC) for f in range(16))
 _EXPORT_FLAG_VALUES = bytes(range(16))
-_IMPORT_FLAG_VALUES = bytes(range(8))
+_IMPORT_FLAG_VALUES = bytes(range(16))
 #: byte -> 1 where a bit is set, for bytes.translate(...).count(1)
 _BIT2 = bytes(1 if b & 4 else 0 for b in range(256))
 _BIT3 = bytes(1 if b & 8 else 0 for b in range(256))
@@ -192,9 +194,10 @@ def py_pack(m: Module) -> bytes:
     add_string, add_crc, add_flags = strings.append, crcs.append, iflags.append
     for i in imports:
         # (the common types inline; anything else through the checking helpers)
-        name, crc, weak, versions_only = i if type(i) is Import else _record(i, 4, "imports")
+        name, crc, weak, versions_only, ext_crc = i if type(i) is Import else _record(i, 5, "imports")
         f = I_WEAK if weak else 0
         f |= I_VERSIONS_ONLY if versions_only else 0
+        f |= I_EXT_CRC if ext_crc else 0
         add_string(name.encode("utf-8", "surrogatepass") if type(name) is str else _enc(name))
         if crc is not None:
             f |= I_CRC
@@ -316,7 +319,7 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
         it = iter(crcs[c:])
         icrcs = [next(it) if f & I_CRC else None for f in iflags]
     records = map(new, repeat(Import), zip(names, icrcs, map(_WEAK.__getitem__, iflags),
-                                             map(_VERSIONS_ONLY.__getitem__, iflags)))
+                                             map(_VERSIONS_ONLY.__getitem__, iflags), map(_EXT_CRC.__getitem__, iflags)))
     if memo is not None:
         made = list(records)
         imports = tuple(map(memo.setdefault, made, made))

@@ -112,7 +112,7 @@ def norm(m: Module) -> Module:
     return Module(
         m.name, m.path,
         tuple(Export(e[0], e[1], bool(e[2]), e[3], bool(e[4])) for e in m.exports),
-        tuple(Import(i[0], i[1], bool(i[2]), bool(i[3])) for i in m.imports),
+        tuple(Import(i[0], i[1], bool(i[2]), bool(i[3]), bool(i[4])) for i in m.imports),
         m.modinfo, bool(m.has_init), bool(m.has_exit), m.machine, m.elf_class, m.byte_order, m.compression,
         m.error, m.kmod_error,
     )
@@ -200,7 +200,7 @@ CRC = st.one_of(st.none(), st.just(0), st.integers(0, 0xFFFFFFFF), st.integers(0
 OPT = st.one_of(st.none(), ODD)
 
 EXPORTS = st.lists(st.builds(Export, ODD, CRC, st.booleans(), OPT, st.booleans()), max_size=6).map(tuple)
-IMPORTS = st.lists(st.builds(Import, ODD, CRC, st.booleans(), st.booleans()), max_size=8).map(tuple)
+IMPORTS = st.lists(st.builds(Import, ODD, CRC, st.booleans(), st.booleans(), st.booleans()), max_size=8).map(tuple)
 MODULES = st.builds(
     Module,
     name=ODD, path=ODD, exports=EXPORTS, imports=IMPORTS,
@@ -252,7 +252,7 @@ def test_crc_width_and_none_versus_zero() -> None:
 
 def test_tuples_and_truthy_values_are_stored_as_the_model_holds_them() -> None:
     """Plain tuples for records and truthy non-bools come back as Export / Import and bools."""
-    m = Module("m", "p", exports=(("a", 1, 1, None, 0),), imports=(("b", None, [], "x"),),  # type: ignore[arg-type]
+    m = Module("m", "p", exports=(("a", 1, 1, None, 0),), imports=(("b", None, [], "x", 2),),  # type: ignore[arg-type]
                has_init=1, has_exit=0)  # type: ignore[arg-type]
     blob = rc.py_pack(m)
     assert rc.py_unpack(blob) == norm(m)
@@ -302,7 +302,8 @@ INVALID: dict[str, tuple[Module, type[Exception]]] = {
     "error-int": (replace(BASE, error=1), TypeError),  # type: ignore[arg-type]
     "exports-list": (replace(BASE, exports=[Export("e", 1)]), TypeError),  # type: ignore[arg-type]
     "export-short": (replace(BASE, exports=(("e", 1, False, None),)), TypeError),  # type: ignore[arg-type]
-    "import-long": (replace(BASE, imports=(("i", 1, False, False, 0),)), TypeError),  # type: ignore[arg-type]
+    "import-long": (replace(BASE, imports=(("i", 1, False, False, False, 0),)), TypeError),  # type: ignore[arg-type]
+    "import-short": (replace(BASE, imports=(("i", 1, False, False),)), TypeError),  # type: ignore[arg-type]
     "import-not-tuple": (replace(BASE, imports=(["i", 1, False, False],)), TypeError),  # type: ignore[arg-type]
     "modinfo-triple": (replace(BASE, modinfo=(("k", "v", "w"),)), TypeError),  # type: ignore[arg-type]
     "modinfo-value-none": (replace(BASE, modinfo=(("k", None),)), TypeError),  # type: ignore[arg-type]
@@ -358,7 +359,8 @@ def agree(blob: bytes, *, guard: bool = False) -> tuple[str, str]:
 SEED_MODULES = {
     "small": Module("m", "kernel/m.ko", exports=(Export("e", 7, True, "NS", False), Export("f", None)),
                     imports=(Import("printk", 0x1234), Import("w", None, True, False),
-                             Import("ml", 2**40, False, True)),
+                             Import("ml", 2**40, False, True), Import("_RNv6kernel", 7, False, False, True),
+                             Import("ext_layout", 9, False, True, True)),
                     modinfo=(("license", "GPL"), ("author", "Ŝ\udcff")), has_init=True, machine=62, elf_class=64,
                     byte_order="little", compression="xz", error=None, kmod_error="x"),
     "empty": Module("", ""),
@@ -440,7 +442,11 @@ def test_other_formats_and_reserved_bits_are_refused() -> None:
     e_at = rc.HEADER_SIZE  # the first export's flags
     assert agree(blob[:e_at] + bytes([blob[e_at] | 0x10]) + blob[e_at + 1:])[0] == "ValueError"
     i_at = rc.HEADER_SIZE + 2  # the first import's flags
-    assert agree(blob[:i_at] + bytes([blob[i_at] | 0x08]) + blob[i_at + 1:])[0] == "ValueError"
+    assert agree(blob[:i_at] + bytes([blob[i_at] | 0x10]) + blob[i_at + 1:])[0] == "ValueError"
+    # 0x08 is ext_crc (READER_SCHEMA 2): set on the first import, it comes back set
+    flipped = blob[:i_at] + bytes([blob[i_at] | 0x08]) + blob[i_at + 1:]
+    assert agree(flipped)[0] != "ValueError"
+    assert rc.py_unpack(flipped).imports[0] == Import("printk", 0x1234, ext_crc=True)
     # the marshalled wire form of earlier versions
     assert agree(marshal.dumps(SEED_MODULES["small"].to_wire()))[0] == "ValueError"  # type: ignore[arg-type]
     # invalid UTF-8 in a string (surrogatepass accepts encoded surrogates, nothing else)
