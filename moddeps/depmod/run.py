@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config as depmod_config
 from .. import kmodversion
-from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..cache import Key, ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
+from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, printable
 from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
 from .writer import write_all
@@ -754,7 +754,8 @@ def _tree_from_files(
         old = registry.by_name.get(mf.name)
         if old is not None and old.path != path:
             # libkmod 30 logs this with its source location, libkmod 34 without
-            where = "" if _target(opts).version >= 34 else "../libkmod/libkmod-module.c:428 kmod_module_new_from_path() "
+            where = ("" if _target(opts).version >= 34
+                     else "../libkmod/libkmod-module.c:428 kmod_module_new_from_path() ")
             raise DepmodFatal(f"{path}: module {mf.name} given twice", [
                 f"ERROR: {where}kmod_module '{mf.name}' "
                 f"already exists with different path: new-path='{path}' old-path='{old.path}'",
