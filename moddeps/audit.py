@@ -323,7 +323,7 @@ def _crc_findings(pairs: Sequence[tuple[int, str]], names: list[str], shown: lis
         wanted = {i.name: i.crc for i in mod.imports}
         # a CRC from the extended modversions tables (Linux 6.14+) is one the
         # kernel checks but kmod does not read: judge it by its real value
-        ext = {i.name for i in mod.imports if getattr(i, "ext_crc", False)}
+        ext = {i.name for i in mod.imports if i.ext_crc}
         syms = [s for s in all_syms
                 if s not in ext or wanted.get(s) != res.owners.get(s.lstrip("."), (KERNEL, 0))[1]]
         if not syms:
@@ -549,19 +549,11 @@ def _duplicate_modules(tree: Tree) -> list[Finding]:
 
 
 def _render_current(tree: Tree, res: Resolution) -> list[tuple[str, bytes]]:
-    """What depmod would write for the tree now (moddeps' default kmod release)."""
-    import inspect
+    """What depmod would write for the tree now (moddeps' default kmod release:
+    which one does not matter, the indexes are compared by what they hold)."""
+    from .depmod.run import render_files
 
-    from .depmod import run
-
-    if "kmod" in inspect.signature(run.render_files).parameters:
-        # the renderer that imitates a chosen kmod release (moddeps.kmodversion);
-        # which one does not matter: indexes are compared by what they hold
-        from . import kmodversion  # type: ignore[attr-defined,unused-ignore]
-
-        target = kmodversion.KmodTarget(kmodversion.DEFAULT, "audit")
-        return list(run.render_files(tree, res, target)[0])  # type: ignore[call-arg,arg-type,unused-ignore]
-    return list(run.render_files(tree, res)[0])  # type: ignore[call-arg,unused-ignore]
+    return render_files(tree, res)[0]
 
 
 def _same_index(on_disk: bytes, expected: bytes) -> bool:

@@ -337,7 +337,7 @@ def _symbol_problems(
                 bad_crc = False
             elif crc_checked:
                 provider_crc = table_crc if owner == KERNEL else (exp.crc if exp else None)
-                if getattr(imp, "ext_crc", False):
+                if imp.ext_crc:
                     # a CRC from the extended modversions tables (6.14+): kmod does
                     # not read them, the kernel does -- compare the real one
                     bad_crc = provider_crc is not None and imp.crc != provider_crc

@@ -24,6 +24,7 @@ from moddeps.compat import compat_check, vermagic_problem
 from moddeps.depmod.index import Index, build_index, build_index_preorder
 from moddeps.elfreader import read_module
 from moddeps.kernelsyms import load_kernel_symbols
+from moddeps.model import Module
 from moddeps.report.audit import audit_document
 from moddeps.report.compat import diff_document, render_diff
 from moddeps.scanner import scan_tree
@@ -237,7 +238,7 @@ def test_vermagic_release_only_is_an_error_without_modversions() -> None:
     assert err is not None and err.blocking and err.errno == "ENOEXEC"
 
 
-def read_module_bytes(data: bytes, tmp: Path | None = None) -> object:
+def read_module_bytes(data: bytes) -> Module:
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".ko") as f:
@@ -340,7 +341,7 @@ def test_an_index_that_lost_an_entry_is_stale(tmp_path: Path) -> None:
     path.write_bytes(build_index_preorder(entries[:1]))
     (tree / "modules.weakdep").write_bytes(b"# Weak dependencies extracted from modules themselves.\nweakdep x y\n")
     [f] = [f for f in audit(tree, check_index=True).findings if f.kind == "stale-index"]
-    assert f.details["stale"] == ["modules.symbols.bin", "modules.weakdep"] and f.details["missing"] == []
+    assert sorted(f.details["stale"]) == ["modules.symbols.bin", "modules.weakdep"] and f.details["missing"] == []
     path.write_bytes(b"not an index")
     [f] = [f for f in audit(tree, check_index=True).findings if f.kind == "stale-index"]
     assert "modules.symbols.bin" in f.details["stale"]
