@@ -6,6 +6,12 @@ Run by a person (not a test):
     python benchmarks/bench_depmod.py                 # fetches Debian packages, 5 rounds
     python benchmarks/bench_depmod.py --rounds 9 --trees amd64 amd64-xz
     python benchmarks/bench_depmod.py --tree DIR:VERSION   # any extracted tree (DIR/lib/modules/VERSION)
+    MODDEPS_KMOD34_ROOT=K python benchmarks/bench_depmod.py --kmod 30 34   # against both releases
+
+``--kmod 30`` (the default) times kmod's ``depmod`` on PATH (Debian 12's kmod 30) against
+``moddeps depmod --kmod-version 30``; ``--kmod 34`` times kmod 34.2 from ``$MODDEPS_KMOD34_ROOT``
+(Debian 13's kmod, libkmod2, libc6, liblzma5, libzstd1 and libssl3t64 packages extracted into one
+directory, run through that libc's loader) against ``moddeps depmod --kmod-version 34``.
 
 Needs kmod's ``depmod`` on PATH and ``moddeps`` installed (``pip install .`` byte-compiles it;
 PYTHONDONTWRITEBYTECODE is dropped for the timed runs, otherwise an editable install would
@@ -71,6 +77,18 @@ ABI = os.environ.get("MODDEPS_BENCH_ABI", "6.1.0-50")
 OUTPUTS = ["modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
            "modules.symbols", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
            "modules.devname"]
+
+
+def kmod_depmod(release: int) -> list[str]:
+    """argv prefix of the real depmod of ``release`` (30: on PATH; 34: $MODDEPS_KMOD34_ROOT)."""
+    if release == 30:
+        return ["depmod"]
+    root = os.environ.get("MODDEPS_KMOD34_ROOT")
+    if not root:
+        sys.exit("--kmod 34 needs MODDEPS_KMOD34_ROOT (an extracted kmod 34.2 with its C library)")
+    lib = os.path.join(root, "usr/lib/x86_64-linux-gnu")
+    return [os.path.join(lib, "ld-linux-x86-64.so.2"), "--library-path", lib, "--argv0", "depmod",
+            os.path.join(root, "usr/bin/kmod")]
 
 
 def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
@@ -160,7 +178,8 @@ def copy_tree(root: Path, dst: Path) -> None:
     shutil.copytree(root, dst, symlinks=True, copy_function=os.link)
 
 
-def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) -> list[tuple[str, ...]]:
+def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
+          release: int) -> list[tuple[str, ...]]:
     work = Path(tempfile.mkdtemp(prefix="moddeps-bench-"))
     empty = work / "empty"
     empty.mkdir()
@@ -169,9 +188,10 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
     copy_tree(root, mdir)
     db = work / "cache.sqlite3"
     env = {**os.environ, "MODDEPS_CACHE": str(db)}
-    kmod = ["depmod", "-C", str(empty), "-b", str(kdir), version]
-    cold = [*moddeps, "depmod", "--no-cache", "-C", str(empty), "-b", str(mdir), version]
-    warm = [*moddeps, "depmod", "-C", str(empty), "-b", str(mdir), version]
+    kmod = [*kmod_depmod(release), "-C", str(empty), "-b", str(kdir), version]
+    mode = ["--kmod-version", str(release)]
+    cold = [*moddeps, "depmod", *mode, "--no-cache", "-C", str(empty), "-b", str(mdir), version]
+    warm = [*moddeps, "depmod", *mode, "-C", str(empty), "-b", str(mdir), version]
     scan = [*moddeps, "scan", "--json", "--no-cache", str(mdir / "lib/modules" / version)]
     scan_lib = [sys.executable, "-c", "import sys; from moddeps.scanner import scan_tree; scan_tree(sys.argv[1])",
                 str(mdir / "lib/modules" / version)]
@@ -222,9 +242,10 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
         res["kmod"].append(timed(kmod))
         res["scan"].append(timed(scan, env))
         res["lib"].append(timed(scan_lib, env))
+    outputs = [*OUTPUTS, "modules.weakdep"] if release >= 33 else OUTPUTS
     same = all(
         (kdir / "lib/modules" / version / f).read_bytes() == (mdir / "lib/modules" / version / f).read_bytes()
-        for f in OUTPUTS
+        for f in outputs
     )
     med = {k: statistics.median(w for w, _ in v) for k, v in res.items()}
     rss = {k: max(r for _, r in v) for k, v in res.items()}
@@ -235,7 +256,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str]) 
                        ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
                        ("export", "one-export"), ("added", "one-added"), ("removed", "one-removed"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
-        rows.append((name, str(n_mod), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}", f"{med[key] / med['kmod']:.2f}",
+        rows.append((name, str(n_mod), str(release), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}",
+                     f"{med[key] / med['kmod']:.2f}",
                      f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",
                      "identical" if same else "DIFFERENT"))
     return rows
@@ -247,6 +269,8 @@ def main() -> None:
     ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "6.12-xz", "amd64-10x"])
     ap.add_argument("--tree", action="append", default=[], help="DIR:VERSION of an extracted tree")
     ap.add_argument("--moddeps", default=f"{sys.executable} -m moddeps", help="how to run moddeps")
+    ap.add_argument("--kmod", nargs="*", type=int, default=[30], choices=[30, 34],
+                    help="the kmod releases to compare with (moddeps in the same mode)")
     args = ap.parse_args()
     moddeps = args.moddeps.split()
     trees: list[tuple[str, Path, str]] = []
@@ -264,13 +288,14 @@ def main() -> None:
             trees.append((t, *make_xz(*fetch("amd64"))))
         elif t == "amd64-10x":
             trees.append((t, *make_10x(*fetch("amd64"))))
-    header = ("tree", "modules", "row", "kmod s", "moddeps s", "ratio", "kmod MiB", "moddeps MiB", "mem ratio",
+    header = ("tree", "modules", "kmod", "row", "kmod s", "moddeps s", "ratio", "kmod MiB", "moddeps MiB", "mem ratio",
               "outputs")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, root, version in trees:
-        for row in bench(name, root, version, args.rounds, moddeps):
-            print("| " + " | ".join(row) + " |", flush=True)
+        for release in args.kmod:
+            for row in bench(name, root, version, args.rounds, moddeps, release):
+                print("| " + " | ".join(row) + " |", flush=True)
     print(f"\n{os.cpu_count()} CPUs; medians of {args.rounds} rounds (kmod: {3 * args.rounds} runs)")
 
 
