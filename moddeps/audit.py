@@ -549,11 +549,23 @@ def _duplicate_modules(tree: Tree) -> list[Finding]:
 
 
 def _render_current(tree: Tree, res: Resolution) -> list[tuple[str, bytes]]:
-    """What depmod would write for the tree now (moddeps' default kmod release:
-    which one does not matter, the indexes are compared by what they hold)."""
+    """What depmod would write for the tree now, in the node layout of the
+    tree's own ``modules.dep.bin`` where it tells (its root node right after
+    the 12-byte header: kmod 34's pre-order; elsewhere: kmod 30 to 33's
+    post-order), so that current indexes compare equal byte for byte and
+    only differing ones are decoded (:func:`_same_index`)."""
     from .depmod.run import render_files
+    from .kmodversion import KmodTarget
 
-    return render_files(tree, res)[0]
+    try:
+        with open(f"{tree.dirname}/modules.dep.bin", "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        head = b""
+    if len(head) < 12:
+        return render_files(tree, res)[0]
+    preorder = int.from_bytes(head[8:12], "big") & 0x0FFFFFFF == 12
+    return render_files(tree, res, KmodTarget(34 if preorder else 30, "the layout of modules.dep.bin"))[0]
 
 
 def _same_index(on_disk: bytes, expected: bytes) -> bool:
