@@ -9,6 +9,7 @@ symbol lists without CRCs, and indexes written in either kmod layout.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib.resources import files as pkg_files
 from pathlib import Path
 
@@ -345,3 +346,22 @@ def test_an_index_that_lost_an_entry_is_stale(tmp_path: Path) -> None:
     path.write_bytes(b"not an index")
     [f] = [f for f in audit(tree, check_index=True).findings if f.kind == "stale-index"]
     assert "modules.symbols.bin" in f.details["stale"]
+
+
+# --------------------------------------------------------------------------
+# 6. CRCs from the extended modversions tables (Linux 6.14+)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("module_crc", "refused"), [(0xABCD, False), (0x9999, True)])
+def test_compat_judges_an_extended_crc_by_its_value(tmp_path: Path, module_crc: int, refused: bool) -> None:
+    target = scan_tree(str(make_tree(tmp_path / "t", {"lib": ko("lib", vermagic=VM_CRC, exports=[
+        Export(name="lib_fn", crc=0x1)])}, version="6.12.0-test")), jobs=1)
+    kernel = load_kernel_symbols(str(symvers(tmp_path / "Module.symvers", [(0xABCD, "_RNvlong_rust_name", "")])),
+                                 "symvers")
+    m = read_module_bytes(ko("rusty", needs=["_RNvlong_rust_name"], vermagic=VM_CRC,
+                             versions=[("_RNvlong_rust_name", 0)]))
+    imports = tuple(i._replace(crc=module_crc, ext_crc=True) for i in m.imports)
+    r = compat_check([replace(m, imports=imports)], target, kernel)
+    assert [v.loads for v in r.verdicts] == [not refused]
+    assert [f.kind for f in r.findings if f.kind == "crc-mismatch"] == (["crc-mismatch"] if refused else [])
