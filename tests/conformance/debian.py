@@ -716,6 +716,7 @@ class KmodCmd:
     modprobe: tuple[str, ...]
     modinfo: tuple[str, ...]
     version: str  # what ``depmod --version`` says after "kmod version "
+    home: str = ""  # the extracted packages (usr/bin/kmod, usr/lib/...), if not the system's
 
     @classmethod
     def installed(cls, kmod: Kmod) -> KmodCmd:
@@ -784,7 +785,7 @@ def kmod34() -> KmodCmd:
         if first.strip() != "kmod version 34.2":
             raise Unavailable(f"{' '.join(argv('depmod'))} --version says {first!r} "
                               f"(status {r.returncode}, {r.stderr.strip()[-300:]!r}), not 'kmod version 34.2'")
-        _kmod34 = KmodCmd(argv("depmod"), argv("modprobe"), argv("modinfo"), first.split()[-1])
+        _kmod34 = KmodCmd(argv("depmod"), argv("modprobe"), argv("modinfo"), first.split()[-1], str(final))
         return _kmod34
 
 
