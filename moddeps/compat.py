@@ -190,8 +190,9 @@ def discover_kernel_symbols(dirname: str, basedir: str | None = None) -> KernelS
     version = os.path.basename(dirname)
     base = basedir
     if base is None:
-        parent = os.path.dirname(os.path.abspath(dirname))
-        base = parent[: -len("/lib/modules")] if parent.endswith("/lib/modules") else None
+        from .kmodnames import basedir_of
+
+        base = basedir_of(dirname)  # also the root of a merged-/usr usr/lib/modules/VER
     candidates: list[tuple[str, str]] = []
     build = f"{dirname}/build"
     if os.path.islink(build):
