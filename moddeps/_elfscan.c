@@ -457,7 +457,8 @@ static int gpl_section(const Elf *e, unsigned sec)
 
 /* The __kflagstab byte of the __ksymtab entry at offset `value` of section
  * `sec`, 0 without one (elfreader._kflag): the entry size is
- * size(__ksymtab) / size(__kflagstab), which must divide exactly. */
+ * size(__ksymtab) / size(__kflagstab), which must divide exactly and be a
+ * struct kernel_symbol's: 12 bytes, or 24 on 64-bit. */
 static unsigned kflag(const Elf *e, const Loc *flags, unsigned sec, uint64_t value)
 {
     size_t off, sz, entsize;
@@ -468,7 +469,7 @@ static unsigned kflag(const Elf *e, const Loc *flags, unsigned sec, uint64_t val
     if (sz % flags->size)
         return 0;
     entsize = sz / flags->size;
-    if (entsize == 0 || value % entsize)
+    if (!(entsize == 12 || (e->is64 && entsize == 24)) || value % entsize)
         return 0;
     idx = value / entsize;
     if (idx >= (uint64_t)flags->size)

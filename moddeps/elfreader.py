@@ -280,6 +280,8 @@ _WANTED_SECTIONS = (b".symtab", b".strtab", b".modinfo", b"__versions", b"__ksym
 #: "define ksym_flags enumeration to represent kernel symbol flags"; the
 #: kernel's find_exported_symbol_in_section tests ``flags & KSYM_FLAG_GPL_ONLY``).
 KSYM_FLAG_GPL_ONLY = 0x01
+#: sizeof(struct kernel_symbol) with a namespace field, per ELF class (see _kflag)
+_KSYM_ENTRY_SIZES = {32: (12,), 64: (12, 24)}
 _GPL_SECTIONS = (b"__ksymtab_gpl", b"__ksymtab_gpl_future")
 
 
@@ -511,11 +513,13 @@ def _kflag(elf: _Elf, sec: int, value: int, flags: bytes | None) -> int:
     Linux 7.1 (series "scalable symbol flags with __kflagstab") dropped
     ``__ksymtab_gpl``: every export has an entry in the one ``__ksymtab`` and
     a flag byte at the same index in ``__kflagstab`` (the kernel reads
-    ``flagstab[sym - start]``).  The entry size depends on the architecture
-    (12 bytes with PREL32 references, else three pointers), so it is taken as
-    size(__ksymtab) / size(__kflagstab); a table whose size is not a multiple
-    of the flag count, or a ``__ksymtab_<name>`` value that is not at an
-    entry, gives no flag.
+    ``flagstab[sym - start]``).  The entry size depends on the architecture,
+    so it is taken as size(__ksymtab) / size(__kflagstab), and must be one
+    of struct kernel_symbol's (include/linux/export-internal.h): three 32-bit
+    offsets (CONFIG_HAVE_ARCH_PREL32_RELOCATIONS) or three pointers, i.e. 12
+    bytes, or 24 on 64-bit.  Any other ratio (a flag table shorter or longer
+    than the symbol table), or a ``__ksymtab_<name>`` value that is not at
+    an entry, gives no flag.
     """
     if not flags:
         return 0
@@ -523,7 +527,7 @@ def _kflag(elf: _Elf, sec: int, value: int, flags: bytes | None) -> int:
     if rng is None:
         return 0
     entsize, rest = divmod(rng[1], len(flags))
-    if rest or not entsize or value % entsize:
+    if rest or entsize not in _KSYM_ENTRY_SIZES[elf.bits] or value % entsize:
         return 0
     idx = value // entsize
     return flags[idx] if idx < len(flags) else 0
@@ -764,9 +768,10 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
             elif isinstance(idx, int) and secs[idx].name == "__ksymtab" and flagstab:
                 # one flag byte per entry; entry size = size(__ksymtab) / size(__kflagstab)
                 entsize, rest = divmod(secs[idx]["sh_size"], len(flagstab))
-                if not rest and entsize and not value % entsize and value // entsize < len(flagstab):
-                    if flagstab[value // entsize] & KSYM_FLAG_GPL_ONLY:
-                        gpl.add(nm[10:])
+                ok = not rest and entsize in _KSYM_ENTRY_SIZES[elf.elfclass] and not value % entsize
+                at = value // entsize if ok else len(flagstab)
+                if at < len(flagstab) and flagstab[at] & KSYM_FLAG_GPL_ONLY:
+                    gpl.add(nm[10:])
         elif nm.startswith("__kstrtabns_") and isinstance(idx, int):
             raw = secs[idx].data()[value:]
             ns = raw.split(b"\0", 1)[0]

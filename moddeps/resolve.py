@@ -6,14 +6,14 @@ topologically and find cycles.  The result is plain data; the depmod
 writers, the graph and the audit all start from it.
 
 References: kmod tools/depmod.c (symbol table, depmod_load_dependencies,
-depmod_calculate_dependencies, depmod_report_cycles) as restated in
-shared/specs/depmod-text.md §6–§8.
+depmod_calculate_dependencies, depmod_report_cycles).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from operator import itemgetter
 
 from .model import Export, Import, Module
 from .native import load
@@ -65,11 +65,50 @@ def export_name(name: str, prefix: str | None) -> str:
     return name[1:] if prefix and name.startswith(prefix) else name
 
 
+_EXT_CRC = itemgetter(Import._fields.index("ext_crc"))
+
+
+def _kmod_import(imp: Import) -> Import | None:
+    """``imp`` as kmod 34 reads it, or None when kmod does not see it.
+
+    kmod reads CRCs from ``__versions`` only (libkmod-elf.c,
+    kmod_elf_get_dependency_symbols; the extended modversions tables of
+    Linux 6.14+ are not read): an undefined symbol whose CRC came from those
+    tables has no version record for kmod, i.e. CRC 0 in depmod -e's
+    comparison (tools/depmod.c, depmod_load_module_dependencies), and a
+    record found only there, without an undefined symbol, is not an import.
+    """
+    if not imp.ext_crc:
+        return imp
+    if imp.versions_only:
+        return None
+    return imp._replace(crc=None, ext_crc=False)
+
+
+def kmod_view(modules: Sequence[Module]) -> Sequence[Module]:
+    """``modules`` with their imports as kmod reads them (see :func:`_kmod_import`);
+    the modules without an extended-modversions CRC are the same objects."""
+    out: list[Module] | None = None
+    for idx, m in enumerate(modules):
+        if not any(map(_EXT_CRC, m.imports)):
+            continue
+        if out is None:
+            out = list(modules)
+        seen = (_kmod_import(imp) for imp in m.imports)
+        out[idx] = replace(m, imports=tuple(imp for imp in seen if imp is not None))
+    return modules if out is None else out
+
+
 def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | None = None) -> Resolution:
     """Resolve symbols for the module array ``modules`` (``paths``: the full path
-    kmod prints for each module in warnings)."""
+    kmod prints for each module in warnings).
+
+    Imports are taken as kmod 34 reads them (:func:`kmod_view`): CRCs that
+    only the extended modversions tables hold count as missing.
+    """
     o = opts or Options()
     prefix = o.prefix
+    modules = kmod_view(modules)
     owners: dict[str, tuple[int, int]] = {}
     if o.kernel_table is not None:
         owners.update((k, (KERNEL, v)) for k, v in o.kernel_table.items())

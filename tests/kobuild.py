@@ -25,6 +25,18 @@ The layout of exports mirrors what a Debian 6.1 amd64 module carries
   st_value = crc, and no ``__kcrctab`` section.
 * The exported symbol itself is a GLOBAL FUNC in ``.text``.
 
+``ksymtab_layout="flagstab"`` writes the Linux 7.1+ form instead (Debian
+7.2 amd64 ``drivers/cxl/cxl_mem.ko`` was inspected): no ``_gpl`` sections;
+every export has an entry in the one ``__ksymtab`` (sorted by name) and, at
+the same index, one byte in ``__kflagstab`` (SHF_ALLOC, align 1) holding the
+symbol's flags, KSYM_FLAG_GPL_ONLY (0x01) for EXPORT_SYMBOL_GPL; CRCs, if
+any, go in the one ``__kcrctab``.
+
+``version_ext`` writes the Linux 6.14+ extended modversions tables
+(CONFIG_EXTENDED_MODVERSIONS): ``__version_ext_names``, the names back to
+back, each followed by a NUL, and ``__version_ext_crcs``, one 32-bit CRC per
+name in file byte order (scripts/mod/modpost.c, add_extended_versions).
+
 Nothing here is specific to the project's reader: it only writes bytes.
 """
 
@@ -41,6 +53,7 @@ import zstandard
 
 __all__ = [
     "ELF_HEADER_FIELDS",
+    "KSYM_FLAG_GPL_ONLY",
     "SHN_ABS",
     "SHN_UNDEF",
     "Export",
@@ -64,6 +77,9 @@ SHN_UNDEF = 0
 SHN_ABS = 0xFFF1
 
 EM_X86_64 = 62
+
+#: ``enum ksym_flags`` of Linux 7.1+ (include/linux/module_symbol.h).
+KSYM_FLAG_GPL_ONLY = 0x01
 
 _BIND = {"local": 0, "global": 1, "weak": 2}
 _TYPE = {"notype": 0, "object": 1, "func": 2, "section": 3, "file": 4}
@@ -135,7 +151,8 @@ class Sym:
 
 @dataclass(frozen=True, kw_only=True)
 class Export:
-    """One EXPORT_SYMBOL*(): ``gpl`` selects the ``_gpl`` tables, ``namespace``
+    """One EXPORT_SYMBOL*(): ``gpl`` selects the ``_gpl`` tables (the ``__kflagstab`` bit with
+    ``ksymtab_layout="flagstab"``), ``namespace``
     fills ``__kstrtabns_``, ``crc`` (32-bit) adds ``__crc_<name>``.  With
     ``define=False`` the exported symbol itself is not defined in ``.text``."""
 
@@ -258,12 +275,17 @@ def build_ko(
     crc_symbols: bool = True,
     crc_mode: Literal["section", "abs"] = "section",
     ksymtab_entry_size: int = 12,
+    ksymtab_layout: Literal["split", "flagstab"] = "split",
+    version_ext: Sequence[tuple[str, int]] = (),
 ) -> bytes:
     """Return the bytes of an ET_REL kernel module built from the arguments.
 
     Sections, in this order, each only when it has something to hold:
-    ``.text``, ``__ksymtab``, ``__ksymtab_gpl``, ``__kcrctab``, ``__kcrctab_gpl``,
-    ``__ksymtab_strings``, ``.modinfo``, ``__versions``, the ``extra_sections``
+    ``.text``, ``__ksymtab``, ``__ksymtab_gpl`` (or, with
+    ``ksymtab_layout="flagstab"``, ``__ksymtab`` and ``__kflagstab``),
+    ``__kcrctab``, ``__kcrctab_gpl``, ``__ksymtab_strings``, ``.modinfo``,
+    ``__versions``, ``__version_ext_names`` and ``__version_ext_crcs`` (from
+    ``version_ext``: ``(name, crc)`` pairs, in order), the ``extra_sections``
     (PROGBITS, SHF_ALLOC, in the given order, duplicates allowed), then always
     ``.gnu.linkonce.this_module``, ``.symtab`` and ``.strtab`` (unless
     ``with_symtab=False``) and ``.shstrtab``.  ``.text`` is always present.
@@ -288,6 +310,8 @@ def build_ko(
         raise ValueError(f"bits must be 32 or 64, not {bits!r}")
     if crc_mode not in ("section", "abs"):
         raise ValueError(f"crc_mode must be 'section' or 'abs', not {crc_mode!r}")
+    if ksymtab_layout not in ("split", "flagstab"):
+        raise ValueError(f"ksymtab_layout must be 'split' or 'flagstab', not {ksymtab_layout!r}")
     e = _ends(endian)
     word = "Q" if bits == 64 else "I"
 
@@ -306,15 +330,22 @@ def build_ko(
 
     # Export tables.
     # Keyed by position in ``exports``, so repeated Export values stay distinct.
-    groups = {gpl: [i for i, x in enumerate(exports) if x.gpl == gpl] for gpl in (False, True)}
+    if ksymtab_layout == "flagstab":  # Linux 7.1+: one table, GPL-only in the flags
+        groups = {False: list(range(len(exports))), True: []}
+    else:
+        groups = {gpl: [i for i, x in enumerate(exports) if x.gpl == gpl] for gpl in (False, True)}
     ksymtab_off: dict[int, tuple[str, int]] = {}
     for gpl, group in groups.items():
         if not group:
             continue
         sec = "__ksymtab_gpl" if gpl else "__ksymtab"
-        for slot, i in enumerate(sorted(group, key=lambda i: exports[i].name)):
+        ordered = sorted(group, key=lambda i: exports[i].name)
+        for slot, i in enumerate(ordered):
             ksymtab_off[i] = (sec, slot * ksymtab_entry_size)
         sections.append(_Section(sec, SHT_PROGBITS, SHF_ALLOC, bytes(ksymtab_entry_size * len(group)), align=4))
+        if ksymtab_layout == "flagstab":
+            flags_ = bytes(KSYM_FLAG_GPL_ONLY if exports[i].gpl else 0 for i in ordered)
+            sections.append(_Section("__kflagstab", SHT_PROGBITS, SHF_ALLOC, flags_, align=1))
 
     kcrctab_off: dict[int, tuple[str, int]] = {}
     if crc_symbols and crc_mode == "section":
@@ -350,6 +381,14 @@ def build_ko(
     if versions:
         sections.append(_Section("__versions", SHT_PROGBITS, SHF_ALLOC, _versions_bytes(versions, bits, e),
                                  align=32))
+    if version_ext:
+        names_ = b"".join(name.encode() + b"\0" for name, _ in version_ext)
+        for name, crc in version_ext:
+            if not 0 <= crc <= 0xFFFFFFFF:
+                raise ValueError(f"crc {crc:#x} of {name} does not fit 32 bits")
+        crcs_ = b"".join(struct.pack(e + "I", crc) for _, crc in version_ext)
+        sections.append(_Section("__version_ext_names", SHT_PROGBITS, SHF_ALLOC, names_, align=1))
+        sections.append(_Section("__version_ext_crcs", SHT_PROGBITS, SHF_ALLOC, crcs_, align=4))
     for name, data_ in extra_sections:
         sections.append(_Section(name, SHT_PROGBITS, SHF_ALLOC, bytes(data_), align=1))
 
