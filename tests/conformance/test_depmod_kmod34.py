@@ -122,11 +122,11 @@ def symvers(tree: KernelTree) -> Path:
         unavailable(str(exc))
 
 
-def check_same(theirs: KmodRun, ours: Run, moddeps_cmd: list[str], what: str) -> None:
-    """ours (a moddeps run) wrote and printed exactly what kmod did."""
+def check_same(theirs: KmodRun, ours: Run, moddeps_cmd: list[str], what: str, *, writes: bool = True) -> None:
+    """ours (a moddeps run) wrote and printed exactly what kmod did (``writes``: kmod wrote its index files)."""
     tree = theirs.tree
     assert ours.status == theirs.run.status, (theirs.run.describe(), ours.describe())
-    expected = KMOD34_OUTPUTS if theirs.release >= 33 else KMOD30_OUTPUTS
+    expected = () if not writes else KMOD34_OUTPUTS if theirs.release >= 33 else KMOD30_OUTPUTS
     mine = ours.root / tree.moduledir / tree.version
     problems = compare_outputs(mine, theirs.moddir, moddeps_cmd, expected)
     if ours.messages() != theirs.run.messages():
@@ -189,7 +189,7 @@ def test_depmod34_dry_run(tree: KernelTree, kmod34: KmodCmd, moddeps_cmd: list[s
                for f in KMOD34_OUTPUTS if (r.root / tree.moduledir / tree.version / f).exists()]
     assert not written
     assert len(theirs.run.stdout) > 100_000
-    check_same(theirs, ours, moddeps_cmd, "depmod -n")
+    check_same(theirs, ours, moddeps_cmd, "depmod -n", writes=False)
 
 
 def test_depmod34_symvers(tree: KernelTree, kmod34: KmodCmd, moddeps_cmd: list[str], fresh_copy: FreshCopy,
