@@ -6,6 +6,9 @@ directory, ``$MODDEPS_CONFORMANCE_CACHE`` (default
 
     CACHE/debs/NAME_VERSION_ARCH.deb       apt-get download
     CACHE/trees/NAME_VERSION_ARCH/         dpkg -x of that deb (+ .complete)
+    CACHE/trees/DEB+DEB/                   dpkg -x of several debs into one root
+    CACHE/tools/kmod-VERSION/              kmod 34.2 and its libraries (dpkg -x)
+    CACHE/apt-trixie-forky/                the separate apt configuration
     CACHE/work/run-XXXX/                   per-session scratch copies
 
 The kernel ABI is ``$MODDEPS_CONFORMANCE_KVER`` (default ``6.1.0-50``).  When
@@ -21,6 +24,28 @@ lists (Debian keeps only the last few), or ``$MODDEPS_CONFORMANCE_XZ_KVER``
 (e.g. ``6.12.117+deb12``), which is never replaced.  With no such package
 listed (no bookworm-security in the apt sources), the newest one already in
 the cache or in ``$MODDEPS_CONFORMANCE_SEED`` is used.
+
+Debian 13 and 14 (``NEW_TREES``) come through a separate apt configuration
+in ``CACHE/apt-trixie-forky/`` (its own sources list for trixie and forky
+main, signed by the Debian archive keyring, its own package lists and apt
+cache, all passed as ``-o`` options; the machine's apt configuration is
+neither read for them nor changed):
+
+* ``deb13-6.12``: the newest ``linux-image-6.12.N+deb13-cloud-amd64-unsigned``
+  listed (or ``$MODDEPS_CONFORMANCE_DEB13_KVER``, e.g. ``6.12.117+deb13``)
+  and its ``linux-headers`` (Module.symvers);
+* ``deb14-7.x``: the newest ``linux-modules-7.X.N+deb14-cloud-amd64`` with
+  ``linux-base-…`` extracted into the same root (or
+  ``$MODDEPS_CONFORMANCE_DEB14_KVER``, e.g. ``7.2.12+deb14``) and its
+  ``linux-headers``.
+
+Both put their modules in ``usr/lib/modules/VERSION`` only; copies get
+``lib -> usr/lib`` for Debian's kmod (:func:`link_lib`).  kmod 34.2 itself
+(:func:`kmod34`) is trixie's ``kmod``, ``libkmod2``, ``libc6``,
+``liblzma5``, ``libzstd1`` and ``libssl3t64`` (versions from ``apt-cache
+madison``), extracted together into ``CACHE/tools/kmod-VERSION/`` and run
+through that libc's dynamic loader.  ``$MODDEPS_CONFORMANCE_MIRROR``
+replaces http://deb.debian.org/debian.
 
 Already-downloaded debs can be offered in ``$MODDEPS_CONFORMANCE_SEED`` (a
 ``:``-separated list of directories); they are copied into the cache instead
