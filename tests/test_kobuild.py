@@ -320,6 +320,41 @@ def test_versions_limits_and_order() -> None:
     assert build_ko(versions=[(5, "s")]) == build_ko(versions=[("s", 5)])
 
 
+@pytest.mark.parametrize("endian", ["little", "big"])
+@pytest.mark.parametrize(("bits", "entsize"), [(64, 12), (64, 24), (32, 12)])
+def test_flagstab_layout(bits: int, endian: str, entsize: int) -> None:
+    """Linux 7.1+: one __ksymtab sorted by name, a parallel __kflagstab, one __kcrctab, no *_gpl."""
+    exports = [Export(name="zeta", gpl=True, crc=1), Export(name="alpha", crc=2), Export(name="mid", gpl=True, crc=3)]
+    data = build_ko(bits=bits, endian=endian, exports=exports, ksymtab_layout="flagstab", ksymtab_entry_size=entsize)
+    names = [s.name for s in elf(data).iter_sections()]
+    assert names[:5] == ["", ".text", "__ksymtab", "__kflagstab", "__kcrctab"]
+    assert not {"__ksymtab_gpl", "__kcrctab_gpl"} & set(names)
+    assert raw_sections(data)["__kflagstab"]["flags"] == 2  # SHF_ALLOC
+    assert sec(elf(data), "__ksymtab")["sh_size"] == 3 * entsize
+    # sorted: alpha, mid, zeta; KSYM_FLAG_GPL_ONLY = 1
+    assert section_bytes(data, "__kflagstab") == b"\x00\x01\x01"
+    assert [sym(data, f"__ksymtab_{n}")["st_value"] for n in ("alpha", "mid", "zeta")] == [0, entsize, 2 * entsize]
+    assert {symbols(data)[i][3] for i, s in enumerate(symbols(data)) if s[0].startswith("__ksymtab_")} == {"__ksymtab"}
+    e = "<" if endian == "little" else ">"
+    assert section_bytes(data, "__kcrctab") == struct.pack(e + "III", 2, 3, 1)
+    assert [sym(data, f"__crc_{n}")["st_value"] for n in ("alpha", "mid", "zeta")] == [0, 4, 8]
+    with pytest.raises(ValueError):
+        build_ko(ksymtab_layout="joined")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("endian", ["little", "big"])
+def test_version_ext_tables(endian: str) -> None:
+    long = "_R" + "x" * 100
+    data = build_ko(endian=endian, version_ext=[("printk", 0x11223344), (long, 0xCAFEF00D)])
+    assert section_bytes(data, "__version_ext_names") == b"printk\0" + long.encode() + b"\0"
+    e = "<" if endian == "little" else ">"
+    assert section_bytes(data, "__version_ext_crcs") == struct.pack(e + "II", 0x11223344, 0xCAFEF00D)
+    assert sec(elf(data), "__version_ext_crcs")["sh_addralign"] == 4
+    assert "__version_ext_names" not in {s.name for s in elf(build_ko()).iter_sections()}
+    with pytest.raises(ValueError):
+        build_ko(version_ext=[("a", 1 << 32)])
+
+
 def test_modinfo_raw_bytes() -> None:
     data = build_ko(modinfo=[b"\xffbroken", "noequals"])
     assert section_bytes(data, ".modinfo") == b"\xffbroken\0noequals\0"

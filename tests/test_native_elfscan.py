@@ -245,6 +245,24 @@ WELL_FORMED: dict[str, Callable[[Build], bytes]] = {
         {b"MARK1": b"\xc3\x28\xff\x80Z", b"MARK2": b"\xed\xa0\x80\xf4\x90", b"MARK3": b"\xe2\x82=\xc0\xaf",
          b"MARK4": b"\xf0\x9f\x98\x80\xfe", b"MARK5": b"\xe2\x82\x3d\xff\xc3", b"MARK6": b"\xc3\xa9\x80=\xe2"}),
     "all-symbols-undefined-weak": lambda b: b(undefined=[(f"w{i}", True) for i in range(20)]),
+    # Linux 7.1+: one __ksymtab and a __kflagstab byte per entry
+    "kflagstab": lambda b: b(
+        ksymtab_layout="flagstab", crc_symbols=False,
+        exports=[Export(name="z_gpl", gpl=True, namespace="NS"), Export(name="a_fn"), Export(name="m_gpl", gpl=True)]),
+    "kflagstab-crcs-24": lambda b: b(
+        ksymtab_layout="flagstab", ksymtab_entry_size=24,
+        exports=[Export(name="z_gpl", gpl=True, crc=1), Export(name="a_fn", crc=2)]),
+    "kflagstab-duplicate-section": lambda b: b(
+        ksymtab_layout="flagstab", exports=[Export(name=f"e{i}", gpl=i % 2 == 0, crc=i) for i in range(4)],
+        extra_sections=[("__kflagstab", b"\x01")]),
+    # Linux 6.14+: extended modversions
+    "version-ext": lambda b: b(
+        undefined=["printk", "R" * 80, ("w" * 70, True), "none"], versions=[("printk", 1), ("module_layout", 2)],
+        version_ext=[("printk", 1), ("R" * 80, 3), ("w" * 70, 4), ("module_layout", 2), ("only_ext", 5),
+                     ("R" * 80, 6), ("", 7)]),
+    "version-ext-damaged": lambda b: b(
+        undefined=["a", "b", "c"],
+        extra_sections=[("__version_ext_names", b"a\0\0b\0c"), ("__version_ext_crcs", b"\1\0\0\0\2\0\0\0\3\0\0\0\4")]),
 }
 
 
@@ -331,6 +349,10 @@ HOSTILE_SEEDS: dict[str, Callable[[], bytes]] = {
     "fallback64be": lambda: build_ko(endian="big", exports=[Export(name="a", namespace="N"), Export(name="N")],
                                      crc_symbols=False, undefined=["x"], modinfo=["a=b"]),
     "sample": lambda: SAMPLE_KOS[0].read_bytes(),
+    "linux7-64le": lambda: build_ko(
+        ksymtab_layout="flagstab", crc_symbols=False, undefined=["printk", "R" * 70],
+        exports=[Export(name="b", gpl=True, namespace="N"), Export(name="a")],
+        version_ext=[("printk", 1), ("R" * 70, 2), ("module_layout", 3)]),
 }
 
 
