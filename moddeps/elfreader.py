@@ -566,7 +566,8 @@ def _exports(elf: _Elf, symtab: _Symtab | None) -> tuple[Export, ...]:
                 if 0 < sec < elf.shnum:
                     secname = elf.section_name(sec)
                     if secname in _GPL_SECTIONS or (
-                        secname == b"__ksymtab" and _kflag(elf, sec, symtab.value(i), kflags) & KSYM_FLAG_GPL_ONLY
+                        kflags and secname == b"__ksymtab" and _kflag(elf, sec, symtab.value(i), kflags)
+                        & KSYM_FLAG_GPL_ONLY
                     ):
                         gpl.add(nm[10:])
             elif nm.startswith(b"__kstrtabns_"):
