@@ -79,8 +79,10 @@ def _copy(src: Path, dst: Path) -> Path:
 
 
 def _moddeps(root: Path, version: str, cfg: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "moddeps", "depmod", "--no-cache", "-C", str(cfg), "-b", str(root),
-                           version], capture_output=True, stdin=subprocess.DEVNULL, timeout=900)
+    # --kmod-version 30: the files are compared with kmod 30's below
+    return subprocess.run([sys.executable, "-m", "moddeps", "depmod", "--no-cache", "--kmod-version", "30", "-C",
+                           str(cfg), "-b", str(root), version], capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=900)
 
 
 def _outputs(root: Path, version: str) -> dict[str, bytes]:

@@ -33,6 +33,8 @@ pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", WITH_XZ, 
 WORKERS = max(4, 2 * (os.cpu_count() or 1))
 SAMPLE = 500  # aliases and symbols looked up with modprobe, per tree
 SHOW = 15
+#: moddeps reproduces kmod 30 here (its default is the root's kmod, else 34)
+KMOD30 = ("--kmod-version", "30")
 
 FreshCopy = Callable[[KernelTree, str], Path]
 
@@ -58,7 +60,7 @@ def depmod_pair(
         prepare(b)
     ra = run_depmod("kmod", [kmod.depmod], a, tree.version, "-C", str(config), *args)
     rb = run_depmod(
-        "moddeps", [*moddeps_cmd, "depmod", *moddeps_options], b, tree.version, "-C", str(config), *args
+        "moddeps", [*moddeps_cmd, "depmod", *KMOD30, *moddeps_options], b, tree.version, "-C", str(config), *args
     )
     return Pair(tree, ra, rb)
 
@@ -139,7 +141,7 @@ def test_depmod_scan_cache_identical(
     """With moddeps' scan cache, cold then warm (same copy, same files), the outputs are still kmod's."""
     root = fresh_copy(tree, "scan-cache")
     db = workdir / f"depmod-cache-{tree.flavour}.sqlite3"
-    cmd = [*moddeps_cmd, "depmod", "--cache", str(db)]
+    cmd = [*moddeps_cmd, "depmod", *KMOD30, "--cache", str(db)]
     cold = run_depmod("moddeps", cmd, root, tree.version, "-C", str(empty_config))
     assert cold.status == 0, cold.describe()
     problems = [f"cold cache: {p}" for p in compare_outputs(root / "lib/modules" / tree.version,
@@ -182,7 +184,8 @@ def test_outdir_matches_kmod_in_place(
     what kmod writes in place, and leave the source tree alone."""
     src = fresh_copy(tree, "outdir-src")
     out = workdir / f"{tree.flavour}-outdir"
-    r = run_depmod("moddeps", [*moddeps_cmd, "depmod"], src, tree.version, "-C", str(empty_config), "-o", str(out))
+    r = run_depmod("moddeps", [*moddeps_cmd, "depmod", *KMOD30], src, tree.version, "-C", str(empty_config),
+                   "-o", str(out))
     assert r.status == 0, r.describe()
     assert r.messages() == indexed.kmod.messages()
     written_in_src = [f for f in OUTPUTS if (src / "lib/modules" / tree.version / f).exists()]
@@ -277,6 +280,7 @@ def test_depmod_reruns_after_a_module_changed(
     ours, theirs = fresh_copy(tree, "rerun-moddeps"), fresh_copy(tree, "rerun-kmod")
     mdir = ours / "lib/modules" / tree.version
     opts = DepmodOptions(version=tree.version, basedir=str(ours), config=(str(empty_config),), fsync=False,
+                         kmod_version=30,
                          cache=str(workdir / f"rerun-{tree.flavour}.sqlite3"))
     first = run(opts)
     assert first.tree is not None
