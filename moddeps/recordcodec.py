@@ -319,7 +319,8 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
         it = iter(crcs[c:])
         icrcs = [next(it) if f & I_CRC else None for f in iflags]
     records = map(new, repeat(Import), zip(names, icrcs, map(_WEAK.__getitem__, iflags),
-                                             map(_VERSIONS_ONLY.__getitem__, iflags), map(_EXT_CRC.__getitem__, iflags)))
+                                             map(_VERSIONS_ONLY.__getitem__, iflags),
+                                             map(_EXT_CRC.__getitem__, iflags)))
     if memo is not None:
         made = list(records)
         imports = tuple(map(memo.setdefault, made, made))
