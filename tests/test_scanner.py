@@ -138,12 +138,17 @@ def test_config_files_sorted_by_basename_first_wins(tmp_path: Path) -> None:
 def test_modules_order_sorting_and_quirks(tmp_path: Path) -> None:
     files = [ModuleFile(n, f"/r/{p}", p) for n, p in
              [("a", "kernel/a.ko"), ("b", "kernel/b.ko"), ("c", "kernel/c.ko"), ("d", "kernel/d.ko")]]
-    array, listed, applied, msgs = module_array(files, "/r", b"kernel/c.ko\nkernel/a.ko\nkernel/zz.ko\nkernel/c.ko\n")
+    order = b"kernel/c.ko\nkernel/a.ko\nkernel/zz.ko\nkernel/c.ko\n"
+    array, listed, applied, msgs = module_array(files, "/r", order, first_wins=False)
     # the last occurrence of c wins (kmod 30), unlisted follow in hash order
     assert applied and listed == {"a", "c"} and msgs == []
     assert [m.name for m in array[:2]] == ["a", "c"]
     rest = [m.name for m in array[2:]]
     assert rest == [k.decode() for k in hash_order([b"b", b"d"], 512)]
+    # the first occurrence wins (kmod 34)
+    array34, listed34, _applied, _msgs = module_array(files, "/r", order, first_wins=True)
+    assert listed34 == listed
+    assert [m.name for m in array34] == ["c", "a", *rest]
     _array, _listed, applied2, msgs2 = module_array(files, "/r", b"kernel/c.ko\nkernel/a.ko")
     assert not applied2 and msgs2 == ["ERROR: /r/modules.order:2 corrupted line misses '\\n'"]
     _array, _listed, applied3, msgs3 = module_array(files, "/r", None)
