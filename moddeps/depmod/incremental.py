@@ -218,6 +218,8 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
     found: dict[int, None] = {}
     get = exporters.get
     for imp in m.imports:
+        if imp.versions_only and imp.ext_crc:  # not an import to kmod (resolve.kmod_view)
+            continue
         exps = get(lookup_name(imp.name, prefix))
         if exps:
             found[exps[-1]] = None
@@ -226,7 +228,8 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
 
 def importing(m: Module, symbols: set[str], prefix: str | None) -> bool:
     """Whether ``m`` imports one of ``symbols`` (lookup names)."""
-    return any(lookup_name(imp.name, prefix) in symbols for imp in m.imports)
+    return any(lookup_name(imp.name, prefix) in symbols for imp in m.imports
+               if not (imp.versions_only and imp.ext_crc))
 
 
 def _move_exports(exporters: dict[str, tuple[int, ...]], idx: int, gone: set[str], added: set[str]) -> set[str]:

@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, settings
 
+from moddeps.kmodversion import KmodTarget
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 LONG = os.environ.get("MODDEPS_FUZZ", "").lower() == "long"
@@ -218,8 +220,36 @@ def render(modules: list[Any], shown: list[str]) -> tuple[dict[str, bytes], list
     res = resolve(modules, [f.path for f in files])
     if res.topo is None:
         return None
-    out, messages = render_files(tree, res)
+    out, messages = render_files(tree, res, KmodTarget(30, "fuzz"))
+    check_kmod34(tree, res, dict(out), messages)
     return dict(out), messages, res
+
+
+def check_kmod34(tree: Any, res: Any, kmod30: dict[str, bytes], messages30: list[str]) -> None:
+    """kmod 34 mode: the same text files, modules.weakdep always, the indexes
+    in pre-order (root at offset 12) with the same entries -- or, when an index
+    string is not 7-bit ASCII, kmod 34's FATAL message and no files."""
+    from moddeps.depmod.index import Index
+    from moddeps.depmod.outputs import NonAsciiIndexString
+    from moddeps.depmod.run import render_files
+
+    try:
+        out34, _messages = render_files(tree, res, KmodTarget(34, "fuzz"))
+    except NonAsciiIndexString as exc:
+        assert exc.message.startswith("FATAL: Module index: bad character '")
+        non_ascii = any(not (k.isascii() and v.isascii())
+                        for name, data in kmod30.items() if name.endswith(".bin") and data
+                        for k, v, _prio in Index.from_bytes(data).items())
+        assert non_ascii or any("cannot index a non-ASCII byte" in m for m in messages30)
+        return
+    files34 = dict(out34)
+    assert set(files34) - set(kmod30) <= {"modules.weakdep"}
+    for name, data in kmod30.items():
+        if not name.endswith(".bin") or not data:
+            assert files34[name] == data, name
+            continue
+        assert int.from_bytes(files34[name][8:12], "big") & 0x0FFFFFFF == 12, name
+        assert list(Index.from_bytes(files34[name]).items()) == list(Index.from_bytes(data).items()), name
 
 
 def check_outputs(modules: list[Any], shown: list[str], files: dict[str, bytes], res: Any) -> None:
