@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -1508,8 +1509,14 @@ _MODDIR = f"lib/modules/{VERSION}/"
 _OUTDIR = f"out/lib/modules/{VERSION}/"
 
 
+_KMOD_TEMPORARY = re.compile(r"\.\d+\.\d+\.\d+$")
+
+
 def _map_outdir(rel: str) -> str:
-    """Files written under ``-o ROOT/out`` are compared as if in the module dir."""
+    """Files written under ``-o ROOT/out`` are compared as if in the module dir;
+    the temporary file kmod 34 leaves when it stops (``modules.alias.bin.PID.USEC.RANDOM``)
+    gets one name."""
+    rel = _KMOD_TEMPORARY.sub(".@TMP@", rel)
     return _MODDIR + rel[len(_OUTDIR):] if rel.startswith(_OUTDIR) else rel
 
 
