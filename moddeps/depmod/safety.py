@@ -1,21 +1,41 @@
 """What must not reach the line-based ``modules.*`` files (applied by
 :func:`moddeps.depmod.run.render_files`, so every writer of them is covered).
 
-kmod 30 copies module paths, aliases, softdeps and symbol names into its text
-files verbatim: a newline in an alias adds a line of the module's choosing to
-``modules.alias``, a blank in a symbol name adds a field.  moddeps keeps
-kmod's bytes for everything that is safe and leaves the rest out, with one
-warning line naming the module (module paths are handled by the scanner):
+kmod copies module paths, aliases, softdeps and symbol names into its text
+files verbatim.  moddeps keeps kmod's bytes for everything that reads back
+as written and leaves the rest out, with one warning line naming the module
+(module paths are checked by the scanner).  What the readers of these files
+split on, from kmod's sources (v34.2; the same in v30):
 
-* aliases, exported symbols and ``softdep``/``weakdep`` values containing a
-  newline (or carriage return): each would add a line of its own;
-* ``devname:`` names containing a blank, or leaving ``/dev`` (a leading
-  ``/`` or a ``..`` component): kmod-static-nodes splits the line at blanks
-  and creates ``/dev/DEVNAME`` at boot.
+* ``modules.softdep`` and ``modules.weakdep`` are read as modprobe.d files
+  (libkmod/libkmod-config.c, kmod_config_new and kmod_config_parse): lines
+  come from shared/util.c freadline_wrapped, where a backslash before the
+  newline joins the next line onto this one; the command and module name
+  are cut with ``strtok_r(" \\t")`` and the list after them at C
+  ``isspace`` (kmod_config_add_softdep / add_weakdep).  A value ending in a
+  backslash therefore swallows the next module's line; blanks and tabs are
+  the list's own separators.
+* ``modules.devname`` is read by tools/static-nodes.c with ``fgets`` and
+  ``sscanf("%s %s %c%u:%u")``: every C ``isspace`` byte (blank, ``\\t``,
+  ``\\n``, ``\\v``, ``\\f``, ``\\r``) ends the device name, and the bytes
+  after it become the node type and numbers (``x\\vb1:1`` makes block node
+  1:1).  kmod-static-nodes creates ``/dev/DEVNAME`` at boot, so a leading
+  ``/`` or a ``..`` component is refused too.
+* ``modules.alias`` and ``modules.symbols`` are not parsed by kmod (libkmod
+  reads their ``.bin`` twins, whose keys it matches whole), nor is
+  ``modules.dep`` (libkmod-module.c kmod_module_parse_depline reads the
+  ``.bin`` value, a path, ``:``, then paths cut at ``" \\t"``).  What can
+  hurt there is a line break for any line reader: ``\\n``, and ``\\r``,
+  ``\\v``, ``\\f`` (line ends for Python's ``splitlines`` and for tools that
+  split at vertical white space; no real alias or symbol holds one).
 
-Blanks inside aliases and symbol names stay, as in kmod: they add no line,
-real trees have them (``char-major- 4-+5`` is a kmod test case), and the
-``.bin`` indexes hold them as they are.
+So: an alias, exported symbol, softdep or weakdep value holding ``\\n``,
+``\\r``, ``\\v`` or ``\\f`` is left out; a softdep or weakdep value ending in a
+backslash is left out; a devname holding any C white space, or leaving
+``/dev``, is left out of ``modules.devname``.  Blanks and tabs inside aliases
+and symbol names stay, as in kmod: they add no line, no kmod reader splits
+those fields (``char-major- 4-+5`` is a kmod test case), and the ``.bin``
+indexes hold them as they are.
 """
 
 from __future__ import annotations
@@ -27,30 +47,52 @@ from ..model import Module, fsdecode, printable
 from ..native import load
 from .reads import MODINFO_KEYS
 
-_BLANKS = {"\n": "a newline", " ": "a blank", "\t": "a tab", "\r": "a carriage return"}
+#: The line breaks of a line reader: C isspace minus the blank and the tab.
+LINE_BREAKS = "\n\r\v\f"
+#: C isspace() in the C locale.
+C_SPACE = " \t\n\v\f\r"
+_NAMES = {"\n": "a newline", " ": "a blank", "\t": "a tab", "\r": "a carriage return", "\v": "a vertical tab",
+          "\f": "a form feed"}
+#: Values read by libkmod's config parser, where a trailing backslash continues the line.
+_CONTINUED_KEYS = frozenset({"softdep", "weakdep"})
 
 
-def _blank(value: str, chars: str = "\n \t\r") -> str | None:
+def _blank(value: str, chars: str = LINE_BREAKS) -> str | None:
     for ch in chars:
         if ch in value:
-            return _BLANKS[ch]
+            return _NAMES[ch]
     return None
 
 
 _LINE_KEYS = MODINFO_KEYS  # every modinfo value depmod writes
 
 
+def unsafe_value(key: str, value: str) -> str | None:
+    """Why the modinfo ``key=value`` must not go into a text file, or None."""
+    bad = _blank(value)
+    if bad is not None:
+        return f"contains {bad}"
+    if key in _CONTINUED_KEYS and value.endswith("\\"):
+        return "ends with a backslash, which joins the next line onto it"
+    return None
+
+
 def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     """The modules with unsafe values removed, and the warnings (kmod-style, without program name).
 
-    With the C helpers, only the modules that hold a line break in one of
-    those values go through the check below (amd64: 9.7 -> 1.4 ms).
+    With the C helpers, only the modules that hold a suspect value go through
+    the check below (amd64: 9.7 -> 1.4 ms): the helpers find ``\\n`` and ``\\r``;
+    ``\\v``, ``\\f`` and a softdep's or weakdep's trailing backslash are looked
+    for here, in one pass over all the values joined.
     """
     trie = load("depmod._trie")
     if trie is not None:
         try:
-            suspects = sorted({owners[i] for values, owners in trie.select_modinfo(modules, _LINE_KEYS)
-                               for i in trie.line_breaks(values)})
+            found: set[int] = set()
+            for key, (values, owners) in zip(_LINE_KEYS, trie.select_modinfo(modules, _LINE_KEYS)):
+                found.update(owners[i] for i in trie.line_breaks(values))
+                found.update(owners[i] for i in _other_suspects(key, values))
+            suspects = sorted(found)
         except TypeError:  # a shape the C helpers do not take: the check below decides
             pass
         else:
@@ -64,6 +106,16 @@ def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     return _sanitize(modules)
 
 
+def _other_suspects(key: str, values: list[str]) -> list[int]:
+    """The indexes of ``values`` with a ``\\v`` or ``\\f`` (or, for softdep and weakdep, a trailing backslash)."""
+    joined = "\0".join(values)
+    vertical = "\v" in joined or "\f" in joined
+    continued = key in _CONTINUED_KEYS and "\\\0" in joined + "\0"
+    if not vertical and not continued:
+        return []
+    return [i for i, v in enumerate(values) if "\v" in v or "\f" in v or (continued and v.endswith("\\"))]
+
+
 def _sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     out: list[Module] = []
     messages: list[str] = []
@@ -71,16 +123,17 @@ def _sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
         changed = False
         modinfo: list[tuple[str, str]] = []
         for k, v in m.modinfo:
-            bad = None
-            if k in _LINE_KEYS:
-                bad = _blank(v, "\n\r")
+            bad = unsafe_value(k, v) if k in _LINE_KEYS else None
             if bad is not None:
-                messages.append(f"WARNING: module {m.name}: {k} {printable(repr(v))} contains {bad}; left out")
+                messages.append(f"WARNING: module {m.name}: {k} {printable(repr(v))} {bad}; left out")
                 changed = True
                 continue
             modinfo.append((k, v))
         out.append(replace(m, modinfo=tuple(modinfo)) if changed else m)
     return out, messages
+
+
+_BREAK_BYTES = tuple(ch.encode() for ch in LINE_BREAKS)
 
 
 def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
@@ -90,12 +143,14 @@ def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
     if trie is not None:
         try:
             if not trie.line_breaks([name for name, _ in symbols]):
-                return list(symbols)
+                joined = b"\0".join(name for name, _ in symbols)
+                if b"\v" not in joined and b"\f" not in joined:
+                    return list(symbols)
         except TypeError:
             pass
     kept = []
     for name, owner in symbols:
-        if b"\n" in name or b"\r" in name:
+        if any(ch in name for ch in _BREAK_BYTES):
             shown = printable(repr(name.decode("utf-8", "surrogateescape")))
             messages.append(f"WARNING: module {fsdecode(names[owner])}: exported symbol {shown} contains a line "
                             "break; left out of modules.symbols")
@@ -104,11 +159,14 @@ def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
     return kept
 
 
+_SPACE_BYTES = tuple(ch.encode() for ch in C_SPACE)
+
+
 def devname_unsafe(devname: bytes) -> str | None:
     """Why a devname must not go into modules.devname, or None."""
-    for ch in (b" ", b"\t", b"\n", b"\r"):
+    for ch in _SPACE_BYTES:
         if ch in devname:
-            return "contains a blank or line break"
+            return "contains white space, where kmod static-nodes would end the name"
     if devname.startswith(b"/") or b".." in devname.split(b"/"):
         return "names a path outside /dev"
     return None
