@@ -287,46 +287,117 @@ def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
 
 
-@app.command()
+def _info_field(ctx: typer.Context, param: Any, value: Any) -> Any:
+    """modinfo's -a -d -l -p -n -F: the last one given wins (click runs the
+    callbacks of given options in command-line order)."""
+    if value:
+        from .modinfo import SHORTCUTS
+
+        chosen = value if isinstance(value, str) else SHORTCUTS[param.opts[0]]
+        ctx.meta["moddeps.info.field"] = chosen
+    return value
+
+
+def _info_flag(short: str, long: str, what: str) -> Any:
+    return typer.Option(short, long, help=f"Print only '{what}'.", callback=_info_field)
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def info(
-    module: Annotated[str, typer.Argument(help="A module file, or a module name looked up in the tree.")],
-    tree: Annotated[str | None, typer.Option("--tree", "-t", help="Module tree to look names up in.")] = None,
-    basedir: Annotated[str | None, typer.Option("--basedir", "-b")] = None,
-    version: Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")] = None,
+    ctx: typer.Context,
+    modules: Annotated[list[str] | None, typer.Argument(
+        help="Module names, aliases (modalias strings, symbol:NAME) or module files.", show_default=False)] = None,
+    field: Annotated[str | None, typer.Option(
+        "-F", "--field", help="Print only this field's values.", callback=_info_field)] = None,
+    null: Annotated[bool, typer.Option("-0", "--null", help="Use \\0 instead of \\n.")] = False,
+    _author: Annotated[bool, _info_flag("-a", "--author", "author")] = False,
+    _description: Annotated[bool, _info_flag("-d", "--description", "description")] = False,
+    _license: Annotated[bool, _info_flag("-l", "--license", "license")] = False,
+    _parameters: Annotated[bool, _info_flag("-p", "--parameters", "parm")] = False,
+    _filename: Annotated[bool, _info_flag("-n", "--filename", "filename")] = False,
+    modname: Annotated[bool, typer.Option(
+        "-m", "--modname", help="Take each argument as a module name, not an alias or file.")] = False,
+    basedir: Annotated[str | None, typer.Option(
+        "-b", "--basedir", help="Root of the tree: ROOT/lib/modules/VERSION.")] = None,
+    version: Annotated[str | None, typer.Option(
+        "-k", "--set-version", "--kernel", help="Kernel version (default: uname -r).")] = None,
+    tree: Annotated[str | None, typer.Option("--tree", "-t", help="The module directory itself.")] = None,
+    symbols: Annotated[bool, typer.Option(
+        "--symbols", help="After each module's lines: its exports (CRC, GPL-only, namespace) and needs.")] = False,
     json_out: JsonOpt = False,
+    kmod_version: KmodVersionOpt = None,
 ) -> None:
-    """Show one module like modinfo, plus its exports and needs."""
-    from .elfreader import read_module_or_broken
+    """Show modules exactly as kmod's modinfo does (same options, output and exit status).
+
+    Each argument is a module file, or a name or alias looked up in the tree's
+    indexes as modinfo does.  --symbols and --json are moddeps' additions.
+    Exit status: 0, or 1 when an argument is not found or cannot be read.
+    """
+    from . import kmodversion
+    from . import modinfo as mi
 
     with _errors():
-        if os.path.exists(module) and not os.path.isdir(module):
-            mod = read_module_or_broken(module)
-            shown = module
-        else:
-            from .errors import InputError
-            from .scanner import scan_tree
+        chosen = ctx.meta.get("moddeps.info.field")
+        kmod = kmodversion.select(kmod_version, basedir)
+        opts = mi.Options(field=chosen, null=null, modname=modname, kmod_version=kmod.version)
+        if not modules:
+            _err("ERROR: missing module or filename.")
+            raise typer.Exit(1)
+        t = mi.open_tree(_info_dirname(tree, basedir, version))
+        if t.note:
+            _err(f"note: {t.note}")
+        queries = []
+        out = sys.stdout.buffer
+        for arg in modules:
+            q = mi.query(t, arg, opts)
+            queries.append(q)
+            if json_out:
+                continue
+            if q.error is not None:
+                out.flush()
+                _err(f"ERROR: {q.error}")
+                continue
+            for one in q.infos:
+                messages: list[str] = []
+                text = mi.render(one, opts, messages)
+                if symbols and one.module is not None:
+                    from .report.info import symbols_text
 
-            dirname, note = _resolve_tree(tree, basedir, version)
-            if note:
-                _err(note)
-            t = scan_tree(dirname)
-            wanted = module.replace("-", "_")
-            found = [(m, f) for m, f in zip(t.modules, t.files) if m.name == wanted]
-            if not found:
-                raise InputError(f"{module}: no such module in {dirname}")
-            mod, mf = found[0]
-            shown = mf.path
+                    text += symbols_text(one.module)
+                out.write(text.encode("utf-8", "surrogateescape"))
+                out.flush()
+                for msg in messages:
+                    _info_err(msg)
         if json_out:
-            from .report.jsonout import dumps, module_dict
+            from .report.info import info_document
+            from .report.jsonout import dumps
 
-            sys.stdout.write(dumps({"schema": 1, "module": module_dict(mod)}) + "\n")
-        else:
-            from .report.text import render_info
+            doc = info_document(t.dirname, kmod.version, kmod.reason, queries)
+            sys.stdout.write(dumps(doc) + "\n")
+        raise typer.Exit(mi.status(queries))
 
-            render_info(_stdout(), mod, shown)
-        if mod.error:
-            _err(f"{printable(shown)}: {mod.error}")
-            raise typer.Exit(3)
+
+def _info_err(message: str) -> None:
+    """A modinfo diagnostic: libkmod's own lines as they are, the tool's as ``moddeps: ERROR: ...``."""
+    if message.startswith("libkmod: "):
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    else:
+        _err(f"ERROR: {message}")
+
+
+def _info_dirname(tree: str | None, basedir: str | None, version: str | None) -> str:
+    """modinfo's directory: ROOT + /lib/modules/ + VERSION made absolute, nothing normalised
+    (a merged-/usr root without lib/modules: its usr/lib/modules)."""
+    if tree:
+        d = tree.rstrip("/") or "/"
+        return d if d.startswith("/") else f"{os.getcwd()}/{d}"
+    release = version or os.uname().release
+    root = basedir or ""
+    d = f"{root}/lib/modules/{release}"
+    if not os.path.isdir(d) and os.path.isdir(f"{root}/usr/lib/modules/{release}"):
+        d = f"{root}/usr/lib/modules/{release}"
+    return d if d.startswith("/") else f"{os.getcwd()}/{d}"
 
 
 # --------------------------------------------------------------------------
