@@ -602,6 +602,16 @@ def _stale_index(tree: Tree, res: Resolution) -> tuple[list[Finding], str | None
     module declares a weak dependency; kmod 30 to 32 never write it) and
     then by its non-comment lines.
     """
+    from .depmod.writer import pending
+
+    # a moddeps depmod stopped between two renames (moddeps.depmod.writer):
+    # the files mix two runs until the next run completes the set
+    interrupted = pending(tree.dirname)
+    if interrupted:
+        return [_f("stale-index", [], [], interrupted,
+                   f"an interrupted moddeps depmod left {len(interrupted)} file(s) to rename into place "
+                   f"({', '.join(interrupted)}): the on-disk files mix two runs; run moddeps depmod to complete them",
+                   stale=interrupted, missing=[], interrupted=True)], None
     if res.has_cycles:
         return [], "dependency cycles: depmod writes no index, so the on-disk indexes were not compared"
 

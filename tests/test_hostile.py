@@ -39,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from moddeps.depmod.index import Index
+from moddeps.depmod.writer import JOURNAL_NAME, LOCK_NAME, is_temporary, locked
 
 from .kobuild import Export, build_ko
 
@@ -95,7 +96,15 @@ def outputs(root: Path, version: str = V) -> dict[str, bytes]:
 
 
 def temporaries(root: Path, version: str = V) -> list[str]:
-    return sorted(n for n in os.listdir(moddir(root, version)) if TMP_MARK in n or n.endswith(".tmp"))
+    """moddeps' own files in the module directory (temporaries, the lock, the journal): none after a run."""
+    return sorted(n for n in os.listdir(moddir(root, version))
+                  if TMP_MARK in n or n.endswith(".tmp") or n in (LOCK_NAME, JOURNAL_NAME))
+
+
+def settled(md: Path) -> None:
+    """What the next run does first: complete (or drop) a set left half renamed, remove temporaries."""
+    with locked(str(md)):
+        pass
 
 
 def lines(r: subprocess.CompletedProcess[bytes]) -> list[str]:
@@ -701,7 +710,7 @@ def _reap_group(pgid: int) -> bool:
 def _restore(root: Path, version: str, files: dict[str, bytes]) -> None:
     md = moddir(root, version)
     for name in os.listdir(md):
-        if (name.startswith("modules.") and name not in INPUTS) or TMP_MARK in name:
+        if (name.startswith("modules.") and name not in INPUTS) or TMP_MARK in name or name == JOURNAL_NAME:
             os.unlink(md / name)
     for name, data in files.items():
         (md / name).write_bytes(data)
@@ -762,11 +771,18 @@ def test_killed_run_leaves_previous_files_or_complete_new_set(big_tree: tuple[Pa
         _kill_run(root, version, sig, mode, rnd, full)
         got = outputs(root, version)
         leftovers = [n for n in os.listdir(md) if n.startswith(".") and n not in got]
-        assert all(TMP_MARK in n for n in leftovers), f"unexpected files after the kill: {leftovers}"
+        assert all(is_temporary(n) or n in (LOCK_NAME, JOURNAL_NAME) for n in leftovers), (
+            f"unexpected files after the kill: {leftovers}")
         if sig == signal.SIGKILL:
-            # nothing can make N renames atomic against SIGKILL: each file is whole, old or new
+            # nothing can make N renames atomic against SIGKILL: each file is whole, old or new, and
+            # a mix only with the journal, which the next run (or settled()) completes to the new set
             for name in set(previous) | set(new):
                 assert got.get(name) in (previous.get(name), new.get(name)), f"{name} is neither old nor new ({mode})"
+            journal = (md / JOURNAL_NAME).exists()
+            assert got in (previous, new) or journal, f"a mixed set without a journal ({mode})"
+            settled(md)
+            assert outputs(root, version) == (new if journal else got)
+            assert temporaries(root, version) == []
         else:
             assert got in (previous, new), (
                 f"{signal.Signals(sig).name} ({mode}) left a mixed set: "

@@ -1,56 +1,344 @@
-"""Atomic writing of a set of output files.
+"""Writing a set of output files so that readers never see two runs' files mixed.
 
-Every file is first written in full to a temporary file in its final
-directory, flushed and fsync'd; only when all of them exist are they renamed
-into place (rename is atomic within a directory).  A failure before the
-renames leaves the previous files untouched and removes the temporaries; a
-process killed at any point leaves at worst a temporary file, which the next
-run removes (:func:`remove_stale_temporaries`).
+kmod's depmod writes each file to a temporary and renames it into place one
+after the other, without a lock: two runs at once, or one killed between two
+renames, leave some files of one set and some of another.  moddeps writes a
+set in four steps, one writer per directory at a time:
+
+1. **Lock.**  ``flock(LOCK_EX)`` on ``DIR/.moddeps.lock`` (:func:`locked`),
+   for the whole run, so a second run waits and then reads the tree as the
+   first left it.  The kernel drops the lock when its holder dies, whatever
+   its PID namespace, so holding it proves that no other moddeps writes into
+   the directory: the temporaries found then are stale.  The holder removes
+   the file before it lets go; a waiter that wakes up holding a lock on a file
+   no longer at that path (``fstat`` and ``stat`` differ) opens it again.
+   Neither kmod's depmod nor modprobe opens the file (depmod lists only
+   ``*.ko*`` files, modprobe opens the indexes by name), and after a run it
+   is gone, so the directory holds kmod's files only.
+2. **Temporaries.**  Each file is written in full to ``.NAME.moddeps-tmp.PID``
+   in the same directory (``O_EXCL | O_NOFOLLOW``: never through a planted
+   symlink) and fsync'd.  A failure here removes them; the previous files
+   are untouched.
+3. **Journal.**  ``.moddeps.journal`` names each rename to come, with the
+   inode and size of the temporary and the identity of the file it replaces
+   (written to a temporary, fsync'd, renamed, the directory fsync'd).  A set
+   of one file needs none: one rename is atomic.
+4. **Renames**, with SIGINT/SIGTERM/SIGHUP held back, then the directory
+   fsync'd and the journal removed.
+
+A run killed with SIGKILL (or a machine that stops) between two renames
+leaves the journal.  The next holder of the lock (any ``moddeps depmod`` on
+the directory, ``-n`` excepted: it writes nothing) first completes the
+renames when every file is as the journal says (each still to be renamed:
+its temporary whole, its target the very file recorded; each renamed: the
+target is the temporary's inode), so the directory holds the complete new
+set; if anything else changed a file since (kmod's depmod ran), the journal
+and the temporaries are dropped and the files stay as they are.  ``moddeps
+audit`` reports a journal that would be completed (:func:`pending`).
+
+The only files ever deleted are the journal and names of exactly the form
+``.modules.NAME.moddeps-tmp.DIGITS`` (NAME lower-case letters and dots),
+which no one but moddeps creates, and only while holding the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
 import signal
-from collections.abc import Iterator, Sequence
+import stat
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from ..errors import OutputError
 
 TMP_MARK = ".moddeps-tmp."
+LOCK_NAME = ".moddeps.lock"
+JOURNAL_NAME = ".moddeps.journal"
+_JOURNAL_TMP = JOURNAL_NAME + TMP_MARK.rstrip(".")  # ".moddeps.journal.moddeps-tmp"
+_JOURNAL_HEAD = "moddeps journal 1"
+
+#: The names this module writes (kmod's outputs are all of this form).
+_OUTPUT_RE = re.compile(r"modules(?:\.[a-z]+)+\Z")
+#: Its temporaries: nothing else is ever removed.
+_TMP_RE = re.compile(r"\.(modules(?:\.[a-z]+)+)\.moddeps-tmp\.[0-9]+\Z")
 
 
 def _tmp_name(directory: str, name: str) -> str:
     return os.path.join(directory, f".{name}{TMP_MARK}{os.getpid()}")
 
 
+def is_temporary(entry: str) -> bool:
+    """Whether a directory entry is one of moddeps' temporary files."""
+    return _TMP_RE.match(entry) is not None or entry == _JOURNAL_TMP
+
+
+# --------------------------------------------------------------------------
+# the lock
+# --------------------------------------------------------------------------
+
+_held: dict[tuple[int, int], tuple[int, int]] = {}  # directory (dev, ino) -> (lock fd, depth)
+_held_guard = threading.Lock()
+
+
+class _Unwritable(OutputError):
+    """The directory does not let this process create the lock file."""
+
+
+@contextlib.contextmanager
+def locked(directory: str, waiting: Callable[[str], None] | None = None, *,
+           optional: bool = False) -> Iterator[list[str]]:
+    """Hold the writers' lock of ``directory`` (re-entrant within a process).
+
+    Yields the notes of the recovery done on taking it (an interrupted set
+    completed or dropped, stale temporaries removed).  ``waiting`` is told
+    once, before this blocks because another process holds the lock.
+    OutputError when the lock file cannot be created; with ``optional``, a
+    directory this process may not write into is entered without the lock
+    (:func:`write_all` then fails, after the run said what it had to say).
+    """
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        raise OutputError(f"{directory}: cannot open output directory: {exc.strerror}") from None
+    key = (st.st_dev, st.st_ino)
+    with _held_guard:
+        if key in _held:
+            fd, depth = _held[key]
+            _held[key] = (fd, depth + 1)
+            outer = False
+        else:
+            outer = True
+    if not outer:
+        try:
+            yield []
+        finally:
+            with _held_guard:
+                fd, depth = _held[key]
+                _held[key] = (fd, depth - 1)
+        return
+    try:
+        fd = _acquire(directory, waiting)
+    except _Unwritable:
+        if not optional:
+            raise
+        yield []
+        return
+    with _held_guard:
+        _held[key] = (fd, 1)
+    try:
+        yield recover(directory)
+    finally:
+        with _held_guard:
+            del _held[key]
+        # removed while held: a waiter that then gets the old inode retries (see _acquire)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, LOCK_NAME))
+        os.close(fd)
+
+
+def _acquire(directory: str, waiting: Callable[[str], None] | None) -> int:
+    path = os.path.join(directory, LOCK_NAME)
+    told = False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            cls = _Unwritable if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else OutputError
+            raise cls(f"{path}: cannot create the lock file: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting is not None and not told:
+                    waiting(f"NOTE: waiting for another moddeps depmod writing into {directory}")
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = os.fstat(fd)
+            try:
+                there = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                there = None
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"{path}: cannot lock: {exc.strerror}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if there is not None and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            return fd
+        os.close(fd)  # the holder removed it as we waited: lock the file now there
+
+
+def holds_lock(directory: str) -> bool:
+    """Whether this process holds the writers' lock of ``directory``."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    with _held_guard:
+        return (st.st_dev, st.st_ino) in _held
+
+
+# --------------------------------------------------------------------------
+# the journal
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str  # the output file
+    tmp: str  # its temporary (a name in the same directory)
+    tmp_ino: int
+    tmp_size: int
+    old: tuple[int, int, int] | None  # inode, size, mtime_ns of the file it replaces (None: there was none)
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _format_journal(entries: Sequence[_Entry]) -> bytes:
+    rows = [_JOURNAL_HEAD]
+    for e in entries:
+        old = "-" if e.old is None else " ".join(map(str, e.old))
+        rows.append(f"{e.name}\t{e.tmp}\t{e.tmp_ino}\t{e.tmp_size}\t{old}")
+    return ("\n".join(rows) + "\n").encode("ascii")
+
+
+def _parse_journal(data: bytes) -> list[_Entry] | None:
+    try:
+        rows = data.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if rows[0] != _JOURNAL_HEAD or rows[-1] != "":
+        return None
+    entries = []
+    for row in rows[1:-1]:
+        fields = row.split("\t")
+        if len(fields) != 5 or not _OUTPUT_RE.match(fields[0]) or not _TMP_RE.match(fields[1]):
+            return None
+        try:
+            old = None if fields[4] == "-" else tuple(int(x) for x in fields[4].split(" "))
+            entry = _Entry(fields[0], fields[1], int(fields[2]), int(fields[3]), old)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+        if old is not None and len(old) != 3:
+            return None
+        entries.append(entry)
+    return entries or None
+
+
+def _read_journal(directory: str) -> bytes | None:
+    try:
+        fd = os.open(os.path.join(directory, JOURNAL_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
+            return b""  # not a journal of ours
+        return os.read(fd, st.st_size + 1)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _check(directory: str, entries: Sequence[_Entry]) -> tuple[list[_Entry], str | None]:
+    """(entries still to rename, None) when the directory is as the journal
+    says, else ([], the name of a file that changed since)."""
+    todo = []
+    for e in entries:
+        tmp = _identity(os.path.join(directory, e.tmp))
+        final = _identity(os.path.join(directory, e.name))
+        if tmp is not None and tmp[:2] == (e.tmp_ino, e.tmp_size) and final == e.old:
+            todo.append(e)
+        elif tmp is None and final is not None and final[:2] == (e.tmp_ino, e.tmp_size):
+            continue  # renamed before the run stopped
+        else:
+            return [], e.name
+    return todo, None
+
+
+def pending(directory: str) -> list[str] | None:
+    """The files an interrupted run left to rename in ``directory`` (the next
+    run completes them), or None when there is no such journal (or one that
+    no longer applies: the files changed since).  Reads only."""
+    data = _read_journal(directory)
+    if data is None:
+        return None
+    entries = _parse_journal(data)
+    if entries is None:
+        return None
+    todo, changed = _check(directory, entries)
+    return None if changed is not None else [e.name for e in todo]
+
+
+def recover(directory: str) -> list[str]:
+    """Complete or drop an interrupted set, and remove stale temporaries.
+
+    Only while holding the lock (:func:`locked` calls it): then no other
+    moddeps is writing here, and every temporary of ours is stale.
+    """
+    notes: list[str] = []
+    data = _read_journal(directory)
+    if data is not None:
+        entries = _parse_journal(data)
+        todo, changed = _check(directory, entries) if entries is not None else ([], "the journal")
+        if changed is None:
+            for e in todo:
+                try:
+                    os.replace(os.path.join(directory, e.tmp), os.path.join(directory, e.name))
+                except OSError as exc:
+                    raise OutputError(f"{directory}/{e.name}: cannot complete the interrupted write of an earlier "
+                                      f"run: {exc.strerror}") from None
+            _fsync_dir(directory)
+            notes.append(f"NOTE: {directory}: an earlier run was stopped while renaming its files into place; "
+                         f"its set was completed ({len(todo)} of {len(entries or ())} files renamed now)")
+        else:
+            notes.append(f"NOTE: {directory}: an earlier run was stopped while renaming its files into place, and "
+                         f"{changed} changed since; its remaining temporaries were removed")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, JOURNAL_NAME))
+    removed = remove_stale_temporaries(directory)
+    if removed and data is None:
+        notes.append(f"NOTE: {directory}: removed {len(removed)} temporary file(s) of a run that was stopped")
+    return notes
+
+
 def remove_stale_temporaries(directory: str) -> list[str]:
-    """Remove temporaries left by a killed run whose process is gone."""
+    """Remove moddeps' temporaries from ``directory``; only under the lock."""
     removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:
         return removed
     for entry in entries:
-        if not entry.startswith(".") or TMP_MARK not in entry:
+        if not is_temporary(entry):
             continue
-        pid_text = entry.rsplit(TMP_MARK, 1)[1]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+        path = os.path.join(directory, entry)
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):  # we never make directories
+                continue
+            os.unlink(path)
+        except OSError:  # gone already, or not ours to remove: the write uses other names
             continue
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(directory, entry))
-            removed.append(entry)
+        removed.append(entry)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# --------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -67,52 +355,96 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _create(path: str, content: bytes, mode: int, fsync: bool) -> os.stat_result:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create: {exc.strerror}") from None
+    try:
+        view = memoryview(content)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        if fsync:
+            os.fsync(fd)
+        return os.fstat(fd)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
 def write_all(directory: str, files: Sequence[tuple[str, bytes]], *, fsync: bool = True) -> None:
-    """Write ``files`` (name, content) into ``directory`` all-or-nothing."""
+    """Write ``files`` (name, content) into ``directory`` all-or-nothing (see the module's docstring).
+
+    Takes the directory's lock unless this process holds it already.
+    """
+    for name, _content in files:
+        if not _OUTPUT_RE.match(name):
+            raise ValueError(f"{name!r}: not a depmod output name")
     if not os.path.isdir(directory):
         raise OutputError(f"{directory}: output directory does not exist")
-    remove_stale_temporaries(directory)
+    with locked(directory):
+        _write_locked(directory, files, fsync)
+
+
+def _write_locked(directory: str, files: Sequence[tuple[str, bytes]], fsync: bool) -> None:
     umask = os.umask(0)
     os.umask(umask)
     mode = 0o644 & ~umask
-    written: list[tuple[str, str]] = []
+    entries: list[_Entry] = []
+    journal = os.path.join(directory, JOURNAL_NAME)
+    journaled = False
     try:
         for name, content in files:
             tmp = _tmp_name(directory, name)
+            st = _create(tmp, content, mode, fsync)
+            entries.append(_Entry(name, os.path.basename(tmp), st.st_ino, st.st_size,
+                                  _identity(os.path.join(directory, name))))
+        if len(entries) > 1:
+            jtmp = os.path.join(directory, _JOURNAL_TMP)
+            _create(jtmp, _format_journal(entries), 0o600, fsync)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+                os.replace(jtmp, journal)
             except OSError as exc:
-                raise OutputError(f"{tmp}: cannot create: {exc.strerror}") from None
-            written.append((tmp, os.path.join(directory, name)))
-            try:
-                view = memoryview(content)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                if fsync:
-                    os.fsync(fd)
-            except OSError as exc:
-                raise OutputError(f"{tmp}: cannot write: {exc.strerror}") from None
-            finally:
-                os.close(fd)
+                raise OutputError(f"{journal}: cannot rename into place: {exc.strerror}") from None
+            journaled = True
+            if fsync:
+                _fsync_dir(directory)
         # The renames are the commit: SIGINT/SIGTERM/SIGHUP wait until all of
-        # them are done, so an interrupted run never leaves a mix of old and
-        # new files (SIGKILL cannot be held back; each file is still whole).
+        # them are done; after SIGKILL the journal lets the next run finish them.
         with _signals_held():
-            for tmp, final in written:
+            for done, e in enumerate(entries):
+                final = os.path.join(directory, e.name)
                 try:
-                    os.replace(tmp, final)
+                    os.replace(os.path.join(directory, e.tmp), final)
                 except OSError as exc:
-                    raise OutputError(f"{final}: cannot rename into place: {exc.strerror}") from None
-            written = []
-        if fsync:
-            with contextlib.suppress(OSError):
-                dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                    new = ", ".join(x.name for x in entries[:done]) or "none"
+                    raise OutputError(f"{final}: cannot rename into place: {exc.strerror} (already new: {new}; "
+                                      "the others are the previous files)") from None
+            entries = []
+            if fsync:
+                _fsync_dir(directory)
+            if journaled:
+                os.unlink(journal)
+                journaled = False
     finally:
-        for tmp, _final in written:
+        # a failure before the commit: the previous files stay, no temporary is left
+        for e in entries:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(os.path.join(directory, e.tmp))
+        if journaled:
+            with contextlib.suppress(OSError):
+                os.unlink(journal)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, _JOURNAL_TMP))
