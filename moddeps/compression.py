@@ -1,20 +1,185 @@
-"""The bytes of a module file, decompressed by magic (not by suffix), with a size limit."""
+"""The bytes of a module file, decompressed by magic (not by suffix), within bounds.
+
+What is accepted follows libkmod 34.2 (libkmod/libkmod-file-xz.c,
+libkmod-file-zstd.c, libkmod-file-zlib.c @v34.2), checked by hand against
+the real kmod 34.2 and 30 (``depmod -n``, its "failed to load symbols from
+X: REASON" line) and kept in ``tests/test_compression.py``:
+
+* **xz**: liblzma with ``LZMA_CONCATENATED`` (kmod 30 and 34 alike).  Several
+  streams one after the other are one module; zero bytes between or after
+  them are stream padding, in multiples of four; anything else after a
+  stream (garbage, three zero bytes), a truncated or a corrupt stream makes
+  the module unreadable.
+* **zstd**: kmod 34 reads the first frame's content size
+  (``ZSTD_getFrameContentSize``: a frame that does not declare one, or
+  declares 0, is refused) and decompresses the whole file into a buffer of
+  exactly that size (``ZSTD_decompress``): further frames may only be
+  skippable or empty, and trailing garbage, a truncated frame or corrupt
+  data are refused.  kmod 30 streamed any number of frames and took a
+  truncated file's partial output as the module ("Exec format error");
+  kmod 34's rule is followed.
+* **gzip**: zlib's ``gzread`` (kmod built with zlib; Debian's is not, and
+  its depmod skips ``.ko.gz``): members one after the other are one module,
+  bytes after the last member that do not start another one are ignored, a
+  truncated or corrupt member is refused.
+
+Every refusal gives kmod's reason, "Invalid argument" (EINVAL), and the
+decompressor's own line that libkmod 34 logs (``DecompressionError.detail``,
+e.g. "xz: File is corrupt").
+
+Bounds that kmod lacks, for hostile files:
+
+* the output may not exceed ``max_size`` (1 GiB): when the file declares its
+  size (the xz index, the zstd frame header) a larger one is refused before
+  anything is decompressed, otherwise as soon as the output passes the
+  bound, so a bomb never holds more than ``max_size`` plus one piece;
+* the decompressor's own memory: xz dictionaries and zstd windows above
+  128 MiB are refused (xz's strongest preset, ``-9e``, needs 65 MiB);
+* decompression runs in pieces of 8 MiB, between which a :class:`Deadline`
+  is checked and a :class:`MemoryBudget` shared by concurrent loads is drawn on.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import lzma
+import os
+import threading
+import time
 import zlib
 
 #: A module bigger than this once decompressed is refused (a "bomb").
 DEFAULT_MAX_SIZE = 1 << 30
 
+#: Memory a decompressor may use for its dictionary / window.
+DECODER_MEMLIMIT = 1 << 27
+
+#: Output produced between two checks of the deadline and the budget.
+PIECE = 1 << 23
+
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 
+EINVAL = "Invalid argument"
+ENOEXEC = "Exec format error"
+
 
 class DecompressionError(ValueError):
-    """The file looks compressed but cannot be decompressed within the limit."""
+    """The file looks compressed but cannot be decompressed within the bounds.
+
+    ``detail`` is the line libkmod 34 logs for it (without "depmod: ERROR: "),
+    or None where it logs none (or kmod would have read the file: a bound).
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.detail = detail
+
+
+class ReadTimedOut(Exception):
+    """A :class:`Deadline` passed: ``elapsed`` seconds were spent, ``limit`` allowed."""
+
+    def __init__(self, elapsed: float, limit: float) -> None:
+        super().__init__(f"reading took {elapsed:.2f} s, more than the {limit:g} s limit; given up")
+        self.elapsed = elapsed
+        self.limit = limit
+
+
+class Deadline:
+    """A time limit for one read (``seconds`` <= 0: none), checked between pieces."""
+
+    __slots__ = ("limit", "start", "end")
+
+    def __init__(self, seconds: float) -> None:
+        self.limit = seconds
+        self.start = time.monotonic()
+        self.end = self.start + seconds if seconds > 0 else None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def pause(self, seconds: float) -> None:
+        """Do not count ``seconds`` (spent waiting for memory, not reading)."""
+        self.start += seconds
+        if self.end is not None:
+            self.end += seconds
+
+    def check(self) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            raise ReadTimedOut(self.elapsed(), self.limit)
+
+
+class MemoryBudget:
+    """Bytes that the modules being loaded at the same time may hold together.
+
+    A load opens a :class:`Hold`, which asks for what it will need (the file
+    size, the size a compressed file declares) before reading and for more
+    as its output grows past that.  A request that would pass ``limit`` waits
+    until others release theirs -- except for the oldest open hold, which
+    always proceeds (someone must, or two growing loads could wait for each
+    other for ever), up to the per-module bound that decompression enforces.
+    A hold is released by its owner once the bytes are no longer referenced.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._holds: dict[int, int] = {}
+        self._next = 0
+        self._cond = threading.Condition()
+
+    def open(self) -> Hold:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            self._holds[ticket] = 0
+        return Hold(self, ticket)
+
+    def _grow(self, ticket: int, n: int, deadline: Deadline | None) -> None:
+        waited = 0.0
+        with self._cond:
+            # a hold closed by someone else (a load given up) no longer counts
+            while ticket in self._holds and self.used + n > self.limit and min(self._holds) != ticket:
+                if not waited:
+                    waited = time.monotonic()
+                self._cond.wait()
+            if ticket not in self._holds:
+                return
+            self.used += n
+            self._holds[ticket] += n
+            self.peak = max(self.peak, self.used)
+        if waited and deadline is not None:
+            deadline.pause(time.monotonic() - waited)
+
+    def _close(self, ticket: int) -> None:
+        with self._cond:
+            self.used -= self._holds.pop(ticket, 0)
+            self._cond.notify_all()
+
+
+class Hold:
+    """One load's share of a :class:`MemoryBudget` (see there)."""
+
+    __slots__ = ("budget", "ticket", "held")
+
+    def __init__(self, budget: MemoryBudget, ticket: int) -> None:
+        self.budget = budget
+        self.ticket = ticket
+        self.held = 0
+
+    def need(self, total: int, deadline: Deadline | None = None) -> None:
+        """Make sure ``total`` bytes are held, waiting for room if need be (the
+        wait does not count against ``deadline``)."""
+        if total > self.held:
+            self.budget._grow(self.ticket, total - self.held, deadline)
+            self.held = total
+
+    def release(self) -> None:
+        self.budget._close(self.ticket)
+        self.held = 0
 
 
 def detect(head: bytes) -> str | None:
@@ -32,59 +197,343 @@ def detect(head: bytes) -> str | None:
     return None
 
 
-def decompress(data: bytes, kind: str, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
-    """Decompress ``data`` (a whole file) of the given kind, refusing more than ``max_size`` bytes."""
+# --------------------------------------------------------------------------
+# Declared sizes
+# --------------------------------------------------------------------------
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """An xz multibyte integer (7 bits a byte, at most 9 bytes) at ``pos``."""
+    value = 0
+    for i in range(9):
+        if pos >= end:
+            raise ValueError("truncated integer")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return value, pos
+    raise ValueError("integer too long")
+
+
+def xz_declared_size(data: bytes) -> int | None:
+    """The total uncompressed size that the indexes of an xz file declare, or None.
+
+    The streams are walked from the end (xz file format 1.1.0, sections 2.1.2
+    and 4): stream padding, then each stream's footer gives its index, which
+    lists each block's unpadded and uncompressed size.  None when the
+    structure does not hold together (decompression then says why).
+    liblzma checks every index against the blocks it decoded, so output
+    beyond the declared size means a corrupt file.
+    """
+    total = 0
+    end = len(data)
     try:
-        if kind == "xz":
-            return _finish(lzma.LZMADecompressor(), data, max_size, "xz")
-        if kind == "gzip":
-            return _finish(zlib.decompressobj(16 + zlib.MAX_WBITS), data, max_size, "gzip")
-        if kind == "zstd":
-            return _zstd(data, max_size)
-    except DecompressionError:
-        raise
-    except (lzma.LZMAError, zlib.error, EOFError, MemoryError) as exc:
-        raise DecompressionError(f"broken {kind} data ({exc})") from None
-    raise DecompressionError(f"unknown compression {kind!r}")
+        while end > 0:
+            pad = 0
+            while end > 0 and data[end - 1] == 0:
+                end -= 1
+                pad += 1
+            if pad % 4 or end == 0:
+                return None
+            if end < 24 or data[end - 2 : end] != b"YZ":
+                return None
+            index_size = (int.from_bytes(data[end - 8 : end - 4], "little") + 1) * 4
+            index_start = end - 12 - index_size
+            if index_start < 12 or data[index_start] != 0:
+                return None
+            pos = index_start + 1
+            count, pos = _varint(data, pos, end - 12)
+            blocks = 0
+            for _ in range(count):
+                unpadded, pos = _varint(data, pos, end - 12)
+                size, pos = _varint(data, pos, end - 12)
+                blocks += (unpadded + 3) & ~3
+                total += size
+            start = index_start - blocks - 12
+            if start < 0 or data[start : start + 6] != XZ_MAGIC:
+                return None
+            end = start
+    except ValueError:
+        return None
+    return total
 
 
-def _finish(dec: lzma.LZMADecompressor | zlib._Decompress, data: bytes, max_size: int, kind: str) -> bytes:
-    if isinstance(dec, lzma.LZMADecompressor):
-        out = dec.decompress(data, max_length=max_size + 1)
-        if len(out) > max_size:
-            raise DecompressionError(f"decompresses to more than {max_size} bytes")
-        if not dec.eof:
-            raise DecompressionError(f"truncated {kind} data")
-        return out
-    out = dec.decompress(data, max_size + 1)
-    if len(out) > max_size:
-        raise DecompressionError(f"decompresses to more than {max_size} bytes")
-    if not dec.eof:
-        raise DecompressionError(f"truncated {kind} data")
-    return out
+def zstd_frame_size(data: bytes) -> int | None:
+    """The content size the first zstd frame declares; None when it declares none
+    or its header is broken (kmod 34: "Failed to determine decompression size")."""
+    import zstandard
+
+    try:
+        size = zstandard.frame_content_size(data)
+    except zstandard.ZstdError:
+        return None
+    return size if size > 0 else None
 
 
-def _zstd(data: bytes, max_size: int) -> bytes:
+def declared_size(data: bytes, kind: str | None) -> int | None:
+    """What ``data`` says it decompresses to, when it says so reliably, else None."""
+    if kind is None:
+        return len(data)
+    if kind == "xz":
+        return xz_declared_size(data)
+    if kind == "zstd":
+        return zstd_frame_size(data)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Decompression
+# --------------------------------------------------------------------------
+
+
+class _Sink:
+    """Output in pieces, bounded, with the deadline and the budget checked per piece."""
+
+    __slots__ = ("buf", "total", "max_size", "deadline", "hold")
+
+    def __init__(self, max_size: int, deadline: Deadline | None, hold: Hold | None) -> None:
+        self.buf = io.BytesIO()
+        self.total = 0
+        self.max_size = max_size
+        self.deadline = deadline
+        self.hold = hold
+
+    def room(self) -> int:
+        """How much the next piece may hold (one byte over the bound shows a bomb)."""
+        return max(1, min(PIECE, self.max_size + 1 - self.total))
+
+    def put(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self.total += len(piece)
+        if self.total > self.max_size:
+            raise DecompressionError(f"decompresses to more than {self.max_size} bytes")
+        if self.hold is not None:
+            self.hold.need(self.total, self.deadline)
+        self.buf.write(piece)
+        if self.deadline is not None:
+            self.deadline.check()
+
+    def value(self) -> bytes:
+        return self.buf.getvalue()
+
+
+def decompress(
+    data: bytes, kind: str, max_size: int = DEFAULT_MAX_SIZE, *,
+    deadline: Deadline | None = None, hold: Hold | None = None,
+) -> bytes:
+    """Decompress ``data`` (a whole file) of the given kind as libkmod 34 does,
+    refusing more than ``max_size`` bytes (see the module's docstring).
+
+    Raises :class:`DecompressionError`, or :class:`ReadTimedOut` when
+    ``deadline`` passes.
+    """
+    sink = _Sink(max_size, deadline, hold)
+    if kind == "xz":
+        _xz(data, sink)
+    elif kind == "gzip":
+        _gzip(data, sink)
+    elif kind == "zstd":
+        _zstd(data, sink)
+    else:
+        raise DecompressionError(f"unknown compression {kind!r}")
+    return sink.value()
+
+
+_LZMA_DETAIL = {
+    # liblzma's return codes as libkmod 34 names them (xz_uncompress_belch)
+    "Corrupt input data": "xz: File is corrupt",
+    "Input format not supported by decoder": "xz: File format not recognized",
+    "Invalid or unsupported options": "xz: Unsupported compression options",
+    "Memory usage limit was reached": None,
+}
+
+
+def _xz(data: bytes, sink: _Sink) -> None:
+    declared = xz_declared_size(data)
+    if declared is not None and declared > sink.max_size:
+        raise DecompressionError(f"decompresses to more than {sink.max_size} bytes (its index says {declared})")
+    rest = data
+    while True:
+        dec = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMLIMIT)
+        try:
+            sink.put(dec.decompress(rest, max_length=sink.room()))
+            del rest
+            while not dec.eof:
+                if dec.needs_input:
+                    raise DecompressionError("truncated xz data", "xz: Unexpected end of input")
+                sink.put(dec.decompress(b"", max_length=sink.room()))
+                if declared is not None and sink.total > declared:
+                    raise DecompressionError("corrupt xz data (more output than its index declares)",
+                                             "xz: File is corrupt")
+        except lzma.LZMAError as exc:
+            text = str(exc)
+            if text.startswith("Memory usage limit"):
+                raise DecompressionError(
+                    f"xz data needs more than {DECODER_MEMLIMIT >> 20} MiB to decompress; refused") from None
+            detail = _LZMA_DETAIL.get(text, "xz: File is corrupt")
+            raise DecompressionError(f"broken xz data ({text})", detail) from None
+        rest = dec.unused_data
+        # Stream padding: zero bytes, a multiple of four (liblzma, LZMA_CONCATENATED)
+        stripped = rest.lstrip(b"\0")
+        if (len(rest) - len(stripped)) % 4:
+            raise DecompressionError("broken xz data (stream padding not a multiple of four bytes)",
+                                     "xz: File is corrupt")
+        if not stripped:
+            return
+        if len(stripped) < 12:
+            raise DecompressionError("broken xz data (trailing bytes after the last stream)",
+                                     "xz: Unexpected end of input")
+        if not stripped.startswith(XZ_MAGIC):
+            raise DecompressionError("broken xz data (trailing garbage after the last stream)",
+                                     "xz: File is corrupt")
+        rest = stripped
+
+
+def _gzip(data: bytes, sink: _Sink) -> None:
+    rest = data
+    while True:
+        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            sink.put(dec.decompress(rest, sink.room()))
+            del rest
+            while not dec.eof:
+                tail = dec.unconsumed_tail
+                if not tail:
+                    raise DecompressionError("truncated gzip data")
+                sink.put(dec.decompress(tail, sink.room()))
+        except zlib.error as exc:
+            raise DecompressionError(f"broken gzip data ({exc})") from None
+        rest = dec.unused_data
+        # zlib gzread: another member follows only where its magic does; other
+        # trailing bytes are ignored without an error.
+        if not rest.startswith(GZIP_MAGIC):
+            return
+
+
+def _zstd(data: bytes, sink: _Sink) -> None:
     try:
         import zstandard
     except ImportError:  # pragma: no cover - zstandard is a declared dependency
         raise DecompressionError("zstd module, but the zstandard package is not installed") from None
+    size = zstd_frame_size(data)
+    if size is None:
+        raise DecompressionError("zstd data that does not declare its decompressed size",
+                                 "zstd: Failed to determine decompression size")
+    if size > sink.max_size:
+        raise DecompressionError(f"decompresses to more than {sink.max_size} bytes (its frame says {size})")
+    problem = _zstd_frames_problem(data)
+    if problem is not None:
+        raise DecompressionError(f"broken zstd data ({problem})", "zstd: Src size is incorrect")
     try:
-        chunks: list[bytes] = []
-        total = 0
-        # stream_reader.read(n) never returns more than n bytes, so a bomb
-        # cannot allocate past the limit.
-        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+        dctx = zstandard.ZstdDecompressor(max_window_size=DECODER_MEMLIMIT)
+        with dctx.stream_reader(data, read_across_frames=True) as reader:
             while True:
-                chunk = reader.read(min(1 << 22, max_size + 1 - total))
-                if not chunk:
+                piece = reader.read(min(sink.room(), size + 1 - sink.total))
+                if not piece:
                     break
-                total += len(chunk)
-                if total > max_size:
-                    raise DecompressionError(f"decompresses to more than {max_size} bytes")
-                chunks.append(chunk)
-        if not chunks and data:
-            raise DecompressionError("empty or truncated zstd data")
-        return b"".join(chunks)
+                if sink.total + len(piece) > size:
+                    raise DecompressionError("broken zstd data (more output than its first frame declares)",
+                                             "zstd: Destination buffer is too small")
+                sink.put(piece)
     except zstandard.ZstdError as exc:
-        raise DecompressionError(f"broken zstd data ({exc})") from None
+        text = str(exc).removeprefix("zstd decompress error: ")
+        if "window" in text.lower() or "memory" in text.lower():
+            raise DecompressionError(f"zstd data needs more than {DECODER_MEMLIMIT >> 20} MiB to decompress; "
+                                     f"refused ({text})") from None
+        raise DecompressionError(f"broken zstd data ({text})", f"zstd: {text}") from None
+    if sink.total != size:
+        raise DecompressionError("truncated zstd data", "zstd: Src size is incorrect")
+
+
+def _zstd_frames_problem(data: bytes) -> str | None:
+    """Whether ``data`` is a sequence of complete zstd frames (RFC 8878, section 3.1)
+    and nothing else: ZSTD_decompress refuses trailing bytes and truncated frames,
+    which a streaming reader would silently take for the end of the input."""
+    import zstandard
+
+    pos, n = 0, len(data)
+    while pos < n:
+        magic = int.from_bytes(data[pos : pos + 4], "little")
+        if n - pos < 4 or (magic != 0xFD2FB528 and magic & 0xFFFFFFF0 != 0x184D2A50):
+            return "trailing bytes after the last frame"
+        if magic != 0xFD2FB528:  # skippable frame: magic, 4-byte size, contents
+            if n - pos < 8:
+                return "truncated skippable frame"
+            pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+            if pos > n:
+                return "truncated skippable frame"
+            continue
+        try:
+            header = zstandard.frame_header_size(data[pos : pos + 18])
+        except zstandard.ZstdError:
+            return "truncated frame header"
+        checksum = bool(data[pos + 4] & 0x04)
+        pos += header
+        while True:
+            if n - pos < 3:
+                return "truncated frame"
+            bh = int.from_bytes(data[pos : pos + 3], "little")
+            btype = (bh >> 1) & 3
+            if btype == 3:
+                return "reserved block type"
+            pos += 3 + (1 if btype == 1 else bh >> 3)
+            if pos > n:
+                return "truncated frame"
+            if bh & 1:
+                break
+        pos += 4 if checksum else 0
+        if pos > n:
+            return "truncated frame checksum"
+    return None
+
+
+# --------------------------------------------------------------------------
+# A module file
+# --------------------------------------------------------------------------
+
+
+def load_module_file(
+    path: str, max_size: int = DEFAULT_MAX_SIZE, *, deadline: Deadline | None = None, hold: Hold | None = None,
+) -> tuple[bytes, str | None]:
+    """The ELF bytes of a module file (decompressed by magic) and the compression used.
+
+    The file must be a regular file (opened without blocking: a FIFO gives an
+    error at once).  Raises :class:`~moddeps.errors.ModuleReadError` with
+    kmod's reason, or :class:`ReadTimedOut`.  ``hold``: see :class:`MemoryBudget`.
+    """
+    from .errors import ModuleReadError
+    from .inputfiles import open_regular, read_bounded
+
+    try:
+        fd, st = open_regular(path)
+        try:
+            if st.st_size > max_size:
+                raise ModuleReadError(path, f"file is larger than the {max_size}-byte limit", EINVAL)
+            if hold is not None:
+                hold.need(st.st_size, deadline)
+            raw = read_bounded(fd, st.st_size, max_size, deadline.check if deadline is not None else None)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EFBIG:  # from read_bounded
+            raise ModuleReadError(path, f"file is {reason}", EINVAL) from None
+        raise ModuleReadError(path, f"cannot read: {reason}", EINVAL if exc.errno == errno.EINVAL else reason) from None
+    if len(raw) < 6:
+        # kmod libkmod-file.c reads a 6-byte magic first; shorter files fail with EINVAL.
+        raise ModuleReadError(path, f"too short to be a module ({len(raw)} bytes)", EINVAL)
+    kind = detect(raw[:6])
+    if kind is None:
+        return raw, None
+    if hold is not None:
+        hold.need(len(raw) + min(declared_size(raw, kind) or 4 * len(raw), max_size), deadline)
+    try:
+        out = decompress(raw, kind, max_size, deadline=deadline, hold=hold)
+    except DecompressionError as exc:
+        err = ModuleReadError(path, str(exc), EINVAL)
+        err.detail = exc.detail  # type: ignore[attr-defined]
+        raise err from None
+    return out, kind
+

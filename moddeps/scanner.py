@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import gc
 import marshal
+import math
 import os
 import signal
 import stat
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from .cache import Key, ScanCache
+from .compression import DEFAULT_MAX_SIZE, Deadline, Hold, MemoryBudget, ReadTimedOut, load_module_file
 from .config import DepmodConfig
-from .elfreader import ImportMemo, broken_module, load_bytes, parse_module, read_module_or_broken
+from .elfreader import ImportMemo, broken_module, parse_module
 from .errors import ModuleReadError
+from .inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from .kmodhash import hash_order
 from .model import FileProblem, Module, fsencode, modname_from_path, printable
 
@@ -363,12 +368,34 @@ class _ReadTimeout(Exception):
     pass
 
 
+#: The largest $MODDEPS_READ_TIMEOUT (seconds, ~31 years): what the interval timer can hold.
+MAX_READ_TIMEOUT = 1e9
+
+
 def read_timeout() -> float:
-    """Seconds one module may take to read ($MODDEPS_READ_TIMEOUT, default 60; 0: no bound)."""
-    try:
-        return max(0.0, float(os.environ.get("MODDEPS_READ_TIMEOUT", "60")))
-    except ValueError:
+    """Seconds one module may take to read ($MODDEPS_READ_TIMEOUT, default 60; 0: no bound).
+
+    Anything but a number from 0 to :data:`MAX_READ_TIMEOUT` (``inf``,
+    ``1e400``, ``-1``, ``nan``, ``abc``) is a usage error."""
+    from .errors import UsageError
+
+    text = os.environ.get("MODDEPS_READ_TIMEOUT", "").strip()
+    if not text:
         return 60.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= MAX_READ_TIMEOUT:  # also false for nan
+        raise UsageError(f"MODDEPS_READ_TIMEOUT={text!r}: not a number of seconds from 0 (no bound) "
+                         f"to {MAX_READ_TIMEOUT:g}")
+    return value
+
+
+def memory_budget() -> MemoryBudget:
+    """What the modules being read at the same time may hold together: one
+    module at the size limit, plus a tenth for the small ones beside it."""
+    return MemoryBudget(DEFAULT_MAX_SIZE + DEFAULT_MAX_SIZE // 10)
 
 
 def _on_alarm(signum: int, frame: object) -> None:
@@ -381,34 +408,78 @@ def _timer_usable() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | None = None) -> Module:
-    """Read one module.  With ``timeout`` (the caller holds the SIGALRM handler,
-    see :func:`_alarm_handler`), a module that takes longer becomes an
-    unreadable one instead of stalling the scan."""
-    path, shown = args
-    if timeout <= 0:
-        return read_module_or_broken(path, relpath=shown, memo=memo)
+class _LoadContext(threading.local):
+    """The deadline and memory hold of the load running in this thread (see :func:`_load_or_error`)."""
+
+    deadline: Deadline | None = None
+    hold: Hold | None = None
+
+
+_load_context = _LoadContext()
+
+
+def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
+    """Read and decompress one module file under this thread's deadline and hold."""
+    ctx = _load_context
     try:
-        return _bounded(timeout, path, lambda: read_module_or_broken(path, relpath=shown, memo=memo))
+        return load_module_file(path, deadline=ctx.deadline, hold=ctx.hold)
     except ModuleReadError as exc:
-        return broken_module(shown, exc)
+        return exc
+    except ReadTimedOut as exc:
+        return _timed_out(path, exc.elapsed, exc.limit)
 
 
-def _bounded(timeout: float, path: str, work: Callable[[], Module]) -> Module:
-    """``work()`` under the SIGALRM timer (the caller holds the handler, see
-    :func:`_alarm_handler`); taking longer than ``timeout`` raises ModuleReadError."""
+def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | None = None,
+              budget: MemoryBudget | None = None) -> Module:
+    """Read one module.  A module that takes longer than ``timeout`` seconds
+    becomes an unreadable one instead of stalling the scan: the read and the
+    decompression check the time between pieces, the parse runs under the
+    SIGALRM timer where one is usable (the caller holds the handler, see
+    :func:`_alarm_handler`)."""
+    path, shown = args
+    deadline = Deadline(timeout)
+    hold = budget.open() if budget is not None else None
+    _load_context.deadline, _load_context.hold = deadline, hold
     try:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        loaded = _load_or_error(path)
+        if isinstance(loaded, ModuleReadError):
+            return broken_module(shown, loaded)
+        data, kind = loaded
+        del loaded
+        return _parse_or_broken(data, kind, path, shown, deadline, memo)
+    finally:
+        _load_context.deadline = _load_context.hold = None
+        if hold is not None:
+            hold.release()
+
+
+def _bounded(deadline: Deadline, path: str, work: Callable[[], Module]) -> Module:
+    """``work()`` under the SIGALRM timer, for what is left of ``deadline`` (the
+    caller holds the handler, see :func:`_alarm_handler`); running out raises
+    ModuleReadError with the time really spent."""
+    left = deadline.end - time.monotonic() if deadline.end is not None else 0.0
+    if deadline.end is None or not _alarm_installed():
+        return work()
+    if left <= 0:
+        raise _timed_out(path, deadline.elapsed(), deadline.limit)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, left)
         try:
             return work()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _ReadTimeout:
-        raise _timed_out(path, timeout) from None
+        raise _timed_out(path, deadline.elapsed(), deadline.limit) from None
 
 
-def _timed_out(path: str, timeout: float) -> ModuleReadError:
-    return ModuleReadError(path, f"reading took longer than {timeout:g} s; given up", "Invalid argument")
+def _timed_out(path: str, elapsed: float, limit: float) -> ModuleReadError:
+    return ModuleReadError(
+        path, f"reading took longer than {limit:g} s ({elapsed:.2f} s, $MODDEPS_READ_TIMEOUT); given up",
+        "Invalid argument")
+
+
+def _alarm_installed() -> bool:
+    return _timer_usable() and signal.getsignal(signal.SIGALRM) is _on_alarm
 
 
 class _alarm_handler:
@@ -431,8 +502,8 @@ class _alarm_handler:
 
 def _read_chunk(chunk: list[tuple[str, str]], timeout: float = 0.0) -> bytes:
     """Worker side: read a chunk and return it in wire form, marshalled."""
-    with _alarm_handler(timeout) as t:
-        return marshal.dumps([_read_one(item, t).to_wire() for item in chunk])
+    with _alarm_handler(timeout):
+        return marshal.dumps([_read_one(item, timeout).to_wire() for item in chunk])
 
 
 def read_modules(
@@ -448,6 +519,7 @@ def read_modules(
     the others are read (and then stored).  ``keys``: the files' identities
     when the caller has already taken them (:func:`moddeps.cache.file_key`).
     """
+    read_timeout()  # a bad $MODDEPS_READ_TIMEOUT is a usage error, cache or not
     if cache is None or not cache.usable:
         return _read_uncached(items, jobs, progress)
     if keys is None:
@@ -502,9 +574,9 @@ def _read_uncached(
             return _read_parallel(items, jobs, progress, timeout, sink)
         out = []
         memo: ImportMemo = {}
-        with _alarm_handler(timeout) as t:
+        with _alarm_handler(timeout):
             for i, item in enumerate(items):
-                m = _read_one(item, t, memo)
+                m = _read_one(item, timeout, memo)
                 out.append(m)
                 if sink is not None:
                     sink(i, m)
@@ -535,13 +607,6 @@ def _strategy(items: Sequence[tuple[str, str]]) -> str:
     return "serial" if load("_elfscan") is not None else "processes"
 
 
-def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
-    try:
-        return load_bytes(path)
-    except ModuleReadError as exc:
-        return exc
-
-
 def _read_pipelined(
     items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0,
     sink: Callable[[int, Module], None] | None = None,
@@ -551,10 +616,13 @@ def _read_pipelined(
     Largest first, the last loads are small, so no thread is left alone with
     a big module at the end (amdgpu: 0.3 s to decompress); the parse order
     does not matter (records are put back in place).  Only a few loads run
-    ahead of the parse, so memory stays bounded whatever the tree.  The
-    threads are daemons: when no load finishes for ``timeout`` seconds, the
-    files being loaded become unreadable modules and fresh threads carry on,
-    without the stuck ones keeping the process alive at exit.
+    ahead of the parse, and what they hold together -- being decompressed or
+    waiting to be parsed -- is bounded by one :class:`MemoryBudget` (a load
+    waits for room; the oldest always proceeds), so memory stays bounded
+    whatever the tree.  Each load checks its own deadline between pieces;
+    a load stuck inside one system call for longer (a hung file system) is
+    given up from here, and as the threads are daemons a fresh one carries
+    on without the stuck one keeping the process alive at exit.
 
     Measured on 4,230 ``.ko.xz`` (2 cores; decompression alone: 2.75 s in
     two threads): in tree order 3.1 s; with this thread also loading while
@@ -563,26 +631,31 @@ def _read_pipelined(
     GIL), 2.9-3.0 s.
     """
     import queue
-    import threading
 
     total = len(items)
     order = sorted(range(total), key=lambda i: -_file_size(items[i][0]))
     todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-    done: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
-    loading: dict[int, int] = {}  # thread number -> index being loaded
+    done: queue.SimpleQueue[tuple[int, object, Hold]] = queue.SimpleQueue()
+    loading: dict[int, tuple[int, Deadline, Hold]] = {}  # thread number -> (index being loaded, deadline, hold)
+    budget = memory_budget()
 
     def worker(number: int) -> None:
         while True:
             index = todo.get()
             if index is None:
                 return
-            loading[number] = index
+            deadline = Deadline(timeout)
+            hold = budget.open()
+            loading[number] = (index, deadline, hold)
+            _load_context.deadline, _load_context.hold = deadline, hold
             try:
                 result: object = _load_or_error(items[index][0])
             except BaseException as exc:  # handed to the parsing thread
                 result = exc
+            _load_context.deadline = _load_context.hold = None
             loading.pop(number, None)
-            done.put((index, result))
+            done.put((index, result, hold))
+            del result
 
     threads: list[threading.Thread] = []
 
@@ -599,38 +672,49 @@ def _read_pipelined(
     given_up: set[int] = set()
     memo: ImportMemo = {}
     finished = 0
+    # A load past its deadline reports itself within a piece (~8 MiB); one
+    # stuck in a system call is given up after this grace.
+    grace = min(1.0, timeout / 2)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        with _alarm_handler(timeout) as t:
+        with _alarm_handler(timeout):
             while finished < total:
                 while submitted < total and submitted - finished < ahead:
                     todo.put(order[submitted])
                     submitted += 1
                 try:
-                    index, loaded = done.get(timeout=timeout or None)
+                    index, loaded, hold = done.get(timeout=(grace or None) if timeout else None)
                 except queue.Empty:
-                    # nothing finished for `timeout` s: every load under way started before that
-                    for number, stuck in list(loading.items()):
+                    for number, (stuck, deadline, stuck_hold) in list(loading.items()):
+                        if deadline.elapsed() <= timeout + grace:
+                            continue
                         loading.pop(number, None)
+                        stuck_hold.release()  # what it holds no longer stops the others
                         given_up.add(stuck)
                         path, shown = items[stuck]
-                        out[stuck] = broken = broken_module(shown, _timed_out(path, timeout))
+                        out[stuck] = broken = broken_module(shown, _timed_out(path, deadline.elapsed(), timeout))
                         if sink is not None:
                             sink(stuck, broken)
                         finished += 1
                         start_thread()
                     continue
-                if index in given_up:
-                    continue
-                path, shown = items[index]
-                if isinstance(loaded, ModuleReadError):
-                    out[index] = broken_module(shown, loaded)
-                elif isinstance(loaded, BaseException):
-                    raise loaded
-                else:
-                    data, kind = cast("tuple[bytes, str | None]", loaded)
-                    out[index] = _parse_or_broken(data, kind, path, shown, t, memo)
+                try:
+                    if index in given_up:
+                        continue
+                    path, shown = items[index]
+                    if isinstance(loaded, ModuleReadError):
+                        out[index] = broken_module(shown, loaded)
+                    elif isinstance(loaded, BaseException):
+                        raise loaded
+                    else:
+                        data, kind = cast("tuple[bytes, str | None]", loaded)
+                        del loaded
+                        out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
+                        del data
+                finally:
+                    loaded = None
+                    hold.release()  # the bytes are gone: room for the next loads
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -657,15 +741,19 @@ def _file_size(path: str) -> int:
 
 
 def _parse_or_broken(
-    data: bytes, kind: str | None, path: str, shown: str, timeout: float, memo: ImportMemo | None = None
+    data: bytes, kind: str | None, path: str, shown: str, deadline: Deadline, memo: ImportMemo | None = None
 ) -> Module:
     try:
-        if timeout <= 0:
-            return parse_module(data, shown, compression=kind, display_path=path, memo=memo)
-        return _bounded(timeout, path,
+        return _bounded(deadline, path,
                         lambda: parse_module(data, shown, compression=kind, display_path=path, memo=memo))
     except ModuleReadError as exc:
         return broken_module(shown, exc)
+
+
+#: In the forked pool, files bigger than this (and compressed ones, whose
+#: size is known only once decompressed) are read by the parent itself, one
+#: at a time: the workers then never hold more than this each.
+_POOL_FILE_LIMIT = 1 << 26
 
 
 def _read_parallel(
@@ -677,6 +765,8 @@ def _read_parallel(
     Chunks are dealt round-robin: every ``jobs``-th chunk stays here, the
     others go to the pool and come back as one marshal blob each (marshal is
     5x faster than pickle at producing it); results are put back in order.
+    A chunk holding a big or compressed file stays here too (see
+    :data:`_POOL_FILE_LIMIT`), so the memory of concurrent reads stays bounded.
     """
     total = len(items)
     import multiprocessing
@@ -684,16 +774,19 @@ def _read_parallel(
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
     size = max(8, min(64, total // (jobs * 8) or 1))
     chunks = [list(items[i : i + size]) for i in range(0, total, size)]
+    here = [ci for ci, chunk in enumerate(chunks)
+            if ci % jobs == 0 or any(not p.endswith(".ko") or _file_size(p) > _POOL_FILE_LIMIT for p, _s in chunk)]
+    kept = set(here)
     done: list[list[Module] | None] = [None] * len(chunks)
     from_wire = Module.from_wire
     memo: ImportMemo = {}
     count = 0
     with ctx.Pool(jobs - 1, initializer=gc.disable) as pool:
         pending = [(ci, pool.apply_async(_read_chunk, (chunk, timeout)))
-                   for ci, chunk in enumerate(chunks) if ci % jobs]
-        with _alarm_handler(timeout) as t:
-            for ci in range(0, len(chunks), jobs):
-                done[ci] = part = [_read_one(item, t, memo) for item in chunks[ci]]
+                   for ci, chunk in enumerate(chunks) if ci not in kept]
+        with _alarm_handler(timeout):
+            for ci in here:
+                done[ci] = part = [_read_one(item, timeout, memo) for item in chunks[ci]]
                 _sink_chunk(sink, ci * size, part)
                 count += len(chunks[ci])
                 if progress is not None:
@@ -708,13 +801,26 @@ def _read_parallel(
 
 
 def read_optional(path: str) -> bytes | None:
+    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
+    None when it does not exist or cannot be opened (kmod then carries on
+    without it); InputError, one line naming the file, when it is not a
+    regular file or is too big -- never a wait on a FIFO or an endless device."""
+    from .errors import InputError
+
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
+        fd, st = open_regular(path)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
     except OSError:
         return None
+    try:
+        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def builtin_names(text: bytes | None) -> tuple[str, ...]:
