@@ -3,9 +3,10 @@
  * writers.  Each has a pure-Python reference, which tests/test_native_trie.py
  * compares it with:
  *
- *   build_index, build_index_columns   index.py py_build_index(_columns): kmod
- *       30's .bin index byte for byte (value grouping, tie order, non-ASCII
- *       branch dropping, post-order nodes), same ValueError cases and messages
+ *   build_index, build_index_columns   index.py py_build_index(_columns): the
+ *       .bin index byte for byte (value grouping, tie order, non-ASCII branch
+ *       dropping; kmod 30's post-order or kmod 34's pre-order nodes), same
+ *       ValueError cases and messages
  *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
  *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
  *   starting_with, line_breaks         helpers of depmod/outputs.py
@@ -83,6 +84,14 @@ static inline void put_u32(Buf *b, uint32_t v)
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
     b->len += 4;
+}
+
+static inline void be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
 }
 
 static inline void put_bytes(Buf *b, const unsigned char *s, size_t n)
@@ -382,6 +391,12 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
 }
 
 typedef struct {
+    unsigned char *data;  /* the file after the header: data[cap - used, cap) */
+    size_t cap;
+    size_t used;
+} Back;
+
+typedef struct {
     Buf out;
     Entry *const *order;  /* the entries, sorted */
     const Key *keys;
@@ -389,6 +404,12 @@ typedef struct {
     Py_ssize_t nkids;
     Py_ssize_t kidcap;
     uint32_t *slots;     /* scratch for one child table */
+    /* pre-order only (see emit_pre) */
+    Back back;
+    size_t *fix;         /* where the child words are: distances from the end */
+    Py_ssize_t nfix;
+    Py_ssize_t fixcap;
+    size_t first_size;   /* of the first node written: the last one in the file */
 } Writer;
 
 static int push_child(Writer *w, unsigned char byte, uint32_t word)
@@ -522,6 +543,312 @@ static int close_into(Writer *w, const Open *node, Py_ssize_t parent_depth)
 }
 
 /*
+ * kmod 34's pre-order layout (tools/depmod.c index_write__node @v34, commit
+ * dada048cbf57): the same nodes, each written before its children.  The walk
+ * runs over the keys in descending order, which completes the nodes in
+ * post-order with children descending: the pre-order file read backwards.
+ * So each completed node goes in front of the ones before it, in a buffer
+ * that grows downwards, and its distance E from the end of the file is known
+ * at once.  A child word is flags | (T - E) with T the file size, known only
+ * at the end: it is stored as flags - E (mod 2**32), its place is noted, and
+ * T is added to each noted word at the end.
+ */
+static int back_reserve(Back *b, size_t extra)
+{
+    size_t need, cap;
+    unsigned char *p;
+
+    if (extra > (size_t)PY_SSIZE_T_MAX - b->used) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    need = b->used + extra;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < need) {
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    p = PyMem_Malloc(cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->used)
+        memcpy(p + cap - b->used, b->data + b->cap - b->used, b->used);
+    PyMem_Free(b->data);
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Returned by the pre-order emit for a branch on a byte >= 0x80, no exception set. */
+#define NON_ASCII_BRANCH (-2)
+
+/*
+ * Put one node in front; its children are kids[node->base:nkids] in
+ * descending byte order (popped here).  Returns 0 and the stored word
+ * (flags - E), -1 with an exception, or NON_ASCII_BRANCH.
+ */
+static int emit_pre(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *word_out)
+{
+    const unsigned char *key = NULL;
+    Py_ssize_t klen = 0, nch = w->nkids - node->base, from = parent_depth + 1, n = node->depth - from;
+    size_t size = 0, e;
+    unsigned first = 0, last = 0, width = 0;
+    uint32_t flags = 0;
+    unsigned char *p;
+
+    if (node->rep >= 0) {
+        key = w->keys[node->rep].key;
+        klen = w->keys[node->rep].len;
+    }
+    if (n > 0) {
+        if (from < 0 || node->depth > klen) {
+            PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range");
+            return -1;
+        }
+        size += (size_t)n + 1;
+        flags |= F_PREFIX;
+    }
+    if (nch > 0) {
+        first = w->kids[w->nkids - 1].byte;
+        last = w->kids[node->base].byte;
+        if (last >= CHILD_MAX)
+            return NON_ASCII_BRANCH;
+        width = last - first + 1;
+        size += 2 + 4 * (size_t)width;
+        flags |= F_CHILDS;
+        if (w->nfix + nch > w->fixcap) {
+            PyErr_SetString(PyExc_SystemError, "trie writer: more child words than nodes");
+            return -1;
+        }
+    }
+    if (node->vals >= 0) {
+        const Key *kv = &w->keys[node->vals];
+        Py_ssize_t x;
+        size += 4;
+        for (x = kv->first; x < kv->first + kv->count; x++)
+            size += 5 + (size_t)w->order[x]->vlen;
+        flags |= F_VALUES;
+    }
+    if (back_reserve(&w->back, size) < 0)
+        return -1;
+    e = w->back.used + size;
+    p = w->back.data + w->back.cap - e;
+    if (n > 0) {
+        memcpy(p, key + from, (size_t)n);
+        p += n;
+        *p++ = 0;
+    }
+    if (nch > 0) {
+        const Child *ch = w->kids + node->base;
+        Py_ssize_t k;
+        *p++ = (unsigned char)first;
+        *p++ = (unsigned char)last;
+        memset(p, 0, 4 * (size_t)width);
+        for (k = 0; k < nch; k++) {
+            unsigned char *q = p + 4 * (size_t)(ch[k].byte - first);
+            be32(q, ch[k].word);
+            /* its distance from the end of the file */
+            w->fix[w->nfix++] = (size_t)(w->back.data + w->back.cap - q);
+        }
+        p += 4 * (size_t)width;
+        w->nkids = node->base;
+    }
+    if (node->vals >= 0) {
+        const Key *kv = &w->keys[node->vals];
+        Py_ssize_t x;
+        be32(p, (uint32_t)kv->count);
+        p += 4;
+        for (x = kv->first; x < kv->first + kv->count; x++) {
+            const Entry *en = w->order[x];
+            be32(p, en->prio);
+            p += 4;
+            if (en->vlen)
+                memcpy(p, en->val, (size_t)en->vlen);
+            p += en->vlen;
+            *p++ = 0;
+        }
+    }
+    if (w->back.used == 0)
+        w->first_size = size;  /* the last node of the file: it has the largest offset */
+    w->back.used = e;
+    *word_out = flags - (uint32_t)e;  /* mod 2**32 */
+    return 0;
+}
+
+static int close_pre(Writer *w, const Open *node, Py_ssize_t parent_depth)
+{
+    uint32_t word;
+    int rc = emit_pre(w, node, parent_depth, &word);
+
+    if (rc < 0)
+        return rc;
+    if (node->rep < 0 || parent_depth < 0 || parent_depth >= w->keys[node->rep].len) {
+        PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range");
+        return -1;
+    }
+    return push_child(w, w->keys[node->rep].key[parent_depth], word);
+}
+
+typedef int (*CloseFn)(Writer *w, const Open *node, Py_ssize_t parent_depth);
+
+/*
+ * The stack walk over the sorted distinct keys (index.py _write_postorder
+ * explains it), ascending or descending; every node but the root (stack[0])
+ * goes to close.  Returns 0, or what close returned.
+ */
+static int walk(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, int descending, CloseFn close)
+{
+    const Key *keys = w->keys;
+    Py_ssize_t sp = 1, t;
+    int rc;
+
+    stack[0].depth = 0;
+    stack[0].rep = -1;
+    stack[0].base = 0;
+    stack[0].vals = -1;
+    for (t = 0; t < nk; t++) {
+        Py_ssize_t i = descending ? nk - 1 - t : t;
+        /* keys[i].lcp is the common prefix with keys[i - 1] */
+        Py_ssize_t common = descending ? (i + 1 < nk ? keys[i + 1].lcp : 0) : keys[i].lcp;
+
+        while (stack[sp - 1].depth > common) {
+            Open top = stack[--sp];
+            Py_ssize_t pd = stack[sp - 1].depth;
+            if (pd < common) {
+                /* the keys part inside this edge: a branching node there */
+                stack[sp].depth = common;
+                stack[sp].rep = top.rep;
+                stack[sp].base = top.base;
+                stack[sp].vals = -1;
+                sp++;
+                pd = common;
+            }
+            if ((rc = close(w, &top, pd)) < 0)
+                return rc;
+        }
+        if (keys[i].len == stack[sp - 1].depth) {
+            /* ascending: only the empty key, on the root; descending: a key
+             * that is a prefix of the ones before it */
+            stack[sp - 1].vals = i;
+        } else {
+            if (sp >= maxlen + 2) {
+                PyErr_SetString(PyExc_SystemError, "trie writer: stack overflow");
+                return -1;
+            }
+            stack[sp].depth = keys[i].len;
+            stack[sp].rep = i;
+            stack[sp].base = w->nkids;
+            stack[sp].vals = i;
+            sp++;
+        }
+    }
+    while (sp > 1) {
+        Open top = stack[--sp];
+        if ((rc = close(w, &top, stack[sp - 1].depth)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* kmod 30's post-order file; guess: the buffer to start with. */
+static PyObject *write_postorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
+{
+    uint32_t root_word;
+    size_t end;
+
+    if (buf_reserve(&w->out, guess) < 0)
+        return NULL;
+    memset(w->out.data, 0, HEADER_SIZE);
+    w->out.len = HEADER_SIZE;
+    if (walk(w, stack, maxlen, nk, 0, close_into) < 0)
+        return NULL;
+    /* the root is written last, so its offset is the largest */
+    if (w->out.len > OFFSET_MASK) {
+        raise_too_large(w->out.len);
+        return NULL;
+    }
+    if (emit(w, &stack[0], -1, &root_word) < 0)
+        return NULL;
+    end = w->out.len;
+    w->out.len = 0;
+    put_u32(&w->out, INDEX_MAGIC);
+    put_u32(&w->out, INDEX_VERSION);
+    put_u32(&w->out, root_word);
+    w->out.len = end;
+    return PyBytes_FromStringAndSize((const char *)w->out.data, (Py_ssize_t)w->out.len);
+}
+
+/* kmod 34's pre-order file (see emit_pre); guess: the buffer to start with. */
+static PyObject *write_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
+{
+    uint32_t root_word;
+    size_t size, last_offset = HEADER_SIZE, f;
+    int rc;
+    PyObject *result;
+    unsigned char *r;
+
+    /* every node but the root is one child word: at most 2 * nk of them */
+    if (TOO_MANY(2 * (size_t)nk + 1, sizeof(size_t))) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    w->fixcap = 2 * nk + 1;
+    w->fix = PyMem_Malloc((size_t)w->fixcap * sizeof(size_t));
+    if (w->fix == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (back_reserve(&w->back, guess) < 0)
+        return NULL;
+    rc = walk(w, stack, maxlen, nk, 1, close_pre);
+    if (rc == 0)
+        rc = emit_pre(w, &stack[0], -1, &root_word);
+    if (rc == NON_ASCII_BRANCH) {
+        /* The descending walk meets the nodes in another order than the
+         * post-order one: let that one name the node, so that both layouts
+         * give one message. */
+        w->nkids = 0;
+        result = write_postorder(w, stack, maxlen, nk, guess);
+        if (result != NULL) {
+            Py_DECREF(result);
+            PyErr_SetString(PyExc_SystemError, "trie writer: the post-order walk found no non-ASCII branch");
+        }
+        return NULL;
+    }
+    if (rc < 0)
+        return NULL;
+    size = HEADER_SIZE + w->back.used;
+    if (w->back.used > w->first_size)
+        last_offset = size - w->first_size;
+    if (last_offset > OFFSET_MASK) {
+        raise_too_large(last_offset);
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (result == NULL)
+        return NULL;
+    r = (unsigned char *)PyBytes_AS_STRING(result);
+    root_word = root_word + (uint32_t)size;  /* = flags | 12 */
+    be32(r, INDEX_MAGIC);
+    be32(r + 4, INDEX_VERSION);
+    be32(r + 8, root_word);
+    if (w->back.used)
+        memcpy(r + HEADER_SIZE, w->back.data + w->back.cap - w->back.used, w->back.used);
+    for (f = 0; f < (size_t)w->nfix; f++) {
+        unsigned char *q = r + size - w->fix[f];
+        be32(q, ((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]) + (uint32_t)size);
+    }
+    return result;
+}
+
+/*
  * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  Same checks,
  * order and messages as index.py _value_lists and _check_key.
  */
@@ -578,12 +905,12 @@ static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *con
 }
 
 static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
-                       PyObject *dropped)
+                       PyObject *dropped, int preorder)
 {
     Entry *entries = NULL, **order = NULL;
     Key *keys = NULL;
     Open *stack = NULL;
-    Py_ssize_t nk = 0, sp = 0, i, maxlen = 0;
+    Py_ssize_t nk = 0, i, maxlen = 0;
     Writer w;
     PyObject *result = NULL;
     int non_ascii = 0;
@@ -656,76 +983,13 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
             guess += (size_t)keys[i].len / 2 + 16;
         for (i = 0; i < n; i++)
             guess += (size_t)entries[i].vlen + 5;
-        if (buf_reserve(&w.out, guess) < 0)
-            goto done;
+        w.order = order;
+        w.keys = keys;
+        if (preorder)
+            result = write_preorder(&w, stack, maxlen, nk, guess);
+        else
+            result = write_postorder(&w, stack, maxlen, nk, guess);
     }
-    w.order = order;
-    w.keys = keys;
-    memset(w.out.data, 0, HEADER_SIZE);
-    w.out.len = HEADER_SIZE;
-
-    stack[0].depth = 0;
-    stack[0].rep = -1;
-    stack[0].base = 0;
-    stack[0].vals = -1;
-    sp = 1;
-    {
-        for (i = 0; i < nk; i++) {
-            const Key *key = &keys[i];
-            Py_ssize_t common = key->lcp;
-
-            while (stack[sp - 1].depth > common) {
-                Open top = stack[--sp];
-                Py_ssize_t pd = stack[sp - 1].depth;
-                if (pd < common) {
-                    /* the keys part inside this edge: a branching node there */
-                    stack[sp].depth = common;
-                    stack[sp].rep = top.rep;
-                    stack[sp].base = top.base;
-                    stack[sp].vals = -1;
-                    sp++;
-                    pd = common;
-                }
-                if (close_into(&w, &top, pd) < 0)
-                    goto done;
-            }
-            if (key->len == stack[sp - 1].depth) {
-                stack[sp - 1].vals = i;  /* only the empty key: on the root */
-            } else {
-                if (sp >= maxlen + 2) {
-                    PyErr_SetString(PyExc_SystemError, "trie writer: stack overflow");
-                    goto done;
-                }
-                stack[sp].depth = key->len;
-                stack[sp].rep = i;
-                stack[sp].base = w.nkids;
-                stack[sp].vals = i;
-                sp++;
-            }
-        }
-    }
-    while (sp > 1) {
-        Open top = stack[--sp];
-        if (close_into(&w, &top, stack[sp - 1].depth) < 0)
-            goto done;
-    }
-    if (w.out.len > OFFSET_MASK) {
-        raise_too_large(w.out.len);
-        goto done;
-    }
-    {
-        uint32_t root_word;
-        size_t end;
-        if (emit(&w, &stack[0], -1, &root_word) < 0)
-            goto done;
-        end = w.out.len;
-        w.out.len = 0;
-        put_u32(&w.out, INDEX_MAGIC);
-        put_u32(&w.out, INDEX_VERSION);
-        put_u32(&w.out, root_word);
-        w.out.len = end;
-    }
-    result = PyBytes_FromStringAndSize((const char *)w.out.data, (Py_ssize_t)w.out.len);
 
 done:
     PyMem_Free(entries);
@@ -735,24 +999,35 @@ done:
     PyMem_Free(w.kids);
     PyMem_Free(w.slots);
     PyMem_Free(w.out.data);
+    PyMem_Free(w.back.data);
+    PyMem_Free(w.fix);
     return result;
 }
 
 PyDoc_STRVAR(build_index_doc,
-"build_index(entries, dropped=None, /) -> bytes\n\n"
-"kmod 30's .bin index for (key, value, priority) entries, byte for byte as\n"
-"moddeps.depmod.index.py_build_index writes it (same ValueError cases).\n"
+"build_index(entries, dropped=None, preorder=False, /) -> bytes\n\n"
+"The .bin index for (key, value, priority) entries, byte for byte as\n"
+"moddeps.depmod.index.py_build_index writes it (same ValueError cases):\n"
+"kmod 30's post-order layout, or kmod 34's pre-order one if preorder is true.\n"
 "entries must be (bytes, bytes, int) tuples; dropped a list or None.");
 
-static int get_dropped(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped)
+/* The optional dropped (args[at]) and preorder (args[at + 1]) arguments. */
+static int get_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped, int *preorder)
 {
     *dropped = NULL;
+    *preorder = 0;
     if (nargs > at && args[at] != Py_None) {
         if (!PyList_Check(args[at])) {
             PyErr_SetString(PyExc_TypeError, "dropped must be a list or None");
             return -1;
         }
         *dropped = args[at];
+    }
+    if (nargs > at + 1) {
+        int truth = PyObject_IsTrue(args[at + 1]);
+        if (truth < 0)
+            return -1;
+        *preorder = truth;
     }
     return 0;
 }
@@ -761,12 +1036,13 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
 {
     PyObject *seq, *dropped, *result = NULL, **items, **cols = NULL;
     Py_ssize_t n, i;
+    int preorder;
 
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "build_index() takes 1 or 2 arguments");
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "build_index() takes 1 to 3 arguments");
         return NULL;
     }
-    if (get_dropped(args, nargs, 1, &dropped) < 0)
+    if (get_options(args, nargs, 1, &dropped, &preorder) < 0)
         return NULL;
     seq = PySequence_Fast(args[0], "build_index(): entries must be iterable");
     if (seq == NULL)
@@ -792,7 +1068,7 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
         cols[n + i] = PyTuple_GET_ITEM(t, 1);
         cols[2 * n + i] = PyTuple_GET_ITEM(t, 2);
     }
-    result = build(cols, cols + n, cols + 2 * n, n, dropped);
+    result = build(cols, cols + n, cols + 2 * n, n, dropped, preorder);
 done:
     PyMem_Free(cols);
     Py_DECREF(seq);
@@ -800,20 +1076,21 @@ done:
 }
 
 PyDoc_STRVAR(build_index_columns_doc,
-"build_index_columns(keys, values, priorities, dropped=None, /) -> bytes\n\n"
-"build_index(zip(keys, values, priorities), dropped) without the tuples;\n"
+"build_index_columns(keys, values, priorities, dropped=None, preorder=False, /) -> bytes\n\n"
+"build_index(zip(keys, values, priorities), dropped, preorder) without the tuples;\n"
 "priorities None means 0, 1, 2, ...  The columns must be lists of one length.");
 
 static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *dropped;
     Py_ssize_t n;
+    int preorder;
 
-    if (nargs < 3 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "build_index_columns() takes 3 or 4 arguments");
+    if (nargs < 3 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "build_index_columns() takes 3 to 5 arguments");
         return NULL;
     }
-    if (get_dropped(args, nargs, 3, &dropped) < 0)
+    if (get_options(args, nargs, 3, &dropped, &preorder) < 0)
         return NULL;
     if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2]))) {
         PyErr_SetString(PyExc_TypeError, "build_index_columns(): the columns must be lists");
@@ -826,7 +1103,7 @@ static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, P
     }
     /* No Python code runs in build(): the lists cannot change under it. */
     return build(((PyListObject *)args[0])->ob_item, ((PyListObject *)args[1])->ob_item,
-                 args[2] == Py_None ? NULL : ((PyListObject *)args[2])->ob_item, n, dropped);
+                 args[2] == Py_None ? NULL : ((PyListObject *)args[2])->ob_item, n, dropped, preorder);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -9,9 +9,16 @@ from typing import Any
 
 from moddeps.model import Export, Import
 
-def build_index(entries: Iterable[tuple[bytes, bytes, int]], dropped: list[bytes] | None = None, /) -> bytes: ...
+def build_index(
+    entries: Iterable[tuple[bytes, bytes, int]], dropped: list[bytes] | None = None, preorder: bool = False, /
+) -> bytes: ...
 def build_index_columns(
-    keys: list[bytes], values: list[bytes], priorities: list[int] | None, dropped: list[bytes] | None = None, /
+    keys: list[bytes],
+    values: list[bytes],
+    priorities: list[int] | None,
+    dropped: list[bytes] | None = None,
+    preorder: bool = False,
+    /,
 ) -> bytes: ...
 def kmod_hash(key: bytes, /) -> int: ...
 def hash_order(keys: Iterable[bytes], buckets: int, /) -> list[bytes]: ...

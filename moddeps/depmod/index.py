@@ -29,8 +29,12 @@ the first value whose priority is >= the new one, §6.1); duplicates are kept.
 kmod 30 writes nodes in post-order (tools/depmod.c index_write__node: every
 child subtree, ascending by byte, then the node itself), so the root is the
 last node and its word is patched into the header afterwards (§7).  kmod 34
-writes the same nodes in pre-order (§11); :func:`build_index_preorder` gives
-that layout.
+writes the same nodes in pre-order (tools/depmod.c index_write__node @v34,
+commit dada048cbf57 "depmod: Write index in pre-order"): header word 3 is
+12 | the root's flags, each node comes before its children, and a child's
+offset is its parent's offset + the parent's own size + the whole subtrees
+of its earlier siblings.  Node records, flags, values and the empty index
+are the same.  ``build_index(..., preorder=True)`` gives that layout.
 
 Reading (§10) follows libkmod/libkmod-index.c: exact lookup for
 ``modules.dep.bin`` and ``modules.builtin.bin``, wildcard lookup (keys are
@@ -216,8 +220,9 @@ def _drop_non_ascii_branches(keys: list[bytes], dropped: list[bytes]) -> list[by
         keys = kept
 
 
-def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
-    """The ``.bin`` file kmod 30's depmod writes for these entries, byte for byte.
+def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None, *, preorder: bool = False) -> bytes:
+    """The ``.bin`` file depmod writes for these entries, byte for byte: kmod 30's
+    post-order layout, or with ``preorder`` kmod 34's.
 
     The C twin in ``moddeps.depmod._trie`` when it is built (12-15x faster:
     4 ms instead of 62 for the 26,000 aliases of a Debian tree), else
@@ -230,43 +235,48 @@ def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) ->
     if trie is not None:
         items = entries if isinstance(entries, list) else list(entries)
         try:
-            data: bytes = trie.build_index(items, dropped)
+            data: bytes = trie.build_index(items, dropped, preorder)
         except TypeError:
             pass  # an entry that is not a (bytes, bytes, int) tuple: let Python judge it
         else:
             return data
-        return py_build_index(items, dropped)
-    return py_build_index(entries, dropped)
+        return py_build_index(items, dropped, preorder=preorder)
+    return py_build_index(entries, dropped, preorder=preorder)
 
 
 def build_index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None = None,
-                        dropped: list[bytes] | None = None) -> bytes:
-    """``build_index(zip(keys, values, priorities), dropped)`` without making the
-    tuples (priorities None: 0, 1, 2, ...); the columns must have one length
-    (:class:`ValueError` otherwise).  C twin when built, else
+                        dropped: list[bytes] | None = None, *, preorder: bool = False) -> bytes:
+    """``build_index(zip(keys, values, priorities), dropped, preorder=preorder)``
+    without making the tuples (priorities None: 0, 1, 2, ...); the columns must
+    have one length (:class:`ValueError` otherwise).  C twin when built, else
     :func:`py_build_index_columns`."""
     trie = load("depmod._trie")
     if trie is not None:
         try:
-            data: bytes = trie.build_index_columns(keys, values, priorities, dropped)
+            data: bytes = trie.build_index_columns(keys, values, priorities, dropped, preorder)
         except TypeError:
             pass  # not three lists of bytes, bytes and ints: let Python judge them
         else:
             return data
-    return py_build_index_columns(keys, values, priorities, dropped)
+    return py_build_index_columns(keys, values, priorities, dropped, preorder=preorder)
+
+
+def build_index_preorder(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
+    """``build_index(entries, dropped, preorder=True)``: kmod >= 34's layout."""
+    return build_index(entries, dropped, preorder=True)
 
 
 def py_build_index_columns(keys: Sequence[bytes], values: Sequence[bytes], priorities: Sequence[int] | None = None,
-                           dropped: list[bytes] | None = None) -> bytes:
+                           dropped: list[bytes] | None = None, *, preorder: bool = False) -> bytes:
     """The reference for :func:`build_index_columns`."""
     prios = range(len(keys)) if priorities is None else priorities
     if not len(keys) == len(values) == len(prios):
         raise ValueError("build_index_columns(): columns of different lengths")
-    return py_build_index(zip(keys, values, prios), dropped)
+    return py_build_index(zip(keys, values, prios), dropped, preorder=preorder)
 
 
-def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
-    """The ``.bin`` file kmod 30's depmod writes for these entries, byte for byte.
+def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None, *, preorder: bool = False) -> bytes:
+    """The ``.bin`` file depmod writes for these entries, byte for byte.
 
     ``entries`` are (key, value, priority) in depmod's insertion order (§9);
     the order matters only between values of one key with equal priorities.
@@ -275,18 +285,55 @@ def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None)
     that would branch on a non-ASCII byte are left out and appended to it).
     No entries give the 12-byte header with root word 0x0000000C (§7.3).
 
-    How: sort the distinct keys; walking them in order with a stack of open
-    nodes (string depth, a key below the node, finished children, values),
-    the longest common prefix with the previous key says how many open nodes
-    are complete.  A completed node is written at once (its children were
-    completed, hence written, before it), which is exactly kmod's post-order;
-    when the common prefix ends inside an edge, a branching node is opened
-    at that depth.  No recursion, no per-node objects beyond the stack.
+    The nodes are kmod 30's post-order (kmod tools/depmod.c index_write__node
+    @v30), or with ``preorder`` kmod 34's pre-order (the same function @v34,
+    commit dada048cbf57 "depmod: Write index in pre-order"): same nodes, same
+    size, other offsets.  A node offset past 28 bits is a :class:`ValueError`.
     """
     values = _value_lists(entries)
     keys = sorted(values)
     if dropped is not None and not all(k.isascii() for k in keys):
         keys = _drop_non_ascii_branches(keys, dropped)
+    if preorder:
+        return _write_preorder(keys, values)
+    return _write_postorder(keys, values)
+
+
+def _lcp(a: bytes, b: bytes) -> int:
+    """Length of the common prefix of two keys, at C speed: the first
+    differing byte holds the highest set bit of the XOR."""
+    m = min(len(a), len(b))
+    x = int.from_bytes(a[:m], "big") ^ int.from_bytes(b[:m], "big")
+    return m - (x.bit_length() + 7) // 8
+
+
+def _branch_error(key: bytes, depth: int, last: int) -> ValueError:
+    # kmod indexes a 128-slot child array with a signed char here
+    # (tools/depmod.c index_insert): the file it writes is garbage, so there
+    # is nothing byte-identical to produce.
+    return ValueError(f"index keys {key[:depth + 1]!r}... branch on byte 0x{last:02x}: "
+                      "kmod 30 cannot index a non-ASCII byte at a branch")
+
+
+class _NonAsciiBranch(Exception):
+    """The pre-order walk met a branch on a byte >= 0x80 (see _write_preorder)."""
+
+
+def _too_large(offset: int) -> ValueError:
+    return ValueError(f"index of {offset}+ bytes does not fit kmod's 28-bit node offsets")
+
+
+def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
+    """kmod 30's layout of the sorted distinct ``keys``.
+
+    How: walking the keys in order with a stack of open nodes (string depth,
+    a key below the node, finished children, values), the longest common
+    prefix with the previous key says how many open nodes are complete.  A
+    completed node is written at once (its children were completed, hence
+    written, before it), which is exactly kmod's post-order; when the common
+    prefix ends inside an edge, a branching node is opened at that depth.
+    No recursion, no per-node objects beyond the stack.
+    """
     out = bytearray(_HEADER_SIZE)
     extend = out.extend
     append = out.append
@@ -304,13 +351,7 @@ def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None)
             first = children[0][0]
             last = children[-1][0]
             if last >= _CHILD_MAX:
-                # kmod 30 indexes a 128-slot child array with a signed char
-                # here (tools/depmod.c index_insert): the file it writes is
-                # garbage, so there is nothing byte-identical to produce.
-                raise ValueError(
-                    f"index keys {key[:parent_depth + 1 + (depth - parent_depth)]!r}... branch on byte "
-                    f"0x{last:02x}: kmod 30 cannot index a non-ASCII byte at a branch"
-                )
+                raise _branch_error(key, depth, last)
             width = last - first + 1
             if width == len(children):
                 words = [w for _, w in children]
@@ -333,11 +374,9 @@ def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None)
     prev = b""
     from_bytes = int.from_bytes
     for key in keys:
-        # Longest common prefix with the previous key, at C speed: the first
-        # differing byte holds the highest set bit of the XOR.
         m = min(len(prev), len(key))
         x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
-        common = m - (x.bit_length() + 7) // 8
+        common = m - (x.bit_length() + 7) // 8  # _lcp(prev, key), inlined
         top = stack[-1]
         while top[0] > common:
             stack.pop()
@@ -366,79 +405,124 @@ def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None)
     # The root is written last, so its offset is the largest: if it fits in
     # 28 bits, every word does (kmod 30 does not check; it would corrupt flags).
     if len(out) > _OFFSET_MASK:
-        raise ValueError(f"index of {len(out)}+ bytes does not fit kmod's 28-bit node offsets")
+        raise _too_large(len(out))
     # The root never has a prefix (§6), even when every key shares one.
     root_word = emit(b"", -1, 0, root[2], root[3])
     _HEADER.pack_into(out, 0, INDEX_MAGIC, INDEX_VERSION, root_word)
     return bytes(out)
 
 
-def build_index_preorder(entries: Iterable[Entry]) -> bytes:
-    """The same index in kmod >= 34's layout: nodes in pre-order (§11).
+# A child table backwards: the words last to first, then last, first, each
+# little-endian; one Struct per width.
+_TABLES_BACKWARDS = [struct.Struct(f"<{n}IBB") for n in range(_CHILD_MAX + 1)]
+_ZEROS = [bytes(2 + 4 * n) for n in range(_CHILD_MAX + 1)]
 
-    Same nodes and total size as :func:`build_index`; only positions and
-    therefore the words differ.  The root sits at offset 12, and each child
-    follows its parent's body and its earlier siblings' whole subtrees.
+
+def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
+    """kmod 34's layout of the sorted distinct ``keys``: each node before its
+    children, the root at offset 12, a child at its parent's offset + the
+    parent's node size + the whole subtrees of its earlier siblings.
+
+    How: the stack walk of :func:`_write_postorder`, over the keys in
+    *descending* order.  It completes the nodes in post-order with children
+    descending, which is exactly the pre-order file read backwards.  So the
+    file is written backwards (``out[i]`` is the byte with ``i`` bytes after
+    it), and when a node is complete its distance from the end of the file, E,
+    is ``len(out)``.  A child's word is its flags | (T - E), with T the file
+    size, known only at the end: each child table keeps flags - E for its
+    children and leaves zeros in ``out``, and is packed into place at the end.
     """
-    return _relayout_preorder(Index.from_bytes(build_index(entries), name="<build_index>"))
+    out = bytearray()  # the file after the header, backwards
+    extend = out.extend
+    append = out.append
+    # (start in out, children (byte, flags - E) descending, width, last, first)
+    tables: list[tuple[int, list[tuple[int, int]], int, int, int]] = []
+    zeros = _ZEROS
 
+    def close(key: bytes, parent_depth: int, depth: int, children: list[tuple[int, int]], vals: bytes | None) -> int:
+        # Put one node body in front (the values, the child table, the
+        # prefix, each backwards); return flags - E.  The children came in
+        # descending byte order.
+        flags = 0
+        if vals is not None:
+            extend(vals[::-1])
+            flags = _F_VALUES
+        if children:
+            first = children[-1][0]
+            last = children[0][0]
+            if last >= _CHILD_MAX:
+                raise _NonAsciiBranch
+            width = last - first + 1
+            tables.append((len(out), children, width, last, first))
+            extend(zeros[width])
+            flags |= _F_CHILDS
+        if depth - parent_depth > 1:
+            append(0)
+            extend(key[depth - 1 : parent_depth : -1])
+            flags |= _F_PREFIX
+        return flags - len(out)
 
-def _relayout_preorder(index: Index) -> bytes:
-    n = index.node_count
-    if n == 0:
-        return _HEADER.pack(INDEX_MAGIC, INDEX_VERSION, _HEADER_SIZE)
-    prefixes = index._prefix
-    firsts = index._first
-    kids = index._kids
-    vals = index._values
-    flags: list[int] = []
-    body_size: list[int] = []
-    for node in range(n):
-        f = 0
-        size = 0
-        if prefixes[node]:
-            f |= _F_PREFIX
-            size += len(prefixes[node]) + 1
-        if kids[node]:
-            f |= _F_CHILDS
-            size += 2 + 4 * len(kids[node])
-        if vals[node]:
-            f |= _F_VALUES
-            size += 4 + sum(5 + len(v) for _, v in vals[node])
-        flags.append(f)
-        body_size.append(size)
-    # Node ids are in pre-order, so children have larger ids than parents:
-    # totals can be summed from the last id down.
-    total = body_size[:]
-    for node in range(n - 1, -1, -1):
-        for child in kids[node]:
-            if child >= 0:
-                total[node] += total[child]
-    offset = [0] * n
-    offset[0] = _HEADER_SIZE
-    for node in range(n):
-        cur = offset[node] + body_size[node]
-        for child in kids[node]:
-            if child >= 0:
-                offset[child] = cur
-                cur += total[child]
-    out = bytearray(_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, offset[0] | flags[0]))
-    for node in range(n):
-        if prefixes[node]:
-            out += prefixes[node]
-            out.append(0)
-        if kids[node]:
-            width = len(kids[node])
-            out.append(firsts[node])
-            out.append(firsts[node] + width - 1)
-            out += _SLOTS[width].pack(*(offset[c] | flags[c] if c >= 0 else 0 for c in kids[node]))
-        if vals[node]:
-            out += _U32.pack(len(vals[node]))
-            for priority, value in vals[node]:
-                out += _U32.pack(priority)
-                out += value
-                out.append(0)
-    return bytes(out)
+    try:
+        root: list[Any] = [0, b"", [], None]
+        stack: list[list[Any]] = [root]
+        prev = b""
+        from_bytes = int.from_bytes
+        for key in reversed(keys):
+            m = min(len(prev), len(key))
+            x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
+            common = m - (x.bit_length() + 7) // 8  # _lcp(prev, key), inlined
+            top = stack[-1]
+            while top[0] > common:
+                stack.pop()
+                parent = stack[-1]
+                parent_depth = parent[0]
+                if parent_depth < common:
+                    parent = [common, top[1], [], None]
+                    stack.append(parent)
+                    parent_depth = common
+                k = top[1]
+                parent[2].append((k[parent_depth], close(k, parent_depth, top[0], top[2], top[3])))
+                top = parent
+            if len(key) == top[0]:
+                # A key that is a prefix of the ones before it: its node is open.
+                top[3] = values[key]
+            else:
+                stack.append([len(key), key, [], values[key]])
+            prev = key
+        while len(stack) > 1:
+            top = stack.pop()
+            parent = stack[-1]
+            k = top[1]
+            parent[2].append((k[parent[0]], close(k, parent[0], top[0], top[2], top[3])))
+        root_flags = close(b"", -1, 0, root[2], root[3]) + len(out)
+    except _NonAsciiBranch:
+        # This walk meets the nodes in another order than the post-order one:
+        # let that one name the node, so that both layouts give one message.
+        _write_postorder(keys, values)
+        raise AssertionError("the post-order writer found no branch on a non-ASCII byte") from None
+    size = _HEADER_SIZE + len(out)
+    # The last node has the largest offset: the node of the largest key (a
+    # leaf below the node at its common prefix with the key before it), or
+    # the root when there is no other node.
+    last_key = keys[-1] if keys else b""
+    last_offset = _HEADER_SIZE
+    if last_key:
+        parent_depth = _lcp(keys[-2], last_key) if len(keys) > 1 else 0
+        edge = len(last_key) - parent_depth
+        last_offset = size - len(values[last_key]) - (edge if edge > 1 else 0)
+    if last_offset > _OFFSET_MASK:
+        raise _too_large(last_offset)
+    packers = _TABLES_BACKWARDS
+    for at, children, width, last, first in tables:
+        if width == len(children):
+            words = [w + size for _, w in children]
+        else:
+            words = [0] * width
+            for ch, w in children:
+                words[last - ch] = w + size
+        packers[width].pack_into(out, at, *words, last, first)
+    out.reverse()
+    return _HEADER.pack(INDEX_MAGIC, INDEX_VERSION, _HEADER_SIZE | root_flags) + out
 
 
 # ---------------------------------------------------------------------------
