@@ -2,20 +2,50 @@
 
 One database, ``$MODDEPS_CACHE`` or ``$XDG_CACHE_HOME/moddeps/scan.sqlite3``
 (default ``~/.cache/moddeps/scan.sqlite3``).  A row holds one module as the
-reader saw it, keyed by the file's identity -- path, size, mtime (ns),
-inode, device -- and the reader's schema version, so a changed file or a
-changed reader never reuses an old record.  A record is the module in the
-binary format of :mod:`moddeps.recordcodec` (about 1.8 KB per module;
+reader saw it, keyed by the file's identity -- path, size, mtime (ns), ctime
+(ns), inode, device -- and the reader's schema version, so a changed file or a
+changed reader never reuses an old record.  The ctime is what a user cannot
+set: a module rewritten in place with its size kept and its mtime put back
+(``touch -r``, ``os.utime``) still gets a new one.  A record is the module in
+the binary format of :mod:`moddeps.recordcodec` (about 1.8 KB per module;
 4,000 modules are encoded in ~10 ms and decoded, Module objects included,
-in ~25 ms by the C codec).  The table's name carries that format's version
-(and each record starts with it): rows of another format -- such as the
-marshalled records of earlier moddeps versions, in ``module_records`` --
-are never read.
+in ~25 ms by the C codec).  The tables' names carry that format's version and
+:data:`LAYOUT`: rows of another format or layout -- such as the marshalled
+records of earlier moddeps versions, in ``module_records`` -- are never read.
+
+Seals: SQLite keeps no checksum of its own, so a flipped bit or a zeroed
+page inside a record would decode into some other module (a symbol renamed,
+a module named after another).  Every row therefore carries a checksum over
+its key and its value, verified whenever it is read:
+
+* a module record: CRC-32 of its key (path, size, mtime, ctime, inode,
+  device, reader schema, shown path) and its bytes.  CRC-32 catches every
+  burst of damage up to 32 bits long, every damage of up to 3 bits in a row
+  under 11 KB (most records; the IEEE polynomial's Hamming distance is 4 up
+  to 91,607 bits, P. Koopman, "32-bit cyclic redundancy codes for Internet
+  applications", DSN 2002), and anything else but once in 2**32; it costs
+  ~1 us a record where BLAKE2b costs ~2.5 (4,000 records: ~4 against ~10 ms,
+  on a read that takes ~40).  A checksum is no defence against someone who may write
+  the database and computes a new one: it is there for damage;
+* a depmod result (:meth:`ScanCache.put_output`) and its state
+  (:meth:`ScanCache.put_output_state`), one row per module directory:
+  BLAKE2b (16 bytes) over the directory, the digest of the inputs and the
+  value.  A state is stored behind a digest of its bytes, and its seal is
+  over that digest and its key, so that :meth:`ScanCache.renew_output`
+  re-keys a 1.5 MB state without reading or hashing it again.
+
+A row that fails its seal is not used: a module is read again from its file
+(and its record replaced), a result is computed again; the first such
+problem is said once (:attr:`ScanCache.problem`, a note on stderr by the
+caller) and the cache stays in use.
 
 Safety: WAL journal and a busy timeout let several moddeps processes share
-the database; any SQLite or decoding problem disables the cache for the
-run (said once on stderr by the caller) and never changes the output --
-the modules are simply read again.
+the database; any SQLite problem (an unreadable file, a database damaged
+beyond what SQLite reads) disables the cache for the run (said once) and
+never changes the output -- the modules are simply read again.
+tests/fuzz/test_fuzz_cache.py damages the file (bit flips, zeroed pages,
+rows edited, records moved to another key) and compares every run with one
+without the cache.
 """
 
 from __future__ import annotations
@@ -28,39 +58,80 @@ import itertools
 import marshal
 import os
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import recordcodec
 from .model import READER_SCHEMA, Module
 
-Key = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, device
+Key = tuple[str, int, int, int, int, int]  # path, size, mtime_ns, ctime_ns, inode, device
 
-#: The table of module records: a new record format is a new table.
-RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}"
-#: The table of depmod results (``outputs``, its first form, is no longer read).
-OUTPUTS_TABLE = "depmod_results_v2"  # v2: files, record and state sealed
+#: The layout of the cache's rows: 2 = ctime in the keys and identities, every row sealed.
+LAYOUT = 2
+#: The table of module records: a new record format or layout is a new table.
+RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}_l{LAYOUT}"
+#: The table of depmod results (``outputs``, ``depmod_results_v2``: earlier forms, no longer read).
+OUTPUTS_TABLE = "depmod_results_v3"  # v3: the row sealed with its key, ctime and a CRC in the file identities
 #: The table of the states that bring a depmod result up to date.
-STATES_TABLE = "depmod_states_v2"
+STATES_TABLE = "depmod_states_v3"
 
 #: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
 #: its path instead of reading the whole table (a rerun with a few modules changed).
 FEW = 64
 
+#: What SQLite may raise besides its own errors on a damaged database: a
+#: TEXT value that is not UTF-8, an integer beyond 64 bits (an inode of a
+#: network filesystem), a string Python cannot bind (a lone surrogate).
+_DB_ERRORS = (sqlite3.Error, UnicodeError, OverflowError)
+
+
+def record_seal(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int, device: int, schema: int,
+                shown: str, record: bytes) -> int:
+    """The seal of a module record row: CRC-32 of its key and its bytes (see the module's docstring).
+    marshal (format 2: no back-references) writes the key injectively, and is 5x faster than struct here."""
+    return zlib.crc32(record, zlib.crc32(marshal.dumps((path, size, mtime_ns, ctime_ns, inode, device, schema,
+                                                        shown), 2)))
+
+
+def _digest(*parts: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.digest()
+
+
+def output_seal(dirname: str, digest: bytes, basis: bytes, files: bytes, record: bytes) -> bytes:
+    """The seal of a depmod result row: BLAKE2b over its key and every column."""
+    return _digest(marshal.dumps((OUTPUTS_TABLE, dirname, digest, basis, len(files), len(record)), 2), files, record)
+
 
 def _seal(data: bytes) -> bytes:
-    """``data`` behind a digest of it: a depmod result or state that was
-    damaged on disk, yet still decodes, is not trusted (SQLite has no
-    checksums of its own).  Module records are not sealed: a damaged one
-    that decodes gives another module, as documented above."""
-    return hashlib.blake2b(data, digest_size=16).digest() + data
+    """``data`` behind a digest of it: how a state is stored."""
+    return _digest(data) + data
 
 
 def _unseal(sealed: Any) -> bytes | None:
     if not isinstance(sealed, bytes) or len(sealed) < 16:
         return None
     data = sealed[16:]
-    return data if hashlib.blake2b(data, digest_size=16).digest() == sealed[:16] else None
+    return data if _digest(data) == sealed[:16] else None
+
+
+def state_seal(dirname: str, digest: bytes, inner: bytes) -> bytes:
+    """The seal of a state row: a digest of its key and of the digest its state is stored behind (:func:`_seal`)."""
+    return _digest(marshal.dumps((STATES_TABLE, dirname, digest, inner), 2))
+
+
+def _bindable(s: str) -> bool:
+    """Whether SQLite can store ``s`` (a path of non-UTF-8 bytes holds lone surrogates: not cached)."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def default_path() -> str:
@@ -77,7 +148,7 @@ def file_key(path: str) -> Key | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (_absolute(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    return (_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def _absolute(path: str) -> str:
@@ -110,8 +181,8 @@ class ScanCache:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {RECORDS_TABLE} ("
                 " path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-                " inode INTEGER NOT NULL, device INTEGER NOT NULL, schema INTEGER NOT NULL,"
-                " shown TEXT NOT NULL, record BLOB NOT NULL,"
+                " ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, device INTEGER NOT NULL,"
+                " schema INTEGER NOT NULL, shown TEXT NOT NULL, seal INTEGER NOT NULL, record BLOB NOT NULL,"
                 " PRIMARY KEY (path, schema))"
             )
             # The last depmod result per module directory, keyed by a digest
@@ -121,16 +192,16 @@ class ScanCache:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
                 " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
-                " record BLOB NOT NULL)"
+                " record BLOB NOT NULL, seal BLOB NOT NULL)"
             )
             # What brings that result up to date after a few modules changed
             # (moddeps.depmod.incremental), for the result of that digest.
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {STATES_TABLE} ("
-                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, state BLOB NOT NULL)"
+                " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, state BLOB NOT NULL, seal BLOB NOT NULL)"
             )
             self._db = db
-        except (sqlite3.Error, OSError) as exc:
+        except (*_DB_ERRORS, OSError) as exc:
             self._fail(f"scan cache {self.path} unusable ({exc}); reading every module")
 
     @property
@@ -140,12 +211,16 @@ class ScanCache:
         return self._problem
 
     def _fail(self, message: str) -> None:
-        if self._problem is None:
-            self._problem = message
+        self._say(message)
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
         self._db = None
+
+    def _say(self, message: str) -> None:
+        """Keep ``message`` as the problem to say, unless one was kept already (said once)."""
+        if self._problem is None:
+            self._problem = message
 
     @property
     def usable(self) -> bool:
@@ -167,32 +242,46 @@ class ScanCache:
 
     def get_records(self, items: Sequence[tuple[Key | None, str]]) -> list[bytes | None]:
         """The stored records (:mod:`moddeps.recordcodec` blobs, not decoded)
-        for (key, shown-path) pairs; None where there is no valid record."""
+        for (key, shown-path) pairs; None where there is no valid record: none
+        for that key, or one that fails its seal (said once; the module is
+        read again and its record replaced)."""
         self._settle()
         out: list[bytes | None] = [None] * len(items)
         if self._db is None:
             return out
-        query = f"SELECT path, size, mtime_ns, inode, device, shown, record FROM {RECORDS_TABLE} WHERE schema = ?"
-        params: list[object] = [READER_SCHEMA]
-        paths = sorted({key[0] for key, _shown in items if key is not None})
-        if not paths:
+        wanted: dict[str, list[int]] = {}
+        for i, (key, shown) in enumerate(items):
+            if key is not None and _bindable(key[0]) and _bindable(shown):
+                wanted.setdefault(key[0], []).append(i)
+        if not wanted:
             return out
-        if len(paths) <= FEW:
-            query += f" AND path IN ({', '.join(['?'] * len(paths))})"
-            params += paths
+        query = (f"SELECT path, size, mtime_ns, ctime_ns, inode, device, shown, seal, record FROM {RECORDS_TABLE}"
+                 " WHERE schema = ?")
+        params: list[object] = [READER_SCHEMA]
+        if len(wanted) <= FEW:
+            query += f" AND path IN ({', '.join(['?'] * len(wanted))})"
+            params += sorted(wanted)
         try:
             rows = self._db.execute(query, params).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); reading every module")
             return out
-        table = {r[0]: r for r in rows}
-        for i, (key, shown) in enumerate(items):
-            if key is None:
-                continue
-            row = table.get(key[0])
-            if row is None or tuple(row[1:5]) != key[1:] or row[5] != shown:
-                continue
-            out[i] = row[6]
+        damaged = 0
+        schema, dumps, crc32 = READER_SCHEMA, marshal.dumps, zlib.crc32
+        for path, size, mtime_ns, ctime_ns, inode, device, shown, seal, record in rows:
+            for i in wanted.get(path, ()):
+                key, want_shown = items[i]
+                if out[i] is not None or key[1:] != (size, mtime_ns, ctime_ns, inode, device) or shown != want_shown:  # type: ignore[index]
+                    continue  # another file now (or a damaged key: the same)
+                # record_seal, inline: ~4,000 calls on a big tree
+                if type(record) is bytes and seal == crc32(record, crc32(dumps(
+                        (path, size, mtime_ns, ctime_ns, inode, device, schema, shown), 2))):
+                    out[i] = record
+                else:
+                    damaged += 1
+        if damaged:
+            self._say(f"scan cache {self.path} held {damaged} damaged module record(s) (checksum);"
+                      " read those modules again")
         return out
 
     def get_holding(self, items: Sequence[tuple[Key | None, str]],
@@ -246,16 +335,16 @@ class ScanCache:
         for every write handed over."""
         if self._db is None:
             return
-        pack = recordcodec.pack
+        pack, schema = recordcodec.pack, READER_SCHEMA
         rows = []
         for key, shown, m in entries:
-            if key is None:
+            if key is None or not (_bindable(key[0]) and _bindable(shown)):
                 continue
             try:
                 record = pack(m)
             except (TypeError, ValueError):  # a value the format cannot hold: that module is not cached
                 continue
-            rows.append((*key, READER_SCHEMA, shown, record))
+            rows.append((*key, schema, shown, record_seal(*key, schema, shown, record), record))
         if not rows:
             return
         self._enqueue(self._write_rows, rows)
@@ -294,7 +383,7 @@ class ScanCache:
         if self._db is None:
             return
         # Many rows per statement (fewer GIL hand-overs with the caller's
-        # thread); 1,000 rows of 8 parameters stay under SQLite's 32,766-variable limit.
+        # thread); 1,000 rows of 10 parameters stay under SQLite's 32,766-variable limit.
         chunk = 1000
         try:
             with self._db:
@@ -303,34 +392,59 @@ class ScanCache:
                     part = rows[start : start + chunk]
                     self._db.execute(
                         f"INSERT OR REPLACE INTO {RECORDS_TABLE}"
-                        " (path, size, mtime_ns, inode, device, schema, shown, record) VALUES "
-                        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                        " (path, size, mtime_ns, ctime_ns, inode, device, schema, shown, seal, record) VALUES "
+                        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
                         [v for row in part for v in row],
                     )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
     def get_output(self, dirname: str, digest: bytes) -> Any:
         """The stored result for ``dirname`` if it was computed from the same inputs."""
-        row = self._output_row(dirname, "digest, record")
+        row = self._output_row(dirname)
         if row is None or row[0] != digest:
             return None
-        return self._loads(self._open(row[1]))
+        return self._loads(row[3])
 
     def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any, bytes] | None:
         """The last result stored for ``dirname``, whatever its inputs:
         (basis, files, record, digest), as given to :meth:`put_output`."""
-        row = self._output_row(dirname, "basis, files, record, digest")
+        row = self._output_row(dirname)
         if row is None:
             return None
-        files, record = self._open(row[1]), self._loads(self._open(row[2]))
-        return None if files is None or record is None else (row[0], files, record, row[3])
+        record = self._loads(row[3])
+        return None if record is None else (row[1], row[2], record, row[0])
+
+    def _output_row(self, dirname: str) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """(digest, basis, files, record) of the result stored for ``dirname``,
+        if its seal holds (said once when it does not)."""
+        row = self._select_one(f"SELECT digest, basis, files, record, seal FROM {OUTPUTS_TABLE} WHERE dirname = ?",
+                               (dirname,))
+        if row is None:
+            return None
+        digest, basis, files, record, seal = row
+        if not (all(type(v) is bytes for v in row) and seal == output_seal(dirname, digest, basis, files, record)):
+            self._damaged("depmod result")
+            return None
+        return digest, basis, files, record
 
     def get_output_state(self, dirname: str, digest: bytes) -> bytes | None:
         """The state stored for the result of ``digest`` for ``dirname`` (~1.5 MB for 4,000 modules)."""
-        row = self._select_one(f"SELECT state FROM {STATES_TABLE} WHERE dirname = ? AND digest = ?",
+        row = self._select_one(f"SELECT state, seal FROM {STATES_TABLE} WHERE dirname = ? AND digest = ?",
                                (dirname, digest))
-        return None if row is None else self._open(row[0])
+        if row is None:
+            return None
+        sealed, seal = row
+        state = _unseal(sealed)
+        if state is None or seal != state_seal(dirname, digest, sealed[:16]):
+            self._damaged("depmod state")
+            return None
+        return state
+
+    def _damaged(self, what: str) -> None:
+        """A result or state that fails its seal: said once; the cache stays
+        in use, so that what is computed instead replaces it."""
+        self._say(f"scan cache {self.path} held a damaged {what} (checksum); computed everything")
 
     def put_output_state(self, dirname: str, digest: bytes, state: bytes | Callable[[], bytes]) -> None:
         """Store the state of the result of ``digest`` for ``dirname`` (or
@@ -349,8 +463,9 @@ class ScanCache:
             except (ValueError, TypeError) as exc:  # not plain data: not stored
                 self._fail(f"scan cache {self.path} not updated ({exc})")
                 return
-        self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state) VALUES (?, ?, ?)",
-                            (dirname, digest, _seal(state)))])
+        sealed = _seal(state)
+        self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state, seal) VALUES (?, ?, ?, ?)",
+                            (dirname, digest, sealed, state_seal(dirname, digest, sealed[:16])))])
 
     def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache."""
@@ -360,24 +475,32 @@ class ScanCache:
             with self._db:
                 for query, params in statements:
                     self._db.execute(query, params)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
     def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: bytes, record: Any) -> None:
         """The last result for ``dirname`` (``old_digest``) holds for other
-        module files (``digest`` and ``files`` as for :meth:`put_output`), its state too."""
+        module files (``digest`` and ``files`` as for :meth:`put_output`), its
+        state too (re-keyed through its seal's second half: its 1.5 MB are not hashed again)."""
         self._settle()
         blob = self._dumps(record)
-        if blob is None:
+        row = self._output_row(dirname)
+        if blob is None or row is None or row[0] != old_digest:
             return
-        self._execute_all([
-            (f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ? WHERE dirname = ?",
-             (digest, _seal(files), _seal(blob), dirname)),
-            (f"UPDATE {STATES_TABLE} SET digest = ? WHERE dirname = ? AND digest = ?", (digest, dirname, old_digest)),
-        ])
-
-    def _output_row(self, dirname: str, columns: str) -> Any:
-        return self._select_one(f"SELECT {columns} FROM {OUTPUTS_TABLE} WHERE dirname = ?", (dirname,))
+        basis = row[1]
+        statements: list[tuple[str, tuple[object, ...]]] = [(
+            f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ?, seal = ? WHERE dirname = ?",
+            (digest, files, blob, output_seal(dirname, digest, basis, files, blob), dirname))]
+        state = self._select_one(f"SELECT substr(state, 1, 16), seal FROM {STATES_TABLE}"
+                                 " WHERE dirname = ? AND digest = ?", (dirname, old_digest))
+        if state is not None:
+            inner, seal = state
+            if type(inner) is bytes and seal == state_seal(dirname, old_digest, inner):
+                statements.append((f"UPDATE {STATES_TABLE} SET digest = ?, seal = ? WHERE dirname = ? AND digest = ?",
+                                   (digest, state_seal(dirname, digest, inner), dirname, old_digest)))
+            else:  # damaged: not re-keyed (its bytes are checked when it is used)
+                statements.append((f"DELETE FROM {STATES_TABLE} WHERE dirname = ?", (dirname,)))
+        self._execute_all(statements)
 
     def _select_one(self, query: str, params: tuple[object, ...]) -> Any:
         self._settle()
@@ -385,18 +508,9 @@ class ScanCache:
             return None
         try:
             return self._db.execute(query, params).fetchone()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
-
-    def _open(self, sealed: Any) -> bytes | None:
-        """The bytes :func:`_seal` sealed, or None when they are not what was
-        written: said once; the cache stays in use, so that the result
-        computed instead replaces the damaged one."""
-        data = _unseal(sealed)
-        if data is None and self._problem is None:
-            self._problem = f"scan cache {self.path} held a damaged depmod result; computed everything"
-        return data
 
     def _loads(self, blob: Any) -> Any:
         if blob is None:
@@ -418,8 +532,9 @@ class ScanCache:
         self._settle()
         blob = self._dumps(record)
         if blob is not None:
-            self._execute_all([(f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record)"
-                                " VALUES (?, ?, ?, ?, ?)", (dirname, digest, basis, _seal(files), _seal(blob)))])
+            seal = output_seal(dirname, digest, basis, files, blob)
+            self._execute_all([(f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record, seal)"
+                                " VALUES (?, ?, ?, ?, ?, ?)", (dirname, digest, basis, files, blob, seal))])
 
     def _dumps(self, record: Any) -> bytes | None:
         try:

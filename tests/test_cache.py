@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,101 @@ def test_a_changed_module_with_other_changes_is_computed_again(tmp_path: Path, o
     assert again.tree is not None  # type: ignore[attr-defined]
     assert dict(again.files) == _fresh(root, tmp_path)  # type: ignore[attr-defined]
     assert again.files == first.files  # type: ignore[attr-defined]
+
+
+# The ctime in every identity (issue 15, item 2): a file rewritten in place
+# with its size kept and its mtime put back (touch -r, os.utime) still has
+# another ctime, which no user can set.
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    """Overwrite ``path`` (same inode) with ``data`` of the same size and put
+    its atime and mtime back; again until its ctime differs (a coarse
+    ctime clock may not have ticked since it was last changed)."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    while True:
+        with open(path, "r+b") as fh:
+            fh.write(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        now = path.stat()
+        if now.st_ctime_ns != before.st_ctime_ns:
+            break
+        import time
+
+        time.sleep(0.01)
+    assert (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) == (
+        before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev)
+    assert path.read_bytes() == data
+
+
+def test_a_module_rewritten_with_its_size_and_mtime_kept_is_read_again(tmp_path: Path) -> None:
+    from tests.kobuild import Export, build_ko
+
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    (root / "kernel").mkdir(parents=True)
+    old = build_ko(modinfo=["license=GPL"], exports=[Export(name="sym_aaaa", crc=1)])
+    new = build_ko(modinfo=["license=GPL"], exports=[Export(name="sym_bbbb", crc=1)])
+    assert len(old) == len(new) and old != new
+    victim = root / "kernel/victim.ko"
+    victim.write_bytes(old)
+    db = tmp_path / "c.db"
+    first, _ = scan(root, db)
+    assert [e.name for e in first[0].exports] == ["sym_aaaa"]  # type: ignore[index]
+    _rewrite_in_place(victim, new)
+    again, c = scan(root, db)
+    assert [e.name for e in again[0].exports] == ["sym_bbbb"]  # type: ignore[index]
+    assert again == scan(root, None)[0]
+    assert c is not None and c.problem is None  # a changed file, not a damaged cache
+
+
+def test_depmod_after_a_module_rewritten_with_its_size_and_mtime_kept(tmp_path: Path) -> None:
+    """depmod reads the module again (its symbol renamed) and writes what a run without cache writes."""
+    root = _small_tree(tmp_path)
+    _small_run(root, tmp_path)
+    user = root / "kernel/user.ko"
+    old = user.read_bytes()
+    _write_user(root, export="user_zzz")  # the same length as user_sym
+    new = user.read_bytes()
+    user.write_bytes(old)
+    os.utime(user, ns=(10**18, 10**18))
+    first = _small_run(root, tmp_path)  # the cache knows the file as it is now
+    assert b"user_sym" in dict(first.files)["modules.symbols"]  # type: ignore[attr-defined]
+    _rewrite_in_place(user, new)
+    again = _small_run(root, tmp_path)
+    got = dict(again.files)  # type: ignore[attr-defined]
+    assert b"user_zzz" in got["modules.symbols"] and b"user_sym" not in got["modules.symbols"]
+    assert got == _fresh(root, tmp_path)
+    assert {n: (root / n).read_bytes() for n in got} == got
+
+
+@pytest.mark.parametrize("name", ["modules.alias", "modules.dep.bin"])
+def test_an_output_edited_with_its_size_and_mtime_kept_is_written_again(tmp_path: Path, name: str) -> None:
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    target = root / name
+    data = bytearray(target.read_bytes())
+    data[-2] ^= 0x01
+    _rewrite_in_place(target, bytes(data))
+    again = _small_run(root, tmp_path)
+    assert again.tree is not None  # type: ignore[attr-defined]  # not trusted: computed again
+    assert again.files == first.files  # type: ignore[attr-defined]
+    assert target.read_bytes() == dict(first.files)[name]  # type: ignore[attr-defined]
+
+
+def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path: Path) -> None:
+    """Even with every stat field the same (an edit within one tick of a
+    coarse ctime clock), the CRC of the bytes read tells the file changed."""
+    from moddeps.depmod import run as runmod
+
+    root = _small_tree(tmp_path)
+    first = _small_run(root, tmp_path)
+    names = [n for n, _ in first.files]  # type: ignore[attr-defined]
+    ids = runmod._output_identities(str(root), names)
+    assert ids is not None and [i[0] for i in ids] == names
+    assert runmod._outputs_unchanged(str(root), ids) == list(first.files)  # type: ignore[attr-defined]
+    for k in range(1, 7):  # each field of one identity: size, mtime, ctime, inode, device, CRC
+        wrong = list(ids)
+        fields: list[Any] = list(wrong[0])
+        fields[k] += 1
+        wrong[0] = tuple(fields)
+        assert runmod._outputs_unchanged(str(root), wrong) is None, k

@@ -618,7 +618,7 @@ def test_cache_never_reads_old_marshalled_rows(tmp_path: Path) -> None:
                     " schema INTEGER NOT NULL, shown TEXT NOT NULL, record BLOB NOT NULL, PRIMARY KEY (path, schema))")
         wrong = Module("wrong", "wrong").to_wire()
         old.executemany("INSERT INTO module_records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(*k, READER_SCHEMA, shown, marshal.dumps(wrong))  # type: ignore[arg-type]
+                        [(*k[:3], *k[4:], READER_SCHEMA, shown, marshal.dumps(wrong))  # type: ignore[arg-type]
                          for k, shown in keys if k])
     c = ScanCache(str(db))
     assert c.get_many(keys) == [None] * len(keys)
@@ -629,32 +629,75 @@ def test_cache_never_reads_old_marshalled_rows(tmp_path: Path) -> None:
     c.close()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped-format", "text", "garbage"])
-def test_damaged_record_disables_the_cache_with_one_message(tmp_path: Path, damage: str) -> None:
+def test_cache_never_reads_the_unsealed_rows_of_format_1(tmp_path: Path) -> None:
+    """The records of the previous layout (format 1, no ctime, no seal: ``module_records_f1``),
+    well-formed and keyed as the files are but for the ctime, are never read."""
+    tree = SAMPLE_TREES[0]
+    db = tmp_path / "old.db"
+    keys = _keys(tree)
+    assert cache_mod.RECORDS_TABLE != "module_records_f1"
+    with sqlite3.connect(db) as old:
+        old.execute("CREATE TABLE module_records_f1 (path TEXT NOT NULL, size INTEGER NOT NULL,"
+                    " mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, device INTEGER NOT NULL,"
+                    " schema INTEGER NOT NULL, shown TEXT NOT NULL, record BLOB NOT NULL, PRIMARY KEY (path, schema))")
+        old.executemany("INSERT INTO module_records_f1 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(*k[:3], *k[4:], READER_SCHEMA, shown, rc.pack(Module("wrong", "wrong")))
+                         for k, shown in keys if k])
+    c = ScanCache(str(db))
+    assert c.get_many(keys) == [None] * len(keys)
+    assert c.problem is None
+    assert scan_tree(str(tree), jobs=1, cache=c).modules == scan_tree(str(tree), jobs=1).modules
+    c.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped-format", "text", "garbage", "one bit", "renamed",
+                                    "moved", "seal"])
+def test_a_damaged_record_is_read_again_alone_and_said_once(tmp_path: Path, damage: str) -> None:
+    """A record that fails its seal is not used (the other records are); the
+    module is read again, its record replaced, and the problem said once."""
     tree = SAMPLE_TREES[0]
     db = tmp_path / "c.db"
     cold = scan_tree(str(tree), jobs=1).modules
     c = ScanCache(str(db))
     scan_tree(str(tree), jobs=1, cache=c)
+    keys = _keys(tree)
+    served = c.get_many(keys)  # (a module overridden by updates/ is never read, so never cached)
     c.close()
+    table = cache_mod.RECORDS_TABLE
     with sqlite3.connect(db) as con:
-        path, record = con.execute(f"SELECT path, record FROM {cache_mod.RECORDS_TABLE} LIMIT 1").fetchone()
-        new: Any = {"truncated": record[:-3], "flipped-format": b"\x07" + record[1:], "text": "not a blob",
-                    "garbage": b"\x01" + bytes(range(60))}[damage]
-        con.execute(f"UPDATE {cache_mod.RECORDS_TABLE} SET record = ? WHERE path = ?", (new, path))
+        (path, record), (_other, theirs) = con.execute(f"SELECT path, record FROM {table} ORDER BY path LIMIT 2")
+        if damage == "moved":  # a well-formed, well-sealed record under another key
+            con.execute(f"UPDATE {table} SET record = ? WHERE path = ?", (theirs, path))
+        elif damage == "seal":
+            con.execute(f"UPDATE {table} SET seal = seal + 1 WHERE path = ?", (path,))
+        else:
+            flipped = bytearray(record)
+            flipped[len(flipped) // 2] ^= 0x10
+            new: Any = {"truncated": record[:-3], "flipped-format": b"\x07" + record[1:], "text": "not a blob",
+                        "garbage": b"\x01" + bytes(range(60)), "one bit": bytes(flipped),
+                        "renamed": rc.pack(replace(rc.unpack(record), name="another"))}[damage]
+            con.execute(f"UPDATE {table} SET record = ? WHERE path = ?", (new, path))
+    con.close()
     c = ScanCache(str(db))
-    assert c.get_many(_keys(tree)) == [None] * len(_keys(tree))
-    assert c.problem is not None and "damaged records" in c.problem
+    got = c.get_many(keys)
+    bad = [i for i, (k, _shown) in enumerate(keys) if k is not None and k[0] == path]
+    assert len(bad) == 1
+    assert served[bad[0]] is not None and got[bad[0]] is None
+    assert [m for i, m in enumerate(got) if i not in bad] == [m for i, m in enumerate(served) if i not in bad]
+    problem = c.problem
+    assert problem is not None and "1 damaged module record" in problem and "\n" not in problem
+    assert scan_tree(str(tree), jobs=1, cache=c).modules == cold  # read again, and stored again
+    assert c.problem == problem  # said once
     c.close()
     c = ScanCache(str(db))
-    assert scan_tree(str(tree), jobs=1, cache=c).modules == cold
+    assert c.get_many(keys) == served and c.problem is None
     c.close()
 
 
 def test_a_module_the_format_cannot_hold_is_simply_not_cached(tmp_path: Path) -> None:
     c = ScanCache(str(tmp_path / "c.db"))
-    key = ("/nonexistent/a.ko", 1, 2, 3, 4)
-    good = ("/nonexistent/b.ko", 1, 2, 3, 4)
+    key = ("/nonexistent/a.ko", 1, 2, 3, 4, 5)
+    good = ("/nonexistent/b.ko", 1, 2, 3, 4, 5)
     c.put_many([(key, "a", replace(BASE, machine=-1)), (good, "b", BASE)])
     assert c.get_many([(key, "a"), (good, "b")]) == [None, BASE]
     assert c.problem is None
