@@ -12,7 +12,8 @@ import pickle
 import random
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,11 +24,14 @@ from moddeps.depmod.index import (
     IndexFormatError,
     alias_normalize,
     build_index,
+    build_index_columns,
     build_index_preorder,
     builtin_alias_entries,
     builtin_entries,
     dump_lines,
     escape_bytes,
+    py_build_index,
+    py_build_index_columns,
 )
 from moddeps.globmatch import fnmatch
 
@@ -48,6 +52,22 @@ SPEC_PREORDER_HEAD = bytes.fromhex(
     "00 00 00 00 40 00 00 42 62 62 c0 00 00 35"
 )
 EMPTY_BYTES = bytes.fromhex("b0 07 f4 57 00 02 00 01 00 00 00 0c")
+
+# The layouts of the real kmod 30 and kmod 34.2 on a tiny tree
+#
+# tests/data/index_layouts/kmod30/ and kmod34/ hold the five .bin files
+# that Debian 12's kmod 30 and Debian 13's kmod 34.2 ``depmod -b ROOT -C
+# ROOT/config 6.12.0-mdx`` wrote for the tree make_layout_tree() makes.
+# Regenerate them with (kmod 34.2 as extracted on the team machine):
+#
+#   L=/var/tmp/oracle/kmod34/usr/lib/x86_64-linux-gnu
+#   python -m tests.test_index --regen-layouts /usr/sbin/depmod \
+#       "$L/ld-linux-x86-64.so.2 --library-path $L --argv0 depmod /var/tmp/oracle/kmod34/usr/bin/kmod"
+
+LAYOUTS = Path(__file__).resolve().parent / "data" / "index_layouts"
+LAYOUT_KVER = "6.12.0-mdx"
+LAYOUT_FILES = ("modules.dep.bin", "modules.alias.bin", "modules.symbols.bin", "modules.builtin.bin",
+                "modules.builtin.alias.bin")
 
 
 # ---------------------------------------------------------------------------
@@ -121,6 +141,53 @@ def expected_items(entries: list[Entry]) -> list[Entry]:
     for key, value, prio in entries:
         groups.setdefault(key, []).append((prio, value))
     return [(k, v, p) for k in sorted(groups) for p, v in _tie_order(groups[k])]
+
+
+def relayout_preorder(data: bytes) -> bytes:
+    """The reference for kmod 34's layout: any index re-laid out through the
+    reader, node by node (pre-order ids, subtree totals, then offsets)."""
+    index = Index.from_bytes(data)
+    n = index.node_count
+    if n == 0:
+        return struct.pack(">III", 0xB007F457, 0x00020001, 12)
+    prefixes, firsts, kids, vals = index._prefix, index._first, index._kids, index._values
+    flags: list[int] = []
+    body: list[int] = []
+    for node in range(n):
+        f = size = 0
+        if prefixes[node]:
+            f |= 0x80000000
+            size += len(prefixes[node]) + 1
+        if kids[node]:
+            f |= 0x20000000
+            size += 2 + 4 * len(kids[node])
+        if vals[node]:
+            f |= 0x40000000
+            size += 4 + sum(5 + len(v) for _, v in vals[node])
+        flags.append(f)
+        body.append(size)
+    # Node ids are in pre-order: children have larger ids than their parents.
+    total = body[:]
+    for node in range(n - 1, -1, -1):
+        total[node] += sum(total[c] for c in kids[node] if c >= 0)
+    offset = [12] * n
+    for node in range(n):
+        at = offset[node] + body[node]
+        for c in kids[node]:
+            if c >= 0:
+                offset[c] = at
+                at += total[c]
+    out = bytearray(struct.pack(">III", 0xB007F457, 0x00020001, offset[0] | flags[0]))
+    for node in range(n):
+        if prefixes[node]:
+            out += prefixes[node] + b"\0"
+        if kids[node]:
+            out += bytes([firsts[node], firsts[node] + len(kids[node]) - 1])
+            out += b"".join(struct.pack(">I", offset[c] | flags[c] if c >= 0 else 0) for c in kids[node])
+        if vals[node]:
+            out += struct.pack(">I", len(vals[node]))
+            out += b"".join(struct.pack(">I", p) + v + b"\0" for p, v in vals[node])
+    return bytes(out)
 
 
 keys_st = st.lists(st.sampled_from(list(b"ab*?[]-:_.c0z")), max_size=7).map(bytes)
@@ -252,6 +319,101 @@ def test_round_trip(entries: list[Entry]) -> None:
     # The dump order replays into the same file when each key's ties are reversed.
     assert build_index(reversed(expected)) == build_index(entries)
     assert len(build_index_preorder(entries)) == len(build_index(entries))
+
+
+any_keys_st = st.lists(st.sampled_from([*b"ab*?[]-:_.c0z", 0x7F, 0x80, 0xE9]), max_size=7).map(bytes)
+
+
+def outcome(fn: Callable[[], bytes]) -> tuple[str, bytes | str]:
+    try:
+        return "ok", fn()
+    except ValueError as exc:
+        return "ValueError", str(exc)
+
+
+@FAST
+@given(st.lists(st.tuples(any_keys_st, st.sampled_from([b"m0", b"mod_a", b""]), st.integers(0, 3)), max_size=30),
+       st.booleans())
+def test_preorder_is_the_relayout_of_postorder(entries: list[Entry], with_dropped: bool) -> None:
+    """Both writers (C when built, and Python): the pre-order file is the
+    post-order one re-laid out node by node; same errors, same dropped keys."""
+    for writer in (build_index, py_build_index):
+        d_post: list[bytes] | None = [] if with_dropped else None
+        d_pre: list[bytes] | None = [] if with_dropped else None
+        post = outcome(lambda: writer(entries, d_post))  # noqa: B023
+        pre = outcome(lambda: writer(entries, d_pre, preorder=True))  # noqa: B023
+        assert d_pre == d_post
+        if post[0] == "ok":
+            assert isinstance(post[1], bytes)
+            assert pre == ("ok", relayout_preorder(post[1]))
+        else:
+            assert pre == post
+
+
+def test_preorder_error_names_the_post_order_node() -> None:
+    """Several non-ASCII branches: the pre-order walk (keys descending) meets
+    the last one first, yet both layouts name the one post-order meets first."""
+    entries = [(b"a\xe1", b"m", 0), (b"a\xe2", b"m", 0), (b"b\xe3", b"m", 0), (b"b\xe4", b"m", 0)]
+    message = "index keys b'a\\xe1'... branch on byte 0xe2: kmod 30 cannot index a non-ASCII byte at a branch"
+    for writer in (build_index, py_build_index):
+        for preorder in (False, True):
+            with pytest.raises(ValueError) as err:
+                writer(entries, preorder=preorder)
+            assert str(err.value) == message
+
+
+def test_preorder_layout_by_hand() -> None:
+    """Offsets worked out by hand: the root at 12 (table 'a'..'b': 2 + 8
+    bytes), then 'a' at 22 (prefix "bc", one value: 3 + 4 + 4 + 2 bytes),
+    then 'b' at 35."""
+    data = build_index([(b"abc", b"x", 5), (b"b", b"yy", 6)], preorder=True)
+    assert data == bytes.fromhex(
+        "b007f457 00020001 2000000c"
+        "61 62 c0000016 40000023"
+        "626300 00000001 00000005 7800"
+        "00000001 00000006 797900"
+    )
+    assert py_build_index([(b"abc", b"x", 5), (b"b", b"yy", 6)], preorder=True) == data
+    assert build_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], preorder=True) == data
+    assert py_build_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], preorder=True) == data
+    assert build_index_preorder([(b"abc", b"x", 5), (b"b", b"yy", 6)]) == data
+
+
+@pytest.mark.parametrize("name", LAYOUT_FILES)
+def test_kmod30_and_kmod34_files_byte_for_byte(name: str) -> None:
+    """The real kmod 30 and kmod 34.2 files of one tiny tree (see
+    make_layout_tree): they hold the same entries, the reader reads both
+    layouts alike, and each writer reproduces each file."""
+    k30 = (LAYOUTS / "kmod30" / name).read_bytes()
+    k34 = (LAYOUTS / "kmod34" / name).read_bytes()
+    assert k30 != k34 and len(k30) == len(k34)
+    assert struct.unpack_from(">I", k34, 8)[0] & 0x0FFFFFFF == 12  # pre-order: the root first
+    i30 = Index.from_bytes(k30)
+    i34 = Index.from_bytes(k34)
+    items = list(i30.items())
+    assert len(items) >= 3
+    assert list(i34.items()) == items
+    assert i34.node_count == i30.node_count
+    for key in {k for k, _v, _p in items} | {b"mdx_a", b"usb:v1234p5678d1dc2", b"net_pf_42", b"zz"}:
+        assert i34.lookup_exact(key) == i30.lookup_exact(key)
+        for reader in ("mmap", "stdio"):
+            assert i34.lookup_wildcard(key, reader=reader) == i30.lookup_wildcard(key, reader=reader)
+    # The dump order replays into the same files when each key's ties are reversed.
+    entries = list(reversed(items))
+    for writer in (build_index, py_build_index):
+        assert writer(entries) == k30
+        assert writer(entries, preorder=True) == k34
+    assert relayout_preorder(k30) == k34
+
+
+def test_layout_fixtures_cover_every_node_shape() -> None:
+    index = Index.from_bytes((LAYOUTS / "kmod34" / "modules.alias.bin").read_bytes())
+    assert any(p for p in index._prefix)  # prefixes
+    assert any(-1 in row for row in index._kids)  # a child table with gaps
+    assert any(v and row for v, row in zip(index._values, index._kids))  # values on an inner node
+    assert any(len(v) > 1 for v in index._values)
+    builtin = Index.from_bytes((LAYOUTS / "kmod34" / "modules.builtin.alias.bin").read_bytes())
+    assert [v for k, v, _p in builtin.items() if k == b"crc_8"] == [b"crc7", b"crc8"]  # an equal-priority tie
 
 
 def brute_force_wildcard(entries: list[Entry], query: bytes) -> list[tuple[int, bytes]]:
@@ -616,3 +778,64 @@ def test_a_non_ascii_first_byte_is_a_root_branch_and_is_left_out(writer: str, ke
     assert sorted(dropped) == sorted(k for k in keys if k not in kept)
     assert data == index_mod.py_build_index([(k, b"m", n) for n, k in enumerate(keys) if k in kept])
     assert sorted(k for k, _v, _p in Index.from_bytes(data).items()) == sorted(kept)
+
+
+def make_layout_tree(root: Path) -> None:
+    """Seven modules whose indexes have every node shape: prefixes, full and
+    gappy child tables, values on inner nodes (a key that is a prefix of
+    others: mdx, mdx_a, mdx_ab), several values per key with equal and
+    different priorities, wildcard aliases; and builtin modules."""
+    from tests.depmod_cases import mod
+
+    kdir = root / "lib" / "modules" / LAYOUT_KVER
+    mods = {
+        "kernel/drivers/mdx.ko": mod(exports=["mdx_core", "mdx_core_get", "mdx_zz"],
+                                     aliases=["pci:v00008086d*sv*sd*bc*sc*i*", "mdx-dev"]),
+        "kernel/drivers/mdx_a.ko": mod(exports=["mdx_a_run"], needs=["mdx_core"],
+                                       aliases=["pci:v00008086d00001234sv*sd*bc*sc*i*", "usb:v1234p*d*dc*",
+                                                "mdx-dev"]),
+        "kernel/drivers/mdx_ab.ko": mod(exports=["mdx_ab_1", "mdx_ab_9"], needs=["mdx_a_run", "mdx_core_get"],
+                                        aliases=["usb:v1234p5678d*dc*", "of:N*T*Cmdx,ab", "mdx-dev"]),
+        "kernel/net/zeta.ko": mod(exports=["zeta_tx", "alpha_rx"], aliases=["net-pf-42", "net-pf-4", "zeta"]),
+        "kernel/net/alpha.ko": mod(needs=["alpha_rx", "mdx_zz"], aliases=["net-pf-42", "acpi*:MDX0001:*"]),
+        "kernel/fs/q.ko": mod(aliases=["fs-q", "devname:q", "char-major-10-99"]),
+        "extra/unlisted.ko": mod(exports=["mdx_zz_extra"], needs=["zeta_tx"], aliases=["zeta"]),
+    }
+    for rel, data in mods.items():
+        path = kdir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    order = [r for r in mods if not r.startswith("extra/")]
+    (kdir / "modules.order").write_text("".join(f"{r}\n" for r in order))
+    (kdir / "modules.builtin").write_text("kernel/lib/crc7.ko\nkernel/lib/crc8.ko\nkernel/fs/ext4/ext4.ko\n")
+    (kdir / "modules.builtin.modinfo").write_bytes(
+        b"crc7.license=GPL\0ext4.alias=fs-ext4\0ext4.alias=ext3\0ext4.alias=fs-ext3\0crc8.alias=crc-8\0"
+        b"crc7.alias=crc-8\0"
+    )
+    (root / "config").mkdir(parents=True, exist_ok=True)
+
+
+def _regen_layouts(kmod30: str, kmod34: str) -> None:
+    import shlex
+    import shutil
+    import subprocess
+    import tempfile
+
+    for name, command in (("kmod30", kmod30), ("kmod34", kmod34)):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            make_layout_tree(root)
+            subprocess.run([*shlex.split(command), "-b", str(root), "-C", str(root / "config"), LAYOUT_KVER],
+                           check=True)
+            out = LAYOUTS / name
+            out.mkdir(parents=True, exist_ok=True)
+            for f in LAYOUT_FILES:
+                shutil.copyfile(root / "lib" / "modules" / LAYOUT_KVER / f, out / f)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "--regen-layouts":
+        sys.exit("usage: python -m tests.test_index --regen-layouts KMOD30_DEPMOD KMOD34_DEPMOD")
+    _regen_layouts(sys.argv[2], sys.argv[3])

@@ -90,19 +90,21 @@ prio_st = st.one_of(st.integers(0, 3), st.integers(0, 0xFFFFFFFF))
 
 
 def both_build(trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
-    d_native: list[bytes] | None = [] if with_dropped else None
-    d_python: list[bytes] | None = [] if with_dropped else None
-    got = outcome(trie.build_index, entries, d_native)
-    want = outcome(py_build_index, entries, d_python)
-    assert got == want
-    assert d_native == d_python
-    # the column form gives the same, too
-    keys = [k for k, _v, _p in entries]
-    values = [v for _k, v, _p in entries]
-    prios = [p for _k, _v, p in entries]
-    c_native: list[bytes] | None = [] if with_dropped else None
-    assert outcome(trie.build_index_columns, keys, values, prios, c_native) == want
-    assert c_native == d_python
+    """C == Python in both layouts (kmod 30's post-order, kmod 34's pre-order)."""
+    for preorder in (False, True):
+        d_native: list[bytes] | None = [] if with_dropped else None
+        d_python: list[bytes] | None = [] if with_dropped else None
+        got = outcome(trie.build_index, entries, d_native, preorder)
+        want = outcome(lambda e, d: py_build_index(e, d, preorder=preorder), entries, d_python)  # noqa: B023
+        assert got == want
+        assert d_native == d_python
+        # the column form gives the same, too
+        keys = [k for k, _v, _p in entries]
+        values = [v for _k, v, _p in entries]
+        prios = [p for _k, _v, p in entries]
+        c_native: list[bytes] | None = [] if with_dropped else None
+        assert outcome(trie.build_index_columns, keys, values, prios, c_native, preorder) == want
+        assert c_native == d_python
 
 
 @FAST
@@ -172,12 +174,42 @@ def test_build_index_error_messages(trie: ModuleType) -> None:
 
 
 def test_build_index_too_large(trie: ModuleType) -> None:
-    """An index past kmod's 28-bit offsets: same ValueError from both."""
-    entries = [(b"k", b"v" * (1 << 28), 0)]
+    """An index past kmod's 28-bit offsets: same ValueError from both.
+
+    Post-order puts the root last, so one 256 MiB value is too much; in
+    pre-order only a node *after* it is: that file is fine with one key, not
+    with a second one behind it."""
+    big = b"v" * (1 << 28)
+    entries = [(b"k", big, 0)]
     got = outcome(trie.build_index, entries)
     want = outcome(py_build_index, entries)
     assert got == want
     assert got[0] == "ValueError" and "28-bit" in got[1]
+    got = outcome(trie.build_index, entries, None, True)
+    assert got[0] == "ok"
+    assert got[1][:22] == bytes.fromhex("b007f457 00020001 2000000c 6b 6b 40000012 00000001")
+    assert got == outcome(lambda e: py_build_index(e, preorder=True), entries)
+    del got
+    entries.append((b"m", b"x", 1))
+    got = outcome(trie.build_index, entries, None, True)
+    assert got == outcome(lambda e: py_build_index(e, preorder=True), entries)
+    # 'm' follows the root (a table of 3 slots, 'k'..'m') and 'k' (one value)
+    assert got == ("ValueError", f"index of {12 + 2 + 12 + 4 + 4 + (1 << 28) + 1}+ bytes does not fit kmod's "
+                                 "28-bit node offsets")
+
+
+def test_build_index_preorder_argument(trie: ModuleType) -> None:
+    entries = [(b"abc", b"x", 5), (b"b", b"yy", 6)]
+    post = trie.build_index(entries)
+    pre = trie.build_index(entries, None, True)
+    assert post != pre and pre == py_build_index(entries, preorder=True)
+    assert trie.build_index(entries, None, 1) == pre  # any truth value
+    assert trie.build_index(entries, None, False) == post
+    assert trie.build_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], None, True) == pre
+    assert build_index(entries, preorder=True) == pre
+    assert build_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], preorder=True) == pre
+    with pytest.raises(TypeError):
+        trie.build_index(entries, None, True, 0)
 
 
 def test_build_index_result_reads_back(trie: ModuleType) -> None:

@@ -30,8 +30,10 @@ from moddeps.depmod.index import (
     builtin_alias_entries,
     builtin_entries,
     dump_lines,
+    py_build_index,
 )
 
+from ..test_index import relayout_preorder
 from . import TIME_BOUND, assert_one_line, corpus_files, expected_outcome, fuzz, peak_memory, time_limit
 
 NAME = "modules.fuzz.bin"
@@ -157,6 +159,35 @@ def test_valid_indexes_round_trip(entries: list[tuple[bytes, bytes, int]], queri
     assert sorted(index.items()) == sorted(entries)
     for q in queries:
         index.lookup_wildcard(q)
+
+
+_ANY_KEY = st.lists(st.sampled_from([*b"ab:*?[-_0", 0x7F, 0x80, 0xFF]), max_size=10).map(bytes)
+
+
+@fuzz(150)
+@given(st.lists(st.tuples(_ANY_KEY, st.sampled_from([b"", b"m", b"mod_x"]), st.integers(0, 3)), max_size=40),
+       st.booleans())
+def test_preorder_writers_agree_with_the_relayout(entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
+    """kmod 34's layout from the C and the Python writer is the post-order
+    file re-laid out through the reader; errors and dropped keys are those of
+    the post-order writer."""
+    outcomes = []
+    for writer in (build_index, py_build_index):
+        for preorder in (False, True):
+            dropped: list[bytes] | None = [] if with_dropped else None
+            try:
+                result: bytes | str = writer(entries, dropped, preorder=preorder)
+            except ValueError as exc:
+                result = str(exc)
+            outcomes.append((result, dropped))
+    c_post, c_pre, py_post, py_pre = outcomes
+    assert c_post == py_post and c_pre == py_pre
+    assert c_pre[1] == c_post[1]
+    if isinstance(c_post[0], bytes):
+        assert c_pre[0] == relayout_preorder(c_post[0])
+        check_index(c_pre[0])
+    else:
+        assert c_pre[0] == c_post[0]
 
 
 @fuzz(40)
