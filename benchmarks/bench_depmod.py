@@ -31,6 +31,8 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
   first-run     moddeps depmod with an empty cache (reads everything and fills the cache)
   depmod-warm   moddeps depmod (cache primed)  vs  depmod
+  all-cached    moddeps depmod after deleting modules.dep: every module comes from its cache record
+                (each record's checksum verified), everything is computed and written again
   one-touched   moddeps depmod after touching one module (cache otherwise warm)
   one-rebuilt   ... after replacing one module with a rebuild whose bytes differ but not what
                 depmod reads of it (another srcversion: a bug fix rebuilt, a package reinstalled)
@@ -212,7 +214,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
     # a module of a new name, as DKMS installs one: a copy of the library under extra/
     added = mdir / "lib/modules" / version / "extra" / f"moddeps_bench_added{''.join(library.suffixes)}"
     res: dict[str, list[tuple[float, int]]] = {
-        k: [] for k in ("kmod", "cold", "first", "warm", "touched", "rebuilt", "changed", "export", "added",
+        k: [] for k in ("kmod", "cold", "first", "warm", "cached", "touched", "rebuilt", "changed", "export", "added",
                         "removed", "scan", "lib")}
     for _ in range(rounds):
         res["kmod"].append(timed(kmod))
@@ -222,6 +224,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
         res["first"].append(timed(warm, env))
         res["kmod"].append(timed(kmod))
         res["warm"].append(timed(warm, env))
+        (mdir / "lib/modules" / version / "modules.dep").unlink()
+        res["cached"].append(timed(warm, env))
         os.utime(victim)
         res["touched"].append(timed(warm, env))
         replace_file(victim, rebuilt)
@@ -253,7 +257,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
     shutil.rmtree(work, ignore_errors=True)
     rows = []
     for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"),
-                       ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
+                       ("cached", "all-cached"), ("touched", "one-touched"), ("rebuilt", "one-rebuilt"),
+                       ("changed", "one-changed"),
                        ("export", "one-export"), ("added", "one-added"), ("removed", "one-removed"),
                        ("scan", "scan --json"), ("lib", "scan_tree()")):
         rows.append((name, str(n_mod), str(release), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}",
