@@ -846,7 +846,7 @@ def _depmod(**kw: Any) -> None:
 
     opts = DepmodOptions(**kw)
     try:
-        result = run(opts)
+        result = run(opts, waiting=_err)
     except DepmodFatal as exc:
         for line in [*exc.messages, *exc.notes]:
             _err(line)
@@ -1022,6 +1022,15 @@ def main() -> None:
 
     gc.disable()
     _register_only(sys.argv[1:])
+    # SIGTERM (systemd, timeout(1), a package manager giving up) ends the run
+    # like an exception: depmod's lock is released and its temporaries removed
+    # on the way out (a signal during the renames is held by the writer).
+    import signal
+
+    def _terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
         status = 0
