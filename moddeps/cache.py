@@ -148,7 +148,18 @@ def file_key(path: str) -> Key | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    ino, dev = st.st_ino, st.st_dev
+    # SQLite's integers are signed 64-bit: an inode or device number with the
+    # top bit set (overlayfs' xino, some FUSE and network filesystems) is kept
+    # as the signed number of the same 64 bits
+    if ino >= _TOP:
+        ino -= _WRAP
+    if dev >= _TOP:
+        dev -= _WRAP
+    return (_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, ino, dev)
+
+
+_TOP, _WRAP = 1 << 63, 1 << 64
 
 
 def _absolute(path: str) -> str:

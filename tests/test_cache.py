@@ -467,3 +467,55 @@ def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path:
         fields[k] += 1
         wrong[0] = tuple(fields)
         assert runmod._outputs_unchanged(str(root), wrong) is None, k
+
+
+def test_a_module_path_sqlite_cannot_store_is_read_the_others_cached(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 (a lone surrogate in Python) cannot be bound
+    by SQLite: that module is read every time, the others come from the cache,
+    and the cache has nothing to say (it used to be disabled for the whole run)."""
+    from tests.kobuild import Export, build_ko
+
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    (root / "kernel").mkdir(parents=True)
+    odd = os.path.join(os.fsencode(root / "kernel"), b"odd\xff.ko")
+    with open(odd, "wb") as fh:
+        fh.write(build_ko(modinfo=["license=GPL"], exports=[Export(name="odd_sym", crc=1)]))
+    (root / "kernel/plain.ko").write_bytes(build_ko(modinfo=["license=GPL"], undefined=["odd_sym"]))
+    db = tmp_path / "c.db"
+    first, c = scan(root, db)
+    assert c is not None and c.problem is None
+    c = ScanCache(str(db))
+    keys = [(cache_mod.file_key(os.fsdecode(p)), s) for p, s in ((odd, "kernel/odd\udcff.ko"),
+                                                                 (os.fsencode(root / "kernel/plain.ko"),
+                                                                  "kernel/plain.ko"))]
+    got = c.get_many(keys)
+    assert got[0] is None and got[1] is not None and got[1].name == "plain"
+    assert c.problem is None
+    c.close()
+    again, c = scan(root, db)
+    assert again == first and c is not None and c.problem is None
+
+
+def test_inode_and_device_numbers_beyond_63_bits_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite stores signed 64-bit integers: a key's inode or device with the top bit set is kept
+    as the signed number of the same bits, stored and found again."""
+    from moddeps.model import Module
+
+    real = os.stat(tmp_path)
+
+    class Big:
+        st_size, st_mtime_ns, st_ctime_ns = real.st_size, real.st_mtime_ns, real.st_ctime_ns
+        st_ino, st_dev = (1 << 64) - 5, (1 << 63) + 7
+
+    monkeypatch.setattr(cache_mod.os, "stat", lambda path: Big)
+    key = cache_mod.file_key("/nonexistent/big.ko")
+    monkeypatch.undo()
+    assert key is not None and key[4:] == (-5, -(1 << 63) + 7)
+    other = cache_mod.file_key(str(tmp_path))
+    assert other is not None and key != other
+    c = ScanCache(str(tmp_path / "c.db"))
+    module = Module("big", "big.ko")
+    c.put_many([(key, "big.ko", module)])
+    assert c.get_many([(key, "big.ko")]) == [module]
+    assert c.problem is None
+    c.close()
