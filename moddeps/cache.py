@@ -6,7 +6,11 @@ reader saw it, keyed by the file's identity -- path, size, mtime (ns), ctime
 (ns), inode, device -- and the reader's schema version, so a changed file or a
 changed reader never reuses an old record.  The ctime is what a user cannot
 set: a module rewritten in place with its size kept and its mtime put back
-(``touch -r``, ``os.utime``) still gets a new one.  A record is the module in
+(``touch -r``, ``os.utime``) still gets a new one -- unless the rewrite falls
+within the same tick of a coarse ctime clock as the stat the key was taken
+from (since Linux 6.13, filesystems with multigrain timestamps stamp the next
+change of a file whose times were just queried with a fine-grained time:
+Documentation/filesystems/multigrain-ts.rst).  A record is the module in
 the binary format of :mod:`moddeps.recordcodec` (about 1.8 KB per module;
 4,000 modules are encoded in ~10 ms and decoded, Module objects included,
 in ~25 ms by the C codec).  The tables' names carry that format's version and
