@@ -27,10 +27,11 @@ its key and its value, verified whenever it is read:
   burst of damage up to 32 bits long, every damage of up to 3 bits in a row
   under 11 KB (most records; the IEEE polynomial's Hamming distance is 4 up
   to 91,607 bits, P. Koopman, "32-bit cyclic redundancy codes for Internet
-  applications", DSN 2002), and anything else but once in 2**32; it costs
-  ~1 us a record where BLAKE2b costs ~2.5 (4,000 records: ~4 against ~10 ms,
-  on a read that takes ~40).  A checksum is no defence against someone who may write
-  the database and computes a new one: it is there for damage;
+  applications", DSN 2002), and anything else but once in 2**32.  On the
+  1,138 records of Debian 13's cloud tree (1.9 MB) CRC-32 takes 0.5 ms where
+  BLAKE2b takes 1.8, and the whole check, keys included, 1.4 ms of a 100 ms
+  computation.  No checksum stops someone who may write the database and
+  computes a new one: it is there for damage;
 * a depmod result (:meth:`ScanCache.put_output`) and its state
   (:meth:`ScanCache.put_output_state`), one row per module directory:
   BLAKE2b (16 bytes) over the directory, the digest of the inputs and the
@@ -84,9 +85,9 @@ STATES_TABLE = "depmod_states_v3"
 #: its path instead of reading the whole table (a rerun with a few modules changed).
 FEW = 64
 
-#: What SQLite may raise besides its own errors on a damaged database: a
-#: TEXT value that is not UTF-8, an integer beyond 64 bits (an inode of a
-#: network filesystem), a string Python cannot bind (a lone surrogate).
+#: What SQLite may raise besides its own errors: a TEXT value of a damaged
+#: database that is not UTF-8, a string Python cannot bind (a lone
+#: surrogate), an integer beyond 64 bits.
 _DB_ERRORS = (sqlite3.Error, UnicodeError, OverflowError)
 
 
