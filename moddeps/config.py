@@ -13,6 +13,9 @@ import os
 import re
 from dataclasses import dataclass
 
+from .inputfiles import try_read
+from .model import printable
+
 #: kmod 30's default list, in priority order (no /usr/lib/depmod.d before v32).
 DEFAULT_DIRS = ("/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/lib/depmod.d")
 
@@ -220,11 +223,13 @@ def load(paths: list[str] | None, kver: str, basedir: str = "") -> DepmodConfig:
     excludes: list[str] = []
     errors = [f"ERROR: {m}" for m in messages]
     for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-        except OSError:
+        data, why = try_read(path)
+        if data is None:
+            if why is not None:  # a FIFO, a device, too big: said, then skipped (never waited on)
+                errors.append(f"ERROR: {printable(path)}: cannot read: {why}; skipped")
             continue
+        # bytes as kmod reads them: no newline translation, a "\r" stays in its token
+        text = data.decode("utf-8", "surrogateescape")
         cfg, errs = parse_text(text, path, kver)
         search.extend(cfg.search)
         overrides.extend(cfg.overrides)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
+from .inputfiles import read_input
 from .model import KernelSymbol, KernelSymbols, fsdecode
 
 
@@ -34,11 +34,12 @@ class SymversEntry:
 
 
 def read_text(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    """The bytes of a symbol list (or another input file named on the command line).
+
+    A regular file only, opened without blocking and read with a size bound
+    (:mod:`moddeps.inputfiles`): a FIFO or ``/dev/zero`` in its place gives
+    one InputError line naming the file, never a wait or a MemoryError."""
+    return read_input(path)
 
 
 def parse_symvers(data: bytes) -> list[SymversEntry]:

@@ -38,7 +38,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .globmatch import fnmatch
-from .model import fsdecode, fsencode
+from .inputfiles import try_read
+from .model import fsdecode, fsencode, printable
 
 __all__ = [
     "Alias",
@@ -491,11 +492,11 @@ def load(
         if module_files is not None and dirname is not None and path == f"{dirname}/{name}" and name in module_files:
             data = module_files[name]
         else:
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError:
-                data = None  # kmod: open() failed, the file is skipped
+            # kmod: a file that cannot be opened is skipped; one that is not a regular
+            # file (a FIFO kmod would wait on for ever) or is too big is said and skipped.
+            data, why = try_read(path)
+            if why is not None:
+                acc.messages.append(f"ERROR: {printable(path)}: cannot read: {why}; skipped")
         if data is None:
             continue
         files.append(path)
