@@ -1,0 +1,322 @@
+"""Compressed modules: what kmod 34.2 reads and refuses, and the bounds moddeps adds.
+
+The expectations in ``KMOD_34`` were observed with the real kmod 34.2 (Debian 13's
+package, ``depmod -n`` on a tree holding one such file: its "failed to load symbols
+from X: REASON" line, and the decompressor's own lines that libkmod 34 logs before
+it) and kmod 30 (Debian 12).  Both agree on every xz case; on zstd kmod 30 streamed
+any number of frames and took a truncated file's partial output as the module
+("Exec format error"), kmod 34's rule is the one followed.  Fixtures are made here
+with ``tests/kobuild.py`` (``compress`` writes what Kbuild writes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from moddeps import compression as cz
+from moddeps.compression import (
+    Deadline,
+    DecompressionError,
+    MemoryBudget,
+    ReadTimedOut,
+    decompress,
+    load_module_file,
+    xz_declared_size,
+)
+from moddeps.elfreader import parse_module
+from moddeps.errors import ModuleReadError
+
+from .kobuild import Export, build_ko, compress
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _module(name: str) -> bytes:
+    return build_ko(modinfo=[("alias", f"pci:v0000ABCDd*{name}"), ("license", "GPL"), ("name", name)],
+                    exports=[Export(name=f"{name}_sym")], undefined=["printk"])
+
+
+def _skippable(payload: bytes) -> bytes:
+    return (0x184D2A50).to_bytes(4, "little") + len(payload).to_bytes(4, "little") + payload
+
+
+def _cases() -> dict[str, tuple[bytes, bytes, str | None]]:
+    """name -> (file bytes, the module inside, None if kmod 34.2 reads it else its decompressor line)."""
+    m = _module("m")
+    h = len(m) // 2
+    xz, zs, gz = (lambda b: compress(b, "xz")), (lambda b: compress(b, "zst")), (lambda b: compress(b, "gz"))
+    corrupt_xz = bytearray(xz(m))
+    corrupt_xz[40] ^= 0xFF
+    corrupt_zs = bytearray(zs(m))
+    corrupt_zs[30] ^= 0xFF
+    nosize = zstandard.ZstdCompressor(write_content_size=False)
+    return {
+        # xz: liblzma, LZMA_CONCATENATED (kmod 30 and 34 alike)
+        "xz_ok": (xz(m), m, None),
+        "xz_two_streams": (xz(m[:h]) + xz(m[h:]), m, None),
+        "xz_then_empty_stream": (xz(m) + xz(b""), m, None),
+        "xz_padding_4": (xz(m) + b"\0" * 4, m, None),
+        "xz_padding_8_between": (xz(m[:h]) + b"\0" * 8 + xz(m[h:]), m, None),
+        "xz_padding_3": (xz(m) + b"\0" * 3, m, "xz: File is corrupt"),
+        "xz_garbage_8": (xz(m) + b"garbage!", m, "xz: Unexpected end of input"),
+        "xz_garbage_1": (xz(m) + b"G", m, "xz: Unexpected end of input"),
+        "xz_truncated": (xz(m)[:-10], m, "xz: Unexpected end of input"),
+        "xz_truncated_header": (xz(m)[:30], m, "xz: Unexpected end of input"),
+        "xz_corrupt": (bytes(corrupt_xz), m, "xz: File is corrupt"),
+        # zstd: ZSTD_getFrameContentSize + one ZSTD_decompress of the whole file (kmod 34)
+        "zst_ok": (zs(m), m, None),
+        "zst_then_skippable": (zs(m) + _skippable(b"abcd"), m, None),
+        "zst_then_empty_frame": (zs(m) + zs(b""), m, None),
+        "zst_two_frames": (zs(m[:h]) + zs(m[h:]), m, "zstd: Destination buffer is too small"),
+        "zst_no_content_size": (nosize.compress(m), m, "zstd: Failed to determine decompression size"),
+        "zst_garbage_8": (zs(m) + b"garbage!", m, "zstd: Src size is incorrect"),
+        "zst_garbage_1": (zs(m) + b"G", m, "zstd: Src size is incorrect"),
+        "zst_zeros_4": (zs(m) + b"\0" * 4, m, "zstd: Src size is incorrect"),
+        "zst_truncated": (zs(m)[:-5], m, "zstd: Src size is incorrect"),
+        "zst_corrupt": (bytes(corrupt_zs), m, "zstd: Data corruption detected"),
+        # gzip: zlib's gzread (kmod built with zlib; Debian's kmod has none and skips .ko.gz)
+        "gz_ok": (gz(m), m, None),
+        "gz_two_members": (gz(m[:h]) + gz(m[h:]), m, None),
+        "gz_then_garbage": (gz(m) + b"garbage!", m, None),
+    }
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compressed_edges_are_read_or_refused_as_kmod_34_does(tmp_path: Path, name: str) -> None:
+    data, module, detail = CASES[name]
+    suffix = {"xz": ".ko.xz", "zs": ".ko.zst", "gz": ".ko.gz"}[name[:2]]
+    path = tmp_path / f"{name}{suffix}"
+    path.write_bytes(data)
+    if detail is None or name.startswith("gz_"):
+        got, kind = load_module_file(str(path))
+        assert got == module
+        assert kind == {"xz": "xz", "zs": "zstd", "gz": "gzip"}[name[:2]]
+        assert parse_module(got, path.name).exports[0].name == "m_sym"
+        return
+    with pytest.raises(ModuleReadError) as info:
+        load_module_file(str(path))
+    assert info.value.kmod_reason == "Invalid argument"  # kmod 34.2: "failed to load symbols from X: Invalid argument"
+    assert getattr(info.value, "detail", None) == detail  # the line libkmod 34 logs first ("depmod: ERROR: ...")
+
+
+def test_gzip_truncated_or_corrupt_is_refused() -> None:
+    m = _module("g")
+    good = compress(m, "gz")
+    for bad in (good[:-6], good[:20], good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]):
+        with pytest.raises(DecompressionError):
+            decompress(bad, "gzip")
+    # a second member that starts like one must be a whole one
+    with pytest.raises(DecompressionError):
+        decompress(good + good[:12], "gzip")
+
+
+def test_xz_declared_size_walks_every_stream_and_its_padding() -> None:
+    """The xz indexes give the exact output size (checked on every .ko.xz of Debian's 6.12
+    and 7.2 cloud trees by hand: 2,156 files); here on multi-block, multi-stream files."""
+    a = os.urandom(300_000)
+    b = bytes(1_000_000)
+    one = lzma.compress(a, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    two = one + b"\0" * 12 + lzma.compress(b, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64)
+    assert xz_declared_size(one) == len(a)
+    assert xz_declared_size(two) == len(a) + len(b)
+    assert decompress(two, "xz") == a + b
+    assert xz_declared_size(one[:-1]) is None  # no footer
+    assert xz_declared_size(one + b"\0\0") is None  # padding not a multiple of four
+    assert xz_declared_size(b"\0" * 64) is None
+
+
+def test_zstd_multi_block_frames_with_checksums_are_read() -> None:
+    data = os.urandom(200_000) + bytes(3_000_000) + os.urandom(50_000)
+    for checksum in (False, True):
+        frame = zstandard.ZstdCompressor(write_checksum=checksum).compress(data)
+        assert decompress(frame, "zstd") == data
+        assert decompress(frame + _skippable(b"x" * 100) + compress(b"", "zst"), "zstd") == data
+        with pytest.raises(DecompressionError):
+            decompress(frame[:-1], "zstd")
+
+
+# --------------------------------------------------------------------------
+# Bombs
+# --------------------------------------------------------------------------
+
+
+def test_a_bomb_that_declares_its_size_is_refused_before_decompressing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The xz index or the zstd frame header says more than the bound: refused without
+    producing one byte of output (the decompressor is never asked)."""
+    big = bytes(8 << 20)
+    xz = lzma.compress(big, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    zs = compress(big, "zst")
+
+    class NoDecompressor:
+        def __init__(self, *a: object, **k: object) -> None:
+            raise AssertionError("decompression started")
+
+    monkeypatch.setattr(cz.lzma, "LZMADecompressor", NoDecompressor)
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", NoDecompressor)
+    for data, kind in ((xz, "xz"), (zs, "zstd")):
+        with pytest.raises(DecompressionError, match=f"more than {1 << 20} bytes"):
+            decompress(data, kind, 1 << 20)
+
+
+@pytest.mark.parametrize("kind", ["xz", "gzip", "zstd"])
+def test_a_bomb_that_hides_its_size_stops_one_piece_past_the_bound(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No usable declaration (an xz file cut before its index, gzip, a zstd frame whose
+    declared size was cut... here a lying one): the output stops once past the bound."""
+    monkeypatch.setattr(cz, "PIECE", 1 << 16)
+    big = bytes(4 << 20)
+    if kind == "xz":
+        data = lzma.compress(big, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)[:-40]  # index and footer gone
+    elif kind == "gzip":
+        data = gzip.compress(big)
+    else:
+        data = compress(big, "zst")
+    seen: list[int] = []
+    real_put = cz._Sink.put
+
+    def put(self: cz._Sink, piece: bytes) -> None:
+        seen.append(len(piece))
+        real_put(self, piece)
+
+    monkeypatch.setattr(cz._Sink, "put", put)
+    with pytest.raises(DecompressionError, match="more than"):
+        decompress(data, kind, 1 << 20)
+    assert sum(seen) <= (1 << 20) + 1 + (1 << 16)
+
+
+def test_the_memory_of_a_bomb_stays_near_the_limit(tmp_path: Path) -> None:
+    """In a child process (ru_maxrss): a 512 MiB gzip bomb (gzip declares nothing usable) read
+    with a 64 MiB limit grows the process by little more than the limit."""
+    limit = 64 << 20
+    bomb = tmp_path / "bomb.ko.gz"
+    co = zlib_compressobj()
+    with bomb.open("wb") as f:
+        f.write(co.compress(b""))
+        chunk = bytes(1 << 24)
+        for _ in range(32):
+            f.write(co.compress(chunk))
+        f.write(co.flush())
+    code = textwrap.dedent(f"""
+        import resource
+        from moddeps.compression import load_module_file
+        from moddeps.errors import ModuleReadError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            load_module_file({str(bomb)!r}, {limit})
+        except ModuleReadError as exc:
+            print(exc.reason)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) * 1024)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    reason, grown = r.stdout.splitlines()
+    assert f"more than {limit} bytes" in reason
+    assert int(grown) < limit * 1.1 + cz.PIECE + (4 << 20), f"grew by {int(grown) >> 20} MiB"
+
+
+def zlib_compressobj() -> Any:
+    import zlib
+
+    return zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+
+# --------------------------------------------------------------------------
+# Deadline and budget
+# --------------------------------------------------------------------------
+
+
+def test_decompression_checks_the_deadline_between_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deadline that passes after the third piece stops decompression there (a fake
+    clock, so no wall-clock bound): the error says the time spent and the limit."""
+    monkeypatch.setattr(cz, "PIECE", 1 << 16)
+    data = compress(bytes(4 << 20), "xz")
+    clock = iter(range(10_000))
+    monkeypatch.setattr(cz, "_clock", lambda: float(next(clock)))
+    deadline = Deadline(3.5)  # start = 0; each check reads the clock once more
+    pieces: list[int] = []
+    real_put = cz._Sink.put
+    monkeypatch.setattr(cz._Sink, "put", lambda self, piece: (pieces.append(len(piece)), real_put(self, piece))[1])
+    with pytest.raises(ReadTimedOut) as info:
+        decompress(data, "xz", deadline=deadline)
+    assert len(pieces) <= 4
+    assert info.value.limit == 3.5 and info.value.elapsed >= 3.5
+    assert "more than the 3.5 s limit" in str(info.value)
+
+
+def test_the_budget_makes_a_load_wait_until_the_others_release() -> None:
+    budget = MemoryBudget(100)
+    first, second = budget.open(), budget.open()
+    first.need(80)
+    granted = threading.Event()
+
+    def grow() -> None:
+        second.need(50)
+        granted.set()
+
+    t = threading.Thread(target=grow, daemon=True)
+    t.start()
+    assert not granted.wait(0.2)  # 80 + 50 > 100 and `second` is not the oldest hold
+    assert budget.used == 80
+    first.release()
+    assert granted.wait(30)
+    t.join(30)
+    assert budget.used == 50 and budget.peak == 80
+    second.release()
+    assert budget.used == 0
+
+
+def test_the_oldest_hold_always_proceeds_so_growing_loads_cannot_wait_for_each_other() -> None:
+    budget = MemoryBudget(100)
+    old, young = budget.open(), budget.open()
+    young.need(90)
+    old.need(60)  # over the limit, but the oldest: granted at once
+    assert budget.used == 150
+    old.release()
+    young.release()
+    assert budget.used == 0
+
+
+def test_a_released_hold_of_a_given_up_load_no_longer_counts() -> None:
+    budget = MemoryBudget(100)
+    stuck, other = budget.open(), budget.open()
+    stuck.need(90)
+    stuck.release()  # given up by the scan while its thread is still inside a read
+    other.need(100)
+    stuck.need(500)  # the stuck thread carries on: not counted, not waiting
+    assert budget.used == 100
+
+
+def test_waiting_for_memory_does_not_count_against_the_deadline() -> None:
+    budget = MemoryBudget(10)
+    first, second = budget.open(), budget.open()
+    first.need(10)
+    deadline = Deadline(1000)
+    start = deadline.start
+    threading.Timer(0.2, first.release).start()
+    second.need(5, deadline)
+    assert deadline.start > start  # the wait was taken off
+
+
+def test_a_fifo_module_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "m.ko"
+    os.mkfifo(fifo)
+    with pytest.raises(ModuleReadError, match=r"not a regular file \(a FIFO\)"):
+        load_module_file(str(fifo))
+    zero = tmp_path / "z.ko.xz"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(ModuleReadError, match=r"not a regular file \(a character device\)"):
+        load_module_file(str(zero))
