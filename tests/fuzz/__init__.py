@@ -176,23 +176,30 @@ def expected_outcome(path: Path) -> str:
 #   (space, tab), a carriage return or a colon is left out of every file
 #   (modules.dep cannot represent it: libkmod splits a dependency line at the
 #   first ':' and the dependency list at blanks), with an error naming the file;
-# * an alias, an exported symbol or a softdep/weakdep value holding a newline
-#   (or carriage return) is left out of its files (it would add a line); blanks
-#   stay, as kmod writes them (they add no line; kmod's own tests use
-#   "char-major- 4-+5");
-# * a devname holding a newline or a blank, absolute or with a ".." component
-#   is left out of modules.devname (kmod-static-nodes splits at blanks and
+# * an alias, an exported symbol or a softdep/weakdep value holding a line
+#   break (newline, carriage return, vertical tab, form feed) is left out of its
+#   files; a softdep/weakdep value ending in a backslash too (libkmod's config
+#   reader joins the next line onto it); blanks stay, as kmod writes them (they
+#   add no line; kmod's own tests use "char-major- 4-+5");
+# * a devname holding any C white space, absolute or with a ".." component
+#   is left out of modules.devname (kmod-static-nodes splits at white space and
 #   creates /dev/DEVNAME);
 # * a key that is not 7-bit ASCII may be left out of a .bin index (kmod 30
 #   corrupts its memory on some of them), but never crashes the run;
 # * everything else is written exactly as kmod 30 writes it.
 
-LINE_BREAKS = (b"\n", b"\r")
+LINE_BREAKS = (b"\n", b"\r", b"\v", b"\f")
 BLANKS = (b"\n", b"\r", b" ", b"\t")
+C_SPACE = (*BLANKS, b"\v", b"\f")
 
 
 def safe_field(value: bytes) -> bool:
     return not any(c in value for c in LINE_BREAKS)
+
+
+def safe_dep_value(value: bytes) -> bool:
+    """A softdep or weakdep value: no line break, no trailing backslash."""
+    return safe_field(value) and not value.endswith(b"\\")
 
 
 def safe_path(path: bytes) -> bool:
@@ -200,7 +207,7 @@ def safe_path(path: bytes) -> bool:
 
 
 def safe_devname(devname: bytes) -> bool:
-    return (not any(c in devname for c in BLANKS) and not devname.startswith(b"/")
+    return (not any(c in devname for c in C_SPACE) and not devname.startswith(b"/")
             and b".." not in devname.split(b"/"))
 
 
@@ -295,13 +302,13 @@ def check_outputs(modules: list[Any], shown: list[str], files: dict[str, bytes],
 
     soft = [b"# Soft dependencies extracted from modules themselves."]
     for i in written:
-        soft.extend(b"softdep " + names[i] + b" " + v for v in info(i, "softdep") if safe_field(v))
+        soft.extend(b"softdep " + names[i] + b" " + v for v in info(i, "softdep") if safe_dep_value(v))
     assert files["modules.softdep"].split(b"\n") == [*soft, b""], (
         "modules.softdep has other lines than the safe softdeps")
     if "modules.weakdep" in files:
         weak = [b"# Weak dependencies extracted from modules themselves."]
         for i in written:
-            weak.extend(b"weakdep " + names[i] + b" " + v for v in info(i, "weakdep") if safe_field(v))
+            weak.extend(b"weakdep " + names[i] + b" " + v for v in info(i, "weakdep") if safe_dep_value(v))
         assert files["modules.weakdep"].split(b"\n") == [*weak, b""]
 
     owned = Counter()
