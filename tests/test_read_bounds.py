@@ -1,0 +1,139 @@
+"""Issue 15, items 9 and 10: MODDEPS_READ_TIMEOUT on every reading path, validated, with the
+real time in its label; the memory of concurrent loads bounded by one budget.
+
+Time is a fake clock here (``moddeps.compression._clock``, one tick a call) wherever a
+deadline is checked, so no test depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import lzma
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import moddeps.compression as cz
+import moddeps.scanner as sc
+from moddeps.errors import UsageError
+from moddeps.scanner import read_timeout, scan_files, scan_tree
+
+from .kobuild import Export, build_ko, compress
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-1", "abc", "nan", "-0.5", "1e10", "0x10"])
+def test_a_bad_timeout_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", value)
+    with pytest.raises(UsageError, match="MODDEPS_READ_TIMEOUT="):
+        read_timeout()
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("2.5", 2.5), (" 7 ", 7.0), ("", 60.0), (None, 60.0),
+                                                ("1e9", 1e9)])
+def test_good_timeouts(monkeypatch: pytest.MonkeyPatch, value: str | None, seconds: float) -> None:
+    if value is None:
+        monkeypatch.delenv("MODDEPS_READ_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("MODDEPS_READ_TIMEOUT", value)
+    assert read_timeout() == seconds
+
+
+def test_the_cli_says_a_bad_timeout_in_one_line(tmp_path: Path) -> None:
+    md = tmp_path / "lib/modules/6.1.0-1-test"
+    md.mkdir(parents=True)
+    (md / "a.ko").write_bytes(build_ko(modinfo=["license=GPL"]))
+    r = subprocess.run([sys.executable, "-m", "moddeps", "depmod", "--no-cache", "-b", str(tmp_path), "-n",
+                        "6.1.0-1-test"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={**__import__("os").environ, "MODDEPS_READ_TIMEOUT": "inf"})
+    assert r.returncode == 64, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "moddeps: error: MODDEPS_READ_TIMEOUT='inf': not a number of seconds from 0 (no bound) to 1e+09"]
+
+
+def _big_xz_module(path: Path, mib: int) -> None:
+    elf = build_ko(modinfo=["license=GPL"], exports=[Export(name="big_sym")],
+                   extra_sections=[(".data.big", bytes(mib << 20))])
+    path.write_bytes(lzma.compress(elf, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=0))
+
+
+def _ticking_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = itertools.count()
+    monkeypatch.setattr(cz, "_clock", lambda: float(next(ticks)))
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_the_serial_path_gives_up_during_decompression_with_the_time_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool
+) -> None:
+    """Serial reading (the C parser, or the Python one): a module whose decompression passes
+    the deadline is given up between two pieces -- not after it was read completely -- and
+    its label gives the time really spent."""
+    import moddeps.elfreader as er
+
+    big = tmp_path / "big.ko.xz"
+    _big_xz_module(big, 8)
+    if pure:
+        monkeypatch.setattr(er, "_elfscan", None)
+    monkeypatch.setattr(cz, "PIECE", 1 << 16)
+    pieces: list[int] = []
+    real_put = cz._Sink.put
+    monkeypatch.setattr(cz._Sink, "put", lambda self, piece: (pieces.append(len(piece)), real_put(self, piece))[1])
+    _ticking_clock(monkeypatch)
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "5")
+    [m] = scan_files([str(big)], jobs=1)
+    assert m.error is not None and m.exports == ()
+    assert "reading took longer than 5 s (" in m.error and "given up" in m.error
+    elapsed = float(m.error.split("(")[1].split(" s")[0])
+    assert 5 <= elapsed < 10
+    assert len(pieces) < 10  # of 128: stopped where the deadline passed
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "0")  # no bound: the same module reads fine
+    [m] = scan_files([str(big)], jobs=1)
+    assert m.error is None and m.exports[0].name == "big_sym"
+
+
+def test_the_thread_pipeline_bounds_what_loads_hold_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """80 compressed modules load in two threads under a budget smaller than three of them:
+    the records are those of a serial read, and the budget's peak stays within the limit plus
+    the one load that may always proceed (the oldest)."""
+    root = tmp_path / "lib/modules/6.1.0-1-test"
+    (root / "kernel").mkdir(parents=True)
+    sizes, holds = {}, {}
+    for i in range(80):
+        elf = build_ko(modinfo=["license=GPL", f"alias=pci:v{i:08X}d*"], exports=[Export(name=f"s{i}")],
+                       extra_sections=[(".data.pad", bytes(20_000 * (i % 7 + 1)))])
+        data = compress(elf, "xz")
+        sizes[i], holds[i] = len(elf), len(data) + len(elf)  # a load holds the file and its output
+        (root / f"kernel/m{i}.ko.xz").write_bytes(data)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(80)))
+    reference = scan_tree(str(root), jobs=1).modules
+    limit = 3 * max(sizes.values())
+    budgets: list[cz.MemoryBudget] = []
+
+    def small_budget() -> cz.MemoryBudget:
+        budgets.append(cz.MemoryBudget(limit))
+        return budgets[-1]
+
+    monkeypatch.setattr(sc, "memory_budget", small_budget)
+    monkeypatch.setattr(sc, "_strategy", lambda items: "threads")
+    got = scan_tree(str(root), jobs=2).modules
+    assert got == reference
+    [budget] = budgets
+    assert budget.used == 0  # every hold released
+    assert max(holds.values()) < budget.peak <= limit + max(holds.values())
+
+
+def test_a_fifo_given_as_a_module_is_refused_at_once(tmp_path: Path) -> None:
+    """``moddeps info FIFO`` used to wait for a writer for ever: the reading function it calls
+    (through scan_files or elfreader) opens without blocking and refuses a FIFO."""
+    import os
+
+    fifo = tmp_path / "m.ko"
+    os.mkfifo(fifo)
+    code = f"from moddeps.scanner import scan_files; print(scan_files([{str(fifo)!r}], jobs=1)[0].error)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "not a regular file (a FIFO)" in r.stdout
