@@ -247,3 +247,95 @@ def test_corpus_modules_order(path: Path) -> None:
 
 def test_corpus_is_present() -> None:
     assert len(CONF_CORPUS) >= 5 and TABLE_CORPUS and ORDER_CORPUS
+
+
+# --------------------------------------------------------------------------
+# modprobe.d text and its glob patterns (issue 15)
+# --------------------------------------------------------------------------
+
+_MP_COMMAND = st.sampled_from(["alias", "options", "install", "remove", "blacklist", "softdep", "weakdep",
+                               "include", "#", "bogus", "", "Alias", "softdep\t"])
+_MP_TOKEN = st.one_of(
+    st.sampled_from(["pre:", "post:", "pci:v*d*", "*a*a*a*[b]", "usb:v046Dp*", "[!a]*", "snd-hda", "snd_hda",
+                     "x\\", "\\", "a=b", "opt=\"q u\"", "[[:alpha:]]*", "*" * 50, "a" * 300, "x\r", "\v", "\f"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\0"), max_size=12),
+)
+
+
+@st.composite
+def modprobe_text(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(0, 8))):
+        words = [draw(_MP_COMMAND), *draw(st.lists(_MP_TOKEN, max_size=5))]
+        line = draw(st.sampled_from([" ", "\t", "  "])).join(words)
+        lines.append(line + draw(st.sampled_from(["\n", "\\\n", "\r\n", "", "\\"])))
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+@fuzz(200)
+@given(modprobe_text(), st.sampled_from(["snd_hda_intel", "pci:v00008086d00001234", "aaaaaaaaab", "x"]))
+def test_modprobe_config_lines(data: bytes, target: str) -> None:
+    """Any modprobe.d text parses within the bound, every message is one kmod-style line, and
+    every lookup the planner makes answers (the alias patterns are glob-matched) within the bound."""
+    from moddeps.modprobe_config import parse_text as parse_modprobe
+
+    with time_limit(TIME_BOUND, "modprobe.d"):
+        cfg = parse_modprobe(data, "fuzz.conf")
+        cfg.aliases_matching(target)
+        cfg.options_for(target, None)
+        cfg.install_for(target)
+        cfg.remove_for(target)
+        cfg.softdep_for(target)
+        cfg.weakdep_for(target)
+        cfg.blacklisted(target)
+    assert all(isinstance(m, str) and "\n" not in m for m in cfg.messages)
+
+
+@fuzz(100)
+@given(st.lists(st.sampled_from(["*", "a", "b", "?", "[b]", "[!a]", "[a-c]", "\\*", "[", "]", "[[:alpha:]]",
+                                 "[]a-[=a=]]"]), max_size=40).map("".join),
+       st.integers(0, 3000))
+def test_glob_patterns_against_long_targets(pattern: str, length: int) -> None:
+    """modprobe.d alias patterns against long targets: glibc's fnmatch answers (C locale), within
+    the bound whatever the pattern (issue 15: ``*a*a...*[b]`` took 7.5 s for 2,000 aliases)."""
+    import locale
+
+    from moddeps.globmatch import fnmatch
+
+    raw = pattern.encode()
+    subject = (b"ab" * length)[:length] + b"b"
+    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, "C")
+    try:
+        with time_limit(TIME_BOUND, f"fnmatch {pattern!r}"):
+            got = [fnmatch(raw, subject[:n]) for n in (length, length + 1)]
+        expected = [_LIBC.fnmatch(raw, subject[:n], 0) == 0 for n in (length, length + 1)]
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+    assert got == expected
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_config_directories_with_a_fifo_or_a_device_never_wait(tmp_path: Path, kind: str) -> None:
+    """A FIFO or a /dev/zero symlink among depmod.d and modprobe.d files: said in one line and
+    skipped (kmod would wait on the FIFO for ever), the other files still read."""
+    import os
+
+    from moddeps.modprobe_config import load as load_modprobe
+
+    (tmp_path / "a.conf").write_text("search updates\nalias foo bar\n")
+    special = tmp_path / "b.conf"
+    if kind == "fifo":
+        os.mkfifo(special)
+    else:
+        special.symlink_to("/dev/zero")
+    what = "a FIFO" if kind == "fifo" else "a character device"
+    with time_limit(TIME_BOUND, "depmod.d with a FIFO"):
+        cfg = load([str(tmp_path)], KVER)
+        mp = load_modprobe([str(tmp_path)], dirname=None)
+    assert cfg.search == ("updates",)
+    assert [m for m in cfg.messages if "b.conf" in m] == [
+        f"ERROR: {special}: cannot read: not a regular file ({what}); skipped"]
+    assert [a.pattern for a in mp.aliases] == ["foo"]
+    assert [m for m in mp.messages if "b.conf" in m] == [
+        f"ERROR: {special}: cannot read: not a regular file ({what}); skipped"]
