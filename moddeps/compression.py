@@ -103,6 +103,10 @@ class Deadline:
     def elapsed(self) -> float:
         return _clock() - self.start
 
+    def remaining(self) -> float | None:
+        """Seconds left (negative once passed), None without a limit."""
+        return None if self.end is None else self.end - _clock()
+
     def pause(self, seconds: float) -> None:
         """Do not count ``seconds`` (spent waiting for memory, not reading)."""
         self.start += seconds

@@ -25,7 +25,6 @@ import signal
 import stat
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -457,8 +456,8 @@ def _bounded(deadline: Deadline, path: str, work: Callable[[], Module]) -> Modul
     """``work()`` under the SIGALRM timer, for what is left of ``deadline`` (the
     caller holds the handler, see :func:`_alarm_handler`); running out raises
     ModuleReadError with the time really spent."""
-    left = deadline.end - time.monotonic() if deadline.end is not None else 0.0
-    if deadline.end is None or not _alarm_installed():
+    left = deadline.remaining()
+    if left is None or not _alarm_installed():
         return work()
     if left <= 0:
         raise _timed_out(path, deadline.elapsed(), deadline.limit)
@@ -498,6 +497,17 @@ class _alarm_handler:
         if self.timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)  # type: ignore[arg-type]
+
+
+def read_module_bounded(path: str, shown: str | None = None, memo: ImportMemo | None = None) -> Module:
+    """One module file, read as a scan reads it: a regular file only (a FIFO is
+    refused at once), decompressed within the size bound, given up after
+    $MODDEPS_READ_TIMEOUT seconds (an unreadable module then, labelled with
+    the time spent).  For commands that read single files (``info``,
+    ``compat``, ``plan`` on a path)."""
+    timeout = read_timeout()
+    with _alarm_handler(timeout):
+        return _read_one((path, path if shown is None else shown), timeout, memo)
 
 
 def _read_chunk(chunk: list[tuple[str, str]], timeout: float = 0.0) -> bytes:

@@ -137,3 +137,25 @@ def test_a_fifo_given_as_a_module_is_refused_at_once(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "not a regular file (a FIFO)" in r.stdout
+
+
+def test_read_module_bounded_is_the_scan_reader_for_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader offered to single-file commands (``info``, ``compat``): the same record as a
+    scan, a FIFO refused, the timeout applied (fake clock) and validated."""
+    good = tmp_path / "g.ko.xz"
+    good.write_bytes(compress(build_ko(modinfo=["license=GPL"], exports=[Export(name="g_sym")]), "xz"))
+    assert sc.read_module_bounded(str(good)) == scan_files([str(good)], jobs=1)[0]
+    fifo = tmp_path / "f.ko"
+    import os
+
+    os.mkfifo(fifo)
+    assert "not a regular file (a FIFO)" in (sc.read_module_bounded(str(fifo)).error or "")
+    big = tmp_path / "big.ko.xz"
+    _big_xz_module(big, 4)
+    monkeypatch.setattr(cz, "PIECE", 1 << 16)
+    _ticking_clock(monkeypatch)
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "3")
+    assert "reading took longer than 3 s" in (sc.read_module_bounded(str(big)).error or "")
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "1e400")
+    with pytest.raises(UsageError):
+        sc.read_module_bounded(str(good))
