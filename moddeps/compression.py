@@ -496,6 +496,21 @@ def _zstd_frames_problem(data: bytes) -> str | None:
     return None
 
 
+def libkmod34_lines(kind: str | None, detail: str | None) -> tuple[list[str], list[str]]:
+    """The decompressor's lines libkmod 34 logs around depmod's "failed to load
+    symbols from X: Invalid argument" for a file refused with ``detail``: (before, after).
+
+    Observed with kmod 34.2: depmod reads a module up to three times; the first
+    attempt logs ``detail``, the two others, which reuse the file descriptor
+    left at the end of the file, log "xz: Unexpected end of input" for xz and
+    ``detail`` again for zstd (it maps the whole file each time).
+    """
+    if detail is None or kind not in ("xz", "zstd"):
+        return [], []
+    again = "xz: Unexpected end of input" if kind == "xz" else detail
+    return [f"ERROR: {detail}"], [f"ERROR: {again}"] * 2
+
+
 # --------------------------------------------------------------------------
 # A module file
 # --------------------------------------------------------------------------
@@ -540,7 +555,8 @@ def load_module_file(
         out = decompress(raw, kind, max_size, deadline=deadline, hold=hold)
     except DecompressionError as exc:
         err = ModuleReadError(path, str(exc), EINVAL)
-        err.detail = exc.detail  # type: ignore[attr-defined]
+        err.detail = exc.detail  # type: ignore[attr-defined]  # see libkmod34_lines
+        err.compression = kind  # type: ignore[attr-defined]
         raise err from None
     return out, kind
 

@@ -113,6 +113,34 @@ def test_compressed_edges_are_read_or_refused_as_kmod_34_does(tmp_path: Path, na
     assert getattr(info.value, "detail", None) == detail  # the line libkmod 34 logs first ("depmod: ERROR: ...")
 
 
+def test_libkmod_34s_lines_around_depmods_own() -> None:
+    """kmod 34.2, ``depmod -n`` on a tree with xz_corrupt, xz_garbage_8 and zst_two_frames (in
+    that order) printed, after the modules.order warning, exactly these lines."""
+    observed = [
+        "ERROR: xz: File is corrupt",
+        "ERROR: failed to load symbols from xz_corrupt.ko.xz: Invalid argument",
+        "ERROR: xz: Unexpected end of input",
+        "ERROR: xz: Unexpected end of input",
+        "ERROR: xz: Unexpected end of input",
+        "ERROR: failed to load symbols from xz_garbage_8.ko.xz: Invalid argument",
+        "ERROR: xz: Unexpected end of input",
+        "ERROR: xz: Unexpected end of input",
+        "ERROR: zstd: Destination buffer is too small",
+        "ERROR: failed to load symbols from zst_two_frames.ko.zst: Invalid argument",
+        "ERROR: zstd: Destination buffer is too small",
+        "ERROR: zstd: Destination buffer is too small",
+    ]
+    got: list[str] = []
+    for name, kind in (("xz_corrupt", "xz"), ("xz_garbage_8", "xz"), ("zst_two_frames", "zstd")):
+        with pytest.raises(DecompressionError) as info:
+            decompress(CASES[name][0], kind)
+        before, after = cz.libkmod34_lines(kind, info.value.detail)
+        suffix = ".ko.xz" if kind == "xz" else ".ko.zst"
+        got += [*before, f"ERROR: failed to load symbols from {name}{suffix}: Invalid argument", *after]
+    assert got == observed
+    assert cz.libkmod34_lines("gzip", None) == ([], [])
+
+
 def test_gzip_truncated_or_corrupt_is_refused() -> None:
     m = _module("g")
     good = compress(m, "gz")
