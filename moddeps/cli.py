@@ -331,7 +331,8 @@ def info(
 
     Each argument is a module file, or a name or alias looked up in the tree's
     indexes as modinfo does.  --symbols and --json are moddeps' additions.
-    Exit status: 0, or 1 when an argument is not found or cannot be read.
+    Exit status: 0, or 1 when an argument is not found or cannot be read (with
+    --json: 3 when a module file cannot be read, 1 when an argument is not found).
     """
     from . import kmodversion
     from . import modinfo as mi
@@ -352,6 +353,12 @@ def info(
             q = mi.query(t, arg, opts)
             queries.append(q)
             if json_out:
+                # the document has the errors; stderr names each file too (one line each)
+                if q.error is not None:
+                    _err(f"error: {printable(q.arg)}: {printable(q.error)}")
+                for one in q.infos:
+                    if one.error is not None:
+                        _err(f"error: {printable(one.filename)}: {printable(one.error)}")
                 continue
             if q.error is not None:
                 out.flush()
@@ -374,6 +381,9 @@ def info(
 
             doc = info_document(t.dirname, kmod.version, kmod.reason, queries)
             sys.stdout.write(dumps(doc) + "\n")
+            # moddeps' own mode keeps moddeps' statuses: 3 when a module could not be read
+            unreadable = any(one.error is not None for q in queries for one in q.infos)
+            raise typer.Exit(3 if unreadable else mi.status(queries))
         raise typer.Exit(mi.status(queries))
 
 
