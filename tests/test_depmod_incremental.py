@@ -250,7 +250,7 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
     import marshal
     import sqlite3
 
-    from moddeps.cache import STATES_TABLE, _seal
+    from moddeps.cache import STATES_TABLE, _seal, state_seal
 
     root = _root(tmp_path)
     specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
@@ -264,16 +264,17 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
             db.execute(f"UPDATE {STATES_TABLE} SET digest = x'00'")
         elif damage == "garbage":
             db.execute(f"UPDATE {STATES_TABLE} SET state = x'00ff'")
-        elif damage == "bad part":  # sealed as written, the right outer form, a columns part that does not decode
-            (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
+        elif damage in ("bad part", "bad meta"):
+            # sealed as written (the row's seal too, so the decoder itself is tested): the right
+            # outer form, with a columns part that does not decode or a meta part of the wrong shape
+            dirname, digest, state = db.execute(f"SELECT dirname, digest, state FROM {STATES_TABLE}").fetchone()
             parts = list(marshal.loads(state[16:]))
-            parts[incremental.PARTS.index("columns") + 1] = b"\xff"
-            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (_seal(marshal.dumps(tuple(parts))),))
-        elif damage == "bad meta":  # sealed as written, a meta part of the wrong shape
-            (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
-            parts = list(marshal.loads(state[16:]))
-            parts[incremental.PARTS.index("meta") + 1] = marshal.dumps((1, {"dep": 0}, [], []))
-            db.execute(f"UPDATE {STATES_TABLE} SET state = ?", (_seal(marshal.dumps(tuple(parts))),))
+            if damage == "bad part":
+                parts[incremental.PARTS.index("columns") + 1] = b"\xff"
+            else:
+                parts[incremental.PARTS.index("meta") + 1] = marshal.dumps((1, {"dep": 0}, [], []))
+            new = _seal(marshal.dumps(tuple(parts)))
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?, seal = ?", (new, state_seal(dirname, digest, new[:16])))
         elif damage == "flipped byte":  # damaged on disk: the seal does not match
             (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
             flipped = bytearray(state)
