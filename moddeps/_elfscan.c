@@ -1064,6 +1064,286 @@ done:
 }
 
 /* ---------------------------------------------------------------------- */
+/* The appended signature: sig_facts(data)                                  */
+/*                                                                          */
+/* The C twin of moddeps.signature.scan_facts's common path: the trailer     */
+/* ("~Module signature appended~\n" after a 12-byte struct module_signature, */
+/* checked as read_trailer checks it), then the strict-DER walk of           */
+/* walk_pkcs7 over the PKCS#7 SignedData.  Returns None without a valid      */
+/* trailer, (id_type, signer, key_id, hash_algo) when the walk succeeds, and */
+/* False for anything else (another id type, a shape the walker declines, a  */
+/* digest outside the table below): the Python code then decides.  Reads are */
+/* bounded by the element being walked; nothing recurses.                    */
+
+#define SIG_MAGIC "~Module signature appended~\n"
+#define SIG_MAGIC_LEN 28
+
+typedef struct {
+    bp d;
+    int ok;
+} Der;
+
+/* The element at *pos (< end): its tag and content [*cs, *ce); 0 declines. */
+static int der_tlv(Der *w, size_t pos, size_t end, unsigned *tag, size_t *cs, size_t *ce)
+{
+    size_t n, k, i;
+    if (!w->ok || pos > end || end - pos < 2)
+        return w->ok = 0;
+    *tag = w->d[pos];
+    if ((*tag & 0x1Fu) == 0x1Fu)
+        return w->ok = 0;
+    n = w->d[pos + 1];
+    pos += 2;
+    if (n & 0x80u) {
+        k = n & 0x7Fu;
+        if (k == 0 || k > 4 || end - pos < k || w->d[pos] == 0)
+            return w->ok = 0;
+        n = 0;
+        for (i = 0; i < k; i++)
+            n = n << 8 | w->d[pos + i];
+        if (n < 0x80 || (k > 1 && n < ((size_t)1 << (8 * (k - 1)))))
+            return w->ok = 0;
+        pos += k;
+    }
+    if (end - pos < n)
+        return w->ok = 0;
+    *cs = pos;
+    *ce = pos + n;
+    return 1;
+}
+
+static int der_expect(Der *w, size_t pos, size_t end, unsigned want, size_t *cs, size_t *ce)
+{
+    unsigned tag;
+    if (!der_tlv(w, pos, end, &tag, cs, ce))
+        return 0;
+    if (tag != want)
+        return w->ok = 0;
+    return 1;
+}
+
+static int bytes_eq(bp p, size_t n, const char *want, size_t wn)
+{
+    return n == wn && memcmp(p, want, n) == 0;
+}
+
+/* signature._NAME_ATTRS: 1 commonName, 2 another DirectoryString attribute, 3 emailAddress, 0 none */
+static int name_attr(bp p, size_t n)
+{
+    if (bytes_eq(p, n, "\x55\x04\x03", 3))
+        return 1;
+    if (bytes_eq(p, n, "\x55\x04\x0a", 3) || bytes_eq(p, n, "\x55\x04\x0b", 3) || bytes_eq(p, n, "\x55\x04\x07", 3) ||
+        bytes_eq(p, n, "\x55\x04\x08", 3))
+        return 2;
+    if (bytes_eq(p, n, "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x01", 9))
+        return 3;
+    return 0;
+}
+
+/* kmod's signer of the Name in [start, end): *vs, *vn (vn 0: empty) */
+static int der_name(Der *w, size_t start, size_t end, size_t *vs, size_t *vn)
+{
+    size_t pos = start, rs, re, p, as, ae, os, oe, cs, ce;
+    size_t chosen_s = 0, chosen_n = 0, last_s = 0, last_n = 0;
+    int have_cn = 0, have_last = 0, kind;
+    unsigned vtag;
+    while (pos < end) {
+        if (!der_expect(w, pos, end, 0x31, &rs, &re) || rs == re)
+            return w->ok = 0;
+        for (p = rs; p < re; p = ae) {
+            if (!der_expect(w, p, re, 0x30, &as, &ae) || !der_expect(w, as, ae, 0x06, &os, &oe))
+                return 0;
+            kind = name_attr(w->d + os, oe - os);
+            if (!der_tlv(w, oe, ae, &vtag, &cs, &ce))
+                return 0;
+            if (kind == 0 || ce != ae)
+                return w->ok = 0;
+            if (kind == 3 ? vtag != 0x16
+                          : !(vtag == 0x14 || vtag == 0x13 || vtag == 0x1C || vtag == 0x0C || vtag == 0x1E))
+                return w->ok = 0;
+            last_s = cs;
+            last_n = ce - cs;
+            have_last = 1;
+            if (kind == 1 && !have_cn) {
+                chosen_s = cs;
+                chosen_n = ce - cs;
+                have_cn = 1;
+            }
+        }
+        pos = re;
+    }
+    if (!have_cn) {
+        chosen_s = last_s;
+        chosen_n = have_last ? last_n : 0;
+    }
+    {
+        const void *nul = chosen_n ? memchr(w->d + chosen_s, 0, chosen_n) : NULL;
+        if (nul != NULL)
+            chosen_n = (size_t)((bp)nul - (w->d + chosen_s));
+    }
+    *vs = chosen_s;
+    *vn = chosen_n;
+    return 1;
+}
+
+/* The digests of signature._OPENSSL_DIGEST_NAMES most modules name (DER OID
+ * contents); any other OID declines (Python then names it). */
+static const struct {
+    const char *oid;
+    size_t n;
+    const char *name;
+} digest_names[] = {
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x01", 9, "sha256"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x02", 9, "sha384"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x03", 9, "sha512"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x04", 9, "sha224"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x08", 9, "sha3-256"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x09", 9, "sha3-384"},
+    {"\x60\x86\x48\x01\x65\x03\x04\x02\x0a", 9, "sha3-512"},
+    {"\x2b\x0e\x03\x02\x1a", 5, "sha1"},
+    {"\x2a\x86\x48\x86\xf7\x0d\x02\x05", 8, "md5"},
+    {"\x2a\x86\x48\x86\xf7\x0d\x02\x04", 8, "md4"},
+    {"\x2a\x81\x1c\xcf\x55\x01\x83\x11", 8, "sm3"},
+};
+
+static PyObject *key_id_text(bp p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    PyObject *s = PyUnicode_New(n ? (Py_ssize_t)(3 * n - 1) : 0, 127);
+    Py_UCS1 *o;
+    size_t i;
+    if (s == NULL)
+        return NULL;
+    o = PyUnicode_1BYTE_DATA(s);
+    for (i = 0; i < n; i++) {
+        if (i)
+            *o++ = ':';
+        *o++ = (Py_UCS1)hex[p[i] >> 4];
+        *o++ = (Py_UCS1)hex[p[i] & 15];
+    }
+    return s;
+}
+
+/* The walk of signature.walk_pkcs7 over der[0, n); NULL with no error set: declined. */
+static PyObject *walk_pkcs7(bp der, size_t n)
+{
+    Der w = {der, 1};
+    size_t cs, ce, os, oe, xs, xe, ss, se, p, a, b, sis, sie, is, ie, q, sid_s, sid_e, ns, ne, sn_s, sn_e;
+    size_t signer_s = 0, signer_n = 0, ds, de, o_s, o_e, key_s = 0, key_n = 0, k;
+    const char *digest = NULL;
+    unsigned tag;
+    PyObject *items[4];
+
+    if (!der_expect(&w, 0, n, 0x30, &cs, &ce) || ce != n)
+        return NULL;
+    if (!der_expect(&w, cs, ce, 0x06, &os, &oe) || !bytes_eq(der + os, oe - os, "\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02", 9))
+        return NULL;
+    if (!der_expect(&w, oe, ce, 0xA0, &xs, &xe) || xe != ce)
+        return NULL;
+    if (!der_expect(&w, xs, xe, 0x30, &ss, &se) || se != xe)
+        return NULL;
+    if (!der_expect(&w, ss, se, 0x02, &a, &p) || !der_expect(&w, p, se, 0x31, &a, &p) ||
+        !der_expect(&w, p, se, 0x30, &a, &p))
+        return NULL;
+    if (!der_tlv(&w, p, se, &tag, &a, &b))
+        return NULL;
+    if (tag == 0xA0) { /* certificates */
+        p = b;
+        if (!der_tlv(&w, p, se, &tag, &a, &b))
+            return NULL;
+    }
+    if (tag == 0xA1) /* crls */
+        p = b;
+    if (!der_expect(&w, p, se, 0x31, &sis, &sie) || sie != se)
+        return NULL;
+    if (!der_expect(&w, sis, sie, 0x30, &is, &ie))
+        return NULL;
+    for (q = ie; q < sie; q = b)
+        if (!der_expect(&w, q, sie, 0x30, &a, &b))
+            return NULL;
+    if (!der_expect(&w, is, ie, 0x02, &a, &p) || !der_tlv(&w, p, ie, &tag, &sid_s, &sid_e))
+        return NULL;
+    if (tag == 0x30) {
+        if (!der_expect(&w, sid_s, sid_e, 0x30, &ns, &ne) || !der_name(&w, ns, ne, &signer_s, &signer_n) ||
+            !der_expect(&w, ne, sid_e, 0x02, &sn_s, &sn_e) || sn_e != sid_e || sn_s == sn_e)
+            return NULL;
+        if (sn_e - sn_s > 1 && ((der[sn_s] == 0 && der[sn_s + 1] < 0x80) || (der[sn_s] == 0xFF && der[sn_s + 1] >= 0x80)))
+            return NULL;
+        if (der[sn_s] & 0x80)
+            return NULL; /* a negative serial: Python takes its absolute value */
+        key_s = sn_s;
+        key_n = sn_e - sn_s;
+        while (key_n && der[key_s] == 0) { /* BN_bn2bin: no leading zero bytes */
+            key_s++;
+            key_n--;
+        }
+    } else if (tag != 0x80) {
+        return NULL;
+    }
+    if (!der_expect(&w, sid_e, ie, 0x30, &ds, &de) || !der_expect(&w, ds, de, 0x06, &o_s, &o_e))
+        return NULL;
+    if (o_e != de) {
+        if (!der_tlv(&w, o_e, de, &tag, &a, &b) || tag != 0x05 || b != de || b - o_e != 2)
+            return NULL;
+    }
+    for (k = 0; k < sizeof(digest_names) / sizeof(digest_names[0]); k++)
+        if (bytes_eq(der + o_s, o_e - o_s, digest_names[k].oid, digest_names[k].n))
+            digest = digest_names[k].name;
+    if (digest == NULL)
+        return NULL;
+    if (!der_tlv(&w, de, ie, &tag, &a, &p))
+        return NULL;
+    if (tag == 0xA0 && !der_tlv(&w, p, ie, &tag, &a, &p)) /* signedAttrs */
+        return NULL;
+    if (tag != 0x30 || !der_tlv(&w, p, ie, &tag, &a, &p) || tag != 0x04) /* signatureAlgorithm, signature */
+        return NULL;
+    if (p != ie && (!der_tlv(&w, p, ie, &tag, &a, &b) || tag != 0xA1 || b != ie))
+        return NULL;
+    items[0] = PyUnicode_FromString("PKCS#7");
+    items[1] = PyUnicode_DecodeUTF8((const char *)der + signer_s, (Py_ssize_t)signer_n, "surrogateescape");
+    items[2] = key_id_text(der + key_s, key_n);
+    items[3] = PyUnicode_FromString(digest);
+    return record(NULL, 4, items);
+}
+
+static PyObject *sig_facts(bp d, size_t size)
+{
+    size_t s, sig_len, signer_len, key_id_len;
+    bp h;
+    PyObject *r;
+    if (size < SIG_MAGIC_LEN || memcmp(d + size - SIG_MAGIC_LEN, SIG_MAGIC, SIG_MAGIC_LEN) != 0)
+        Py_RETURN_NONE;
+    s = size - SIG_MAGIC_LEN;
+    if (s < 12)
+        Py_RETURN_NONE;
+    s -= 12;
+    h = d + s; /* u8 algo, hash, id_type, signer_len, key_id_len, pad[3]; be32 sig_len */
+    signer_len = h[3];
+    key_id_len = h[4];
+    sig_len = rd32(h + 8, 1);
+    if (h[0] >= 2 || h[1] >= 9 || h[2] >= 3 || sig_len == 0 ||
+        (uint64_t)s < (uint64_t)sig_len + signer_len + key_id_len)
+        Py_RETURN_NONE;
+    if (h[2] != 2)
+        Py_RETURN_FALSE; /* a pre-4.3 signature: read in Python */
+    r = walk_pkcs7(d + s - sig_len, sig_len);
+    if (r == NULL && !PyErr_Occurred())
+        Py_RETURN_FALSE;
+    return r;
+}
+
+static PyObject *elfscan_sig_facts(PyObject *self, PyObject *data)
+{
+    Py_buffer view;
+    PyObject *r;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    r = sig_facts((bp)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
 /* The module                                                               */
 
 static int record_type(PyObject *o, PyTypeObject **out, const char *what)
@@ -1096,8 +1376,9 @@ static int record_type(PyObject *o, PyTypeObject **out, const char *what)
 /* bounded again where it happens; anything malformed raises ValueError.   */
 
 #define RC_FORMAT 1
+#define RC_FORMAT_SIGNED 2 /* format 1 and the signature's 4 strings after the modinfo */
 #define RC_HEADER 17
-#define RC_FIELDS 13
+#define RC_FIELDS 14
 
 enum { F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32 };
 enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 };
@@ -1105,12 +1386,12 @@ enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 };
 /* Module's fields, in order */
 enum {
     M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
-    M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR
+    M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR, M_SIGNATURE
 };
 
 static const char *const field_names[RC_FIELDS] = {
     "name", "path", "exports", "imports", "modinfo", "has_init", "has_exit", "machine", "elf_class",
-    "byte_order", "compression", "error", "kmod_error",
+    "byte_order", "compression", "error", "kmod_error", "signature",
 };
 static PyObject *field_str[RC_FIELDS]; /* the names, interned */
 
@@ -1291,7 +1572,7 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
     Py_ssize_t i, n_exp, n_imp, n_info;
     size_t width, crc_size, size, j;
     long machine, elf_class;
-    int flags = 0, t, code;
+    int flags = 0, t, code, signed_ = 0;
     unsigned char *w, *eflags = NULL, *iflags;
 
     memset(&k, 0, sizeof(k));
@@ -1308,7 +1589,7 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
         PyErr_SetString(PyExc_ValueError, "too many records for one module");
         goto done;
     }
-    k.scap = 6 + 2 * (size_t)n_exp + (size_t)n_imp + 2 * (size_t)n_info;
+    k.scap = 10 + 2 * (size_t)n_exp + (size_t)n_imp + 2 * (size_t)n_info;
     k.crccap = (size_t)n_exp + (size_t)n_imp;
     k.s = PyMem_Malloc(k.scap * sizeof(Piece));
     k.crc = PyMem_Malloc(k.crccap ? k.crccap * sizeof(uint64_t) : 1);
@@ -1386,6 +1667,16 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
         if (pair == NULL || pk_str(&k, PyTuple_GET_ITEM(pair, 0)) < 0 || pk_str(&k, PyTuple_GET_ITEM(pair, 1)) < 0)
             goto done;
     }
+    if (f[M_SIGNATURE] != Py_None) {
+        if (!PyTuple_Check(f[M_SIGNATURE]) || PyTuple_GET_SIZE(f[M_SIGNATURE]) != 4) {
+            PyErr_SetString(PyExc_TypeError, "signature must be a tuple of 4 or None");
+            goto done;
+        }
+        for (i = 0; i < 4; i++)
+            if (pk_str(&k, PyTuple_GET_ITEM(f[M_SIGNATURE], i)) < 0)
+                goto done;
+        signed_ = 1;
+    }
 
     if (k.longest < (1u << 8))
         code = 0;
@@ -1407,7 +1698,7 @@ static PyObject *elfscan_pack(PyObject *self, PyObject *m)
     if (out == NULL)
         goto done;
     w = (unsigned char *)PyBytes_AS_STRING(out);
-    w[0] = RC_FORMAT;
+    w[0] = signed_ ? RC_FORMAT_SIGNED : RC_FORMAT;
     w[1] = (unsigned char)flags;
     w[2] = (unsigned char)elf_class;
     wr16(w + 3, (uint32_t)machine);
@@ -1472,7 +1763,7 @@ typedef struct {
 } Interner;
 
 typedef struct {
-    PyTypeObject *mtype, *etype, *itype;
+    PyTypeObject *mtype, *etype, *itype, *stype;
     PyObject *descr[RC_FIELDS]; /* the slots of mtype (strong references), when mtype */
     PyObject *memo;      /* dict or NULL */
     Interner in;
@@ -1795,7 +2086,7 @@ static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
 
     if (size < RC_HEADER)
         return rc_bad("too short");
-    if (b[0] != RC_FORMAT)
+    if (b[0] != RC_FORMAT && b[0] != RC_FORMAT_SIGNED)
         return rc_bad("unknown format");
     flags = b[1];
     if ((flags >> 6) == 3)
@@ -1823,7 +2114,7 @@ static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
         n_crc += (imf[i] & I_CRC) != 0;
     }
     n_str = 3 + ((flags & F_COMPRESSION) != 0) + ((flags & F_ERROR) != 0) + ((flags & F_KMOD_ERROR) != 0) +
-            (uint64_t)n_exp + n_ns + n_imp + 2 * (uint64_t)n_info; /* < 2**36 */
+            (uint64_t)n_exp + n_ns + n_imp + 2 * (uint64_t)n_info + (b[0] == RC_FORMAT_SIGNED ? 4 : 0); /* < 2**36 */
     need = n_str * c.width + n_crc * c.crc_size;
     if (need > (uint64_t)(size - pos))
         return rc_bad("columns beyond the end");
@@ -1900,6 +2191,17 @@ static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
             goto fail;
         PyTuple_SET_ITEM(modinfo, i, pair);
     }
+    if (b[0] == RC_FORMAT_SIGNED) {
+        /* id_type, signer, key_id, hash_algo: the same few values all over a tree */
+        PyObject *items[4] = {NULL};
+        for (i = 0; i < 4; i++)
+            if ((items[i] = cur_shared_str(d, &c)) == NULL)
+                break;
+        if ((vals[M_SIGNATURE] = record(d->stype, 4, items)) == NULL)
+            goto fail;
+    } else {
+        vals[M_SIGNATURE] = new_none();
+    }
     if (c.si != c.nstr || c.ci != c.ncrc || c.data != c.end) { /* cannot happen: counted above */
         rc_bad("inconsistent");
         goto fail;
@@ -1931,11 +2233,12 @@ static void dec_free(Dec *d)
 }
 
 /* Dec for (module_type, export_type, import_type, memo), its table of `slots` to begin with. */
-static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *memo, size_t slots)
+static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *so, PyObject *memo, size_t slots)
 {
     int i;
     memset(d, 0, sizeof(*d));
-    if (record_type(eo, &d->etype, "export_type") < 0 || record_type(io, &d->itype, "import_type") < 0)
+    if (record_type(eo, &d->etype, "export_type") < 0 || record_type(io, &d->itype, "import_type") < 0 ||
+        record_type(so, &d->stype, "signature_type") < 0)
         return -1;
     if (memo != NULL && memo != Py_None) {
         if (!PyDict_CheckExact(memo)) {
@@ -1986,12 +2289,12 @@ static PyObject *dec_blob(Dec *d, PyObject *blob)
 
 static PyObject *elfscan_unpack(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"blob", "module_type", "export_type", "import_type", "memo", NULL};
-    PyObject *blob, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *r = NULL;
+    static char *kwlist[] = {"blob", "module_type", "export_type", "import_type", "memo", "signature_type", NULL};
+    PyObject *blob, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *so = NULL, *r = NULL;
     Dec d;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOO:unpack", kwlist, &blob, &mo, &eo, &io, &memo))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:unpack", kwlist, &blob, &mo, &eo, &io, &memo, &so))
         return NULL;
-    if (dec_init(&d, mo, eo, io, memo, 64) == 0)
+    if (dec_init(&d, mo, eo, io, so, memo, 64) == 0)
         r = dec_blob(&d, blob);
     dec_free(&d);
     return r;
@@ -1999,13 +2302,14 @@ static PyObject *elfscan_unpack(PyObject *self, PyObject *args, PyObject *kwargs
 
 static PyObject *elfscan_unpack_many(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"blobs", "module_type", "export_type", "import_type", "memo", NULL};
-    PyObject *blobs, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *seq = NULL, *out = NULL;
+    static char *kwlist[] = {"blobs", "module_type", "export_type", "import_type", "memo", "signature_type", NULL};
+    PyObject *blobs, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *so = NULL, *seq = NULL, *out = NULL;
     Py_ssize_t i, n;
     Dec d;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOO:unpack_many", kwlist, &blobs, &mo, &eo, &io, &memo))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:unpack_many", kwlist, &blobs, &mo, &eo, &io, &memo,
+                                     &so))
         return NULL;
-    if (dec_init(&d, mo, eo, io, memo, 1024) < 0)
+    if (dec_init(&d, mo, eo, io, so, memo, 1024) < 0)
         goto done;
     seq = PySequence_Tuple(blobs); /* a copy nothing can change under us */
     if (seq == NULL)
@@ -2075,23 +2379,34 @@ PyDoc_STRVAR(pack_doc,
 "cannot hold.");
 
 PyDoc_STRVAR(unpack_doc,
-"unpack(blob, module_type=None, export_type=None, import_type=None, memo=None)\n"
+"unpack(blob, module_type=None, export_type=None, import_type=None, memo=None, signature_type=None)\n"
 "--\n"
 "\n"
 "The Module of a record made by pack (an instance of module_type, made\n"
-"without calling __init__, or the tuple of its 13 fields); exports and imports\n"
-"are instances of export_type / import_type (tuple subclasses), equal imports\n"
-"one object through memo (as in parse).  ValueError for any malformed blob.");
+"without calling __init__, or the tuple of its 14 fields); exports, imports\n"
+"and the signature are instances of export_type / import_type /\n"
+"signature_type (tuple subclasses), equal imports one object through memo\n"
+"(as in parse).  ValueError for any malformed blob.");
 
 PyDoc_STRVAR(unpack_many_doc,
-"unpack_many(blobs, module_type=None, export_type=None, import_type=None, memo=None)\n"
+"unpack_many(blobs, module_type=None, export_type=None, import_type=None, memo=None, signature_type=None)\n"
 "--\n"
 "\n"
 "[unpack(b, ...) for b in blobs], faster: equal imports of all the blobs are\n"
 "made once.  ValueError if any blob is malformed.");
 
+PyDoc_STRVAR(sig_facts_doc,
+"sig_facts(data)\n"
+"--\n"
+"\n"
+"The signature facts of an in-memory (decompressed) module, as\n"
+"moddeps.signature.scan_facts gives them: None without a valid appended\n"
+"signature, (id_type, signer, key_id, hash_algo) for a PKCS#7 signature of\n"
+"the usual shape, False when the Python code must decide.");
+
 static PyMethodDef elfscan_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))elfscan_parse, METH_VARARGS | METH_KEYWORDS, parse_doc},
+    {"sig_facts", (PyCFunction)elfscan_sig_facts, METH_O, sig_facts_doc},
     {"pack", (PyCFunction)elfscan_pack, METH_O, pack_doc},
     {"unpack", (PyCFunction)(void (*)(void))elfscan_unpack, METH_VARARGS | METH_KEYWORDS, unpack_doc},
     {"unpack_many", (PyCFunction)(void (*)(void))elfscan_unpack_many, METH_VARARGS | METH_KEYWORDS,

@@ -33,11 +33,14 @@ from typing import Any
 
 from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
 from .errors import ModuleReadError
-from .model import Export, Import, Module, fsdecode, modname_from_path
+from .model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
 from .native import load as _load_native
+from .signature import scan_facts
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
+if _elfscan is not None and not hasattr(_elfscan, "sig_facts"):  # pragma: no cover - a stale build
+    _elfscan = None
 
 _HOST_BO = "<" if sys.byteorder == "little" else ">"
 
@@ -463,7 +466,8 @@ def parse_module(
         w = _elfscan.parse(data, Export, Import, memo)
         if w is not None:
             exp, imp, info, init, exit_, machine, bits, order = w
-            return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression)
+            return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression,
+                          None, None, signature_facts(data))
     elf = _Elf(data, display_path or path)
     try:
         symtab: _Symtab | None = _Symtab(elf)
@@ -504,7 +508,24 @@ def parse_module(
         elf_class=elf.bits,
         byte_order="little" if elf.bo == "<" else "big",
         compression=compression,
+        signature=signature_facts(data),
     )
+
+
+def signature_facts(data: bytes) -> SignatureFacts | None:
+    """The appended signature's facts (moddeps.signature.scan_facts), through
+    the C walker when it is built and the signature has the usual shape.
+
+    Cheap for an unsigned module: the trailer's magic is compared at the end
+    of the bytes, nothing else is read.
+    """
+    if _elfscan is not None:
+        got = _elfscan.sig_facts(data)
+        if got is None:
+            return None
+        if got is not False:
+            return tuple.__new__(SignatureFacts, got)
+    return scan_facts(data)
 
 
 def _kflag(elf: _Elf, sec: int, value: int, flags: bytes | None) -> int:
@@ -859,4 +880,16 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
         elf_class=elf.elfclass,
         byte_order="little" if elf.little_endian else "big",
         compression=compression,
+        signature=_reference_signature(data),
     )
+
+
+def _reference_signature(data: bytes) -> SignatureFacts | None:
+    """The signature facts through asn1crypto alone (no walker), for the reference path."""
+    from .signature import UNDECODABLE, facts_of, read_signature, read_trailer
+
+    if read_trailer(data) is None:
+        return None
+    sig = read_signature(data)
+    return SignatureFacts("PKCS#7", "", "", UNDECODABLE) if sig is None else facts_of(sig)
+

@@ -14,8 +14,9 @@ from typing import NamedTuple
 #: Bump whenever the reader starts extracting something different: the scan
 #: cache never trusts entries written under another version.  2: GPL-only
 #: flags from Linux 7.1+ ``__kflagstab``, import CRCs from 6.14+ extended
-#: modversions (``Import.ext_crc``).
-READER_SCHEMA = 2
+#: modversions (``Import.ext_crc``).  3: the appended signature
+#: (``Module.signature``).
+READER_SCHEMA = 3
 
 
 def fsdecode(b: bytes) -> str:
@@ -88,6 +89,25 @@ class Import(NamedTuple):
     ext_crc: bool = False
 
 
+class SignatureFacts(NamedTuple):
+    """What a scan records of a module's appended signature (see moddeps.signature).
+
+    ``id_type`` is modinfo's ``sig_id`` ("PKCS#7"; "X509" or "PGP" before
+    Linux 4.3); ``signer`` its ``signer`` (the issuer's commonName, as kmod
+    reduces it); ``key_id`` its ``sig_key`` on one line (``"1F:40:02"``: the
+    certificate serial for PKCS#7); ``hash_algo`` its ``sig_hashalgo`` as kmod
+    34 prints it (OpenSSL's long name, e.g. "sha256").  A signature that
+    cannot be decoded has empty ``signer`` and ``key_id`` and ``hash_algo``
+    "undecodable"; a PKCS#7 signer identified by subjectKeyIdentifier (kmod
+    shows no signer) has empty ``signer`` and ``key_id``.
+    """
+
+    id_type: str
+    signer: str
+    key_id: str
+    hash_algo: str
+
+
 @dataclass(frozen=True, slots=True)
 class Module:
     """Everything moddeps knows about one module file.
@@ -110,6 +130,7 @@ class Module:
     compression: str | None = None  # None, "xz", "zstd", "gzip"
     error: str | None = None
     kmod_error: str | None = None  # the strerror kmod prints for this file
+    signature: SignatureFacts | None = None  # None: no signature appended
 
     def info(self, key: str) -> tuple[str, ...]:
         """All ``.modinfo`` values for ``key``, in file order."""
@@ -163,7 +184,7 @@ class Module:
         return (
             self.name, self.path, tuple(map(tuple, self.exports)), tuple(map(tuple, self.imports)), self.modinfo,
             self.has_init, self.has_exit, self.machine, self.elf_class, self.byte_order, self.compression,
-            self.error, self.kmod_error,
+            self.error, self.kmod_error, None if self.signature is None else tuple(self.signature),
         )
 
     @classmethod
@@ -182,11 +203,13 @@ class Module:
         else:
             get, put = memo.get, memo.setdefault
             made = tuple([get(i) or put(i, new(Import, i)) for i in imports])
+        sig: tuple[object, ...] | None = w[13] if len(w) > 13 else None  # type: ignore[assignment]
         return cls(
             w[0], w[1],  # type: ignore[arg-type]
             tuple([new(Export, e) for e in exports]),
             made,
-            *w[4:],  # type: ignore[arg-type]
+            *w[4:13],  # type: ignore[arg-type]
+            None if sig is None else new(SignatureFacts, sig),  # type: ignore[call-arg]
         )
 
     @property

@@ -12,7 +12,8 @@ gives some other Module, as a corrupted marshal record did).
 Format 1 (all integers unsigned, little-endian)::
 
     offset  size
-      0     1   FORMAT (1); anything else is refused
+      0     1   FORMAT (1), or FORMAT_SIGNED (2) for a module with a
+                signature; anything else is refused
       1     1   flags: 0x01 has_init, 0x02 has_exit, 0x04 compression is a
                 string, 0x08 error is a string, 0x10 kmod_error is a string,
                 0x20 CRCs are 8 bytes (else 4), bits 6-7 the width of a string
@@ -32,7 +33,12 @@ Format 1 (all integers unsigned, little-endian)::
             ...  the strings, back to back, up to the very end of the blob:
                 name, path, byte_order, [compression], [error], [kmod_error],
                 each export's name [and namespace], each import's name, each
-                modinfo key and value
+                modinfo key and value, [the signature's id_type, signer,
+                key_id and hash_algo] (FORMAT_SIGNED only)
+
+A module without a signature is written as before READER_SCHEMA 3 (format
+1); one with a signature (``Module.signature``) has FORMAT_SIGNED and four
+strings more.
 
 A string is its UTF-8 bytes with the ``surrogatepass`` handler, so every
 Python str (the ``surrogateescape`` strings of module files included) comes
@@ -59,10 +65,11 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from .model import Export, Import, Module
+from .model import Export, Import, Module, SignatureFacts
 from .native import load as _load_native
 
 FORMAT = 1
+FORMAT_SIGNED = 2
 
 _HEADER = struct.Struct("<BBBHIII")
 HEADER_SIZE = _HEADER.size  # 17
@@ -75,7 +82,7 @@ _WIDTHS = (1, 2, 4)
 #: Module's fields, in the order of its constructor
 _FIELDS = (
     "name", "path", "exports", "imports", "modinfo", "has_init", "has_exit", "machine", "elf_class",
-    "byte_order", "compression", "error", "kmod_error",
+    "byte_order", "compression", "error", "kmod_error", "signature",
 )
 _U64 = (1 << 64) - 1
 _BIG_HOST = sys.byteorder == "big"
@@ -207,6 +214,13 @@ def py_pack(m: Module) -> bytes:
         key, value = _record(pair, 2, "modinfo")
         strings.append(_enc(key))
         strings.append(_enc(value))
+    fmt = FORMAT
+    if fields[13] is not None:
+        sig = fields[13]
+        if not isinstance(sig, tuple) or len(sig) != 4:
+            raise TypeError("signature must be a tuple of 4 or None")
+        strings.extend(map(_enc, sig))
+        fmt = FORMAT_SIGNED
     lengths = [len(s) for s in strings]
     longest = max(lengths)
     if longest < 1 << 8:
@@ -222,7 +236,7 @@ def py_pack(m: Module) -> bytes:
         flags |= F_CRC64
         crc_size = 8
     flags |= code << 6
-    header = _HEADER.pack(FORMAT, flags, elf_class, machine, len(exports), len(imports), len(modinfo))
+    header = _HEADER.pack(fmt, flags, elf_class, machine, len(exports), len(imports), len(modinfo))
     return b"".join((header, eflags, iflags, _to_le(lengths, _WIDTHS[code]), _to_le(crcs, crc_size), *strings))
 
 
@@ -231,7 +245,7 @@ def _bad(why: str) -> ValueError:
 
 
 def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tuple[Any, ...]:
-    """The 13 fields of the Module in ``blob``, exports and imports as Export
+    """The 14 fields of the Module in ``blob``, exports and imports as Export
     and Import records (pure Python).  ValueError for any malformed blob,
     TypeError for an object that is not bytes-like."""
     if type(blob) is not bytes:
@@ -240,8 +254,8 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
     if size < HEADER_SIZE:
         raise _bad("too short")
     fmt, flags, elf_class, machine, n_exp, n_imp, n_info = _HEADER.unpack_from(blob)
-    if fmt != FORMAT:
-        raise _bad(f"format {fmt}, expected {FORMAT}")
+    if fmt != FORMAT and fmt != FORMAT_SIGNED:
+        raise _bad(f"format {fmt}, expected {FORMAT} or {FORMAT_SIGNED}")
     code = flags >> 6
     if code == 3:
         raise _bad("bad length width")
@@ -259,7 +273,7 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
     n_ecrc = eflags.translate(_BIT3).count(1)
     n_icrc = iflags.translate(_BIT2).count(1)
     n_str = (3 + (flags >> 2 & 1) + (flags >> 3 & 1) + (flags >> 4 & 1) + n_exp + eflags.translate(_BIT2).count(1)
-             + n_imp + 2 * n_info)
+             + n_imp + 2 * n_info + (4 if fmt == FORMAT_SIGNED else 0))
     crc_size = 8 if flags & F_CRC64 else 4
     if n_str * width + (n_ecrc + n_icrc) * crc_size > size - pos:
         raise _bad("columns beyond the end")
@@ -326,11 +340,15 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
         imports = tuple(map(memo.setdefault, made, made))
     else:
         imports = tuple(records)
+    signature = None
+    if fmt == FORMAT_SIGNED:
+        signature = new(SignatureFacts, strings[-4:])
+        del strings[-4:]
     pairs = iter(strings[k:])
     modinfo = tuple(zip(pairs, pairs))
     return (
         name, path, tuple(exports), imports, modinfo, bool(flags & F_INIT), bool(flags & F_EXIT),
-        machine, elf_class, byte_order, compression, error, kmod_error,
+        machine, elf_class, byte_order, compression, error, kmod_error, signature,
     )
 
 
@@ -361,12 +379,12 @@ def unpack(blob: bytes, memo: dict[Any, Import] | None = None) -> Module:
     ``memo`` (see :meth:`Module.from_wire`) makes equal imports one object.
     """
     if _native is not None:
-        return _native.unpack(blob, Module, Export, Import, memo)  # type: ignore[no-any-return]
+        return _native.unpack(blob, Module, Export, Import, memo, SignatureFacts)  # type: ignore[no-any-return]
     return py_unpack(blob, memo)
 
 
 def unpack_many(blobs: Sequence[bytes], memo: dict[Any, Import] | None = None) -> list[Module]:
     """:func:`unpack` of each blob; ValueError if any is not a valid record."""
     if _native is not None:
-        return _native.unpack_many(blobs, Module, Export, Import, memo)  # type: ignore[no-any-return]
+        return _native.unpack_many(blobs, Module, Export, Import, memo, SignatureFacts)  # type: ignore[no-any-return]
     return py_unpack_many(blobs, memo)

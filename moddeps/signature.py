@@ -40,13 +40,22 @@ decode as signedData with an issuer-and-serial SignerInfo shows nothing in
 modinfo either; :func:`read_signature` still reports it (``kmod_readable``
 False), since the kernel would judge such a module by its signature too.
 
-The DER is parsed with asn1crypto, the one module of moddeps that imports it.
+The DER is parsed with asn1crypto, the one module of moddeps that imports it,
+everywhere but on the scan's hot path: :func:`scan_facts` reads the few facts
+a scan records (signer, key id, digest) with :func:`walk_pkcs7`, a small DER
+walker that accepts only the strict DER shape ``sign-file`` writes and
+declines (returns None) anything else, which then goes to asn1crypto.  The
+C reader (moddeps/_elfscan.c, ``sig_facts``) walks the same shape and declines
+the same way.  asn1crypto costs 0.2-0.25 ms a signature plus 14-23 ms to
+import; the walker ~10 us in Python, ~1 us in C.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+from .model import SignatureFacts, fsdecode
 
 SIG_MAGIC = b"~Module signature appended~\n"
 _STRUCT = struct.Struct(">BBBBB3xI")  # struct module_signature, sig_len big-endian
@@ -242,3 +251,223 @@ def _kmod_signer(name: object) -> bytes:
     value = chosen["value"]
     raw = core.load(value.dump()).contents or b""
     return bytes(raw).split(b"\0", 1)[0]
+
+
+# --------------------------------------------------------------------------
+# The scan's facts, without asn1crypto on the common path
+# --------------------------------------------------------------------------
+
+
+def key_id_text(key_id: bytes) -> str:
+    """A key id as modinfo's ``sig_key`` shows it, on one line: ``1F:40:02``."""
+    return ":".join(f"{b:02X}" for b in key_id)
+
+
+def facts_of(sig: ModuleSignature) -> SignatureFacts:
+    """The facts a scan records of a decoded signature."""
+    return SignatureFacts(sig.id_type, fsdecode(sig.signer), key_id_text(sig.key_id), sig.hash_algo)
+
+
+#: what an appended trailer whose signature could not be decoded at all is recorded as
+UNDECODABLE = "undecodable"
+
+
+def scan_facts(data: bytes) -> SignatureFacts | None:
+    """The signature facts of a module's (decompressed) bytes, None if it has no trailer.
+
+    A trailer whose PKCS#7 message decodes neither with the walker nor with
+    asn1crypto still makes the module *signed* for the kernel (which then
+    rejects the signature, kernel/module/signing.c module_sig_check: -EBADMSG
+    or -ENOKEY), so it is recorded with empty signer and key and the digest
+    ``"undecodable"`` (kmod's modinfo shows no signature fields for it).
+    """
+    t = read_trailer(data)
+    if t is None:
+        return None
+    if t.id_type == PKEY_ID_PKCS7:
+        der = data[t.sig_offset : t.sig_offset + t.sig_len]
+        walked = walk_pkcs7(der)
+        if walked is not None:
+            return walked
+        sig = parse_pkcs7(der)
+        if sig is None:
+            return SignatureFacts("PKCS#7", "", "", UNDECODABLE)
+        return facts_of(sig)
+    sig = read_signature(data)
+    assert sig is not None  # a valid trailer of another id type always decodes
+    return facts_of(sig)
+
+
+class _Decline(Exception):
+    """The walker met something it does not model: asn1crypto decides."""
+
+
+_SIGNED_DATA_OID = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
+#: attribute types whose values the walker reads (DirectoryString or IA5String), as DER OID bytes
+_NAME_ATTRS = {
+    bytes.fromhex("550403"): "cn", bytes.fromhex("55040a"): "dir", bytes.fromhex("55040b"): "dir",
+    bytes.fromhex("550407"): "dir", bytes.fromhex("550408"): "dir",
+    bytes.fromhex("2a864886f70d010901"): "ia5",  # emailAddress
+}
+#: DirectoryString's alternatives: TeletexString, PrintableString, UniversalString, UTF8String, BMPString
+_DIRECTORY_TAGS = frozenset({0x14, 0x13, 0x1C, 0x0C, 0x1E})
+
+
+def _tlv(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at ``pos``; declines
+    on BER forms (indefinite or non-minimal lengths), multi-byte tags, overruns."""
+    if pos + 2 > end:
+        raise _Decline
+    tag = der[pos]
+    if tag & 0x1F == 0x1F:
+        raise _Decline
+    n = der[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if k == 0 or k > 4 or pos + k > end or der[pos] == 0:
+            raise _Decline
+        n = int.from_bytes(der[pos : pos + k], "big")
+        if n < 0x80 or n < 1 << (8 * (k - 1)):
+            raise _Decline
+        pos += k
+    if pos + n > end:
+        raise _Decline
+    return tag, pos, pos + n
+
+
+def _expect(der: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    t, start, stop = _tlv(der, pos, end)
+    if t != tag:
+        raise _Decline
+    return start, stop
+
+
+def _oid_text(raw: bytes) -> str:
+    if not raw or raw[-1] & 0x80 or raw[0] == 0x80:
+        raise _Decline
+    arcs: list[int] = []
+    value = 0
+    for b in raw:
+        if value == 0 and b == 0x80:
+            raise _Decline  # a non-minimal arc
+        value = value << 7 | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
+    return ".".join(map(str, head + arcs[1:]))
+
+
+def _walk_name(der: bytes, start: int, end: int) -> bytes:
+    """kmod's signer of an issuer Name (see :func:`_kmod_signer`)."""
+    chosen: bytes | None = None
+    last: bytes | None = None
+    pos = start
+    while pos < end:
+        rs, re_ = _expect(der, pos, end, 0x31)  # RelativeDistinguishedName
+        if rs == re_:
+            raise _Decline
+        p = rs
+        while p < re_:
+            a_start, a_end = _expect(der, p, re_, 0x30)  # AttributeTypeAndValue
+            o_start, o_end = _expect(der, a_start, a_end, 0x06)
+            kind = _NAME_ATTRS.get(der[o_start:o_end])
+            vtag, v_start, v_end = _tlv(der, o_end, a_end)
+            if kind is None or v_end != a_end:
+                raise _Decline
+            if (vtag != 0x16) if kind == "ia5" else (vtag not in _DIRECTORY_TAGS):
+                raise _Decline
+            last = der[v_start:v_end]
+            if kind == "cn" and chosen is None:
+                chosen = last
+            p = a_end
+        pos = re_
+    raw = chosen if chosen is not None else last
+    return b"" if raw is None else raw.split(b"\0", 1)[0]
+
+
+def walk_pkcs7(der: bytes) -> SignatureFacts | None:
+    """The scan's facts of a DER PKCS#7 SignedData as ``sign-file`` writes it,
+    or None when the message has any other shape (asn1crypto then decides).
+
+    Walked: ContentInfo { signedData OID, [0] { SignedData { version,
+    digestAlgorithms SET, encapContentInfo, [0] certificates?, [1] crls?,
+    signerInfos SET { SignerInfo { version, sid, digestAlgorithm, [0]
+    signedAttrs?, signatureAlgorithm, signature OCTET STRING, [1]
+    unsignedAttrs? } ... } } } } (RFC 5652 section 5), every element in strict
+    DER, nothing after the ContentInfo.  Only the first SignerInfo is read,
+    as kmod and :func:`parse_pkcs7` read it.
+    """
+    try:
+        end = len(der)
+        cs, ce = _expect(der, 0, end, 0x30)
+        if ce != end:
+            raise _Decline
+        os_, oe = _expect(der, cs, ce, 0x06)
+        if der[os_:oe] != _SIGNED_DATA_OID:
+            raise _Decline
+        xs, xe = _expect(der, oe, ce, 0xA0)
+        if xe != ce:
+            raise _Decline
+        ss, se = _expect(der, xs, xe, 0x30)
+        if se != xe:
+            raise _Decline
+        _, p = _expect(der, ss, se, 0x02)  # version
+        _, p = _expect(der, p, se, 0x31)  # digestAlgorithms
+        _, p = _expect(der, p, se, 0x30)  # encapContentInfo
+        tag, _, stop = _tlv(der, p, se)
+        if tag == 0xA0:  # certificates
+            p = stop
+            tag, _, stop = _tlv(der, p, se)
+        if tag == 0xA1:  # crls
+            p = stop
+        sis, sie = _expect(der, p, se, 0x31)
+        if sie != se:
+            raise _Decline
+        # every SignerInfo must be a SEQUENCE; only the first is read
+        first = _expect(der, sis, sie, 0x30)
+        q = first[1]
+        while q < sie:
+            q = _expect(der, q, sie, 0x30)[1]
+        i_start, i_end = first
+        _, p = _expect(der, i_start, i_end, 0x02)  # version
+        tag, sid_s, sid_e = _tlv(der, p, i_end)
+        if tag == 0x30:
+            n_s, n_e = _expect(der, sid_s, sid_e, 0x30)
+            signer = _walk_name(der, n_s, n_e)
+            sn_s, sn_e = _expect(der, n_e, sid_e, 0x02)
+            if sn_e != sid_e or sn_s == sn_e:
+                raise _Decline
+            raw = der[sn_s:sn_e]
+            if len(raw) > 1 and ((raw[0] == 0 and raw[1] < 0x80) or (raw[0] == 0xFF and raw[1] >= 0x80)):
+                raise _Decline  # a non-minimal INTEGER
+            serial = abs(int.from_bytes(raw, "big", signed=True))
+            key_id = serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+        elif tag == 0x80:  # [0] subjectKeyIdentifier: kmod shows neither signer nor key
+            signer, key_id = b"", b""
+        else:
+            raise _Decline
+        da_s, da_e = _expect(der, sid_e, i_end, 0x30)
+        o_s, o_e = _expect(der, da_s, da_e, 0x06)
+        if o_e != da_e:
+            tag, _, stop = _tlv(der, o_e, da_e)
+            if tag != 0x05 or stop != da_e or stop - o_e != 2:  # NULL parameters
+                raise _Decline
+        oid = _oid_text(der[o_s:o_e])
+        tag, _, p = _tlv(der, da_e, i_end)
+        if tag == 0xA0:  # signedAttrs
+            tag, _, p = _tlv(der, p, i_end)
+        if tag != 0x30:  # signatureAlgorithm
+            raise _Decline
+        tag, _, p = _tlv(der, p, i_end)
+        if tag != 0x04:  # signature
+            raise _Decline
+        if p != i_end:
+            tag, _, p = _tlv(der, p, i_end)
+            if tag != 0xA1 or p != i_end:
+                raise _Decline
+        return SignatureFacts("PKCS#7", fsdecode(signer), key_id_text(key_id), digest_name(oid))
+    except _Decline:
+        return None
