@@ -17,6 +17,7 @@ from .kernelsyms import kmod_kernel_table, read_text
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
 from .scanner import Tree
+from .signature import UNDECODABLE, WEAK_HASHES, SigningPolicy, key_text, out_of_tree_path, signing_policy
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -33,6 +34,10 @@ KINDS: dict[str, str] = {
     "duplicate-export": "warning",
     "duplicate-module": "warning",
     "stale-index": "warning",
+    # severity per finding (see _signatures): these are the defaults
+    "unsigned-module": "warning",
+    "signer-mismatch": "warning",
+    "weak-signature-hash": "warning",
     "permanent-module": "info",
     "not-in-modules-order": "info",
 }
@@ -190,6 +195,7 @@ def audit_tree(
         findings += f
         if note:
             notes.append(note)
+    findings += _signatures(tree, shown)
     findings += _permanent(tree, shown)
     findings += _order(tree, shown)
 
@@ -649,6 +655,71 @@ def _stale_index(tree: Tree, res: Resolution) -> tuple[list[Finding], str | None
     return [_f("stale-index", [], [], stale + missing,
                f"on-disk index files differ from what depmod would write now: {what}; run depmod",
                stale=stale, missing=missing)], None
+
+
+def tree_signing_policy(tree: Tree) -> SigningPolicy:
+    """The tree's :class:`~moddeps.signature.SigningPolicy` (its config, its in-tree modules' signatures)."""
+    return signing_policy(tree.dirname, tree.version, [(f.relpath, m) for f, m in zip(tree.files, tree.modules)])
+
+
+def _signatures(tree: Tree, shown: list[str]) -> list[Finding]:
+    """``unsigned-module``, ``signer-mismatch`` and ``weak-signature-hash`` (see moddeps.signature's rules).
+
+    Unsigned and foreign-key modules are reported only in a tree whose kernel
+    checks signatures; an unsigned module is an error where the kernel
+    enforces them (CONFIG_MODULE_SIG_FORCE=y), a warning otherwise (it loads
+    and taints the kernel, and is refused under lockdown or
+    module.sig_enforce=1).  A key other than the in-tree modules' is expected
+    for out-of-tree modules (a DKMS or MOK key: info), not elsewhere (warning).
+    """
+    policy = tree_signing_policy(tree)
+    out: list[Finding] = []
+    trusted = key_text(*policy.key) if policy.key else None
+    for m, f, path in zip(tree.modules, tree.files, shown):
+        if m.error is not None:
+            continue
+        sig = m.signature
+        oot = out_of_tree_path(f.relpath)
+        kn = kernel_name(m)
+        if sig is None:
+            if not policy.checks:
+                continue
+            if policy.enforced:
+                effect = "the kernel enforces signatures (CONFIG_MODULE_SIG_FORCE=y) and refuses it"
+                log = [f"{kn}: Loading of unsigned module is rejected"]
+            else:
+                effect = ("it loads but taints the kernel, and is refused under Secure Boot lockdown or "
+                          "module.sig_enforce=1")
+                log = [f"{kn}: module verification failed: signature and/or required key missing - tainting kernel"]
+            out.append(Finding(
+                "unsigned-module", "error" if policy.enforced else "warning", (m.name,), (), (path,),
+                f"{m.name} is not signed, in a tree whose kernel checks module signatures ({policy.basis}): {effect}"
+                + (f"; sign it with {trusted} or a key enrolled in the kernel's keyrings" if trusted else ""),
+                {"basis": policy.basis, "enforced": policy.enforced, "out_of_tree": oot,
+                 "expected_signer": policy.key[0] if policy.key else None,
+                 "expected_key_id": policy.key[1] if policy.key else None, "kernel_log": log}))
+            continue
+        if policy.checks and policy.key is not None and not policy.trusts(sig):
+            if sig.hash_algo == UNDECODABLE:
+                what = "carries a signature that cannot be decoded (the kernel refuses it: EBADMSG)"
+                severity = "warning"
+            else:
+                what = f"is signed by {key_text(sig.signer, sig.key_id)}"
+                severity = "info" if oot else "warning"
+            out.append(Finding(
+                "signer-mismatch", severity, (m.name,), (), (path,),
+                f"{m.name} {what}, not by {trusted}, the key of the tree's in-tree modules"
+                + ("; expected for an out-of-tree module if that key is enrolled (MOK or secondary keyring)"
+                   if oot and severity == "info" else ""),
+                {"signer": sig.signer, "key_id": sig.key_id, "hash_algo": sig.hash_algo,
+                 "expected_signer": policy.key[0], "expected_key_id": policy.key[1], "out_of_tree": oot}))
+        if sig.hash_algo in WEAK_HASHES:
+            out.append(Finding(
+                "weak-signature-hash", "warning", (m.name,), (), (path,),
+                f"{m.name} is signed with a {sig.hash_algo} digest, too weak to be trusted (collisions can be "
+                f"made); sign it with sha256 or stronger",
+                {"hash_algo": sig.hash_algo, "signer": sig.signer, "key_id": sig.key_id}))
+    return out
 
 
 def _permanent(tree: Tree, shown: list[str]) -> list[Finding]:

@@ -683,6 +683,9 @@ def compat(
         "--against", help="Another kernel to check against: TREE or TREE:SYMVERS (repeatable: a matrix).")] = None,
     subdir: Annotated[str, typer.Option(
         "--install-dir", help="Where the files count as installed, searched first (shown in paths).")] = "updates",
+    enforce_signatures: Annotated[bool, typer.Option(
+        "--enforce-signatures", help="Refuse files without a trusted signature, as a kernel booted with "
+        "module.sig_enforce=1 or locked down by Secure Boot does.")] = False,
     json_out: JsonOpt = False,
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
@@ -735,7 +738,8 @@ def compat(
             kernel = load_kernel_symbols(sym, kind) if sym else discover_kernel_symbols(dirname, bdir)
             cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, bdir))
             loaded.append((_scan(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
-        results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir)
+        results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
+                                enforce_signatures=enforce_signatures)
         if json_out:
             from .report.compat import compat_document
             from .report.jsonout import dumps

@@ -59,8 +59,21 @@ false).
 A weak undefined symbol whose CRC disagrees is refused by the kernel but
 ignored by depmod; it is not reported (pairs stay depmod's).  Not modelled:
 taint inherited from a proprietary dependency (``inherit_taint``,
-which can make a GPL module refuse or lose GPL-only symbols), module signatures
-and lockdown, parameters, and anything ``init`` does.
+which can make a GPL module refuse or lose GPL-only symbols), parameters, and
+anything ``init`` does.
+
+Signatures (``module_integrity_check`` / ``module_sig_check``, the first step
+of ``load_module``; the rules are restated in moddeps.signature): on a kernel
+that checks them (CONFIG_MODULE_SIG=y in the target's config, or most in-tree
+modules signed when there is no config), a file that is unsigned
+(``unsigned-module``) or signed by a key other than the one of the in-tree
+modules (``signer-mismatch``: the only key moddeps can know the kernel
+trusts; a key enrolled through MOK is not visible in a tree) is refused when
+signatures are enforced -- CONFIG_MODULE_SIG_FORCE=y, or
+``enforce_signatures`` (``--enforce-signatures``), which models
+``module.sig_enforce=1`` and Secure Boot lockdown alike -- with
+``EKEYREJECTED``; otherwise it loads and taints the kernel (a warning).  A
+signature that cannot be decoded is refused even then (``EBADMSG``).
 
 Everything here is computed; nothing is printed (see :mod:`moddeps.report.compat`).
 """
@@ -83,6 +96,7 @@ from .audit import (
     namespace_use_refused,
     reserved_for,
     reserved_message,
+    tree_signing_policy,
 )
 from .elfreader import machine_name, read_module_or_broken
 from .errors import UsageError
@@ -91,6 +105,7 @@ from .kmodhash import hash_order
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
 from .scanner import Tree
+from .signature import UNDECODABLE, SigningPolicy, key_text
 
 #: Where the files are considered installed (kmod's default first search directory).
 DEFAULT_SUBDIR = "updates"
@@ -107,12 +122,15 @@ KINDS: dict[str, str] = {
     "vermagic-mismatch": "error",
     "duplicate-export": "error",
     "duplicate-module": "error",
+    "unsigned-module": "error",
+    "signer-mismatch": "error",
 }
 
 # Load stages, in the order of load_module() in kernel/module/main.c (6.1; _SETUP is
 # setup_modinfo, which refuses module: imports since 6.16); modprobe's own checks come
 # first (a built-in name) and last (dependencies, cycles).
-_MODPROBE, _ELF, _LAYOUT, _MODINFO, _SETUP, _SYMBOLS, _EXPORTS, _DEPS = range(-1, 7)
+# module_integrity_check (_SIG: the signature) comes before elf_validity_check.
+_MODPROBE, _SIG, _ELF, _LAYOUT, _MODINFO, _SETUP, _SYMBOLS, _EXPORTS, _DEPS = range(-1, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +147,25 @@ class Verdict:
     needs_failing: tuple[str, ...] = ()  # modules it needs that do not load
     breaks: tuple[str, ...] = ()  # in-tree modules that load now and would not with this file
     kernel_log: tuple[str, ...] = ()  # what the kernel logs when it is loaded (first failing step)
+    #: the file's signature against the kernel's policy (see :class:`SignatureVerdict`)
+    signature: SignatureVerdict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureVerdict:
+    """What the target kernel makes of one file's signature."""
+
+    #: "trusted" (the in-tree modules' key), "unsigned", "other-key", "undecodable",
+    #: or "not-checked" (the kernel does not check signatures)
+    status: str
+    refused: bool  # the kernel refuses the file for its signature
+    enforced: bool  # signatures are enforced (CONFIG_MODULE_SIG_FORCE=y or --enforce-signatures)
+    signer: str | None = None  # the file's own signer and key id (None: unsigned)
+    key_id: str | None = None
+    hash_algo: str | None = None
+    #: the key the kernel is known to trust (the in-tree modules'), None when no in-tree module is signed
+    trusted_signer: str | None = None
+    trusted_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,8 +637,14 @@ def compat_check(
     kernel: KernelSymbols | None,
     *,
     subdir: str = DEFAULT_SUBDIR,
+    enforce_signatures: bool = False,
 ) -> CompatResult:
-    """Check ``files`` (paths, or modules already read) against the ``target`` tree and its kernel's symbols."""
+    """Check ``files`` (paths, or modules already read) against the ``target`` tree and its kernel's symbols.
+
+    ``enforce_signatures`` models a kernel that refuses modules without a
+    trusted signature although its config does not force it: booted with
+    ``module.sig_enforce=1``, or locked down (Secure Boot).
+    """
     mods: list[Module] = []
     shown: list[str] = []
     for f in files:
@@ -632,8 +675,15 @@ def compat_check(
     problems += _cycle_problems(comp, res, None)
     arch = _kernel_arch(target)
     builtin = frozenset(target.builtin)
+    policy = tree_signing_policy(target)
+    enforced = policy.checks and (policy.enforced or enforce_signatures)
+    sig_verdicts: dict[int, SignatureVerdict] = {}
     for i in file_idx:
         problems += _file_problems(comp[i], i, magic, arch, target.version, kernel, builtin, modversions)
+        if comp[i].error is None:
+            sv, sp = _signature_problem(comp[i], i, policy, enforced, enforce_signatures)
+            sig_verdicts[i] = sv
+            problems += sp
     before = _symbol_problems(pristine, pres, kernel, kernel_known=table is not None, crc_checked=crc_checked,
                               modversions=modversions)
     before += _cycle_problems(pristine, pres, None)
@@ -698,6 +748,7 @@ def compat_check(
             file=path, module=m.name, kernel=target.version, loads=i not in fails,
             replaces=replaced.get(m.name), reasons=tuple(reasons), errno=errno,
             needs_failing=tuple(needs), breaks=tuple(breaks), kernel_log=tuple(log),
+            signature=sig_verdicts.get(i),
         ))
 
     findings = _findings(own, comp, comp_shown, shown, file_idx, replaced, "file")
@@ -717,6 +768,10 @@ def compat_check(
                      "not checked")
     if magic is None:
         notes.append("no module of the tree carries a vermagic: only the release was compared")
+    if not policy.checks:
+        notes.append(f"the kernel does not check module signatures ({policy.basis}): signatures were not judged")
+    elif enforce_signatures and not policy.enforced:
+        notes.append("signatures enforced as with module.sig_enforce=1 or Secure Boot lockdown (--enforce-signatures)")
     if preexisting:
         notes.append(f"the tree already has {preexisting} problem(s) the files do not cause; they are not listed "
                      "here (see moddeps audit)")
@@ -733,10 +788,54 @@ def compat_matrix(
     targets: Sequence[tuple[Tree, KernelSymbols | None]],
     *,
     subdir: str = DEFAULT_SUBDIR,
+    enforce_signatures: bool = False,
 ) -> list[CompatResult]:
     """:func:`compat_check` of the same files against several kernels (read once)."""
     mods = [f if isinstance(f, Module) else read_module_or_broken(f) for f in files]
-    return [compat_check(mods, tree, kernel, subdir=subdir) for tree, kernel in targets]
+    return [compat_check(mods, tree, kernel, subdir=subdir, enforce_signatures=enforce_signatures)
+            for tree, kernel in targets]
+
+
+def _signature_problem(m: Module, idx: int, policy: SigningPolicy, enforced: bool,
+                       forced_by_option: bool) -> tuple[SignatureVerdict, list[_Problem]]:
+    """What module_sig_check makes of a file's signature on the target kernel (moddeps.signature's rules)."""
+    sig = m.signature
+    kn = _kname(m)
+    trusted = policy.key
+    base = {"trusted_signer": trusted[0] if trusted else None, "trusted_key_id": trusted[1] if trusted else None}
+    own = ({"signer": sig.signer, "key_id": sig.key_id, "hash_algo": sig.hash_algo} if sig is not None else {})
+    if not policy.checks:
+        return SignatureVerdict("not-checked", False, False, **own, **base), []
+    if sig is not None and policy.trusts(sig):
+        return SignatureVerdict("trusted", False, enforced, **own, **base), []
+    if sig is None:
+        status, kind, reason = "unsigned", "unsigned-module", "unsigned module"
+    elif sig.hash_algo == UNDECODABLE:
+        status, kind, reason = "undecodable", "signer-mismatch", ""
+    else:
+        status, kind, reason = "other-key", "signer-mismatch", "module with unavailable key"
+    why = ("CONFIG_MODULE_SIG_FORCE=y" if policy.enforced else
+           "module.sig_enforce=1 or Secure Boot lockdown (--enforce-signatures)" if forced_by_option else "")
+    log: tuple[str, ...]
+    if status == "undecodable":
+        # mod_verify_sig fails with -EBADMSG: fatal whatever is enforced
+        refused, errno, log = True, "EBADMSG", ()
+    elif enforced:
+        # (module_sig_check runs before the module's name is known: the line names none)
+        refused, errno, log = True, "EKEYREJECTED", (f"Loading of {reason} is rejected",)
+    else:
+        refused, errno = False, None
+        log = (f"{kn}: module verification failed: signature and/or required key missing - tainting kernel",)
+    verdict = SignatureVerdict(status, refused, enforced, **own, **base)
+    detail: dict[str, Any] = {"status": status, "enforced": enforced, "enforced_by": why or None, **own, **base,
+                              "basis": policy.basis}
+    if forced_by_option and not policy.enforced and refused and status != "undecodable":
+        # under lockdown (not sig_enforce) the refusal is security_locked_down's, -EPERM
+        # (security/lockdown/lockdown.c, lockdown_reasons[LOCKDOWN_MODULE_SIGNATURE])
+        detail["lockdown_log"] = ["Lockdown: modprobe: unsigned module loading is restricted; "
+                                  "see man kernel_lockdown.7"]
+        detail["lockdown_errno"] = "EPERM"
+    return verdict, [_Problem(kind, idx, None, refused, _SIG, log, errno, None, detail)]
 
 
 def _taint_lines(m: Module) -> list[str]:
@@ -755,6 +854,27 @@ def _taint_lines(m: Module) -> list[str]:
 # --------------------------------------------------------------------------
 # Findings
 # --------------------------------------------------------------------------
+
+
+def _signature_message(name: str, d: Mapping[str, Any], blocking: bool) -> str:
+    trusted = (key_text(str(d["trusted_signer"]), str(d["trusted_key_id"])) if d.get("trusted_signer") is not None
+               else None)
+    if d["status"] == "unsigned":
+        what = f"{name} is not signed"
+    elif d["status"] == "undecodable":
+        return f"{name} carries a signature that cannot be decoded: the kernel refuses it (EBADMSG) in any case"
+    else:
+        what = f"{name} is signed by {key_text(str(d['signer']), str(d['key_id']))}"
+    if blocking:
+        text = f"{what}: refused, the kernel enforces signatures ({d['enforced_by']})"
+    else:
+        text = (f"{what}: it loads but taints the kernel; refused with module.sig_enforce=1 or under Secure Boot "
+                "lockdown")
+    if trusted:
+        text += f"; the kernel trusts {trusted} (the in-tree modules' key)"
+        if d["status"] == "other-key":
+            text += ", or its own key once enrolled (MOK or the secondary keyring)"
+    return text
 
 
 def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: Sequence[str],
@@ -846,6 +966,12 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
             details["builtin"] = True
         elif kind == "duplicate-export":
             msg = f"{name} exports {listed}, which the kernel itself exports: the kernel refuses to load it"
+        elif kind in ("unsigned-module", "signer-mismatch"):
+            d = dict(ps[0].detail)
+            details.update(d)
+            msg = _signature_message(name, d, blocking)
+            if not blocking:
+                severity = "warning"
         else:  # broken-file
             msg = f"{shown}: {ps[0].detail.get('reason')}"
             details["reason"] = ps[0].detail.get("reason")

@@ -52,10 +52,13 @@ import; the walker ~10 us in Python, ~1 us in C.
 
 from __future__ import annotations
 
+import os
 import struct
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import SignatureFacts, fsdecode
+from .model import Module, SignatureFacts, fsdecode
 
 SIG_MAGIC = b"~Module signature appended~\n"
 _STRUCT = struct.Struct(">BBBBB3xI")  # struct module_signature, sig_len big-endian
@@ -471,3 +474,129 @@ def walk_pkcs7(der: bytes) -> SignatureFacts | None:
         return SignatureFacts("PKCS#7", fsdecode(signer), key_id_text(key_id), digest_name(oid))
     except _Decline:
         return None
+
+
+# --------------------------------------------------------------------------
+# A tree's signing policy: what the audit and compat judge signatures by
+# --------------------------------------------------------------------------
+#
+# The kernel's rules (kernel/module/signing.c, module_sig_check, Linux 5.4 to
+# 7.x; the lockdown hook since 5.4, commit 49fcf732bdae "lockdown: Enforce
+# module signatures if the kernel is locked down"):
+#
+# * no "~Module signature appended~" marker: -ENODATA, "unsigned module";
+# * a marker, but a signature made by a key none of the kernel's keyrings
+#   holds (builtin, secondary, platform/MOK): -ENOKEY, "module with
+#   unavailable key"; an id type other than PKCS#7: -ENOPKG;
+# * for these three, is_module_sig_enforced() (CONFIG_MODULE_SIG_FORCE=y, or
+#   module.sig_enforce=1 on the command line) refuses the module with
+#   -EKEYREJECTED ("Loading of unsigned module is rejected"); otherwise
+#   security_locked_down(LOCKDOWN_MODULE_SIGNATURE) refuses it with -EPERM
+#   when the kernel is locked down (Secure Boot with
+#   CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT, or lockdown=), and else the module
+#   loads and taints the kernel (TAINT_UNSIGNED_MODULE, "module verification
+#   failed: signature and/or required key missing - tainting kernel");
+# * any other failure (a signature that does not parse, -EBADMSG; one that
+#   does not match the module, -EKEYREJECTED) refuses the module even when
+#   nothing is enforced.
+#
+# A kernel without CONFIG_MODULE_SIG checks nothing.  SHA-1 signatures are
+# still verified (commit 16ab7cb5825f removed SHA-1 from PKCS#7 and was
+# reverted before Linux 6.9 by 203a6763ab69): a weak digest is reported, it
+# is not a refusal.
+
+#: Directories of a module tree holding modules not built with the kernel
+#: (kmod's default search order, depmod.d(5); DKMS installs under updates/dkms)
+OUT_OF_TREE_DIRS = ("updates", "extra", "weak-updates")
+
+
+def out_of_tree_path(relpath: str | None) -> bool:
+    """Whether a module's place in the tree says it was not built with the kernel:
+    under ``updates/``, ``extra/`` or ``weak-updates/``, a ``dkms`` directory, or outside the tree."""
+    if relpath is None:
+        return True
+    parts = relpath.split("/")
+    return parts[0] in OUT_OF_TREE_DIRS or any("dkms" in p.lower() for p in parts[:-1])
+
+
+def read_kernel_config(dirname: str, version: str) -> tuple[str, dict[str, str]] | None:
+    """The kernel's configuration, where a module tree keeps it: ``DIR/config``
+    (Debian 14's linux-modules), ``ROOT/boot/config-VERSION`` (for
+    ``ROOT/lib/modules/VERSION`` or ``ROOT/usr/lib/modules/VERSION``), then
+    ``DIR/build/.config``.  Returns (path, {"CONFIG_X": value}), "n" for
+    ``# CONFIG_X is not set``; None when there is none."""
+    from .inputfiles import read_input_or_none
+
+    d = dirname.rstrip("/") or "/"
+    candidates = [f"{d}/config"]
+    head, tail = os.path.split(d)
+    for suffix in ("/usr/lib/modules", "/lib/modules"):
+        if head.endswith(suffix):
+            root = head[: -len(suffix)]
+            candidates.append(f"{root}/boot/config-{version or tail}")
+            break
+    candidates.append(f"{d}/build/.config")
+    for path in candidates:
+        try:
+            data = read_input_or_none(path)
+        except OSError:
+            continue
+        if data is None:
+            continue
+        values: dict[str, str] = {}
+        for raw in data.decode("utf-8", "replace").splitlines():
+            line = raw.strip()
+            if line.startswith("CONFIG_") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key] = value.strip('"')
+            elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+                values[line[2:-len(" is not set")]] = "n"
+        return path, values
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningPolicy:
+    """How a tree's kernel treats module signatures, as far as its files tell."""
+
+    #: the kernel checks signatures: CONFIG_MODULE_SIG=y in its config, or (no
+    #: config) more than half of the in-tree modules are signed
+    checks: bool
+    #: CONFIG_MODULE_SIG_FORCE=y: an unsigned module, or one signed by an unknown key, is refused
+    enforced: bool
+    #: how ``checks`` was decided, for messages
+    basis: str
+    config: str | None
+    #: the (signer, key id) most in-tree modules are signed with: the key the kernel trusts
+    key: tuple[str, str] | None
+    intree_modules: int
+    intree_signed: int
+    #: CONFIG_MODULE_SIG_HASH, when the config names it
+    hash_algo: str | None = None
+
+    def trusts(self, sig: SignatureFacts) -> bool:
+        """Whether ``sig`` is by the in-tree modules' key (False when there is none)."""
+        return self.key is not None and (sig.signer, sig.key_id) == self.key
+
+
+def signing_policy(dirname: str, version: str, modules: Sequence[tuple[str | None, Module]]) -> SigningPolicy:
+    """The :class:`SigningPolicy` of a tree from its config and its (relpath, module) pairs."""
+    intree = [m for rel, m in modules if m.error is None and not out_of_tree_path(rel)]
+    signed = [m.signature for m in intree if m.signature is not None]
+    keys = Counter((s.signer, s.key_id) for s in signed if s.hash_algo != UNDECODABLE)
+    key = min(keys, key=lambda k: (-keys[k], k)) if keys else None
+    cfg = read_kernel_config(dirname, version)
+    if cfg is not None:
+        path, values = cfg
+        checks = values.get("CONFIG_MODULE_SIG") == "y"
+        basis = f"{path} has CONFIG_MODULE_SIG={values.get('CONFIG_MODULE_SIG', 'n')}"
+        return SigningPolicy(checks, checks and values.get("CONFIG_MODULE_SIG_FORCE") == "y", basis, path, key,
+                             len(intree), len(signed), values.get("CONFIG_MODULE_SIG_HASH"))
+    checks = bool(intree) and 2 * len(signed) > len(intree)
+    basis = f"{len(signed)} of the {len(intree)} in-tree modules are signed (no kernel config found)"
+    return SigningPolicy(checks, False, basis, None, key, len(intree), len(signed))
+
+
+def key_text(signer: str, key_id: str) -> str:
+    """A key as messages name it: ``'Build time autogenerated kernel key' (key id 1F:40:...)``."""
+    return f"'{signer}' (key id {key_id or 'none'})"

@@ -70,18 +70,18 @@ def render_audit(console: Console, result: AuditResult) -> None:
     summary.add_column("severity")
     summary.add_column("kind")
     summary.add_column("count", justify="right")
-    for kind, sev in KINDS.items():
-        if kind in counts:
-            summary.add_row(f"[{_STYLE[sev]}]{sev}[/]", kind, str(counts[kind]))
+    # (the signature kinds' severity depends on the finding: one row per kind and severity)
+    groups = [(sev, kind, [f for f in result.findings if f.kind == kind and f.severity == sev])
+              for sev in SEVERITIES for kind in KINDS if kind in counts]
+    groups = [g for g in groups if g[2]]
+    for sev, kind, items in groups:
+        summary.add_row(f"[{_STYLE[sev]}]{sev}[/]", kind, str(len(items)))
     console.print(summary)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("kind", no_wrap=True)
     table.add_column("module", no_wrap=True)
     table.add_column("finding", overflow="fold")
-    for kind, sev in KINDS.items():
-        items = [f for f in result.findings if f.kind == kind]
-        if not items:
-            continue
+    for sev, kind, items in groups:
         shown = items[:PER_KIND]
         for i, f in enumerate(shown):
             last = i == len(shown) - 1 and len(items) <= PER_KIND

@@ -14,7 +14,7 @@ from ..abidiff import KINDS as CHANGE_KINDS
 from ..abidiff import Change, DiffResult, Side
 from ..audit import Finding
 from ..compat import KINDS as COMPAT_KINDS
-from ..compat import CompatResult, Verdict
+from ..compat import CompatResult, SignatureVerdict, Verdict
 from .audit import finding_dict
 
 #: rows shown per kind in the human reports (the JSON has all of them)
@@ -41,7 +41,17 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "needs_failing": list(v.needs_failing),
         "breaks": list(v.breaks),
         "kernel_log": list(v.kernel_log),
+        "signature": signature_verdict_dict(v.signature),
     }
+
+
+def signature_verdict_dict(sv: SignatureVerdict | None) -> dict[str, Any] | None:
+    """A verdict's signature part (None for a file that could not be read)."""
+    if sv is None:
+        return None
+    return {"status": sv.status, "refused": sv.refused, "enforced": sv.enforced, "signer": sv.signer,
+            "key_id": sv.key_id, "hash_algo": sv.hash_algo, "trusted_signer": sv.trusted_signer,
+            "trusted_key_id": sv.trusted_key_id}
 
 
 def _sorted_findings(findings: Sequence[Finding]) -> list[Finding]:

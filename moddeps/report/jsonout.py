@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..model import Module, crc_text
+from ..model import Module, SignatureFacts, crc_text
 from ..scanner import Tree
 
 SCHEMA = 1
@@ -43,7 +43,20 @@ def _module_head(m: Module) -> dict[str, Any]:
              **({"pseudo": True} if e.pseudo else {})}
             for e in m.exports
         ],
+        "signature": signature_dict(m.signature),
     }
+
+
+def signature_dict(sig: SignatureFacts | None) -> dict[str, Any] | None:
+    """A module's signature facts as ``scan --json`` gives them (None: unsigned).
+
+    The names are those of ``info --json``'s signature; ``key_id`` is the
+    certificate serial (modinfo's ``sig_key``) in lower-case hex, as there.
+    """
+    if sig is None:
+        return None
+    return {"id_type": sig.id_type, "signer": sig.signer, "key_id": sig.key_id.replace(":", "").lower(),
+            "hash_algo": sig.hash_algo}
 
 
 def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...]) -> dict[str, Any]:
