@@ -686,7 +686,8 @@ def _signatures(tree: Tree, shown: list[str]) -> list[Finding]:
                 continue
             if policy.enforced:
                 effect = "the kernel enforces signatures (CONFIG_MODULE_SIG_FORCE=y) and refuses it"
-                log = [f"{kn}: Loading of unsigned module is rejected"]
+                # (module_sig_check runs before the module's name is known: the line names none)
+                log = ["Loading of unsigned module is rejected"]
             else:
                 effect = ("it loads but taints the kernel, and is refused under Secure Boot lockdown or "
                           "module.sig_enforce=1")
