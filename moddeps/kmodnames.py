@@ -1,4 +1,4 @@
-"""Where kmod looks for a kernel's modules, and the root a module directory belongs to.
+"""kmod's rules for module names and where a kernel's modules live.
 
 kmod builds a module directory as ``ROOT + MODULE_DIRECTORY + "/" + VERSION``
 (tools/depmod.c and tools/modprobe.c; MODULE_DIRECTORY is a build option since
@@ -16,6 +16,28 @@ import os
 
 #: module directories under a root, in the order they are tried
 MODULE_DIRECTORIES = ("lib/modules", "usr/lib/modules")
+
+#: kmod's PATH_MAX buffers (shared/util.c)
+PATH_MAX = 4096
+
+
+def modname_normalize(name: str) -> str:
+    """kmod shared/util.c (modname_normalize): up to the first ``.``, ``-`` -> ``_``
+    (at most PATH_MAX - 1 characters, as kmod's buffer)."""
+    out = []
+    for c in name[: PATH_MAX - 1]:
+        if c in (".", "\0"):
+            break
+        out.append("_" if c == "-" else c)
+    return "".join(out)
+
+
+def path_to_modname(path: str) -> str | None:
+    """kmod shared/util.c (path_to_modname): GNU basename, then :func:`modname_normalize`."""
+    base = path[path.rfind("/") + 1 :]
+    if not base:
+        return None
+    return modname_normalize(base)
 
 
 def module_dirname(basedir: str, moduledir: str, version: str) -> str:

@@ -63,7 +63,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .depmod.index import Index, IndexFormatError, alias_normalize
-from .model import Module
+from .kmodnames import modname_normalize, path_to_modname
+from .model import Module, fsdecode, fsencode
 from .signature import ModuleSignature
 
 #: what a file argument must end with to be read as a module file
@@ -71,31 +72,15 @@ KMOD_EXTS = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
 #: the fields the shortcut options select
 SHORTCUTS = {"-a": "author", "-d": "description", "-l": "license", "-p": "parm", "-n": "filename"}
 SIGNATURE_KEYS = ("sig_id", "signer", "sig_key", "sig_hashalgo", "signature")
-_PATH_MAX = 4096
 _HEX_PER_LINE = 20
 
 
-def _fs(s: str) -> bytes:
-    return s.encode("utf-8", "surrogateescape")
+_fs = fsencode
+_str = fsdecode
 
 
-def _str(b: bytes) -> str:
-    return b.decode("utf-8", "surrogateescape")
 
 
-def modname_normalize(name: str) -> str:
-    """kmod shared/util.c modname_normalize: up to the first ``.``, ``-`` -> ``_``."""
-    out = []
-    for c in name[: _PATH_MAX - 1]:
-        if c in (".", "\0"):
-            break
-        out.append("_" if c == "-" else c)
-    return "".join(out)
-
-
-def path_to_modname(path: str) -> str | None:
-    base = path[path.rfind("/") + 1 :]
-    return modname_normalize(base) if base else None
 
 
 def hex_field(data: bytes) -> str:

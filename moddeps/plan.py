@@ -80,6 +80,7 @@ from typing import Literal
 from . import modprobe_config
 from .depmod.index import Index, IndexFormatError, alias_normalize
 from .errors import CycleError, InputError, UsageError
+from .kmodnames import modname_normalize, path_to_modname
 from .model import Module, fsdecode, fsencode
 from .modprobe_config import ModprobeConfig, Rule
 
@@ -109,7 +110,6 @@ INDEX_FILES = ("modules.dep", "modules.alias", "modules.symbols", "modules.built
 #: The one index kmod_load_resources may fail to open without falling back to stdio.
 OPTIONAL_INDEX = "modules.builtin.alias"
 
-_PATH_MAX = 4096
 
 Action = Literal["insmod", "builtin", "install", "skip", "rmmod", "remove"]
 Reason = Literal["target", "dependency", "softdep-pre", "softdep-post", "weakdep", "holder", "unused-dependency"]
@@ -225,22 +225,8 @@ class Closure:
 # --------------------------------------------------------------------------
 
 
-def modname_normalize(name: str) -> str:
-    """kmod shared/util.c (modname_normalize): up to the first ``.``, ``-`` -> ``_``."""
-    out = []
-    for c in name[: _PATH_MAX - 1]:
-        if c in (".", "\0"):
-            break
-        out.append("_" if c == "-" else c)
-    return "".join(out)
 
 
-def path_to_modname(path: str) -> str | None:
-    """kmod shared/util.c (path_to_modname): GNU basename, then :func:`modname_normalize`."""
-    base = path[path.rfind("/") + 1 :]
-    if not base:
-        return None
-    return modname_normalize(base)
 
 
 def _make_absolute(path: str) -> str:
