@@ -121,12 +121,14 @@ class Deadline:
 class MemoryBudget:
     """Bytes that the modules being loaded at the same time may hold together.
 
-    A load opens a :class:`Hold`, which asks for what it will need (the file
-    size, the size a compressed file declares) before reading and for more
-    as its output grows past that.  A request that would pass ``limit`` waits
-    until others release theirs -- except for the oldest open hold, which
-    always proceeds (someone must, or two growing loads could wait for each
-    other for ever), up to the per-module bound that decompression enforces.
+    A load opens a :class:`Hold` and asks for what it will need before
+    reading (the file size, then the size a compressed file declares) and for
+    more as its output grows past that.  A request is granted when it fits
+    within ``limit`` and no older request waits (first come, first served).
+    One that does not fit waits for others to release -- unless every other
+    open hold is waiting too (loads that grow past their estimate, as gzip
+    does, could otherwise wait for each other for ever): then the oldest
+    waiter proceeds, up to the per-module bound that decompression enforces.
     A hold is released by its owner once the bytes are no longer referenced.
     """
 
@@ -135,6 +137,7 @@ class MemoryBudget:
         self.used = 0
         self.peak = 0
         self._holds: dict[int, int] = {}
+        self._waiting: set[int] = set()
         self._next = 0
         self._cond = threading.Condition()
 
@@ -145,14 +148,24 @@ class MemoryBudget:
             self._holds[ticket] = 0
         return Hold(self, ticket)
 
+    def _may(self, ticket: int, n: int) -> bool:
+        older_waits = any(w < ticket for w in self._waiting)
+        if self.used + n <= self.limit:
+            return not older_waits
+        return not older_waits and all(t in self._waiting for t in self._holds if t != ticket)
+
     def _grow(self, ticket: int, n: int, deadline: Deadline | None) -> None:
         waited = 0.0
         with self._cond:
             # a hold closed by someone else (a load given up) no longer counts
-            while ticket in self._holds and self.used + n > self.limit and min(self._holds) != ticket:
+            while ticket in self._holds and not self._may(ticket, n):
                 if not waited:
                     waited = _clock()
+                    self._waiting.add(ticket)
+                    self._cond.notify_all()  # the oldest waiter may now be the only one able to go on
                 self._cond.wait()
+            self._waiting.discard(ticket)
+            self._cond.notify_all()
             if ticket not in self._holds:
                 return
             self.used += n
@@ -164,6 +177,7 @@ class MemoryBudget:
     def _close(self, ticket: int) -> None:
         with self._cond:
             self.used -= self._holds.pop(ticket, 0)
+            self._waiting.discard(ticket)
             self._cond.notify_all()
 
 

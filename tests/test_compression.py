@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -307,13 +308,48 @@ def test_the_budget_makes_a_load_wait_until_the_others_release() -> None:
     assert budget.used == 0
 
 
-def test_the_oldest_hold_always_proceeds_so_growing_loads_cannot_wait_for_each_other() -> None:
+def _in_thread(work: Callable[[], None]) -> threading.Event:
+    done = threading.Event()
+
+    def run() -> None:
+        work()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
+def test_first_come_first_served_and_no_jump_over_a_waiting_older_load() -> None:
+    """Issue 15's 5.2 GB: two loads each granted most of the budget at once.  A request that
+    does not fit waits while some other load can still finish; a younger one that would fit
+    does not overtake an older waiter."""
+    budget = MemoryBudget(100)
+    a, b, c = budget.open(), budget.open(), budget.open()
+    a.need(60)
+    b_done = _in_thread(lambda: b.need(60))  # does not fit; `a` is not waiting, so it will release
+    assert not b_done.wait(0.2)
+    c_done = _in_thread(lambda: c.need(30))  # would fit, but `b` (older) waits first
+    assert not c_done.wait(0.2)
+    a.release()
+    assert b_done.wait(30) and c_done.wait(30)
+    assert budget.used == 90 and budget.peak <= 100
+    b.release()
+    c.release()
+
+
+def test_when_every_load_waits_the_oldest_proceeds() -> None:
+    """Loads that grow past their estimate (gzip) could wait for each other for ever: when
+    every open hold waits, the oldest waiter is granted beyond the limit."""
     budget = MemoryBudget(100)
     old, young = budget.open(), budget.open()
-    young.need(90)
-    old.need(60)  # over the limit, but the oldest: granted at once
-    assert budget.used == 150
+    old.need(40)
+    young.need(50)
+    young_done = _in_thread(lambda: young.need(80))
+    assert not young_done.wait(0.2)  # `old` can still finish: wait
+    old.need(70)  # now both wait on growth: `old` is the oldest waiter, granted over the limit
+    assert budget.used == 120
     old.release()
+    assert young_done.wait(30)
     young.release()
     assert budget.used == 0
 
