@@ -323,16 +323,63 @@ def _too_large(offset: int) -> ValueError:
     return ValueError(f"index of {offset}+ bytes does not fit kmod's 28-bit node offsets")
 
 
+#: a node completed by :func:`_walk`: (key, parent depth, depth, children, values) -> its entry in the parent
+_Close = Callable[[bytes, int, int, list[tuple[int, int]], "bytes | None"], int]
+
+
+def _walk(keys: Iterable[bytes], values: dict[bytes, bytes], close: _Close) -> list[Any]:
+    """The radix trie of sorted distinct ``keys``, ascending or descending:
+    each node but the root is handed to ``close(key, parent_depth, depth,
+    children, values)`` as soon as it is complete, and what ``close`` returns
+    goes into its parent's children as ``(edge byte, result)``; returns the
+    root, still open: ``[0, b"", children, values]``.
+
+    A stack holds the open nodes ``[string depth, a key below the node,
+    finished children, values]``.  The longest common prefix of a key with
+    the previous one says how many open nodes are complete; when it ends
+    inside an edge, a branching node is opened at that depth.  A key can end
+    on an open node: the empty key (ascending) or a key that is a prefix of
+    the keys before it (descending).  No recursion, no node objects.
+    """
+    root: list[Any] = [0, b"", [], None]
+    stack: list[list[Any]] = [root]
+    prev = b""
+    from_bytes = int.from_bytes
+    for key in keys:
+        m = min(len(prev), len(key))
+        x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
+        common = m - (x.bit_length() + 7) // 8  # _lcp(prev, key), inlined
+        top = stack[-1]
+        while top[0] > common:
+            stack.pop()
+            parent = stack[-1]
+            parent_depth = parent[0]
+            if parent_depth < common:
+                parent = [common, top[1], [], None]
+                stack.append(parent)
+                parent_depth = common
+            k = top[1]
+            parent[2].append((k[parent_depth], close(k, parent_depth, top[0], top[2], top[3])))
+            top = parent
+        if len(key) == top[0]:
+            top[3] = values[key]
+        else:
+            stack.append([len(key), key, [], values[key]])
+        prev = key
+    while len(stack) > 1:
+        top = stack.pop()
+        parent = stack[-1]
+        k = top[1]
+        parent[2].append((k[parent[0]], close(k, parent[0], top[0], top[2], top[3])))
+    return root
+
+
 def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
     """kmod 30's layout of the sorted distinct ``keys``.
 
-    How: walking the keys in order with a stack of open nodes (string depth,
-    a key below the node, finished children, values), the longest common
-    prefix with the previous key says how many open nodes are complete.  A
-    completed node is written at once (its children were completed, hence
-    written, before it), which is exactly kmod's post-order; when the common
-    prefix ends inside an edge, a branching node is opened at that depth.
-    No recursion, no per-node objects beyond the stack.
+    How: :func:`_walk` over the keys in ascending order; a completed node is
+    written at once (its children were completed, hence written, before it),
+    which is exactly kmod's post-order.
     """
     out = bytearray(_HEADER_SIZE)
     extend = out.extend
@@ -368,40 +415,7 @@ def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
             word |= _F_VALUES
         return word
 
-    # Stack entries: [depth, a key in the subtree, children (byte, word), values].
-    root: list[Any] = [0, b"", [], None]
-    stack: list[list[Any]] = [root]
-    prev = b""
-    from_bytes = int.from_bytes
-    for key in keys:
-        m = min(len(prev), len(key))
-        x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
-        common = m - (x.bit_length() + 7) // 8  # _lcp(prev, key), inlined
-        top = stack[-1]
-        while top[0] > common:
-            stack.pop()
-            parent = stack[-1]
-            parent_depth = parent[0]
-            if parent_depth < common:
-                # The keys part inside this edge: open a branching node there.
-                parent = [common, top[1], [], None]
-                stack.append(parent)
-                parent_depth = common
-            k = top[1]
-            parent[2].append((k[parent_depth], emit(k, parent_depth, top[0], top[2], top[3])))
-            top = parent
-        if len(key) == top[0]:
-            # Only the empty key can land on an open node (keys are distinct
-            # and sorted): its values live on the root.
-            top[3] = values[key]
-        else:
-            stack.append([len(key), key, [], values[key]])
-        prev = key
-    while len(stack) > 1:
-        top = stack.pop()
-        parent = stack[-1]
-        k = top[1]
-        parent[2].append((k[parent[0]], emit(k, parent[0], top[0], top[2], top[3])))
+    root = _walk(keys, values, emit)
     # The root is written last, so its offset is the largest: if it fits in
     # 28 bits, every word does (kmod 30 does not check; it would corrupt flags).
     if len(out) > _OFFSET_MASK:
@@ -423,8 +437,7 @@ def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
     children, the root at offset 12, a child at its parent's offset + the
     parent's node size + the whole subtrees of its earlier siblings.
 
-    How: the stack walk of :func:`_write_postorder`, over the keys in
-    *descending* order.  It completes the nodes in post-order with children
+    How: :func:`_walk` over the keys in *descending* order.  It completes the nodes in post-order with children
     descending, which is exactly the pre-order file read backwards.  So the
     file is written backwards (``out[i]`` is the byte with ``i`` bytes after
     it), and when a node is complete its distance from the end of the file, E,
@@ -463,37 +476,7 @@ def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
         return flags - len(out)
 
     try:
-        root: list[Any] = [0, b"", [], None]
-        stack: list[list[Any]] = [root]
-        prev = b""
-        from_bytes = int.from_bytes
-        for key in reversed(keys):
-            m = min(len(prev), len(key))
-            x = from_bytes(prev[:m], "big") ^ from_bytes(key[:m], "big")
-            common = m - (x.bit_length() + 7) // 8  # _lcp(prev, key), inlined
-            top = stack[-1]
-            while top[0] > common:
-                stack.pop()
-                parent = stack[-1]
-                parent_depth = parent[0]
-                if parent_depth < common:
-                    parent = [common, top[1], [], None]
-                    stack.append(parent)
-                    parent_depth = common
-                k = top[1]
-                parent[2].append((k[parent_depth], close(k, parent_depth, top[0], top[2], top[3])))
-                top = parent
-            if len(key) == top[0]:
-                # A key that is a prefix of the ones before it: its node is open.
-                top[3] = values[key]
-            else:
-                stack.append([len(key), key, [], values[key]])
-            prev = key
-        while len(stack) > 1:
-            top = stack.pop()
-            parent = stack[-1]
-            k = top[1]
-            parent[2].append((k[parent[0]], close(k, parent[0], top[0], top[2], top[3])))
+        root = _walk(reversed(keys), values, close)
         root_flags = close(b"", -1, 0, root[2], root[3]) + len(out)
     except _NonAsciiBranch:
         # This walk meets the nodes in another order than the post-order one:
