@@ -45,26 +45,40 @@ typedef struct {
     size_t cap;
 } Buf;
 
-static int buf_reserve(Buf *b, size_t extra)
+/*
+ * The capacity a buffer of `cap` bytes holding `used` needs for `extra` more:
+ * doubled from 4096 until it fits.  0: it fits already; (size_t)-1 with
+ * MemoryError set: no size can hold it.
+ */
+static size_t grown_capacity(size_t used, size_t extra, size_t cap)
 {
-    size_t need, cap;
-    unsigned char *p;
+    size_t need;
 
-    if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
+    if (extra > (size_t)PY_SSIZE_T_MAX - used) {
         PyErr_NoMemory();
-        return -1;
+        return (size_t)-1;
     }
-    need = b->len + extra;
-    if (need <= b->cap)
+    need = used + extra;
+    if (need <= cap)
         return 0;
-    cap = b->cap ? b->cap : 4096;
+    cap = cap ? cap : 4096;
     while (cap < need) {
-        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
-            cap = need;
-            break;
-        }
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2)
+            return need;
         cap *= 2;
     }
+    return cap;
+}
+
+static int buf_reserve(Buf *b, size_t extra)
+{
+    size_t cap = grown_capacity(b->len, extra, b->cap);
+    unsigned char *p;
+
+    if (cap == 0)
+        return 0;
+    if (cap == (size_t)-1)
+        return -1;
     p = PyMem_Realloc(b->data, cap);
     if (p == NULL) {
         PyErr_NoMemory();
@@ -555,24 +569,13 @@ static int close_into(Writer *w, const Open *node, Py_ssize_t parent_depth)
  */
 static int back_reserve(Back *b, size_t extra)
 {
-    size_t need, cap;
+    size_t cap = grown_capacity(b->used, extra, b->cap);
     unsigned char *p;
 
-    if (extra > (size_t)PY_SSIZE_T_MAX - b->used) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    need = b->used + extra;
-    if (need <= b->cap)
+    if (cap == 0)
         return 0;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < need) {
-        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
-            cap = need;
-            break;
-        }
-        cap *= 2;
-    }
+    if (cap == (size_t)-1)
+        return -1;
     p = PyMem_Malloc(cap);
     if (p == NULL) {
         PyErr_NoMemory();
