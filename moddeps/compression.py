@@ -48,6 +48,10 @@ import os
 import threading
 import time
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .errors import ModuleReadError
 
 #: A module bigger than this once decompressed is refused (a "bomb").
 DEFAULT_MAX_SIZE = 1 << 30
@@ -88,6 +92,41 @@ class ReadTimedOut(Exception):
         super().__init__(f"reading took {elapsed:.2f} s, more than the {limit:g} s limit; given up")
         self.elapsed = elapsed
         self.limit = limit
+
+
+#: The largest $MODDEPS_READ_TIMEOUT (seconds, ~31 years): what the interval timer can hold.
+MAX_READ_TIMEOUT = 1e9
+
+
+def read_timeout() -> float:
+    """Seconds one module may take to read ($MODDEPS_READ_TIMEOUT, default 60; 0: no bound).
+
+    Anything but a number from 0 to :data:`MAX_READ_TIMEOUT` (``inf``,
+    ``1e400``, ``-1``, ``nan``, ``abc``) is a usage error."""
+    import math
+
+    from .errors import UsageError
+
+    text = os.environ.get("MODDEPS_READ_TIMEOUT", "").strip()
+    if not text:
+        return 60.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= MAX_READ_TIMEOUT:  # also false for nan
+        raise UsageError(f"MODDEPS_READ_TIMEOUT={text!r}: not a number of seconds from 0 (no bound) "
+                         f"to {MAX_READ_TIMEOUT:g}")
+    return value
+
+
+def timed_out_error(path: str, exc: ReadTimedOut) -> ModuleReadError:
+    """The unreadable-module error for a read given up at its deadline (the time really spent)."""
+    from .errors import ModuleReadError
+
+    return ModuleReadError(
+        path, f"reading took longer than {exc.limit:g} s ({exc.elapsed:.2f} s, $MODDEPS_READ_TIMEOUT); given up",
+        EINVAL)
 
 
 class Deadline:

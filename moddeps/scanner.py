@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import marshal
-import math
 import os
 import signal
 import stat
@@ -30,7 +29,16 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from .cache import Key, ScanCache
-from .compression import DEFAULT_MAX_SIZE, Deadline, Hold, MemoryBudget, ReadTimedOut, load_module_file
+from .compression import (
+    DEFAULT_MAX_SIZE,
+    Deadline,
+    Hold,
+    MemoryBudget,
+    ReadTimedOut,
+    load_module_file,
+    read_timeout,
+    timed_out_error,
+)
 from .config import DepmodConfig
 from .elfreader import ImportMemo, broken_module, parse_module
 from .errors import ModuleReadError
@@ -367,30 +375,6 @@ class _ReadTimeout(Exception):
     pass
 
 
-#: The largest $MODDEPS_READ_TIMEOUT (seconds, ~31 years): what the interval timer can hold.
-MAX_READ_TIMEOUT = 1e9
-
-
-def read_timeout() -> float:
-    """Seconds one module may take to read ($MODDEPS_READ_TIMEOUT, default 60; 0: no bound).
-
-    Anything but a number from 0 to :data:`MAX_READ_TIMEOUT` (``inf``,
-    ``1e400``, ``-1``, ``nan``, ``abc``) is a usage error."""
-    from .errors import UsageError
-
-    text = os.environ.get("MODDEPS_READ_TIMEOUT", "").strip()
-    if not text:
-        return 60.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= MAX_READ_TIMEOUT:  # also false for nan
-        raise UsageError(f"MODDEPS_READ_TIMEOUT={text!r}: not a number of seconds from 0 (no bound) "
-                         f"to {MAX_READ_TIMEOUT:g}")
-    return value
-
-
 def memory_budget() -> MemoryBudget:
     """What the modules being read at the same time may hold together: one
     module at the size limit, plus a tenth for the small ones beside it."""
@@ -472,9 +456,7 @@ def _bounded(deadline: Deadline, path: str, work: Callable[[], Module]) -> Modul
 
 
 def _timed_out(path: str, elapsed: float, limit: float) -> ModuleReadError:
-    return ModuleReadError(
-        path, f"reading took longer than {limit:g} s ({elapsed:.2f} s, $MODDEPS_READ_TIMEOUT); given up",
-        "Invalid argument")
+    return timed_out_error(path, ReadTimedOut(elapsed, limit))
 
 
 def _alarm_installed() -> bool:
