@@ -13,7 +13,7 @@ import pytest
 from moddeps.depmod.reads import MODINFO_KEYS, depmod_view
 from moddeps.depmod.run import render_files
 from moddeps.kernelsyms import kmod_kernel_table, read_text
-from moddeps.model import Module, fsdecode
+from moddeps.model import Module, SignatureFacts, fsdecode
 from moddeps.resolve import Options, resolve
 from moddeps.scanner import Tree, scan_tree
 
@@ -29,6 +29,7 @@ OTHER_FIELDS = {
     "elf_class": lambda m: 32 if m.elf_class == 64 else 64,
     "byte_order": lambda m: "big" if m.byte_order == "little" else "little",
     "compression": lambda m: "zstd" if m.compression != "zstd" else None,
+    "signature": lambda m: None if m.signature else SignatureFacts("PKCS#7", "x", "01", "sha256"),
     # modinfo: every other key changed, dropped, added and moved around the ones depmod reads
     "modinfo": lambda m: (
         ("description", "changed"),
