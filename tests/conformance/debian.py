@@ -680,10 +680,17 @@ def extract_together(debs: Sequence[Path]) -> Path:
     if final.exists():
         log(f"{final}: incomplete or modified, extracting again")
         shutil.rmtree(final)
-    tmp = Path(tempfile.mkdtemp(prefix=".together-", dir=trees))
+    _extract_into(debs, final, stamp, prefix=".together-", timeout=1800)
+    return final
+
+
+def _extract_into(debs: Sequence[Path], final: Path, stamp: str, *, prefix: str, timeout: float) -> None:
+    """``dpkg -x`` of every deb into a new directory renamed to ``final`` when
+    complete (``final/.complete`` holds ``stamp``)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
     try:
         for deb in debs:
-            r = _run(["dpkg", "-x", str(deb), str(tmp)], timeout=1800)
+            r = _run(["dpkg", "-x", str(deb), str(tmp)], timeout=timeout)
             if r.returncode != 0:
                 raise Unavailable(f"dpkg -x {deb} failed: {r.stderr.strip()[-500:]}")
         (tmp / ".complete").write_text(stamp)
@@ -691,7 +698,6 @@ def extract_together(debs: Sequence[Path]) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def new_kernel_tree(flavour: str) -> KernelTree:
@@ -785,17 +791,7 @@ def kmod34() -> KmodCmd:
         stamp = "".join(d.name + "\n" for d in debs)
         if not (final / ".complete").exists() or (final / ".complete").read_text() != stamp:
             shutil.rmtree(final, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".kmod-", dir=tools))
-            try:
-                for deb in debs:
-                    r = _run(["dpkg", "-x", str(deb), str(tmp)], timeout=600)
-                    if r.returncode != 0:
-                        raise Unavailable(f"dpkg -x {deb} failed: {r.stderr.strip()[-500:]}")
-                (tmp / ".complete").write_text(stamp)
-                os.replace(tmp, final)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
+            _extract_into(debs, final, stamp, prefix=".kmod-", timeout=600)
         lib = final / MULTIARCH
         loader = lib / "ld-linux-x86-64.so.2"
         binary = final / "usr/bin/kmod"
