@@ -142,3 +142,12 @@ def empty_config(workdir: Path) -> Path:
     path = workdir / "empty-depmod.d"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def symvers(tree: debian.KernelTree) -> Path:
+    """Module.symvers of the ``tree`` the requesting test uses, from its linux-headers package."""
+    try:
+        return debian.module_symvers(tree.flavour)
+    except debian.Unavailable as exc:
+        unavailable(str(exc))

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance import debian
-from tests.conformance.debian import NEW_TREES, KernelTree, KmodCmd, unavailable
+from tests.conformance.debian import NEW_TREES, KernelTree, KmodCmd
 from tests.conformance.outputs import (
     KMOD30_OUTPUTS,
     KMOD34_OUTPUTS,
@@ -112,14 +111,6 @@ def k30(tree: KernelTree, kmod30: KmodCmd, fresh_copy: FreshCopy, empty_config: 
     r = kmod_run(kmod30, tree, fresh_copy, empty_config, "k30")
     assert r.status == 0, r.describe()
     return KmodRun(tree, r, 30)
-
-
-@pytest.fixture(scope="session")
-def symvers(tree: KernelTree) -> Path:
-    try:
-        return debian.module_symvers(tree.flavour)
-    except debian.Unavailable as exc:
-        unavailable(str(exc))
 
 
 def check_same(theirs: KmodRun, ours: Run, moddeps_cmd: list[str], what: str, *, writes: bool = True) -> None:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance import debian
-from tests.conformance.debian import WITH_XZ, XZ_FLAVOUR, KernelTree, Kmod, unavailable
+from tests.conformance.debian import WITH_XZ, XZ_FLAVOUR, KernelTree, Kmod
 from tests.conformance.outputs import KMOD30_OUTPUTS as OUTPUTS
 from tests.conformance.outputs import Run, compare_outputs, explain, fail_message, listing, run_depmod
 
@@ -86,14 +85,6 @@ def indexed(tree: KernelTree, kmod: Kmod, moddeps_cmd: list[str], fresh_copy: Fr
         f"moddeps {pair.moddeps.seconds:.2f} s (x{pair.moddeps.seconds / max(pair.kmod.seconds, 1e-3):.1f})"
     )
     return pair
-
-
-@pytest.fixture(scope="session")
-def symvers(tree: KernelTree) -> Path:
-    try:
-        return debian.module_symvers(tree.flavour)
-    except debian.Unavailable as exc:
-        unavailable(str(exc))
 
 
 # --------------------------------------------------------------------------

@@ -32,8 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance import debian
-from tests.conformance.debian import DEB13, DEB14, KernelTree, unavailable
+from tests.conformance.debian import DEB13, DEB14, KernelTree
 
 pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", ("cloud", DEB13, DEB14), indirect=True)]
 
@@ -109,17 +108,9 @@ def scan_exports(moddeps_cmd: list[str], tree: KernelTree) -> Scan:
     return Scan(out, pseudo, len(doc["modules"]), with_exports, problems, seconds)
 
 
-@pytest.fixture(scope="session")
-def symvers_of(tree: KernelTree) -> Path:
-    try:
-        return debian.module_symvers(tree.flavour)
-    except debian.Unavailable as exc:
-        unavailable(str(exc))
-
-
-def test_exports_match_module_symvers(tree: KernelTree, symvers_of: Path, moddeps_cmd: list[str],
+def test_exports_match_module_symvers(tree: KernelTree, symvers: Path, moddeps_cmd: list[str],
                                       summary: list[str]) -> None:
-    theirs, vmlinux, problems = read_symvers(symvers_of)
+    theirs, vmlinux, problems = read_symvers(symvers)
     ours = scan_exports(moddeps_cmd, tree)
     problems += ours.problems
     kinds: Counter[str] = Counter()
@@ -156,5 +147,5 @@ def test_exports_match_module_symvers(tree: KernelTree, symvers_of: Path, moddep
     )
     assert len(theirs) > 1000
     more = f"\n  ... and {len(problems) - SHOW} more" if len(problems) > SHOW else ""
-    assert not problems, (f"{tree.package}: {len(problems)} difference(s) from {symvers_of} "
+    assert not problems, (f"{tree.package}: {len(problems)} difference(s) from {symvers} "
                           f"{dict(kinds)}:\n  " + "\n  ".join(problems[:SHOW]) + more)
