@@ -149,6 +149,27 @@ class Verdict:
     kernel_log: tuple[str, ...] = ()  # what the kernel logs when it is loaded (first failing step)
     #: the file's signature against the kernel's policy (see :class:`SignatureVerdict`)
     signature: SignatureVerdict | None = None
+    #: what the verdict rests on (:data:`CHECKS`); what is missing is said in :attr:`summary`
+    checked: tuple[str, ...] = ()
+    #: the checks a "loads" could not make ("kernel symbols", "kernel CRCs")
+    unchecked: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """The verdict in words: ``loads``, ``loads (kernel symbols unchecked)``, ``no: crc-mismatch``."""
+        if not self.loads:
+            return "no: " + ", ".join(self.reasons or ("dependency",))
+        if self.unchecked:
+            return f"loads ({' and '.join(self.unchecked)} unchecked)"
+        return "loads"
+
+
+#: The checks a verdict can rest on, in this order in ``Verdict.checked``:
+#: symbols and CRCs between modules (always), symbols the kernel exports (a
+#: kernel symbol list), their CRCs (a Module.symvers with CRCs, on a kernel
+#: with MODVERSIONS), the vermagic (some module of the tree carries the
+#: kernel's), signatures (the kernel checks them).
+CHECKS = ("module-symbols", "kernel-symbols", "kernel-crcs", "vermagic", "signatures")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +202,7 @@ class CompatResult:
     broken_in_tree: tuple[str, ...]  # in-tree modules that load now and would not with the files
     notes: tuple[str, ...] = ()
     preexisting: int = 0  # problems the tree already has without the files (not in findings)
+    checked: tuple[str, ...] = ()  # what the verdicts rest on (:data:`CHECKS`)
 
     @property
     def loads(self) -> bool:
@@ -215,14 +237,25 @@ def read_files(paths: Sequence[str]) -> list[Module]:
 
 
 def discover_kernel_symbols(dirname: str, basedir: str | None = None) -> KernelSymbols | None:
-    """The kernel's symbol list for a module tree, where distributions put it.
+    """The kernel's symbol list for a module tree (:func:`find_kernel_symbols` without its notes)."""
+    return find_kernel_symbols(dirname, basedir)[0]
+
+
+def find_kernel_symbols(dirname: str, basedir: str | None = None) -> tuple[KernelSymbols | None, list[str]]:
+    """The kernel's symbol list for a module tree, where distributions put it, and what to say about it.
 
     In order: ``DIR/build/Module.symvers`` (Debian's linux-headers package
     installs ``lib/modules/VER/build -> /usr/src/linux-headers-VER``, which
     holds it; an absolute link is followed inside ``basedir``),
     ``BASE/usr/src/linux-headers-VER/Module.symvers``, then
-    ``BASE/boot/System.map-VER`` (no CRCs).  None when nothing is found.
+    ``BASE/boot/System.map-VER`` (no CRCs).  A file found that is not a real
+    symbol list (Debian's 83-byte placeholder System.map, see
+    :func:`moddeps.kernelsyms.validate`) is passed over with a note; the file
+    used is named in a note too, since nobody asked for it.  None when
+    nothing usable is found.
     """
+    from .kernelsyms import KernelSymbolsError
+
     dirname = dirname.rstrip("/") or "/"
     version = os.path.basename(dirname)
     base = basedir
@@ -243,10 +276,17 @@ def discover_kernel_symbols(dirname: str, basedir: str | None = None) -> KernelS
         b = base.rstrip("/")
         candidates.append((f"{b}/usr/src/linux-headers-{version}/Module.symvers", "symvers"))
         candidates.append((f"{b}/boot/System.map-{version}", "system.map"))
+    notes: list[str] = []
     for path, kind in candidates:
         if os.path.isfile(path):
-            return load_kernel_symbols(path, kind)
-    return None
+            try:
+                found = load_kernel_symbols(path, kind)
+            except KernelSymbolsError as exc:
+                notes.append(f"{exc}; ignored")
+                continue
+            notes.append(f"kernel symbols for {dirname}: {path} (found; --symvers or --system-map to choose)")
+            return found, notes
+    return None, notes
 
 
 def kernel_vermagic(tree: Tree) -> str | None:
@@ -677,6 +717,13 @@ def compat_check(
     builtin = frozenset(target.builtin)
     policy = tree_signing_policy(target)
     enforced = policy.checks and (policy.enforced or enforce_signatures)
+    checked = tuple(c for c, done in zip(CHECKS, (True, kernel is not None, crc_checked, magic is not None,
+                                                  policy.checks)) if done)
+    unchecked: tuple[str, ...] = ()
+    if kernel is None:
+        unchecked = ("kernel symbols",)
+    elif not crc_checked and modversions is not False:
+        unchecked = ("kernel CRCs",)
     sig_verdicts: dict[int, SignatureVerdict] = {}
     for i in file_idx:
         problems += _file_problems(comp[i], i, magic, arch, target.version, kernel, builtin, modversions)
@@ -748,7 +795,7 @@ def compat_check(
             file=path, module=m.name, kernel=target.version, loads=i not in fails,
             replaces=replaced.get(m.name), reasons=tuple(reasons), errno=errno,
             needs_failing=tuple(needs), breaks=tuple(breaks), kernel_log=tuple(log),
-            signature=sig_verdicts.get(i),
+            signature=sig_verdicts.get(i), checked=checked, unchecked=unchecked,
         ))
 
     findings = _findings(own, comp, comp_shown, shown, file_idx, replaced, "file")
@@ -779,7 +826,7 @@ def compat_check(
         tree=target.dirname, kernel=target.version, kernel_symbols=kernel.source if kernel else None,
         vermagic=magic, verdicts=tuple(verdicts), findings=tuple(findings),
         broken_in_tree=tuple(sorted(comp[i].name for i in broken_idx)), notes=tuple(notes),
-        preexisting=preexisting,
+        preexisting=preexisting, checked=checked,
     )
 
 

@@ -5,8 +5,16 @@ Two views of each file:
 * the full records (:func:`parse_symvers`), for audits and ABI diffs:
   every line with its CRC, owner, export type and namespace;
 * kmod 30's view (:func:`kmod_kernel_table`), which depmod ``-E``/``-F``
-  uses, with its exact quirks and messages (tools/depmod.c,
-  depmod_load_symvers / depmod_load_system_map; shared/specs/depmod-text.md §6).
+  uses, with its exact quirks and messages (kmod tools/depmod.c,
+  depmod_load_symvers / depmod_load_system_map @v30).
+
+Before a file is used as *the kernel's* symbol list by ``audit``, ``compat``
+or ``diff`` it is validated (:func:`validate`): a wrong file would not fail,
+it would mislead -- Debian's ``/boot/System.map-VER`` is an 83-byte
+placeholder ("The real System.map is in the linux-image-<version>-dbg
+package"), read naively it lists no export, and every kernel symbol becomes
+"unknown".  ``depmod -E/-F`` keeps kmod's behaviour (it reads any file and
+says what it skips), so :func:`kmod_kernel_table` does not validate.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .errors import InputError
 from .inputfiles import read_input
 from .model import KernelSymbol, KernelSymbols, fsdecode
 
@@ -128,9 +137,92 @@ def kmod_kernel_table(
     return table, messages
 
 
+class KernelSymbolsError(InputError):
+    """A file given (or found) as the kernel's symbol list is not one: one line naming it and why."""
+
+    code = "bad-kernel-symbols"
+
+    def __init__(self, path: str, kind: str, reason: str) -> None:
+        from .model import printable
+
+        what = "Module.symvers" if kind == "symvers" else "System.map"
+        super().__init__(f"{printable(path)}: not a usable {what}: {reason}")
+        self.path = path
+        self.kind = kind
+        self.reason = reason
+
+
+# modpost's Module.symvers line (scripts/mod/modpost.c: write_dump):
+#   0xCRC \t NAME \t MODULE \t EXPORT_TYPE \t NAMESPACE   (namespace empty or absent;
+# before Linux 5.4 the 4-column form CRC NAME MODULE EXPORT_TYPE).
+_SYMVERS_LINE = re.compile(rb"0x[0-9a-fA-F]{1,16}\t[^\t\s]+\t[^\t\s]+\tEXPORT_[A-Z_]+(?:\t[^\t\s]*)?")
+# System.map (scripts/mksysmap: nm -n output): ADDRESS TYPE NAME, one space apart;
+# /proc/kallsyms adds "\t[module]" to module symbols.
+_SYSTEM_MAP_LINE = re.compile(rb"[0-9a-fA-F]{1,16} [A-Za-z?] [^\s]+(?:\t\[[^\s\]]+\])?")
+
+
+def _describe(line: bytes) -> str:
+    from .model import printable
+
+    text = printable(fsdecode(line[:60]))
+    return repr(text + ("…" if len(line) > 60 else ""))
+
+
+def validate(data: bytes, path: str, kind: str) -> None:
+    """Refuse a file that is not a real ``Module.symvers`` / ``System.map``.
+
+    * A ``Module.symvers`` has, on every line, 4 or 5 tab-separated columns
+      (a ``0x`` CRC, the name, the owner, ``EXPORT_...``, the namespace) and
+      lists exports of ``vmlinux`` (a module build's own Module.symvers lists
+      only its modules' exports: it says nothing about the kernel).
+    * A ``System.map`` has ``ADDRESS TYPE NAME`` lines and holds the kernel's
+      export table entries (``__ksymtab_NAME``), which is what depmod ``-F``
+      and moddeps read from it.
+
+    Raises :class:`KernelSymbolsError` naming the file and the first reason.
+    """
+    if not data.strip():
+        raise KernelSymbolsError(path, kind, "the file is empty")
+    if b"\0" in data[:4096] or data[:4] == b"\x7fELF":
+        raise KernelSymbolsError(path, kind, "binary data, not a text symbol list")
+    lines = data.split(b"\n")
+    if kind == "symvers":
+        vmlinux = 0
+        for lineno, line in enumerate(lines, start=1):
+            if not line:
+                continue
+            if _SYMVERS_LINE.fullmatch(line) is None:
+                ncols = len(line.split(b"\t"))
+                raise KernelSymbolsError(path, kind, f"line {lineno} is not 'CRC<TAB>NAME<TAB>MODULE<TAB>EXPORT_TYPE"
+                                         f"[<TAB>NAMESPACE]' ({ncols} tab-separated column(s): {_describe(line)})")
+            if line.split(b"\t")[2] == b"vmlinux":
+                vmlinux += 1
+        if not vmlinux:
+            raise KernelSymbolsError(path, kind, "it lists no export of vmlinux (the Module.symvers of an external "
+                                     "module build? the kernel's is in its linux-headers package)")
+        return
+    ksymtab = 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        if _SYSTEM_MAP_LINE.fullmatch(line) is None:
+            hint = ""
+            if b"System.map" in line or b"dbg" in line:
+                hint = " -- a placeholder; the real System.map is in the kernel's debug package"
+            raise KernelSymbolsError(path, kind, f"line {lineno} is not 'ADDRESS TYPE NAME': {_describe(line)}{hint}")
+        if line.split(b" ", 2)[2].startswith(b"__ksymtab_"):
+            ksymtab += 1
+    if not ksymtab:
+        raise KernelSymbolsError(path, kind, "it holds no __ksymtab_ entry, so it lists none of the kernel's exports")
+
+
 def load_kernel_symbols(path: str, kind: str) -> KernelSymbols:
-    """The kernel's exports with their details, for audits (not kmod's quirks)."""
+    """The kernel's exports with their details, for audits (not kmod's quirks).
+
+    The file is validated first (:func:`validate`): junk or a placeholder
+    raises :class:`KernelSymbolsError` (an input error, exit 66)."""
     data = read_text(path)
+    validate(data, path, kind)
     symbols: dict[str, KernelSymbol] = {}
     if kind == "symvers":
         for e in parse_symvers(data):
