@@ -726,7 +726,7 @@ def compat(
             d, s = _split_against(spec)
             targets.append((d, None, s, "symvers"))
 
-        from .compat import compat_matrix, discover_kernel_symbols, matrix_exit_status
+        from .compat import compat_matrix, find_kernel_symbols, matrix_exit_status
         from .config import load as load_config
         from .kernelsyms import load_kernel_symbols
         from .scanner import scan_files
@@ -735,7 +735,15 @@ def compat(
         for dirname, bdir, sym, kind in targets:
             if not os.path.isdir(dirname):
                 raise InputError(f"{dirname}: no such module directory")
-            kernel = load_kernel_symbols(sym, kind) if sym else discover_kernel_symbols(dirname, bdir)
+            if sym:
+                kernel = load_kernel_symbols(sym, kind)
+            else:
+                kernel, found_notes = find_kernel_symbols(dirname, bdir)
+                for line in found_notes:
+                    _err(f"note: {line}")
+                if kernel is None:
+                    _err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
+                         "(give --symvers or --system-map)")
             cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, bdir))
             loaded.append((_scan(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
