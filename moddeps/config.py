@@ -1,7 +1,9 @@
 """depmod.d configuration: ``search``, ``override``, ``external``, ``exclude``.
 
-Semantics of kmod 30 (tools/depmod.c, cfg_load / cfg_file_parse), restated
-in shared/specs/depmod-text.md §2.  One deliberate difference: kmod 30 reads
+Semantics of kmod 30 (tools/depmod.c, cfg_load / cfg_file_parse).  Files
+are read as bytes (a ``\r`` stays in its token, as in kmod) through
+:mod:`moddeps.inputfiles`: one that is not a regular file is said and
+skipped instead of waited on.  One deliberate difference: kmod 30 reads
 the *host's* ``/etc/depmod.d`` even under ``-b``; moddeps reads the default
 directories under BASEDIR so that a run is hermetic (``-C`` names config
 explicitly, exactly as in kmod).

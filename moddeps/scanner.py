@@ -1,6 +1,7 @@
 """Walk a module tree the way depmod does, order it, and read every module.
 
-The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md §3–§4):
+The steps, in kmod's order (tools/depmod.c @v30 and @v34.2: depmod_modules_search,
+depmod_modules_sort, depmod_load_modules):
 
 1. Walk the module directory, then each ``external`` directory, in raw
    ``readdir`` order (never sorted: same-priority duplicates are decided by
@@ -12,7 +13,10 @@ The steps, in kmod 30's order (tools/depmod.c; shared/specs/depmod-text.md §3�
    stably by their position in ``modules.order``.  That is the *module
    array*: the line order of ``modules.dep`` and the tie-breaker of every
    later step (the last exporter of a symbol wins).
-4. Read the modules, in a process pool.
+4. Read the modules: serially, in loader threads (compressed trees) or in a
+   process pool, each under a deadline ($MODDEPS_READ_TIMEOUT) checked
+   between pieces of its read and decompression, the loads in flight sharing
+   one memory budget (:class:`~moddeps.compression.MemoryBudget`).
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ class _Registry:
         return f"{reldir}/{base[: len(mf.name)]}"
 
     def _new_wins(self, old: ModuleFile, new: ModuleFile) -> tuple[bool, str]:
-        """kmod tools/depmod.c (depmod_module_is_higher_priority), §3.4 of our spec."""
+        """kmod tools/depmod.c (depmod_module_is_higher_priority)."""
         cfg = self.config
         new_key, old_key = self._override_key(new), self._override_key(old)
         # kmod prepends each override, so the last configured is tested first;
