@@ -22,12 +22,32 @@ from typing import Annotated, Any
 
 import typer
 
+
+def _plain_help() -> bool:
+    """Help and usage errors as plain text (click's) unless stdout and stderr are a colour terminal."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") or "NO_COLOR" in os.environ:
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return True
+    return not (sys.stdout.isatty() and sys.stderr.isatty())
+
+
+# Usage errors (unknown option, bad value, missing argument) exit 64 (EX_USAGE,
+# sysexits.h) as the README's table says, not click's 2.  The class is reached
+# through typer's public BadParameter: typer >= 0.28 vendors click as typer._click.
+for _cls in typer.BadParameter.__mro__:
+    if _cls.__name__ == "UsageError":
+        _cls.exit_code = 64  # type: ignore[attr-defined]
+
 app = typer.Typer(
     name="moddeps",
     help="Linux kernel module trees, understood from the binaries alone.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion [bash|zsh|fish]
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None if _plain_help() else "rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 index_app = typer.Typer(help="Inspect kmod's binary indexes (*.bin).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
@@ -35,7 +55,7 @@ app.add_typer(index_app, name="index")
 _state = {"debug": False}
 
 JobsOpt = Annotated[
-    int | None, typer.Option("--jobs", "-j", help="Processes reading modules (default: all cores; 1: serial).")
+    int | None, typer.Option("--jobs", "-j", min=1, help="Processes reading modules (default: all cores; 1: serial).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout.")]
 CacheOpt = Annotated[
@@ -107,9 +127,27 @@ def printable(s: str) -> str:
     return _printable(s)
 
 
+def version_text() -> str:
+    """What ``--version`` prints: moddeps' version, then the kmod releases whose output it matches."""
+    from . import __version__
+    from .kmodversion import SUPPORTED
+
+    return f"moddeps {__version__}\nmatches kmod {', '.join(str(v) for v in SUPPORTED)}\n"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(version_text())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (for bug reports).")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks of errors (for bug reports); exit statuses stay the same.")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_show_version,
+        help="Print moddeps' version and the kmod releases it matches, and exit.")] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -123,7 +161,7 @@ def _errors() -> Iterator[None]:
         yield
     except ModdepsError as exc:
         if _state["debug"]:
-            raise
+            _traceback()
         _err(f"error: {exc}")
         raise typer.Exit(exc.exit_status) from None
     except KeyboardInterrupt:
@@ -137,9 +175,18 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(141) from None
     except Exception as exc:  # a bug: one line, the traceback with --debug
         if _state["debug"]:
-            raise
+            _traceback()
         _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise typer.Exit(70) from None
+
+
+def _traceback() -> None:
+    """--debug: the traceback of the exception being handled, on stderr (the exit status does not change)."""
+    import traceback
+
+    sys.stderr.flush()
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.flush()
 
 
 @contextmanager
@@ -194,14 +241,26 @@ def sample_tree() -> str:
     return str(root / versions[0])
 
 
-def _resolve_tree(tree: str | None, basedir: str | None, version: str | None) -> tuple[str, str | None]:
-    """A module directory from TREE or -b/-k; returns (dirname, note for stderr)."""
+def _resolve_tree(tree: str | None, basedir: str | None, version: str | None,
+                  allow_sample: bool = False) -> tuple[str, str | None]:
+    """A module directory from TREE or -b/-k; returns (dirname, note for stderr).
+
+    Without TREE, -b and -k: ``/lib/modules/$(uname -r)``.  Only a bare
+    ``moddeps audit`` (``allow_sample``) falls back to the sample tree when
+    that does not exist; every other command says "no such module directory"."""
     if tree:
         return tree.rstrip("/") or "/", None
     if basedir or version:
         from .kmodnames import find_module_dir
 
         return find_module_dir(basedir or "", version or os.uname().release), None
+    if not allow_sample:
+        from .errors import InputError
+
+        running = f"/lib/modules/{os.uname().release}"
+        if not os.path.isdir(running):
+            raise InputError(f"{running}: no such module directory (give the tree)")
+        return running, None
     path, is_sample = default_tree()
     note = (
         f"/lib/modules/{os.uname().release} does not exist; using the sample tree shipped with moddeps: {path}"
@@ -442,7 +501,7 @@ def audit(
         from .audit import audit_tree
         from .config import load as load_config
 
-        dirname, note = _resolve_tree(tree, basedir, version)
+        dirname, note = _resolve_tree(tree, basedir, version, allow_sample=True)
         if note:
             # The sample tree is a demonstration, broken on purpose: its
             # findings do not fail the command unless --fail-on says so.
@@ -617,7 +676,7 @@ def graph(
     basedir: BasedirOpt = None,
     version: KernelOpt = None,
     focus: Annotated[str | None, typer.Option("--focus", help="Only this module's neighbourhood.")] = None,
-    depth: Annotated[int, typer.Option("--depth", help="Edges to follow from --focus, both ways.")] = 1,
+    depth: Annotated[int, typer.Option("--depth", min=0, help="Edges to follow from --focus, both ways.")] = 1,
     fmt: Annotated[str, typer.Option("--format", help="dot, graphml, mermaid or json.")] = "dot",
 ) -> None:
     """The dependency graph (a -> b: a needs b, labelled with the symbols), sorted and deterministic."""
@@ -910,6 +969,9 @@ def plan(
     closure_: Annotated[bool, typer.Option(
         "--closure", help="Every file an initramfs needs: modules (softdeps, weakdeps) and firmware.")] = False,
     reasons: Annotated[bool, typer.Option("--reasons", help="With --closure: the reason after each path.")] = False,
+    allow_missing_firmware: Annotated[bool, typer.Option(
+        "--allow-missing-firmware", help="With --closure: a firmware file not found is a note, not a failure.")
+    ] = False,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="KEY=VALUE module option for the (single) target, as after modprobe's module name.")
     ] = None,
@@ -944,6 +1006,10 @@ def plan(
             raise UsageError(f"--source must be auto, index or scan, not {source!r}")
         if closure_ and (remove or show_depends):
             raise UsageError("--closure cannot be combined with --remove or --show-depends")
+        if allow_missing_firmware and not closure_:
+            raise UsageError("--allow-missing-firmware needs --closure")
+        if (reasons and not closure_):
+            raise UsageError("--reasons needs --closure")
         if remove_holders and not remove:
             raise UsageError("--remove-holders needs --remove")
         if option and (remove or len(targets) != 1):
@@ -977,7 +1043,7 @@ def plan(
         for msg in ctx.config.messages:
             _err(msg)
         if closure_:
-            c = closure(ctx, targets)
+            c = closure(ctx, targets, allow_missing_firmware=allow_missing_firmware)
             if json_out:
                 from .report.jsonout import dumps
 
@@ -986,8 +1052,14 @@ def plan(
                 out.render_closure(_stdout(), c)
             else:
                 _write_lines(out.closure_lines(c, reasons=reasons))
+            for note in c.notes:
+                _err(f"note: {printable(note)}")
             for target, error in c.errors:
                 _err(f"error: {target}: {error}")
+            for _name, problem in c.problems:
+                _err(f"error: {printable(problem)}")
+            if c.problems:
+                _err(f"error: the closure is incomplete ({len(c.problems)} problem(s)): exit status 1")
             raise typer.Exit(c.exit_status)
         plans = (plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state) if remove
                  else plan_load(ctx, targets, options=option or (), loaded=state))
