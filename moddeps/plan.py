@@ -214,10 +214,15 @@ class Closure:
     items: tuple[ClosureItem, ...]
     errors: tuple[tuple[str, str], ...]  # (target, message) for targets that cannot be loaded
     notes: tuple[str, ...] = ()
+    #: (name, message) for what makes the closure incomplete although every target was found: a module
+    #: file missing or unreadable, unreadable module files in a scanned tree, a firmware file missing
+    #: (unless allowed: then it is a note)
+    problems: tuple[tuple[str, str], ...] = ()
 
     @property
     def exit_status(self) -> int:
-        return 0 if not self.errors else 1
+        """0 when the closure is complete; 1 when a target cannot be loaded or anything is missing."""
+        return 0 if not self.errors and not self.problems else 1
 
 
 # --------------------------------------------------------------------------
@@ -1250,6 +1255,7 @@ def closure(
     targets: Sequence[str],
     *,
     firmware_dirs: Sequence[str] | None = None,
+    allow_missing_firmware: bool = False,
 ) -> Closure:
     """Module files (softdeps and weakdeps followed) and firmware for ``targets``.
 
@@ -1258,7 +1264,17 @@ def closure(
     module's ``weakdep=`` modinfo) with their own plans, until nothing new
     appears; then the firmware each included module declares.  A target
     that cannot be found (or is blacklisted) is an error, never silently
-    dropped.  Built-in modules are listed as such, without a file.
+    dropped.  Built-in modules are listed as such, without a file (and
+    named in a note).
+
+    An initramfs built from an incomplete list fails at boot, so anything
+    missing is a *problem* (exit status 1): a module file of the closure
+    that does not exist or cannot be read as a module; in a tree planned
+    from a scan, any module file that could not be read (what it exports is
+    unknown, so a dependency on it cannot be seen); a firmware file not found
+    in the firmware directories (a note instead with
+    ``allow_missing_firmware``: many drivers declare firmware for hardware
+    variants that a given machine does not have).
     """
     lk = ctx._libkmod()
     items: list[ClosureItem] = []
@@ -1320,6 +1336,29 @@ def closure(
             notes.extend(for_notes)
             add_steps(steps, "weakdep", (rule,) if rule else (), m.name)
 
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        if item.kind == "builtin":
+            notes.append(f"{item.name}: built into the kernel (modules.builtin): no file to include")
+        elif item.path is not None and not item.exists:
+            problems.append((item.name, f"{item.path}: no such module file ({item.reason}"
+                             f"{f' of {item.via}' if item.via else ''}): the closure is incomplete"))
+        elif (read := ctx.data.module(item.name, item.path)) is None or read.error is not None:
+            problems.append((item.name, f"{item.path}: cannot be read as a module ({item.reason}"
+                             f"{f' of {item.via}' if item.via else ''}): its dependencies and firmware are "
+                             "unknown, the closure is incomplete"))
+    tree = ctx.data._tree
+    if tree is not None:
+        named = {name for name, _ in problems}
+        for m in tree.broken:
+            if m.name in named:
+                continue
+            problems.append((m.name, f"{tree.dirname}/{m.path}: cannot be read as a module ({m.error}): what it "
+                             "exports is unknown, so the closure may lack it"))
+        for fp in tree.problems:
+            problems.append((os.path.basename(fp.path), f"{tree.dirname}/{fp.path}: {fp.reason}: the closure may "
+                             "lack it"))
+
     # firmware
     version = os.path.basename(ctx.dirname.rstrip("/"))
     dirs = list(firmware_dirs) if firmware_dirs is not None else _firmware_dirs(ctx.dirname, version)
@@ -1345,7 +1384,14 @@ def closure(
                     break
             items.append(ClosureItem("firmware", fw, found or f"{dirs[-1]}/{fw}", "firmware",
                                      (f"firmware={fw} (modinfo of {item.name})",), item.name, found is not None))
-    return Closure(ctx.dirname, ctx.source, tuple(targets), tuple(items), tuple(errors), tuple(notes))
+            if found is None:
+                text = f"firmware {fw} (declared by {item.name}) not found in {', '.join(dirs)}"
+                if allow_missing_firmware:
+                    notes.append(f"{text} (--allow-missing-firmware)")
+                else:
+                    problems.append((fw, f"{text}; --allow-missing-firmware to accept"))
+    return Closure(ctx.dirname, ctx.source, tuple(targets), tuple(items), tuple(errors), tuple(notes),
+                   tuple(problems))
 
 
 # --------------------------------------------------------------------------

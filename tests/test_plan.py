@@ -347,8 +347,15 @@ def test_remove_against_loaded_modules_with_holders(ctx: PlanContext) -> None:
 
 
 def test_closure_follows_softdeps_weakdeps_and_firmware(ctx: PlanContext, tmp_path: Path) -> None:
-    c = closure(ctx, ["foo-drv", "crypto-md5"])
-    assert c.exit_status == 0
+    # a firmware file missing makes the closure incomplete (exit 1) unless allowed
+    strict = closure(ctx, ["foo-drv", "crypto-md5"])
+    assert strict.exit_status == 1
+    assert [name for name, _ in strict.problems] == ["foo/missing.bin"]
+    assert "--allow-missing-firmware" in strict.problems[0][1]
+    c = closure(ctx, ["foo-drv", "crypto-md5"], allow_missing_firmware=True)
+    assert c.exit_status == 0 and c.problems == ()
+    assert any("foo/missing.bin" in n and "--allow-missing-firmware" in n for n in c.notes)
+    assert any(n.startswith("md5: built into the kernel") for n in c.notes)
     got = [(i.kind, i.name, i.reason) for i in c.items]
     assert got == [
         ("module", "libc1", "dependency"), ("module", "libb", "dependency"), ("module", "pre_mod", "softdep-pre"),
