@@ -6,6 +6,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .model import Module
 from .resolve import Resolution
 from .scanner import Tree
 
@@ -105,3 +106,57 @@ def neighbourhood(deps: Sequence[Sequence[int]], focus: int, depth: int) -> set[
                     nxt.append(w)
         frontier = nxt
     return seen
+
+
+def soft_edges(modules: Sequence[Module]) -> dict[tuple[str, str], str]:
+    """The load-time edges that are not symbol dependencies, as modprobe follows them.
+
+    ``(a, b) -> kind``: ``softdep-pre`` / ``softdep-post`` from ``a``'s
+    ``softdep=`` modinfo (``pre: x y post: z``, what depmod writes into
+    modules.softdep), ``weakdep`` from its ``weakdep=`` (modules.weakdep).
+    modprobe looks each name up as it looks up a target: a module name
+    (``-`` and ``_`` alike), else an alias, so ``softdep=pre: crc32c`` leads
+    to every module with ``alias=crc32c`` (crc32c_generic, crc32c_intel).
+    Alias patterns are matched with kmod's fnmatch.  A name nothing matches
+    gives no edge.  (modprobe.d ``softdep`` lines of the running system are
+    not seen here; ``moddeps plan`` reads them.)
+    """
+    from .globmatch import fnmatch
+    from .kmodnames import modname_normalize
+
+    by_name = {m.name: m.name for m in modules}
+    exact: dict[str, list[str]] = {}
+    patterns: list[tuple[bytes, str]] = []
+    for m in modules:
+        for a in m.info("alias"):
+            if any(c in a for c in "*?["):
+                patterns.append((a.encode("utf-8", "surrogateescape"), m.name))
+            else:
+                exact.setdefault(a, []).append(m.name)
+
+    def lookup(name: str) -> list[str]:
+        norm = modname_normalize(name)
+        if norm in by_name:
+            return [norm]
+        found = list(exact.get(name, ()))
+        key = name.encode("utf-8", "surrogateescape")
+        found += [owner for pat, owner in patterns if fnmatch(pat, key)]
+        return sorted(set(found))
+
+    out: dict[tuple[str, str], str] = {}
+    for m in modules:
+        for value in m.softdeps:
+            kind = None
+            for word in value.split():
+                if word in ("pre:", "post:"):
+                    kind = "softdep-" + word[:-1]
+                elif kind is not None:
+                    for dep in lookup(word):
+                        if dep != m.name:
+                            out.setdefault((m.name, dep), kind)
+        for value in m.weakdeps:
+            for word in value.split():
+                for dep in lookup(word):
+                    if dep != m.name:
+                        out.setdefault((m.name, dep), "weakdep")
+    return out
