@@ -584,6 +584,17 @@ def why(
 
         src = t.modules[_index_of(t, module)].name
         g = build_graph(t.modules, [f.shown for f in t.files], res)
+        # modprobe also loads softdeps and weakdeps: such an edge is marked by its kind in
+        # place of symbols ("(softdep-pre)"), as the plan follows it
+        from .analysis import soft_edges
+
+        for (a, b), kind in sorted(soft_edges(t.modules).items()):
+            if not g.has_edge(a, b):
+                g.add_edge(a, b, symbols=(f"({kind})",), kind=kind)
+
+        def symbols(a: str, b: str) -> list[str]:
+            return list(g.edges[a, b]["symbols"])
+
         if target is None:
             import networkx as nx
 
@@ -893,6 +904,9 @@ def depmod(
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
     kmod_version: KmodVersionOpt = None,
+    _show: Annotated[bool, typer.Option(
+        "-V", "--version", is_eager=True, callback=_show_version,
+        help="Print moddeps' version and the kmod releases it matches, and exit (kmod's depmod -V).")] = False,
     # kmod 30-33 accept these and warn "Ignored deprecated option"; kmod 34 rejects them
     _u: Annotated[bool, _deprecated_opt("-u")] = False,
     _unresolved: Annotated[bool, _deprecated_opt("--unresolved-error")] = False,
