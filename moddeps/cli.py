@@ -805,9 +805,8 @@ def compat(
         for dirname, bdir, sym, kind in targets:
             if not os.path.isdir(dirname):
                 raise InputError(f"{dirname}: no such module directory")
-            if sym:
-                kernel = load_kernel_symbols(sym, kind)
-            else:
+            kernel = load_kernel_symbols(sym, kind) if sym else None
+            if not sym:
                 kernel, found_notes = find_kernel_symbols(dirname, bdir)
                 for line in found_notes:
                     _err(f"note: {line}")
