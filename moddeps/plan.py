@@ -1343,7 +1343,7 @@ def closure(
         elif item.path is not None and not item.exists:
             problems.append((item.name, f"{item.path}: no such module file ({item.reason}"
                              f"{f' of {item.via}' if item.via else ''}): the closure is incomplete"))
-        elif (read := ctx.data.module(item.name, item.path)) is None or read.error is not None:
+        elif (what := ctx.data.module(item.name, item.path)) is None or what.error is not None:
             problems.append((item.name, f"{item.path}: cannot be read as a module ({item.reason}"
                              f"{f' of {item.via}' if item.via else ''}): its dependencies and firmware are "
                              "unknown, the closure is incomplete"))
