@@ -1350,10 +1350,10 @@ def closure(
     tree = ctx.data._tree
     if tree is not None:
         named = {name for name, _ in problems}
-        for m in tree.broken:
-            if m.name in named:
+        for bad in tree.broken:
+            if bad.name in named:
                 continue
-            problems.append((m.name, f"{tree.dirname}/{m.path}: cannot be read as a module ({m.error}): what it "
+            problems.append((bad.name, f"{tree.dirname}/{bad.path}: cannot be read as a module ({bad.error}): what it "
                              "exports is unknown, so the closure may lack it"))
         for fp in tree.problems:
             problems.append((os.path.basename(fp.path), f"{tree.dirname}/{fp.path}: {fp.reason}: the closure may "
