@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..audit import KINDS, SEVERITIES, AuditResult, Finding
+from .render import document, more_hint, record, sentence
 
 #: findings shown per kind in the human report (the JSON has all of them)
 PER_KIND = 15
@@ -20,8 +21,7 @@ def audit_document(result: AuditResult) -> dict[str, Any]:
     """The ``audit --json`` document (schema: moddeps/schemas/audit.schema.json)."""
     counts = result.counts()
     by_sev = {s: sum(1 for f in result.findings if f.severity == s) for s in SEVERITIES}
-    return {
-        "schema": 1,
+    return document({
         "tree": result.tree,
         "kernel": result.kernel,
         "summary": {
@@ -33,7 +33,7 @@ def audit_document(result: AuditResult) -> dict[str, Any]:
             "notes": list(result.notes),
         },
         "findings": [finding_dict(f) for f in result.findings],
-    }
+    })
 
 
 def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
@@ -53,15 +53,43 @@ def finding_dict(f: Finding, kernel: str | None = None) -> dict[str, Any]:
     }
 
 
-def render_audit(console: Console, result: AuditResult) -> None:
-    counts = result.counts()
+def _headline(result: AuditResult) -> str:
     by_sev = {s: sum(1 for f in result.findings if f.severity == s) for s in SEVERITIES}
-    console.print(
-        f"moddeps audit of {result.tree}: {result.module_count} modules, "
-        + (", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in by_sev.items()) if result.findings
-           else "no findings"),
-        highlight=False, markup=False,
-    )
+    return (f"moddeps audit of {result.tree}: {result.module_count} modules, "
+            + (", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in by_sev.items()) if result.findings
+               else "no findings"))
+
+
+def _groups(result: AuditResult) -> list[tuple[str, str, list[Finding]]]:
+    """(severity, kind, findings) in report order; the signature kinds' severity
+    depends on the finding, so a kind can have a group per severity."""
+    counts = result.counts()
+    groups = [(sev, kind, [f for f in result.findings if f.kind == kind and f.severity == sev])
+              for sev in SEVERITIES for kind in KINDS if kind in counts]
+    return [g for g in groups if g[2]]
+
+
+def _subject(f: Finding) -> str:
+    return f.modules[0] if f.modules else (f.files[0] if f.files else "")
+
+
+def audit_lines(result: AuditResult) -> list[str]:
+    """The plain-text audit: the headline, ``note:`` lines, then one record per kind
+    and per finding, every finding whole::
+
+        count<TAB>SEVERITY<TAB>KIND<TAB>N
+        finding<TAB>SEVERITY<TAB>KIND<TAB>MODULE<TAB>MESSAGE
+    """
+    out = [sentence(_headline(result))]
+    out += [sentence(f"note: {n}") for n in result.notes]
+    groups = _groups(result)
+    out += [record("count", sev, kind, len(items)) for sev, kind, items in groups]
+    out += [record("finding", sev, kind, _subject(f), f.message) for sev, kind, items in groups for f in items]
+    return out
+
+
+def render_audit(console: Console, result: AuditResult) -> None:
+    console.print(_headline(result), highlight=False, markup=False)
     for note in result.notes:
         console.print(f"note: {note}", style="dim", highlight=False, markup=False)
     if not result.findings:
@@ -70,10 +98,7 @@ def render_audit(console: Console, result: AuditResult) -> None:
     summary.add_column("severity")
     summary.add_column("kind")
     summary.add_column("count", justify="right")
-    # (the signature kinds' severity depends on the finding: one row per kind and severity)
-    groups = [(sev, kind, [f for f in result.findings if f.kind == kind and f.severity == sev])
-              for sev in SEVERITIES for kind in KINDS if kind in counts]
-    groups = [g for g in groups if g[2]]
+    groups = _groups(result)
     for sev, kind, items in groups:
         summary.add_row(f"[{_STYLE[sev]}]{sev}[/]", kind, str(len(items)))
     console.print(summary)
@@ -86,8 +111,7 @@ def render_audit(console: Console, result: AuditResult) -> None:
         for i, f in enumerate(shown):
             last = i == len(shown) - 1 and len(items) <= PER_KIND
             table.add_row(f"[{_STYLE[sev]}]{kind}[/]" if i == 0 else "",
-                          f.modules[0] if f.modules else (f.files[0] if f.files else ""),
-                          f.message, end_section=last)
+                          _subject(f), f.message, end_section=last)
         if len(items) > PER_KIND:
-            table.add_row("", "…", f"and {len(items) - PER_KIND} more (see --json)", end_section=True)
+            table.add_row("", "…", more_hint(len(items) - PER_KIND), end_section=True)
     console.print(table)

@@ -16,6 +16,7 @@ from ..audit import Finding
 from ..compat import KINDS as COMPAT_KINDS
 from ..compat import CompatResult, SignatureVerdict, Verdict
 from .audit import finding_dict
+from .render import document, more_hint, record, sentence
 
 #: rows shown per kind in the human reports (the JSON has all of them)
 PER_KIND = 15
@@ -35,6 +36,9 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "module": v.module,
         "kernel": v.kernel,
         "loads": v.loads,
+        "summary": v.summary,
+        "checked": list(v.checked),
+        "unchecked": list(v.unchecked),
         "replaces": v.replaces,
         "reasons": list(v.reasons),
         "errno": v.errno,
@@ -62,8 +66,7 @@ def _sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
 
 def compat_document(results: Sequence[CompatResult]) -> dict[str, Any]:
     """The ``compat --json`` document: one verdict per file and kernel, findings in the audit's format."""
-    return {
-        "schema": 1,
+    return document({
         "kernels": [
             {
                 "kernel": r.kernel,
@@ -71,6 +74,7 @@ def compat_document(results: Sequence[CompatResult]) -> dict[str, Any]:
                 "kernel_symbols": r.kernel_symbols,
                 "vermagic": r.vermagic,
                 "loads": r.loads,
+                "checked": list(r.checked),
                 "broken_in_tree": list(r.broken_in_tree),
                 "preexisting_problems": r.preexisting,
                 "notes": list(r.notes),
@@ -79,7 +83,7 @@ def compat_document(results: Sequence[CompatResult]) -> dict[str, Any]:
         ],
         "verdicts": [verdict_dict(v) for r in results for v in r.verdicts],
         "findings": [finding_dict(f, r.kernel) for r in results for f in _sorted_findings(r.findings)],
-    }
+    })
 
 
 def _why(v: Verdict) -> str:
@@ -91,18 +95,52 @@ def _why(v: Verdict) -> str:
     return ", ".join(parts)
 
 
+def _headlines(r: CompatResult) -> list[tuple[str, bool]]:
+    """(line, dim) for one kernel: the counts, the symbol list, the notes."""
+    nfiles = len(r.verdicts)
+    ok = sum(1 for v in r.verdicts if v.loads)
+    line = (f"moddeps compat: {nfiles} file(s) on {r.kernel} ({r.tree}): {ok} load, {nfiles - ok} do not"
+            + (f"; {len(r.broken_in_tree)} in-tree module(s) would no longer load" if r.broken_in_tree else ""))
+    out = [(line, False)]
+    if r.kernel_symbols:
+        out.append((f"kernel symbols: {r.kernel_symbols}", True))
+    out += [(f"note: {n}", True) for n in r.notes]
+    return out
+
+
+def _detail(v: Verdict) -> str:
+    """Why a file does not load and what the kernel logs; what it breaks."""
+    detail = _why(v)
+    if not v.loads and v.kernel_log:
+        detail += (": " if detail else "") + v.kernel_log[-1]
+    if v.breaks:
+        detail += ("; " if detail else "") + f"breaks {', '.join(v.breaks)}"
+    return detail
+
+
+def compat_lines(results: Sequence[CompatResult]) -> list[str]:
+    """The plain-text compat report: each kernel's headline and notes, then::
+
+        verdict<TAB>KERNEL<TAB>MODULE<TAB>yes|no<TAB>VERDICT<TAB>WHY NOT / WHAT THE KERNEL LOGS; breaks ...<TAB>FILE
+        breaks<TAB>KERNEL<TAB>MODULE<TAB>IN-TREE MODULE          (one per in-tree module broken)
+        finding<TAB>SEVERITY<TAB>KIND<TAB>KERNEL<TAB>MODULE<TAB>MESSAGE
+    """
+    out = [sentence(line) for r in results for line, _dim in _headlines(r)]
+    for r in results:
+        for v in r.verdicts:
+            out.append(record("verdict", r.kernel, v.module, "yes" if v.loads else "no", v.summary,
+                              _detail(v) or "-", v.file))
+    out += [record("breaks", r.kernel, v.module, b) for r in results for v in r.verdicts for b in v.breaks]
+    out += [record("finding", f.severity, f.kind, r.kernel, f.modules[0] if f.modules else "", f.message)
+            for r in results for f in _sorted_findings(r.findings)]
+    return out
+
+
 def render_compat(console: Console, results: Sequence[CompatResult]) -> None:
     """A verdict per file (a matrix with several kernels), then the findings."""
     for r in results:
-        nfiles = len(r.verdicts)
-        ok = sum(1 for v in r.verdicts if v.loads)
-        line = (f"moddeps compat: {nfiles} file(s) on {r.kernel} ({r.tree}): {ok} load, {nfiles - ok} do not"
-                + (f"; {len(r.broken_in_tree)} in-tree module(s) would no longer load" if r.broken_in_tree else ""))
-        console.print(line, highlight=False, markup=False)
-        if r.kernel_symbols:
-            console.print(f"kernel symbols: {r.kernel_symbols}", style="dim", highlight=False, markup=False)
-        for note in r.notes:
-            console.print(f"note: {note}", style="dim", highlight=False, markup=False)
+        for line, dim in _headlines(r):
+            console.print(line, style="dim" if dim else None, highlight=False, markup=False)
     if not results:
         return
     if len(results) == 1:
@@ -112,13 +150,10 @@ def render_compat(console: Console, results: Sequence[CompatResult]) -> None:
         table.add_column("loads", no_wrap=True)
         table.add_column("why not / what the kernel logs", overflow="fold")
         for v in r.verdicts:
-            verdict = Text("yes", style="green") if v.loads else Text("no", style="bold red")
-            detail = _why(v)
-            if not v.loads and v.kernel_log:
-                detail += (": " if detail else "") + v.kernel_log[-1]
-            if v.breaks:
-                detail += ("; " if detail else "") + f"breaks {', '.join(v.breaks)}"
-            table.add_row(v.module, verdict, Text(detail))
+            verdict = (Text("yes", style="green") + (Text(f" ({' and '.join(v.unchecked)} unchecked)", style="yellow")
+                                                        if v.unchecked else Text(""))
+                       if v.loads else Text("no", style="bold red"))
+            table.add_row(v.module, verdict, Text(_detail(v)))
         console.print(table)
     else:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False)
@@ -138,7 +173,7 @@ def render_compat(console: Console, results: Sequence[CompatResult]) -> None:
                 if cell is None:
                     cells.append(Text("-"))
                 elif cell.loads:
-                    cells.append(Text("loads", style="green")
+                    cells.append(Text(cell.summary, style="yellow" if cell.unchecked else "green")
                                  + (Text(f" (breaks {len(cell.breaks)})", style="yellow") if cell.breaks else Text("")))
                 else:
                     cells.append(Text("no: " + _why(cell), style="red"))
@@ -170,8 +205,7 @@ def _render_findings(console: Console, items: Sequence[tuple[str, Finding]], sho
             table.add_row(*cells, end_section=last)
         if len(rows) > PER_KIND:
             filler = [Text("")] * (2 if show_kernel else 1)
-            table.add_row(*filler, Text("…"), Text(f"and {len(rows) - PER_KIND} more (see --json)"),
-                          end_section=True)
+            table.add_row(*filler, Text("…"), Text(more_hint(len(rows) - PER_KIND)), end_section=True)
     console.print(table)
 
 
@@ -197,15 +231,14 @@ def change_dict(c: Change) -> dict[str, Any]:
 def diff_document(result: DiffResult) -> dict[str, Any]:
     """The ``diff --json`` document."""
     counts = result.counts()
-    return {
-        "schema": 1,
+    return document({
         "old": _side_dict(result.old),
         "new": _side_dict(result.new),
         "incompatible": bool(result.incompatible),
         "summary": {k: counts[k] for k in CHANGE_KINDS if k in counts},
         "notes": list(result.notes),
         "changes": [change_dict(c) for c in result.changes],
-    }
+    })
 
 
 #: what a null CRC means on a side with CRCs, and on one without
@@ -216,7 +249,13 @@ def _crc_cell(crc: str | None, side: Side) -> str:
     return crc if crc is not None else _NO_CRC[not side.crcs]
 
 
-def _change_text(c: Change, result: DiffResult) -> str:
+def _value(text: str | None, absent: str) -> str:
+    return absent if text is None else text
+
+
+def _change_text(c: Change, result: DiffResult, most: int | None = 4) -> str:
+    """The ``change`` cell: what it was and what it is.  ``most``: symbols of a
+    dependency shown (None: all of them)."""
     if c.kind == "export-added":
         return _crc_cell(c.new, result.new)
     if c.kind == "export-removed":
@@ -226,47 +265,75 @@ def _change_text(c: Change, result: DiffResult) -> str:
     if c.kind == "namespace-changed":
         return f"{c.old or 'no namespace'} -> {c.new or 'no namespace'}"
     if c.kind == "module-added":
-        return f"{c.new}" if c.new else ""
+        return _value(c.new, "")
     if c.kind == "module-removed":
-        return f"{c.old}" if c.old else ""
+        return _value(c.old, "")
     if c.kind in ("dependency-added", "dependency-removed"):
-        target = c.new if c.kind == "dependency-added" else c.old
-        syms = ", ".join(c.symbols[:4]) + (" …" if len(c.symbols) > 4 else "")
-        return f"{target} ({syms})" if syms else f"{target}"
-    return f"{c.old} -> {c.new}"
+        target = _value(c.new if c.kind == "dependency-added" else c.old, "?")
+        cut = most is not None and len(c.symbols) > most
+        syms = ", ".join(c.symbols[:most] if cut else c.symbols) + (" …" if cut else "")
+        return f"{target} ({syms})" if syms else target
+    return f"{_value(c.old, '-')} -> {_value(c.new, '-')}"
+
+
+def _diff_headline(result: DiffResult) -> str:
+    return (f"moddeps diff {result.old.path} -> {result.new.path}: {len(result.changes)} change(s), "
+            f"{len(result.incompatible)} incompatible")
+
+
+def _diff_rows(result: DiffResult) -> list[tuple[str, list[Change]]]:
+    """(kind, changes) in report order, incompatible changes first within a kind."""
+    groups = []
+    for kind in CHANGE_KINDS:
+        rows = [c for c in result.changes if c.kind == kind]
+        if rows:
+            rows.sort(key=lambda c: not c.incompatible)  # stable
+            groups.append((kind, rows))
+    return groups
+
+
+def diff_lines(result: DiffResult) -> list[str]:
+    """The plain-text diff: the headline, ``note:`` lines, then every change::
+
+        count<TAB>KIND<TAB>N<TAB>N_INCOMPATIBLE
+        change<TAB>incompatible|compatible<TAB>KIND<TAB>MODULE<TAB>SYMBOL (- for none)<TAB>CHANGE
+    """
+    out = [sentence(_diff_headline(result))]
+    out += [sentence(f"note: {n}") for n in result.notes]
+    groups = _diff_rows(result)
+    out += [record("count", kind, len(rows), sum(1 for c in rows if c.incompatible)) for kind, rows in groups]
+    out += [record("change", "incompatible" if c.incompatible else "compatible", kind, c.module, c.symbol,
+                   _change_text(c, result, most=None) or "-")
+            for kind, rows in groups for c in rows]
+    return out
 
 
 def render_diff(console: Console, result: DiffResult) -> None:
     bad = result.incompatible
-    console.print(
-        f"moddeps diff {result.old.path} -> {result.new.path}: {len(result.changes)} change(s), "
-        f"{len(bad)} incompatible", highlight=False, markup=False,
-    )
+    console.print(_diff_headline(result), highlight=False, markup=False)
     for note in result.notes:
         console.print(f"note: {note}", style="dim", highlight=False, markup=False)
     if not result.changes:
         return
     counts = result.counts()
     summary = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    summary.add_column("kind")
-    summary.add_column("count", justify="right")
-    summary.add_column("incompatible", justify="right")
+    summary.add_column("kind", no_wrap=True)
+    summary.add_column("count", justify="right", no_wrap=True)
+    summary.add_column("incompatible", justify="right", no_wrap=True)
     for kind in CHANGE_KINDS:
         if kind in counts:
             nbad = sum(1 for c in bad if c.kind == kind)
             summary.add_row(kind, str(counts[kind]), Text(str(nbad), style="bold red") if nbad else Text("0"))
     console.print(summary)
+    # the "!" and kind columns keep their width however narrow the terminal
+    # (the others fold onto more lines rather than lose characters)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("!", no_wrap=True)  # "!": incompatible
-    table.add_column("kind", no_wrap=True)
-    table.add_column("module", no_wrap=True)
-    table.add_column("symbol", no_wrap=True)
-    table.add_column("change", overflow="fold")
-    for kind in CHANGE_KINDS:
-        rows = [c for c in result.changes if c.kind == kind]
-        if not rows:
-            continue
-        rows.sort(key=lambda c: not c.incompatible)  # stable: incompatible first
+    table.add_column("!", no_wrap=True, min_width=1)  # "!": incompatible
+    table.add_column("kind", no_wrap=True, min_width=max(len(k) for k in CHANGE_KINDS))
+    table.add_column("module", overflow="fold")
+    table.add_column("symbol", overflow="fold")
+    table.add_column("change", overflow="fold", min_width=10)
+    for kind, rows in _diff_rows(result):
         shown = rows[:PER_KIND]
         for i, c in enumerate(shown):
             last = i == len(shown) - 1 and len(rows) <= PER_KIND
@@ -275,8 +342,8 @@ def render_diff(console: Console, result: DiffResult) -> None:
                           Text(kind, style=style) if i == 0 else Text(""), Text(c.module), Text(c.symbol or ""),
                           Text(_change_text(c, result), style=style), end_section=last)
         if len(rows) > PER_KIND:
-            more = Text(f"and {len(rows) - PER_KIND} more (see --json)")
-            table.add_row(Text(""), Text(""), Text("…"), Text(""), more, end_section=True)
+            table.add_row(Text(""), Text(""), Text("…"), Text(""), Text(more_hint(len(rows) - PER_KIND)),
+                          end_section=True)
     console.print(table)
     if bad:
         console.print("!: incompatible: a module built against the old side is refused by the new one",

@@ -66,10 +66,11 @@ def to_graphml(nodes: Iterable[str], edges: Iterable[Edge], paths: dict[str, str
 
 
 def to_json(nodes: Iterable[str], edges: Iterable[Edge], paths: dict[str, str], tree: str) -> str:
-    doc = {
-        "schema": 1,
+    from .render import document
+
+    doc = document({
         "tree": tree,
         "nodes": [{"module": n, "path": paths.get(n)} for n in sorted(nodes)],
         "edges": [{"from": a, "to": b, "symbols": list(s)} for a, b, s in sorted(edges)],
-    }
+    })
     return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"

@@ -14,8 +14,7 @@ from typing import Any
 from ..model import Module, crc_text
 from ..modinfo import ModuleInfo, Query
 from ..signature import ModuleSignature
-
-SCHEMA = 1
+from .render import document
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -92,10 +91,9 @@ def module_info_dict(info: ModuleInfo, kmod_version: int) -> dict[str, Any]:
 
 
 def info_document(dirname: str, kmod_version: int, reason: str, queries: Sequence[Query]) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
+    return document({
         "dirname": dirname,
         "kmod": {"version": kmod_version, "reason": reason},
         "queries": [{"arg": q.arg, "error": q.error,
                      "modules": [module_info_dict(i, kmod_version) for i in q.infos]} for q in queries],
-    }
+    })

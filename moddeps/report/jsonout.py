@@ -1,4 +1,7 @@
-"""Versioned JSON documents.  Every document has ``"schema": 1`` at the top.
+"""The ``scan --json`` document, and the JSON encoder of every document.
+
+Every document starts with the envelope of :func:`moddeps.report.render.envelope`
+(``schema``, ``tool``, ``version``); each has a JSON Schema in ``moddeps/schemas/``.
 
 Strings from module files may hold bytes that are not UTF-8; they are kept
 as lone surrogates internally and written here with ``\\udcXX`` escapes
@@ -13,8 +16,10 @@ from typing import Any
 
 from ..model import Module, SignatureFacts, crc_text
 from ..scanner import Tree
+from .render import SCHEMA, envelope
 
-SCHEMA = 1
+__all__ = ["SCHEMA", "dumps", "module_dict", "scan_document", "scan_documents", "scan_json", "scan_json_parts",
+           "signature_dict"]
 
 
 def module_dict(m: Module) -> dict[str, Any]:
@@ -60,7 +65,7 @@ def signature_dict(sig: SignatureFacts | None) -> dict[str, Any] | None:
 
 
 def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"schema": SCHEMA}
+    doc: dict[str, Any] = envelope()
     if tree is not None:
         doc["tree"] = tree.dirname
         doc["kernel"] = tree.version
@@ -72,6 +77,16 @@ def scan_document(tree: Tree | None, modules: list[Module] | tuple[Module, ...])
         ]
         doc["problems"] = [{"path": p.path, "reason": p.reason} for p in tree.problems]
     doc["modules"] = [module_dict(m) for m in modules]
+    return doc
+
+
+def scan_documents(trees: list[Tree], loose: list[Module]) -> dict[str, Any]:
+    """The ``scan --json`` document of several trees or of loose files: each tree's
+    document (without its envelope) under ``trees``, the loose files' records under ``modules``."""
+    doc = envelope()
+    head = set(doc)
+    doc["trees"] = [{k: v for k, v in scan_document(t, t.modules).items() if k not in head} for t in trees]
+    doc["modules"] = [module_dict(m) for m in loose]
     return doc
 
 

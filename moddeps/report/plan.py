@@ -14,14 +14,14 @@ from rich.table import Table
 from rich.tree import Tree as RichTree
 
 from ..plan import Closure, ClosureItem, Plan, PlanSet, Source, Step
-
-SCHEMA = 1
+from .render import document, record
 
 __all__ = [
     "closure_document",
     "closure_lines",
     "kmod_stderr_lines",
     "plan_document",
+    "plan_lines",
     "render_closure",
     "render_plans",
     "show_depends_text",
@@ -100,8 +100,7 @@ def _source_dict(source: Source) -> dict[str, Any]:
 
 def plan_document(ps: PlanSet) -> dict[str, Any]:
     """``{"schema": 1, "plans": [...]}``: one plan per target, in the order given."""
-    return {
-        "schema": SCHEMA,
+    return document({
         "dirname": ps.dirname,
         "kernel": ps.version,
         "mode": "remove" if ps.remove else "load",
@@ -110,7 +109,7 @@ def plan_document(ps: PlanSet) -> dict[str, Any]:
         "messages": list(ps.messages),
         "exit_status": ps.exit_status,
         "plans": [_plan_dict(p) for p in ps.plans],
-    }
+    })
 
 
 def _closure_item_dict(i: ClosureItem) -> dict[str, Any]:
@@ -119,8 +118,7 @@ def _closure_item_dict(i: ClosureItem) -> dict[str, Any]:
 
 
 def closure_document(c: Closure) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
+    return document({
         "dirname": c.dirname,
         "source": _source_dict(c.source),
         "targets": list(c.targets),
@@ -128,32 +126,57 @@ def closure_document(c: Closure) -> dict[str, Any]:
         "errors": [{"target": t, "error": e} for t, e in c.errors],
         "notes": list(c.notes),
         "exit_status": c.exit_status,
-    }
-
-
-_BECAUSE_SHOWN = 6
+    })
 
 
 def closure_lines(c: Closure, *, reasons: bool = False) -> list[str]:
     """One line per file (modules, then firmware found); built-in modules have no file.
 
     With ``reasons``: ``PATH<TAB>KIND<TAB>REASON<TAB>BECAUSE`` (missing
-    firmware included, its PATH where it was expected; long symbol lists
-    shortened, the JSON document has them all).
+    firmware included, its PATH where it was expected; every symbol, as
+    every plain-text record is whole).
     """
     out = []
     for i in c.items:
         if i.path is None or (not i.exists and not reasons):
             continue
         if reasons:
-            shown = list(i.because[:_BECAUSE_SHOWN])
-            if len(i.because) > _BECAUSE_SHOWN:
-                shown.append(f"... (+{len(i.because) - _BECAUSE_SHOWN} more)")
-            why = "; ".join(shown)
             via = f" (via {i.via})" if i.via else ""
-            out.append(f"{i.path}\t{i.kind}{'' if i.exists else ' (missing)'}\t{i.reason}{via}\t{why}")
+            out.append("\t".join(_field(x) for x in (
+                i.path, f"{i.kind}{'' if i.exists else ' (missing)'}", f"{i.reason}{via}", "; ".join(i.because))))
         else:
             out.append(i.path)
+    return out
+
+
+def _field(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def plan_lines(ps: PlanSet) -> list[str]:
+    """The plain-text plans, one record per line, in execution order::
+
+        target<TAB>TARGET<TAB>RESOLVED (comma-separated, - for none)<TAB>FOUND BY
+        step<TAB>TARGET<TAB>N<TAB>ACTION<TAB>MODULE<TAB>WHY<TAB>COMMAND (modprobe's line, - for none)<TAB>FLAGS
+        error<TAB>TARGET<TAB>ERROR
+        note<TAB>TARGET<TAB>NOTE
+        message<TAB>TARGET<TAB>LIBKMOD MESSAGE
+
+    FLAGS: comma-separated ``builtin``, ``permanent``, ``alias=ALIAS``,
+    ``note=NOTE`` (- for none).
+    """
+    out = []
+    for p in ps.plans:
+        out.append(record("target", p.target, ",".join(p.resolved) or None, p.found_by))
+        if p.error:
+            out.append(record("error", p.target, p.error))
+        for n, s in enumerate(p.steps, 1):
+            flags = [*(["builtin"] if s.builtin else []), *(["permanent"] if s.permanent else []),
+                     *([f"alias={s.alias}"] if s.alias else []), *([f"note={s.note}"] if s.note else [])]
+            out.append(record("step", p.target, n, s.action, s.module, _why(s, most=None), s.line,
+                              ",".join(flags) or None))
+        out += [record("note", p.target, n) for n in p.notes]
+        out += [record("message", p.target, m) for m in p.messages]
     return out
 
 
@@ -165,17 +188,24 @@ _STYLE = {"insmod": "green", "builtin": "cyan", "install": "yellow", "skip": "di
           "remove": "yellow"}
 
 
-def _why(s: Step) -> str:
+def _symbols(syms: tuple[str, ...], most: int | None) -> str:
+    if most is None or len(syms) <= most:
+        return ", ".join(syms)
+    return ", ".join(syms[:most]) + " …"
+
+
+def _why(s: Step, most: int | None = 4) -> str:
+    """Why a step is there (``most``: symbols named per user; None: all)."""
     if s.reason == "dependency":
         if s.needed_by:
-            parts = [f"{u} needs {', '.join(syms[:4])}{' …' if len(syms) > 4 else ''}" for u, syms in s.needed_by]
+            parts = [f"{u} needs {_symbols(syms, most)}" for u, syms in s.needed_by]
             return "dependency: " + "; ".join(parts)
         return f"dependency of {s.via}"
     if s.reason in ("softdep-pre", "softdep-post", "weakdep"):
         kind = {"softdep-pre": "pre-softdep", "softdep-post": "post-softdep", "weakdep": "weakdep"}[s.reason]
         return f"{kind} of {s.via}: {'; '.join(s.because)}"
     if s.reason == "holder":
-        return f"holds {s.via}" + (f" ({', '.join(s.because[:4])})" if s.because else "")
+        return f"holds {s.via}" + (f" ({_symbols(s.because, most)})" if s.because else "")
     if s.reason == "unused-dependency":
         return f"left unused by {s.via}"
     return "target: " + "; ".join(s.because)
