@@ -57,7 +57,11 @@ _state = {"debug": False}
 JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Processes reading modules (default: all cores; 1: serial).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout (--format json).")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", metavar="text|table|json",
+    help="text: one TAB-separated record per line, never wrapped (default when stdout is not a terminal, "
+    "or with CI=true, NO_COLOR, TERM=dumb); table: rich tables (default on a terminal); json: as --json.")]
 CacheOpt = Annotated[
     str | None,
     typer.Option("--cache", help="Scan cache database (default $MODDEPS_CACHE or ~/.cache/moddeps/scan.sqlite3)."),
@@ -216,6 +220,24 @@ def _stdout() -> Any:
     return Console(soft_wrap=False)
 
 
+def _format(fmt: str | None, json_out: bool) -> str:
+    """The rendering asked for: ``text``, ``table`` or ``json`` (:func:`moddeps.report.render.choose`)."""
+    from .errors import UsageError
+    from .report.render import FORMATS, choose
+
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format must be text, table or json, not {fmt!r}")
+    if json_out and fmt not in (None, "json"):
+        raise UsageError(f"--json is --format json: give one of --json, --format {fmt}")
+    return choose(fmt, json_out)
+
+
+def _plain(lines: list[str]) -> None:
+    from .report.render import write_lines
+
+    write_lines(lines)
+
+
 def default_tree() -> tuple[str, bool]:
     """``/lib/modules/$(uname -r)``, or the sample tree shipped with the package."""
     release = os.uname().release
@@ -279,6 +301,7 @@ def _resolve_tree(tree: str | None, basedir: str | None, version: str | None,
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Module trees (.../lib/modules/VERSION) or module files.")],
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
@@ -288,6 +311,8 @@ def scan(
     from .scanner import Tree
 
     with _errors():
+        mode = _format(fmt, json_out)
+        json_out = mode == "json"
         trees: list[Tree] = []
         files: list[str] = []
         for p in paths:
@@ -309,16 +334,19 @@ def scan(
             for prob in t.problems:
                 _err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
         if json_out:
-            from .report.jsonout import dumps, scan_document, scan_json_parts
+            from .report.jsonout import dumps, scan_documents, scan_json_parts
 
             if len(trees) == 1 and not loose:
                 for part in scan_json_parts(trees[0], trees[0].modules):
                     sys.stdout.write(part)
                 sys.stdout.write("\n")
             else:
-                doc = {"schema": 1, "trees": [scan_document(t, t.modules) for t in trees],
-                       "modules": [scan_document(None, loose)["modules"]][0]}
-                sys.stdout.write(dumps(doc) + "\n")
+                sys.stdout.write(dumps(scan_documents(trees, loose)) + "\n")
+        elif mode == "text":
+            from .report.text import scan_lines
+
+            _plain([line for t in trees for line in scan_lines(t, t.modules)]
+                   + (scan_lines(None, loose) if loose else []))
         else:
             from .report.text import render_scan
 
@@ -384,6 +412,8 @@ def info(
     symbols: Annotated[bool, typer.Option(
         "--symbols", help="After each module's lines: its exports (CRC, GPL-only, namespace) and needs.")] = False,
     json_out: JsonOpt = False,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", metavar="text|table|json", help="json: as --json; text and table: modinfo's lines.")] = None,
     kmod_version: KmodVersionOpt = None,
 ) -> None:
     """Show modules exactly as kmod's modinfo does (same options, output and exit status).
@@ -397,6 +427,7 @@ def info(
     from . import modinfo as mi
 
     with _errors():
+        json_out = _format(fmt, json_out) == "json"
         chosen = ctx.meta.get("moddeps.info.field")
         kmod = kmodversion.select(kmod_version, basedir)
         opts = mi.Options(field=chosen, null=null, modname=modname, kmod_version=kmod.version)
@@ -482,6 +513,7 @@ def audit(
     symvers: Annotated[str | None, typer.Option("--symvers", help="The kernel's Module.symvers.")] = None,
     system_map: Annotated[str | None, typer.Option("--system-map", help="The kernel's System.map.")] = None,
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
     fail_on: Annotated[
         str | None,
         typer.Option("--fail-on", help="Exit 1 on findings at or above: error (default), warning, never."),
@@ -494,6 +526,8 @@ def audit(
     from .errors import UsageError
 
     with _errors():
+        mode = _format(fmt, json_out)
+        json_out = mode == "json"
         if fail_on not in (None, "error", "warning", "never"):
             raise UsageError(f"--fail-on must be error, warning or never, not {fail_on!r}")
         if symvers and system_map:
@@ -521,6 +555,10 @@ def audit(
             from .report.jsonout import dumps
 
             sys.stdout.write(dumps(audit_document(result)) + "\n")
+        elif mode == "text":
+            from .report.audit import audit_lines
+
+            _plain(audit_lines(result))
         else:
             from .report.audit import render_audit
 
@@ -576,21 +614,17 @@ def why(
     basedir: BasedirOpt = None,
     version: KernelOpt = None,
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
 ) -> None:
     """Why MODULE needs TARGET: every dependency path, each edge with its symbols (or all its dependencies)."""
     with _errors():
-        t, res = _load(tree, basedir, version, show_progress=not json_out)
+        mode = _format(fmt, json_out)
+        t, res = _load(tree, basedir, version, show_progress=mode != "json")
         from .graph import build_graph, dependency_paths
+        from .report import deps as out
 
         src = t.modules[_index_of(t, module)].name
         g = build_graph(t.modules, [f.shown for f in t.files], res)
-        # modprobe also loads softdeps and weakdeps: such an edge is marked by its kind in
-        # place of symbols ("(softdep-pre)"), as the plan follows it
-        from .analysis import soft_edges
-
-        for (a, b), kind in sorted(soft_edges(t.modules).items()):
-            if not g.has_edge(a, b):
-                g.add_edge(a, b, symbols=(f"({kind})",), kind=kind)
 
         def symbols(a: str, b: str) -> list[str]:
             return list(g.edges[a, b]["symbols"])
@@ -599,46 +633,26 @@ def why(
             import networkx as nx
 
             reach = sorted(nx.descendants(g, src))
-            if json_out:
+            edges = sorted(g.subgraph([src, *reach]).edges())
+            if mode == "json":
                 from .report.jsonout import dumps
 
-                edges = [{"from": a, "to": b, "symbols": list(g.edges[a, b]["symbols"])}
-                         for a, b in sorted(g.subgraph([src, *reach]).edges())]
-                sys.stdout.write(dumps({"schema": 1, "module": src, "needs": reach, "edges": edges}) + "\n")
-                return
-            from rich.tree import Tree as RTree
-
-            root = RTree(src)
-
-            def grow(node: Any, name: str, seen: frozenset[str]) -> None:
-                for dep in sorted(g.successors(name)):
-                    syms = g.edges[name, dep]["symbols"]
-                    label = f"{dep}  [dim]({', '.join(syms[:4])}{' …' if len(syms) > 4 else ''})[/]"
-                    child = node.add(label)
-                    if dep not in seen:
-                        grow(child, dep, seen | {dep})
-
-            grow(root, src, frozenset({src}))
-            _stdout().print(root)
+                sys.stdout.write(dumps(out.needs_document(src, reach, edges, symbols)) + "\n")
+            elif mode == "text":
+                _plain(out.needs_lines(src, reach, edges, symbols))
+            else:
+                out.render_needs(_stdout(), src, lambda name: sorted(g.successors(name)), symbols)
             return
         dst = t.modules[_index_of(t, target)].name
         paths = dependency_paths(g, src, dst)
-        if json_out:
+        if mode == "json":
             from .report.jsonout import dumps
 
-            doc = {"schema": 1, "module": src, "target": dst, "paths": [
-                [{"from": a, "to": b, "symbols": list(g.edges[a, b]["symbols"])} for a, b in zip(p, p[1:])]
-                for p in paths]}
-            sys.stdout.write(dumps(doc) + "\n")
+            sys.stdout.write(dumps(out.paths_document(src, dst, paths, symbols)) + "\n")
+        elif mode == "text":
+            _plain(out.paths_lines(src, dst, paths, symbols))
         else:
-            con = _stdout()
-            if not paths:
-                con.print(f"{src} does not need {dst}", highlight=False, markup=False)
-            for p in paths:
-                con.print(" -> ".join(p), highlight=False, markup=False)
-                for a, b in zip(p, p[1:]):
-                    con.print(f"    {a} needs {b} for {', '.join(g.edges[a, b]['symbols'])}",
-                              highlight=False, markup=False)
+            out.render_paths(_stdout(), src, dst, paths, symbols)
         if not paths:
             raise typer.Exit(1)
 
@@ -649,6 +663,9 @@ def order(
     basedir: BasedirOpt = None,
     version: KernelOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Check the tree's modules.order instead.")] = False,
+    json_out: JsonOpt = False,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", metavar="text|table|json", help="json: as --json; text and table: the lines.")] = None,
 ) -> None:
     """A load order for the whole tree (dependencies first), in modules.order format.
 
@@ -660,6 +677,9 @@ def order(
     from .analysis import check_order, load_order
 
     with _errors():
+        json_out = _format(fmt, json_out) == "json"
+        from .report import deps as out
+
         t, res = _load(tree, basedir, version, show_progress=False)
         if check:
             from .errors import InputError
@@ -669,12 +689,20 @@ def order(
             if text is None:
                 raise InputError(f"{t.dirname}/modules.order: no such file")
             bad = check_order(t, res, text)
-            for v in bad:
-                where = f"line {v.needs_line}" if v.needs_line else "not listed"
-                sys.stdout.write(f"{v.module} (line {v.line}) needs {v.needs} ({where}) for {', '.join(v.symbols)}\n")
+            if json_out:
+                from .report.jsonout import dumps
+
+                sys.stdout.write(dumps(out.order_check_document(t.dirname, bad)) + "\n")
+            else:
+                _plain([out.order_check_line(v) for v in bad])
             raise typer.Exit(1 if bad else 0)
         lo = load_order(t, res)
-        sys.stdout.write("".join(line + "\n" for line in lo.lines))
+        if json_out:
+            from .report.jsonout import dumps
+
+            sys.stdout.write(dumps(out.order_document(t.dirname, lo.lines, lo.unplaced)) + "\n")
+        else:
+            _plain(list(lo.lines))
         if lo.unplaced:
             _err(f"error: {len(lo.unplaced)} modules are in or behind dependency cycles and cannot be ordered: "
                  + " ".join(lo.unplaced))
@@ -757,6 +785,7 @@ def compat(
         "--enforce-signatures", help="Refuse files without a trusted signature, as a kernel booted with "
         "module.sig_enforce=1 or locked down by Secure Boot does.")] = False,
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
@@ -770,6 +799,8 @@ def compat(
     from .errors import InputError, UsageError
 
     with _errors():
+        mode = _format(fmt, json_out)
+        json_out = mode == "json"
         trees = [p for p in paths if os.path.isdir(p)]
         files = [p for p in paths if not os.path.isdir(p)]
         for p in files:
@@ -822,6 +853,10 @@ def compat(
             from .report.jsonout import dumps
 
             sys.stdout.write(dumps(compat_document(results)) + "\n")
+        elif mode == "text":
+            from .report.compat import compat_lines
+
+            _plain(compat_lines(results))
         else:
             from .report.compat import render_compat
 
@@ -834,6 +869,7 @@ def diff_cmd(
     old: Annotated[str, typer.Argument(help="Old side: a module tree (.../lib/modules/VERSION) or a Module.symvers.")],
     new: Annotated[str, typer.Argument(help="New side: a module tree or a Module.symvers.")],
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
@@ -846,6 +882,8 @@ def diff_cmd(
     from .errors import InputError
 
     with _errors():
+        mode = _format(fmt, json_out)
+        json_out = mode == "json"
         from .abidiff import diff as abi_diff
         from .abidiff import side_from_symvers, side_from_tree
         from .config import load as load_config
@@ -866,6 +904,10 @@ def diff_cmd(
             from .report.jsonout import dumps
 
             sys.stdout.write(dumps(diff_document(result)) + "\n")
+        elif mode == "text":
+            from .report.compat import diff_lines
+
+            _plain(diff_lines(result))
         else:
             from .report.compat import render_diff
 
@@ -977,6 +1019,7 @@ def plan(
     show_depends: Annotated[bool, typer.Option(
         "--show-depends", "-D", help="Print exactly what modprobe --show-depends prints.")] = False,
     json_out: JsonOpt = False,
+    fmt: FormatOpt = None,
     remove: Annotated[bool, typer.Option("--remove", "-r", help="The unload plan (modprobe -r).")] = False,
     remove_holders: Annotated[bool, typer.Option("--remove-holders", help="With -r: holders first.")] = False,
     closure_: Annotated[bool, typer.Option(
@@ -1015,6 +1058,8 @@ def plan(
         )
         from .report import plan as out
 
+        mode = _format(fmt, json_out)
+        json_out = mode == "json"
         if source not in ("auto", "index", "scan"):
             raise UsageError(f"--source must be auto, index or scan, not {source!r}")
         if closure_ and (remove or show_depends):
@@ -1061,7 +1106,7 @@ def plan(
                 from .report.jsonout import dumps
 
                 sys.stdout.write(dumps(out.closure_document(c)) + "\n")
-            elif sys.stdout.isatty() and not reasons:
+            elif mode == "table" and not reasons:
                 out.render_closure(_stdout(), c)
             else:
                 _write_lines(out.closure_lines(c, reasons=reasons))
@@ -1084,6 +1129,8 @@ def plan(
             from .report.jsonout import dumps
 
             sys.stdout.write(dumps(out.plan_document(ps)) + "\n")
+        elif mode == "text":
+            _plain(out.plan_lines(ps))
         else:
             out.render_plans(_stdout(), ps)
         for line in out.kmod_stderr_lines(plans, all_mode=len(targets) > 1, program="moddeps"):
