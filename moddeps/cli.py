@@ -625,6 +625,13 @@ def why(
 
         src = t.modules[_index_of(t, module)].name
         g = build_graph(t.modules, [f.shown for f in t.files], res)
+        # modprobe also loads softdeps and weakdeps: such an edge is marked by its kind in
+        # place of symbols ("(softdep-pre)"), as the plan follows it
+        from .analysis import soft_edges
+
+        for (a, b), kind in sorted(soft_edges(t.modules).items()):
+            if not g.has_edge(a, b):
+                g.add_edge(a, b, symbols=(f"({kind})",), kind=kind)
 
         def symbols(a: str, b: str) -> list[str]:
             return list(g.edges[a, b]["symbols"])
