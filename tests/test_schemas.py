@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def check(name: str, doc: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # the scan cache of these runs lives in their own directory
     mp = pytest.MonkeyPatch()
     mp.setenv("MODDEPS_CACHE", str(tmp_path_factory.mktemp("cache") / "scan.sqlite3"))
