@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import InputError
-from .kernelsyms import parse_symvers, read_text
+from .kernelsyms import parse_symvers, read_text, validate
 from .model import crc_text, modname_from_path
 from .resolve import resolve
 from .scanner import MODULE_SUFFIXES, Tree
@@ -187,6 +187,7 @@ def side_from_tree(tree: Tree) -> Side:
 def side_from_symvers(path: str, data: bytes | None = None) -> Side:
     """A side from a ``Module.symvers`` (vmlinux exports included)."""
     raw = read_text(path) if data is None else data
+    validate(raw, path, "symvers")  # junk and placeholders are refused with the reason, as in audit and compat
     entries = parse_symvers(raw)
     if not entries:
         raise InputError(f"{path}: not a Module.symvers (no CRC<TAB>symbol<TAB>module lines) nor a module directory")
