@@ -1,7 +1,10 @@
 """Renderings of ``why`` and ``order``: JSON documents, plain-text records, rich trees.
 
 An edge ``{"from": a, "to": b, "symbols": [...]}`` means *a needs b* for those
-symbols (the graph's edges, :mod:`moddeps.graph`).
+symbols (the graph's edges, :mod:`moddeps.graph`).  An edge that modprobe follows
+for another reason than symbols -- ``a``'s ``softdep=pre:``/``post:`` or
+``weakdep=`` modinfo -- has ``"kind": "softdep-pre" | "softdep-post" | "weakdep"``
+and no symbols; the text renderings show ``(KIND)`` in place of its symbols.
 """
 
 from __future__ import annotations
@@ -17,35 +20,53 @@ from .render import document, record, sentence
 
 #: (a, b) -> the symbols a needs from b
 EdgeSymbols = Callable[[str, str], Sequence[str]]
+#: (a, b) -> how a leads to b when not by symbols (``softdep-pre``, ``softdep-post``, ``weakdep``), else None
+EdgeKind = Callable[[str, str], str | None]
 
 
-def _edge(a: str, b: str, symbols: EdgeSymbols) -> dict[str, Any]:
+def _no_kind(a: str, b: str) -> str | None:
+    return None
+
+
+def _edge(a: str, b: str, symbols: EdgeSymbols, kind: EdgeKind) -> dict[str, Any]:
+    how = kind(a, b)
+    if how is not None:
+        return {"from": a, "to": b, "kind": how, "symbols": []}
     return {"from": a, "to": b, "symbols": list(symbols(a, b))}
 
 
+def _shown(a: str, b: str, symbols: EdgeSymbols, kind: EdgeKind) -> list[str]:
+    """What a text rendering says an edge is for: its symbols, or ``(KIND)``."""
+    how = kind(a, b)
+    return [f"({how})"] if how is not None else list(symbols(a, b))
+
+
 def needs_document(module: str, needs: Sequence[str], edges: Sequence[tuple[str, str]],
-                   symbols: EdgeSymbols) -> dict[str, Any]:
+                   symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> dict[str, Any]:
     """``why MODULE --json``: everything MODULE needs, and the edges among them."""
-    return document({"module": module, "needs": list(needs), "edges": [_edge(a, b, symbols) for a, b in edges]})
+    return document({"module": module, "needs": list(needs),
+                     "edges": [_edge(a, b, symbols, kind) for a, b in edges]})
 
 
-def paths_document(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols) -> dict[str, Any]:
+def paths_document(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols,
+                   kind: EdgeKind = _no_kind) -> dict[str, Any]:
     """``why MODULE TARGET --json``: every dependency path, edge by edge."""
     return document({"module": module, "target": target,
-                     "paths": [[_edge(a, b, symbols) for a, b in zip(p, p[1:])] for p in paths]})
+                     "paths": [[_edge(a, b, symbols, kind) for a, b in zip(p, p[1:])] for p in paths]})
 
 
 def needs_lines(module: str, needs: Sequence[str], edges: Sequence[tuple[str, str]],
-                symbols: EdgeSymbols) -> list[str]:
+                symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> list[str]:
     """Plain text of ``why MODULE``: ``needs<TAB>MODULE<TAB>DEPENDENCY`` for each
     module needed (directly or not), then ``edge<TAB>A<TAB>B<TAB>SYMBOLS`` (A needs
-    B; symbols comma-separated) for each edge among them."""
+    B; symbols comma-separated, or ``(softdep-pre)`` etc.) for each edge among them."""
     out = [record("needs", module, n) for n in needs]
-    out += [record("edge", a, b, ",".join(symbols(a, b))) for a, b in edges]
+    out += [record("edge", a, b, ",".join(_shown(a, b, symbols, kind))) for a, b in edges]
     return out
 
 
-def paths_lines(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols) -> list[str]:
+def paths_lines(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols,
+                kind: EdgeKind = _no_kind) -> list[str]:
     """Plain text of ``why MODULE TARGET``: for each path (numbered from 1)
     ``path<TAB>N<TAB>A -> B -> ...`` and then ``edge<TAB>N<TAB>A<TAB>B<TAB>SYMBOLS``
     per edge; ``MODULE does not need TARGET`` when there is none."""
@@ -54,18 +75,18 @@ def paths_lines(module: str, target: str, paths: Sequence[Sequence[str]], symbol
     out = []
     for n, p in enumerate(paths, 1):
         out.append(record("path", n, " -> ".join(p)))
-        out += [record("edge", n, a, b, ",".join(symbols(a, b))) for a, b in zip(p, p[1:])]
+        out += [record("edge", n, a, b, ",".join(_shown(a, b, symbols, kind))) for a, b in zip(p, p[1:])]
     return out
 
 
 def render_needs(console: Console, module: str, successors: Callable[[str], Sequence[str]],
-                 symbols: EdgeSymbols) -> None:
+                 symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> None:
     """Everything MODULE needs as a tree (a module met again on a branch is not expanded again)."""
     root = RichTree(escape(module))
 
     def grow(node: RichTree, name: str, seen: frozenset[str]) -> None:
         for dep in successors(name):
-            syms = symbols(name, dep)
+            syms = _shown(name, dep, symbols, kind)
             shown = ", ".join(syms[:4]) + (f" … (+{len(syms) - 4})" if len(syms) > 4 else "")
             child = node.add(f"{escape(dep)}  [dim]({escape(shown)})[/]")
             if dep not in seen:
@@ -76,13 +97,15 @@ def render_needs(console: Console, module: str, successors: Callable[[str], Sequ
 
 
 def render_paths(console: Console, module: str, target: str, paths: Sequence[Sequence[str]],
-                 symbols: EdgeSymbols) -> None:
+                 symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> None:
     if not paths:
         console.print(f"{module} does not need {target}", highlight=False, markup=False)
     for p in paths:
         console.print(" -> ".join(p), highlight=False, markup=False)
         for a, b in zip(p, p[1:]):
-            console.print(f"    {a} needs {b} for {', '.join(symbols(a, b))}", highlight=False, markup=False)
+            how = kind(a, b)
+            why = f"as its {how}" if how is not None else f"for {', '.join(symbols(a, b))}"
+            console.print(f"    {a} needs {b} {why}", highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------
