@@ -625,16 +625,20 @@ def why(
 
         src = t.modules[_index_of(t, module)].name
         g = build_graph(t.modules, [f.shown for f in t.files], res)
-        # modprobe also loads softdeps and weakdeps: such an edge is marked by its kind in
-        # place of symbols ("(softdep-pre)"), as the plan follows it
+        # modprobe also loads softdeps and weakdeps, as the plan follows them: such an edge
+        # carries its kind (softdep-pre, softdep-post, weakdep) and no symbols
         from .analysis import soft_edges
 
-        for (a, b), kind in sorted(soft_edges(t.modules).items()):
+        for (a, b), how in sorted(soft_edges(t.modules).items()):
             if not g.has_edge(a, b):
-                g.add_edge(a, b, symbols=(f"({kind})",), kind=kind)
+                g.add_edge(a, b, symbols=(), kind=how)
 
         def symbols(a: str, b: str) -> list[str]:
             return list(g.edges[a, b]["symbols"])
+
+        def kind(a: str, b: str) -> str | None:
+            how: str | None = g.edges[a, b].get("kind")
+            return how
 
         if target is None:
             import networkx as nx
@@ -644,22 +648,22 @@ def why(
             if mode == "json":
                 from .report.jsonout import dumps
 
-                sys.stdout.write(dumps(out.needs_document(src, reach, edges, symbols)) + "\n")
+                sys.stdout.write(dumps(out.needs_document(src, reach, edges, symbols, kind)) + "\n")
             elif mode == "text":
-                _plain(out.needs_lines(src, reach, edges, symbols))
+                _plain(out.needs_lines(src, reach, edges, symbols, kind))
             else:
-                out.render_needs(_stdout(), src, lambda name: sorted(g.successors(name)), symbols)
+                out.render_needs(_stdout(), src, lambda name: sorted(g.successors(name)), symbols, kind)
             return
         dst = t.modules[_index_of(t, target)].name
         paths = dependency_paths(g, src, dst)
         if mode == "json":
             from .report.jsonout import dumps
 
-            sys.stdout.write(dumps(out.paths_document(src, dst, paths, symbols)) + "\n")
+            sys.stdout.write(dumps(out.paths_document(src, dst, paths, symbols, kind)) + "\n")
         elif mode == "text":
-            _plain(out.paths_lines(src, dst, paths, symbols))
+            _plain(out.paths_lines(src, dst, paths, symbols, kind))
         else:
-            out.render_paths(_stdout(), src, dst, paths, symbols)
+            out.render_paths(_stdout(), src, dst, paths, symbols, kind)
         if not paths:
             raise typer.Exit(1)
 
