@@ -114,7 +114,7 @@ def plan_document(ps: PlanSet) -> dict[str, Any]:
 
 def _closure_item_dict(i: ClosureItem) -> dict[str, Any]:
     return {"kind": i.kind, "name": i.name, "path": i.path, "reason": i.reason, "because": list(i.because),
-            "via": i.via, "exists": i.exists}
+            "via": i.via, "exists": i.exists, "builtin": i.kind == "builtin"}
 
 
 def closure_document(c: Closure) -> dict[str, Any]:
@@ -124,28 +124,38 @@ def closure_document(c: Closure) -> dict[str, Any]:
         "targets": list(c.targets),
         "items": [_closure_item_dict(i) for i in c.items],
         "errors": [{"target": t, "error": e} for t, e in c.errors],
+        "problems": [{"name": n, "message": m} for n, m in c.problems],
         "notes": list(c.notes),
         "exit_status": c.exit_status,
     })
 
 
 def closure_lines(c: Closure, *, reasons: bool = False) -> list[str]:
-    """One line per file (modules, then firmware found); built-in modules have no file.
+    """One line per file (modules, then firmware found), in the closure's order.
 
+    A built-in module has no file: it is listed as ``builtin NAME``, the line
+    ``modprobe --show-depends`` prints for it (a module path is never
+    ``builtin`` followed by a space: the paths are the tree's, absolute or
+    under the module directory), so ``grep -v '^builtin '`` keeps the files.
     With ``reasons``: ``PATH<TAB>KIND<TAB>REASON<TAB>BECAUSE`` (missing
-    firmware included, its PATH where it was expected; every symbol, as
-    every plain-text record is whole).
+    firmware included, its PATH where it was expected; a built-in's PATH is
+    ``builtin NAME`` and its KIND ``builtin``; every symbol, as every
+    plain-text record is whole).
     """
     out = []
     for i in c.items:
-        if i.path is None or (not i.exists and not reasons):
+        if i.kind == "builtin":
+            first = f"builtin {i.name}"
+        elif i.path is None or (not i.exists and not reasons):
             continue
+        else:
+            first = i.path
         if reasons:
             via = f" (via {i.via})" if i.via else ""
             out.append("\t".join(_field(x) for x in (
-                i.path, f"{i.kind}{'' if i.exists else ' (missing)'}", f"{i.reason}{via}", "; ".join(i.because))))
+                first, f"{i.kind}{'' if i.exists else ' (missing)'}", f"{i.reason}{via}", "; ".join(i.because))))
         else:
-            out.append(i.path)
+            out.append(first)
     return out
 
 
