@@ -788,9 +788,12 @@ def compat_check(
             for p in mine:
                 log += p.log
         # in-tree modules that stop loading because of this file: they need it (and it fails), or
-        # their new problems are with its exports
-        breaks = sorted({comp[b].name for b in broken_idx
-                         if (i in fails and i in reach_of_broken[b]) or m.name in causes_of.get(b, ())})
+        # their new problems are with its exports -- and, as modprobe loads dependencies first, every
+        # in-tree module that needs one of those (so that the rows add up to the headline's count)
+        direct = {b for b in broken_idx if m.name in causes_of.get(b, ())}
+        if i in fails:
+            direct.add(i)
+        breaks = sorted({comp[b].name for b in broken_idx if b in direct or not direct.isdisjoint(reach_of_broken[b])})
         verdicts.append(Verdict(
             file=path, module=m.name, kernel=target.version, loads=i not in fails,
             replaces=replaced.get(m.name), reasons=tuple(reasons), errno=errno,
