@@ -58,6 +58,10 @@ JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Processes reading modules (default: all cores; 1: serial).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON document on stdout (--format json).")]
+HtmlOpt = Annotated[str | None, typer.Option(
+    "--html", metavar="FILE", help="Also write a self-contained HTML report to FILE (stdout unchanged).")]
+TimestampOpt = Annotated[bool, typer.Option(
+    "--timestamp", help="Put the time of the run in the --html report (without it the same input gives the same bytes).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", metavar="text|table|json",
     help="text: one TAB-separated record per line, never wrapped (default when stdout is not a terminal, "
@@ -521,6 +525,8 @@ def audit(
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    html_file: HtmlOpt = None,
+    timestamp: TimestampOpt = False,
 ) -> None:
     """Audit a module tree: cycles, duplicate exports, licence and namespace problems, stale indexes, ..."""
     from .errors import UsageError
@@ -550,6 +556,14 @@ def audit(
         cfg = load_config(None, os.path.basename(dirname), _basedir_of(dirname, basedir))
         t = _scan(dirname, jobs, not json_out, cache, no_cache, cfg)
         result = audit_tree(t, kernel)
+        if html_file:
+            from . import kmodversion
+            from .report import html
+
+            kmod = kmodversion.select(None, _basedir_of(dirname, basedir)).describe()
+            html.write(html_file, html.render(html.audit_data(
+                t, result, kmod=kmod, inputs={"basedir (depmod.d)": _basedir_of(dirname, basedir)},
+                timestamp=_html_timestamp(timestamp))))
         if json_out:
             from .report.audit import audit_document
             from .report.jsonout import dumps
@@ -564,6 +578,15 @@ def audit(
 
             render_audit(_stdout(), result)
         raise typer.Exit(result.exit_status(fail_on or "error"))
+
+
+def _html_timestamp(wanted: bool) -> str | None:
+    """The time an --html report shows with --timestamp (UTC, to the second); None without it."""
+    if not wanted:
+        return None
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _basedir_of(dirname: str, basedir: str | None) -> str:
@@ -800,6 +823,8 @@ def compat(
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    html_file: HtmlOpt = None,
+    timestamp: TimestampOpt = False,
 ) -> None:
     """Would these module files load on that kernel, and which in-tree modules would they break?
 
@@ -859,6 +884,10 @@ def compat(
             loaded.append((_scan(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
                                 enforce_signatures=enforce_signatures)
+        if html_file:
+            from .report import html
+
+            html.write(html_file, html.render(html.compat_data(results, timestamp=_html_timestamp(timestamp))))
         if json_out:
             from .report.compat import compat_document
             from .report.jsonout import dumps
@@ -884,6 +913,11 @@ def diff_cmd(
     jobs: JobsOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    html_file: HtmlOpt = None,
+    timestamp: TimestampOpt = False,
+    check: Annotated[list[str] | None, typer.Option(
+        "--check", metavar="FILE", help="An out-of-tree module file (repeatable): the --html report names the "
+        "incompatible changes that break it.")] = None,
 ) -> None:
     """What changed between two module ABIs: modules, exports (CRC, GPL-only, namespace), dependencies.
 
@@ -910,6 +944,16 @@ def diff_cmd(
             else:
                 raise InputError(f"{p}: no such file or directory")
         result = abi_diff(sides[0], sides[1])
+        if html_file:
+            from .report import html
+            from .scanner import scan_files
+
+            for p in check or ():
+                if not os.path.lexists(p):
+                    raise InputError(f"{p}: no such file or directory")
+            checked = [(m.name, [i.name for i in m.imports]) for m in scan_files(list(check or ()), jobs=jobs)]
+            html.write(html_file, html.render(html.diff_data(result, out_of_tree=checked,
+                                                             timestamp=_html_timestamp(timestamp))))
         if json_out:
             from .report.compat import diff_document
             from .report.jsonout import dumps
