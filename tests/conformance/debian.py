@@ -34,6 +34,8 @@ neither read for them nor changed):
 * ``deb13-6.12``: the newest ``linux-image-6.12.N+deb13-cloud-amd64-unsigned``
   listed (or ``$MODDEPS_CONFORMANCE_DEB13_KVER``, e.g. ``6.12.117+deb13``)
   and its ``linux-headers`` (Module.symvers);
+* ``deb13-6.12-amd64``: the same release's generic ``linux-image-6.12.N+deb13-amd64-unsigned``
+  (about 4,200 ``.ko.xz``) and its ``linux-headers-…-amd64``;
 * ``deb14-7.x``: the newest ``linux-modules-7.X.N+deb14-cloud-amd64`` with
   ``linux-base-…`` extracted into the same root (or
   ``$MODDEPS_CONFORMANCE_DEB14_KVER``, e.g. ``7.2.12+deb14``) and its
@@ -643,9 +645,10 @@ _series_lock = threading.Lock()
 _series_kver: dict[str, str] = {}
 
 DEB13 = "deb13-6.12"
+DEB13_AMD64 = "deb13-6.12-amd64"
 DEB14 = "deb14-7.x"
 #: the trees kmod 34.2 is compared on (``tree`` fixture parameters)
-NEW_TREES = (DEB13, DEB14)
+NEW_TREES = (DEB13, DEB13_AMD64, DEB14)
 SERIES = {
     DEB13: Series(
         DEB13, "MODDEPS_CONFORMANCE_DEB13_KVER",
@@ -653,6 +656,14 @@ SERIES = {
         r"^linux-image-6\.12\.[0-9]+\+deb13-cloud-amd64-unsigned$",
         re.compile(r"^linux-image-(6\.12\.(\d+)\+deb13)-cloud-amd64-unsigned(?:\s|_)"),
         "linux-image-6.12.N+deb13-cloud-amd64-unsigned",
+    ),
+    # Debian 13's generic amd64 kernel: ~4,200 .ko.xz, the size of a real machine's tree
+    DEB13_AMD64: Series(
+        DEB13_AMD64, "MODDEPS_CONFORMANCE_DEB13_KVER",
+        ("linux-image-{kver}-amd64-unsigned",), "linux-headers-{kver}-amd64",
+        r"^linux-image-6\.12\.[0-9]+\+deb13-amd64-unsigned$",
+        re.compile(r"^linux-image-(6\.12\.(\d+)\+deb13)-amd64-unsigned(?:\s|_)"),
+        "linux-image-6.12.N+deb13-amd64-unsigned",
     ),
     DEB14: Series(
         DEB14, "MODDEPS_CONFORMANCE_DEB14_KVER",
