@@ -34,7 +34,8 @@ import pytest
 
 from tests.conformance.debian import DEB13, DEB13_AMD64, DEB14, KernelTree
 
-pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", ("cloud", DEB13, DEB13_AMD64, DEB14), indirect=True)]
+pytestmark = [pytest.mark.conformance,
+              pytest.mark.parametrize("tree", ("cloud", DEB13, DEB13_AMD64, DEB14), indirect=True)]
 
 SHOW = 15
 KINDS = {"EXPORT_SYMBOL": False, "EXPORT_SYMBOL_GPL": True}
