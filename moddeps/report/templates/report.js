@@ -333,7 +333,7 @@
           el("tbody", null, ...cs.slice(0, 3000).map((c) => el("tr", { class: c.incompatible ? "bad-row" : null },
             el("td", { class: "mono" }, c.module), el("td", { class: "mono" }, text(c.symbol)),
             el("td", { class: "mono" }, text(c.old === null ? "-" : c.old)), el("td", { class: "mono" }, text(c.new === null ? "-" : c.new) + (c.symbols ? " (" + c.symbols.join(", ") + ")" : "")),
-            el("td", { class: "mono bad" }, list(c.breaks)), el("td", { class: "mono bad" }, list(c.breaks_out_of_tree))))))))]));
+            el("td", { class: "mono bad" }, list(c.breaks)), el("td", { class: "mono bad" }, list(c.breaks_out_of_tree)))))))]));
       if (!groups.size) body.replaceChildren(el("p", null, "No change matches."));
     }
     draw();
@@ -346,7 +346,7 @@
       el("thead", null, el("tr", null, ...["kernel", "tree", "kernel symbols", "loads", "in-tree modules broken", "notes"].map((h) => el("th", null, h)))),
       el("tbody", null, ...D.kernels.map((k) => el("tr", null, el("td", { class: "mono" }, k.kernel), el("td", { class: "mono" }, k.tree),
         el("td", { class: "mono" }, text(k.kernel_symbols || "unchecked")), el("td", { class: k.loads ? "good" : "bad" }, k.loads ? "yes" : "no"),
-        el("td", { class: "mono" }, k.broken_in_tree.join(", ")), el("td", null, k.notes.join("; ")))))))]);
+        el("td", { class: "mono" }, k.broken_in_tree.join(", ")), el("td", null, k.notes.join("; "))))))]);
     const vt = dataTable({
       id: "verdict-table", rows: D.verdicts, filter: () => true,
       cols: [
