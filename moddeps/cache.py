@@ -65,6 +65,7 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import recordcodec
@@ -565,3 +566,274 @@ class ScanCache:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
+
+
+# --------------------------------------------------------------------------
+# Size and age: ``moddeps cache info|prune`` and the automatic bound
+# --------------------------------------------------------------------------
+#
+# The rows carry no write time, and adding one to them would change their
+# layout (a new table, every record read again) for what only pruning needs.
+# Their rowids already say the order they were written in: a row is written
+# by INSERT OR REPLACE, which deletes the row it replaces and gives the new
+# one the table's largest rowid plus one (sqlite.org/autoinc.html: "one larger
+# than the largest ROWID currently in use").  So a side table of *marks*, one
+# (table, largest rowid, time) per run that wrote something, dates every row:
+# a row with rowid <= a mark's was written before that mark's time.  Pruning
+# by age drops only rows written before a mark older than the limit (never a
+# younger row; a row may outlive the limit by the time between two marks); a
+# size bound drops the oldest rows first.  The seals are untouched: a mark
+# only decides which rows are deleted, never what a row is read as.  (A
+# depmod result brought up to date by renew_output keeps its rowid: it ages
+# as of its first write.)
+
+#: The table of marks (see above).
+MARKS_TABLE = "cache_marks_v1"
+#: The automatic bound, bytes (``$MODDEPS_CACHE_MAX_SIZE`` overrides: a size as for ``--max-size``, 0 = none).
+DEFAULT_MAX_SIZE = 256 * 1024 * 1024
+#: When the automatic bound is exceeded, the cache is pruned to this fraction of it (not at every run after).
+_PRUNE_TO = 0.75
+_CURRENT_TABLES = (RECORDS_TABLE, OUTPUTS_TABLE, STATES_TABLE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``64k``, ``1.5GiB``, ``1000`` (bytes): binary units. ValueError when it is none."""
+    s = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = s[-1:] if s[-1:].isalpha() else ""
+    number = s[: len(s) - len(unit)]
+    if unit not in _SIZE_UNITS or not number:
+        raise ValueError(f"{text!r} is not a size (such as 500M, 2G, 64k or a number of bytes)")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size (such as 500M, 2G, 64k or a number of bytes)") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{text!r} is not a size (such as 500M, 2G, 64k or a number of bytes)")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w``, ``7`` (days): seconds. ValueError when it is none."""
+    s = text.strip().lower()
+    unit = s[-1:] if s[-1:].isalpha() else "d"
+    number = s[:-1] if s[-1:].isalpha() else s
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _AGE_UNITS or not value >= 0 or value == float("inf"):
+        raise ValueError(f"{text!r} is not a duration (such as 30d, 12h, 90m, 2w; a bare number is days)")
+    return value * _AGE_UNITS[unit]
+
+
+def env_max_size() -> int | None:
+    """The automatic bound: ``$MODDEPS_CACHE_MAX_SIZE`` if set (0: none), else :data:`DEFAULT_MAX_SIZE`.
+    A value that is not a size is a ValueError."""
+    raw = os.environ.get("MODDEPS_CACHE_MAX_SIZE")
+    if raw is None or raw == "":
+        return DEFAULT_MAX_SIZE
+    size = parse_size(raw)
+    return size or None
+
+
+def file_size(path: str) -> int:
+    """Bytes the cache takes on disk: the database and its WAL (0 when absent)."""
+    total = 0
+    for p in (path, path + "-wal"):
+        with contextlib.suppress(OSError):
+            total += os.stat(p).st_size
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    name: str
+    rows: int
+    bytes: int  # what its values take (keys and blobs), not counting SQLite's pages
+    current: bool  # read by this moddeps; the others are earlier versions' tables, dropped by prune
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    path: str
+    exists: bool
+    size: int  # file_size
+    tables: tuple[TableInfo, ...]
+    oldest: float | None  # time of the oldest mark still dating rows (None: no marks)
+    newest: float | None  # time of the newest mark
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    size_before: int
+    size_after: int
+    dropped_tables: tuple[str, ...]
+    deleted_rows: int
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
+def _tables(db: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                     " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_bytes(db: sqlite3.Connection, name: str) -> tuple[int, int]:
+    cols = [r[1] for r in db.execute(f"PRAGMA table_info({_quoted(name)})")]
+    if not cols:
+        return 0, 0
+    total = " + ".join(f"coalesce(length({_quoted(c)}), 0)" for c in cols)
+    rows, size = db.execute(f"SELECT count(*), coalesce(sum({total}), 0) FROM {_quoted(name)}").fetchone()
+    return int(rows), int(size)
+
+
+def _ensure_marks(db: sqlite3.Connection) -> None:
+    db.execute(f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} (tbl TEXT NOT NULL, mark INTEGER NOT NULL,"
+               " at REAL NOT NULL)")
+
+
+def _mark(db: sqlite3.Connection, now: float) -> None:
+    """Date what was written since the last marks: one (table, largest rowid, now) per table that grew."""
+    _ensure_marks(db)
+    present = set(_tables(db))
+    with db:
+        for name in _CURRENT_TABLES:
+            if name not in present:
+                continue
+            top = db.execute(f"SELECT max(rowid) FROM {name}").fetchone()[0]
+            if top is None:
+                continue
+            last = db.execute(f"SELECT max(mark) FROM {MARKS_TABLE} WHERE tbl = ?", (name,)).fetchone()[0]
+            if last is None or top > last:
+                db.execute(f"INSERT INTO {MARKS_TABLE} (tbl, mark, at) VALUES (?, ?, ?)", (name, top, now))
+
+
+def info(path: str | None = None) -> CacheInfo:
+    """What the cache holds, table by table (read only; sqlite3.Error when it cannot be read)."""
+    path = path or default_path()
+    if not os.path.exists(path):
+        return CacheInfo(path, False, 0, (), None, None)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    try:
+        names = _tables(db)
+        tables = []
+        for name in names:
+            if name == MARKS_TABLE:
+                continue
+            rows, size = _table_bytes(db, name)
+            tables.append(TableInfo(name, rows, size, name in _CURRENT_TABLES))
+        oldest = newest = None
+        if MARKS_TABLE in names:
+            oldest, newest = db.execute(f"SELECT min(at), max(at) FROM {MARKS_TABLE}").fetchone()
+        return CacheInfo(path, True, file_size(path), tuple(tables), oldest, newest)
+    finally:
+        db.close()
+
+
+def _delete_through(db: sqlite3.Connection, bounds: dict[str, int]) -> int:
+    """Delete the rows with rowid <= bounds[table], and the marks that dated only them."""
+    deleted = 0
+    with db:
+        for name, top in bounds.items():
+            deleted += db.execute(f"DELETE FROM {name} WHERE rowid <= ?", (top,)).rowcount
+            db.execute(f"DELETE FROM {MARKS_TABLE} WHERE tbl = ? AND mark <= ?", (name, top))
+    return deleted
+
+
+def _live_bytes(db: sqlite3.Connection) -> int:
+    return sum(_table_bytes(db, name)[1] for name in _CURRENT_TABLES if name in set(_tables(db)))
+
+
+def prune(path: str | None = None, *, older_than: float | None = None, max_size: int | None = None,
+          now: float | None = None) -> PruneResult:
+    """Shrink the cache: drop the tables earlier moddeps versions left (their rows are never read);
+    with ``older_than`` (seconds), delete the rows written before then; with ``max_size`` (bytes),
+    delete the oldest rows until what is left fits, then give the space back to the filesystem
+    (VACUUM).  sqlite3.Error when the database cannot be changed."""
+    import time
+
+    path = path or default_path()
+    before = file_size(path)
+    if not os.path.exists(path):
+        return PruneResult(0, 0, (), 0)
+    now = time.time() if now is None else now
+    db = _connect(path)
+    try:
+        _mark(db, now)  # rows written by runs that left no mark are dated now: never too old
+        dropped = tuple(n for n in _tables(db) if n not in (*_CURRENT_TABLES, MARKS_TABLE))
+        with db:
+            for name in dropped:
+                db.execute(f"DROP TABLE {_quoted(name)}")
+        deleted = 0
+        if older_than is not None:
+            limit = now - older_than
+            bounds = {tbl: top for tbl, top in db.execute(
+                f"SELECT tbl, max(mark) FROM {MARKS_TABLE} WHERE at <= ? GROUP BY tbl", (limit,))
+                if tbl in _CURRENT_TABLES}
+            deleted += _delete_through(db, bounds)
+        if max_size is not None:
+            deleted += _shrink_to(db, max_size)
+        if dropped or deleted or (max_size is not None and file_size(path) > max_size):
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    return PruneResult(before, file_size(path), dropped, deleted)
+
+
+def _shrink_to(db: sqlite3.Connection, max_size: int) -> int:
+    """Delete the oldest rows, a mark at a time (all tables' rows up to the marks of one time),
+    until the values left fit in ``max_size`` with SQLite's pages around them (measured,
+    after a VACUUM, by the page count); the newest rows, written after the last mark, go last."""
+    deleted = 0
+    times = [t for (t,) in db.execute(f"SELECT DISTINCT at FROM {MARKS_TABLE} ORDER BY at")]
+    for at in [*times, None]:
+        if _estimated_size(db) <= max_size:
+            break
+        if at is None:  # nothing dated is left: everything goes
+            bounds = {n: 1 << 62 for n in _CURRENT_TABLES if n in set(_tables(db))}
+        else:
+            bounds = {tbl: top for tbl, top in db.execute(
+                f"SELECT tbl, max(mark) FROM {MARKS_TABLE} WHERE at <= ? GROUP BY tbl", (at,))
+                if tbl in _CURRENT_TABLES}
+        deleted += _delete_through(db, bounds)
+    return deleted
+
+
+def _estimated_size(db: sqlite3.Connection) -> int:
+    """What the database would take after a VACUUM: its pages in use (not its free list)."""
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    count = db.execute("PRAGMA page_count").fetchone()[0]
+    free = db.execute("PRAGMA freelist_count").fetchone()[0]
+    return int(page * (count - free))
+
+
+def maintain(path: str | None = None, *, max_size: int | None = DEFAULT_MAX_SIZE) -> PruneResult | None:
+    """After a run that used the cache: date what it wrote (a mark), and when the cache has grown
+    past ``max_size`` prune it, oldest rows first, to three quarters of that (so that the next runs
+    do not prune again).  Returns what pruning did, None when it was not needed.  A SQLite problem
+    is left to the caller (sqlite3.Error): the cache is an optimisation, its upkeep never a failure."""
+    import time
+
+    path = path or default_path()
+    if not os.path.exists(path):
+        return None
+    now = time.time()
+    db = _connect(path)
+    try:
+        _mark(db, now)
+    finally:
+        db.close()
+    if max_size is None or file_size(path) <= max_size:
+        return None
+    return prune(path, max_size=int(max_size * _PRUNE_TO), now=now)
