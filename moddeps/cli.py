@@ -63,7 +63,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One versioned JSON docume
 HtmlOpt = Annotated[str | None, typer.Option(
     "--html", metavar="FILE", help="Also write a self-contained HTML report to FILE (stdout unchanged).")]
 TimestampOpt = Annotated[bool, typer.Option(
-    "--timestamp", help="Put the time of the run in the --html report (without it the same input gives the same bytes).")]
+    "--timestamp",
+    help="Put the time of the run in the --html report (without it the same input gives the same bytes).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", metavar="text|table|json",
     help="text: one TAB-separated record per line, never wrapped (default when stdout is not a terminal, "

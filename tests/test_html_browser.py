@@ -22,6 +22,7 @@ Screenshots for the README (docs/*.png) come from the same client::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -131,7 +132,8 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click at the middle of the element (scrolled into view)."""
-        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});"
+        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+                      " e.scrollIntoView({block: 'center'});"
                       " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left",
@@ -160,10 +162,8 @@ class Browser:
         return out
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -239,7 +239,8 @@ def test_click_draws_the_neighbourhood(browser: Browser, tmp_path: Path) -> None
     assert browser.js(edges) == [["evil", "lib", "evil needs lib: lib_fn"]]
     assert browser.js("document.querySelector('#neighbourhood-svg g.node.focus').dataset.name") == "lib"
     # two levels reach user through evil
-    browser.js("(() => { const d = document.getElementById('depth'); d.value = '2'; d.dispatchEvent(new Event('change')); })()")
+    browser.js("(() => { const d = document.getElementById('depth'); d.value = '2';"
+               " d.dispatchEvent(new Event('change')); })()")
     assert browser.js(nodes) == ["evil", "lib", "user"]
     assert [e[:2] for e in browser.js(edges)] == [["evil", "lib"], ["user", "evil"]]
     # clicking a node of the picture moves the focus there
