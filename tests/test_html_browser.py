@@ -63,8 +63,11 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def fds() -> None:  # the child's fd 3 reads our commands, its fd 4 writes replies
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+            # through copies: a pipe end that already is fd 3 or 4 keeps its close-on-exec
+            # flag under dup2 onto itself
+            r, w = os.dup(to_child_r), os.dup(from_child_w)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
 
         self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
