@@ -1075,12 +1075,16 @@ def _depmod(**kw: Any) -> None:
     from .errors import DepmodFatal
 
     opts = DepmodOptions(**kw)
+    bound = _cache_bound() if opts.cache else None
     try:
         result = run(opts, waiting=_err)
     except DepmodFatal as exc:
         for line in [*exc.messages, *exc.notes]:
             _err(line)
         raise typer.Exit(exc.exit_status) from None
+    finally:
+        if opts.cache:  # date what the run wrote to the cache, keep it under its bound
+            _maintain_cache(opts.cache, bound)
     if opts.verbose and result.kmod is not None:
         _err(f"NOTE: {result.kmod.describe()}")
     for line in [*result.messages, *result.extra]:

@@ -369,7 +369,8 @@ def test_closure_follows_softdeps_weakdeps_and_firmware(ctx: PlanContext, tmp_pa
     assert fw["foo/fw.bin"].exists and fw["foo/fw.bin"].path == str(tmp_path / "root/lib/firmware/foo/fw.bin")
     assert not fw["foo/missing.bin"].exists
     paths = closure_lines(c)
-    assert paths[0] == f"{ctx.dirname}/kernel/lib/libc1.ko" and len(paths) == 7  # 6 modules, 1 firmware found
+    # 6 modules, 1 built-in (builtin md5), 1 firmware found
+    assert paths[0] == f"{ctx.dirname}/kernel/lib/libc1.ko" and len(paths) == 8
     assert all("\t" in line for line in closure_lines(c, reasons=True))
     doc = closure_document(c)
     assert json.loads(json.dumps(doc))["items"][0]["reason"] == "dependency"
