@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 __all__ = ["fnmatch"]
 
@@ -136,11 +137,14 @@ class _Compiled:
     segments: tuple[_Segment, ...]
     star: bool
     never: bool = False
+    literal: bool = False  # every segment is literal bytes (the common case, matched without regexes)
 
     def match(self, subject: bytes) -> bool:
         if self.never:
             return False
         segs = self.segments
+        if self.literal:
+            return _match_literal(cast("tuple[bytes, ...]", segs), self.star, subject)
         if not self.star:
             return _at(segs[0], subject, 0, whole=True)
         first, last = segs[0], segs[-1]
@@ -154,6 +158,22 @@ class _Compiled:
             n = found + _width(seg)
         start = len(subject) - _width(last)
         return start >= n and _at(last, subject, start)
+
+
+def _match_literal(segs: tuple[bytes, ...], star: bool, subject: bytes) -> bool:
+    if not star:
+        return subject == segs[0]
+    first, last = segs[0], segs[-1]
+    if not subject.startswith(first):
+        return False
+    n = len(first)
+    find = subject.find
+    for seg in segs[1:-1]:
+        n = find(seg, n)
+        if n < 0:
+            return False
+        n += len(seg)
+    return len(subject) - len(last) >= n and subject.endswith(last)
 
 
 def _width(seg: _Segment) -> int:
@@ -217,7 +237,8 @@ def _compile(pattern: bytes) -> _Compiled:
         if not members:
             return _NEVER
         segments[-1].append(members)
-    return _Compiled(tuple(_segment(seg) for seg in segments), star)
+    compiled = tuple(_segment(seg) for seg in segments)
+    return _Compiled(compiled, star, literal=all(isinstance(seg, bytes) for seg in compiled))
 
 
 def _segment(elements: list[frozenset[int]]) -> _Segment:

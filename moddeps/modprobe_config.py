@@ -140,13 +140,19 @@ class ModprobeConfig:
     files: tuple[str, ...] = ()  # files read, in reading order
     messages: tuple[str, ...] = ()  # kmod's diagnostics ("ERROR: ...")
     notes: tuple[str, ...] = field(default=(), compare=False)  # moddeps' own remarks
+    #: aliases_matching's answers by name: the planner asks again for every module an
+    #: alias leads to (2,000 matching aliases: 4 million matches without it, 31 s)
+    _alias_memo: dict[str, tuple[Alias, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     # -- the lookups libkmod makes --------------------------------------------
 
     def aliases_matching(self, name: str) -> list[Alias]:
         """kmod libkmod/libkmod.c (kmod_lookup_alias_from_config): every alias whose pattern matches."""
-        key = fsencode(name)
-        return [a for a in self.aliases if fnmatch(fsencode(a.pattern), key)]
+        found = self._alias_memo.get(name)
+        if found is None:
+            key = fsencode(name)
+            found = self._alias_memo[name] = tuple(a for a in self.aliases if fnmatch(fsencode(a.pattern), key))
+        return list(found)
 
     def options_for(self, name: str, alias: str | None) -> tuple[str | None, tuple[Options, ...]]:
         """kmod libkmod/libkmod-module.c (kmod_module_get_options): the options of every
