@@ -141,17 +141,19 @@ def read_input_or_none(path: str, *, limit: int = MAX_INPUT_SIZE, missing_ok: bo
 
 
 def try_read(path: str, *, limit: int = MAX_INPUT_SIZE) -> tuple[bytes | None, str | None]:
-    """(bytes, None), or (None, why) when ``path`` cannot be read as an input file.
+    """(bytes, None), or (None, why) for a file read from a configuration directory.
 
-    For files that a tool reads from a directory and skips when unreadable
-    (depmod.d, modprobe.d): ``why`` is None when the file is simply missing.
+    kmod skips a depmod.d or modprobe.d file that it cannot open without a
+    word: ``why`` is then None.  It is the reason (one phrase) when the file
+    is not a regular file (kmod would wait on a FIFO for ever) or is too big
+    or fails while being read.
     """
     try:
         fd, st = open_regular(path)
-    except FileNotFoundError:
+    except NotRegularFile as exc:
+        return None, exc.strerror
+    except OSError:
         return None, None
-    except OSError as exc:
-        return None, exc.strerror or str(exc)
     try:
         return read_bounded(fd, st.st_size, limit), None
     except OSError as exc:
