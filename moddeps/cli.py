@@ -1180,18 +1180,14 @@ def plan(
             raise InputError(f"{dirname}: no such module directory")
         cmdline = None
         if kernel_cmdline is not None:
-            try:
-                with open(kernel_cmdline, "rb") as f:
-                    cmdline = f.read()
-            except OSError as exc:
-                raise InputError(f"{kernel_cmdline}: cannot read: {exc.strerror}") from None
+            from .inputfiles import read_input
+
+            cmdline = read_input(kernel_cmdline)  # a FIFO or a device: one line naming it
         state = None
         if loaded is not None:
-            try:
-                with open(loaded, encoding="utf-8", errors="surrogateescape") as f:
-                    state = loaded_from_proc_modules(f.read())
-            except OSError as exc:
-                raise InputError(f"{loaded}: cannot read: {exc.strerror}") from None
+            from .inputfiles import read_input
+
+            state = loaded_from_proc_modules(read_input(loaded).decode("utf-8", "surrogateescape"))
         with _progress(not json_out and not show_depends, "reading modules") as cb:
             ctx = open_context(dirname, config_paths=config or None, basedir=basedir, kernel_cmdline=cmdline,
                                source=source, jobs=jobs, progress=cb)  # type: ignore[arg-type]

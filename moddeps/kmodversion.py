@@ -88,11 +88,12 @@ def parse(value: str, origin: str = "--kmod-version", reason: str | None = None)
 
 def _dpkg_kmod(status_path: str) -> str | None:
     """The Version of an installed ``kmod`` package in a dpkg status file."""
-    try:
-        with open(status_path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
+    from .inputfiles import try_read
+
+    data, _why = try_read(status_path)  # not there, not a regular file: no answer from dpkg
+    if data is None:
         return None
+    text = data.decode("utf-8", "replace")
     for stanza in text.split("\n\n"):
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
@@ -113,6 +114,8 @@ def _dpkg_kmod(status_path: str) -> str | None:
 
 def _pacman_kmod(local_dir: str) -> str | None:
     """The %VERSION% of pacman's local ``kmod`` package entry."""
+    from .inputfiles import try_read
+
     try:
         names = os.listdir(local_dir)
     except OSError:
@@ -120,11 +123,10 @@ def _pacman_kmod(local_dir: str) -> str | None:
     for name in sorted(names):
         if not name.startswith("kmod-"):
             continue
-        try:
-            with open(os.path.join(local_dir, name, "desc"), "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
+        data, _why = try_read(os.path.join(local_dir, name, "desc"))
+        if data is None:
             continue
+        lines = data.decode("utf-8", "replace").splitlines()
         fields: dict[str, str] = {}
         for i, line in enumerate(lines[:-1]):
             if line.startswith("%") and line.endswith("%"):

@@ -15,8 +15,9 @@ from typing import NamedTuple
 #: cache never trusts entries written under another version.  2: GPL-only
 #: flags from Linux 7.1+ ``__kflagstab``, import CRCs from 6.14+ extended
 #: modversions (``Import.ext_crc``).  3: the appended signature
-#: (``Module.signature``).
-READER_SCHEMA = 3
+#: (``Module.signature``).  4: compressed modules accepted and refused as
+#: libkmod 34.2 does (xz streams and padding, one sized zstd frame).
+READER_SCHEMA = 4
 
 
 def fsdecode(b: bytes) -> str:

@@ -505,11 +505,10 @@ def open_tree(
     if kind == "index":
         indexes: dict[str, Index | None] = {}
         for name in INDEX_FILES:
-            try:
-                with open(f"{dirname}/{name}.bin", "rb") as f:
-                    indexes[name] = _parse_or_none(f.read(), f"{dirname}/{name}.bin")
-            except OSError:
-                indexes[name] = None
+            from .scanner import read_optional
+
+            data = read_optional(f"{dirname}/{name}.bin")  # regular files only, bounded
+            indexes[name] = None if data is None else _parse_or_none(data, f"{dirname}/{name}.bin")
         reader = _reader_for(indexes)
         return TreeData(dirname, indexes, Source("index", why, reader), {})
     return _scanned(dirname, base, why, depmod_config, jobs, progress)

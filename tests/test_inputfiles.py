@@ -186,3 +186,57 @@ def test_the_size_bound_holds_whatever_st_size_says(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert read_input(str(grown)) == b"x" * 100 + b"y" * (1 << 20)
+
+
+# --------------------------------------------------------------------------
+# The remaining readers: indexes, plan's extra inputs, the kmod release's package database
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", KINDS)
+def test_index_dump_of_a_special_file(tmp_path: Path, what: str) -> None:
+    path = tmp_path / "modules.alias.bin"
+    _special(path, what)
+    r = _run("index", "dump", str(path))
+    assert r.returncode == 66, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if str(path) in ln]
+    assert len(lines) == 1 and "MemoryError" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("what", KINDS)
+def test_plan_with_a_special_index(tmp_path: Path, what: str) -> None:
+    md = _tree(tmp_path)
+    r = _run("depmod", "--no-cache", "-C", str(tmp_path / "cfg"), "-b", str(tmp_path), V)
+    assert r.returncode == 0, r.stderr
+    _special(md / "modules.alias.bin", what)
+    r = _run("plan", "-b", str(tmp_path), "-k", V, "-C", str(tmp_path / "cfg"), "--source", "index",
+             "--show-depends", "b")
+    _one_line_naming(r, md / "modules.alias.bin", what)
+    assert r.returncode == 66
+
+
+@pytest.mark.parametrize("what", KINDS)
+@pytest.mark.parametrize("option", ["--kernel-cmdline", "--loaded"])
+def test_plan_extra_inputs(tmp_path: Path, option: str, what: str) -> None:
+    _tree(tmp_path)
+    r = _run("depmod", "--no-cache", "-C", str(tmp_path / "cfg"), "-b", str(tmp_path), V)
+    assert r.returncode == 0, r.stderr
+    special = tmp_path / "input"
+    _special(special, what)
+    r = _run("plan", "-b", str(tmp_path), "-k", V, "-C", str(tmp_path / "cfg"), option, str(special), "b")
+    _one_line_naming(r, special, what)
+    assert r.returncode == 66
+
+
+@pytest.mark.parametrize("what", KINDS)
+def test_a_special_dpkg_status_does_not_choose_the_kmod_release(tmp_path: Path, what: str) -> None:
+    _tree(tmp_path)
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    _special(status, what)
+    env = {k: v for k, v in os.environ.items() if k != "MODDEPS_KMOD_VERSION"}
+    argv = ["depmod", "-v", "-n", "--no-cache", "-C", str(tmp_path / "cfg"), "-b", str(tmp_path), V]
+    r = subprocess.run([sys.executable, "-m", "moddeps", *argv], capture_output=True, text=True, cwd=REPO,
+                       timeout=HANG, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "matching kmod 34 (no kmod package found" in r.stderr

@@ -565,9 +565,18 @@ class Index:
 
     @classmethod
     def open(cls, path: str) -> Index:
-        """Read and parse a file.  OSError propagates; bad contents raise IndexFormatError."""
-        with open(path, "rb") as f:
-            data = f.read()
+        """Read and parse a file.  OSError propagates (also for a FIFO, a device
+        or a file over the input bound: moddeps.inputfiles); bad contents raise
+        IndexFormatError."""
+        import os
+
+        from ..inputfiles import MAX_INPUT_SIZE, open_regular, read_bounded
+
+        fd, st = open_regular(path)
+        try:
+            data = read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
+        finally:
+            os.close(fd)
         return cls(data, name=path)
 
     # -- parsing -----------------------------------------------------------
