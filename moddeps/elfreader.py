@@ -31,7 +31,7 @@ from array import array
 from itertools import compress, repeat
 from typing import Any
 
-from .compression import DEFAULT_MAX_SIZE, DecompressionError, decompress, detect
+from .compression import DEFAULT_MAX_SIZE
 from .errors import ModuleReadError
 from .model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
 from .native import load as _load_native
@@ -83,37 +83,19 @@ def machine_name(machine: int) -> str:
 
 
 def load_bytes(path: str | os.PathLike[str], max_size: int = DEFAULT_MAX_SIZE) -> tuple[bytes, str | None]:
-    """The ELF bytes of a module file (decompressed by magic) and the compression used."""
+    """The ELF bytes of a module file (decompressed by magic) and the compression used.
+
+    Read as the scan reads (:func:`moddeps.compression.load_module_file`):
+    regular files only (a FIFO is refused at once), bounded by ``max_size``
+    and by ``$MODDEPS_READ_TIMEOUT``; :class:`ModuleReadError` otherwise.
+    """
+    from .compression import Deadline, ReadTimedOut, load_module_file, read_timeout, timed_out_error
+
     p = os.fspath(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            size = os.fstat(fd).st_size
-            if size > max_size:
-                raise ModuleReadError(p, f"file is larger than the {max_size}-byte limit")
-            parts = []
-            while True:  # a file may grow or shrink while it is read: read to the end
-                chunk = os.read(fd, max(size, 1 << 16))
-                if not chunk:
-                    break
-                parts.append(chunk)
-                if sum(map(len, parts)) > max_size:
-                    raise ModuleReadError(p, f"file is larger than the {max_size}-byte limit")
-            raw = parts[0] if len(parts) == 1 else b"".join(parts)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise ModuleReadError(p, f"cannot read: {exc.strerror or exc}", exc.strerror or EINVAL) from None
-    if len(raw) < 6:
-        # kmod libkmod-file.c reads a 6-byte magic first; shorter files fail with EINVAL.
-        raise ModuleReadError(p, f"too short to be a module ({len(raw)} bytes)", EINVAL)
-    kind = detect(raw[:6])
-    if kind is None:
-        return raw, None
-    try:
-        return decompress(raw, kind, max_size), kind
-    except DecompressionError as exc:
-        raise ModuleReadError(p, str(exc), EINVAL) from None
+        return load_module_file(p, max_size, deadline=Deadline(read_timeout()))
+    except ReadTimedOut as exc:
+        raise timed_out_error(p, exc) from None
 
 
 def read_module(
