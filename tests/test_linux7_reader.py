@@ -12,8 +12,6 @@ extended tables), sees a module with them exactly as the same module without.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -29,22 +27,13 @@ from moddeps.resolve import KERNEL, Options, kmod_view, resolve
 
 from . import kobuild
 from .kobuild import Export, Sym, build_ko
+from .purepython import pure_python
 
 NAME = "kernel/drivers/x/linux7.ko"
 NATIVE = elfreader._elfscan
 LAYOUTS = [(64, "little"), (64, "big"), (32, "little"), (32, "big")]
 #: A Rust v0-mangled import, longer than the 56 (or 60) bytes a __versions name holds.
 RUST = "_RNvXs4_NtNtCsdJ13ReMSUMg_6kernel3net3phyNtB5_12RegistrationNtNtNtCsbZfwWpAStWS_4core3ops4drop4Drop4drop"
-
-
-@contextmanager
-def pure_python() -> Iterator[None]:
-    saved = elfreader._elfscan
-    elfreader._elfscan = None
-    try:
-        yield
-    finally:
-        elfreader._elfscan = saved
 
 
 def read(data: bytes, *, c_must_read: bool = True, reference: bool = True) -> Module:

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +43,7 @@ from .fuzz.test_fuzz_reader import mutated, well_formed
 from .guardpage import MPROTECT, guarded
 from .kobuild import Export, Sym, build_ko
 from .leakcheck import heap_growth
+from .purepython import pure_python
 
 try:
     from moddeps import _elfscan as native
@@ -61,16 +61,6 @@ NAME = "kernel/drivers/x/foo-bar.ko"
 # --------------------------------------------------------------------------
 # The two readers
 # --------------------------------------------------------------------------
-
-
-@contextmanager
-def pure_python() -> Iterator[None]:
-    saved = elfreader._elfscan
-    elfreader._elfscan = None
-    try:
-        yield
-    finally:
-        elfreader._elfscan = saved
 
 
 def wire_fields(m: Module) -> tuple[object, ...]:

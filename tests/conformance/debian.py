@@ -384,16 +384,7 @@ def extract(deb: Path) -> Path:
     if final.exists():
         log(f"{final}: incomplete or modified, extracting again")
         shutil.rmtree(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=trees))
-    try:
-        r = _run(["dpkg", "-x", str(deb), str(tmp)], timeout=1800)
-        if r.returncode != 0:
-            raise Unavailable(f"dpkg -x {deb} failed: {r.stderr.strip()[-500:]}")
-        (tmp / ".complete").write_text(deb.name + "\n")
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _extract_into([deb], final, deb.name + "\n", prefix=f".{final.name}-", timeout=1800)
     return final
 
 
