@@ -86,23 +86,30 @@ def parse(value: str, origin: str = "--kmod-version", reason: str | None = None)
     return KmodTarget(major, reason or f"{origin} {value.strip()}")
 
 
+#: the field that opens kmod's stanza in dpkg's status file (field names are case-insensitive)
+_DPKG_PACKAGE_KMOD = re.compile(rb"^package:[ \t]*kmod[ \t]*$", re.MULTILINE | re.IGNORECASE)
+
+
 def _dpkg_kmod(status_path: str) -> str | None:
-    """The Version of an installed ``kmod`` package in a dpkg status file."""
+    """The Version of an installed ``kmod`` package in a dpkg status file.
+
+    Only kmod's own stanza is parsed: the file holds every package of the
+    system (~0.7 MB, 3 ms to parse whole), and this runs on every depmod."""
     from .inputfiles import try_read
 
     data, _why = try_read(status_path)  # not there, not a regular file: no answer from dpkg
     if data is None:
         return None
-    text = data.decode("utf-8", "replace")
-    for stanza in text.split("\n\n"):
+    for m in _DPKG_PACKAGE_KMOD.finditer(data):
+        start = data.rfind(b"\n\n", 0, m.start()) + 1  # the stanza's blank line before it, or the file's start
+        end = data.find(b"\n\n", m.end())
+        stanza = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace")
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
             if line[:1] in (" ", "\t") or ":" not in line:
                 continue
             key, _, val = line.partition(":")
             fields[key.strip().lower()] = val.strip()
-        if fields.get("package") != "kmod":
-            continue
         # "install ok installed"; a removed package keeps "deinstall ok config-files"
         if fields.get("status", "").split()[-1:] != ["installed"]:
             continue
