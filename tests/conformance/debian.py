@@ -373,19 +373,7 @@ GENERATED = (
 
 def extract(deb: Path) -> Path:
     """``dpkg -x`` of ``deb`` in the cache (reused when complete and untouched)."""
-    trees = cache_dir() / "trees"
-    trees.mkdir(parents=True, exist_ok=True)
-    final = trees / deb.name.removesuffix(".deb")
-    if (final / ".complete").exists() and not any(
-        (md / g).exists()
-        for pattern in ("lib/modules/*", "usr/lib/modules/*") for md in final.glob(pattern) for g in GENERATED
-    ):
-        return final
-    if final.exists():
-        log(f"{final}: incomplete or modified, extracting again")
-        shutil.rmtree(final)
-    _extract_into([deb], final, deb.name + "\n", prefix=f".{final.name}-", timeout=1800)
-    return final
+    return extract_together([deb])
 
 
 @dataclass(frozen=True)
@@ -667,9 +655,8 @@ SERIES = {
 
 
 def extract_together(debs: Sequence[Path]) -> Path:
-    """``dpkg -x`` of several debs into one root (reused when complete); one deb: :func:`extract`."""
-    if len(debs) == 1:
-        return extract(debs[0])
+    """``dpkg -x`` of one or several debs into one root, ``CACHE/trees/NAME[+NAME...]``
+    (reused when complete and no depmod output has been written into it)."""
     trees = cache_dir() / "trees"
     trees.mkdir(parents=True, exist_ok=True)
     final = trees / "+".join(d.name.removesuffix(".deb") for d in debs)
@@ -682,7 +669,7 @@ def extract_together(debs: Sequence[Path]) -> Path:
     if final.exists():
         log(f"{final}: incomplete or modified, extracting again")
         shutil.rmtree(final)
-    _extract_into(debs, final, stamp, prefix=".together-", timeout=1800)
+    _extract_into(debs, final, stamp, prefix=f".{final.name[:40]}-", timeout=1800)
     return final
 
 
