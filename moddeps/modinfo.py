@@ -432,13 +432,8 @@ def render(info: ModuleInfo, opts: Options, messages: list[str]) -> str:
         messages.append(info.error)
         return "".join(out)
     if fld == "parm":
-        for name, desc, typ in _params(info.fields, messages):
-            if desc is None:
-                out.append(f"{name}: ({typ}){sep}")
-            elif typ is not None:
-                out.append(f"{name}:{desc} ({typ}){sep}")
-            else:
-                out.append(f"{name}:{desc}{sep}")
+        out += [f"{_parm_value(name, desc, typ, field=True)}{sep}"
+                for name, desc, typ in _params(info.fields, messages)]
         return "".join(out)
     for key, value in info.fields:
         if fld is not None:
@@ -453,14 +448,17 @@ def render(info: ModuleInfo, opts: Options, messages: list[str]) -> str:
             out.append(f"{key}:{_pad(key, opts.kmod_version)}{value}{sep}")
     if fld is not None:
         return "".join(out)
-    for name, desc, typ in _params(info.fields, messages):
-        if desc is None:
-            out.append(f"{'parm:':<16}{name}:{typ}{sep}")
-        elif typ is not None:
-            out.append(f"{'parm:':<16}{name}:{desc} ({typ}){sep}")
-        else:
-            out.append(f"{'parm:':<16}{name}:{desc}{sep}")
+    out += [f"{'parm:':<16}{_parm_value(name, desc, typ, field=False)}{sep}"
+            for name, desc, typ in _params(info.fields, messages)]
     return "".join(out)
+
+
+def _parm_value(name: str, desc: str | None, typ: str | None, *, field: bool) -> str:
+    """One merged parameter as modinfo prints it: ``NAME:DESC (TYPE)``, ``NAME:DESC``; with a type
+    alone ``-F parm`` prints ``NAME: (TYPE)`` and the full listing ``NAME:TYPE`` (kmod tools/modinfo.c)."""
+    if desc is None:
+        return f"{name}: ({typ})" if field else f"{name}:{typ}"
+    return f"{name}:{desc} ({typ})" if typ is not None else f"{name}:{desc}"
 
 
 def status(queries: Sequence[Query]) -> int:
