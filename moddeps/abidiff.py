@@ -49,9 +49,10 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .kernelsyms import parse_symvers, read_text, validate
+from .kmodnames import MODULE_SUFFIXES
 from .model import crc_text, modname_from_path
 from .resolve import resolve
-from .scanner import MODULE_SUFFIXES, Tree
+from .scanner import Tree
 
 #: Change kinds, in report order.
 KINDS = (

@@ -17,6 +17,10 @@ import os
 #: module directories under a root, in the order they are tried
 MODULE_DIRECTORIES = ("lib/modules", "usr/lib/modules")
 
+#: what a module file's name ends with (kmod shared/util.c kmod_exts[] of a kmod
+#: built with zlib; Debian's build, -ZLIB, does not list ".ko.gz")
+MODULE_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
+
 #: kmod's PATH_MAX buffers (shared/util.c)
 PATH_MAX = 4096
 

@@ -63,12 +63,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .depmod.index import Index, IndexFormatError, alias_normalize
-from .kmodnames import modname_normalize, path_to_modname
+from .kmodnames import MODULE_SUFFIXES, modname_normalize, path_to_modname
 from .model import Module, fsdecode, fsencode
 from .signature import ModuleSignature
 
-#: what a file argument must end with to be read as a module file
-KMOD_EXTS = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
 #: the fields the shortcut options select
 SHORTCUTS = {"-a": "author", "-d": "description", "-l": "license", "-p": "parm", "-n": "filename"}
 SIGNATURE_KEYS = ("sig_id", "signer", "sig_key", "sig_hashalgo", "signature")
@@ -245,7 +243,7 @@ def is_module_filename(arg: str) -> bool:
     """kmod tools/modinfo.c is_module_filename: a module suffix, and a regular file (after symlinks)."""
     import stat
 
-    if not arg.endswith(KMOD_EXTS):
+    if not arg.endswith(MODULE_SUFFIXES):  # what a file argument must end with
         return False
     try:
         return stat.S_ISREG(os.stat(arg).st_mode)

@@ -48,10 +48,9 @@ from .elfreader import ImportMemo, broken_module, parse_module
 from .errors import ModuleReadError
 from .inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from .kmodhash import hash_order
+from .kmodnames import MODULE_SUFFIXES
 from .model import FileProblem, Module, fsencode, modname_from_path, printable
 
-#: kmod 30 built with zlib; Debian's build (-ZLIB) does not list ".ko.gz".
-MODULE_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
 
 ProgressFn = Callable[[int, int], None]
