@@ -462,8 +462,15 @@ def _timed_out(path: str, elapsed: float, limit: float) -> ModuleReadError:
     return timed_out_error(path, ReadTimedOut(elapsed, limit))
 
 
+#: how many :class:`_alarm_handler` blocks have installed the SIGALRM handler (main thread only)
+_alarm_depth = 0
+
+
 def _alarm_installed() -> bool:
-    return _timer_usable() and signal.getsignal(signal.SIGALRM) is _on_alarm
+    """The handler is in place and this thread is the one SIGALRM interrupts.
+    Asked once a module, so it reads a counter rather than
+    ``signal.getsignal`` (~6 us a call, 8% of a plain-.ko scan)."""
+    return _alarm_depth > 0 and threading.get_ident() == threading.main_thread().ident
 
 
 class _alarm_handler:
@@ -474,14 +481,18 @@ class _alarm_handler:
         self.old: object = None
 
     def __enter__(self) -> float:
+        global _alarm_depth
         if self.timeout:
             self.old = signal.signal(signal.SIGALRM, _on_alarm)
+            _alarm_depth += 1
         return self.timeout
 
     def __exit__(self, *exc: object) -> None:
+        global _alarm_depth
         if self.timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)  # type: ignore[arg-type]
+            _alarm_depth -= 1
 
 
 def read_module_bounded(path: str, shown: str | None = None, memo: ImportMemo | None = None) -> Module:
