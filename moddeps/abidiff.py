@@ -15,7 +15,7 @@ export, ``CRC<TAB>symbol<TAB>module<TAB>export type<TAB>namespace``).
 What each side can say, and so what is compared:
 
 * a tree's exports come from each module's ``__crc_*`` / ``__ksymtab*`` /
-  ``__kstrtabns_*`` symbols (:mod:`moddeps.elfreader`); it knows nothing of
+  ``__kstrtabns_*`` symbols (:mod:`moddeps.read.elfreader`); it knows nothing of
   ``vmlinux``, so vmlinux exports are compared only between two
   Module.symvers;
 * Module.symvers lists only modules that export something, so when one side

@@ -96,7 +96,7 @@ def _deprecated_opt(name: str) -> Any:
 def _cache_path(cache: str | None, no_cache: bool) -> str | None:
     if no_cache:
         return None
-    from .cache import default_path
+    from .read.cache import default_path
 
     return cache or default_path()
 
@@ -109,7 +109,7 @@ def _scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
     if path is None:
         yield None
         return
-    from .cache import ScanCache
+    from .read.cache import ScanCache
 
     bound = _cache_bound()
     c = ScanCache(path)
@@ -124,8 +124,8 @@ def _scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
 
 def _cache_bound() -> int | None:
     """The automatic bound of the cache's size ($MODDEPS_CACHE_MAX_SIZE; a bad value is a usage error)."""
-    from .cache import env_max_size
     from .errors import UsageError
+    from .read.cache import env_max_size
 
     try:
         return env_max_size()
@@ -137,7 +137,7 @@ def _maintain_cache(path: str, bound: int | None) -> None:
     """Date what this run wrote to the cache and keep it under its bound (a problem: a note, never a failure)."""
     import sqlite3
 
-    from .cache import maintain
+    from .read.cache import maintain
 
     try:
         pruned = maintain(path, max_size=bound)
@@ -1283,8 +1283,8 @@ def cache_info(cache: CachePathOpt = None) -> None:
     import sqlite3
     from datetime import UTC, datetime
 
-    from . import cache as sc
     from .errors import InputError
+    from .read import cache as sc
     from .report.render import record
 
     with _errors():
@@ -1320,8 +1320,8 @@ def cache_prune(
     """
     import sqlite3
 
-    from . import cache as sc
     from .errors import OutputError, UsageError
+    from .read import cache as sc
     from .report.render import sentence
 
     with _errors():

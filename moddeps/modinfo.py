@@ -326,8 +326,8 @@ def _errno_text(exc: BaseException) -> str:
 
 def read_file_info(name: str, path: str, kmod_version: int) -> ModuleInfo:
     """A module file's fields (kmod_module_get_info) and the rest moddeps reads."""
-    from .elfreader import load_bytes, parse_module
     from .errors import ModuleReadError
+    from .read.elfreader import load_bytes, parse_module
     from .signature import read_signature
 
     try:

@@ -374,7 +374,7 @@ class TreeData:
             return None
         key = path
         if key not in self._modules:
-            from .elfreader import read_module_or_broken
+            from .read.elfreader import read_module_or_broken
 
             if os.path.isfile(path):
                 m = read_module_or_broken(path)

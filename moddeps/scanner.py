@@ -16,7 +16,7 @@ depmod_modules_sort, depmod_load_modules):
 4. Read the modules: serially, in loader threads (compressed trees) or in a
    process pool, each under a deadline ($MODDEPS_READ_TIMEOUT) checked
    between pieces of its read and decompression, the loads in flight sharing
-   one memory budget (:class:`~moddeps.compression.MemoryBudget`).
+   one memory budget (:class:`~moddeps.read.compression.MemoryBudget`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from .cache import Key, ScanCache
-from .compression import (
+from .config import DepmodConfig
+from .errors import ModuleReadError
+from .inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
+from .kmodhash import hash_order
+from .kmodnames import MODULE_SUFFIXES
+from .model import FileProblem, Module, fsencode, modname_from_path, printable
+from .read.cache import Key, ScanCache
+from .read.compression import (
     DEFAULT_MAX_SIZE,
     Deadline,
     Hold,
@@ -43,13 +49,7 @@ from .compression import (
     read_timeout,
     timed_out_error,
 )
-from .config import DepmodConfig
-from .elfreader import ImportMemo, broken_module, parse_module
-from .errors import ModuleReadError
-from .inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
-from .kmodhash import hash_order
-from .kmodnames import MODULE_SUFFIXES
-from .model import FileProblem, Module, fsencode, modname_from_path, printable
+from .read.elfreader import ImportMemo, broken_module, parse_module
 
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
 
@@ -523,13 +523,13 @@ def read_modules(
 
     With a ``cache``, modules whose file is unchanged come from it and only
     the others are read (and then stored).  ``keys``: the files' identities
-    when the caller has already taken them (:func:`moddeps.cache.file_key`).
+    when the caller has already taken them (:func:`moddeps.read.cache.file_key`).
     """
     read_timeout()  # a bad $MODDEPS_READ_TIMEOUT is a usage error, cache or not
     if cache is None or not cache.usable:
         return _read_uncached(items, jobs, progress)
     if keys is None:
-        from .cache import file_key
+        from .read.cache import file_key
 
         keys = [file_key(path) for path, _shown in items]
     found = cache.get_many([(k, shown) for k, (_p, shown) in zip(keys, items)])

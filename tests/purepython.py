@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from moddeps import elfreader
+from moddeps.read import elfreader
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import lzma
 import os
 from pathlib import Path
 
-from moddeps.elfreader import load_bytes
+from moddeps.read.elfreader import load_bytes
 from moddeps.signature import read_trailer
 
 SIGNED = Path(__file__).parent / "data" / "signed"

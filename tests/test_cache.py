@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from moddeps import cache as cache_mod
-from moddeps.cache import ScanCache
+from moddeps.read import cache as cache_mod
+from moddeps.read.cache import ScanCache
 from moddeps.scanner import scan_tree
 
 SAMPLE_TREE = Path(__file__).resolve().parent.parent / "sample_modules/lib/modules/6.1.0-50-cloud-amd64"

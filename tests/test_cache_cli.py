@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from moddeps import cache as sc
-from moddeps.cache import ScanCache
+from moddeps.read import cache as sc
+from moddeps.read.cache import ScanCache
 from moddeps.scanner import scan_tree
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_modules" / "lib" / "modules" / "6.1.0-50-cloud-amd64"

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from moddeps import compression as cz
-from moddeps.compression import (
+from moddeps.errors import ModuleReadError
+from moddeps.read import compression as cz
+from moddeps.read.compression import (
     Deadline,
     DecompressionError,
     MemoryBudget,
@@ -35,8 +36,7 @@ from moddeps.compression import (
     load_module_file,
     xz_declared_size,
 )
-from moddeps.elfreader import parse_module
-from moddeps.errors import ModuleReadError
+from moddeps.read.elfreader import parse_module
 
 from .kobuild import Export, build_ko, compress
 
@@ -240,7 +240,7 @@ def test_the_memory_of_a_bomb_stays_near_the_limit(tmp_path: Path) -> None:
         f.write(co.flush())
     code = textwrap.dedent(f"""
         import resource
-        from moddeps.compression import load_module_file
+        from moddeps.read.compression import load_module_file
         from moddeps.errors import ModuleReadError
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:

@@ -250,7 +250,7 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
     import marshal
     import sqlite3
 
-    from moddeps.cache import STATES_TABLE, _seal, state_seal
+    from moddeps.read.cache import STATES_TABLE, _seal, state_seal
 
     root = _root(tmp_path)
     specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
@@ -354,7 +354,7 @@ def test_a_damaged_stored_result_is_said_once_and_replaced(tmp_path: Path) -> No
     computed, the cache says so once, and the result written replaces it."""
     import sqlite3
 
-    from moddeps.cache import OUTPUTS_TABLE
+    from moddeps.read.cache import OUTPUTS_TABLE
 
     root = _root(tmp_path)
     specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"])]
@@ -395,7 +395,7 @@ def test_removing_an_unreadable_module_removes_its_message(tmp_path: Path) -> No
 
 def test_the_cache_problem_is_said_on_a_rerun_brought_up_to_date(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from moddeps.cache import ScanCache
+    from moddeps.read.cache import ScanCache
 
     root = _root(tmp_path)
     for i, spec in enumerate([Spec(exports=["a_sym"]), Spec(needs=["a_sym"])]):

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.elfreader import (
+from moddeps.errors import ModuleReadError
+from moddeps.model import Export as MExport
+from moddeps.model import Import
+from moddeps.read.elfreader import (
     load_bytes,
     parse_module,
     parse_module_pyelftools,
     read_module,
     read_module_or_broken,
 )
-from moddeps.errors import ModuleReadError
-from moddeps.model import Export as MExport
-from moddeps.model import Import
 
 from . import kobuild
 from .kobuild import Export, Sym, build_ko

@@ -555,7 +555,7 @@ def test_decompression_bomb_is_refused_within_the_limit(tmp_path: Path, limit_mi
     bomb.write_bytes(_zstd_rle_bomb(4 << 30, declared=declared))
     code = textwrap.dedent(f"""
         import resource, sys
-        from moddeps.elfreader import read_module_or_broken
+        from moddeps.read.elfreader import read_module_or_broken
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         m = read_module_or_broken({str(bomb)!r}, max_size={limit_mib} << 20)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -590,7 +590,7 @@ def test_one_module_that_never_finishes_reading_does_not_stall_the_scan(tmp_path
     root = _synthetic_tree(tmp_path / "t", 80, {b"kernel/slow.ko": exporter(exports=("slow_sym",))})
     code = textwrap.dedent(f"""
         import sys, time
-        import moddeps.elfreader as er
+        import moddeps.read.elfreader as er
         real = er.parse_module
         def parse_module(data, path, **kw):
             if "slow.ko" in path or "slow.ko" in str(kw.get("display_path")):

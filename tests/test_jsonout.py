@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.elfreader import parse_module
+from moddeps.read.elfreader import parse_module
 from moddeps.report.jsonout import dumps, scan_document, scan_json
 from moddeps.scanner import scan_tree
 

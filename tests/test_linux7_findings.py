@@ -23,9 +23,9 @@ from moddeps.audit import AuditResult, audit_tree, module_namespace_allows
 from moddeps.cli import app
 from moddeps.compat import compat_check, vermagic_problem
 from moddeps.depmod.index import Index, build_index, build_index_preorder
-from moddeps.elfreader import read_module
 from moddeps.kernelsyms import load_kernel_symbols
 from moddeps.model import Module
+from moddeps.read.elfreader import read_module
 from moddeps.report.audit import audit_document
 from moddeps.report.compat import diff_document, render_diff
 from moddeps.scanner import scan_tree

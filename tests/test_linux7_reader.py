@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 import moddeps.resolve as resolve_mod
-from moddeps import elfreader
-from moddeps import recordcodec as rc
-from moddeps.elfreader import KSYM_FLAG_GPL_ONLY, parse_module, parse_module_pyelftools
 from moddeps.errors import ModuleReadError
 from moddeps.model import READER_SCHEMA, Import, Module
 from moddeps.model import Export as MExport
+from moddeps.read import elfreader
+from moddeps.read import recordcodec as rc
+from moddeps.read.elfreader import KSYM_FLAG_GPL_ONLY, parse_module, parse_module_pyelftools
 from moddeps.resolve import KERNEL, Options, kmod_view, resolve
 
 from . import kobuild

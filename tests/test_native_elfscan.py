@@ -1,7 +1,7 @@
 """The C module reader (``moddeps._elfscan``) against the pure-Python reader.
 
 ``_elfscan.parse(data)`` must give exactly the fields of the Module that
-:func:`moddeps.elfreader.parse_module` builds (in the ``Module.to_wire()``
+:func:`moddeps.read.elfreader.parse_module` builds (in the ``Module.to_wire()``
 form), or None -- and None is only allowed where the input is not a plain,
 well-formed module (the Python reader then decides).  Checked here:
 
@@ -30,12 +30,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import moddeps.elfreader as elfreader
-from moddeps.compression import DecompressionError
-from moddeps.elfreader import load_bytes, parse_module
+import moddeps.read.elfreader as elfreader
 from moddeps.errors import ModuleReadError
 from moddeps.model import Export as MExport
 from moddeps.model import Import, Module
+from moddeps.read.compression import DecompressionError
+from moddeps.read.elfreader import load_bytes, parse_module
 
 from . import kobuild
 from .fuzz import CORPUS, fuzz

@@ -1,7 +1,7 @@
 """Issue 15, items 9 and 10: MODDEPS_READ_TIMEOUT on every reading path, validated, with the
 real time in its label; the memory of concurrent loads bounded by one budget.
 
-Time is a fake clock here (``moddeps.compression._clock``, one tick a call) wherever a
+Time is a fake clock here (``moddeps.read.compression._clock``, one tick a call) wherever a
 deadline is checked, so no test depends on how fast the machine is.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import moddeps.compression as cz
+import moddeps.read.compression as cz
 import moddeps.scanner as sc
 from moddeps.errors import UsageError
 from moddeps.scanner import read_timeout, scan_files, scan_tree
@@ -72,7 +72,7 @@ def test_the_serial_path_gives_up_during_decompression_with_the_time_spent(
     """Serial reading (the C parser, or the Python one): a module whose decompression passes
     the deadline is given up between two pieces -- not after it was read completely -- and
     its label gives the time really spent."""
-    import moddeps.elfreader as er
+    import moddeps.read.elfreader as er
 
     big = tmp_path / "big.ko.xz"
     _big_xz_module(big, 8)

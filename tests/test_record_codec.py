@@ -1,4 +1,4 @@
-"""The scan cache's record format (moddeps.recordcodec): the C codec of
+"""The scan cache's record format (moddeps.read.recordcodec): the C codec of
 ``moddeps._elfscan`` against the pure-Python one.
 
 Checked here:
@@ -36,11 +36,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moddeps import cache as cache_mod
-from moddeps import recordcodec as rc
-from moddeps.cache import ScanCache
-from moddeps.elfreader import parse_module
 from moddeps.model import READER_SCHEMA, Export, Import, Module, fsdecode
+from moddeps.read import cache as cache_mod
+from moddeps.read import recordcodec as rc
+from moddeps.read.cache import ScanCache
+from moddeps.read.elfreader import parse_module
 from moddeps.scanner import scan_tree
 
 from . import kobuild

@@ -189,7 +189,7 @@ def test_every_read_strategy_gives_the_same_records_with_shared_imports(
 ) -> None:
     """Serial, threaded and forked reads (C or pure-Python parser) give equal records in the
     same order, and equal imports of different modules are one object (the scan's memo)."""
-    import moddeps.elfreader as er
+    import moddeps.read.elfreader as er
     import moddeps.scanner as sc
 
     mods = {}

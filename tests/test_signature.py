@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.elfreader import load_bytes
+from moddeps.read.elfreader import load_bytes
 from moddeps.signature import PKEY_HASH_ALGO, SIG_MAGIC, parse_pkcs7, read_signature, read_trailer
 
 DATA = Path(__file__).parent / "data" / "signed"

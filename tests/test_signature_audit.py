@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from moddeps.audit import AuditResult, audit_tree
 from moddeps.cli import app
 from moddeps.compat import compat_check
-from moddeps.elfreader import read_module
+from moddeps.read.elfreader import read_module
 from moddeps.report.audit import audit_document
 from moddeps.report.compat import compat_document
 from moddeps.scanner import scan_tree

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from moddeps import recordcodec as rc
 from moddeps import signature as S
-from moddeps.elfreader import _elfscan, load_bytes, parse_module, parse_module_pyelftools, read_module
 from moddeps.model import SignatureFacts
+from moddeps.read import recordcodec as rc
+from moddeps.read.elfreader import _elfscan, load_bytes, parse_module, parse_module_pyelftools, read_module
 from moddeps.report.jsonout import dumps, scan_document, scan_json
 from moddeps.scanner import scan_tree
 
@@ -193,7 +193,7 @@ def _signed_tree(tmp_path: Path) -> Path:
 
 def test_cache_keeps_the_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import moddeps.scanner as scanner_mod
-    from moddeps.cache import ScanCache
+    from moddeps.read.cache import ScanCache
 
     tree_dir = _signed_tree(tmp_path)
     cache = str(tmp_path / "cache.sqlite3")

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config as depmod_config
 from .. import kmodversion
-from ..cache import Key, ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, printable
+from ..read.cache import Key, ScanCache
 from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
 from .writer import locked, write_all
 
@@ -229,7 +229,7 @@ def _run(
 
     scan_cache = None
     if opts.cache:
-        from ..cache import ScanCache
+        from ..read.cache import ScanCache
 
         scan_cache = ScanCache(opts.cache)
     try:
@@ -326,8 +326,8 @@ def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
     import marshal
 
     from .. import __version__
-    from ..cache import file_key
     from ..model import READER_SCHEMA
+    from ..read.cache import file_key
 
     h = hashlib.blake2b(digest_size=20)
 
@@ -382,8 +382,8 @@ def _update_previous(
     """
     import marshal
 
-    from ..cache import FEW
     from ..model import Module, fsencode
+    from ..read.cache import FEW
     from .reads import depmod_view
 
     prev = scan_cache.get_previous_output(dirname)

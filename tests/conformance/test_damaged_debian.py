@@ -40,8 +40,8 @@ from pathlib import Path
 import pytest
 
 from moddeps.depmod.index import Index
-from moddeps.elfreader import read_module
 from moddeps.errors import ModuleReadError
+from moddeps.read.elfreader import read_module
 from tests.conformance import debian
 from tests.conformance.debian import unavailable
 

@@ -9,7 +9,7 @@ A crash, a hang (``-timeout``, seconds per input) or a memory blow-up
 (``-minimize_crash=1 -runs=10000 FILE``), then add it to ``corpus/reader/``
 with a replay expectation (see ``corpus/README.md``).
 
-Checked on every input: :func:`moddeps.elfreader.parse_module` returns a
+Checked on every input: :func:`moddeps.read.elfreader.parse_module` returns a
 Module or raises ModuleReadError with a one-line message naming the file;
 the Module survives the scan cache's encoding.  With
 ``MODDEPS_ATHERIS_OUTPUTS=1`` depmod's files are rendered for it too and
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import atheris
 
 with atheris.instrument_imports():
-    from moddeps.elfreader import parse_module
     from moddeps.errors import ModuleReadError
     from moddeps.model import Module
+    from moddeps.read.elfreader import parse_module
 
 OUTPUTS = os.environ.get("MODDEPS_ATHERIS_OUTPUTS") == "1"
 NAME = "kernel/fuzz/fuzz.ko"

@@ -1,6 +1,6 @@
 """Damage to the scan cache never changes what ``moddeps depmod`` writes (issue 15, item 1).
 
-The cache database (:mod:`moddeps.cache`) is a file anyone with write access
+The cache database (:mod:`moddeps.read.cache`) is a file anyone with write access
 to it, or a crashing machine, may damage.  SQLite keeps no checksums of its
 own: a flipped bit inside a module record used to decode into another module
 (a symbol renamed, dependencies lost, a module name edited so that
@@ -40,11 +40,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moddeps import cache as cache_mod
-from moddeps import recordcodec
-from moddeps.cache import ScanCache
 from moddeps.depmod.run import DepmodOptions, DepmodResult, run
 from moddeps.model import Module
+from moddeps.read import cache as cache_mod
+from moddeps.read import recordcodec
+from moddeps.read.cache import ScanCache
 from tests.kobuild import Export, build_ko
 
 from . import LONG, LONG_EXAMPLES, TIME_BOUND, fuzz, time_limit

@@ -1,4 +1,4 @@
-"""Fuzzing the module reader (``moddeps.elfreader``): hostile and damaged ``.ko`` files.
+"""Fuzzing the module reader (``moddeps.read.elfreader``): hostile and damaged ``.ko`` files.
 
 CI runs a bounded, derandomized number of examples; a long run is::
 
@@ -27,10 +27,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from moddeps.elfreader import parse_module, parse_module_pyelftools, read_module, read_module_or_broken
 from moddeps.errors import ModuleReadError
 from moddeps.model import Export as MExport
 from moddeps.model import Import, Module
+from moddeps.read.elfreader import parse_module, parse_module_pyelftools, read_module, read_module_or_broken
 
 from .. import kobuild
 from ..kobuild import Export, Sym, build_ko

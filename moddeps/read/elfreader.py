@@ -31,11 +31,11 @@ from array import array
 from itertools import compress, repeat
 from typing import Any
 
+from ..errors import ModuleReadError
+from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
+from ..native import load as _load_native
+from ..signature import scan_facts
 from .compression import DEFAULT_MAX_SIZE
-from .errors import ModuleReadError
-from .model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
-from .native import load as _load_native
-from .signature import scan_facts
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
@@ -868,7 +868,7 @@ def parse_module_pyelftools(data: bytes, path: str, *, compression: str | None =
 
 def _reference_signature(data: bytes) -> SignatureFacts | None:
     """The signature facts through asn1crypto alone (no walker), for the reference path."""
-    from .signature import UNDECODABLE, facts_of, read_signature, read_trailer
+    from ..signature import UNDECODABLE, facts_of, read_signature, read_trailer
 
     if read_trailer(data) is None:
         return None

@@ -65,8 +65,8 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from .model import Export, Import, Module, SignatureFacts
-from .native import load as _load_native
+from ..model import Export, Import, Module, SignatureFacts
+from ..native import load as _load_native
 
 FORMAT = 1
 FORMAT_SIGNED = 2

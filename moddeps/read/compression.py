@@ -51,7 +51,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .errors import ModuleReadError
+    from ..errors import ModuleReadError
 
 #: A module bigger than this once decompressed is refused (a "bomb").
 DEFAULT_MAX_SIZE = 1 << 30
@@ -105,7 +105,7 @@ def read_timeout() -> float:
     ``1e400``, ``-1``, ``nan``, ``abc``) is a usage error."""
     import math
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     text = os.environ.get("MODDEPS_READ_TIMEOUT", "").strip()
     if not text:
@@ -122,7 +122,7 @@ def read_timeout() -> float:
 
 def timed_out_error(path: str, exc: ReadTimedOut) -> ModuleReadError:
     """The unreadable-module error for a read given up at its deadline (the time really spent)."""
-    from .errors import ModuleReadError
+    from ..errors import ModuleReadError
 
     return ModuleReadError(
         path, f"reading took longer than {exc.limit:g} s ({exc.elapsed:.2f} s, $MODDEPS_READ_TIMEOUT); given up",
@@ -578,8 +578,8 @@ def load_module_file(
     error at once).  Raises :class:`~moddeps.errors.ModuleReadError` with
     kmod's reason, or :class:`ReadTimedOut`.  ``hold``: see :class:`MemoryBudget`.
     """
-    from .errors import ModuleReadError
-    from .inputfiles import open_regular, read_bounded
+    from ..errors import ModuleReadError
+    from ..inputfiles import open_regular, read_bounded
 
     try:
         fd, st = open_regular(path)

@@ -68,8 +68,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..model import READER_SCHEMA, Module
 from . import recordcodec
-from .model import READER_SCHEMA, Module
 
 Key = tuple[str, int, int, int, int, int]  # path, size, mtime_ns, ctime_ns, inode, device
 
