@@ -195,7 +195,7 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
     cold = [*moddeps, "depmod", *mode, "--no-cache", "-C", str(empty), "-b", str(mdir), version]
     warm = [*moddeps, "depmod", *mode, "-C", str(empty), "-b", str(mdir), version]
     scan = [*moddeps, "scan", "--json", "--no-cache", str(mdir / "lib/modules" / version)]
-    scan_lib = [sys.executable, "-c", "import sys; from moddeps.scanner import scan_tree; scan_tree(sys.argv[1])",
+    scan_lib = [sys.executable, "-c", "import sys; from moddeps.read.scan import scan_tree; scan_tree(sys.argv[1])",
                 str(mdir / "lib/modules" / version)]
     timed(warm, env)  # prime the cache
     victim = pick_victim(mdir / "lib/modules" / version)

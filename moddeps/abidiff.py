@@ -51,8 +51,8 @@ from .errors import InputError
 from .kernelsyms import parse_symvers, read_text, validate
 from .kmodnames import MODULE_SUFFIXES
 from .model import crc_text, modname_from_path
+from .read.scan import Tree
 from .resolve import resolve
-from .scanner import Tree
 
 #: Change kinds, in report order.
 KINDS = (
@@ -210,7 +210,7 @@ def side_from_symvers(path: str, data: bytes | None = None) -> Side:
 def load_side(path: str, *, jobs: int | None = None) -> Side:
     """A directory is a module tree (scanned with the default depmod.d), anything else a Module.symvers."""
     if os.path.isdir(path):
-        from .scanner import scan_tree
+        from .read.scan import scan_tree
 
         return side_from_tree(scan_tree(path, jobs=jobs))
     return side_from_symvers(path)

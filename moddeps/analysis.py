@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import Module
+from .read.scan import Tree
 from .resolve import Resolution
-from .scanner import Tree
 
 
 @dataclass(frozen=True, slots=True)

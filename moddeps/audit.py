@@ -15,8 +15,8 @@ from typing import Any
 
 from .kernelsyms import kmod_kernel_table, read_text
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode
+from .read.scan import Tree
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
-from .scanner import Tree
 from .signature import UNDECODABLE, WEAK_HASHES, SigningPolicy, key_text, out_of_tree_path, signing_policy
 
 SEVERITIES = ("error", "warning", "info")

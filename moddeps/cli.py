@@ -351,7 +351,7 @@ def scan(
 ) -> None:
     """Read module trees or files and list what each module exports and needs."""
     from .model import Module
-    from .scanner import Tree
+    from .read.scan import Tree
 
     with _errors():
         mode = _format(fmt, json_out)
@@ -403,7 +403,7 @@ def scan(
 
 
 def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Any]:
-    from .scanner import scan_files
+    from .read.scan import scan_files
 
     with _scan_cache(cache, no_cache) as c:
         return scan_files(files, jobs=jobs, cache=c)
@@ -411,7 +411,7 @@ def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache:
 
 def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
           no_cache: bool = False, config: Any = None) -> Any:
-    from .scanner import scan_tree
+    from .read.scan import scan_tree
 
     with _scan_cache(cache, no_cache) as c, _progress(show_progress, "reading modules") as cb:
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
@@ -756,7 +756,7 @@ def order(
         t, res = _load(tree, basedir, version, show_progress=False)
         if check:
             from .errors import InputError
-            from .scanner import read_optional
+            from .read.scan import read_optional
 
             text = read_optional(f"{t.dirname}/modules.order")
             if text is None:
@@ -905,7 +905,7 @@ def compat(
         from .compat import compat_matrix, find_kernel_symbols, matrix_exit_status
         from .config import load as load_config
         from .kernelsyms import load_kernel_symbols
-        from .scanner import scan_files
+        from .read.scan import scan_files
 
         loaded = []
         for dirname, bdir, sym, kind in targets:
@@ -984,8 +984,8 @@ def diff_cmd(
                 raise InputError(f"{p}: no such file or directory")
         result = abi_diff(sides[0], sides[1])
         if html_file:
+            from .read.scan import scan_files
             from .report import html
-            from .scanner import scan_files
 
             for p in check or ():
                 if not os.path.lexists(p):

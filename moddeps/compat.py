@@ -103,8 +103,8 @@ from .kernelsyms import kmod_kernel_table, load_kernel_symbols, read_text
 from .kmodhash import hash_order
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
 from .read.elfreader import machine_name, read_module_or_broken
+from .read.scan import Tree
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
-from .scanner import Tree
 from .signature import UNDECODABLE, SigningPolicy, key_text
 
 #: Where the files are considered installed (kmod's default first search directory).

@@ -220,8 +220,8 @@ def open_tree(dirname: str) -> Tree:
     if os.path.exists(f"{dirname}/modules.dep.bin") or not os.path.isdir(dirname):
         return Tree(dirname)
     from .depmod.run import render_files
+    from .read.scan import scan_tree
     from .resolve import resolve
-    from .scanner import scan_tree
 
     tree = scan_tree(dirname)
     full = [f"{dirname}/{f.relpath}" if f.relpath else f.path for f in tree.files]

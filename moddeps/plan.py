@@ -308,8 +308,8 @@ class TreeData:
         tree: object | None = None,
         resolution: object | None = None,
     ) -> None:
+        from .read.scan import Tree
         from .resolve import Resolution
-        from .scanner import Tree
 
         self.dirname = dirname
         self.indexes = indexes
@@ -423,7 +423,7 @@ def index_state(dirname: str, basedir: str = "") -> tuple[bool, str]:
     ``modules.dep.bin`` (depmod -A's test).  Returns (current, reason).
     """
     from . import config as depmod_config
-    from .scanner import discover
+    from .read.walk import discover
 
     dep_bin = f"{dirname}/modules.dep.bin"
     try:
@@ -505,7 +505,7 @@ def open_tree(
     if kind == "index":
         indexes: dict[str, Index | None] = {}
         for name in INDEX_FILES:
-            from .scanner import read_optional
+            from .read.scan import read_optional
 
             data = read_optional(f"{dirname}/{name}.bin")  # regular files only, bounded
             indexes[name] = None if data is None else _parse_or_none(data, f"{dirname}/{name}.bin")
@@ -524,8 +524,8 @@ def _scanned(
 ) -> TreeData:
     from . import config as depmod_cfg
     from .depmod.run import render_files
+    from .read.scan import scan_tree
     from .resolve import resolve
-    from .scanner import scan_tree
 
     version = os.path.basename(dirname.rstrip("/"))
     cfg = depmod_cfg.load(list(depmod_config) if depmod_config else None, version, basedir)

@@ -1,6 +1,6 @@
 """Symbol resolution exactly as kmod 30's depmod does it.
 
-Given the module array (see :mod:`moddeps.scanner`), build depmod's symbol
+Given the module array (see :mod:`moddeps.read.order`), build depmod's symbol
 table, bind every required symbol to its provider, number the modules
 topologically and find cycles.  The result is plain data; the depmod
 writers, the graph and the audit all start from it.

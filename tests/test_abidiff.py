@@ -19,8 +19,8 @@ from moddeps.abidiff import (
     side_from_tree,
 )
 from moddeps.errors import InputError
+from moddeps.read.scan import scan_tree
 from moddeps.report.compat import diff_document, render_diff
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from moddeps.analysis import check_order, load_order
 from moddeps.cli import app
+from moddeps.read.scan import scan_tree
 from moddeps.report import graphfmt
 from moddeps.resolve import resolve
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

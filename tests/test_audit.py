@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from moddeps.audit import AuditResult, audit_tree
 from moddeps.cli import app
 from moddeps.kernelsyms import load_kernel_symbols
+from moddeps.read.scan import scan_tree
 from moddeps.report.audit import audit_document
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

@@ -12,7 +12,7 @@ import pytest
 
 from moddeps.read import cache as cache_mod
 from moddeps.read.cache import ScanCache
-from moddeps.scanner import scan_tree
+from moddeps.read.scan import scan_tree
 
 SAMPLE_TREE = Path(__file__).resolve().parent.parent / "sample_modules/lib/modules/6.1.0-50-cloud-amd64"
 
@@ -38,12 +38,12 @@ def test_warm_scan_equals_cold_and_reads_nothing(tree: Path, tmp_path: Path, mon
     cold, _ = scan(tree, None)
     first, _ = scan(tree, db)
     assert first == cold
-    import moddeps.scanner as scanner
+    import moddeps.read.pool as pool
 
     def boom(*a: object, **k: object) -> object:
         raise AssertionError("a module was read although the cache holds it")
 
-    monkeypatch.setattr(scanner, "_read_uncached", boom)
+    monkeypatch.setattr(pool, "_read_uncached", boom)
     warm, c = scan(tree, db)
     assert warm == cold and c is not None and c.problem is None
 
@@ -209,7 +209,7 @@ def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypa
                                                         jobs: int) -> None:
     """More modules than one batch (512): the cache receives them in several batches during the read,
     and afterwards holds every module (a rerun reads nothing and gives the same records)."""
-    import moddeps.scanner as scanner
+    import moddeps.read.pool as pool
     from tests.kobuild import Export, build_ko
 
     root = tmp_path / "lib/modules/6.1.0-1-test"
@@ -235,7 +235,7 @@ def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypa
     def boom(*a: object, **k: object) -> object:
         raise AssertionError("a module was read although the cache holds it")
 
-    monkeypatch.setattr(scanner, "_read_uncached", boom)
+    monkeypatch.setattr(pool, "_read_uncached", boom)
     c = ScanCache(str(db))
     again = scan_tree(str(root), jobs=jobs, cache=c).modules
     assert again == first and c.problem is None

@@ -20,7 +20,7 @@ import pytest
 
 from moddeps.read import cache as sc
 from moddeps.read.cache import ScanCache
-from moddeps.scanner import scan_tree
+from moddeps.read.scan import scan_tree
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_modules" / "lib" / "modules" / "6.1.0-50-cloud-amd64"
 

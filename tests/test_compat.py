@@ -36,8 +36,8 @@ from moddeps.compat import (
 from moddeps.errors import UsageError
 from moddeps.kernelsyms import load_kernel_symbols
 from moddeps.model import Import, KernelSymbols, Module, modname_from_path
+from moddeps.read.scan import Tree, scan_tree
 from moddeps.report.compat import compat_document, render_compat
-from moddeps.scanner import Tree, scan_tree
 
 from .kobuild import Export, build_ko
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from moddeps.compat import compat_check
 from moddeps.kernelsyms import load_kernel_symbols
+from moddeps.read.scan import scan_tree
 from moddeps.report.compat import compat_document, compat_lines
-from moddeps.scanner import scan_tree
 
 from .test_compat import exp, ko, make_tree, put_files, write_symvers
 

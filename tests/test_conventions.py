@@ -181,7 +181,7 @@ def test_why_follows_softdeps_marked(tmp_path: Path) -> None:
 
 def test_internal_error_exits_70(tmp_path: Path) -> None:
     # a bug, provoked: the planner's module reader replaced by one that raises
-    code = ("import sys; import moddeps.cli as c; import moddeps.scanner as s\n"
+    code = ("import sys; import moddeps.cli as c; import moddeps.read.scan as s\n"
             "def boom(*a, **k): raise RuntimeError('provoked')\n"
             "s.scan_tree = boom\nsys.argv = ['moddeps', *sys.argv[1:]]\nc.main()\n")
     for debug in ((), ("--debug",)):

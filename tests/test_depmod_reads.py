@@ -14,8 +14,8 @@ from moddeps.depmod.reads import MODINFO_KEYS, depmod_view
 from moddeps.depmod.run import render_files
 from moddeps.kernelsyms import kmod_kernel_table, read_text
 from moddeps.model import Module, SignatureFacts, fsdecode
+from moddeps.read.scan import Tree, scan_tree
 from moddeps.resolve import Options, resolve
-from moddeps.scanner import Tree, scan_tree
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_modules"
 TREE = ROOT / "lib/modules/6.1.0-50-cloud-amd64"

@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 
 from moddeps.audit import audit_tree
+from moddeps.read.scan import scan_tree
 from moddeps.report import html
-from moddeps.scanner import scan_tree
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from moddeps.audit import audit_tree
 from moddeps.cli import app
+from moddeps.read.scan import scan_tree
 from moddeps.report import html
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

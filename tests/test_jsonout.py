@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from moddeps.read.elfreader import parse_module
+from moddeps.read.scan import scan_tree
 from moddeps.report.jsonout import dumps, scan_document, scan_json
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

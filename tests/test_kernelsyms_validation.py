@@ -93,7 +93,7 @@ def test_compat_passes_over_an_auto_found_placeholder(tmp_path: Path) -> None:
 
 def test_compat_verdict_says_kernel_symbols_unchecked(tmp_path: Path) -> None:
     from moddeps.compat import compat_check
-    from moddeps.scanner import scan_tree
+    from moddeps.read.scan import scan_tree
 
     target = scan_tree(str(TREE), jobs=1)
     noexit = str(TREE / "kernel" / "samples" / "mdx" / "mdx_noexit.ko")

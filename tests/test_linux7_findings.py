@@ -26,9 +26,9 @@ from moddeps.depmod.index import Index, build_index, build_index_preorder
 from moddeps.kernelsyms import load_kernel_symbols
 from moddeps.model import Module
 from moddeps.read.elfreader import read_module
+from moddeps.read.scan import scan_tree
 from moddeps.report.audit import audit_document
 from moddeps.report.compat import diff_document, render_diff
-from moddeps.scanner import scan_tree
 
 from .kobuild import Export, build_ko
 

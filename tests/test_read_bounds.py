@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 import moddeps.read.compression as cz
-import moddeps.scanner as sc
+import moddeps.read.pool as pool
 from moddeps.errors import UsageError
-from moddeps.scanner import read_timeout, scan_files, scan_tree
+from moddeps.read.compression import read_timeout
+from moddeps.read.scan import scan_files, scan_tree
 
 from .kobuild import Export, build_ko, compress
 
@@ -117,8 +118,8 @@ def test_the_thread_pipeline_bounds_what_loads_hold_together(tmp_path: Path, mon
         budgets.append(cz.MemoryBudget(limit))
         return budgets[-1]
 
-    monkeypatch.setattr(sc, "memory_budget", small_budget)
-    monkeypatch.setattr(sc, "_strategy", lambda items: "threads")
+    monkeypatch.setattr(pool, "memory_budget", small_budget)
+    monkeypatch.setattr(pool, "_strategy", lambda items: "threads")
     got = scan_tree(str(root), jobs=2).modules
     assert got == reference
     [budget] = budgets
@@ -133,7 +134,7 @@ def test_a_fifo_given_as_a_module_is_refused_at_once(tmp_path: Path) -> None:
 
     fifo = tmp_path / "m.ko"
     os.mkfifo(fifo)
-    code = f"from moddeps.scanner import scan_files; print(scan_files([{str(fifo)!r}], jobs=1)[0].error)"
+    code = f"from moddeps.read.scan import scan_files; print(scan_files([{str(fifo)!r}], jobs=1)[0].error)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "not a regular file (a FIFO)" in r.stdout
@@ -144,18 +145,18 @@ def test_read_module_bounded_is_the_scan_reader_for_one_file(tmp_path: Path, mon
     scan, a FIFO refused, the timeout applied (fake clock) and validated."""
     good = tmp_path / "g.ko.xz"
     good.write_bytes(compress(build_ko(modinfo=["license=GPL"], exports=[Export(name="g_sym")]), "xz"))
-    assert sc.read_module_bounded(str(good)) == scan_files([str(good)], jobs=1)[0]
+    assert pool.read_module_bounded(str(good)) == scan_files([str(good)], jobs=1)[0]
     fifo = tmp_path / "f.ko"
     import os
 
     os.mkfifo(fifo)
-    assert "not a regular file (a FIFO)" in (sc.read_module_bounded(str(fifo)).error or "")
+    assert "not a regular file (a FIFO)" in (pool.read_module_bounded(str(fifo)).error or "")
     big = tmp_path / "big.ko.xz"
     _big_xz_module(big, 4)
     monkeypatch.setattr(cz, "PIECE", 1 << 16)
     _ticking_clock(monkeypatch)
     monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "3")
-    assert "reading took longer than 3 s" in (sc.read_module_bounded(str(big)).error or "")
+    assert "reading took longer than 3 s" in (pool.read_module_bounded(str(big)).error or "")
     monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "1e400")
     with pytest.raises(UsageError):
-        sc.read_module_bounded(str(good))
+        pool.read_module_bounded(str(good))

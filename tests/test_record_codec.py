@@ -41,7 +41,7 @@ from moddeps.read import cache as cache_mod
 from moddeps.read import recordcodec as rc
 from moddeps.read.cache import ScanCache
 from moddeps.read.elfreader import parse_module
-from moddeps.scanner import scan_tree
+from moddeps.read.scan import scan_tree
 
 from . import kobuild
 from .fuzz.test_fuzz_reader import well_formed
@@ -597,10 +597,10 @@ def test_cache_written_by_one_codec_is_read_by_the_other(tmp_path: Path, monkeyp
         assert scan_tree(str(tree), jobs=1, cache=c).modules == cold
         c.close()
         monkeypatch.setattr(rc, "_native", reader)
-        import moddeps.scanner as scanner
+        import moddeps.read.pool as pool
 
         with monkeypatch.context() as mp:
-            mp.setattr(scanner, "_read_uncached", lambda *a, **k: pytest.fail("a cached module was read again"))
+            mp.setattr(pool, "_read_uncached", lambda *a, **k: pytest.fail("a cached module was read again"))
             c = ScanCache(str(db))
             assert scan_tree(str(tree), jobs=1, cache=c).modules == cold
             assert c.problem is None

@@ -9,7 +9,9 @@ import pytest
 
 from moddeps import config
 from moddeps.kmodhash import hash_order, kmod_hash
-from moddeps.scanner import ModuleFile, is_module_filename, module_array, scan_tree
+from moddeps.read.order import module_array
+from moddeps.read.scan import scan_tree
+from moddeps.read.walk import ModuleFile, is_module_filename
 
 from .kobuild import Export, build_ko
 
@@ -190,7 +192,7 @@ def test_every_read_strategy_gives_the_same_records_with_shared_imports(
     """Serial, threaded and forked reads (C or pure-Python parser) give equal records in the
     same order, and equal imports of different modules are one object (the scan's memo)."""
     import moddeps.read.elfreader as er
-    import moddeps.scanner as sc
+    import moddeps.read.pool as pool
 
     mods = {}
     for i in range(80):
@@ -206,7 +208,7 @@ def test_every_read_strategy_gives_the_same_records_with_shared_imports(
     reference = scan_tree(str(root), jobs=1).modules
     if pure:
         monkeypatch.setattr(er, "_elfscan", None)
-    monkeypatch.setattr(sc, "_strategy", lambda items: how)
+    monkeypatch.setattr(pool, "_strategy", lambda items: how)
     got = scan_tree(str(root), jobs=2).modules
     assert got == reference
     printk = {id(i) for m in got for i in m.imports if i.name == "printk"}
@@ -220,7 +222,7 @@ def test_a_load_that_never_finishes_is_given_up_in_the_thread_pipeline(
     module unreadable (named, with the reason), a fresh thread carries on, and every other module is read."""
     import threading
 
-    import moddeps.scanner as sc
+    import moddeps.read.pool as pool
 
     root = tmp_path / "lib/modules/6.1.0-1-test"
     names = [f"kernel/m{i}.ko" for i in range(70)]
@@ -229,15 +231,15 @@ def test_a_load_that_never_finishes_is_given_up_in_the_thread_pipeline(
         (root / rel).write_bytes(build_ko(modinfo=["license=GPL"], exports=[Export(name=f"s_{rel[9:-3]}", crc=1)]))
     (root / "modules.order").write_text("".join(f"{rel}\n" for rel in names))
     release = threading.Event()
-    real = sc._load_or_error
+    real = pool._load_or_error
 
     def load(path: str) -> object:
         if path.endswith("/m7.ko"):
             release.wait(60)
         return real(path)
 
-    monkeypatch.setattr(sc, "_load_or_error", load)
-    monkeypatch.setattr(sc, "_strategy", lambda items: "threads")
+    monkeypatch.setattr(pool, "_load_or_error", load)
+    monkeypatch.setattr(pool, "_strategy", lambda items: "threads")
     monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "1")
     try:
         mods = scan_tree(str(root), jobs=2).modules

@@ -21,9 +21,9 @@ from moddeps.audit import AuditResult, audit_tree
 from moddeps.cli import app
 from moddeps.compat import compat_check
 from moddeps.read.elfreader import read_module
+from moddeps.read.scan import scan_tree
 from moddeps.report.audit import audit_document
 from moddeps.report.compat import compat_document
-from moddeps.scanner import scan_tree
 from moddeps.signature import out_of_tree_path, read_kernel_config
 
 from .sigtools import RSA_DONOR, SHA1_DONOR, elf_image, rewrite_module

@@ -18,8 +18,8 @@ from moddeps import signature as S
 from moddeps.model import SignatureFacts
 from moddeps.read import recordcodec as rc
 from moddeps.read.elfreader import _elfscan, load_bytes, parse_module, parse_module_pyelftools, read_module
+from moddeps.read.scan import scan_tree
 from moddeps.report.jsonout import dumps, scan_document, scan_json
-from moddeps.scanner import scan_tree
 
 from .sigtools import RSA_DONOR, SHA1_DONOR, elf_image, resigned
 
@@ -192,7 +192,7 @@ def _signed_tree(tmp_path: Path) -> Path:
 
 
 def test_cache_keeps_the_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import moddeps.scanner as scanner_mod
+    import moddeps.read.pool as pool
     from moddeps.read.cache import ScanCache
 
     tree_dir = _signed_tree(tmp_path)
@@ -202,7 +202,7 @@ def test_cache_keeps_the_signature(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def no_reading(*args: object, **kwargs: object) -> None:
         raise AssertionError("a module was read again")
 
-    monkeypatch.setattr(scanner_mod, "parse_module", no_reading)  # the second scan is the cache's alone
+    monkeypatch.setattr(pool, "parse_module", no_reading)  # the second scan is the cache's alone
     again = scan_tree(str(tree_dir), jobs=1, cache=ScanCache(cache))
     sigs = {m.name: m.signature for m in first.modules}
     assert sigs == {"a": RSA, "b": NOCN, "c": None}

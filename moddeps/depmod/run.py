@@ -24,7 +24,10 @@ from ..kernelsyms import kmod_kernel_table, read_text
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, printable
 from ..read.cache import Key, ScanCache
-from ..scanner import Layout, ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
+from ..read.order import module_array
+from ..read.pool import read_modules
+from ..read.scan import Layout, Tree, layout_tree, read_layout, read_optional
+from ..read.walk import ModuleFile
 from .writer import locked, write_all
 
 if TYPE_CHECKING:
@@ -91,7 +94,7 @@ def up_to_date(dirname: str, depfile: str) -> bool | None:
         dep_mtime = int(os.stat(depfile).st_mtime)
     except OSError:
         return None
-    from ..scanner import SKIP_NAMES, is_module_filename
+    from ..read.walk import SKIP_NAMES, is_module_filename
 
     todo = [dirname]
     seen: set[tuple[int, int]] = set()
@@ -804,7 +807,7 @@ def _tree_from_files(
 ) -> Tree:
     """depmod VERSION FILE...: only the named files, laid out like a full scan."""
     from ..model import modname_from_path
-    from ..scanner import _Registry
+    from ..read.walk import _Registry
 
     # kmod tools/depmod.c (main, file arguments): each must be an absolute
     # path to an existing file, and one module name may appear only once;

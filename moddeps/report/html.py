@@ -54,8 +54,8 @@ from string import Template
 from typing import Any
 
 from ..audit import AuditResult
+from ..read.scan import Tree
 from ..resolve import Resolution, resolve, strongly_connected_cycles
-from ..scanner import Tree
 
 #: folders of the overview: at most this many, the rest merged into "other"
 OVERVIEW_FOLDERS = 48

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..model import Module, SignatureFacts, crc_text
-from ..scanner import Tree
+from ..read.scan import Tree
 from .render import SCHEMA, envelope
 
 __all__ = ["SCHEMA", "dumps", "module_dict", "scan_document", "scan_documents", "scan_json", "scan_json_parts",

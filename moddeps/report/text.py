@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import Module
-from ..scanner import Tree
+from ..read.scan import Tree
 from .render import record, sentence
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from moddeps.scanner import scan_tree
+from moddeps.read.scan import scan_tree
 
 
 def replace_file(path: Path, data: bytes) -> None:

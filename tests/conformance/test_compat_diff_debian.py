@@ -35,7 +35,7 @@ import pytest
 from moddeps.abidiff import diff, export_changes, side_from_symvers, side_from_tree
 from moddeps.compat import compat_check
 from moddeps.kernelsyms import load_kernel_symbols
-from moddeps.scanner import Tree, scan_tree
+from moddeps.read.scan import Tree, scan_tree
 from tests.conformance import debian
 from tests.conformance.debian import Kmod, unavailable
 from tests.test_compat import depmod_new_pairs

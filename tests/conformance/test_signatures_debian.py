@@ -28,7 +28,7 @@ from moddeps import signature as S
 from moddeps.audit import audit_tree
 from moddeps.compat import compat_check
 from moddeps.read.elfreader import _elfscan, load_bytes
-from moddeps.scanner import scan_tree
+from moddeps.read.scan import scan_tree
 from tests.conformance.debian import DEB13, DEB14, KernelTree
 from tests.sigtools import RSA_DONOR, rewrite_module
 

@@ -218,8 +218,9 @@ def is_ascii_key(key: bytes) -> bool:
 def render(modules: list[Any], shown: list[str]) -> tuple[dict[str, bytes], list[str], Any] | None:
     """depmod's files for these modules (as ``moddeps depmod`` renders them), or None on cycles."""
     from moddeps.depmod.run import render_files
+    from moddeps.read.scan import Tree
+    from moddeps.read.walk import ModuleFile
     from moddeps.resolve import resolve
-    from moddeps.scanner import ModuleFile, Tree
 
     dirname = "/nonexistent/moddeps-fuzz/lib/modules/6.1.0-1-amd64"
     files = tuple(ModuleFile(m.name, f"{dirname}/{s}", s) for m, s in zip(modules, shown))

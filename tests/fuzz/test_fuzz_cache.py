@@ -305,7 +305,7 @@ class Stored:
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
-    from moddeps.scanner import scan_tree
+    from moddeps.read.scan import scan_tree
 
     tmp = tmp_path_factory.mktemp("cachefuzz")
     root = _make_tree(tmp / "stored")
@@ -379,7 +379,7 @@ def test_fuzz_damaged_record_is_missed_never_misread(stored: Stored, edits: list
         else:
             assert c.problem is None
         # the scan reads the missed modules again: the right modules, and their records are stored again
-        from moddeps.scanner import scan_tree
+        from moddeps.read.scan import scan_tree
 
         assert list(scan_tree(str(stored.root), jobs=1, cache=c).modules) == modules
         assert c.get_many(keys) == modules

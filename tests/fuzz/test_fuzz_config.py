@@ -1,6 +1,6 @@
 """Fuzzing the text parsers depmod reads besides modules: depmod.d
 (``moddeps.config``), ``Module.symvers`` / ``System.map``
-(``moddeps.kernelsyms``), ``modules.order`` (``moddeps.scanner.module_array``).
+(``moddeps.kernelsyms``), ``modules.order`` (``moddeps.read.order.module_array``).
 
 CI runs a bounded, derandomized number of examples; a long run is::
 
@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from moddeps.config import DepmodConfig, load, parse_text
 from moddeps.kernelsyms import kmod_kernel_table, parse_symvers
-from moddeps.scanner import ModuleFile, module_array
+from moddeps.read.order import module_array
+from moddeps.read.walk import ModuleFile
 
 from . import TIME_BOUND, corpus_files, fuzz, time_limit
 

@@ -1,0 +1,190 @@
+"""Scan a module tree: walk it, lay out kmod's module array, read every module.
+
+:func:`layout_tree` walks and orders (:mod:`.walk`, :mod:`.order`) without
+reading a module; :func:`read_layout` reads the modules of that layout
+(:mod:`.pool`) into a :class:`Tree`; :func:`scan_tree` does both.  The order
+of the steps is kmod's (tools/depmod.c@v34.2: depmod_modules_search,
+depmod_modules_sort, depmod_load_modules).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..config import DepmodConfig
+from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
+from ..model import FileProblem, Module, modname_from_path, printable
+from .cache import Key, ScanCache
+from .order import module_array
+from .pool import ProgressFn, read_modules
+from .walk import ModuleFile, discover
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """One module name met in several files, and which one depmod keeps."""
+
+    name: str
+    winner: str
+    losers: tuple[str, ...]
+    reasons: tuple[str, ...]  # one per decision, in the order they were made
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A scanned module tree: the module array and what was found around it."""
+
+    dirname: str
+    version: str
+    modules: tuple[Module, ...]  # the module array (modules.dep line order)
+    files: tuple[ModuleFile, ...]  # same order as modules
+    order_listed: frozenset[str] = frozenset()  # module names placed by modules.order
+    order_applied: bool = False
+    builtin: tuple[str, ...] = ()  # module names from modules.builtin
+    duplicates: tuple[Duplicate, ...] = ()
+    problems: tuple[FileProblem, ...] = ()
+    messages: tuple[str, ...] = ()  # kmod-style messages ("WARNING: ...") in kmod's order
+    config: DepmodConfig = field(default_factory=DepmodConfig)
+
+    def by_name(self) -> dict[str, Module]:
+        return {m.name: m for m in self.modules}
+
+    @property
+    def broken(self) -> tuple[Module, ...]:
+        return tuple(m for m in self.modules if m.error is not None)
+
+
+
+def read_optional(path: str) -> bytes | None:
+    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
+    None when it does not exist or cannot be opened (kmod then carries on
+    without it); InputError, one line naming the file, when it is not a
+    regular file or is too big -- never a wait on a FIFO or an endless device."""
+    from ..errors import InputError
+
+    try:
+        fd, st = open_regular(path)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    try:
+        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def builtin_names(text: bytes | None) -> tuple[str, ...]:
+    """Module names listed in ``modules.builtin`` (one path per line)."""
+    if not text:
+        return ()
+    out = []
+    for line in text.split(b"\n"):
+        if line:
+            out.append(modname_from_path(line.decode("utf-8", "surrogateescape")))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A walked and ordered tree whose modules are not read yet (steps 1-3)."""
+
+    dirname: str
+    version: str
+    files: tuple[ModuleFile, ...]  # the module array
+    order_listed: frozenset[str]
+    order_applied: bool
+    order_text: bytes | None
+    duplicates: tuple[Duplicate, ...]
+    problems: tuple[FileProblem, ...]
+    messages: tuple[str, ...]
+    config: DepmodConfig
+
+
+def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None,
+                order_first_wins: bool = True) -> Layout:
+    """Walk ``dirname`` and lay out kmod's module array, without reading a module.
+
+    ``order_first_wins``: see :func:`module_array` (kmod 34's rule by default)."""
+    from ..errors import InputError
+
+    cfg = config or DepmodConfig()
+    dirname = dirname.rstrip("/") or "/"
+    if not os.path.isdir(dirname):
+        raise InputError(f"{dirname}: no such module directory")
+    problems: list[FileProblem] = []
+    registry = discover(dirname, cfg, problems)
+    order_text = read_optional(f"{dirname}/modules.order")
+    array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text,
+                                                    first_wins=order_first_wins)
+    duplicates = tuple(
+        Duplicate(
+            name=name,
+            winner=registry.by_name[name].shown,
+            losers=tuple(dropped for _kept, dropped, _why in events),
+            reasons=tuple(f"{kept} kept over {dropped}: {why}" for kept, dropped, why in events),
+        )
+        for name, events in registry.dups.items()
+    )
+    return Layout(
+        dirname=dirname,
+        version=version or os.path.basename(os.path.abspath(dirname)),
+        files=tuple(array),
+        order_listed=listed,
+        order_applied=applied,
+        order_text=order_text,
+        duplicates=duplicates,
+        problems=tuple(problems),
+        # kmod's order: config, (symbol lists,) the walk, then modules.order
+        messages=tuple(cfg.messages) + tuple(p.kmod_message for p in problems if p.kmod_message) + tuple(messages),
+        config=cfg,
+    )
+
+
+def read_layout(
+    layout: Layout, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None,
+    keys: Sequence[Key | None] | None = None,
+) -> Tree:
+    """Step 4: read the modules of a layout (``keys``: see :func:`read_modules`)."""
+    modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache, keys)
+    return Tree(
+        dirname=layout.dirname,
+        version=layout.version,
+        modules=tuple(modules),
+        files=layout.files,
+        order_listed=layout.order_listed,
+        order_applied=layout.order_applied,
+        builtin=builtin_names(read_optional(f"{layout.dirname}/modules.builtin")),
+        duplicates=layout.duplicates,
+        problems=layout.problems,
+        messages=layout.messages,
+        config=layout.config,
+    )
+
+
+def scan_tree(
+    dirname: str,
+    *,
+    version: str | None = None,
+    config: DepmodConfig | None = None,
+    jobs: int | None = None,
+    progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
+) -> Tree:
+    """Scan the module directory ``dirname`` (``.../lib/modules/VERSION``): walk, order, read."""
+    return read_layout(layout_tree(dirname, version=version, config=config), jobs=jobs, progress=progress,
+                       cache=cache)
+
+
+def scan_files(
+    paths: Sequence[str], *, jobs: int | None = None, progress: ProgressFn | None = None,
+    cache: ScanCache | None = None,
+) -> list[Module]:
+    """Read individual module files (paths shown as given)."""
+    return read_modules([(p, p) for p in paths], jobs, progress, cache)
