@@ -26,7 +26,7 @@ from ..model import fsdecode, printable
 from ..read.cache import Key, ScanCache
 from ..read.order import module_array
 from ..read.pool import read_modules
-from ..read.scan import Layout, Tree, layout_tree, read_layout, read_optional
+from ..read.scan import Tree, WalkedTree, layout_tree, read_layout, read_optional
 from ..read.walk import ModuleFile
 from .writer import locked, write_all
 
@@ -318,7 +318,7 @@ class _Inputs:
     keys: list[Key | None]  # the scan cache's keys of the module files
 
 
-def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str], outdir: str) -> _Inputs:
+def _output_inputs(layout: WalkedTree, opts: DepmodOptions, warn: bool, messages: list[str], outdir: str) -> _Inputs:
     """Digests of everything depmod's result depends on, given the layout.
 
     The module files enter by identity (path, size, mtime, ctime, inode,
@@ -363,7 +363,7 @@ def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: li
 
 
 def _update_previous(
-    inputs: _Inputs, layout: Layout, scan_cache: ScanCache, opts: DepmodOptions, warn: bool, dirname: str,
+    inputs: _Inputs, layout: WalkedTree, scan_cache: ScanCache, opts: DepmodOptions, warn: bool, dirname: str,
     outdir: str,
 ) -> DepmodResult | None:
     """The previous result brought up to date, when all that changed since
@@ -495,7 +495,7 @@ def _noted(scan_cache: ScanCache, notes: list[str]) -> tuple[str, ...]:
     return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
 
 
-def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None], list[int | None]] | None:
+def _map_arrays(state: Any, layout: WalkedTree, size: int) -> tuple[list[int | None], list[int | None]] | None:
     """The previous module array (the state's) mapped onto ``layout``'s:
     (new index of each previous module or None: removed, previous index of
     each module now or None: added); None when a module kept its name but
@@ -807,12 +807,12 @@ def _tree_from_files(
 ) -> Tree:
     """depmod VERSION FILE...: only the named files, laid out like a full scan."""
     from ..model import modname_from_path
-    from ..read.walk import _Registry
+    from ..read.walk import Registry
 
     # kmod tools/depmod.c (main, file arguments): each must be an absolute
     # path to an existing file, and one module name may appear only once;
     # anything else is fatal before a single output is written.
-    registry = _Registry(dirname, cfg)
+    registry = Registry(dirname, cfg)
     for path in opts.files:
         if not path.startswith("/"):
             raise DepmodFatal(f"{path}: not an absolute path", [f"FATAL: {path}: not absolute path."])

@@ -33,6 +33,23 @@ class Duplicate:
 
 
 @dataclass(frozen=True, slots=True)
+class WalkedTree:
+    """A tree walked (:mod:`.walk`) and laid out in kmod's module array (:mod:`.order`),
+    its modules not read yet: :func:`layout_tree` makes it, :func:`read_layout` reads it."""
+
+    dirname: str
+    version: str
+    files: tuple[ModuleFile, ...]  # the module array
+    order_listed: frozenset[str]
+    order_applied: bool
+    order_text: bytes | None
+    duplicates: tuple[Duplicate, ...]
+    problems: tuple[FileProblem, ...]
+    messages: tuple[str, ...]
+    config: DepmodConfig
+
+
+@dataclass(frozen=True, slots=True)
 class Tree:
     """A scanned module tree: the module array and what was found around it."""
 
@@ -56,62 +73,11 @@ class Tree:
         return tuple(m for m in self.modules if m.error is not None)
 
 
-
-def read_optional(path: str) -> bytes | None:
-    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
-    None when it does not exist or cannot be opened (kmod then carries on
-    without it); InputError, one line naming the file, when it is not a
-    regular file or is too big -- never a wait on a FIFO or an endless device."""
-    from ..errors import InputError
-
-    try:
-        fd, st = open_regular(path)
-    except (NotRegularFile, TooLarge) as exc:
-        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
-    except OSError:
-        return None
-    try:
-        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
-    except (NotRegularFile, TooLarge) as exc:
-        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def builtin_names(text: bytes | None) -> tuple[str, ...]:
-    """Module names listed in ``modules.builtin`` (one path per line)."""
-    if not text:
-        return ()
-    out = []
-    for line in text.split(b"\n"):
-        if line:
-            out.append(modname_from_path(line.decode("utf-8", "surrogateescape")))
-    return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """A walked and ordered tree whose modules are not read yet (steps 1-3)."""
-
-    dirname: str
-    version: str
-    files: tuple[ModuleFile, ...]  # the module array
-    order_listed: frozenset[str]
-    order_applied: bool
-    order_text: bytes | None
-    duplicates: tuple[Duplicate, ...]
-    problems: tuple[FileProblem, ...]
-    messages: tuple[str, ...]
-    config: DepmodConfig
-
-
 def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None,
-                order_first_wins: bool = True) -> Layout:
+                order_first_wins: bool = True) -> WalkedTree:
     """Walk ``dirname`` and lay out kmod's module array, without reading a module.
 
-    ``order_first_wins``: see :func:`module_array` (kmod 34's rule by default)."""
+    ``order_first_wins``: see :func:`~moddeps.read.order.module_array` (kmod 34's rule by default)."""
     from ..errors import InputError
 
     cfg = config or DepmodConfig()
@@ -132,7 +98,7 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
         )
         for name, events in registry.dups.items()
     )
-    return Layout(
+    return WalkedTree(
         dirname=dirname,
         version=version or os.path.basename(os.path.abspath(dirname)),
         files=tuple(array),
@@ -148,10 +114,10 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
 
 
 def read_layout(
-    layout: Layout, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None,
+    layout: WalkedTree, *, jobs: int | None = None, progress: ProgressFn | None = None, cache: ScanCache | None = None,
     keys: Sequence[Key | None] | None = None,
 ) -> Tree:
-    """Step 4: read the modules of a layout (``keys``: see :func:`read_modules`)."""
+    """Read the modules of a walked tree (``keys``: see :func:`~moddeps.read.pool.read_modules`)."""
     modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache, keys)
     return Tree(
         dirname=layout.dirname,
@@ -188,3 +154,37 @@ def scan_files(
 ) -> list[Module]:
     """Read individual module files (paths shown as given)."""
     return read_modules([(p, p) for p in paths], jobs, progress, cache)
+
+
+def read_optional(path: str) -> bytes | None:
+    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
+    None when it does not exist or cannot be opened (kmod then carries on
+    without it); InputError, one line naming the file, when it is not a
+    regular file or is too big -- never a wait on a FIFO or an endless device."""
+    from ..errors import InputError
+
+    try:
+        fd, st = open_regular(path)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    try:
+        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def builtin_names(text: bytes | None) -> tuple[str, ...]:
+    """Module names listed in ``modules.builtin`` (one path per line)."""
+    if not text:
+        return ()
+    out = []
+    for line in text.split(b"\n"):
+        if line:
+            out.append(modname_from_path(line.decode("utf-8", "surrogateescape")))
+    return tuple(out)

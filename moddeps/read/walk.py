@@ -64,8 +64,10 @@ def is_module_filename(name: str) -> bool:
     return False
 
 
-class _Registry:
-    """Module files by name, resolving duplicates as kmod does."""
+class Registry:
+    """Module files by name, resolving duplicates as kmod does (:meth:`add`).
+
+    depmod given file arguments fills ``by_name`` itself (``moddeps.depmod.run``)."""
 
     def __init__(self, dirname: str, config: DepmodConfig) -> None:
         self.dirname = dirname
@@ -138,8 +140,8 @@ class _Registry:
         return True, "kept file is in a higher-priority search directory"
 
 
-def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) -> _Registry:
-    registry = _Registry(dirname, config)
+def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) -> Registry:
+    registry = Registry(dirname, config)
     excludes = frozenset(config.excludes)
     _walk_exact(dirname, "", registry, excludes, problems, set())
     # kmod walks the external list in internal (reversed) order.
@@ -175,7 +177,7 @@ def _unsafe_path(path: str) -> str | None:
 def _walk_exact(
     top: str,
     rel: str | None,
-    registry: _Registry,
+    registry: Registry,
     excludes: frozenset[str],
     problems: list[FileProblem],
     ancestors: set[tuple[int, int]],
