@@ -28,8 +28,8 @@ import zstandard
 from moddeps.errors import ModuleReadError
 from moddeps.read import compression as cz
 from moddeps.read.compression import (
+    CompressedDataError,
     Deadline,
-    DecompressionError,
     MemoryBudget,
     ReadTimedOut,
     decompress,
@@ -133,7 +133,7 @@ def test_libkmod_34s_lines_around_depmods_own() -> None:
     ]
     got: list[str] = []
     for name, kind in (("xz_corrupt", "xz"), ("xz_garbage_8", "xz"), ("zst_two_frames", "zstd")):
-        with pytest.raises(DecompressionError) as info:
+        with pytest.raises(CompressedDataError) as info:
             decompress(CASES[name][0], kind)
         before, after = cz.libkmod34_lines(kind, info.value.detail)
         suffix = ".ko.xz" if kind == "xz" else ".ko.zst"
@@ -146,10 +146,10 @@ def test_gzip_truncated_or_corrupt_is_refused() -> None:
     m = _module("g")
     good = compress(m, "gz")
     for bad in (good[:-6], good[:20], good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]):
-        with pytest.raises(DecompressionError):
+        with pytest.raises(CompressedDataError):
             decompress(bad, "gzip")
     # a second member that starts like one must be a whole one
-    with pytest.raises(DecompressionError):
+    with pytest.raises(CompressedDataError):
         decompress(good + good[:12], "gzip")
 
 
@@ -174,7 +174,7 @@ def test_zstd_multi_block_frames_with_checksums_are_read() -> None:
         frame = zstandard.ZstdCompressor(write_checksum=checksum).compress(data)
         assert decompress(frame, "zstd") == data
         assert decompress(frame + _skippable(b"x" * 100) + compress(b"", "zst"), "zstd") == data
-        with pytest.raises(DecompressionError):
+        with pytest.raises(CompressedDataError):
             decompress(frame[:-1], "zstd")
 
 
@@ -197,7 +197,7 @@ def test_a_bomb_that_declares_its_size_is_refused_before_decompressing(monkeypat
     monkeypatch.setattr(cz.lzma, "LZMADecompressor", NoDecompressor)
     monkeypatch.setattr(zstandard, "ZstdDecompressor", NoDecompressor)
     for data, kind in ((xz, "xz"), (zs, "zstd")):
-        with pytest.raises(DecompressionError, match=f"more than {1 << 20} bytes"):
+        with pytest.raises(CompressedDataError, match=f"more than {1 << 20} bytes"):
             decompress(data, kind, 1 << 20)
 
 
@@ -221,7 +221,7 @@ def test_a_bomb_that_hides_its_size_stops_one_piece_past_the_bound(kind: str, mo
         real_put(self, piece)
 
     monkeypatch.setattr(cz._Sink, "put", put)
-    with pytest.raises(DecompressionError, match="more than"):
+    with pytest.raises(CompressedDataError, match="more than"):
         decompress(data, kind, 1 << 20)
     assert sum(seen) <= (1 << 20) + 1 + (1 << 16)
 

@@ -34,7 +34,7 @@ import moddeps.read.elfreader as elfreader
 from moddeps.errors import ModuleReadError
 from moddeps.model import Export as MExport
 from moddeps.model import Import, Module
-from moddeps.read.compression import DecompressionError
+from moddeps.read.compression import CompressedDataError
 from moddeps.read.elfreader import load_bytes, parse_module
 
 from . import kobuild
@@ -453,7 +453,7 @@ def test_fuzz_corpus(path: Path) -> None:
     check(raw)
     try:
         data, _ = load_bytes(path)
-    except (ModuleReadError, DecompressionError):
+    except (ModuleReadError, CompressedDataError):
         return
     check(data)
 

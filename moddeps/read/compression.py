@@ -24,7 +24,7 @@ X: REASON" line) and kept in ``tests/test_compression.py``:
   truncated or corrupt member is refused.
 
 Every refusal gives kmod's reason, "Invalid argument" (EINVAL), and the
-decompressor's own line that libkmod 34 logs (``DecompressionError.detail``,
+decompressor's own line that libkmod 34 logs (``CompressedDataError.detail``,
 e.g. "xz: File is corrupt").
 
 Bounds that kmod lacks, for hostile files:
@@ -73,7 +73,7 @@ EINVAL = "Invalid argument"
 ENOEXEC = "Exec format error"
 
 
-class DecompressionError(ValueError):
+class CompressedDataError(ValueError):
     """The file looks compressed but cannot be decompressed within the bounds.
 
     ``detail`` is the line libkmod 34 logs for it (without "depmod: ERROR: "),
@@ -368,7 +368,7 @@ class _Sink:
             return
         self.total += len(piece)
         if self.total > self.max_size:
-            raise DecompressionError(f"decompresses to more than {self.max_size} bytes")
+            raise CompressedDataError(f"decompresses to more than {self.max_size} bytes")
         if self.hold is not None:
             self.hold.need(self.total, self.deadline)
         self.buf.write(piece)
@@ -386,7 +386,7 @@ def decompress(
     """Decompress ``data`` (a whole file) of the given kind as libkmod 34 does,
     refusing more than ``max_size`` bytes (see the module's docstring).
 
-    Raises :class:`DecompressionError`, or :class:`ReadTimedOut` when
+    Raises :class:`CompressedDataError`, or :class:`ReadTimedOut` when
     ``deadline`` passes.
     """
     sink = _Sink(max_size, deadline, hold)
@@ -397,7 +397,7 @@ def decompress(
     elif kind == "zstd":
         _zstd(data, sink)
     else:
-        raise DecompressionError(f"unknown compression {kind!r}")
+        raise CompressedDataError(f"unknown compression {kind!r}")
     return sink.value()
 
 
@@ -413,7 +413,7 @@ _LZMA_DETAIL = {
 def _xz(data: bytes, sink: _Sink) -> None:
     declared = xz_declared_size(data)
     if declared is not None and declared > sink.max_size:
-        raise DecompressionError(f"decompresses to more than {sink.max_size} bytes (its index says {declared})")
+        raise CompressedDataError(f"decompresses to more than {sink.max_size} bytes (its index says {declared})")
     rest = data
     while True:
         dec = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMLIMIT)
@@ -422,31 +422,31 @@ def _xz(data: bytes, sink: _Sink) -> None:
             del rest
             while not dec.eof:
                 if dec.needs_input:
-                    raise DecompressionError("truncated xz data", "xz: Unexpected end of input")
+                    raise CompressedDataError("truncated xz data", "xz: Unexpected end of input")
                 sink.put(dec.decompress(b"", max_length=sink.room()))
                 if declared is not None and sink.total > declared:
-                    raise DecompressionError("corrupt xz data (more output than its index declares)",
+                    raise CompressedDataError("corrupt xz data (more output than its index declares)",
                                              "xz: File is corrupt")
         except lzma.LZMAError as exc:
             text = str(exc)
             if text.startswith("Memory usage limit"):
-                raise DecompressionError(
+                raise CompressedDataError(
                     f"xz data needs more than {DECODER_MEMLIMIT >> 20} MiB to decompress; refused") from None
             detail = _LZMA_DETAIL.get(text, "xz: File is corrupt")
-            raise DecompressionError(f"broken xz data ({text})", detail) from None
+            raise CompressedDataError(f"broken xz data ({text})", detail) from None
         rest = dec.unused_data
         # Stream padding: zero bytes, a multiple of four (liblzma, LZMA_CONCATENATED)
         stripped = rest.lstrip(b"\0")
         if (len(rest) - len(stripped)) % 4:
-            raise DecompressionError("broken xz data (stream padding not a multiple of four bytes)",
+            raise CompressedDataError("broken xz data (stream padding not a multiple of four bytes)",
                                      "xz: File is corrupt")
         if not stripped:
             return
         if len(stripped) < 12:
-            raise DecompressionError("broken xz data (trailing bytes after the last stream)",
+            raise CompressedDataError("broken xz data (trailing bytes after the last stream)",
                                      "xz: Unexpected end of input")
         if not stripped.startswith(XZ_MAGIC):
-            raise DecompressionError("broken xz data (trailing garbage after the last stream)",
+            raise CompressedDataError("broken xz data (trailing garbage after the last stream)",
                                      "xz: File is corrupt")
         rest = stripped
 
@@ -461,10 +461,10 @@ def _gzip(data: bytes, sink: _Sink) -> None:
             while not dec.eof:
                 tail = dec.unconsumed_tail
                 if not tail:
-                    raise DecompressionError("truncated gzip data")
+                    raise CompressedDataError("truncated gzip data")
                 sink.put(dec.decompress(tail, sink.room()))
         except zlib.error as exc:
-            raise DecompressionError(f"broken gzip data ({exc})") from None
+            raise CompressedDataError(f"broken gzip data ({exc})") from None
         rest = dec.unused_data
         # zlib gzread: another member follows only where its magic does; other
         # trailing bytes are ignored without an error.
@@ -476,16 +476,16 @@ def _zstd(data: bytes, sink: _Sink) -> None:
     try:
         import zstandard
     except ImportError:  # pragma: no cover - zstandard is a declared dependency
-        raise DecompressionError("zstd module, but the zstandard package is not installed") from None
+        raise CompressedDataError("zstd module, but the zstandard package is not installed") from None
     size = zstd_frame_size(data)
     if size is None:
-        raise DecompressionError("zstd data that does not declare its decompressed size",
+        raise CompressedDataError("zstd data that does not declare its decompressed size",
                                  "zstd: Failed to determine decompression size")
     if size > sink.max_size:
-        raise DecompressionError(f"decompresses to more than {sink.max_size} bytes (its frame says {size})")
+        raise CompressedDataError(f"decompresses to more than {sink.max_size} bytes (its frame says {size})")
     problem = _zstd_frames_problem(data)
     if problem is not None:
-        raise DecompressionError(f"broken zstd data ({problem})", "zstd: Src size is incorrect")
+        raise CompressedDataError(f"broken zstd data ({problem})", "zstd: Src size is incorrect")
     try:
         dctx = zstandard.ZstdDecompressor(max_window_size=DECODER_MEMLIMIT)
         with dctx.stream_reader(data, read_across_frames=True) as reader:
@@ -494,17 +494,17 @@ def _zstd(data: bytes, sink: _Sink) -> None:
                 if not piece:
                     break
                 if sink.total + len(piece) > size:
-                    raise DecompressionError("broken zstd data (more output than its first frame declares)",
+                    raise CompressedDataError("broken zstd data (more output than its first frame declares)",
                                              "zstd: Destination buffer is too small")
                 sink.put(piece)
     except zstandard.ZstdError as exc:
         text = str(exc).removeprefix("zstd decompress error: ")
         if "window" in text.lower() or "memory" in text.lower():
-            raise DecompressionError(f"zstd data needs more than {DECODER_MEMLIMIT >> 20} MiB to decompress; "
+            raise CompressedDataError(f"zstd data needs more than {DECODER_MEMLIMIT >> 20} MiB to decompress; "
                                      f"refused ({text})") from None
-        raise DecompressionError(f"broken zstd data ({text})", f"zstd: {text}") from None
+        raise CompressedDataError(f"broken zstd data ({text})", f"zstd: {text}") from None
     if sink.total != size:
-        raise DecompressionError("truncated zstd data", "zstd: Src size is incorrect")
+        raise CompressedDataError("truncated zstd data", "zstd: Src size is incorrect")
 
 
 def _zstd_frames_problem(data: bytes) -> str | None:
@@ -606,7 +606,7 @@ def load_module_file(
         hold.need(len(raw) + min(declared_size(raw, kind) or 4 * len(raw), max_size), deadline)
     try:
         out = decompress(raw, kind, max_size, deadline=deadline, hold=hold)
-    except DecompressionError as exc:
+    except CompressedDataError as exc:
         err = ModuleReadError(path, str(exc), EINVAL)
         err.detail = exc.detail  # type: ignore[attr-defined]  # see libkmod34_lines
         err.compression = kind  # type: ignore[attr-defined]
