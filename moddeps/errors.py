@@ -48,6 +48,20 @@ class ModuleReadError(ModdepsError):
         self.kmod_reason = kmod_reason
 
 
+class DecompressionError(ModuleReadError):
+    """A compressed module file that cannot be decompressed within the bounds.
+
+    kmod's reason is always "Invalid argument"; ``detail`` is the line
+    libkmod 34 logs for it (without "depmod: ERROR: "), or None where it logs
+    none; ``compression`` is "xz", "zstd" or "gzip".
+    """
+
+    def __init__(self, path: str, reason: str, detail: str | None, compression: str) -> None:
+        super().__init__(path, reason, "Invalid argument")
+        self.detail = detail
+        self.compression = compression
+
+
 class OutputError(ModdepsError):
     """An output file or directory cannot be written."""
 

@@ -24,8 +24,8 @@ X: REASON" line) and kept in ``tests/test_compression.py``:
   truncated or corrupt member is refused.
 
 Every refusal gives kmod's reason, "Invalid argument" (EINVAL), and the
-decompressor's own line that libkmod 34 logs (``CompressedDataError.detail``,
-e.g. "xz: File is corrupt").
+decompressor's own line that libkmod 34 logs
+(:attr:`moddeps.errors.DecompressionError.detail`, e.g. "xz: File is corrupt").
 
 Bounds that kmod lacks, for hostile files:
 
@@ -74,7 +74,9 @@ ENOEXEC = "Exec format error"
 
 
 class CompressedDataError(ValueError):
-    """The file looks compressed but cannot be decompressed within the bounds.
+    """Bytes that look compressed but cannot be decompressed within the bounds
+    (from :func:`decompress`; :func:`load_module_file` raises it as the
+    :class:`~moddeps.errors.DecompressionError` of the file).
 
     ``detail`` is the line libkmod 34 logs for it (without "depmod: ERROR: "),
     or None where it logs none (or kmod would have read the file: a bound).
@@ -576,9 +578,10 @@ def load_module_file(
 
     The file must be a regular file (opened without blocking: a FIFO gives an
     error at once).  Raises :class:`~moddeps.errors.ModuleReadError` with
-    kmod's reason, or :class:`ReadTimedOut`.  ``hold``: see :class:`MemoryBudget`.
+    kmod's reason (:class:`~moddeps.errors.DecompressionError` when the data
+    cannot be decompressed), or :class:`ReadTimedOut`.  ``hold``: see :class:`MemoryBudget`.
     """
-    from ..errors import ModuleReadError
+    from ..errors import DecompressionError, ModuleReadError
     from ..inputfiles import open_regular, read_bounded
 
     try:
@@ -607,9 +610,6 @@ def load_module_file(
     try:
         out = decompress(raw, kind, max_size, deadline=deadline, hold=hold)
     except CompressedDataError as exc:
-        err = ModuleReadError(path, str(exc), EINVAL)
-        err.detail = exc.detail  # type: ignore[attr-defined]  # see libkmod34_lines
-        err.compression = kind  # type: ignore[attr-defined]
-        raise err from None
+        raise DecompressionError(path, str(exc), exc.detail, kind) from None  # detail: see libkmod34_lines
     return out, kind
 
