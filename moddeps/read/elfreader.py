@@ -85,7 +85,7 @@ def machine_name(machine: int) -> str:
 def load_bytes(path: str | os.PathLike[str], max_size: int = DEFAULT_MAX_SIZE) -> tuple[bytes, str | None]:
     """The ELF bytes of a module file (decompressed by magic) and the compression used.
 
-    Read as the scan reads (:func:`moddeps.compression.load_module_file`):
+    Read as the scan reads (:func:`moddeps.read.compression.load_module_file`):
     regular files only (a FIFO is refused at once), bounded by ``max_size``
     and by ``$MODDEPS_READ_TIMEOUT``; :class:`ModuleReadError` otherwise.
     """

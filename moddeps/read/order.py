@@ -22,7 +22,7 @@ def module_array(
 
     A module listed on several lines takes the position of its first line
     (``first_wins``: kmod 34, commit a1186faeac14, skips a module already
-    numbered) or of its last (kmod 30-33: tools/depmod.c depmod_modules_sort
+    numbered) or of its last (kmod 30-33: kmod tools/depmod.c:depmod_modules_sort@v30
     numbers every match, so the last number stays).
 
     Returns (array, names placed by modules.order, whether the order file was
@@ -41,7 +41,7 @@ def module_array(
     else:
         complete = False
     if not complete:
-        # kmod tools/depmod.c (depmod_modules_sort): a line without "\n"
+        # kmod tools/depmod.c:depmod_modules_sort@v34.2: a line without "\n"
         # (only the last can be one) disables the reordering entirely.
         messages.append(f"ERROR: {dirname}/modules.order:{len(lines)} corrupted line misses '\\n'")
         return array, frozenset(), False, messages

@@ -41,7 +41,7 @@ class ModuleFile:
     def uncrelpath(self) -> str | None:
         """The string matched against ``modules.order``.
 
-        kmod tools/depmod.c (depmod_module_add): the first
+        kmod tools/depmod.c:depmod_module_add@v34.2: the first
         ``len(reldir) + 1 + len(modname) + 3`` characters of the relpath, so
         ``kernel/fs/foo-bar.ko.xz`` gives ``kernel/fs/foo-bar.ko`` and
         ``kernel/foo.bar.ko`` gives the odd ``kernel/foo.ba``.
@@ -55,7 +55,7 @@ class ModuleFile:
 
 
 def is_module_filename(name: str) -> bool:
-    """kmod tools/depmod.c (depmod_modules_search_file): a name longer than its
+    """kmod tools/depmod.c:depmod_modules_search_file@v34.2: a name longer than its
     extension that ends in a module extension."""
     if name.endswith(MODULE_SUFFIXES):
         for suffix in MODULE_SUFFIXES:  # the suffixes exclude each other
@@ -95,7 +95,7 @@ class Registry:
         return f"{reldir}/{base[: len(mf.name)]}"
 
     def _new_wins(self, old: ModuleFile, new: ModuleFile) -> tuple[bool, str]:
-        """kmod tools/depmod.c (depmod_module_is_higher_priority)."""
+        """kmod tools/depmod.c:depmod_module_is_higher_priority@v34.2."""
         cfg = self.config
         new_key, old_key = self._override_key(new), self._override_key(old)
         # kmod prepends each override, so the last configured is tested first;
@@ -149,7 +149,7 @@ def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) ->
         if os.path.isdir(ext):
             _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set())
         else:
-            # kmod tools/depmod.c (depmod_modules_search_path): reported, then skipped
+            # kmod tools/depmod.c:depmod_modules_search_path@v34.2: reported, then skipped
             problems.append(FileProblem(
                 ext, "external directory does not exist",
                 f"ERROR: could not open directory {ext}: No such file or directory",
