@@ -20,11 +20,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ..errors import ModuleReadError
 from ..model import Module
-from .cache import Key, ScanCache
 from .compression import (
     DEFAULT_MAX_SIZE,
     Deadline,
@@ -36,6 +35,9 @@ from .compression import (
     timed_out_error,
 )
 from .elfreader import ImportMemo, broken_module, parse_module
+
+if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
+    from .cache import Key, ScanCache
 
 ProgressFn = Callable[[int, int], None]
 

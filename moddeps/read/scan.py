@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import DepmodConfig
 from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from ..model import FileProblem, Module, modname_from_path, printable
-from .cache import Key, ScanCache
 from .order import module_array
 from .pool import ProgressFn, read_modules
 from .walk import ModuleFile, discover
+
+if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
+    from .cache import Key, ScanCache
 
 
 @dataclass(frozen=True, slots=True)
