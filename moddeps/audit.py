@@ -584,7 +584,7 @@ def _same_index(on_disk: bytes, expected: bytes) -> bool:
     """
     if on_disk == expected:
         return True
-    from .depmod.index import Index, IndexFormatError
+    from .index.read import Index, IndexFormatError
 
     try:
         return list(Index(on_disk).items()) == list(Index(expected).items())

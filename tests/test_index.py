@@ -18,21 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moddeps.depmod.index import (
-    Index,
-    IndexFormatError,
-    alias_normalize,
+from moddeps.globmatch import fnmatch
+from moddeps.index.builtin import builtin_alias_entries, builtin_entries
+from moddeps.index.keys import alias_normalize
+from moddeps.index.read import Index, IndexFormatError, dump_lines, escape_bytes
+from moddeps.index.write import (
     build_index,
     build_index_columns,
     build_index_preorder,
-    builtin_alias_entries,
-    builtin_entries,
-    dump_lines,
-    escape_bytes,
     py_build_index,
     py_build_index_columns,
 )
-from moddeps.globmatch import fnmatch
 
 Entry = tuple[bytes, bytes, int]
 
@@ -777,7 +773,7 @@ def test_dump_lines() -> None:
 def test_a_non_ascii_first_byte_is_a_root_branch_and_is_left_out(writer: str, keys: list[bytes]) -> None:
     """The root has no prefix: kmod 30 indexes its child array with every key's first byte, so a key
     starting with a byte >= 0x80 is a non-ASCII branch even without a neighbour to branch from."""
-    from moddeps.depmod import index as index_mod
+    from moddeps.index import write as index_mod
 
     build = index_mod.build_index if writer == "native" else index_mod.py_build_index
     entries = [(k, b"m", n) for n, k in enumerate(keys)]

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.depmod.index import Index
 from moddeps.elfreader import read_module
 from moddeps.errors import ModuleReadError
+from moddeps.index.read import Index
 from tests.conformance import debian
 from tests.conformance.debian import unavailable
 

@@ -22,16 +22,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from moddeps.depmod.index import (
-    Index,
-    IndexFormatError,
-    build_index,
-    build_index_preorder,
-    builtin_alias_entries,
-    builtin_entries,
-    dump_lines,
-    py_build_index,
-)
+from moddeps.index.builtin import builtin_alias_entries, builtin_entries
+from moddeps.index.read import Index, IndexFormatError, dump_lines
+from moddeps.index.write import build_index, build_index_preorder, py_build_index
 
 from ..test_index import relayout_preorder
 from . import TIME_BOUND, assert_one_line, corpus_files, expected_outcome, fuzz, peak_memory, time_limit

@@ -1,0 +1,1 @@
+"""kmod's binary index files (``modules.*.bin``): format, writer, reader, builtin parsers."""
