@@ -42,24 +42,41 @@ from __future__ import annotations
 import struct
 from typing import Literal
 
+__all__ = [
+    "CHILD_MAX",
+    "CHILD_WORDS",
+    "F_CHILDS",
+    "F_PREFIX",
+    "F_VALUES",
+    "HEADER",
+    "HEADER_SIZE",
+    "INDEX_MAGIC",
+    "INDEX_VERSION",
+    "OFFSET_MASK",
+    "U32",
+    "U32_PAIR",
+    "Entry",
+    "ReaderKind",
+]
+
 INDEX_MAGIC = 0xB007F457
 INDEX_VERSION = 0x00020001  # major 2, minor 1; readers check only the major
 
-_F_PREFIX = 0x80000000
-_F_VALUES = 0x40000000
-_F_CHILDS = 0x20000000
-_OFFSET_MASK = 0x0FFFFFFF
-_HEADER_SIZE = 12
-_CHILD_MAX = 128  # kmod INDEX_CHILDMAX: keys are 7-bit
+F_PREFIX = 0x80000000
+F_VALUES = 0x40000000
+F_CHILDS = 0x20000000
+OFFSET_MASK = 0x0FFFFFFF
+HEADER_SIZE = 12
+CHILD_MAX = 128  # kmod INDEX_CHILDMAX: keys are 7-bit
 
-_U32 = struct.Struct(">I")
-_U32_PAIR = struct.Struct(">II")
-_HEADER = struct.Struct(">III")
+U32 = struct.Struct(">I")
+U32_PAIR = struct.Struct(">II")
+HEADER = struct.Struct(">III")
 # One Struct per child-table width, so packing never re-parses a format.
-_SLOTS = [struct.Struct(f">{n}I") for n in range(_CHILD_MAX + 1)]
+CHILD_WORDS = [struct.Struct(f">{n}I") for n in range(CHILD_MAX + 1)]
 
 Entry = tuple[bytes, bytes, int]
 """(key, value, priority), as depmod inserts them."""
 
-Reader = Literal["mmap", "stdio"]
+ReaderKind = Literal["mmap", "stdio"]
 """Which libkmod 30 reader to imitate (§10.1); they differ only in tie order."""

@@ -11,19 +11,19 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..globmatch import fnmatch
 from .format import (
-    _CHILD_MAX,
-    _F_CHILDS,
-    _F_PREFIX,
-    _F_VALUES,
-    _HEADER,
-    _HEADER_SIZE,
-    _OFFSET_MASK,
-    _SLOTS,
-    _U32,
+    CHILD_MAX,
+    CHILD_WORDS,
+    F_CHILDS,
+    F_PREFIX,
+    F_VALUES,
+    HEADER,
+    HEADER_SIZE,
     INDEX_MAGIC,
     INDEX_VERSION,
+    OFFSET_MASK,
+    U32,
     Entry,
-    Reader,
+    ReaderKind,
 )
 
 __all__ = ["Index", "IndexFormatError", "dump_lines", "escape_bytes"]
@@ -105,30 +105,30 @@ class Index:
 
     def _parse(self, data: bytes) -> None:
         size = len(data)
-        if size < _HEADER_SIZE:
+        if size < HEADER_SIZE:
             raise self._fail(f"{size} bytes: too short for the 12-byte index header")
-        magic, version, root_word = _HEADER.unpack_from(data, 0)
+        magic, version, root_word = HEADER.unpack_from(data, 0)
         if magic != INDEX_MAGIC:
             raise self._fail(f"bad magic 0x{magic:08x} (expected 0x{INDEX_MAGIC:08x})")
         if version >> 16 != INDEX_VERSION >> 16:
             raise self._fail(f"unsupported index version {version >> 16}.{version & 0xFFFF} (expected major 2)")
-        if root_word & _OFFSET_MASK == 0:
+        if root_word & OFFSET_MASK == 0:
             return  # libkmod: no root node, every lookup finds nothing
         prefixes = self._prefix
         firsts = self._first
         kids = self._kids
         values = self._values
         find = data.find
-        unpack_u32 = _U32.unpack_from
+        unpack_u32 = U32.unpack_from
         seen: set[int] = set()
-        budget = size - _HEADER_SIZE  # node bodies never overlap in a real file
+        budget = size - HEADER_SIZE  # node bodies never overlap in a real file
         # Pending references: (word, parent id, slot); popped in pre-order.
         todo: list[tuple[int, int, int]] = [(root_word, -1, 0)]
         while todo:
             word, parent, slot = todo.pop()
-            off = word & _OFFSET_MASK
+            off = word & OFFSET_MASK
             where = f"node at offset {off}"
-            if off < _HEADER_SIZE:
+            if off < HEADER_SIZE:
                 raise self._fail(f"{where} points into the header")
             if off > size:
                 raise self._fail(f"{where} is past the end of the file ({size} bytes)")
@@ -137,7 +137,7 @@ class Index:
             seen.add(off)
             p = off
             prefix = b""
-            if word & _F_PREFIX:
+            if word & F_PREFIX:
                 end = find(b"\0", p)
                 if end < 0:
                     raise self._fail(f"{where}: prefix runs past the end of the file")
@@ -145,21 +145,21 @@ class Index:
                 p = end + 1
             first = 0
             child_words: tuple[int, ...] = ()
-            if word & _F_CHILDS:
+            if word & F_CHILDS:
                 if p + 2 > size:
                     raise self._fail(f"{where}: child range runs past the end of the file")
                 first = data[p]
                 last = data[p + 1]
-                if first > last or last >= _CHILD_MAX:
+                if first > last or last >= CHILD_MAX:
                     raise self._fail(f"{where}: bad child range {first}..{last}")
                 p += 2
                 width = last - first + 1
                 if p + 4 * width > size:
                     raise self._fail(f"{where}: child table runs past the end of the file")
-                child_words = _SLOTS[width].unpack_from(data, p)
+                child_words = CHILD_WORDS[width].unpack_from(data, p)
                 p += 4 * width
             vals: tuple[tuple[int, bytes], ...] = ()
-            if word & _F_VALUES:
+            if word & F_VALUES:
                 if p + 4 > size:
                     raise self._fail(f"{where}: value count runs past the end of the file")
                 (count,) = unpack_u32(data, p)
@@ -188,7 +188,7 @@ class Index:
             if parent >= 0:
                 kids[parent][slot] = node
             for i in range(len(child_words) - 1, -1, -1):
-                if child_words[i] & _OFFSET_MASK:
+                if child_words[i] & OFFSET_MASK:
                     todo.append((child_words[i], node, i))
 
     # -- inspection --------------------------------------------------------
@@ -204,7 +204,7 @@ class Index:
             return kids[slot]
         return -1
 
-    def _node_values(self, node: int, reader: Reader) -> tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]]:
+    def _node_values(self, node: int, reader: ReaderKind) -> tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]]:
         vals = self._values[node]
         if reader == "stdio" and len(vals) > 1:
             # kmod libkmod/libkmod-index.c index_read: the stdio reader
@@ -235,7 +235,7 @@ class Index:
                 if child >= 0:
                     stack.append((child, key + bytes((first + i,)) + prefixes[child]))
 
-    def lookup_exact(self, key: bytes, *, reader: Reader = "mmap") -> bytes | None:
+    def lookup_exact(self, key: bytes, *, reader: ReaderKind = "mmap") -> bytes | None:
         """libkmod ``index_mm_search`` (§10.2): the first value of exactly ``key``.
 
         Used for ``modules.dep.bin`` and ``modules.builtin.bin``.  With the
@@ -264,7 +264,7 @@ class Index:
                 return None
             i += 1
 
-    def lookup_wildcard(self, query: bytes, *, reader: Reader = "mmap") -> list[tuple[int, bytes]]:
+    def lookup_wildcard(self, query: bytes, *, reader: ReaderKind = "mmap") -> list[tuple[int, bytes]]:
         """libkmod ``index_mm_searchwild`` (§10.3): (priority, value) of every
         stored pattern that ``query`` matches, in libkmod's result order.
 
@@ -318,7 +318,7 @@ class Index:
                 return out
             i += 1
 
-    def _enumerate(self, start: int, pattern: bytes, subject: bytes, reader: Reader, add: _AddFn) -> None:
+    def _enumerate(self, start: int, pattern: bytes, subject: bytes, reader: ReaderKind, add: _AddFn) -> None:
         """libkmod index_mm_searchwild_all: every node below ``start`` (whose
         pattern so far is ``pattern``) in post-order, children ascending; a
         node's values are added when its full pattern matches ``subject``."""

@@ -8,18 +8,18 @@ from typing import Any
 
 from ..native import load
 from .format import (
-    _CHILD_MAX,
-    _F_CHILDS,
-    _F_PREFIX,
-    _F_VALUES,
-    _HEADER,
-    _HEADER_SIZE,
-    _OFFSET_MASK,
-    _SLOTS,
-    _U32,
-    _U32_PAIR,
+    CHILD_MAX,
+    CHILD_WORDS,
+    F_CHILDS,
+    F_PREFIX,
+    F_VALUES,
+    HEADER,
+    HEADER_SIZE,
     INDEX_MAGIC,
     INDEX_VERSION,
+    OFFSET_MASK,
+    U32,
+    U32_PAIR,
     Entry,
 )
 
@@ -52,8 +52,8 @@ def _value_lists(entries: Iterable[Entry]) -> dict[bytes, bytes]:
         else:
             group.append((priority, value))
     encoded: dict[bytes, bytes] = {}
-    pack2 = _U32_PAIR.pack
-    pack1 = _U32.pack
+    pack2 = U32_PAIR.pack
+    pack1 = U32.pack
     for key, group in groups.items():
         _check_key(key)
         if len(group) == 1:
@@ -263,10 +263,10 @@ def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
     written at once (its children were completed, hence written, before it),
     which is exactly kmod's post-order.
     """
-    out = bytearray(_HEADER_SIZE)
+    out = bytearray(HEADER_SIZE)
     extend = out.extend
     append = out.append
-    slots = _SLOTS
+    slots = CHILD_WORDS
 
     def emit(key: bytes, parent_depth: int, depth: int, children: list[tuple[int, int]], vals: bytes | None) -> int:
         # Append one node body; return its word.  The edge byte is
@@ -275,11 +275,11 @@ def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
         if depth - parent_depth > 1:
             extend(key[parent_depth + 1 : depth])
             append(0)
-            word |= _F_PREFIX
+            word |= F_PREFIX
         if children:
             first = children[0][0]
             last = children[-1][0]
-            if last >= _CHILD_MAX:
+            if last >= CHILD_MAX:
                 raise _branch_error(key, depth, last)
             width = last - first + 1
             if width == len(children):
@@ -291,27 +291,27 @@ def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
             append(first)
             append(last)
             extend(slots[width].pack(*words))
-            word |= _F_CHILDS
+            word |= F_CHILDS
         if vals is not None:
             extend(vals)
-            word |= _F_VALUES
+            word |= F_VALUES
         return word
 
     root = _walk(keys, values, emit)
     # The root is written last, so its offset is the largest: if it fits in
     # 28 bits, every word does (kmod 30 does not check; it would corrupt flags).
-    if len(out) > _OFFSET_MASK:
+    if len(out) > OFFSET_MASK:
         raise _too_large(len(out))
     # The root never has a prefix (§6), even when every key shares one.
     root_word = emit(b"", -1, 0, root[2], root[3])
-    _HEADER.pack_into(out, 0, INDEX_MAGIC, INDEX_VERSION, root_word)
+    HEADER.pack_into(out, 0, INDEX_MAGIC, INDEX_VERSION, root_word)
     return bytes(out)
 
 
 # A child table backwards: the words last to first, then last, first, each
 # little-endian; one Struct per width.
-_TABLES_BACKWARDS = [struct.Struct(f"<{n}IBB") for n in range(_CHILD_MAX + 1)]
-_ZEROS = [bytes(2 + 4 * n) for n in range(_CHILD_MAX + 1)]
+_TABLES_BACKWARDS = [struct.Struct(f"<{n}IBB") for n in range(CHILD_MAX + 1)]
+_ZEROS = [bytes(2 + 4 * n) for n in range(CHILD_MAX + 1)]
 
 
 def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
@@ -341,20 +341,20 @@ def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
         flags = 0
         if vals is not None:
             extend(vals[::-1])
-            flags = _F_VALUES
+            flags = F_VALUES
         if children:
             first = children[-1][0]
             last = children[0][0]
-            if last >= _CHILD_MAX:
+            if last >= CHILD_MAX:
                 raise _NonAsciiBranch
             width = last - first + 1
             tables.append((len(out), children, width, last, first))
             extend(zeros[width])
-            flags |= _F_CHILDS
+            flags |= F_CHILDS
         if depth - parent_depth > 1:
             append(0)
             extend(key[depth - 1 : parent_depth : -1])
-            flags |= _F_PREFIX
+            flags |= F_PREFIX
         return flags - len(out)
 
     try:
@@ -365,17 +365,17 @@ def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
         # let that one name the node, so that both layouts give one message.
         _write_postorder(keys, values)
         raise AssertionError("the post-order writer found no branch on a non-ASCII byte") from None
-    size = _HEADER_SIZE + len(out)
+    size = HEADER_SIZE + len(out)
     # The last node has the largest offset: the node of the largest key (a
     # leaf below the node at its common prefix with the key before it), or
     # the root when there is no other node.
     last_key = keys[-1] if keys else b""
-    last_offset = _HEADER_SIZE
+    last_offset = HEADER_SIZE
     if last_key:
         parent_depth = _lcp(keys[-2], last_key) if len(keys) > 1 else 0
         edge = len(last_key) - parent_depth
         last_offset = size - len(values[last_key]) - (edge if edge > 1 else 0)
-    if last_offset > _OFFSET_MASK:
+    if last_offset > OFFSET_MASK:
         raise _too_large(last_offset)
     packers = _TABLES_BACKWARDS
     for at, children, width, last, first in tables:
@@ -387,4 +387,4 @@ def _write_preorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
                 words[last - ch] = w + size
         packers[width].pack_into(out, at, *words, last, first)
     out.reverse()
-    return _HEADER.pack(INDEX_MAGIC, INDEX_VERSION, _HEADER_SIZE | root_flags) + out
+    return HEADER.pack(INDEX_MAGIC, INDEX_VERSION, HEADER_SIZE | root_flags) + out
