@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from moddeps.errors import IndexFormatError
 from moddeps.globmatch import fnmatch
 from moddeps.index.builtin import builtin_alias_entries, builtin_entries
 from moddeps.index.keys import alias_normalize
-from moddeps.index.read import Index, IndexFormatError, dump_lines, escape_bytes
+from moddeps.index.read import Index, dump_lines, escape_bytes
 from moddeps.index.write import (
     build_index,
     build_index_columns,

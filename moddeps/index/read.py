@@ -9,6 +9,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
+from ..errors import IndexFormatError
 from ..globmatch import fnmatch
 from .format import (
     CHILD_MAX,
@@ -26,24 +27,9 @@ from .format import (
     ReaderKind,
 )
 
-__all__ = ["Index", "IndexFormatError", "dump_lines", "escape_bytes"]
+__all__ = ["Index", "dump_lines", "escape_bytes"]
 
 _AddFn = Callable[[Iterable[tuple[int, bytes]]], None]
-
-
-class IndexFormatError(ValueError):
-    """A ``.bin`` file that is not a well-formed kmod index.
-
-    ``str(err)`` is one line: the file name, then the reason.
-    """
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[IndexFormatError], tuple[str, str]]:
-        return (type(self), (self.name, self.reason))
 
 
 _WILDCARD = re.compile(rb"[*?\[]")

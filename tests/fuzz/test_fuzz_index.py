@@ -22,8 +22,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from moddeps.errors import IndexFormatError
 from moddeps.index.builtin import builtin_alias_entries, builtin_entries
-from moddeps.index.read import Index, IndexFormatError, dump_lines
+from moddeps.index.read import Index, dump_lines
 from moddeps.index.write import build_index, build_index_preorder, py_build_index
 
 from ..test_index import relayout_preorder
