@@ -1,9 +1,18 @@
-"""The entries of the builtin indexes, from ``modules.builtin`` and ``modules.builtin.modinfo``."""
+"""The entries of the builtin indexes, from ``modules.builtin`` and ``modules.builtin.modinfo``.
+
+depmod reads both files with C stdio and fixed PATH_MAX buffers, and what it
+stores follows from how those reads cut the text (kmod
+tools/depmod.c:output_builtin_bin@v30 and output_builtin_alias_bin@v30).
+These parsers work on the whole file as bytes and reproduce those cuts, the
+odd ones included, and kmod's diagnostics; the entries then go to
+:func:`moddeps.index.write.build_index` like any others.
+"""
 
 from __future__ import annotations
 
+from ..kmodnames import PATH_MAX
 from .format import Entry
-from .keys import _PATH_MAX, alias_normalize
+from .keys import alias_normalize
 
 __all__ = ["builtin_alias_entries", "builtin_entries"]
 
@@ -13,12 +22,14 @@ def _is_c_alpha(b: int) -> bool:
 
 
 def _modname_normalize(name: bytes) -> bytes:
-    """kmod shared/util.c modname_normalize: up to the first ``.`` (or NUL, or
-    4095 bytes), with ``-`` → ``_``."""
+    """kmod's modname_normalize on bytes: up to the first ``.`` (or NUL, or
+    4095 bytes), with ``-`` → ``_``.  The same rule as
+    :func:`moddeps.kmodnames.modname_normalize`, which works on text: here a
+    byte is a byte, whatever its encoding, and the limit counts bytes."""
     dot = name.find(b".")
     if dot >= 0:
         name = name[:dot]
-    return name[: _PATH_MAX - 1].replace(b"-", b"_")
+    return name[: PATH_MAX - 1].replace(b"-", b"_")
 
 
 def _decode(data: bytes) -> str:
@@ -28,7 +39,7 @@ def _decode(data: bytes) -> str:
 def builtin_entries(modules_builtin: bytes, messages: list[str] | None = None) -> list[Entry]:
     """Entries of ``modules.builtin.bin`` from the text of ``modules.builtin``.
 
-    kmod 30 tools/depmod.c output_builtin_bin, reproduced with its quirks:
+    kmod tools/depmod.c:output_builtin_bin@v30, reproduced with its quirks:
 
     * lines are read with ``fgets`` into a 4096-byte buffer: a line longer
       than 4095 bytes is handled as several lines, and **the newline stays
@@ -57,8 +68,8 @@ def builtin_entries(modules_builtin: bytes, messages: list[str] | None = None) -
     pos = 0
     find = modules_builtin.find
     while pos < size:
-        newline = find(b"\n", pos, pos + _PATH_MAX - 1)
-        end = min(size, pos + _PATH_MAX - 1) if newline < 0 else newline + 1
+        newline = find(b"\n", pos, pos + PATH_MAX - 1)
+        end = min(size, pos + PATH_MAX - 1) if newline < 0 else newline + 1
         line = modules_builtin[pos:end]
         pos = end
         nul = line.find(0)
@@ -77,7 +88,7 @@ def builtin_entries(modules_builtin: bytes, messages: list[str] | None = None) -
 
 
 class _Stream:
-    """The FILE* reads of kmod tools/depmod.c output_builtin_alias_bin, on bytes."""
+    """The FILE* reads of kmod tools/depmod.c:output_builtin_alias_bin@v30, on bytes."""
 
     __slots__ = ("data", "eof", "messages", "pos")
 
@@ -100,7 +111,7 @@ class _Stream:
         data = self.data
         pos = self.pos
         size = len(data)
-        limit = min(size, pos + _PATH_MAX)
+        limit = min(size, pos + PATH_MAX)
         stop = data.find(endchar, pos, limit)
         if endchar != 0:
             nul = data.find(0, pos, limit)
@@ -109,7 +120,7 @@ class _Stream:
         if stop >= 0:
             self.pos = stop + 1
             return data[pos:stop] if data[stop] == endchar else b""
-        if limit - pos < _PATH_MAX:  # EOF before the buffer filled up
+        if limit - pos < PATH_MAX:  # EOF before the buffer filled up
             self.pos = size
             self.eof = True
             return b""
@@ -121,7 +132,7 @@ class _Stream:
             self.eof = True
             return b""
         self.pos = limit + 1
-        return full[: _PATH_MAX - 1] if data[limit] == endchar else b""
+        return full[: PATH_MAX - 1] if data[limit] == endchar else b""
 
     def skip_record(self) -> None:
         """kmod flush_stream(in, '\\0'): skip through the next NUL or to EOF."""
@@ -136,9 +147,9 @@ class _Stream:
 def builtin_alias_entries(modules_builtin_modinfo: bytes, messages: list[str] | None = None) -> list[Entry]:
     """Entries of ``modules.builtin.alias.bin`` from ``modules.builtin.modinfo``.
 
-    kmod 30 tools/depmod.c output_builtin_alias_bin parses the records
+    kmod tools/depmod.c:output_builtin_alias_bin@v30 parses the records
     ``modname.key=value\\0`` as a stream with three "read until" steps, and
-    we do the same, quirks included (§9.5):
+    we do the same, quirks included:
 
     * A: read the module name up to ``.``; a record without ``.`` (or an empty
       name) is dropped;
@@ -147,10 +158,11 @@ def builtin_alias_entries(modules_builtin_modinfo: bytes, messages: list[str] | 
       record, which is swallowed;
     * C: read the value up to NUL; an empty value, or a last record without
       NUL, is dropped;
-    * key = :func:`alias_normalize` (value); on an unmatched bracket
+    * key = :func:`~moddeps.index.keys.alias_normalize` (value); on an unmatched bracket
       ``WARNING: Unmatched bracket in VALUE`` and the record is dropped;
     * value = the module name exactly as written (not normalised),
-      priority 0, so equal keys keep reverse file order (§6.1).
+      priority 0, so equal keys keep reverse file order (the value order of
+      :mod:`moddeps.index.format`).
 
     Diagnostics are appended to ``messages`` like :func:`builtin_entries`.
     """

@@ -1,17 +1,24 @@
-"""kmod's normalisation of alias keys (shared/util.c alias_normalize)."""
+"""The key of an alias in kmod's alias indexes: kmod shared/util.c:alias_normalize@v34.2.
+
+depmod stores every alias under this key (``modules.alias.bin``,
+``modules.builtin.alias.bin``), and modprobe and modinfo normalise what they
+look up the same way before a wildcard lookup, so writers and readers share
+this one function.
+"""
 
 from __future__ import annotations
 
-# kmod's PATH_MAX buffers (shared/util.c, tools/depmod.c).
-_PATH_MAX = 4096
+from ..kmodnames import PATH_MAX
+
+__all__ = ["alias_normalize"]
 
 
 def alias_normalize(s: bytes) -> bytes | None:
-    """kmod shared/util.c ``alias_normalize``: ``-`` becomes ``_`` outside brackets.
+    """kmod's ``alias_normalize``: ``-`` becomes ``_`` outside brackets.
 
     A ``[...]`` group is copied unchanged up to its ``]`` (so ``[0-9]`` keeps
     its dash); a ``[`` without a later ``]``, or a ``]`` outside a group, is an
-    error and gives None (depmod then skips the alias, §9.2).  Like the C
+    error and gives None (depmod then skips the alias).  Like the C
     code, only the first 4095 bytes are looked at (the ``PATH_MAX - 1`` loop
     bound) and the string ends at its first NUL.  The C loop does not bound
     the copy of a bracket group, so a group that starts before byte 4095 is
@@ -20,7 +27,7 @@ def alias_normalize(s: bytes) -> bytes | None:
     nul = s.find(0)
     if nul >= 0:
         s = s[:nul]
-    limit = _PATH_MAX - 1
+    limit = PATH_MAX - 1
     if 0x5B not in s and 0x5D not in s:  # no '[' or ']': the common case
         return s[:limit].replace(b"-", b"_")
     out = bytearray()

@@ -1,6 +1,12 @@
-"""Reading (§10) follows libkmod/libkmod-index.c: exact lookup for
-``modules.dep.bin`` and ``modules.builtin.bin``, wildcard lookup (keys are
-glibc ``fnmatch`` patterns) for the alias, symbol and builtin-alias indexes.
+"""Reading kmod's binary indexes (``modules.*.bin``) and answering lookups as libkmod does.
+
+:class:`Index` checks a whole file when it is built (a bad one is an
+:class:`~moddeps.errors.IndexFormatError`), then answers the two lookups of
+libkmod/libkmod-index.c@v34.2: an exact one (``modules.dep.bin``,
+``modules.builtin.bin``) and a wildcard one, where the stored keys are glibc
+``fnmatch`` patterns (the alias, symbol and builtin-alias indexes).
+:func:`dump_lines` is ``moddeps index dump``.  The format itself:
+:mod:`moddeps.index.format` and docs/index-format.md.
 """
 
 from __future__ import annotations
@@ -193,14 +199,14 @@ class Index:
     def _node_values(self, node: int, reader: ReaderKind) -> tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]]:
         vals = self._values[node]
         if reader == "stdio" and len(vals) > 1:
-            # kmod libkmod/libkmod-index.c index_read: the stdio reader
+            # libkmod/libkmod-index.c@v30 index_read: the stdio reader
             # rebuilds the list with add_value (insert before the first
             # priority >= own), which reverses runs of equal priority.
             return sorted(reversed(vals), key=lambda pv: pv[0])
         return vals
 
     def items(self) -> Iterator[Entry]:
-        """(key, value, priority) in kmod's dump order (libkmod index_mm_dump):
+        """(key, value, priority) in kmod's dump order (libkmod/libkmod-index.c@v34.2 index_mm_dump):
         pre-order, a node's values in stored order before its children,
         children by ascending byte."""
         if not self._prefix:
@@ -222,7 +228,7 @@ class Index:
                     stack.append((child, key + bytes((first + i,)) + prefixes[child]))
 
     def lookup_exact(self, key: bytes, *, reader: ReaderKind = "mmap") -> bytes | None:
-        """libkmod ``index_mm_search`` (§10.2): the first value of exactly ``key``.
+        """libkmod's ``index_mm_search``: the first value of exactly ``key``.
 
         Used for ``modules.dep.bin`` and ``modules.builtin.bin``.  With the
         stdio reader the first value is the lowest priority stored last.
@@ -251,7 +257,7 @@ class Index:
             i += 1
 
     def lookup_wildcard(self, query: bytes, *, reader: ReaderKind = "mmap") -> list[tuple[int, bytes]]:
-        """libkmod ``index_mm_searchwild`` (§10.3): (priority, value) of every
+        """libkmod's ``index_mm_searchwild``: (priority, value) of every
         stored pattern that ``query`` matches, in libkmod's result order.
 
         Descends literally until the stored keys hold a wildcard (``*``,
@@ -260,7 +266,7 @@ class Index:
         libkmod's add_value (insert before the first priority >= own), so they
         come out by priority, ties in reverse order of being found.  The
         query is used as given (libkmod normalises it with
-        :func:`alias_normalize` before calling this).
+        :func:`~moddeps.index.keys.alias_normalize` before calling this).
         """
         nul = query.find(0)
         if nul >= 0:
@@ -305,7 +311,7 @@ class Index:
             i += 1
 
     def _enumerate(self, start: int, pattern: bytes, subject: bytes, reader: ReaderKind, add: _AddFn) -> None:
-        """libkmod index_mm_searchwild_all: every node below ``start`` (whose
+        """libkmod's index_mm_searchwild_all: every node below ``start`` (whose
         pattern so far is ``pattern``) in post-order, children ascending; a
         node's values are added when its full pattern matches ``subject``."""
         prefixes = self._prefix

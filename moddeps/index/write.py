@@ -1,4 +1,22 @@
-"""Writing kmod's binary index files (``modules.*.bin``), byte for byte."""
+"""Writing kmod's binary indexes (``modules.*.bin``) byte for byte as depmod does.
+
+:func:`build_index` (and :func:`build_index_columns`, which takes three lists
+instead of tuples) give the file for a list of (key, value, priority)
+entries, in kmod 30's post-order layout or, with ``preorder``, kmod 34's
+pre-order one (see :mod:`moddeps.index.format` and docs/index-format.md).
+They use the C twin in ``moddeps.depmod._trie`` when it is built and fall
+back to :func:`py_build_index` / :func:`py_build_index_columns`, the
+references: same bytes, same :class:`ValueError` cases and messages.
+
+Both writers walk the sorted distinct keys once with an explicit stack
+(:func:`_walk`), never building node objects: post-order appends each node as
+it completes; pre-order walks the keys in descending order and writes the
+file back to front.
+
+A branch on a byte >= 0x80 cannot be written the way kmod 30 writes it (its
+child table is indexed with a signed char, so the result is garbage); such
+keys are refused, or left out and reported when the caller asks for that.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +54,9 @@ def _check_key(key: bytes) -> None:
 def _value_lists(entries: Iterable[Entry]) -> dict[bytes, bytes]:
     """Group by key and encode each key's value list (count, then prio+value+NUL).
 
-    kmod tools/depmod.c index_add_value: a new value goes before the first
-    existing one whose priority is >= its own, so the list ends up sorted by
-    priority with equal priorities in reverse insertion order (§6.1).
+    As kmod tools/depmod.c:index_add_value@v34.2: a new value goes before the
+    first existing one whose priority is >= its own, so the list ends up
+    sorted by priority with equal priorities in reverse insertion order.
     """
     groups: dict[bytes, list[tuple[int, bytes]]] = {}
     for key, value, priority in entries:
@@ -74,7 +92,7 @@ def _value_lists(entries: Iterable[Entry]) -> dict[bytes, bytes]:
 def _drop_non_ascii_branches(keys: list[bytes], dropped: list[bytes]) -> list[bytes]:
     """Leave out the keys that would make the trie branch on a byte >= 0x80.
 
-    kmod 30 (tools/depmod.c index_insert) indexes a 128-slot child array with
+    kmod 30 (kmod tools/depmod.c:index_insert@v30) indexes a 128-slot child array with
     such a byte read as a negative char: the file is garbage and depmod
     usually crashes.  Every branch of the trie shows up between two keys that
     are neighbours in sorted order, at their common prefix; the whole subtree
@@ -160,17 +178,17 @@ def py_build_index_columns(keys: Sequence[bytes], values: Sequence[bytes], prior
 def py_build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None, *, preorder: bool = False) -> bytes:
     """The ``.bin`` file depmod writes for these entries, byte for byte.
 
-    ``entries`` are (key, value, priority) in depmod's insertion order (§9);
+    ``entries`` are (key, value, priority) in depmod's insertion order;
     the order matters only between values of one key with equal priorities.
     Keys must be NUL-free (and may branch only on 7-bit bytes), values NUL-free, priorities u32
     (:class:`ValueError` otherwise, unless ``dropped`` is a list: then the keys
     that would branch on a non-ASCII byte are left out and appended to it).
-    No entries give the 12-byte header with root word 0x0000000C (§7.3).
+    No entries give the 12-byte header with root word 0x0000000C.
 
-    The nodes are kmod 30's post-order (kmod tools/depmod.c index_write__node
-    @v30), or with ``preorder`` kmod 34's pre-order (the same function @v34,
-    commit dada048cbf57 "depmod: Write index in pre-order"): same nodes, same
-    size, other offsets.  A node offset past 28 bits is a :class:`ValueError`.
+    The nodes are kmod 30's post-order (kmod tools/depmod.c:index_write__node@v30),
+    or with ``preorder`` kmod 34's pre-order (kmod tools/depmod.c:index_write__node@v34.2,
+    since commit dada048cbf57): same nodes, same size, other offsets.  A node
+    offset past 28 bits is a :class:`ValueError`.
     """
     values = _value_lists(entries)
     keys = sorted(values)
@@ -191,7 +209,7 @@ def _lcp(a: bytes, b: bytes) -> int:
 
 def _branch_error(key: bytes, depth: int, last: int) -> ValueError:
     # kmod indexes a 128-slot child array with a signed char here
-    # (tools/depmod.c index_insert): the file it writes is garbage, so there
+    # (kmod tools/depmod.c:index_insert@v30): the file it writes is garbage, so there
     # is nothing byte-identical to produce.
     return ValueError(f"index keys {key[:depth + 1]!r}... branch on byte 0x{last:02x}: "
                       "kmod 30 cannot index a non-ASCII byte at a branch")
@@ -302,7 +320,7 @@ def _write_postorder(keys: list[bytes], values: dict[bytes, bytes]) -> bytes:
     # 28 bits, every word does (kmod 30 does not check; it would corrupt flags).
     if len(out) > OFFSET_MASK:
         raise _too_large(len(out))
-    # The root never has a prefix (§6), even when every key shares one.
+    # The root never has a prefix, even when every key shares one.
     root_word = emit(b"", -1, 0, root[2], root[3])
     HEADER.pack_into(out, 0, INDEX_MAGIC, INDEX_VERSION, root_word)
     return bytes(out)

@@ -1,12 +1,12 @@
-"""Fuzzing the kmod ``.bin`` index reader (``moddeps.depmod.index``) and the
+"""Fuzzing the kmod ``.bin`` index reader (``moddeps.index``) and the
 builders of the builtin indexes from hostile ``modules.builtin*`` files.
 
 CI runs a bounded, derandomized number of examples; a long run is::
 
     MODDEPS_FUZZ=long pytest tests/fuzz/test_fuzz_index.py -p no:cacheprovider --hypothesis-show-statistics
 
-Every input must give an :class:`~moddeps.depmod.index.Index` or an
-:class:`~moddeps.depmod.index.IndexFormatError` whose message is one line
+Every input must give an :class:`~moddeps.index.read.Index` or an
+:class:`~moddeps.errors.IndexFormatError` whose message is one line
 naming the file, within the time bound; a parsed index must then answer
 every reader entry point (items, dump, exact and wildcard lookups) in
 bounded time.
