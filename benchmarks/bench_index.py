@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from moddeps.depmod.index import build_index, py_build_index
+from moddeps.index.write import build_index, py_build_index
 from tests.test_index import alias_like_entries
 
 

@@ -584,7 +584,8 @@ def _same_index(on_disk: bytes, expected: bytes) -> bool:
     """
     if on_disk == expected:
         return True
-    from .depmod.index import Index, IndexFormatError
+    from .errors import IndexFormatError
+    from .index.read import Index
 
     try:
         return list(Index(on_disk).items()) == list(Index(expected).items())

@@ -1247,8 +1247,8 @@ def index_dump(
     path: Annotated[str, typer.Argument(help="A kmod index file (modules.*.bin).")],
 ) -> None:
     """Print every key of an index with its priority and value, one per line (tab-separated)."""
-    from .depmod.index import Index, IndexFormatError, dump_lines
-    from .errors import InputError
+    from .errors import IndexFormatError, InputError
+    from .index.read import Index, dump_lines
 
     with _errors():
         try:

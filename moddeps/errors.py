@@ -62,6 +62,24 @@ class DecompressionError(ModuleReadError):
         self.compression = compression
 
 
+class IndexFormatError(ModdepsError):
+    """A ``.bin`` file that is not a well-formed kmod index.
+
+    ``str(err)`` is one line: the file name, then the reason.
+    """
+
+    code = "bad-index"
+    exit_status = 66  # EX_NOINPUT, as for an unreadable input (``moddeps index dump`` says so)
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[IndexFormatError], tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
+
+
 class OutputError(ModdepsError):
     """An output file or directory cannot be written."""
 

@@ -62,7 +62,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .depmod.index import Index, IndexFormatError, alias_normalize
+from .errors import IndexFormatError
+from .index.keys import alias_normalize
+from .index.read import Index
 from .kmodnames import MODULE_SUFFIXES, modname_normalize, path_to_modname
 from .model import Module, fsdecode, fsencode
 from .signature import ModuleSignature

@@ -78,8 +78,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import modprobe_config
-from .depmod.index import Index, IndexFormatError, alias_normalize
-from .errors import CycleError, InputError, UsageError
+from .errors import CycleError, IndexFormatError, InputError, UsageError
+from .index.keys import alias_normalize
+from .index.read import Index
 from .kmodnames import modname_normalize, path_to_modname
 from .model import Module, fsdecode, fsencode
 from .modprobe_config import ModprobeConfig, Rule

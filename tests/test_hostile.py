@@ -38,8 +38,8 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.depmod.index import Index
 from moddeps.depmod.writer import JOURNAL_NAME, LOCK_NAME, is_temporary, locked
+from moddeps.index.read import Index
 
 from .kobuild import Export, build_ko
 

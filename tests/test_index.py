@@ -1,8 +1,8 @@
 """kmod binary indexes: exact bytes, canonical shape, reader, lookups, builtin parsers, bad files.
 
 Expected values marked "kmod 30" were produced by the real depmod/modprobe of
-kmod 30 (Debian 12) on the same input; the rest come from
-shared/specs/index-bin.md.
+kmod 30 (Debian 12) on the same input; the rest were worked out by hand from
+the format (docs/index-format.md).
 """
 
 from __future__ import annotations
@@ -18,25 +18,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moddeps.depmod.index import (
-    Index,
-    IndexFormatError,
-    alias_normalize,
+from moddeps.errors import IndexFormatError
+from moddeps.globmatch import fnmatch
+from moddeps.index.builtin import builtin_alias_entries, builtin_entries
+from moddeps.index.keys import alias_normalize
+from moddeps.index.read import Index, dump_lines, escape_bytes
+from moddeps.index.write import (
     build_index,
     build_index_columns,
     build_index_preorder,
-    builtin_alias_entries,
-    builtin_entries,
-    dump_lines,
-    escape_bytes,
     py_build_index,
     py_build_index_columns,
 )
-from moddeps.globmatch import fnmatch
 
 Entry = tuple[bytes, bytes, int]
 
-# §8 worked example: insertion order matters only for m3/m2 (same key).
+# A worked example: insertion order matters only for m3/m2 (same key).
 SPEC_ENTRIES: list[Entry] = [(b"usb:abc", b"m0", 0), (b"usb:a", b"m1", 1), (b"usb:c", b"m3", 3), (b"usb:c", b"m2", 2)]
 SPEC_BYTES = bytes.fromhex(
     "b0 07 f4 57 00 02 00 01 20 00 00 4e 63 00 00 00"
@@ -438,7 +435,7 @@ def test_wildcard_lookup_against_brute_force(entries: list[Entry], query: bytes)
 
 
 def test_wildcard_lookup_examples() -> None:
-    # Verified with kmod 30 modprobe -R on hand-made files (§8, §10.3).
+    # Verified with kmod 30 modprobe -R on hand-made files.
     index = Index.from_bytes(SPEC_BYTES)
     assert index.lookup_wildcard(b"usb:abc") == [(0, b"m0")]
     assert index.lookup_wildcard(b"usb:a") == [(1, b"m1")]
@@ -540,7 +537,7 @@ def test_alias_normalize_truncates_at_4095_bytes() -> None:
 
 
 # ---------------------------------------------------------------------------
-# modules.builtin (§9.4), every expectation checked against kmod 30's depmod
+# modules.builtin, every expectation checked against kmod 30's depmod
 
 
 def test_builtin_entries_quirks() -> None:
@@ -590,7 +587,7 @@ def test_builtin_duplicates_kept() -> None:
 
 
 # ---------------------------------------------------------------------------
-# modules.builtin.modinfo (§9.5), every expectation checked against kmod 30
+# modules.builtin.modinfo, every expectation checked against kmod 30
 
 
 def test_builtin_alias_entries_quirks() -> None:
@@ -777,7 +774,7 @@ def test_dump_lines() -> None:
 def test_a_non_ascii_first_byte_is_a_root_branch_and_is_left_out(writer: str, keys: list[bytes]) -> None:
     """The root has no prefix: kmod 30 indexes its child array with every key's first byte, so a key
     starting with a byte >= 0x80 is a non-ASCII branch even without a neighbour to branch from."""
-    from moddeps.depmod import index as index_mod
+    from moddeps.index import write as index_mod
 
     build = index_mod.build_index if writer == "native" else index_mod.py_build_index
     entries = [(k, b"m", n) for n, k in enumerate(keys)]

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from moddeps import kmodversion
 from moddeps.cli import app
-from moddeps.depmod.index import Index
 from moddeps.errors import UsageError
+from moddeps.index.read import Index
 from moddeps.kmodnames import basedir_of, find_module_dir
 
 from .kobuild import Export, build_ko

@@ -22,7 +22,8 @@ from moddeps.abidiff import diff, side_from_symvers
 from moddeps.audit import AuditResult, audit_tree, module_namespace_allows
 from moddeps.cli import app
 from moddeps.compat import compat_check, vermagic_problem
-from moddeps.depmod.index import Index, build_index, build_index_preorder
+from moddeps.index.read import Index
+from moddeps.index.write import build_index, build_index_preorder
 from moddeps.kernelsyms import load_kernel_symbols
 from moddeps.model import Module
 from moddeps.read.elfreader import read_module

@@ -21,14 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moddeps.depmod import outputs
-from moddeps.depmod.index import (
-    Index,
-    alias_normalize,
-    build_index,
-    build_index_columns,
-    py_build_index,
-    py_build_index_columns,
-)
+from moddeps.index.keys import alias_normalize
+from moddeps.index.read import Index
+from moddeps.index.write import build_index, build_index_columns, py_build_index, py_build_index_columns
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.resolve import KERNEL, Options, _bind_py, resolve

@@ -14,11 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..index.builtin import builtin_alias_entries, builtin_entries
+from ..index.keys import alias_normalize
+from ..index.write import build_index, build_index_columns
 from ..kmodhash import hash_order
 from ..model import Module, fsdecode, fsencode, printable
 from ..native import load
 from ..resolve import KERNEL, Resolution
-from .index import alias_normalize, build_index, build_index_columns, builtin_alias_entries, builtin_entries
 from .reads import MODINFO_KEYS
 from .safety import devname_unsafe
 

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.depmod.index import Index
 from moddeps.errors import ModuleReadError
+from moddeps.index.read import Index
 from moddeps.read.elfreader import read_module
 from tests.conformance import debian
 from tests.conformance.debian import unavailable

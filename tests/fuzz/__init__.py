@@ -237,9 +237,9 @@ def check_kmod34(tree: Any, res: Any, kmod30: dict[str, bytes], messages30: list
     """kmod 34 mode: the same text files, modules.weakdep always, the indexes
     in pre-order (root at offset 12) with the same entries -- or, when an index
     string is not 7-bit ASCII, kmod 34's FATAL message and no files."""
-    from moddeps.depmod.index import Index
     from moddeps.depmod.outputs import NonAsciiIndexString
     from moddeps.depmod.run import render_files
+    from moddeps.index.read import Index
 
     try:
         out34, _messages = render_files(tree, res, KmodTarget(34, "fuzz"))
@@ -265,8 +265,9 @@ def check_outputs(modules: list[Any], shown: list[str], files: dict[str, bytes],
     import dataclasses
     from collections import Counter
 
-    from moddeps.depmod.index import Index, alias_normalize
     from moddeps.depmod.outputs import devname_entry
+    from moddeps.index.keys import alias_normalize
+    from moddeps.index.read import Index
     from moddeps.model import fsencode
 
     paths = [fsencode(s) for s in shown]

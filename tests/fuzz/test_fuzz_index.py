@@ -1,12 +1,12 @@
-"""Fuzzing the kmod ``.bin`` index reader (``moddeps.depmod.index``) and the
+"""Fuzzing the kmod ``.bin`` index reader (``moddeps.index``) and the
 builders of the builtin indexes from hostile ``modules.builtin*`` files.
 
 CI runs a bounded, derandomized number of examples; a long run is::
 
     MODDEPS_FUZZ=long pytest tests/fuzz/test_fuzz_index.py -p no:cacheprovider --hypothesis-show-statistics
 
-Every input must give an :class:`~moddeps.depmod.index.Index` or an
-:class:`~moddeps.depmod.index.IndexFormatError` whose message is one line
+Every input must give an :class:`~moddeps.index.read.Index` or an
+:class:`~moddeps.errors.IndexFormatError` whose message is one line
 naming the file, within the time bound; a parsed index must then answer
 every reader entry point (items, dump, exact and wildcard lookups) in
 bounded time.
@@ -22,16 +22,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from moddeps.depmod.index import (
-    Index,
-    IndexFormatError,
-    build_index,
-    build_index_preorder,
-    builtin_alias_entries,
-    builtin_entries,
-    dump_lines,
-    py_build_index,
-)
+from moddeps.errors import IndexFormatError
+from moddeps.index.builtin import builtin_alias_entries, builtin_entries
+from moddeps.index.read import Index, dump_lines
+from moddeps.index.write import build_index, build_index_preorder, py_build_index
 
 from ..test_index import relayout_preorder
 from . import TIME_BOUND, assert_one_line, corpus_files, expected_outcome, fuzz, peak_memory, time_limit

@@ -116,7 +116,7 @@ def _w(*ws: int) -> bytes:
 
 
 def index() -> dict[str, bytes]:
-    from moddeps.depmod.index import build_index
+    from moddeps.index.write import build_index
 
     hdr = bytes.fromhex("b007f457 00020001")
     sample = build_index([(b"usb:v1d*", b"a", 1), (b"usb:v2", b"b", 2), (b"pci:*", b"c", 3), (b"", b"e", 4)])
