@@ -7,7 +7,7 @@ fields of those records, nothing else)::
 
     import moddeps
 
-    c = moddeps.closure("/lib/modules/6.12.48+deb13-amd64", ["ext4", "virtio_blk"])
+    c = moddeps.closure("/lib/modules/6.12.117+deb13-amd64", ["ext4", "virtio_blk"])
     files = [item.path for item in c.items if item.kind != "builtin" and item.exists]
 
 The names are loaded on first use (PEP 562): ``import moddeps``, which every
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     )
     from .audit import AuditResult, Finding
     from .compat import CompatResult, SignatureVerdict, Verdict
-    from .errors import CycleError, DepmodFatal, InputError, ModdepsError, ModuleReadError, OutputError, UsageError
+    from .errors import CycleError, DepmodFatal, InputError, ModdepsError, ModuleReadError, UsageError
     from .kmodversion import KmodTarget
     from .model import Export, FileProblem, Import, Module, SignatureFacts
     from .modinfo import ModuleInfo
@@ -61,8 +61,7 @@ _WHERE = {
     "moddeps.abidiff": ("Change", "DiffResult", "ExportInfo", "Side"),
     "moddeps.modinfo": ("ModuleInfo",),
     "moddeps.signature": ("ModuleSignature",),
-    "moddeps.errors": ("CycleError", "DepmodFatal", "InputError", "ModdepsError", "ModuleReadError", "OutputError",
-                       "UsageError"),
+    "moddeps.errors": ("CycleError", "DepmodFatal", "InputError", "ModdepsError", "ModuleReadError", "UsageError"),
 }
 
 __all__ = [
@@ -89,7 +88,6 @@ __all__ = [
     "ModuleInfo",
     "ModuleReadError",
     "ModuleSignature",
-    "OutputError",
     "Plan",
     "PlanContext",
     "PlanSet",
