@@ -41,29 +41,12 @@ if TYPE_CHECKING:
     from .resolve import Resolution
     from .scanner import Tree
 
-# The library's modules are imported inside the functions that need them:
-# ``import moddeps`` (every command-line start) loads none of them, and a
-# caller pays only for what it uses (the planner alone pulls in the index
-# reader and modprobe.d; the reader, pyelftools).
+# The library's modules are imported inside the functions that need them, for
+# start-up cost: ``moddeps.read_module`` loads the reader alone, not the
+# planner, the audit or the scan cache's SQLite.
 
 #: A path as callers hold it: ``str`` or ``pathlib.Path``.
 StrPath: TypeAlias = str | os.PathLike[str]
-
-__all__ = [
-    "DepmodOutputs",
-    "audit_tree",
-    "check_compat",
-    "closure",
-    "depmod_outputs",
-    "diff",
-    "info",
-    "plan_context",
-    "plan_load",
-    "plan_remove",
-    "read_module",
-    "read_tree",
-    "resolve_symbols",
-]
 
 
 @dataclass(frozen=True, slots=True)
