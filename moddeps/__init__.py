@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from .model import Export, FileProblem, Import, Module, SignatureFacts
     from .modinfo import ModuleInfo
     from .plan import Closure, ClosureItem, Plan, PlanContext, PlanSet, Source, Step
+    from .read.scan import Duplicate, Tree
+    from .read.walk import ModuleFile
     from .resolve import Resolution
-    from .scanner import Duplicate, ModuleFile, Tree
     from .signature import ModuleSignature
 
 #: module -> the public names it defines (imported when one of them is first used)
@@ -52,7 +53,8 @@ _WHERE = {
     "moddeps.api": ("DepmodOutputs", "audit_tree", "check_compat", "closure", "depmod_outputs", "diff", "info",
                     "plan_context", "plan_load", "plan_remove", "read_module", "read_tree", "resolve_symbols"),
     "moddeps.model": ("Export", "FileProblem", "Import", "Module", "SignatureFacts"),
-    "moddeps.scanner": ("Duplicate", "ModuleFile", "Tree"),
+    "moddeps.read.scan": ("Duplicate", "Tree"),
+    "moddeps.read.walk": ("ModuleFile",),
     "moddeps.resolve": ("Resolution",),
     "moddeps.kmodversion": ("KmodTarget",),
     "moddeps.plan": ("Closure", "ClosureItem", "Plan", "PlanContext", "PlanSet", "Source", "Step"),

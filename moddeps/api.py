@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 if TYPE_CHECKING:
     from .abidiff import DiffResult, Side
     from .audit import AuditResult
-    from .cache import ScanCache
     from .compat import CompatResult
     from .config import DepmodConfig
     from .kmodversion import KmodTarget
     from .model import KernelSymbols, Module
     from .modinfo import ModuleInfo
     from .plan import Closure, Plan, PlanContext, PlanSet
+    from .read.cache import ScanCache
+    from .read.scan import Tree
     from .resolve import Resolution
-    from .scanner import Tree
 
 # The library's modules are imported inside the functions that need them, for
 # start-up cost: ``moddeps.read_module`` loads the reader alone, not the
@@ -100,7 +100,7 @@ def _scan_cache(cache: StrPath | None) -> Iterator[ScanCache | None]:
     if cache is None:
         yield None
         return
-    from .cache import ScanCache
+    from .read.cache import ScanCache
 
     path = os.fspath(cache)
     bound = _cache_bound()
@@ -113,8 +113,8 @@ def _scan_cache(cache: StrPath | None) -> Iterator[ScanCache | None]:
 
 
 def _cache_bound() -> int | None:
-    from .cache import env_max_size
     from .errors import UsageError
+    from .read.cache import env_max_size
 
     try:
         return env_max_size()
@@ -127,14 +127,14 @@ def _maintain(path: str, bound: int | None) -> None:
     there is the cache's, never the caller's (the cache only saves time)."""
     import sqlite3
 
-    from .cache import maintain
+    from .read.cache import maintain
 
     with suppress(sqlite3.Error, OSError):
         maintain(path, max_size=bound)
 
 
 def _tree(tree: StrPath | Tree, jobs: int | None, cache: StrPath | None) -> Tree:
-    from .scanner import Tree
+    from .read.scan import Tree
 
     return tree if isinstance(tree, Tree) else read_tree(tree, jobs=jobs, cache=cache)
 
@@ -176,7 +176,7 @@ def read_tree(
     directory does not exist, :class:`UsageError` for a bad
     ``$MODDEPS_READ_TIMEOUT`` or ``$MODDEPS_CACHE_MAX_SIZE``.
     """
-    from .scanner import scan_tree
+    from .read.scan import scan_tree
 
     d = _dir(dirname)
     cfg = _depmod_config(d, config)
@@ -190,7 +190,7 @@ def read_module(path: StrPath) -> Module:
     ``Module.path`` is ``path`` as given.  Raises :class:`ModuleReadError`
     when the file is not a usable module (its ``reason`` says why).
     """
-    from .elfreader import read_module as read
+    from .read.elfreader import read_module as read
 
     return read(path)
 
@@ -449,7 +449,7 @@ def check_compat(
     """
     from .compat import compat_check, find_kernel_symbols
     from .errors import InputError, UsageError
-    from .scanner import scan_files
+    from .read.scan import scan_files
 
     paths = [os.fspath(f) for f in files]
     if not paths:
@@ -489,7 +489,7 @@ def diff(
 def _side(side: StrPath | Tree, jobs: int | None, cache: StrPath | None) -> Side:
     from .abidiff import side_from_symvers, side_from_tree
     from .errors import InputError
-    from .scanner import Tree
+    from .read.scan import Tree
 
     if isinstance(side, Tree):
         return side_from_tree(side)
