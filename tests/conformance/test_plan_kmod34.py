@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.plan import modprobe_dirname, open_context, plan_load, plan_remove
+from moddeps.modprobe.plan import modprobe_dirname, open_context, plan_load, plan_remove
 from tests.conformance.debian import NEW_TREES, KernelTree, KmodCmd
 from tests.conformance.test_plan_vs_modprobe import _kernel_cmdline, tree_targets
 

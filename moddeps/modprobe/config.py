@@ -37,9 +37,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .globmatch import fnmatch
-from .inputfiles import try_read
-from .model import fsdecode, fsencode, printable
+from ..globmatch import fnmatch
+from ..inputfiles import try_read
+from ..model import fsdecode, fsencode, printable
 
 __all__ = [
     "Alias",
