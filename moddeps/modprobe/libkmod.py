@@ -49,7 +49,7 @@ class _KMod:
         self.ignorecmd = False
         self.options_init = False
         self.options: str | None = None
-        self.options_rules: tuple[modprobe_config.Options, ...] = ()
+        self.options_rules: tuple[modprobe_config.ModprobeOptions, ...] = ()
         self.install_init = False
         self.install: modprobe_config.Command | None = None
         self.remove_init = False
