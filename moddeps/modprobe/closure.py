@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .indexes import Source, _basedir_of
-from .libkmod import _KMod
-from .plan import PlanContext, Step, _plan_one_load, _probe_steps
+from .libkmod import KModule, Libkmod
+from .plan import PlanContext, Step, plan_one_load, probe_steps
 
 __all__ = [
     "Closure",
@@ -94,12 +94,12 @@ def closure(
     ``allow_missing_firmware``: many drivers declare firmware for hardware
     variants that a given machine does not have).
     """
-    lk = ctx._libkmod()
+    lk = Libkmod(ctx.data, ctx.config, ctx.dirname)
     items: list[ClosureItem] = []
     seen: dict[str, int] = {}
     errors: list[tuple[str, str]] = []
     notes: list[str] = []
-    order: list[_KMod] = []
+    order: list[KModule] = []
 
     def add_steps(steps: Iterable[Step], first_reason: str | None, first_because: tuple[str, ...],
                   first_via: str | None) -> None:
@@ -127,7 +127,7 @@ def closure(
             order.append(lk.new_from_name(s.module))
 
     for target in targets:
-        plan = _plan_one_load(lk, ctx, target, None, None)
+        plan = plan_one_load(lk, ctx, target, None, None)
         if not plan.ok:
             errors.append((target, plan.error or "not found"))
             continue
@@ -150,7 +150,7 @@ def closure(
             if w.name in seen:
                 continue
             for_notes: list[str] = []
-            steps = _probe_steps(lk, w, None, w.name, "module", None, for_notes)
+            steps = probe_steps(lk, w, None, w.name, "module", None, for_notes)
             notes.extend(for_notes)
             add_steps(steps, "weakdep", (rule,) if rule else (), m.name)
 
@@ -165,7 +165,7 @@ def closure(
             problems.append((item.name, f"{item.path}: cannot be read as a module ({item.reason}"
                              f"{f' of {item.via}' if item.via else ''}): its dependencies and firmware are "
                              "unknown, the closure is incomplete"))
-    tree = ctx.data._tree
+    tree = ctx.data.tree
     if tree is not None:
         named = {name for name, _ in problems}
         for bad in tree.broken:

@@ -13,11 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..depmod.index import Index, IndexFormatError
 from ..errors import CycleError, InputError, UsageError
 from ..model import Module, fsdecode, fsencode
+
+if TYPE_CHECKING:
+    from ..resolve import Resolution
+    from ..scanner import Tree
 
 __all__ = [
     "INDEX_FILES",
@@ -47,7 +51,6 @@ class Source:
     reader: Reader  # which libkmod reader the lookups imitate
 
 
-
 class TreeData:
     """The five indexes modprobe reads, the module-side config files, and access
     to what each module file says (symbols, exit function, firmware)."""
@@ -58,22 +61,20 @@ class TreeData:
         indexes: dict[str, Index | None],
         source: Source,
         module_files: dict[str, bytes | None],
-        tree: object | None = None,
-        resolution: object | None = None,
+        tree: Tree | None = None,
+        resolution: Resolution | None = None,
     ) -> None:
-        from ..resolve import Resolution
-        from ..scanner import Tree
-
         self.dirname = dirname
         self.indexes = indexes
         self.source = source
         self.reader: Reader = source.reader
         self.module_files = module_files  # "modules.softdep"/"modules.weakdep" contents (scan), else empty
-        self._tree: Tree | None = tree if isinstance(tree, Tree) else None
-        self._res: Resolution | None = resolution if isinstance(resolution, Resolution) else None
+        #: the scan the indexes were computed from, and its resolution (None: the tree's own index files)
+        self.tree = tree
+        self.resolution = resolution
         self._by_name: dict[str, int] = {}
-        if self._tree is not None:
-            self._by_name = {m.name: i for i, m in enumerate(self._tree.modules)}
+        if self.tree is not None:
+            self._by_name = {m.name: i for i, m in enumerate(self.tree.modules)}
         self._modules: dict[str, Module | None] = {}
         self._owners: dict[str, str | None] = {}
         self._edges: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
@@ -119,10 +120,10 @@ class TreeData:
 
     def module(self, name: str, path: str | None) -> Module | None:
         """What moddeps read from the module file (scan) or reads now (index)."""
-        if self._tree is not None:
+        if self.tree is not None:
             i = self._by_name.get(name)
             if i is not None:
-                return self._tree.modules[i]
+                return self.tree.modules[i]
         if path is None:
             return None
         key = path
@@ -148,10 +149,10 @@ class TreeData:
         if cached is not None:
             return cached
         out: dict[str, list[str]] = {}
-        if self._tree is not None and self._res is not None and name in self._by_name:
+        if self.tree is not None and self.resolution is not None and name in self._by_name:
             i = self._by_name[name]
-            mods = self._tree.modules
-            for d, syms in self._res.edge_symbols[i].items():
+            mods = self.tree.modules
+            for d, syms in self.resolution.edge_symbols[i].items():
                 out.setdefault(mods[d].name, []).extend(syms)
         else:
             m = self.module(name, path)

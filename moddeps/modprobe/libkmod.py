@@ -25,12 +25,12 @@ from .indexes import TreeData
 Reason = Literal["target", "dependency", "softdep-pre", "softdep-post", "weakdep", "holder", "unused-dependency"]
 
 
-def _make_absolute(path: str) -> str:
+def make_absolute(path: str) -> str:
     """kmod shared/util.c (path_make_absolute_cwd): cwd + "/" + path, nothing normalised."""
     return path if path.startswith("/") else f"{os.getcwd()}/{path}"
 
 
-class _KMod:
+class KModule:
     """A libkmod ``struct kmod_module``: one per name, or per (name, alias)."""
 
     __slots__ = ("alias", "builtin", "dep", "dep_init", "ignorecmd", "install", "install_init", "key", "name",
@@ -41,7 +41,7 @@ class _KMod:
         self.name = name
         self.alias = alias
         self.path: str | None = None
-        self.dep: list[_KMod] | None = None
+        self.dep: list[KModule] | None = None
         self.dep_init = False
         self.builtin: bool | None = None
         self.visited = False
@@ -57,44 +57,44 @@ class _KMod:
 
 
 @dataclass(slots=True)
-class _Entry:
-    mod: _KMod
+class ProbeEntry:
+    mod: KModule
     reason: Reason
-    via: _KMod | None
+    via: KModule | None
     rule: Rule | None
 
 
-class _Libkmod:
+class Libkmod:
     """One ``struct kmod_ctx``: the pool of module objects and the lookups."""
 
     def __init__(self, data: TreeData, config: ModprobeConfig, dirname: str) -> None:
         self.data = data
         self.config = config
         self.dirname = dirname
-        self.pool: dict[str, _KMod] = {}
+        self.pool: dict[str, KModule] = {}
         self.messages: list[str] = []
         self._exists: dict[str, bool] = {}
 
     # -- objects (libkmod-module.c kmod_module_new*) ---------------------------
 
-    def _new(self, key: str, name: str, alias: str | None) -> _KMod:
+    def _new(self, key: str, name: str, alias: str | None) -> KModule:
         m = self.pool.get(key)
         if m is None:
-            m = _KMod(key, name, alias)
+            m = KModule(key, name, alias)
             self.pool[key] = m
         return m
 
-    def new_from_name(self, name: str) -> _KMod:
+    def new_from_name(self, name: str) -> KModule:
         n = modname_normalize(name)
         return self._new(n, n, None)
 
-    def new_from_alias(self, alias: str, name: str) -> _KMod:
+    def new_from_alias(self, alias: str, name: str) -> KModule:
         # kmod_module_new_from_alias: the name is used as given, not normalised.
         return self._new(f"{name}\\{alias}", name, alias)
 
-    def new_from_path(self, path: str) -> _KMod | str:
+    def new_from_path(self, path: str) -> KModule | str:
         """kmod_module_new_from_path; a string is the error."""
-        abspath = _make_absolute(path)
+        abspath = make_absolute(path)
         exists = self._exists.get(abspath)
         if exists is None:
             exists = self._exists[abspath] = os.path.exists(abspath)
@@ -121,7 +121,7 @@ class _Libkmod:
     def search_moddep(self, name: str) -> str | None:
         return self.data.exact("modules.dep", name)
 
-    def parse_depline(self, mod: _KMod, line: str) -> None:
+    def parse_depline(self, mod: KModule, line: str) -> None:
         """kmod_module_parse_depline: the path, then the dependencies *prepended*
         one by one, so the list ends up reversed (libraries first)."""
         if mod.dep_init:
@@ -134,7 +134,7 @@ class _Libkmod:
         rel = line[:colon]
         if mod.path is None:
             mod.path = rel if rel.startswith("/") else prefix + rel
-        deps: list[_KMod] = []
+        deps: list[KModule] = []
         for tok in line[colon + 1 :].replace("\t", " ").split(" "):
             if not tok:
                 continue
@@ -147,14 +147,14 @@ class _Libkmod:
             deps.insert(0, d)
         mod.dep = deps
 
-    def get_dependencies(self, mod: _KMod) -> list[_KMod]:
+    def get_dependencies(self, mod: KModule) -> list[KModule]:
         if not mod.dep_init:
             line = self.search_moddep(mod.name)
             if line is not None:
                 self.parse_depline(mod, line)
         return list(mod.dep or ())
 
-    def get_path(self, mod: _KMod) -> str | None:
+    def get_path(self, mod: KModule) -> str | None:
         if mod.path is not None:
             return mod.path
         if mod.dep_init:
@@ -165,26 +165,26 @@ class _Libkmod:
         self.parse_depline(mod, line)
         return mod.path
 
-    def is_builtin(self, mod: _KMod) -> bool:
+    def is_builtin(self, mod: KModule) -> bool:
         if mod.builtin is None:
             mod.builtin = self.data.exact("modules.builtin", mod.name) is not None
         return mod.builtin
 
     # -- config-derived, cached per object ---------------------------------------
 
-    def get_options(self, mod: _KMod) -> str | None:
+    def get_options(self, mod: KModule) -> str | None:
         if not mod.options_init:
             mod.options, mod.options_rules = self.config.options_for(mod.name, mod.alias)
             mod.options_init = True
         return mod.options
 
-    def get_install(self, mod: _KMod) -> modprobe_config.Command | None:
+    def get_install(self, mod: KModule) -> modprobe_config.Command | None:
         if not mod.install_init:
             mod.install = self.config.install_for(mod.name)
             mod.install_init = True
         return mod.install
 
-    def get_remove(self, mod: _KMod) -> modprobe_config.Command | None:
+    def get_remove(self, mod: KModule) -> modprobe_config.Command | None:
         if not mod.remove_init:
             mod.remove = self.config.remove_for(mod.name)
             mod.remove_init = True
@@ -192,7 +192,7 @@ class _Libkmod:
 
     # -- the lookup chain (libkmod.c kmod_lookup_alias_from_*) --------------------
 
-    def lookup(self, given: str) -> tuple[list[_KMod], str | None, str | None]:
+    def lookup(self, given: str) -> tuple[list[KModule], str | None, str | None]:
         """kmod_module_new_from_lookup: (modules, which lookup found them, error)."""
         raw = alias_normalize(fsencode(given))
         if raw is None:
@@ -236,9 +236,9 @@ class _Libkmod:
             return mods, "builtin alias", None
         return [], None, None
 
-    def _lookup_list(self, names: Sequence[str]) -> list[_KMod]:
+    def _lookup_list(self, names: Sequence[str]) -> list[KModule]:
         """lookup_softdep: every module each name finds, in order."""
-        out: list[_KMod] = []
+        out: list[KModule] = []
         for n in names:
             mods, _how, err = self.lookup(n)
             if err is not None:
@@ -247,13 +247,13 @@ class _Libkmod:
             out.extend(mods)
         return out
 
-    def get_softdeps(self, mod: _KMod) -> tuple[list[_KMod], list[_KMod], modprobe_config.Softdep | None]:
+    def get_softdeps(self, mod: KModule) -> tuple[list[KModule], list[KModule], modprobe_config.Softdep | None]:
         sd = self.config.softdep_for(mod.name)
         if sd is None:
             return [], [], None
         return self._lookup_list(sd.pre), self._lookup_list(sd.post), sd
 
-    def get_weakdeps(self, mod: _KMod) -> tuple[list[_KMod], str | None]:
+    def get_weakdeps(self, mod: KModule) -> tuple[list[KModule], str | None]:
         """kmod 33 kmod_module_get_weakdeps; with no config entry (kmod 30 trees have
         no modules.weakdep), the module's own ``weakdep=`` modinfo."""
         wd = self.config.weakdep_for(mod.name)
@@ -267,16 +267,16 @@ class _Libkmod:
 
     # -- probe (kmod_module_probe_insert_module) ----------------------------------
 
-    def probe_list(self, mod: _KMod) -> list[_Entry]:
+    def probe_list(self, mod: KModule) -> list[ProbeEntry]:
         for m in self.pool.values():
             m.visited = False
             m.required = False
-        entries: list[_Entry] = []
+        entries: list[ProbeEntry] = []
         self._get_probe_list(mod, True, entries, "target", None, None)
         return entries
 
-    def _get_probe_list(self, mod: _KMod, required: bool, entries: list[_Entry], reason: Reason,
-                        via: _KMod | None, rule: Rule | None) -> None:
+    def _get_probe_list(self, mod: KModule, required: bool, entries: list[ProbeEntry], reason: Reason,
+                        via: KModule | None, rule: Rule | None) -> None:
         if mod.visited:
             return
         mod.visited = True
@@ -289,13 +289,13 @@ class _Libkmod:
             self._fill_softdep(d, entries, "dependency", mod, None)
         self._fill_softdep(mod, entries, reason, via, rule)
 
-    def _fill_softdep(self, mod: _KMod, entries: list[_Entry], reason: Reason, via: _KMod | None,
+    def _fill_softdep(self, mod: KModule, entries: list[ProbeEntry], reason: Reason, via: KModule | None,
                       rule: Rule | None) -> None:
         pre, post, sd = self.get_softdeps(mod)
         srule = sd.rule if sd is not None else None
         for p in pre:
             self._get_probe_list(p, False, entries, "softdep-pre", mod, srule)
-        entries.append(_Entry(mod, reason, via, rule))
+        entries.append(ProbeEntry(mod, reason, via, rule))
         # kmod: a module with softdeps is loaded by modprobe itself, never by its install command.
         mod.ignorecmd = bool(pre or post)
         for q in post:

@@ -82,7 +82,7 @@ from ..model import fsdecode, fsencode
 from . import config as modprobe_config
 from .config import ModprobeConfig
 from .indexes import Source, TreeData, _basedir_of, open_tree
-from .libkmod import Reason, _KMod, _Libkmod, _make_absolute
+from .libkmod import KModule, Libkmod, Reason, make_absolute
 
 __all__ = [
     "Plan",
@@ -186,9 +186,9 @@ def modprobe_dirname(basedir: str | None, version: str | None) -> str:
     from ..kmodnames import MODULE_DIRECTORIES
 
     release = version or os.uname().release
-    path = _make_absolute(f"{basedir or ''}/lib/modules/{release}")
+    path = make_absolute(f"{basedir or ''}/lib/modules/{release}")
     if not os.path.isdir(path):
-        merged = _make_absolute(f"{basedir or ''}/{MODULE_DIRECTORIES[1]}/{release}")
+        merged = make_absolute(f"{basedir or ''}/{MODULE_DIRECTORIES[1]}/{release}")
         if os.path.isdir(merged):
             return merged
     return path
@@ -243,9 +243,6 @@ class PlanContext:
     def source(self) -> Source:
         return self.data.source
 
-    def _libkmod(self) -> _Libkmod:
-        return _Libkmod(self.data, self.config, self.dirname)
-
 
 def open_context(
     dirname: str,
@@ -267,7 +264,7 @@ def open_context(
     root above ``lib/modules/VERSION``).  ``kernel_cmdline``: text of a
     ``/proc/cmdline`` to apply (never read implicitly).
     """
-    dirname = _make_absolute(dirname)
+    dirname = make_absolute(dirname)
     base = basedir if basedir is not None else _basedir_of(dirname)
     data = open_tree(dirname, source=source, basedir=base, depmod_config=depmod_config, jobs=jobs, progress=progress)
     cfg = modprobe_config.load(config_paths, dirname=dirname, basedir=base, kernel_cmdline=kernel_cmdline,
@@ -285,7 +282,7 @@ def _is_path_target(target: str) -> bool:
     return target.startswith("/") or target.startswith("./")
 
 
-def _target_because(lk: _Libkmod, target: str, how: str | None, mod: _KMod) -> tuple[str, ...]:
+def _target_because(lk: Libkmod, target: str, how: str | None, mod: KModule) -> tuple[str, ...]:
     norm_raw = alias_normalize(fsencode(target))
     norm = fsdecode(norm_raw) if norm_raw is not None else target
     if how == "module":
@@ -315,7 +312,7 @@ def _target_because(lk: _Libkmod, target: str, how: str | None, mod: _KMod) -> t
 _NeededBy = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def _dependency_because(lk: _Libkmod, mod: _KMod, via: _KMod) -> tuple[tuple[str, ...], _NeededBy]:
+def _dependency_because(lk: Libkmod, mod: KModule, via: KModule) -> tuple[tuple[str, ...], _NeededBy]:
     """The symbols ``via``'s dependency tree needs from ``mod``, and who needs them."""
     users = [via, *lk.get_dependencies(via)]
     needed: list[tuple[str, tuple[str, ...]]] = []
@@ -334,7 +331,7 @@ def _dependency_because(lk: _Libkmod, mod: _KMod, via: _KMod) -> tuple[tuple[str
     return tuple(symbols), tuple(needed)
 
 
-def _probe_steps(lk: _Libkmod, root: _KMod, extra: str | None, target: str, how: str | None,
+def probe_steps(lk: Libkmod, root: KModule, extra: str | None, target: str, how: str | None,
                  loaded: frozenset[str] | None, notes: list[str]) -> list[Step]:
     """kmod_module_probe_insert_module for one module found, in show mode
     (KMOD_PROBE_IGNORE_LOADED | DRY_RUN) or against a given loaded set."""
@@ -415,14 +412,14 @@ def plan_load(
         raise UsageError("module options on the command line need exactly one target (as in modprobe)")
     extra = cmdline_options(options)
     loaded_set = frozenset(n.replace("-", "_") for n in loaded) if loaded is not None else None
-    lk = ctx._libkmod()
+    lk = Libkmod(ctx.data, ctx.config, ctx.dirname)
     plans = []
     for target in targets:
-        plans.append(_plan_one_load(lk, ctx, target, extra, loaded_set))
+        plans.append(plan_one_load(lk, ctx, target, extra, loaded_set))
     return tuple(plans)
 
 
-def _plan_one_load(lk: _Libkmod, ctx: PlanContext, target: str, extra: str | None,
+def plan_one_load(lk: Libkmod, ctx: PlanContext, target: str, extra: str | None,
                    loaded: frozenset[str] | None) -> Plan:
     before = len(lk.messages)
     notes: list[str] = []
@@ -431,7 +428,7 @@ def _plan_one_load(lk: _Libkmod, ctx: PlanContext, target: str, extra: str | Non
         if isinstance(m, str):
             msg = f"Failed to get module from path {target}: No such file or directory"
             return Plan(target, False, (), None, msg, msg, ())
-        mods: list[_KMod] = [m]
+        mods: list[KModule] = [m]
         how: str | None = "file"
         err: str | None = None
         indexed = lk.search_moddep(m.name)
@@ -450,7 +447,7 @@ def _plan_one_load(lk: _Libkmod, ctx: PlanContext, target: str, extra: str | Non
                     tuple(lk.messages[before:]))
     steps: list[Step] = []
     for m in mods:
-        steps.extend(_probe_steps(lk, m, extra, target, how, loaded, notes))
+        steps.extend(probe_steps(lk, m, extra, target, how, loaded, notes))
     return Plan(target, False, tuple(m.name for m in mods), how, None, None, tuple(steps), tuple(notes),
                 tuple(lk.messages[before:]))
 
@@ -472,7 +469,7 @@ class _SoftdepLoop(Exception):
 class _Remover:
     """tools/modprobe.c rmmod_do_module, on a simulated kernel state."""
 
-    def __init__(self, lk: _Libkmod, loaded: set[str] | None) -> None:
+    def __init__(self, lk: Libkmod, loaded: set[str] | None) -> None:
         self.lk = lk
         self.loaded = loaded  # None: --show-depends (the kernel's state is ignored)
         self.steps: list[Step] = []
@@ -491,8 +488,8 @@ class _Remover:
                 out.append(other)
         return out
 
-    def _step(self, mod: _KMod, action: Action, line: str, reason: Reason, because: tuple[str, ...],
-              via: _KMod | None, root: _KMod, config: tuple[str, ...] = ()) -> None:
+    def _step(self, mod: KModule, action: Action, line: str, reason: Reason, because: tuple[str, ...],
+              via: KModule | None, root: KModule, config: tuple[str, ...] = ()) -> None:
         path = self.lk.get_path(mod)
         builtin = self.lk.is_builtin(mod) if path is None else False
         info = self.lk.data.module(mod.name, path)
@@ -505,8 +502,8 @@ class _Remover:
         self.steps.append(Step(action, mod.name, path, reason, because, line, via.name if via else None, root.name,
                                "", mod.alias, (), config, builtin, permanent, note))
 
-    def remove_module(self, mod: _KMod, reason: Reason, because: tuple[str, ...], via: _KMod | None,
-                      root: _KMod) -> bool:
+    def remove_module(self, mod: KModule, reason: Reason, because: tuple[str, ...], via: KModule | None,
+                      root: KModule) -> bool:
         """rmmod_do_remove_module: prints ``rmmod NAME``; False when the kernel would refuse."""
         self._step(mod, "rmmod", f"rmmod {mod.name}", reason, because, via, root)
         if self.loaded is not None:
@@ -522,8 +519,8 @@ class _Remover:
             self.loaded.discard(mod.name)
         return True
 
-    def rm(self, mod: _KMod, flags: int, reason: Reason, because: tuple[str, ...], via: _KMod | None,
-           root: _KMod, depth: int = 0) -> bool:
+    def rm(self, mod: KModule, flags: int, reason: Reason, because: tuple[str, ...], via: KModule | None,
+           root: KModule, depth: int = 0) -> bool:
         if depth > _MAX_RM_DEPTH:
             raise _SoftdepLoop(f"softdep loop through {mod.name}: modprobe -r recurses until it crashes "
                                "(kmod 30 has no guard)")
@@ -592,7 +589,7 @@ def plan_remove(
     simulated: modules not loaded are skipped, holders come first, a module
     still in use stops the plan, and dependencies left unused follow.
     """
-    lk = ctx._libkmod()
+    lk = Libkmod(ctx.data, ctx.config, ctx.dirname)
     state = {n.replace("-", "_") for n in loaded} if loaded is not None else None
     plans = []
     for target in targets:
