@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .indexes import Source, _basedir_of
+from ..kmodnames import basedir_of
+from .indexes import Source
 from .libkmod import KModule, Libkmod
 from .plan import PlanContext, Step, plan_one_load, probe_steps
 
@@ -61,9 +62,9 @@ _FW_SUFFIXES = ("", ".zst", ".xz")
 def _firmware_dirs(dirname: str, version: str) -> list[str]:
     """The kernel's firmware search path (drivers/base/firmware_loader/main.c,
     fw_path[]) under the tree's root."""
-    base = _basedir_of(dirname)
-    if base.startswith("/nonexistent"):
-        base = ""
+    base = basedir_of(dirname)
+    if base is None:
+        base = ""  # a module directory outside any lib/modules: the host's firmware directories
     return [f"{base}/lib/firmware/updates/{version}", f"{base}/lib/firmware/updates",
             f"{base}/lib/firmware/{version}", f"{base}/lib/firmware"]
 

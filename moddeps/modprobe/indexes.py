@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..depmod.index import Index, IndexFormatError
 from ..errors import CycleError, InputError, UsageError
+from ..kmodnames import basedir_of
 from ..model import Module, fsdecode, fsencode
 
 if TYPE_CHECKING:
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
 __all__ = [
     "INDEX_FILES",
     "OPTIONAL_INDEX",
+    "UNRELATED_TREE_BASEDIR",
     "Source",
     "SourceKind",
     "TreeData",
+    "config_basedir",
     "index_state",
     "open_tree",
 ]
@@ -37,6 +40,12 @@ __all__ = [
 INDEX_FILES = ("modules.dep", "modules.alias", "modules.symbols", "modules.builtin.alias", "modules.builtin")
 #: The one index kmod_load_resources may fail to open without falling back to stdio.
 OPTIONAL_INDEX = "modules.builtin.alias"
+
+#: The configuration root given to a module directory that is not under a
+#: ``lib/modules`` (or ``usr/lib/modules``) directory: a path that holds
+#: nothing, so the host's modprobe.d and depmod.d never apply to an unrelated
+#: tree (the empty root would mean the host's ``/etc``).
+UNRELATED_TREE_BASEDIR = "/nonexistent-moddeps-basedir"
 
 SourceKind = Literal["index", "scan"]
 Reader = Literal["mmap", "stdio"]
@@ -218,6 +227,17 @@ def index_state(dirname: str, basedir: str = "") -> tuple[bool, str]:
     return True, "modules.dep.bin and the other indexes are current"
 
 
+def config_basedir(dirname: str) -> str:
+    """The root whose modprobe.d and depmod.d apply to ``dirname``.
+
+    :func:`moddeps.kmodnames.basedir_of`, the part before
+    ``/lib/modules/VERSION``, except for a directory elsewhere: basedir_of
+    says None, this says :data:`UNRELATED_TREE_BASEDIR`.
+    """
+    base = basedir_of(dirname)
+    return UNRELATED_TREE_BASEDIR if base is None else base
+
+
 def _reader_for(indexes: dict[str, Index | None]) -> Reader:
     """kmod_load_resources: all maps or none (modules.builtin.alias.bin may fail alone)."""
     ok = all(indexes.get(n) is not None for n in INDEX_FILES if n != OPTIONAL_INDEX)
@@ -246,7 +266,7 @@ def open_tree(
     else the ones moddeps' depmod computes from a scan (``source="scan"``)."""
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory")
-    base = basedir if basedir is not None else _basedir_of(dirname)
+    base = basedir if basedir is not None else config_basedir(dirname)
     if source == "auto":
         current, why = index_state(dirname, base)
         kind: SourceKind = "index" if current else "scan"
@@ -296,16 +316,4 @@ def _scanned(
                     "modules.weakdep": contents.get("modules.weakdep")}
     reader = _reader_for(indexes)
     return TreeData(dirname, indexes, Source("scan", why, reader), module_files, tree, res)
-
-
-def _basedir_of(dirname: str) -> str:
-    """BASEDIR for the config directories: the part before ``/lib/modules/VERSION``.
-
-    A directory elsewhere gets a base that holds nothing, so the host's
-    /etc/modprobe.d never leaks into a plan for an unrelated tree.
-    """
-    from ..kmodnames import basedir_of
-
-    base = basedir_of(dirname)
-    return "/nonexistent-moddeps-basedir" if base is None else base
 
