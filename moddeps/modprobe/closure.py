@@ -123,8 +123,8 @@ def closure(
             if kind == "module" and s.path is None:
                 continue
             seen[s.module] = len(items)
-            items.append(ClosureItem(kind, s.module, s.path, reason, because, via,
-                                     s.path is None or os.path.exists(s.path)))
+            items.append(ClosureItem(kind=kind, name=s.module, path=s.path, reason=reason, because=because, via=via,
+                                     exists=s.path is None or os.path.exists(s.path)))
             order.append(lk.new_from_name(s.module))
 
     for target in targets:
@@ -201,13 +201,14 @@ def closure(
                         break
                 if found:
                     break
-            items.append(ClosureItem("firmware", fw, found or f"{dirs[-1]}/{fw}", "firmware",
-                                     (f"firmware={fw} (modinfo of {item.name})",), item.name, found is not None))
+            items.append(ClosureItem(kind="firmware", name=fw, path=found or f"{dirs[-1]}/{fw}", reason="firmware",
+                                     because=(f"firmware={fw} (modinfo of {item.name})",), via=item.name,
+                                     exists=found is not None))
             if found is None:
                 text = f"firmware {fw} (declared by {item.name}) not found in {', '.join(dirs)}"
                 if allow_missing_firmware:
                     notes.append(f"{text} (--allow-missing-firmware)")
                 else:
                     problems.append((fw, f"{text}; --allow-missing-firmware to accept"))
-    return Closure(ctx.dirname, ctx.source, tuple(targets), tuple(items), tuple(errors), tuple(notes),
-                   tuple(problems))
+    return Closure(dirname=ctx.dirname, source=ctx.source, targets=tuple(targets), items=tuple(items),
+                   errors=tuple(errors), notes=tuple(notes), problems=tuple(problems))

@@ -346,9 +346,10 @@ class _Acc:
     notes: list[str] = field(default_factory=list)
 
     def freeze(self, files: Sequence[str]) -> ModprobeConfig:
-        return ModprobeConfig(tuple(self.aliases), tuple(self.options), tuple(self.install), tuple(self.remove),
-                              tuple(self.blacklist), tuple(self.softdeps), tuple(self.weakdeps), tuple(files),
-                              tuple(self.messages), tuple(self.notes))
+        return ModprobeConfig(aliases=tuple(self.aliases), options=tuple(self.options), install=tuple(self.install),
+                              remove=tuple(self.remove), blacklist=tuple(self.blacklist),
+                              softdeps=tuple(self.softdeps), weakdeps=tuple(self.weakdeps), files=tuple(files),
+                              messages=tuple(self.messages), notes=tuple(self.notes))
 
 
 def parse_text(data: bytes, filename: str, *, weakdep_only: bool = False) -> ModprobeConfig:

@@ -284,7 +284,7 @@ def open_tree(
             data = read_optional(f"{dirname}/{name}.bin")  # regular files only, bounded
             indexes[name] = None if data is None else _parse_or_none(data, f"{dirname}/{name}.bin")
         reader = _reader_for(indexes)
-        return TreeData(dirname, indexes, Source("index", why, reader), {})
+        return TreeData(dirname, indexes, Source(kind="index", reason=why, reader=reader), {})
     return _scanned(dirname, base, why, depmod_config, jobs, progress)
 
 
@@ -315,5 +315,5 @@ def _scanned(
     module_files = {"modules.softdep": contents.get("modules.softdep"),
                     "modules.weakdep": contents.get("modules.weakdep")}
     reader = _reader_for(indexes)
-    return TreeData(dirname, indexes, Source("scan", why, reader), module_files, tree, res)
+    return TreeData(dirname, indexes, Source(kind="scan", reason=why, reader=reader), module_files, tree, res)
 

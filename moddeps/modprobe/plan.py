@@ -107,7 +107,7 @@ Action = Literal["insmod", "builtin", "install", "skip", "rmmod", "remove"]
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
     """One line of a plan (or one module modprobe passes over silently)."""
 
@@ -128,7 +128,7 @@ class Step:
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """What modprobe does for one target."""
 
@@ -360,7 +360,8 @@ def probe_steps(lk: Libkmod, root: KModule, extra: str | None, target: str, how:
             because = (str(e.rule),) if e.rule is not None else ()
         via = e.via.name if e.via is not None else None
         if loaded is not None and (lk.is_builtin(m) or m.name in loaded):
-            steps.append(Step("skip", m.name, path, e.reason, because, None, via, root.name, "", m.alias, needed,
+            steps.append(Step(action="skip", module=m.name, path=path, reason=e.reason, because=because, line=None,
+                              via=via, root=root.name, options="", alias=m.alias, needed_by=needed,
                               builtin=lk.is_builtin(m), note="already in the kernel"))
             continue
         opts = _options_concat(lk.get_options(m), extra if m is root else None)
@@ -370,22 +371,27 @@ def probe_steps(lk: Libkmod, root: KModule, extra: str | None, target: str, how:
         permanent = info.permanent if info is not None else None
         if cmd is not None and not m.ignorecmd:
             line = f"install {cmd.command} {opts or ''}"
-            steps.append(Step("install", m.name, path, e.reason, because, line, via, root.name, opts or "", m.alias,
-                              needed, (str(cmd.rule), *config), builtin, permanent))
+            steps.append(Step(action="install", module=m.name, path=path, reason=e.reason, because=because, line=line,
+                              via=via, root=root.name, options=opts or "", alias=m.alias, needed_by=needed,
+                              config=(str(cmd.rule), *config), builtin=builtin, permanent=permanent))
         elif path is None:
             if builtin:
-                steps.append(Step("builtin", m.name, None, e.reason, because, f"builtin {m.name}", via, root.name,
-                                  opts or "", m.alias, needed, config, True, None))
+                steps.append(Step(action="builtin", module=m.name, path=None, reason=e.reason, because=because,
+                                  line=f"builtin {m.name}", via=via, root=root.name, options=opts or "",
+                                  alias=m.alias, needed_by=needed, config=config, builtin=True, permanent=None))
             else:
-                steps.append(Step("skip", m.name, None, e.reason, because, None, via, root.name, opts or "",
-                                  m.alias, needed, config, False, None,
+                steps.append(Step(action="skip", module=m.name, path=None, reason=e.reason, because=because,
+                                  line=None, via=via, root=root.name, options=opts or "", alias=m.alias,
+                                  needed_by=needed, config=config, builtin=False, permanent=None,
                                   note="not in modules.dep and not built in: modprobe passes over it silently"))
         else:
             note = None
             if cmd is not None:
                 note = f"install command ignored because {m.name} has softdeps ({cmd.rule})"
-            steps.append(Step("insmod", m.name, path, e.reason, because, f"insmod {path} {opts or ''}", via,
-                              root.name, opts or "", m.alias, needed, config, False, permanent, note))
+            steps.append(Step(action="insmod", module=m.name, path=path, reason=e.reason, because=because,
+                              line=f"insmod {path} {opts or ''}", via=via, root=root.name, options=opts or "",
+                              alias=m.alias, needed_by=needed, config=config, builtin=False, permanent=permanent,
+                              note=note))
     return steps
 
 
@@ -420,14 +426,14 @@ def plan_load(
 
 
 def plan_one_load(lk: Libkmod, ctx: PlanContext, target: str, extra: str | None,
-                   loaded: frozenset[str] | None) -> Plan:
+                  loaded: frozenset[str] | None) -> Plan:
     before = len(lk.messages)
     notes: list[str] = []
     if _is_path_target(target):
         m = lk.new_from_path(target)
         if isinstance(m, str):
             msg = f"Failed to get module from path {target}: No such file or directory"
-            return Plan(target, False, (), None, msg, msg, ())
+            return Plan(target=target, remove=False, resolved=(), found_by=None, error=msg, kmod_message=msg, steps=())
         mods: list[KModule] = [m]
         how: str | None = "file"
         err: str | None = None
@@ -443,13 +449,14 @@ def plan_one_load(lk: Libkmod, ctx: PlanContext, target: str, extra: str | None,
         mods, how, err = lk.lookup(target)
     if not mods or err is not None:
         msg = _not_found(target, ctx.dirname)
-        return Plan(target, False, tuple(m.name for m in mods), how, err or msg, msg, (), tuple(notes),
-                    tuple(lk.messages[before:]))
+        return Plan(target=target, remove=False, resolved=tuple(m.name for m in mods), found_by=how,
+                    error=err or msg, kmod_message=msg, steps=(), notes=tuple(notes),
+                    messages=tuple(lk.messages[before:]))
     steps: list[Step] = []
     for m in mods:
         steps.extend(probe_steps(lk, m, extra, target, how, loaded, notes))
-    return Plan(target, False, tuple(m.name for m in mods), how, None, None, tuple(steps), tuple(notes),
-                tuple(lk.messages[before:]))
+    return Plan(target=target, remove=False, resolved=tuple(m.name for m in mods), found_by=how, error=None,
+                kmod_message=None, steps=tuple(steps), notes=tuple(notes), messages=tuple(lk.messages[before:]))
 
 
 # --------------------------------------------------------------------------
@@ -499,8 +506,9 @@ class _Remover:
             note = "built into the kernel: it can never be unloaded"
         elif permanent:
             note = "no exit function: the kernel refuses to unload it"
-        self.steps.append(Step(action, mod.name, path, reason, because, line, via.name if via else None, root.name,
-                               "", mod.alias, (), config, builtin, permanent, note))
+        self.steps.append(Step(action=action, module=mod.name, path=path, reason=reason, because=because, line=line,
+                               via=via.name if via else None, root=root.name, options="", alias=mod.alias,
+                               needed_by=(), config=config, builtin=builtin, permanent=permanent, note=note))
 
     def remove_module(self, mod: KModule, reason: Reason, because: tuple[str, ...], via: KModule | None,
                       root: KModule) -> bool:
@@ -597,11 +605,13 @@ def plan_remove(
         mods, how, err = lk.lookup(target)
         if err is not None:
             # kmod tools/modprobe.c (rmmod): a failed lookup returns without a message.
-            plans.append(Plan(target, True, (), None, err, None, (), (), tuple(lk.messages[before:])))
+            plans.append(Plan(target=target, remove=True, resolved=(), found_by=None, error=err, kmod_message=None,
+                              steps=(), notes=(), messages=tuple(lk.messages[before:])))
             continue
         if not mods:
             msg = f"Module {target} not found."
-            plans.append(Plan(target, True, (), None, msg, msg, (), (), tuple(lk.messages[before:])))
+            plans.append(Plan(target=target, remove=True, resolved=(), found_by=None, error=msg, kmod_message=msg,
+                              steps=(), notes=(), messages=tuple(lk.messages[before:])))
             continue
         rem = _Remover(lk, state)
         error: str | None = None
@@ -617,8 +627,9 @@ def plan_remove(
             if not ok:
                 error = message = rem.errors[-1] if rem.errors else "removal failed"
                 break
-        plans.append(Plan(target, True, tuple(m.name for m in mods), how, error, message, tuple(rem.steps),
-                          tuple(rem.notes), tuple(lk.messages[before:])))
+        plans.append(Plan(target=target, remove=True, resolved=tuple(m.name for m in mods), found_by=how,
+                          error=error, kmod_message=message, steps=tuple(rem.steps), notes=tuple(rem.notes),
+                          messages=tuple(lk.messages[before:])))
     return tuple(plans)
 
 
@@ -656,4 +667,5 @@ def plan_targets(
         plans = plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state)
     else:
         plans = plan_load(ctx, targets, options=options, loaded=state)
-    return PlanSet(ctx.dirname, ctx.data.version, ctx.source, ctx.config.files, plans, remove, ctx.config.messages)
+    return PlanSet(dirname=ctx.dirname, version=ctx.data.version, source=ctx.source, config_files=ctx.config.files,
+                   plans=plans, remove=remove, messages=ctx.config.messages)
