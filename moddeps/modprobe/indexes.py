@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..depmod.index import Index, IndexFormatError
+from ..depmod.index import Index, IndexFormatError, Reader
 from ..errors import CycleError, InputError, UsageError
 from ..kmodnames import basedir_of
 from ..model import Module, fsdecode, fsencode
@@ -48,7 +48,6 @@ OPTIONAL_INDEX = "modules.builtin.alias"
 UNRELATED_TREE_BASEDIR = "/nonexistent-moddeps-basedir"
 
 SourceKind = Literal["index", "scan"]
-Reader = Literal["mmap", "stdio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class TreeData:
     def version(self) -> str:
         return os.path.basename(self.dirname.rstrip("/"))
 
-    # -- index lookups (libkmod-index.c semantics, §10 of shared/specs/index-bin.md) --
+    # -- index lookups, with libkmod's semantics (docs/index-format.md; libkmod/libkmod-index.c@v34.2) --
 
     def exact(self, index: str, key: str) -> str | None:
         idx = self.indexes.get(index)
