@@ -51,11 +51,11 @@ class Closure:
         return 0 if not self.errors and not self.problems else 1
 
 
-
 # --------------------------------------------------------------------------
-# Closure (initramfs)
+# Firmware
 # --------------------------------------------------------------------------
 
+#: The names the kernel's loader tries, in its order: plain, then zstd and xz compressed (when built with them).
 _FW_SUFFIXES = ("", ".zst", ".xz")
 
 
@@ -67,6 +67,22 @@ def _firmware_dirs(dirname: str, version: str) -> list[str]:
         base = ""  # a module directory outside any lib/modules: the host's firmware directories
     return [f"{base}/lib/firmware/updates/{version}", f"{base}/lib/firmware/updates",
             f"{base}/lib/firmware/{version}", f"{base}/lib/firmware"]
+
+
+def _find_firmware(name: str, dirs: Sequence[str]) -> str | None:
+    """The first file the kernel would load for ``name``: the directories in
+    order, each with the plain name then the compressed ones."""
+    for d in dirs:
+        for suffix in _FW_SUFFIXES:
+            cand = f"{d}/{name}{suffix}"
+            if os.path.isfile(cand):
+                return cand
+    return None
+
+
+# --------------------------------------------------------------------------
+# Closure (initramfs)
+# --------------------------------------------------------------------------
 
 
 def closure(
@@ -192,15 +208,7 @@ def closure(
             if fw in fw_seen:
                 continue
             fw_seen.add(fw)
-            found = None
-            for d in dirs:
-                for suffix in _FW_SUFFIXES:
-                    cand = f"{d}/{fw}{suffix}"
-                    if os.path.isfile(cand):
-                        found = cand
-                        break
-                if found:
-                    break
+            found = _find_firmware(fw, dirs)
             items.append(ClosureItem(kind="firmware", name=fw, path=found or f"{dirs[-1]}/{fw}", reason="firmware",
                                      because=(f"firmware={fw} (modinfo of {item.name})",), via=item.name,
                                      exists=found is not None))

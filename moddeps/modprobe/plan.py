@@ -1,8 +1,10 @@
 """Load and unload plans, exactly as kmod 30's ``modprobe`` makes them, with the reasons.
 
 What ``modprobe --show-depends TARGET`` does (kmod tools/modprobe.c and
-libkmod/libkmod-module.c, libkmod.c), step by step; this module repeats each
-step on moddeps' data and records why every module ends up in the plan:
+libkmod/libkmod-module.c, libkmod.c), step by step; the ``moddeps.modprobe``
+package repeats each step on moddeps' data and records why every module ends
+up in the plan (step 1: :mod:`.config` and :func:`open_context`; 2:
+:mod:`.indexes`; 3 to 6: :mod:`.libkmod`; 7, 8 and unloading: this module):
 
 1. **Context.**  The module directory is ``ROOT/lib/modules/VERSION``
    (``-d``/``-S``), made absolute with the working directory and never
@@ -67,8 +69,10 @@ Differences from kmod 30, all deliberate: a target starting with ``/`` or
 ``./`` is a module file (kmod 31's modprobe; kmod 30 says "not found"); the
 running kernel's ``/proc/cmdline`` and ``/sys/module`` are never read (give
 ``kernel_cmdline`` and ``loaded`` to reproduce a host); weakdeps (kmod 33)
-are followed by :func:`moddeps.modprobe.closure.closure` only, never printed by a load plan.
+are followed by :func:`moddeps.modprobe.closure.closure` only, never printed
+by a load plan.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,6 +82,7 @@ from typing import Literal
 
 from ..depmod.index import alias_normalize
 from ..errors import UsageError
+from ..kmodnames import MODULE_DIRECTORIES
 from ..model import fsdecode, fsencode
 from . import config as modprobe_config
 from .config import ModprobeConfig
@@ -170,7 +175,7 @@ class PlanSet:
 
 
 # --------------------------------------------------------------------------
-# kmod's small string functions
+# modprobe's command line, the kernel's state
 # --------------------------------------------------------------------------
 
 
@@ -183,8 +188,6 @@ def modprobe_dirname(basedir: str | None, version: str | None) -> str:
     ``usr/lib/modules/VERSION`` gives the latter (a kmod built with
     MODULE_DIRECTORY=/usr/lib/modules, as on Fedora and Arch).
     """
-    from ..kmodnames import MODULE_DIRECTORIES
-
     release = version or os.uname().release
     path = make_absolute(f"{basedir or ''}/lib/modules/{release}")
     if not os.path.isdir(path):
@@ -223,7 +226,6 @@ def _options_concat(opt: str | None, extra: str | None) -> str | None:
     if not opt and not extra:
         return None
     return (opt + " " if opt is not None else "") + (extra or "")
-
 
 
 # --------------------------------------------------------------------------
@@ -631,7 +633,6 @@ def plan_remove(
                           error=error, kmod_message=message, steps=tuple(rem.steps), notes=tuple(rem.notes),
                           messages=tuple(lk.messages[before:])))
     return tuple(plans)
-
 
 
 # --------------------------------------------------------------------------
