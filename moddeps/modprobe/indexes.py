@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..depmod.index import Index, IndexFormatError, Reader
 from ..errors import CycleError, InputError, UsageError
+from ..globmatch import fnmatch
 from ..kmodnames import basedir_of
 from ..model import Module, fsdecode, fsencode
 
@@ -111,8 +112,6 @@ class TreeData:
 
     def alias_patterns(self, index: str, query: str, module: str) -> list[str]:
         """The stored patterns of ``index`` that matched ``query`` for ``module`` (for reasons only)."""
-        from ..globmatch import fnmatch
-
         by_value = self._patterns.get(index)
         if by_value is None:
             by_value = {}
@@ -136,7 +135,7 @@ class TreeData:
             return None
         key = path
         if key not in self._modules:
-            from ..elfreader import read_module_or_broken
+            from ..elfreader import read_module_or_broken  # here: only an indexed tree reads files (start-up cost)
 
             if os.path.isfile(path):
                 m = read_module_or_broken(path)
@@ -184,6 +183,7 @@ def index_state(dirname: str, basedir: str = "") -> tuple[bool, str]:
     external), at the same paths; and none of them is newer than
     ``modules.dep.bin`` (depmod -A's test).  Returns (current, reason).
     """
+    # imported here, not at the top: planning from given indexes never walks the tree (start-up cost)
     from .. import config as depmod_config
     from ..scanner import discover
 
@@ -278,7 +278,7 @@ def open_tree(
     if kind == "index":
         indexes: dict[str, Index | None] = {}
         for name in INDEX_FILES:
-            from ..scanner import read_optional
+            from ..scanner import read_optional  # here: the scanner is big (start-up cost)
 
             data = read_optional(f"{dirname}/{name}.bin")  # regular files only, bounded
             indexes[name] = None if data is None else _parse_or_none(data, f"{dirname}/{name}.bin")
@@ -295,6 +295,7 @@ def _scanned(
     jobs: int | None,
     progress: Callable[[int, int], None] | None,
 ) -> TreeData:
+    # imported here, not at the top: only a scan needs depmod (start-up cost)
     from .. import config as depmod_cfg
     from ..depmod.run import render_files
     from ..resolve import resolve
