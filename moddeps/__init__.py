@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from .kmodversion import KmodTarget
     from .model import Export, FileProblem, Import, Module, SignatureFacts
     from .modinfo import ModuleInfo
-    from .plan import Closure, ClosureItem, Plan, PlanContext, PlanSet, Source, Step
+    from .modprobe.closure import Closure, ClosureItem
+    from .modprobe.indexes import Source
+    from .modprobe.plan import Plan, PlanContext, PlanSet, Step
     from .read.scan import Duplicate, Tree
     from .read.walk import ModuleFile
     from .resolve import Resolution
@@ -57,7 +59,9 @@ _WHERE = {
     "moddeps.read.walk": ("ModuleFile",),
     "moddeps.resolve": ("Resolution",),
     "moddeps.kmodversion": ("KmodTarget",),
-    "moddeps.plan": ("Closure", "ClosureItem", "Plan", "PlanContext", "PlanSet", "Source", "Step"),
+    "moddeps.modprobe.plan": ("Plan", "PlanContext", "PlanSet", "Step"),
+    "moddeps.modprobe.indexes": ("Source",),
+    "moddeps.modprobe.closure": ("Closure", "ClosureItem"),
     "moddeps.audit": ("AuditResult", "Finding"),
     "moddeps.compat": ("CompatResult", "SignatureVerdict", "Verdict"),
     "moddeps.abidiff": ("Change", "DiffResult", "ExportInfo", "Side"),

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from .kmodversion import KmodTarget
     from .model import KernelSymbols, Module
     from .modinfo import ModuleInfo
-    from .plan import Closure, Plan, PlanContext, PlanSet
+    from .modprobe.closure import Closure
+    from .modprobe.plan import Plan, PlanContext, PlanSet
     from .read.cache import ScanCache
     from .read.scan import Tree
     from .resolve import Resolution
@@ -302,21 +303,21 @@ def plan_context(
     :class:`CycleError` when a scanned tree has dependency cycles (depmod
     would write no index), :class:`UsageError` for a bad ``source``.
     """
-    from .plan import open_context
+    from .modprobe.plan import open_context
 
     return open_context(_dir(dirname), config_paths=_paths(config), kernel_cmdline=kernel_cmdline, source=source,
                         jobs=jobs)
 
 
 def _context(tree: StrPath | PlanContext) -> PlanContext:
-    from .plan import PlanContext
+    from .modprobe.plan import PlanContext
 
     return tree if isinstance(tree, PlanContext) else plan_context(tree)
 
 
 def _plan_set(ctx: PlanContext, plans: tuple[Plan, ...], remove: bool) -> PlanSet:
     """The plans of one modprobe run, with what the run read (as the command reports them)."""
-    from .plan import PlanSet
+    from .modprobe.plan import PlanSet
 
     return PlanSet(ctx.dirname, ctx.data.version, ctx.source, ctx.config.files, plans, remove, ctx.config.messages)
 
@@ -340,7 +341,7 @@ def plan_load(
     ``Plan`` with ``error`` set.  Raises what :func:`plan_context` raises,
     and :class:`UsageError` for options with several targets.
     """
-    from .plan import plan_load as load
+    from .modprobe.plan import plan_load as load
 
     ctx = _context(tree)
     return _plan_set(ctx, load(ctx, targets, options=options, loaded=loaded), remove=False)
@@ -361,7 +362,7 @@ def plan_remove(
     its plan (``Plan.error``), unused dependencies follow.  Raises what
     :func:`plan_context` raises.
     """
-    from .plan import plan_remove as remove
+    from .modprobe.plan import plan_remove as remove
 
     ctx = _context(tree)
     return _plan_set(ctx, remove(ctx, targets, remove_holders=remove_holders, loaded=loaded), remove=True)
@@ -386,7 +387,7 @@ def closure(
     tree's root (``ROOT/lib/firmware/updates/VERSION``, ...,
     ``ROOT/lib/firmware``).  Raises what :func:`plan_context` raises.
     """
-    from .plan import closure as compute
+    from .modprobe.closure import closure as compute
 
     ctx = _context(tree)
     dirs = None if firmware_dirs is None else [os.fspath(d) for d in firmware_dirs]

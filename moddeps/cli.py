@@ -1145,9 +1145,9 @@ def plan(
     from .errors import InputError, UsageError
 
     with _errors():
-        from .plan import (
+        from .modprobe.closure import closure
+        from .modprobe.plan import (
             PlanSet,
-            closure,
             loaded_from_proc_modules,
             modprobe_dirname,
             open_context,

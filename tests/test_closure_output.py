@@ -17,7 +17,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from moddeps.plan import Closure, ClosureItem, Source
+from moddeps.modprobe.closure import Closure, ClosureItem
+from moddeps.modprobe.indexes import Source
 from moddeps.report.plan import closure_document, closure_lines
 
 REPO = Path(__file__).resolve().parent.parent

@@ -235,7 +235,7 @@ def test_patterns_whose_bracket_end_depends_on_the_byte_use_the_stepwise_loop(br
 def test_the_planner_asks_each_name_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """2,000 aliases that all match the target lead to module ``b`` 2,000 times: the alias
     lookups are remembered per name (without that, 4 million matches: 31 s in ``plan``)."""
-    from moddeps.modprobe_config import parse_text as parse_modprobe
+    from moddeps.modprobe.config import parse_text as parse_modprobe
 
     text = "".join(f"alias {'*a' * (k % 37 + 1)}*[b] b\n" for k in range(2000)).encode()
     cfg = parse_modprobe(text, "x.conf")
@@ -246,7 +246,7 @@ def test_the_planner_asks_each_name_once(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append(subject)
         return real(pattern, subject)
 
-    monkeypatch.setattr("moddeps.modprobe_config.fnmatch", counting)
+    monkeypatch.setattr("moddeps.modprobe.config.fnmatch", counting)
     target = "a" * 4000 + "b"
     for _ in range(2000):
         assert len(cfg.aliases_matching(target)) == 2000

@@ -1,4 +1,4 @@
-"""Load/unload plans and closures on small synthetic trees (moddeps.plan, moddeps.modprobe_config).
+"""Load/unload plans and closures on small synthetic trees (moddeps.modprobe).
 
 The trees are built with tests/kobuild.py and indexed with moddeps' own
 depmod.  Expected lines were checked against kmod 30's modprobe; when that
@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from moddeps import modprobe_config as mc
 from moddeps.depmod.run import DepmodOptions, run
-from moddeps.plan import (
+from moddeps.modprobe import config as mc
+from moddeps.modprobe.closure import closure
+from moddeps.modprobe.indexes import index_state
+from moddeps.modprobe.plan import (
     PlanContext,
-    closure,
     cmdline_options,
-    index_state,
     modprobe_dirname,
     open_context,
     plan_load,

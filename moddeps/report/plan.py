@@ -1,6 +1,6 @@
 """Renderings of load/unload plans and closures: modprobe's text, JSON, rich trees.
 
-Renderers only render: the decisions are in :mod:`moddeps.plan`.
+Renderers only render: the decisions are in :mod:`moddeps.modprobe`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree as RichTree
 
-from ..plan import Closure, ClosureItem, Plan, PlanSet, Source, Step
+from ..modprobe.closure import Closure, ClosureItem
+from ..modprobe.indexes import Source
+from ..modprobe.plan import Plan, PlanSet, Step
 from .render import document, record
 
 __all__ = [

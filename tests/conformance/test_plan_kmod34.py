@@ -1,4 +1,4 @@
-"""``moddeps plan --show-depends`` against Debian 13's kmod 34.2 ``modprobe
+"""``moddeps.modprobe --show-depends`` against Debian 13's kmod 34.2 ``modprobe
 --show-depends`` on the Debian 13 (6.12) and Debian 14 (7.x) cloud trees.
 
 Each tree is copied (with ``lib -> usr/lib``, as Debian's kmod needs, see
@@ -11,7 +11,7 @@ concrete modalias strings, ``symbol:`` targets, unknown names):
   --kernel-cmdline /proc/cmdline --show-depends X`` against ``modprobe -C
   EMPTY -d ROOT -S VERSION --show-depends X``, for a sample (one process per
   target on each side);
-* the library (``moddeps.plan``) for every module, built-in, symbol and
+* the library (``moddeps.modprobe``) for every module, built-in, symbol and
   unknown target and a sample of the aliases, load and (for modules) remove.
 
 modprobe reads the running kernel's ``/proc/cmdline`` (module options), so
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from moddeps.plan import modprobe_dirname, open_context, plan_load, plan_remove
+from moddeps.modprobe.plan import modprobe_dirname, open_context, plan_load, plan_remove
 from tests.conformance.debian import NEW_TREES, KernelTree, KmodCmd
 from tests.conformance.test_plan_vs_modprobe import _kernel_cmdline, tree_targets
 
@@ -97,7 +97,7 @@ def test_cli_show_depends(tree: KernelTree, indexed34: Path, kmod34: KmodCmd, em
         mine = list(pool.map(lambda ct: ours(ct[1]), chosen))
     bad = [(f"[{cat}] {target!r}", k[0], k[1], o[0], o[1])
            for (cat, target), k, o in zip(chosen, theirs, mine, strict=True) if k != o]
-    summary.append(f"moddeps plan --show-depends (command line) vs kmod 34.2 modprobe {tree.package}: "
+    summary.append(f"moddeps.modprobe --show-depends (command line) vs kmod 34.2 modprobe {tree.package}: "
                    f"{len(chosen) - len(bad)}/{len(chosen)} identical in {time.monotonic() - t0:.0f} s "
                    f"({sum(1 for k in theirs if k[1] == 0)} found by modprobe)")
     assert sum(1 for k in theirs if k[1] == 0 and "insmod " in k[0]) > 30
@@ -126,7 +126,7 @@ def test_library_show_depends(tree: KernelTree, indexed34: Path, kmod34: KmodCmd
         o = (show_depends_text(plans), 0 if all(p.ok for p in plans) else 1)
         if k != o:
             bad.append((f"[{cat}] {'-r ' if remove else ''}{target!r}", k[0], k[1], o[0], o[1]))
-    summary.append(f"moddeps.plan --show-depends vs kmod 34.2 modprobe {tree.package}: "
+    summary.append(f"moddeps.modprobe --show-depends vs kmod 34.2 modprobe {tree.package}: "
                    f"{len(cases) - len(bad)}/{len(cases)} identical in {time.monotonic() - t0:.0f} s ("
                    + ", ".join(f"{len(v)} {k}" for k, v in targets.items()) + f", {len(targets['module'])} -r)")
     assert len(targets["module"]) > 500

@@ -33,7 +33,7 @@ import pytest
 
 from moddeps.globmatch import fnmatch
 from moddeps.model import modname_from_path
-from moddeps.plan import PlanContext, modprobe_dirname, open_context, plan_load, plan_remove
+from moddeps.modprobe.plan import PlanContext, modprobe_dirname, open_context, plan_load, plan_remove
 from moddeps.report.plan import show_depends_text
 from tests.conformance import debian
 from tests.conformance.conftest import unavailable

@@ -278,7 +278,7 @@ def modprobe_text(draw: st.DrawFn) -> bytes:
 def test_modprobe_config_lines(data: bytes, target: str) -> None:
     """Any modprobe.d text parses within the bound, every message is one kmod-style line, and
     every lookup the planner makes answers (the alias patterns are glob-matched) within the bound."""
-    from moddeps.modprobe_config import parse_text as parse_modprobe
+    from moddeps.modprobe.config import parse_text as parse_modprobe
 
     with time_limit(TIME_BOUND, "modprobe.d"):
         cfg = parse_modprobe(data, "fuzz.conf")
@@ -322,7 +322,7 @@ def test_config_directories_with_a_fifo_or_a_device_never_wait(tmp_path: Path, k
     skipped (kmod would wait on the FIFO for ever), the other files still read."""
     import os
 
-    from moddeps.modprobe_config import load as load_modprobe
+    from moddeps.modprobe.config import load as load_modprobe
 
     (tmp_path / "a.conf").write_text("search updates\nalias foo bar\n")
     special = tmp_path / "b.conf"

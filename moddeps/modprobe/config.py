@@ -37,16 +37,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .globmatch import fnmatch
-from .inputfiles import try_read
-from .model import fsdecode, fsencode, printable
+from ..globmatch import fnmatch
+from ..inputfiles import try_read
+from ..model import fsdecode, fsencode, printable
 
 __all__ = [
     "Alias",
     "Blacklist",
     "Command",
     "ModprobeConfig",
-    "Options",
+    "ModprobeOptions",
     "Rule",
     "Softdep",
     "Weakdep",
@@ -90,7 +90,7 @@ class Alias:
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
+class ModprobeOptions:
     modname: str  # a module name or a config alias pattern, matched with == (not fnmatch)
     options: str  # as written after the name, tabs turned into spaces
     rule: Rule
@@ -131,7 +131,7 @@ class ModprobeConfig:
     """Everything libkmod knows from modprobe.d, in libkmod's list order."""
 
     aliases: tuple[Alias, ...] = ()
-    options: tuple[Options, ...] = ()
+    options: tuple[ModprobeOptions, ...] = ()
     install: tuple[Command, ...] = ()
     remove: tuple[Command, ...] = ()
     blacklist: tuple[Blacklist, ...] = ()
@@ -154,7 +154,7 @@ class ModprobeConfig:
             found = self._alias_memo[name] = tuple(a for a in self.aliases if fnmatch(fsencode(a.pattern), key))
         return list(found)
 
-    def options_for(self, name: str, alias: str | None) -> tuple[str | None, tuple[Options, ...]]:
+    def options_for(self, name: str, alias: str | None) -> tuple[str | None, tuple[ModprobeOptions, ...]]:
         """kmod libkmod/libkmod-module.c (kmod_module_get_options): the options of every
         entry whose name equals the module name or the alias it was found through,
         joined with single spaces; empty entries are skipped.  None when there are none."""
@@ -336,7 +336,7 @@ def logical_lines(data: bytes) -> list[tuple[int, bytes]]:
 @dataclass(slots=True)
 class _Acc:
     aliases: list[Alias] = field(default_factory=list)
-    options: list[Options] = field(default_factory=list)
+    options: list[ModprobeOptions] = field(default_factory=list)
     install: list[Command] = field(default_factory=list)
     remove: list[Command] = field(default_factory=list)
     blacklist: list[Blacklist] = field(default_factory=list)
@@ -346,9 +346,10 @@ class _Acc:
     notes: list[str] = field(default_factory=list)
 
     def freeze(self, files: Sequence[str]) -> ModprobeConfig:
-        return ModprobeConfig(tuple(self.aliases), tuple(self.options), tuple(self.install), tuple(self.remove),
-                              tuple(self.blacklist), tuple(self.softdeps), tuple(self.weakdeps), tuple(files),
-                              tuple(self.messages), tuple(self.notes))
+        return ModprobeConfig(aliases=tuple(self.aliases), options=tuple(self.options), install=tuple(self.install),
+                              remove=tuple(self.remove), blacklist=tuple(self.blacklist),
+                              softdeps=tuple(self.softdeps), weakdeps=tuple(self.weakdeps), files=tuple(files),
+                              messages=tuple(self.messages), notes=tuple(self.notes))
 
 
 def parse_text(data: bytes, filename: str, *, weakdep_only: bool = False) -> ModprobeConfig:
@@ -398,7 +399,7 @@ def _parse_into(acc: _Acc, data: bytes, filename: str, *, weakdep_only: bool = F
                 ok = False
             elif cmd == "options":
                 # kmod_config_add_options: tabs become spaces, leading blanks stay.
-                acc.options.append(Options(m, rest.replace("\t", " "), rule))
+                acc.options.append(ModprobeOptions(m, rest.replace("\t", " "), rule))
             elif cmd == "install":
                 acc.install.append(Command(m, rest, rule))
             elif cmd == "remove":
@@ -545,7 +546,7 @@ def _cmdline_into(acc: _Acc, text: str | bytes) -> None:
             acc.messages.append(
                 f"ERROR: Ignoring bad option on kernel command line while parsing module name: '{modname}'")
             continue
-        acc.options.append(Options(m, param, rule))
+        acc.options.append(ModprobeOptions(m, param, rule))
 
 
 def _cmdline_items(buf: str) -> Iterable[tuple[str, str]]:
