@@ -77,7 +77,7 @@ KmodVersionOpt = Annotated[str | None, typer.Option(
 
 
 
-def _cache_path(cache: str | None, no_cache: bool) -> str | None:
+def cache_path(cache: str | None, no_cache: bool) -> str | None:
     if no_cache:
         return None
     from ..cache import default_path
@@ -86,27 +86,27 @@ def _cache_path(cache: str | None, no_cache: bool) -> str | None:
 
 
 @contextmanager
-def _scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
+def scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
     """The scan cache for one command (None with --no-cache), closed at the end,
     where its problem, if any, is said once."""
-    path = _cache_path(cache, no_cache)
+    path = cache_path(cache, no_cache)
     if path is None:
         yield None
         return
     from ..cache import ScanCache
 
-    bound = _cache_bound()
+    bound = cache_bound()
     c = ScanCache(path)
     try:
         yield c
     finally:
         if c.problem:
-            _err(f"note: {c.problem}")
+            err(f"note: {c.problem}")
         c.close()
-        _maintain_cache(path, bound)
+        maintain_cache(path, bound)
 
 
-def _cache_bound() -> int | None:
+def cache_bound() -> int | None:
     """The automatic bound of the cache's size ($MODDEPS_CACHE_MAX_SIZE; a bad value is a usage error)."""
     from ..cache import env_max_size
     from ..errors import UsageError
@@ -117,7 +117,7 @@ def _cache_bound() -> int | None:
         raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
 
 
-def _maintain_cache(path: str, bound: int | None) -> None:
+def maintain_cache(path: str, bound: int | None) -> None:
     """Date what this run wrote to the cache and keep it under its bound (a problem: a note, never a failure)."""
     import sqlite3
 
@@ -126,21 +126,21 @@ def _maintain_cache(path: str, bound: int | None) -> None:
     try:
         pruned = maintain(path, max_size=bound)
     except (sqlite3.Error, OSError) as exc:
-        _err(f"note: scan cache {path} not maintained ({exc})")
+        err(f"note: scan cache {path} not maintained ({exc})")
         return
     if pruned is not None:
-        _err(f"note: scan cache {path} was over its bound ({_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): pruned,"
-             f" oldest first, from {_bytes(pruned.size_before)} to {_bytes(pruned.size_after)}")
+        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): pruned,"
+             f" oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
 
 
-def _bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
 
 
-def _err(message: str) -> None:
+def err(message: str) -> None:
     """One diagnostic on stderr; bytes read from files (surrogate escapes) are written back as they were."""
     text = f"moddeps: {message}\n"
     buffer = getattr(sys.stderr, "buffer", None)
@@ -166,7 +166,7 @@ def version_text() -> str:
     return f"moddeps {__version__}\nmatches kmod {', '.join(str(v) for v in SUPPORTED)}\n"
 
 
-def _show_version(value: bool) -> None:
+def show_version(value: bool) -> None:
     if value:
         sys.stdout.write(version_text())
         raise typer.Exit(0)
@@ -177,14 +177,14 @@ def _main(
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show tracebacks of errors (for bug reports); exit statuses stay the same.")] = False,
     _version: Annotated[bool, typer.Option(
-        "--version", is_eager=True, callback=_show_version,
+        "--version", is_eager=True, callback=show_version,
         help="Print moddeps' version and the kmod releases it matches, and exit.")] = False,
 ) -> None:
     _state["debug"] = debug
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def exit_on_error() -> Iterator[None]:
     """Map domain errors to one stderr line and their exit status."""
     from ..errors import ModdepsError
 
@@ -193,10 +193,10 @@ def _errors() -> Iterator[None]:
     except ModdepsError as exc:
         if _state["debug"]:
             _traceback()
-        _err(f"error: {exc}")
+        err(f"error: {exc}")
         raise typer.Exit(exc.exit_status) from None
     except KeyboardInterrupt:
-        _err("interrupted")
+        err("interrupted")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -207,7 +207,7 @@ def _errors() -> Iterator[None]:
     except Exception as exc:  # a bug: one line, the traceback with --debug
         if _state["debug"]:
             _traceback()
-        _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise typer.Exit(70) from None
 
 
@@ -221,7 +221,7 @@ def _traceback() -> None:
 
 
 @contextmanager
-def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
+def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if not enabled or not sys.stderr.isatty():
         yield None
@@ -241,13 +241,13 @@ def _progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] |
         yield update
 
 
-def _stdout() -> Any:
+def stdout_console() -> Any:
     from rich.console import Console
 
     return Console(soft_wrap=False)
 
 
-def _format(fmt: str | None, json_out: bool) -> str:
+def output_format(fmt: str | None, json_out: bool) -> str:
     """The rendering asked for: ``text``, ``table`` or ``json`` (:func:`moddeps.report.render.choose`)."""
     from ..errors import UsageError
     from ..report.render import FORMATS, choose
@@ -259,10 +259,11 @@ def _format(fmt: str | None, json_out: bool) -> str:
     return choose(fmt, json_out)
 
 
-def _plain(lines: list[str]) -> None:
-    from ..report.render import write_lines
+def write_lines(lines: list[str]) -> None:
+    """Plain-text lines on stdout, bytes read from files written back as they were."""
+    from ..report.render import write_lines as write
 
-    write_lines(lines)
+    write(lines)
 
 
 def default_tree() -> tuple[str, bool]:
@@ -290,7 +291,7 @@ def sample_tree() -> str:
     return str(root / versions[0])
 
 
-def _resolve_tree(tree: str | None, basedir: str | None, version: str | None,
+def resolve_tree(tree: str | None, basedir: str | None, version: str | None,
                   allow_sample: bool = False) -> tuple[str, str | None]:
     """A module directory from TREE or -b/-k; returns (dirname, note for stderr).
 
@@ -318,15 +319,15 @@ def _resolve_tree(tree: str | None, basedir: str | None, version: str | None,
     )
     return path, note
 
-def _scan(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
+def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
           no_cache: bool = False, config: Any = None) -> Any:
     from ..scanner import scan_tree
 
-    with _scan_cache(cache, no_cache) as c, _progress(show_progress, "reading modules") as cb:
+    with scan_cache(cache, no_cache) as c, progress(show_progress, "reading modules") as cb:
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
 
 
-def _html_timestamp(wanted: bool) -> str | None:
+def html_timestamp(wanted: bool) -> str | None:
     """The time an --html report shows with --timestamp (UTC, to the second); None without it."""
     if not wanted:
         return None
@@ -335,7 +336,7 @@ def _html_timestamp(wanted: bool) -> str | None:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _basedir_of(dirname: str, basedir: str | None) -> str:
+def config_basedir(dirname: str, basedir: str | None) -> str:
     """BASEDIR for depmod.d: given, or the part before [usr/]lib/modules/VERSION."""
     if basedir is not None:
         return basedir
@@ -350,22 +351,22 @@ BasedirOpt = Annotated[str | None, typer.Option("--basedir", "-b")]
 KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")]
 
 
-def _load(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
+def load_resolved(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
           show_progress: bool = True) -> Any:
     """Scan a tree and resolve its symbols: (tree, resolution)."""
     from ..config import load as load_config
     from ..resolve import resolve
 
-    dirname, note = _resolve_tree(tree, basedir, version)
+    dirname, note = resolve_tree(tree, basedir, version)
     if note:
-        _err(note)
-    cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, basedir))
-    t = _scan(dirname, jobs, show_progress, config=cfg)
+        err(note)
+    cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
+    t = scan_dir(dirname, jobs, show_progress, config=cfg)
     paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
     return t, resolve(t.modules, paths)
 
 
-def _index_of(t: Any, name: str) -> int:
+def module_index(t: Any, name: str) -> int:
     from ..errors import InputError
 
     wanted = name.replace("-", "_")

@@ -16,16 +16,16 @@ from .app import (
     JsonOpt,
     NoCacheOpt,
     TimestampOpt,
-    _basedir_of,
-    _err,
-    _errors,
-    _format,
-    _html_timestamp,
-    _plain,
-    _resolve_tree,
-    _scan,
-    _stdout,
     app,
+    config_basedir,
+    err,
+    exit_on_error,
+    html_timestamp,
+    output_format,
+    resolve_tree,
+    scan_dir,
+    stdout_console,
+    write_lines,
 )
 
 
@@ -51,8 +51,8 @@ def audit(
     """Audit a module tree: cycles, duplicate exports, licence and namespace problems, stale indexes, ..."""
     from ..errors import UsageError
 
-    with _errors():
-        mode = _format(fmt, json_out)
+    with exit_on_error():
+        mode = output_format(fmt, json_out)
         json_out = mode == "json"
         if fail_on not in (None, "error", "warning", "never"):
             raise UsageError(f"--fail-on must be error, warning or never, not {fail_on!r}")
@@ -61,11 +61,11 @@ def audit(
         from ..audit import audit_tree
         from ..config import load as load_config
 
-        dirname, note = _resolve_tree(tree, basedir, version, allow_sample=True)
+        dirname, note = resolve_tree(tree, basedir, version, allow_sample=True)
         if note:
             # The sample tree is a demonstration, broken on purpose: its
             # findings do not fail the command unless --fail-on says so.
-            _err(note + " (exit status 0 unless --fail-on is given)")
+            err(note + " (exit status 0 unless --fail-on is given)")
             fail_on = fail_on or "never"
         kernel = None
         if symvers or system_map:
@@ -73,17 +73,17 @@ def audit(
 
             kernel = load_kernel_symbols(symvers, "symvers") if symvers else load_kernel_symbols(
                 system_map or "", "system.map")
-        cfg = load_config(None, os.path.basename(dirname), _basedir_of(dirname, basedir))
-        t = _scan(dirname, jobs, not json_out, cache, no_cache, cfg)
+        cfg = load_config(None, os.path.basename(dirname), config_basedir(dirname, basedir))
+        t = scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg)
         result = audit_tree(t, kernel)
         if html_file:
             from .. import kmodversion
             from ..report import html
 
-            kmod = kmodversion.select(None, _basedir_of(dirname, basedir)).describe()
+            kmod = kmodversion.select(None, config_basedir(dirname, basedir)).describe()
             html.write(html_file, html.render(html.audit_data(
-                t, result, kmod=kmod, inputs={"basedir (depmod.d)": _basedir_of(dirname, basedir)},
-                timestamp=_html_timestamp(timestamp))))
+                t, result, kmod=kmod, inputs={"basedir (depmod.d)": config_basedir(dirname, basedir)},
+                timestamp=html_timestamp(timestamp))))
         if json_out:
             from ..report.audit import audit_document
             from ..report.jsonout import dumps
@@ -92,9 +92,9 @@ def audit(
         elif mode == "text":
             from ..report.audit import audit_lines
 
-            _plain(audit_lines(result))
+            write_lines(audit_lines(result))
         else:
             from ..report.audit import render_audit
 
-            render_audit(_stdout(), result)
+            render_audit(stdout_console(), result)
         raise typer.Exit(result.exit_status(fail_on or "error"))

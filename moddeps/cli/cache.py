@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _bytes, _cache_bound, _errors, _plain, app
+from .app import app, cache_bound, exit_on_error, human_bytes, write_lines
 
 cache_app = typer.Typer(help="See and prune the scan cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -33,9 +33,9 @@ def cache_info(cache: CachePathOpt = None) -> None:
     from ..errors import InputError
     from ..report.render import record
 
-    with _errors():
+    with exit_on_error():
         path = cache or sc.default_path()
-        bound = _cache_bound()
+        bound = cache_bound()
         try:
             got = sc.info(path)
         except sqlite3.Error as exc:
@@ -44,12 +44,12 @@ def cache_info(cache: CachePathOpt = None) -> None:
         def when(t: float | None) -> str:
             return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        lines = [record("cache", got.path, got.size, _bytes(got.size) if got.exists else "absent"),
-                 record("bound", *((bound, _bytes(bound)) if bound else ("none", "-")))]
+        lines = [record("cache", got.path, got.size, human_bytes(got.size) if got.exists else "absent"),
+                 record("bound", *((bound, human_bytes(bound)) if bound else ("none", "-")))]
         lines += [record("table", t.name, t.rows, t.bytes, "current" if t.current else "old")
                   for t in got.tables]
         lines.append(record("written", when(got.oldest), when(got.newest)))
-        _plain(lines)
+        write_lines(lines)
 
 
 @cache_app.command("prune")
@@ -70,7 +70,7 @@ def cache_prune(
     from ..errors import OutputError, UsageError
     from ..report.render import sentence
 
-    with _errors():
+    with exit_on_error():
         try:
             age = None if older_than is None else sc.parse_age(older_than)
             size = None if max_size is None else sc.parse_size(max_size)
@@ -83,5 +83,5 @@ def cache_prune(
             raise OutputError(f"{path}: cannot prune the scan cache ({exc})") from None
         dropped = f"{len(r.dropped_tables)} old table(s) dropped ({', '.join(r.dropped_tables)})" \
             if r.dropped_tables else "no old table"
-        _plain([sentence(f"moddeps cache prune: {path}: {_bytes(r.size_before)} -> {_bytes(r.size_after)};"
-                         f" {dropped}; {r.deleted_rows} row(s) deleted")])
+        write_lines([sentence(f"moddeps cache prune: {path}: {human_bytes(r.size_before)} -> "
+                              f"{human_bytes(r.size_after)}; {dropped}; {r.deleted_rows} row(s) deleted")])

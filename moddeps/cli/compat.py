@@ -18,16 +18,16 @@ from .app import (
     KernelOpt,
     NoCacheOpt,
     TimestampOpt,
-    _basedir_of,
-    _err,
-    _errors,
-    _format,
-    _html_timestamp,
-    _plain,
-    _resolve_tree,
-    _scan,
-    _stdout,
     app,
+    config_basedir,
+    err,
+    exit_on_error,
+    html_timestamp,
+    output_format,
+    resolve_tree,
+    scan_dir,
+    stdout_console,
+    write_lines,
 )
 
 
@@ -77,8 +77,8 @@ def compat(
     """
     from ..errors import InputError, UsageError
 
-    with _errors():
-        mode = _format(fmt, json_out)
+    with exit_on_error():
+        mode = output_format(fmt, json_out)
         json_out = mode == "json"
         trees = [p for p in paths if os.path.isdir(p)]
         files = [p for p in paths if not os.path.isdir(p)]
@@ -96,9 +96,9 @@ def compat(
         # (module directory, BASEDIR, symbol list, its kind)
         targets: list[tuple[str, str | None, str | None, str]] = []
         if trees or basedir or version or not against:
-            dirname, note = _resolve_tree(trees[0] if trees else None, basedir, version)
+            dirname, note = resolve_tree(trees[0] if trees else None, basedir, version)
             if note:
-                _err(note)
+                err(note)
             targets.append((dirname, basedir, symvers or system_map, "system.map" if system_map else "symvers"))
         elif symvers or system_map:
             raise UsageError("--symvers/--system-map describe the target TREE: give it, or --against TREE:SYMVERS")
@@ -119,18 +119,18 @@ def compat(
             if not sym:
                 kernel, found_notes = find_kernel_symbols(dirname, bdir)
                 for line in found_notes:
-                    _err(f"note: {line}")
+                    err(f"note: {line}")
                 if kernel is None:
-                    _err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
+                    err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
                          "(give --symvers or --system-map)")
-            cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, bdir))
-            loaded.append((_scan(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
+            cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, bdir))
+            loaded.append((scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
                                 enforce_signatures=enforce_signatures)
         if html_file:
             from ..report import html
 
-            html.write(html_file, html.render(html.compat_data(results, timestamp=_html_timestamp(timestamp))))
+            html.write(html_file, html.render(html.compat_data(results, timestamp=html_timestamp(timestamp))))
         if json_out:
             from ..report.compat import compat_document
             from ..report.jsonout import dumps
@@ -139,9 +139,9 @@ def compat(
         elif mode == "text":
             from ..report.compat import compat_lines
 
-            _plain(compat_lines(results))
+            write_lines(compat_lines(results))
         else:
             from ..report.compat import render_compat
 
-            render_compat(_stdout(), results)
+            render_compat(stdout_console(), results)
         raise typer.Exit(matrix_exit_status(results))

@@ -12,13 +12,13 @@ from .app import (
     JobsOpt,
     KmodVersionOpt,
     NoCacheOpt,
-    _cache_bound,
-    _cache_path,
-    _err,
-    _errors,
-    _maintain_cache,
-    _show_version,
     app,
+    cache_bound,
+    cache_path,
+    err,
+    exit_on_error,
+    maintain_cache,
+    show_version,
 )
 
 
@@ -61,7 +61,7 @@ def depmod(
     no_cache: NoCacheOpt = False,
     kmod_version: KmodVersionOpt = None,
     _show: Annotated[bool, typer.Option(
-        "-V", "--version", is_eager=True, callback=_show_version,
+        "-V", "--version", is_eager=True, callback=show_version,
         help="Print moddeps' version and the kmod releases it matches, and exit (kmod's depmod -V).")] = False,
     # kmod 30-33 accept these and warn "Ignored deprecated option"; kmod 34 rejects them
     _u: Annotated[bool, _deprecated_opt("-u")] = False,
@@ -81,12 +81,12 @@ def depmod(
     """
     argv = list(args or [])
     version = argv[0] if argv else None
-    with _errors():
+    with exit_on_error():
         _depmod(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
             system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, warn_dups=warn, jobs=jobs,
-            cache=_cache_path(cache, no_cache), kmod_version=kmod_version,
+            cache=cache_path(cache, no_cache), kmod_version=kmod_version,
             deprecated=tuple(ctx.meta.get("moddeps.deprecated", ())),
         )
 
@@ -96,20 +96,20 @@ def _depmod(**kw: Any) -> None:
     from ..errors import DepmodFatal
 
     opts = DepmodOptions(**kw)
-    bound = _cache_bound() if opts.cache else None
+    bound = cache_bound() if opts.cache else None
     try:
-        result = run(opts, waiting=_err)
+        result = run(opts, waiting=err)
     except DepmodFatal as exc:
         for line in [*exc.messages, *exc.notes]:
-            _err(line)
+            err(line)
         raise typer.Exit(exc.exit_status) from None
     finally:
         if opts.cache:  # date what the run wrote to the cache, keep it under its bound
-            _maintain_cache(opts.cache, bound)
+            maintain_cache(opts.cache, bound)
     if opts.verbose and result.kmod is not None:
-        _err(f"NOTE: {result.kmod.describe()}")
+        err(f"NOTE: {result.kmod.describe()}")
     for line in [*result.messages, *result.extra]:
-        _err(line)
+        err(line)
     out = sys.stdout.buffer
     for line in result.verbose_lines:
         out.write(line.encode("utf-8", "surrogateescape") + b"\n")

@@ -16,14 +16,14 @@ from .app import (
     JsonOpt,
     NoCacheOpt,
     TimestampOpt,
-    _basedir_of,
-    _errors,
-    _format,
-    _html_timestamp,
-    _plain,
-    _scan,
-    _stdout,
     app,
+    config_basedir,
+    exit_on_error,
+    html_timestamp,
+    output_format,
+    scan_dir,
+    stdout_console,
+    write_lines,
 )
 
 
@@ -49,8 +49,8 @@ def diff_cmd(
     """
     from ..errors import InputError
 
-    with _errors():
-        mode = _format(fmt, json_out)
+    with exit_on_error():
+        mode = output_format(fmt, json_out)
         json_out = mode == "json"
         from ..abidiff import diff as abi_diff
         from ..abidiff import side_from_symvers, side_from_tree
@@ -60,8 +60,8 @@ def diff_cmd(
         for p in (old, new):
             if os.path.isdir(p):
                 dirname = p.rstrip("/") or "/"
-                cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), _basedir_of(dirname, None))
-                sides.append(side_from_tree(_scan(dirname, jobs, not json_out, cache, no_cache, cfg)))
+                cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, None))
+                sides.append(side_from_tree(scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg)))
             elif os.path.exists(p):
                 sides.append(side_from_symvers(p))
             else:
@@ -76,7 +76,7 @@ def diff_cmd(
                     raise InputError(f"{p}: no such file or directory")
             checked = [(m.name, [i.name for i in m.imports]) for m in scan_files(list(check or ()), jobs=jobs)]
             html.write(html_file, html.render(html.diff_data(result, out_of_tree=checked,
-                                                             timestamp=_html_timestamp(timestamp))))
+                                                             timestamp=html_timestamp(timestamp))))
         if json_out:
             from ..report.compat import diff_document
             from ..report.jsonout import dumps
@@ -85,9 +85,9 @@ def diff_cmd(
         elif mode == "text":
             from ..report.compat import diff_lines
 
-            _plain(diff_lines(result))
+            write_lines(diff_lines(result))
         else:
             from ..report.compat import render_diff
 
-            render_diff(_stdout(), result)
+            render_diff(stdout_console(), result)
         raise typer.Exit(result.exit_status())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import BasedirOpt, KernelOpt, _errors, _index_of, _load, app
+from .app import BasedirOpt, KernelOpt, app, exit_on_error, load_resolved, module_index
 
 
 @app.command()
@@ -23,16 +23,16 @@ def graph(
     from ..errors import UsageError
     from ..report import graphfmt
 
-    with _errors():
+    with exit_on_error():
         if fmt not in ("dot", "graphml", "mermaid", "json"):
             raise UsageError(f"--format must be dot, graphml, mermaid or json, not {fmt!r}")
-        t, res = _load(tree, basedir, version, show_progress=False)
+        t, res = load_resolved(tree, basedir, version, show_progress=False)
         keep: set[int] = set(range(len(t.modules)))
         focus_name = None
         if focus:
             from ..analysis import neighbourhood
 
-            fi = _index_of(t, focus)
+            fi = module_index(t, focus)
             focus_name = t.modules[fi].name
             keep = neighbourhood(res.deps, fi, depth)
         nodes = [t.modules[i].name for i in keep]

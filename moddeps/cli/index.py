@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _errors, app
+from .app import app, exit_on_error
 
 index_app = typer.Typer(help="Inspect kmod's binary indexes (*.bin).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
@@ -21,7 +21,7 @@ def index_dump(
     from ..depmod.index import Index, IndexFormatError, dump_lines
     from ..errors import InputError
 
-    with _errors():
+    with exit_on_error():
         try:
             idx = Index.open(path)
         except OSError as exc:

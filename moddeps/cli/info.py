@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import JsonOpt, KmodVersionOpt, _err, _errors, _format, app, printable
+from .app import JsonOpt, KmodVersionOpt, app, err, exit_on_error, output_format, printable
 
 
 def _info_field(ctx: typer.Context, param: Any, value: Any) -> Any:
@@ -63,17 +63,17 @@ def info(
     from .. import kmodversion
     from .. import modinfo as mi
 
-    with _errors():
-        json_out = _format(fmt, json_out) == "json"
+    with exit_on_error():
+        json_out = output_format(fmt, json_out) == "json"
         chosen = ctx.meta.get("moddeps.info.field")
         kmod = kmodversion.select(kmod_version, basedir)
         opts = mi.Options(field=chosen, null=null, modname=modname, kmod_version=kmod.version)
         if not modules:
-            _err("ERROR: missing module or filename.")
+            err("ERROR: missing module or filename.")
             raise typer.Exit(1)
         t = mi.open_tree(_info_dirname(tree, basedir, version))
         if t.note:
-            _err(f"note: {t.note}")
+            err(f"note: {t.note}")
         queries = []
         out = sys.stdout.buffer
         for arg in modules:
@@ -82,14 +82,14 @@ def info(
             if json_out:
                 # the document has the errors; stderr names each file too (one line each)
                 if q.error is not None:
-                    _err(f"error: {printable(q.arg)}: {printable(q.error)}")
+                    err(f"error: {printable(q.arg)}: {printable(q.error)}")
                 for one in q.infos:
                     if one.error is not None:
-                        _err(f"error: {printable(one.filename)}: {printable(one.error)}")
+                        err(f"error: {printable(one.filename)}: {printable(one.error)}")
                 continue
             if q.error is not None:
                 out.flush()
-                _err(f"ERROR: {q.error}")
+                err(f"ERROR: {q.error}")
                 continue
             for one in q.infos:
                 messages: list[str] = []
@@ -120,7 +120,7 @@ def _info_err(message: str) -> None:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
     else:
-        _err(f"ERROR: {message}")
+        err(f"ERROR: {message}")
 
 
 def _info_dirname(tree: str | None, basedir: str | None, version: str | None) -> str:

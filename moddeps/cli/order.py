@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import BasedirOpt, JsonOpt, KernelOpt, _err, _errors, _format, _load, _plain, app
+from .app import BasedirOpt, JsonOpt, KernelOpt, app, err, exit_on_error, load_resolved, output_format, write_lines
 
 
 @app.command()
@@ -29,11 +29,11 @@ def order(
     """
     from ..analysis import check_order, load_order
 
-    with _errors():
-        json_out = _format(fmt, json_out) == "json"
+    with exit_on_error():
+        json_out = output_format(fmt, json_out) == "json"
         from ..report import deps as out
 
-        t, res = _load(tree, basedir, version, show_progress=False)
+        t, res = load_resolved(tree, basedir, version, show_progress=False)
         if check:
             from ..errors import InputError
             from ..scanner import read_optional
@@ -47,7 +47,7 @@ def order(
 
                 sys.stdout.write(dumps(out.order_check_document(t.dirname, bad)) + "\n")
             else:
-                _plain([out.order_check_line(v) for v in bad])
+                write_lines([out.order_check_line(v) for v in bad])
             raise typer.Exit(1 if bad else 0)
         lo = load_order(t, res)
         if json_out:
@@ -55,8 +55,8 @@ def order(
 
             sys.stdout.write(dumps(out.order_document(t.dirname, lo.lines, lo.unplaced)) + "\n")
         else:
-            _plain(list(lo.lines))
+            write_lines(list(lo.lines))
         if lo.unplaced:
-            _err(f"error: {len(lo.unplaced)} modules are in or behind dependency cycles and cannot be ordered: "
+            err(f"error: {len(lo.unplaced)} modules are in or behind dependency cycles and cannot be ordered: "
                  + " ".join(lo.unplaced))
             raise typer.Exit(1)

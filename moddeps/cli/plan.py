@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from .app import FormatOpt, JobsOpt, JsonOpt, _err, _errors, _format, _plain, _progress, _stdout, app, printable
+from .app import (
+    FormatOpt,
+    JobsOpt,
+    JsonOpt,
+    app,
+    err,
+    exit_on_error,
+    output_format,
+    printable,
+    progress,
+    stdout_console,
+    write_lines,
+)
 
 
 @app.command()
@@ -49,7 +61,7 @@ def plan(
     """
     from ..errors import InputError, UsageError
 
-    with _errors():
+    with exit_on_error():
         from ..plan import (
             PlanSet,
             closure,
@@ -61,7 +73,7 @@ def plan(
         )
         from ..report import plan as out
 
-        mode = _format(fmt, json_out)
+        mode = output_format(fmt, json_out)
         json_out = mode == "json"
         if source not in ("auto", "index", "scan"):
             raise UsageError(f"--source must be auto, index or scan, not {source!r}")
@@ -93,12 +105,12 @@ def plan(
             from ..inputfiles import read_input
 
             state = loaded_from_proc_modules(read_input(loaded).decode("utf-8", "surrogateescape"))
-        with _progress(not json_out and not show_depends, "reading modules") as cb:
+        with progress(not json_out and not show_depends, "reading modules") as cb:
             ctx = open_context(dirname, config_paths=config or None, basedir=basedir, kernel_cmdline=cmdline,
                                source=source, jobs=jobs, progress=cb)  # type: ignore[arg-type]
-        _err(out.source_note(ctx.source, dirname))
+        err(out.source_note(ctx.source, dirname))
         for msg in ctx.config.messages:
-            _err(msg)
+            err(msg)
         if closure_:
             c = closure(ctx, targets, allow_missing_firmware=allow_missing_firmware)
             if json_out:
@@ -106,17 +118,17 @@ def plan(
 
                 sys.stdout.write(dumps(out.closure_document(c)) + "\n")
             elif mode == "table" and not reasons:
-                out.render_closure(_stdout(), c)
+                out.render_closure(stdout_console(), c)
             else:
                 _write_lines(out.closure_lines(c, reasons=reasons))
             for note in c.notes:
-                _err(f"note: {printable(note)}")
+                err(f"note: {printable(note)}")
             for target, error in c.errors:
-                _err(f"error: {target}: {error}")
+                err(f"error: {target}: {error}")
             for _name, problem in c.problems:
-                _err(f"error: {printable(problem)}")
+                err(f"error: {printable(problem)}")
             if c.problems:
-                _err(f"error: the closure is incomplete ({len(c.problems)} problem(s)): exit status 1")
+                err(f"error: the closure is incomplete ({len(c.problems)} problem(s)): exit status 1")
             raise typer.Exit(c.exit_status)
         plans = (plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state) if remove
                  else plan_load(ctx, targets, options=option or (), loaded=state))
@@ -129,9 +141,9 @@ def plan(
 
             sys.stdout.write(dumps(out.plan_document(ps)) + "\n")
         elif mode == "text":
-            _plain(out.plan_lines(ps))
+            write_lines(out.plan_lines(ps))
         else:
-            out.render_plans(_stdout(), ps)
+            out.render_plans(stdout_console(), ps)
         for line in out.kmod_stderr_lines(plans, all_mode=len(targets) > 1, program="moddeps"):
             sys.stderr.write(line + "\n")
         raise typer.Exit(ps.exit_status)

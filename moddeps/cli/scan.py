@@ -14,15 +14,15 @@ from .app import (
     JobsOpt,
     JsonOpt,
     NoCacheOpt,
-    _err,
-    _errors,
-    _format,
-    _plain,
-    _scan,
-    _scan_cache,
-    _stdout,
     app,
+    err,
+    exit_on_error,
+    output_format,
     printable,
+    scan_cache,
+    scan_dir,
+    stdout_console,
+    write_lines,
 )
 
 
@@ -39,14 +39,14 @@ def scan(
     from ..model import Module
     from ..scanner import Tree
 
-    with _errors():
-        mode = _format(fmt, json_out)
+    with exit_on_error():
+        mode = output_format(fmt, json_out)
         json_out = mode == "json"
         trees: list[Tree] = []
         files: list[str] = []
         for p in paths:
             if os.path.isdir(p):
-                trees.append(_scan(p, jobs, not json_out, cache, no_cache))
+                trees.append(scan_dir(p, jobs, not json_out, cache, no_cache))
             elif os.path.lexists(p):
                 files.append(p)
             else:
@@ -56,12 +56,12 @@ def scan(
         loose: list[Module] = _scan_files(files, jobs, cache, no_cache) if files else []
         for m in loose:
             if m.error:
-                _err(f"{printable(m.path)}: {m.error}")
+                err(f"{printable(m.path)}: {m.error}")
         for t in trees:
             for m in t.broken:
-                _err(f"{printable(t.dirname)}/{printable(m.path)}: {m.error}")
+                err(f"{printable(t.dirname)}/{printable(m.path)}: {m.error}")
             for prob in t.problems:
-                _err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
+                err(f"{printable(t.dirname)}/{printable(prob.path)}: {prob.reason}")
         if json_out:
             from ..report.jsonout import dumps, scan_documents, scan_json_parts
 
@@ -74,12 +74,12 @@ def scan(
         elif mode == "text":
             from ..report.text import scan_lines
 
-            _plain([line for t in trees for line in scan_lines(t, t.modules)]
+            write_lines([line for t in trees for line in scan_lines(t, t.modules)]
                    + (scan_lines(None, loose) if loose else []))
         else:
             from ..report.text import render_scan
 
-            con = _stdout()
+            con = stdout_console()
             for t in trees:
                 render_scan(con, t, t.modules)
             if loose:
@@ -91,5 +91,5 @@ def scan(
 def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Any]:
     from ..scanner import scan_files
 
-    with _scan_cache(cache, no_cache) as c:
+    with scan_cache(cache, no_cache) as c:
         return scan_files(files, jobs=jobs, cache=c)

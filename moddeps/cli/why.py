@@ -13,13 +13,13 @@ from .app import (
     JsonOpt,
     KernelOpt,
     TreeArg,
-    _errors,
-    _format,
-    _index_of,
-    _load,
-    _plain,
-    _stdout,
     app,
+    exit_on_error,
+    load_resolved,
+    module_index,
+    output_format,
+    stdout_console,
+    write_lines,
 )
 
 
@@ -34,13 +34,13 @@ def why(
     fmt: FormatOpt = None,
 ) -> None:
     """Why MODULE needs TARGET: every dependency path, each edge with its symbols (or all its dependencies)."""
-    with _errors():
-        mode = _format(fmt, json_out)
-        t, res = _load(tree, basedir, version, show_progress=mode != "json")
+    with exit_on_error():
+        mode = output_format(fmt, json_out)
+        t, res = load_resolved(tree, basedir, version, show_progress=mode != "json")
         from ..graph import build_graph, dependency_paths
         from ..report import deps as out
 
-        src = t.modules[_index_of(t, module)].name
+        src = t.modules[module_index(t, module)].name
         g = build_graph(t.modules, [f.shown for f in t.files], res)
         # modprobe also loads softdeps and weakdeps, as the plan follows them: such an edge
         # carries its kind (softdep-pre, softdep-post, weakdep) and no symbols
@@ -67,19 +67,19 @@ def why(
 
                 sys.stdout.write(dumps(out.needs_document(src, reach, edges, symbols, kind)) + "\n")
             elif mode == "text":
-                _plain(out.needs_lines(src, reach, edges, symbols, kind))
+                write_lines(out.needs_lines(src, reach, edges, symbols, kind))
             else:
-                out.render_needs(_stdout(), src, lambda name: sorted(g.successors(name)), symbols, kind)
+                out.render_needs(stdout_console(), src, lambda name: sorted(g.successors(name)), symbols, kind)
             return
-        dst = t.modules[_index_of(t, target)].name
+        dst = t.modules[module_index(t, target)].name
         paths = dependency_paths(g, src, dst)
         if mode == "json":
             from ..report.jsonout import dumps
 
             sys.stdout.write(dumps(out.paths_document(src, dst, paths, symbols, kind)) + "\n")
         elif mode == "text":
-            _plain(out.paths_lines(src, dst, paths, symbols, kind))
+            write_lines(out.paths_lines(src, dst, paths, symbols, kind))
         else:
-            out.render_paths(_stdout(), src, dst, paths, symbols, kind)
+            out.render_paths(stdout_console(), src, dst, paths, symbols, kind)
         if not paths:
             raise typer.Exit(1)
