@@ -366,16 +366,6 @@ def load_resolved(tree: str | None, basedir: str | None, version: str | None, jo
     return t, resolve(t.modules, paths)
 
 
-def module_index(t: Any, name: str) -> int:
-    from ..errors import InputError
-
-    wanted = name.replace("-", "_")
-    for i, m in enumerate(t.modules):
-        if m.name == wanted:
-            return i
-    raise InputError(f"{name}: no such module in {t.dirname}")
-
-
 def main() -> None:
     # A command builds hundreds of thousands of small acyclic records and then
     # exits: the cyclic garbage collector would only rescan them (measured:

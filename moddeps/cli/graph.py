@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import BasedirOpt, KernelOpt, app, exit_on_error, load_resolved, module_index
+from .app import BasedirOpt, KernelOpt, app, exit_on_error, load_resolved
 
 
 @app.command()
@@ -24,27 +24,9 @@ def graph(
     from ..report import graphfmt
 
     with exit_on_error():
-        if fmt not in ("dot", "graphml", "mermaid", "json"):
+        if fmt not in graphfmt.FORMATS:
             raise UsageError(f"--format must be dot, graphml, mermaid or json, not {fmt!r}")
         t, res = load_resolved(tree, basedir, version, show_progress=False)
-        keep: set[int] = set(range(len(t.modules)))
-        focus_name = None
-        if focus:
-            from ..analysis import neighbourhood
+        from ..graph import graph_view
 
-            fi = module_index(t, focus)
-            focus_name = t.modules[fi].name
-            keep = neighbourhood(res.deps, fi, depth)
-        nodes = [t.modules[i].name for i in keep]
-        edges = [(t.modules[i].name, t.modules[d].name, syms)
-                 for i in keep for d, syms in res.edge_symbols[i].items() if d in keep]
-        paths = {t.modules[i].name: t.files[i].shown for i in keep}
-        if fmt == "dot":
-            out = graphfmt.to_dot(nodes, edges, focus_name)
-        elif fmt == "mermaid":
-            out = graphfmt.to_mermaid(nodes, edges, focus_name)
-        elif fmt == "graphml":
-            out = graphfmt.to_graphml(nodes, edges, paths)
-        else:
-            out = graphfmt.to_json(nodes, edges, paths, t.dirname)
-        sys.stdout.write(out)
+        sys.stdout.write(graphfmt.render(graph_view(t, res, focus or None, depth), fmt))
