@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,7 +21,12 @@ from .app import (
     show_version,
 )
 
+if TYPE_CHECKING:
+    from ..depmod.run import DepmodOptions
 
+
+# ``param`` is click's Parameter: typer >= 0.28 carries its own copy of click (typer._click), so
+# the class is used by its interface only, as in moddeps.manpages.
 def _deprecated_flag(ctx: typer.Context, param: Any, value: bool) -> bool:
     """Record kmod 30's ignored depmod options in the order given (click calls
     the callbacks of given options in command-line order)."""
@@ -82,20 +87,22 @@ def depmod(
     argv = list(args or [])
     version = argv[0] if argv else None
     with exit_on_error():
-        _depmod(
+        from ..depmod.run import DepmodOptions
+
+        _run(DepmodOptions(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
             system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, warn_dups=warn, jobs=jobs,
             cache=cache_path(cache, no_cache), kmod_version=kmod_version,
             deprecated=tuple(ctx.meta.get("moddeps.deprecated", ())),
-        )
+        ))
 
 
-def _depmod(**kw: Any) -> None:
-    from ..depmod.run import TEXT_FILES, DepmodOptions, run
+def _run(opts: DepmodOptions) -> None:
+    """Run depmod, write its diagnostics to stderr and (-n, -v) its files and lines to stdout."""
+    from ..depmod.run import TEXT_FILES, run
     from ..errors import DepmodFatal
 
-    opts = DepmodOptions(**kw)
     bound = cache_bound() if opts.cache else None
     try:
         result = run(opts, waiting=err)
