@@ -18,9 +18,20 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from rich.console import Console
+    from typer.models import CommandInfo
+
+    from ..cache import ScanCache
+    from ..config import DepmodConfig
+    from ..resolve import Resolution
+    from ..scanner import Tree
 
 
 def _plain_help() -> bool:
@@ -86,7 +97,7 @@ def cache_path(cache: str | None, no_cache: bool) -> str | None:
 
 
 @contextmanager
-def scan_cache(cache: str | None, no_cache: bool) -> Iterator[Any]:
+def scan_cache(cache: str | None, no_cache: bool) -> Iterator[ScanCache | None]:
     """The scan cache for one command (None with --no-cache), closed at the end,
     where its problem, if any, is said once."""
     path = cache_path(cache, no_cache)
@@ -241,7 +252,7 @@ def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | 
         yield update
 
 
-def stdout_console() -> Any:
+def stdout_console() -> Console:
     from rich.console import Console
 
     return Console(soft_wrap=False)
@@ -280,7 +291,7 @@ def sample_tree() -> str:
     from pathlib import Path
 
     try:
-        root: Any = files("moddeps.sample_tree") / "modules"
+        root: Traversable | Path = files("moddeps.sample_tree") / "modules"
     except ModuleNotFoundError:  # an editable install or a source checkout
         root = Path(__file__).resolve().parent.parent.parent / "sample_modules" / "lib" / "modules"
     versions = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -320,7 +331,7 @@ def resolve_tree(tree: str | None, basedir: str | None, version: str | None,
     return path, note
 
 def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
-          no_cache: bool = False, config: Any = None) -> Any:
+             no_cache: bool = False, config: DepmodConfig | None = None) -> Tree:
     from ..scanner import scan_tree
 
     with scan_cache(cache, no_cache) as c, progress(show_progress, "reading modules") as cb:
@@ -337,7 +348,13 @@ def html_timestamp(wanted: bool) -> str | None:
 
 
 def config_basedir(dirname: str, basedir: str | None) -> str:
-    """BASEDIR for depmod.d: given, or the part before [usr/]lib/modules/VERSION."""
+    """The root whose depmod.d applies to the tree ``dirname``: ``-b`` when given, else the
+    root above ``[usr/]lib/modules/VERSION`` (:func:`moddeps.kmodnames.basedir_of`).
+
+    A tree elsewhere (``basedir_of`` says None) gets ``/nonexistent-basedir``, a root that
+    holds no depmod.d, so the host's /etc/depmod.d never applies to an unrelated tree; the
+    --html report shows this value as the tree's basedir.
+    """
     if basedir is not None:
         return basedir
     from ..kmodnames import basedir_of
@@ -346,22 +363,28 @@ def config_basedir(dirname: str, basedir: str | None) -> str:
     return "/nonexistent-basedir" if base is None else base
 
 
+def depmod_config(dirname: str, basedir: str | None) -> DepmodConfig:
+    """depmod.d as depmod reads it for the tree ``dirname``: under :func:`config_basedir`,
+    for the kernel version the directory is named after."""
+    from ..config import load
+
+    return load(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
+
+
 TreeArg = Annotated[str | None, typer.Option("--tree", "-t", help="Module tree (default: /lib/modules/$(uname -r)).")]
 BasedirOpt = Annotated[str | None, typer.Option("--basedir", "-b")]
 KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")]
 
 
 def load_resolved(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
-          show_progress: bool = True) -> Any:
+                  show_progress: bool = True) -> tuple[Tree, Resolution]:
     """Scan a tree and resolve its symbols: (tree, resolution)."""
-    from ..config import load as load_config
     from ..resolve import resolve
 
     dirname, note = resolve_tree(tree, basedir, version)
     if note:
         err(note)
-    cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
-    t = scan_dir(dirname, jobs, show_progress, config=cfg)
+    t = scan_dir(dirname, jobs, show_progress, config=depmod_config(dirname, basedir))
     paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
     return t, resolve(t.modules, paths)
 
@@ -412,8 +435,11 @@ def _register_only(args: list[str]) -> None:
     if first is None:
         return
 
-    def name(info: Any) -> str:
-        return str(info.name or info.callback.__name__.lower().replace("_", "-"))
+    def name(info: CommandInfo) -> str:
+        # typer's rule: the name given, else the function's, lower case, "_" as "-"
+        if info.name:
+            return info.name
+        return info.callback.__name__.lower().replace("_", "-") if info.callback else ""
 
     chosen = [c for c in app.registered_commands if name(c) == first]
     if chosen:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from .app import (
     TimestampOpt,
     app,
     config_basedir,
+    depmod_config,
     err,
     exit_on_error,
     html_timestamp,
@@ -59,7 +59,6 @@ def audit(
         if symvers and system_map:
             raise UsageError("give --symvers or --system-map, not both")
         from ..audit import audit_tree
-        from ..config import load as load_config
 
         dirname, note = resolve_tree(tree, basedir, version, allow_sample=True)
         if note:
@@ -73,16 +72,16 @@ def audit(
 
             kernel = load_kernel_symbols(symvers, "symvers") if symvers else load_kernel_symbols(
                 system_map or "", "system.map")
-        cfg = load_config(None, os.path.basename(dirname), config_basedir(dirname, basedir))
-        t = scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg)
+        base = config_basedir(dirname, basedir)
+        t = scan_dir(dirname, jobs, not json_out, cache, no_cache, depmod_config(dirname, basedir))
         result = audit_tree(t, kernel)
         if html_file:
             from .. import kmodversion
             from ..report import html
 
-            kmod = kmodversion.select(None, config_basedir(dirname, basedir)).describe()
+            kmod = kmodversion.select(None, base).describe()
             html.write(html_file, html.render(html.audit_data(
-                t, result, kmod=kmod, inputs={"basedir (depmod.d)": config_basedir(dirname, basedir)},
+                t, result, kmod=kmod, inputs={"basedir (depmod.d)": base},
                 timestamp=html_timestamp(timestamp))))
         if json_out:
             from ..report.audit import audit_document

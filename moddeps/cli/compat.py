@@ -19,7 +19,7 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    config_basedir,
+    depmod_config,
     err,
     exit_on_error,
     html_timestamp,
@@ -107,7 +107,6 @@ def compat(
             targets.append((d, None, s, "symvers"))
 
         from ..compat import compat_matrix, find_kernel_symbols, matrix_exit_status
-        from ..config import load as load_config
         from ..kernelsyms import load_kernel_symbols
         from ..scanner import scan_files
 
@@ -123,7 +122,7 @@ def compat(
                 if kernel is None:
                     err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
                          "(give --symvers or --system-map)")
-            cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, bdir))
+            cfg = depmod_config(dirname, bdir)
             loaded.append((scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
                                 enforce_signatures=enforce_signatures)

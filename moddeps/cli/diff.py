@@ -17,7 +17,7 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    config_basedir,
+    depmod_config,
     exit_on_error,
     html_timestamp,
     output_format,
@@ -54,13 +54,12 @@ def diff_cmd(
         json_out = mode == "json"
         from ..abidiff import diff as abi_diff
         from ..abidiff import side_from_symvers, side_from_tree
-        from ..config import load as load_config
 
         sides = []
         for p in (old, new):
             if os.path.isdir(p):
                 dirname = p.rstrip("/") or "/"
-                cfg = load_config(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, None))
+                cfg = depmod_config(dirname, None)
                 sides.append(side_from_tree(scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg)))
             elif os.path.exists(p):
                 sides.append(side_from_symvers(p))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,9 @@ from .app import (
     write_lines,
 )
 
+if TYPE_CHECKING:
+    from ..model import Module
+
 
 @app.command()
 def scan(
@@ -36,7 +39,6 @@ def scan(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Read module trees or files and list what each module exports and needs."""
-    from ..model import Module
     from ..scanner import Tree
 
     with exit_on_error():
@@ -88,7 +90,7 @@ def scan(
             raise typer.Exit(3)
 
 
-def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Any]:
+def _scan_files(files: list[str], jobs: int | None, cache: str | None, no_cache: bool) -> list[Module]:
     from ..scanner import scan_files
 
     with scan_cache(cache, no_cache) as c:
