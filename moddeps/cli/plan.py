@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import typer
 
@@ -62,20 +63,13 @@ def plan(
     from ..errors import InputError, UsageError
 
     with exit_on_error():
-        from ..plan import (
-            PlanSet,
-            closure,
-            loaded_from_proc_modules,
-            modprobe_dirname,
-            open_context,
-            plan_load,
-            plan_remove,
-        )
+        from ..plan import closure, loaded_from_proc_modules, modprobe_dirname, open_context, plan_targets
         from ..report import plan as out
 
         mode = output_format(fmt, json_out)
         json_out = mode == "json"
-        if source not in ("auto", "index", "scan"):
+        chosen = _SOURCES.get(source)
+        if chosen is None:
             raise UsageError(f"--source must be auto, index or scan, not {source!r}")
         if closure_ and (remove or show_depends):
             raise UsageError("--closure cannot be combined with --remove or --show-depends")
@@ -105,13 +99,11 @@ def plan(
             from ..inputfiles import read_input
 
             state = loaded_from_proc_modules(read_input(loaded).decode("utf-8", "surrogateescape"))
-        with progress(not json_out and not show_depends, "reading modules") as cb:
-            ctx = open_context(dirname, config_paths=config or None, basedir=basedir, kernel_cmdline=cmdline,
-                               source=source, jobs=jobs, progress=cb)  # type: ignore[arg-type]
-        err(out.source_note(ctx.source, dirname))
-        for msg in ctx.config.messages:
-            err(msg)
         if closure_:
+            with progress(not json_out, "reading modules") as cb:
+                ctx = open_context(dirname, config_paths=config or None, basedir=basedir, kernel_cmdline=cmdline,
+                                   source=chosen, jobs=jobs, progress=cb)
+            _notes(out.source_note(ctx.source, dirname), ctx.config.messages)
             c = closure(ctx, targets, allow_missing_firmware=allow_missing_firmware)
             if json_out:
                 from ..report.jsonout import dumps
@@ -120,7 +112,7 @@ def plan(
             elif mode == "table" and not reasons:
                 out.render_closure(stdout_console(), c)
             else:
-                _write_lines(out.closure_lines(c, reasons=reasons))
+                write_lines(out.closure_lines(c, reasons=reasons))
             for note in c.notes:
                 err(f"note: {printable(note)}")
             for target, error in c.errors:
@@ -130,11 +122,14 @@ def plan(
             if c.problems:
                 err(f"error: the closure is incomplete ({len(c.problems)} problem(s)): exit status 1")
             raise typer.Exit(c.exit_status)
-        plans = (plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state) if remove
-                 else plan_load(ctx, targets, options=option or (), loaded=state))
-        ps = PlanSet(ctx.dirname, ctx.data.version, ctx.source, ctx.config.files, plans, remove, ctx.config.messages)
+        # without --loaded the kernel's state is ignored, as by modprobe --show-depends
+        with progress(not json_out and not show_depends, "reading modules") as cb:
+            ps = plan_targets(dirname, targets, config_paths=config or None, basedir=basedir, remove=remove,
+                              remove_holders=remove_holders, show_depends_mode=state is None, loaded=state,
+                              options=option or (), kernel_cmdline=cmdline, source=chosen, jobs=jobs, progress=cb)
+        _notes(out.source_note(ps.source, dirname), ps.messages)
         if show_depends:
-            sys.stdout.buffer.write(out.show_depends_text(plans).encode("utf-8", "surrogateescape"))
+            sys.stdout.buffer.write(out.show_depends_text(ps.plans).encode("utf-8", "surrogateescape"))
             sys.stdout.flush()
         elif json_out:
             from ..report.jsonout import dumps
@@ -144,11 +139,17 @@ def plan(
             write_lines(out.plan_lines(ps))
         else:
             out.render_plans(stdout_console(), ps)
-        for line in out.kmod_stderr_lines(plans, all_mode=len(targets) > 1, program="moddeps"):
+        for line in out.kmod_stderr_lines(ps.plans, all_mode=len(targets) > 1, program="moddeps"):
             sys.stderr.write(line + "\n")
         raise typer.Exit(ps.exit_status)
 
 
-def _write_lines(lines: list[str]) -> None:
-    sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape"))
-    sys.stdout.flush()
+#: --source: where the indexes come from
+_SOURCES: dict[str, Literal["auto", "index", "scan"]] = {"auto": "auto", "index": "index", "scan": "scan"}
+
+
+def _notes(source_note: str, config_messages: Sequence[str]) -> None:
+    """Before the plan: where the indexes came from, then what modprobe.d said."""
+    err(source_note)
+    for msg in config_messages:
+        err(msg)
