@@ -1,4 +1,7 @@
-"""The ``moddeps`` command line: each command calls the library, renders, and exits.
+"""What every ``moddeps`` command shares: the typer app, its options, exit statuses, output and trees.
+
+Each command is a module of this package (``moddeps.cli.scan``, ...) that
+registers itself on :data:`app`, parses, calls the library, renders, and exits.
 
 Exit statuses (all commands):
   0   success
@@ -34,6 +37,11 @@ if TYPE_CHECKING:
     from ..scanner import Tree
 
 
+# --------------------------------------------------------------------------
+# The application
+# --------------------------------------------------------------------------
+
+
 def _plain_help() -> bool:
     """Help and usage errors as plain text (click's) unless stdout and stderr are a colour terminal."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes") or "NO_COLOR" in os.environ:
@@ -63,6 +71,11 @@ app = typer.Typer(
 
 _state = {"debug": False}
 
+
+# --------------------------------------------------------------------------
+# Options several commands take
+# --------------------------------------------------------------------------
+
 JobsOpt = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Processes reading modules (default: all cores; 1: serial).")
 ]
@@ -85,70 +98,14 @@ KmodVersionOpt = Annotated[str | None, typer.Option(
     "--kmod-version", metavar="30..34",
     help="The kmod release to match (default: $MODDEPS_KMOD_VERSION, else the kmod the root's package "
     "database says is installed, else 34).")]
+TreeArg = Annotated[str | None, typer.Option("--tree", "-t", help="Module tree (default: /lib/modules/$(uname -r)).")]
+BasedirOpt = Annotated[str | None, typer.Option("--basedir", "-b")]
+KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")]
 
 
-
-def cache_path(cache: str | None, no_cache: bool) -> str | None:
-    if no_cache:
-        return None
-    from ..cache import default_path
-
-    return cache or default_path()
-
-
-@contextmanager
-def scan_cache(cache: str | None, no_cache: bool) -> Iterator[ScanCache | None]:
-    """The scan cache for one command (None with --no-cache), closed at the end,
-    where its problem, if any, is said once."""
-    path = cache_path(cache, no_cache)
-    if path is None:
-        yield None
-        return
-    from ..cache import ScanCache
-
-    bound = cache_bound()
-    c = ScanCache(path)
-    try:
-        yield c
-    finally:
-        if c.problem:
-            err(f"note: {c.problem}")
-        c.close()
-        maintain_cache(path, bound)
-
-
-def cache_bound() -> int | None:
-    """The automatic bound of the cache's size ($MODDEPS_CACHE_MAX_SIZE; a bad value is a usage error)."""
-    from ..cache import env_max_size
-    from ..errors import UsageError
-
-    try:
-        return env_max_size()
-    except ValueError as exc:
-        raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
-
-
-def maintain_cache(path: str, bound: int | None) -> None:
-    """Date what this run wrote to the cache and keep it under its bound (a problem: a note, never a failure)."""
-    import sqlite3
-
-    from ..cache import maintain
-
-    try:
-        pruned = maintain(path, max_size=bound)
-    except (sqlite3.Error, OSError) as exc:
-        err(f"note: scan cache {path} not maintained ({exc})")
-        return
-    if pruned is not None:
-        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): pruned,"
-             f" oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
-
-
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+# --------------------------------------------------------------------------
+# Diagnostics, errors and exit statuses
+# --------------------------------------------------------------------------
 
 
 def err(message: str) -> None:
@@ -231,6 +188,11 @@ def _traceback() -> None:
     sys.stderr.flush()
 
 
+# --------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------
+
+
 @contextmanager
 def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
@@ -277,6 +239,20 @@ def write_lines(lines: list[str]) -> None:
     write(lines)
 
 
+def html_timestamp(wanted: bool) -> str | None:
+    """The time an --html report shows with --timestamp (UTC, to the second); None without it."""
+    if not wanted:
+        return None
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --------------------------------------------------------------------------
+# Which tree
+# --------------------------------------------------------------------------
+
+
 def default_tree() -> tuple[str, bool]:
     """``/lib/modules/$(uname -r)``, or the sample tree shipped with the package."""
     release = os.uname().release
@@ -303,7 +279,7 @@ def sample_tree() -> str:
 
 
 def resolve_tree(tree: str | None, basedir: str | None, version: str | None,
-                  allow_sample: bool = False) -> tuple[str, str | None]:
+                 allow_sample: bool = False) -> tuple[str, str | None]:
     """A module directory from TREE or -b/-k; returns (dirname, note for stderr).
 
     Without TREE, -b and -k: ``/lib/modules/$(uname -r)``.  Only a bare
@@ -330,21 +306,81 @@ def resolve_tree(tree: str | None, basedir: str | None, version: str | None,
     )
     return path, note
 
+
+# --------------------------------------------------------------------------
+# Reading trees: the scan cache, depmod.d, the scan
+# --------------------------------------------------------------------------
+
+
+def cache_path(cache: str | None, no_cache: bool) -> str | None:
+    if no_cache:
+        return None
+    from ..cache import default_path
+
+    return cache or default_path()
+
+
+@contextmanager
+def scan_cache(cache: str | None, no_cache: bool) -> Iterator[ScanCache | None]:
+    """The scan cache for one command (None with --no-cache), closed at the end,
+    where its problem, if any, is said once."""
+    path = cache_path(cache, no_cache)
+    if path is None:
+        yield None
+        return
+    from ..cache import ScanCache
+
+    bound = cache_bound()
+    c = ScanCache(path)
+    try:
+        yield c
+    finally:
+        if c.problem:
+            err(f"note: {c.problem}")
+        c.close()
+        maintain_cache(path, bound)
+
+
+def cache_bound() -> int | None:
+    """The automatic bound of the cache's size ($MODDEPS_CACHE_MAX_SIZE; a bad value is a usage error)."""
+    from ..cache import env_max_size
+    from ..errors import UsageError
+
+    try:
+        return env_max_size()
+    except ValueError as exc:
+        raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
+
+
+def maintain_cache(path: str, bound: int | None) -> None:
+    """Date what this run wrote to the cache and keep it under its bound (a problem: a note, never a failure)."""
+    import sqlite3
+
+    from ..cache import maintain
+
+    try:
+        pruned = maintain(path, max_size=bound)
+    except (sqlite3.Error, OSError) as exc:
+        err(f"note: scan cache {path} not maintained ({exc})")
+        return
+    if pruned is not None:
+        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): pruned,"
+             f" oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
 def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,
              no_cache: bool = False, config: DepmodConfig | None = None) -> Tree:
     from ..scanner import scan_tree
 
     with scan_cache(cache, no_cache) as c, progress(show_progress, "reading modules") as cb:
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
-
-
-def html_timestamp(wanted: bool) -> str | None:
-    """The time an --html report shows with --timestamp (UTC, to the second); None without it."""
-    if not wanted:
-        return None
-    import datetime
-
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def config_basedir(dirname: str, basedir: str | None) -> str:
@@ -371,9 +407,6 @@ def depmod_config(dirname: str, basedir: str | None) -> DepmodConfig:
     return load(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
 
 
-TreeArg = Annotated[str | None, typer.Option("--tree", "-t", help="Module tree (default: /lib/modules/$(uname -r)).")]
-BasedirOpt = Annotated[str | None, typer.Option("--basedir", "-b")]
-KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel version (with -b).")]
 
 
 def load_resolved(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
@@ -387,6 +420,11 @@ def load_resolved(tree: str | None, basedir: str | None, version: str | None, jo
     t = scan_dir(dirname, jobs, show_progress, config=depmod_config(dirname, basedir))
     paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
     return t, resolve(t.modules, paths)
+
+
+# --------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------
 
 
 def main() -> None:
