@@ -364,8 +364,8 @@ def maintain_cache(path: str, bound: int | None) -> None:
         err(f"note: scan cache {path} not maintained ({exc})")
         return
     if pruned is not None:
-        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): pruned,"
-             f" oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
+        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): "
+            f"pruned, oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
 
 
 def human_bytes(n: int) -> str:

@@ -121,7 +121,7 @@ def compat(
                     err(f"note: {line}")
                 if kernel is None:
                     err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
-                         "(give --symvers or --system-map)")
+                        "(give --symvers or --system-map)")
             cfg = depmod_config(dirname, bdir)
             loaded.append((scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,

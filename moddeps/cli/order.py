@@ -58,5 +58,5 @@ def order(
             write_lines(list(lo.lines))
         if lo.unplaced:
             err(f"error: {len(lo.unplaced)} modules are in or behind dependency cycles and cannot be ordered: "
-                 + " ".join(lo.unplaced))
+                + " ".join(lo.unplaced))
             raise typer.Exit(1)

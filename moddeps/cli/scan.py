@@ -77,7 +77,7 @@ def scan(
             from ..report.text import scan_lines
 
             write_lines([line for t in trees for line in scan_lines(t, t.modules)]
-                   + (scan_lines(None, loose) if loose else []))
+                        + (scan_lines(None, loose) if loose else []))
         else:
             from ..report.text import render_scan
 
