@@ -6,20 +6,14 @@ from typing import Annotated
 
 import typer
 
-from .app import app, cache_bound, exit_on_error, human_bytes, write_lines
+from .app import CacheOpt, app, cache_bound, exit_on_error, human_bytes, write_lines
 
 cache_app = typer.Typer(help="See and prune the scan cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 
-CachePathOpt = Annotated[
-    str | None,
-    typer.Option("--cache", help="Scan cache database (default $MODDEPS_CACHE or ~/.cache/moddeps/scan.sqlite3)."),
-]
-
-
 @cache_app.command("info")
-def cache_info(cache: CachePathOpt = None) -> None:
+def cache_info(cache: CacheOpt = None) -> None:
     """What the scan cache holds: its size, each table's rows (current, or left by an earlier version), its ages.
 
     Plain records, TAB-separated: ``cache PATH BYTES SIZE``, ``bound BYTES SIZE``
@@ -58,7 +52,7 @@ def cache_prune(
         "--older-than", metavar="D", help="Delete what was written more than D ago (30d, 12h, 90m, 2w; days).")] = None,
     max_size: Annotated[str | None, typer.Option(
         "--max-size", metavar="S", help="Delete the oldest rows until the cache fits in S (500M, 2G, 64k).")] = None,
-    cache: CachePathOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Shrink the scan cache: drop the tables earlier versions left, then what --older-than and --max-size say.
 
