@@ -15,6 +15,7 @@ import jsonschema
 from typer.testing import CliRunner
 
 from moddeps.cli import app
+from moddeps.graph import DependencyPath, DependencyPaths, Edge
 from moddeps.report import deps
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +58,8 @@ def test_text_shows_the_kind_in_place_of_symbols() -> None:
 
 
 def test_schema_refuses_a_kind_with_symbols_or_an_unknown_kind() -> None:
-    doc = deps.paths_document("a", "b", [["a", "b"]], lambda a, b: ["x"], lambda a, b: "weakdep")
+    edge = Edge("a", "b", kind="weakdep")
+    doc = deps.paths_document(DependencyPaths("a", "b", (DependencyPath(("a", "b"), (edge,)),)))
     jsonschema.validate(doc, SCHEMA)
     assert doc["paths"][0][0] == {"from": "a", "to": "b", "kind": "weakdep", "symbols": []}
     bad = json.loads(json.dumps(doc))

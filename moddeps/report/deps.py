@@ -9,8 +9,8 @@ and no symbols; the text renderings show ``(KIND)`` in place of its symbols.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,94 +18,81 @@ from rich.tree import Tree as RichTree
 
 from .render import document, record, sentence
 
-#: (a, b) -> the symbols a needs from b
-EdgeSymbols = Callable[[str, str], Sequence[str]]
-#: (a, b) -> how a leads to b when not by symbols (``softdep-pre``, ``softdep-post``, ``weakdep``), else None
-EdgeKind = Callable[[str, str], str | None]
+if TYPE_CHECKING:
+    from ..analysis import OrderViolation
+    from ..graph import DependencyPaths, Edge, Needs
 
 
-def _no_kind(a: str, b: str) -> str | None:
-    return None
+def _edge(e: Edge) -> dict[str, Any]:
+    if e.kind is not None:
+        return {"from": e.a, "to": e.b, "kind": e.kind, "symbols": []}
+    return {"from": e.a, "to": e.b, "symbols": list(e.symbols)}
 
 
-def _edge(a: str, b: str, symbols: EdgeSymbols, kind: EdgeKind) -> dict[str, Any]:
-    how = kind(a, b)
-    if how is not None:
-        return {"from": a, "to": b, "kind": how, "symbols": []}
-    return {"from": a, "to": b, "symbols": list(symbols(a, b))}
-
-
-def _shown(a: str, b: str, symbols: EdgeSymbols, kind: EdgeKind) -> list[str]:
+def _shown(e: Edge) -> list[str]:
     """What a text rendering says an edge is for: its symbols, or ``(KIND)``."""
-    how = kind(a, b)
-    return [f"({how})"] if how is not None else list(symbols(a, b))
+    return [f"({e.kind})"] if e.kind is not None else list(e.symbols)
 
 
-def needs_document(module: str, needs: Sequence[str], edges: Sequence[tuple[str, str]],
-                   symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> dict[str, Any]:
+def needs_document(needs: Needs) -> dict[str, Any]:
     """``why MODULE --json``: everything MODULE needs, and the edges among them."""
-    return document({"module": module, "needs": list(needs),
-                     "edges": [_edge(a, b, symbols, kind) for a, b in edges]})
+    return document({"module": needs.module, "needs": list(needs.needs), "edges": [_edge(e) for e in needs.edges]})
 
 
-def paths_document(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols,
-                   kind: EdgeKind = _no_kind) -> dict[str, Any]:
+def paths_document(paths: DependencyPaths) -> dict[str, Any]:
     """``why MODULE TARGET --json``: every dependency path, edge by edge."""
-    return document({"module": module, "target": target,
-                     "paths": [[_edge(a, b, symbols, kind) for a, b in zip(p, p[1:])] for p in paths]})
+    return document({"module": paths.module, "target": paths.target,
+                     "paths": [[_edge(e) for e in p.edges] for p in paths.paths]})
 
 
-def needs_lines(module: str, needs: Sequence[str], edges: Sequence[tuple[str, str]],
-                symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> list[str]:
+def needs_lines(needs: Needs) -> list[str]:
     """Plain text of ``why MODULE``: ``needs<TAB>MODULE<TAB>DEPENDENCY`` for each
     module needed (directly or not), then ``edge<TAB>A<TAB>B<TAB>SYMBOLS`` (A needs
     B; symbols comma-separated, or ``(softdep-pre)`` etc.) for each edge among them."""
-    out = [record("needs", module, n) for n in needs]
-    out += [record("edge", a, b, ",".join(_shown(a, b, symbols, kind))) for a, b in edges]
+    out = [record("needs", needs.module, n) for n in needs.needs]
+    out += [record("edge", e.a, e.b, ",".join(_shown(e))) for e in needs.edges]
     return out
 
 
-def paths_lines(module: str, target: str, paths: Sequence[Sequence[str]], symbols: EdgeSymbols,
-                kind: EdgeKind = _no_kind) -> list[str]:
+def paths_lines(paths: DependencyPaths) -> list[str]:
     """Plain text of ``why MODULE TARGET``: for each path (numbered from 1)
     ``path<TAB>N<TAB>A -> B -> ...`` and then ``edge<TAB>N<TAB>A<TAB>B<TAB>SYMBOLS``
     per edge; ``MODULE does not need TARGET`` when there is none."""
-    if not paths:
-        return [sentence(f"{module} does not need {target}")]
+    if not paths.paths:
+        return [sentence(f"{paths.module} does not need {paths.target}")]
     out = []
-    for n, p in enumerate(paths, 1):
-        out.append(record("path", n, " -> ".join(p)))
-        out += [record("edge", n, a, b, ",".join(_shown(a, b, symbols, kind))) for a, b in zip(p, p[1:])]
+    for n, p in enumerate(paths.paths, 1):
+        out.append(record("path", n, " -> ".join(p.modules)))
+        out += [record("edge", n, e.a, e.b, ",".join(_shown(e))) for e in p.edges]
     return out
 
 
-def render_needs(console: Console, module: str, successors: Callable[[str], Sequence[str]],
-                 symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> None:
+def render_needs(console: Console, needs: Needs) -> None:
     """Everything MODULE needs as a tree (a module met again on a branch is not expanded again)."""
-    root = RichTree(escape(module))
+    root = RichTree(escape(needs.module))
+    successors = needs.successors()
+    edges = {(e.a, e.b): e for e in needs.edges}
 
     def grow(node: RichTree, name: str, seen: frozenset[str]) -> None:
-        for dep in successors(name):
-            syms = _shown(name, dep, symbols, kind)
+        for dep in successors.get(name, ()):
+            syms = _shown(edges[name, dep])
             shown = ", ".join(syms[:4]) + (f" … (+{len(syms) - 4})" if len(syms) > 4 else "")
             child = node.add(f"{escape(dep)}  [dim]({escape(shown)})[/]")
             if dep not in seen:
                 grow(child, dep, seen | {dep})
 
-    grow(root, module, frozenset({module}))
+    grow(root, needs.module, frozenset({needs.module}))
     console.print(root)
 
 
-def render_paths(console: Console, module: str, target: str, paths: Sequence[Sequence[str]],
-                 symbols: EdgeSymbols, kind: EdgeKind = _no_kind) -> None:
-    if not paths:
-        console.print(f"{module} does not need {target}", highlight=False, markup=False)
-    for p in paths:
-        console.print(" -> ".join(p), highlight=False, markup=False)
-        for a, b in zip(p, p[1:]):
-            how = kind(a, b)
-            why = f"as its {how}" if how is not None else f"for {', '.join(symbols(a, b))}"
-            console.print(f"    {a} needs {b} {why}", highlight=False, markup=False)
+def render_paths(console: Console, paths: DependencyPaths) -> None:
+    if not paths.paths:
+        console.print(f"{paths.module} does not need {paths.target}", highlight=False, markup=False)
+    for p in paths.paths:
+        console.print(" -> ".join(p.modules), highlight=False, markup=False)
+        for e in p.edges:
+            why = f"as its {e.kind}" if e.kind is not None else f"for {', '.join(e.symbols)}"
+            console.print(f"    {e.a} needs {e.b} {why}", highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------
@@ -118,14 +105,14 @@ def order_document(dirname: str, lines: Sequence[str], unplaced: Sequence[str]) 
     return document({"tree": dirname, "mode": "order", "order": list(lines), "unplaced": list(unplaced)})
 
 
-def order_check_document(dirname: str, violations: Sequence[Any]) -> dict[str, Any]:
+def order_check_document(dirname: str, violations: Sequence[OrderViolation]) -> dict[str, Any]:
     """``order --check --json``: the modules that modules.order loads before what they need."""
     return document({"tree": dirname, "mode": "check", "violations": [
         {"module": v.module, "line": v.line, "needs": v.needs, "needs_line": v.needs_line or None,
          "symbols": list(v.symbols)} for v in violations]})
 
 
-def order_check_line(v: Any) -> str:
+def order_check_line(v: OrderViolation) -> str:
     """One line of ``order --check`` (the same on a terminal and in a pipe)."""
     where = f"line {v.needs_line}" if v.needs_line else "not listed"
     return sentence(f"{v.module} (line {v.line}) needs {v.needs} ({where}) for {', '.join(v.symbols)}")

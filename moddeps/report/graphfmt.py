@@ -1,4 +1,4 @@
-"""The dependency graph as DOT, GraphML, Mermaid or JSON.
+"""The dependency graph (:class:`moddeps.graph.GraphView`) as DOT, GraphML, Mermaid or JSON.
 
 Nodes and edges are sorted by name, so the same tree always gives the same
 bytes.  An edge ``a -> b`` means *a needs b*; its label lists the symbols.
@@ -8,9 +8,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
+if TYPE_CHECKING:
+    from ..graph import GraphView
+
+#: ``a -> b`` (a needs b) and the symbols (:class:`moddeps.graph.GraphEdge` is one)
 Edge = tuple[str, str, tuple[str, ...]]
+
+#: what ``moddeps graph --format`` takes
+FORMATS = ("dot", "graphml", "mermaid", "json")
+
+
+def render(view: GraphView, fmt: str) -> str:
+    """``view`` in one of :data:`FORMATS`."""
+    nodes = [n.module for n in view.nodes]
+    if fmt == "dot":
+        return to_dot(nodes, view.edges, view.focus)
+    if fmt == "mermaid":
+        return to_mermaid(nodes, view.edges, view.focus)
+    paths = {n.module: n.path for n in view.nodes}
+    if fmt == "graphml":
+        return to_graphml(nodes, view.edges, paths)
+    return to_json(nodes, view.edges, paths, view.tree)
 
 
 def _label(symbols: tuple[str, ...], most: int = 3) -> str:
