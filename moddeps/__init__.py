@@ -36,9 +36,10 @@ if TYPE_CHECKING:
         read_tree,
         resolve_symbols,
     )
-    from .audit import AuditResult, Finding
+    from .audit import AuditResult
     from .compat import CompatResult, SignatureVerdict, Verdict
     from .errors import CycleError, DepmodFatal, InputError, ModdepsError, ModuleReadError, UsageError
+    from .findings import Finding
     from .kmodversion import KmodTarget
     from .model import Export, FileProblem, Import, Module, SignatureFacts
     from .modinfo import ModuleInfo
@@ -62,7 +63,8 @@ _WHERE = {
     "moddeps.modprobe.plan": ("Plan", "PlanContext", "PlanSet", "Step"),
     "moddeps.modprobe.indexes": ("Source",),
     "moddeps.modprobe.closure": ("Closure", "ClosureItem"),
-    "moddeps.audit": ("AuditResult", "Finding"),
+    "moddeps.audit": ("AuditResult",),
+    "moddeps.findings": ("Finding",),
     "moddeps.compat": ("CompatResult", "SignatureVerdict", "Verdict"),
     "moddeps.abidiff": ("Change", "DiffResult", "ExportInfo", "Side"),
     "moddeps.modinfo": ("ModuleInfo",),

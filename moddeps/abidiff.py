@@ -55,7 +55,7 @@ from .read.scan import Tree
 from .resolve import resolve
 
 #: Change kinds, in report order.
-KINDS = (
+CHANGE_KINDS = (
     "module-added",
     "module-removed",
     "module-moved",
@@ -303,7 +303,7 @@ def diff(old: Side, new: Side) -> DiffResult:
         if side.unreadable:
             notes.append(f"{label} side: {len(side.unreadable)} module file(s) could not be read, their exports are "
                          f"missing: {', '.join(side.unreadable[:5])}{' ...' if len(side.unreadable) > 5 else ''}")
-    rank = {k: i for i, k in enumerate(KINDS)}
+    rank = {k: i for i, k in enumerate(CHANGE_KINDS)}
     changes.sort(key=lambda c: (rank[c.kind], c.module, c.symbol or "", c.old or "", c.new or ""))
     return DiffResult(old, new, tuple(changes), tuple(notes))
 

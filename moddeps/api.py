@@ -546,7 +546,7 @@ def info(
     kmod = select(kmod_version, basedir_of(dirname) if dirname is not None else None)
     # a file needs no tree: an empty one answers no lookup and is never read
     t = mi.open_tree(dirname) if dirname is not None else mi.Tree("", {})
-    q = mi.query(t, arg, mi.Options(modname=modname, kmod_version=kmod.version))
+    q = mi.query(t, arg, mi.InfoOptions(modname=modname, kmod_version=kmod.version))
     if q.error is not None:
         raise InputError(q.error)
     return q.infos

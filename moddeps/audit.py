@@ -10,37 +10,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from .findings import FINDING_KINDS, SEVERITIES, Finding
 from .kernelsyms import kmod_kernel_table, read_text
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode
 from .read.scan import Tree
 from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
 from .signature import UNDECODABLE, WEAK_HASHES, SigningPolicy, key_text, out_of_tree_path, signing_policy
-
-SEVERITIES = ("error", "warning", "info")
-
-#: kind -> severity, in report order (worst first within a severity)
-KINDS: dict[str, str] = {
-    "cycle": "error",
-    "broken-file": "error",
-    "unknown-symbol": "error",
-    "crc-mismatch": "error",
-    "gpl-only-misuse": "error",
-    "namespace-not-imported": "error",
-    "namespace-reserved": "error",
-    "vermagic-mismatch": "error",
-    "duplicate-export": "warning",
-    "duplicate-module": "warning",
-    "stale-index": "warning",
-    # severity per finding (see _signatures): these are the defaults
-    "unsigned-module": "warning",
-    "signer-mismatch": "warning",
-    "weak-signature-hash": "warning",
-    "permanent-module": "info",
-    "not-in-modules-order": "info",
-}
 
 #: The kernel's list (include/linux/license.h, license_is_gpl_compatible).
 GPL_COMPATIBLE = frozenset(
@@ -99,17 +77,6 @@ def has_crcs(kernel: KernelSymbols) -> bool:
     """Whether a Module.symvers carries symbol versions: modpost writes 0x00000000
     for every symbol of a kernel built without CONFIG_MODVERSIONS."""
     return kernel.kind == "symvers" and any(s.crc for s in kernel.symbols.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    kind: str
-    severity: str
-    modules: tuple[str, ...]
-    symbols: tuple[str, ...]
-    files: tuple[str, ...]
-    message: str
-    details: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +166,7 @@ def audit_tree(
     findings += _permanent(tree, shown)
     findings += _order(tree, shown)
 
-    kind_rank = {k: i for i, k in enumerate(KINDS)}
+    kind_rank = {k: i for i, k in enumerate(FINDING_KINDS)}
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), kind_rank[f.kind], f.modules, f.symbols))
     return AuditResult(
         tree=tree.dirname,
@@ -224,7 +191,7 @@ def tree_modversions(tree: Tree) -> bool | None:
 
 def _f(kind: str, modules: Sequence[str], symbols: Sequence[str], files: Sequence[str], message: str,
        **details: Any) -> Finding:
-    return Finding(kind, KINDS[kind], tuple(modules), tuple(symbols), tuple(files), message, details)
+    return Finding(kind, FINDING_KINDS[kind], tuple(modules), tuple(symbols), tuple(files), message, details)
 
 
 def _cycles(tree: Tree, res: Resolution, names: list[str], shown: list[str]) -> list[Finding]:

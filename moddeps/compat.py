@@ -89,7 +89,6 @@ from typing import Any
 from .audit import (
     GPL_COMPATIBLE,
     MODULE_NS_PREFIX,
-    Finding,
     has_crcs,
     kernel_name,
     module_namespace_allows,
@@ -99,6 +98,7 @@ from .audit import (
     tree_signing_policy,
 )
 from .errors import UsageError
+from .findings import Finding
 from .kernelsyms import kmod_kernel_table, load_kernel_symbols, read_text
 from .kmodhash import hash_order
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
@@ -111,7 +111,7 @@ from .signature import UNDECODABLE, SigningPolicy, key_text
 DEFAULT_SUBDIR = "updates"
 
 #: Finding kinds compat reports, and their severity when the kernel refuses the module.
-KINDS: dict[str, str] = {
+COMPAT_KINDS: dict[str, str] = {
     "broken-file": "error",
     "cycle": "error",
     "unknown-symbol": "error",
@@ -955,7 +955,7 @@ def _findings(problems: Sequence[_Problem], comp: Sequence[Module], comp_shown: 
         providers = sorted({str(p.detail["provider"]) for p in ps
                             if p.detail.get("provider") not in (None, "vmlinux")})
         causes = sorted({p.cause for p in ps if p.cause})
-        severity = KINDS[kind] if blocking else "warning"
+        severity = COMPAT_KINDS[kind] if blocking else "warning"
         details: dict[str, Any] = {"scope": scope, "blocks_load": blocking,
                                    "kernel_log": [line for p in ps for line in p.log]}
         if scope == "in-tree" and causes:

@@ -80,3 +80,18 @@ def basedir_of(dirname: str) -> str | None:
         if parent.endswith(moduledir):
             return parent[: -len(moduledir)]
     return None
+
+
+#: The configuration root of a tree outside ``[usr/]lib/modules``: a root that holds no
+#: depmod.d or modprobe.d, so the host's configuration never applies to an unrelated tree
+#: (the ``--html`` report shows it as that tree's basedir).
+UNRELATED_TREE_BASEDIR = "/nonexistent-basedir"
+
+
+def config_basedir(dirname: str, basedir: str | None = None) -> str:
+    """The root whose depmod.d and modprobe.d apply to the tree ``dirname``: ``basedir``
+    (``-b``) when given, else :func:`basedir_of`, else :data:`UNRELATED_TREE_BASEDIR`."""
+    if basedir is not None:
+        return basedir
+    base = basedir_of(dirname)
+    return UNRELATED_TREE_BASEDIR if base is None else base

@@ -145,7 +145,7 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
+class InfoOptions:
     field: str | None = None
     null: bool = False
     modname: bool = False  # -m
@@ -360,7 +360,7 @@ def _info(tree: Tree, t: _Target, kmod_version: int) -> ModuleInfo:
     return read_file_info(t.name, path, kmod_version)
 
 
-def query(tree: Tree, arg: str, opts: Options) -> Query:
+def query(tree: Tree, arg: str, opts: InfoOptions) -> Query:
     """One argument, as modinfo_path_do / modinfo_name_do / modinfo_alias_do handle it."""
     if opts.modname:
         targets, err = lookup_name(tree, arg)
@@ -377,7 +377,7 @@ def query(tree: Tree, arg: str, opts: Options) -> Query:
     return Query(arg, tuple(_info(tree, t, opts.kmod_version) for t in targets))
 
 
-def run(tree: Tree, args: Sequence[str], opts: Options) -> list[Query]:
+def run(tree: Tree, args: Sequence[str], opts: InfoOptions) -> list[Query]:
     return [query(tree, a, opts) for a in args]
 
 
@@ -412,7 +412,7 @@ def _pad(key: str, kmod_version: int) -> str:
     return "" if kmod_version >= 34 else " " * -width
 
 
-def render(info: ModuleInfo, opts: Options, messages: list[str]) -> str:
+def render(info: ModuleInfo, opts: InfoOptions, messages: list[str]) -> str:
     """What modinfo prints on stdout for one module; diagnostics go to ``messages``."""
     sep = "\0" if opts.null else "\n"
     fld = opts.field

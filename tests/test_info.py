@@ -136,7 +136,7 @@ def test_builtin_as_kmod_prints_it(tree: Path) -> None:
 
 def test_library_and_renderer_agree_with_the_command(tree: Path) -> None:
     t = mi.Tree(f"{tree}/lib/modules/9.9.9")
-    opts = mi.Options(field=None, kmod_version=34)
+    opts = mi.InfoOptions(field=None, kmod_version=34)
     (q,) = mi.run(t, ["mdx_signed"], opts)
     assert [i.name for i in q.infos] == ["mdx_signed"]
     messages: list[str] = []
@@ -151,7 +151,7 @@ def test_library_and_renderer_agree_with_the_command(tree: Path) -> None:
 def test_invalid_parm_is_reported_and_skipped() -> None:
     one = mi.ModuleInfo("x", "/x.ko", (("parm", "nocolon"), ("parmtype", "a:int"), ("license", "GPL")))
     messages: list[str] = []
-    out = mi.render(one, mi.Options(), messages)
+    out = mi.render(one, mi.InfoOptions(), messages)
     assert out == "filename:       /x.ko\nlicense:        GPL\nparm:           a:int\n"
     assert messages == ['Found invalid "parm=nocolon": missing \':\'']
 

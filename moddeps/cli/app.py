@@ -383,26 +383,11 @@ def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | N
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
 
 
-def config_basedir(dirname: str, basedir: str | None) -> str:
-    """The root whose depmod.d applies to the tree ``dirname``: ``-b`` when given, else the
-    root above ``[usr/]lib/modules/VERSION`` (:func:`moddeps.kmodnames.basedir_of`).
-
-    A tree elsewhere (``basedir_of`` says None) gets ``/nonexistent-basedir``, a root that
-    holds no depmod.d, so the host's /etc/depmod.d never applies to an unrelated tree; the
-    --html report shows this value as the tree's basedir.
-    """
-    if basedir is not None:
-        return basedir
-    from ..kmodnames import basedir_of
-
-    base = basedir_of(dirname)
-    return "/nonexistent-basedir" if base is None else base
-
-
 def depmod_config(dirname: str, basedir: str | None) -> DepmodConfig:
-    """depmod.d as depmod reads it for the tree ``dirname``: under :func:`config_basedir`,
-    for the kernel version the directory is named after."""
+    """depmod.d as depmod reads it for the tree ``dirname``: under
+    :func:`moddeps.kmodnames.config_basedir`, for the kernel version the directory is named after."""
     from ..config import load
+    from ..kmodnames import config_basedir
 
     return load(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..kmodnames import config_basedir
 from .app import (
     CacheOpt,
     FormatOpt,
@@ -16,7 +17,6 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    config_basedir,
     depmod_config,
     err,
     exit_on_error,

@@ -23,8 +23,8 @@ def cache_info(cache: CacheOpt = None) -> None:
     import sqlite3
     from datetime import UTC, datetime
 
-    from ..read import cache as sc
     from ..errors import InputError
+    from ..read import cache as sc
     from ..report.render import record
 
     with exit_on_error():
@@ -60,8 +60,8 @@ def cache_prune(
     """
     import sqlite3
 
-    from ..read import cache as sc
     from ..errors import OutputError, UsageError
+    from ..read import cache as sc
     from ..report.render import sentence
 
     with exit_on_error():

@@ -67,7 +67,7 @@ def info(
         json_out = output_format(fmt, json_out) == "json"
         chosen = ctx.meta.get("moddeps.info.field")
         kmod = kmodversion.select(kmod_version, basedir)
-        opts = mi.Options(field=chosen, null=null, modname=modname, kmod_version=kmod.version)
+        opts = mi.InfoOptions(field=chosen, null=null, modname=modname, kmod_version=kmod.version)
         if not modules:
             err("ERROR: missing module or filename.")
             raise typer.Exit(1)

@@ -19,7 +19,7 @@ from ..errors import CycleError, IndexFormatError, InputError, UsageError
 from ..globmatch import fnmatch
 from ..index.format import ReaderKind
 from ..index.read import Index
-from ..kmodnames import basedir_of
+from ..kmodnames import config_basedir
 from ..model import Module, fsdecode, fsencode
 
 if TYPE_CHECKING:
@@ -29,11 +29,9 @@ if TYPE_CHECKING:
 __all__ = [
     "INDEX_FILES",
     "OPTIONAL_INDEX",
-    "UNRELATED_TREE_BASEDIR",
     "Source",
     "SourceKind",
     "TreeData",
-    "config_basedir",
     "index_state",
     "open_tree",
 ]
@@ -43,11 +41,6 @@ INDEX_FILES = ("modules.dep", "modules.alias", "modules.symbols", "modules.built
 #: The one index kmod_load_resources may fail to open without falling back to stdio.
 OPTIONAL_INDEX = "modules.builtin.alias"
 
-#: The configuration root given to a module directory that is not under a
-#: ``lib/modules`` (or ``usr/lib/modules``) directory: a path that holds
-#: nothing, so the host's modprobe.d and depmod.d never apply to an unrelated
-#: tree (the empty root would mean the host's ``/etc``).
-UNRELATED_TREE_BASEDIR = "/nonexistent-moddeps-basedir"
 
 SourceKind = Literal["index", "scan"]
 
@@ -227,17 +220,6 @@ def index_state(dirname: str, basedir: str = "") -> tuple[bool, str]:
     return True, "modules.dep.bin and the other indexes are current"
 
 
-def config_basedir(dirname: str) -> str:
-    """The root whose modprobe.d and depmod.d apply to ``dirname``.
-
-    :func:`moddeps.kmodnames.basedir_of`, the part before
-    ``/lib/modules/VERSION``, except for a directory elsewhere: basedir_of
-    says None, this says :data:`UNRELATED_TREE_BASEDIR`.
-    """
-    base = basedir_of(dirname)
-    return UNRELATED_TREE_BASEDIR if base is None else base
-
-
 def _reader_for(indexes: dict[str, Index | None]) -> ReaderKind:
     """kmod_load_resources: all maps or none (modules.builtin.alias.bin may fail alone)."""
     ok = all(indexes.get(n) is not None for n in INDEX_FILES if n != OPTIONAL_INDEX)
@@ -266,7 +248,7 @@ def open_tree(
     else the ones moddeps' depmod computes from a scan (``source="scan"``)."""
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory")
-    base = basedir if basedir is not None else config_basedir(dirname)
+    base = config_basedir(dirname, basedir)
     if source == "auto":
         current, why = index_state(dirname, base)
         kind: SourceKind = "index" if current else "scan"

@@ -82,11 +82,11 @@ from typing import Literal
 
 from ..errors import UsageError
 from ..index.keys import alias_normalize
-from ..kmodnames import MODULE_DIRECTORIES
+from ..kmodnames import MODULE_DIRECTORIES, config_basedir
 from ..model import fsdecode, fsencode
 from . import config as modprobe_config
 from .config import ModprobeConfig
-from .indexes import Source, TreeData, config_basedir, open_tree
+from .indexes import Source, TreeData, open_tree
 from .libkmod import KModule, Libkmod, Reason, make_absolute
 
 __all__ = [
@@ -267,7 +267,7 @@ def open_context(
     ``/proc/cmdline`` to apply (never read implicitly).
     """
     dirname = make_absolute(dirname)
-    base = basedir if basedir is not None else config_basedir(dirname)
+    base = config_basedir(dirname, basedir)
     data = open_tree(dirname, source=source, basedir=base, depmod_config=depmod_config, jobs=jobs, progress=progress)
     cfg = modprobe_config.load(config_paths, dirname=dirname, basedir=base, kernel_cmdline=kernel_cmdline,
                                module_files=data.module_files if data.source.kind == "scan" else None)

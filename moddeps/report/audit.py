@@ -8,7 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..audit import KINDS, SEVERITIES, AuditResult, Finding
+from ..audit import AuditResult
+from ..findings import FINDING_KINDS, SEVERITIES, Finding
 from .render import document, more_hint, record, sentence
 
 #: findings shown per kind in the human report (the JSON has all of them)
@@ -28,7 +29,7 @@ def audit_document(result: AuditResult) -> dict[str, Any]:
             "modules": result.module_count,
             "findings": len(result.findings),
             "by_severity": by_sev,
-            "by_kind": {k: counts[k] for k in KINDS if k in counts},
+            "by_kind": {k: counts[k] for k in FINDING_KINDS if k in counts},
             "kernel_symbols": result.kernel_symbols,
             "notes": list(result.notes),
         },
@@ -65,7 +66,7 @@ def _groups(result: AuditResult) -> list[tuple[str, str, list[Finding]]]:
     depends on the finding, so a kind can have a group per severity."""
     counts = result.counts()
     groups = [(sev, kind, [f for f in result.findings if f.kind == kind and f.severity == sev])
-              for sev in SEVERITIES for kind in KINDS if kind in counts]
+              for sev in SEVERITIES for kind in FINDING_KINDS if kind in counts]
     return [g for g in groups if g[2]]
 
 

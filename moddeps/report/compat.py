@@ -10,11 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..abidiff import KINDS as CHANGE_KINDS
-from ..abidiff import Change, DiffResult, Side
-from ..audit import Finding
-from ..compat import KINDS as COMPAT_KINDS
-from ..compat import CompatResult, SignatureVerdict, Verdict
+from ..abidiff import CHANGE_KINDS, Change, DiffResult, Side
+from ..compat import COMPAT_KINDS, CompatResult, SignatureVerdict, Verdict
+from ..findings import Finding
 from .audit import finding_dict
 from .render import document, more_hint, record, sentence
 

@@ -75,7 +75,7 @@ def _library(t: mi.Tree, args: tuple[str, ...], version: int, cwd: str) -> tuple
             modname = True
         else:
             targets.append(a)
-    opts = mi.Options(field=opts_field, null=null, modname=modname, kmod_version=version)
+    opts = mi.InfoOptions(field=opts_field, null=null, modname=modname, kmod_version=version)
     out: list[str] = []
     err: list[str] = []
     old = os.getcwd()
