@@ -523,7 +523,7 @@ def _scanned(
     progress: Callable[[int, int], None] | None,
 ) -> TreeData:
     from . import config as depmod_cfg
-    from .depmod.run import render_files
+    from .depmod.render import render_files
     from .resolve import resolve
     from .scanner import scan_tree
 

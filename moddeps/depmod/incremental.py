@@ -8,7 +8,7 @@ beyond the module records, as plain data (~1.5 MB for 4,000 modules):
 * each module's direct dependencies, in first-reference order,
 * the values of the modinfo keys depmod writes (:data:`.reads.MODINFO_KEYS`),
   as the writers' columns,
-* the messages of each output group (:data:`.run.GROUPS`) and those made
+* the messages of each output group (:data:`.render.GROUPS`) and those made
   before the writers ran,
 * the module array (names and shown paths).
 
@@ -57,7 +57,7 @@ from .reads import MODINFO_KEYS
 #: Bump when the state's layout changes: a state of another format is not used.
 FORMAT = 5  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules
 
-#: group -> (its files in write order, its messages), as moddeps.depmod.run renders them
+#: group -> (its files in write order, its messages), as moddeps.depmod.render renders them
 Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
 
 #: The parts of a state, each serialized on its own (marshal) and decoded only when used.
@@ -344,7 +344,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
             importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
             dirname: str, prefix: str | None, warn_dups: bool, kmod: KmodTarget) -> Update | None:
     from .outputs import Layout
-    from .run import GROUPS, render_groups
+    from .render import GROUPS, render_groups
     from .safety import sanitize
 
     if state.groups.get("sanitize", ([], []))[1] or (remap is None and state.modules != len(names)):

@@ -217,7 +217,7 @@ def is_ascii_key(key: bytes) -> bool:
 
 def render(modules: list[Any], shown: list[str]) -> tuple[dict[str, bytes], list[str], Any] | None:
     """depmod's files for these modules (as ``moddeps depmod`` renders them), or None on cycles."""
-    from moddeps.depmod.run import render_files
+    from moddeps.depmod.render import render_files
     from moddeps.resolve import resolve
     from moddeps.scanner import ModuleFile, Tree
 
@@ -238,7 +238,7 @@ def check_kmod34(tree: Any, res: Any, kmod30: dict[str, bytes], messages30: list
     string is not 7-bit ASCII, kmod 34's FATAL message and no files."""
     from moddeps.depmod.index import Index
     from moddeps.depmod.outputs import NonAsciiIndexString
-    from moddeps.depmod.run import render_files
+    from moddeps.depmod.render import render_files
 
     try:
         out34, _messages = render_files(tree, res, KmodTarget(34, "fuzz"))
