@@ -453,7 +453,7 @@ def test_an_output_edited_with_its_size_and_mtime_kept_is_written_again(tmp_path
 def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path: Path) -> None:
     """Even with every stat field the same (an edit within one tick of a
     coarse ctime clock), the CRC of the bytes read tells the file changed."""
-    from moddeps.depmod import run as runmod
+    from moddeps.depmod import rerun as runmod
 
     root = _small_tree(tmp_path)
     first = _small_run(root, tmp_path)
