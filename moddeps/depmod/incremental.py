@@ -343,7 +343,7 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
 def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[tuple[int, Module, Module]],
             importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
             dirname: str, prefix: str | None, warn_dups: bool, kmod: KmodTarget) -> Update | None:
-    from .outputs import Layout
+    from .outputs import WriterInput
     from .render import GROUPS, render_groups
     from .safety import sanitize
 
@@ -419,8 +419,8 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     res = Resolution(owners=owners_now, exporters=exporters, deps=tuple(deps), edge_symbols=(), unknown=(),
                      mismatched=(), topo=topo, messages=())
     columns = (changed.get("columns") or state.columns) if again & {"alias", "devname", "softdep"} else {}
-    layout = Layout.of_columns(names, shown, res, columns)
-    groups = render_groups(layout, dirname, [g for g in GROUPS if g in again], kmod, warn_dups=warn_dups)
+    wi = WriterInput.of_columns(names, shown, res, columns)
+    groups = render_groups(wi, dirname, [g for g in GROUPS if g in again], kmod, warn_dups=warn_dups)
     now_groups = {**{g: got for g, got in state.groups.items() if g not in groups}, **_names_and_messages(groups)}
     flat = list(state.before)
     for g in GROUPS:

@@ -28,7 +28,7 @@ from .safety import devname_unsafe
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
+class WriterInput:
     """What the writers need beyond the resolution."""
 
     modules: Sequence[Module]
@@ -41,8 +41,8 @@ class Layout:
 
     @classmethod
     def of_columns(cls, names: list[bytes], shown: Sequence[str], resolution: Resolution,
-                   columns: dict[str, tuple[list[str], list[int]]]) -> Layout:
-        """A layout without Module records: each module's name, and for each of
+                   columns: dict[str, tuple[list[str], list[int]]]) -> WriterInput:
+        """A writer input without Module records: each module's name, and for each of
         MODINFO_KEYS every value and its module's index (what :func:`_select` gives)."""
         return cls((), shown, resolution, {"names": names, "select": columns})
 
@@ -53,11 +53,11 @@ class Layout:
         return got
 
 
-def _names(layout: Layout) -> list[bytes]:
+def _names(wi: WriterInput) -> list[bytes]:
     """Each module's name as bytes."""
-    got: list[bytes] | None = layout.memo.get("names")
+    got: list[bytes] | None = wi.memo.get("names")
     if got is None:
-        got = layout.memo["names"] = [fsencode(m.name) for m in layout.modules]
+        got = wi.memo["names"] = [fsencode(m.name) for m in wi.modules]
     return got
 
 
@@ -65,32 +65,32 @@ def _names(layout: Layout) -> list[bytes]:
 _SELECTED = MODINFO_KEYS
 
 
-def _select(layout: Layout, key: str) -> tuple[list[str], list[int]]:
+def _select(wi: WriterInput, key: str) -> tuple[list[str], list[int]]:
     """The modinfo values for ``key`` (one of _SELECTED) of every module, in
     array order then modinfo order, and the index of each one's module."""
-    got: dict[str, tuple[list[str], list[int]]] | None = layout.memo.get("select")
+    got: dict[str, tuple[list[str], list[int]]] | None = wi.memo.get("select")
     if got is None:
         trie = load("depmod._trie")
         if trie is not None:
             try:
-                got = dict(zip(_SELECTED, trie.select_modinfo(layout.modules, _SELECTED)))
+                got = dict(zip(_SELECTED, trie.select_modinfo(wi.modules, _SELECTED)))
             except TypeError:
                 got = None
         if got is None:
             got = {k: ([], []) for k in _SELECTED}
-            for idx, m in enumerate(layout.modules):
+            for idx, m in enumerate(wi.modules):
                 for k, v in m.modinfo:
                     if k in got:
                         values, owners = got[k]
                         values.append(v)
                         owners.append(idx)
-        layout.memo["select"] = got
+        wi.memo["select"] = got
     return got[key]
 
 
-def _aliases(layout: Layout) -> tuple[list[str], list[int]]:
+def _aliases(wi: WriterInput) -> tuple[list[str], list[int]]:
     """Every alias of every module in array order, and the index of its module."""
-    return _select(layout, "alias")
+    return _select(wi, "alias")
 
 
 def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners: list[int],
@@ -109,14 +109,14 @@ def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners:
                      for f, o in zip(firsts, owners)])
 
 
-def dependency_lists(layout: Layout) -> list[list[int]]:
+def dependency_lists(wi: WriterInput) -> list[list[int]]:
     """Per module, its transitive dependencies sorted by kmod's topological number.
 
     kmod tools/depmod.c (output_deps): the closure of the direct
     dependencies, each module once, sorted by the LIFO numbering, so users
     come before the libraries they need.
     """
-    res = layout.resolution
+    res = wi.resolution
     topo = res.topo
     if topo is None:
         raise ValueError("dependency cycles: no modules.dep can be written")
@@ -134,9 +134,9 @@ def dependency_lists(layout: Layout) -> list[list[int]]:
     return [sorted(c or (), key=topo.__getitem__) for c in closure]
 
 
-def dep_lines(layout: Layout) -> list[bytes]:
-    shown = [fsencode(s) for s in layout.shown]
-    res = layout.resolution
+def dep_lines(wi: WriterInput) -> list[bytes]:
+    shown = [fsencode(s) for s in wi.shown]
+    res = wi.resolution
     trie = load("depmod._trie")
     if trie is not None and res.topo is not None:
         try:
@@ -146,7 +146,7 @@ def dep_lines(layout: Layout) -> list[bytes]:
         else:
             return lines
     out = []
-    for idx, deps in enumerate(dependency_lists(layout)):
+    for idx, deps in enumerate(dependency_lists(wi)):
         if deps:
             out.append(shown[idx] + b": " + b" ".join(shown[d] for d in deps))
         else:
@@ -229,19 +229,19 @@ def modules_dep(lines: list[bytes]) -> bytes:
     return b"\n".join(lines) + b"\n" if lines else b""
 
 
-def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None, *,
+def modules_dep_bin(wi: WriterInput, lines: list[bytes], messages: list[str] | None = None, *,
                     preorder: bool = False) -> bytes:
-    names = _names(layout)
+    names = _names(wi)
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
         return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
     return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder)
 
 
-def modules_alias(layout: Layout) -> bytes:
-    flat, owner = _aliases(layout)
+def modules_alias(wi: WriterInput) -> bytes:
+    flat, owner = _aliases(wi)
     return b"# Aliases extracted from modules themselves.\n" + _format_rows(
-        b"alias ", flat, b" ", owner, _names(layout), b"\n")
+        b"alias ", flat, b" ", owner, _names(wi), b"\n")
 
 
 def _alias_keys(flat: list[str]) -> list[bytes | None]:
@@ -257,14 +257,14 @@ def _alias_keys(flat: list[str]) -> list[bytes | None]:
     return [alias_normalize(fsencode(v)) for v in flat]
 
 
-def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False, *,
+def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_dups: bool = False, *,
                       preorder: bool = False) -> bytes:
     """kmod tools/depmod.c (output_aliases_bin): normalised aliases; an unmatched
     bracket is warned about and skipped; with ``-w`` a module listing the same
     normalised alias twice gets "duplicate module alias" (index_insert found
     the value already stored under that key)."""
-    flat, owner = _aliases(layout)
-    names = _names(layout)
+    flat, owner = _aliases(wi)
+    names = _names(wi)
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
@@ -290,29 +290,29 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
     return _index(acc, "modules.alias.bin", messages, preorder)
 
 
-def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
-    values, owners = _select(layout, key)
-    names = _names(layout)
+def _keyed(wi: WriterInput, key: str, header: bytes) -> bytes:
+    values, owners = _select(wi, key)
+    names = _names(wi)
     head = key.encode() + b" "
     return header + b"".join([head + names[o] + b" " + fsencode(v) + b"\n" for v, o in zip(values, owners)])
 
 
-def modules_softdep(layout: Layout) -> bytes:
-    return _keyed(layout, "softdep", b"# Soft dependencies extracted from modules themselves.\n")
+def modules_softdep(wi: WriterInput) -> bytes:
+    return _keyed(wi, "softdep", b"# Soft dependencies extracted from modules themselves.\n")
 
 
-def modules_weakdep(layout: Layout) -> bytes:
+def modules_weakdep(wi: WriterInput) -> bytes:
     """modules.weakdep, which kmod >= 33 writes (kmod 30 to 32 do not)."""
-    return _keyed(layout, "weakdep", b"# Weak dependencies extracted from modules themselves.\n")
+    return _keyed(wi, "weakdep", b"# Weak dependencies extracted from modules themselves.\n")
 
 
-def has_weakdeps(layout: Layout) -> bool:
-    return bool(_select(layout, "weakdep")[0])
+def has_weakdeps(wi: WriterInput) -> bool:
+    return bool(_select(wi, "weakdep")[0])
 
 
-def module_symbols(layout: Layout) -> list[tuple[bytes, int]]:
+def module_symbols(wi: WriterInput) -> list[tuple[bytes, int]]:
     """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
-    owners = layout.resolution.owners
+    owners = wi.resolution.owners
     trie = load("depmod._trie")
     if trie is not None and KERNEL == -1:
         try:
@@ -330,16 +330,16 @@ def _columns(symbols: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
     return [s for s, _ in symbols], [o for _, o in symbols]
 
 
-def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
+def modules_symbols(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
+    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
     return b"# Aliases for symbols, used by symbol_request().\n" + _format_rows(
-        b"alias symbol:", names, b" ", owners, _names(layout), b"\n")
+        b"alias symbol:", names, b" ", owners, _names(wi), b"\n")
 
 
-def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None,
+def modules_symbols_bin(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None,
                         messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
-    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
-    modnames = _names(layout)
+    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+    modnames = _names(wi)
     return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
                           "modules.symbols.bin", messages, preorder)
 
@@ -413,9 +413,9 @@ def devname_of(name: str, aliases: Iterable[str]) -> tuple[bytes | None, bytes |
     return line, None, None
 
 
-def _devname_candidates(layout: Layout) -> list[int]:
+def _devname_candidates(wi: WriterInput) -> list[int]:
     """The modules with an alias starting with ``devname:``, ascending."""
-    flat, owner = _aliases(layout)
+    flat, owner = _aliases(wi)
     trie = load("depmod._trie")
     hits: list[int] | None = None
     if trie is not None:
@@ -428,13 +428,13 @@ def _devname_candidates(layout: Layout) -> list[int]:
     return sorted({owner[i] for i in hits})
 
 
-def modules_devname(layout: Layout) -> tuple[bytes, list[str]]:
+def modules_devname(wi: WriterInput) -> tuple[bytes, list[str]]:
     lines: list[bytes] = []
     errors: list[str] = []
     # Only a module with a "devname:" alias gets a line or an error.
-    flat, owner = _aliases(layout)
-    names = _names(layout)
-    for idx in _devname_candidates(layout):
+    flat, owner = _aliases(wi)
+    names = _names(wi)
+    for idx in _devname_candidates(wi):
         # the aliases of a module are one run of ``owner`` (array order)
         line, _dev, err = devname_of(fsdecode(names[idx]),
                                      flat[bisect.bisect_left(owner, idx) : bisect.bisect_right(owner, idx)])

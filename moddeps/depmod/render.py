@@ -48,55 +48,55 @@ def flatten(groups: Rendered) -> tuple[list[tuple[str, bytes]], list[str]]:
 def render_tree(
     tree: Tree, res: Resolution, kmod: kmodversion.KmodTarget, *, warn_dups: bool = False, dry_run: bool = False
 ) -> tuple[Rendered, Any]:
-    """Every group of outputs for a scanned tree (no cycles), and the writers' layout."""
+    """Every group of outputs for a scanned tree (no cycles), and the writers' input."""
     from . import outputs
     from .safety import sanitize
 
     # what must not reach the line-based files (see moddeps.depmod.safety)
     modules, messages = sanitize(tree.modules)
-    layout = outputs.Layout(modules, [f.shown for f in tree.files], res)
+    wi = outputs.WriterInput(modules, [f.shown for f in tree.files], res)
     groups: Rendered = {"sanitize": ([], messages)}
-    groups.update(render_groups(layout, tree.dirname, GROUPS[1:], kmod, warn_dups=warn_dups, dry_run=dry_run))
-    return groups, layout
+    groups.update(render_groups(wi, tree.dirname, GROUPS[1:], kmod, warn_dups=warn_dups, dry_run=dry_run))
+    return groups, wi
 
 
 def render_groups(
-    layout: Any, dirname: str, which: Sequence[str], kmod: kmodversion.KmodTarget, *, warn_dups: bool = False,
+    wi: Any, dirname: str, which: Sequence[str], kmod: kmodversion.KmodTarget, *, warn_dups: bool = False,
     dry_run: bool = False,
 ) -> Rendered:
     """The groups ``which`` (but "sanitize", which needs the modules) of an
-    :class:`outputs.Layout` of sanitized modules, as the kmod release ``kmod`` writes them."""
+    :class:`outputs.WriterInput` of sanitized modules, as the kmod release ``kmod`` writes them."""
     from . import outputs
     from .safety import safe_symbols
 
     out: Rendered = {}
     pre = kmod.preorder_index
-    names = outputs._names(layout)
+    names = outputs._names(wi)
     if "symsafe" in which or "symbols" in which:
         symsafe: list[str] = []
-        symbols = safe_symbols(outputs.module_symbols(layout), names, symsafe)
+        symbols = safe_symbols(outputs.module_symbols(wi), names, symsafe)
         out["symsafe"] = ([], symsafe)
     if "dep" in which:
         messages: list[str] = []
-        lines = outputs.dep_lines(layout)
+        lines = outputs.dep_lines(wi)
         out["dep"] = ([("modules.dep", outputs.modules_dep(lines)),
-                       ("modules.dep.bin", outputs.modules_dep_bin(layout, lines, messages, preorder=pre))], messages)
+                       ("modules.dep.bin", outputs.modules_dep_bin(wi, lines, messages, preorder=pre))], messages)
     if "alias" in which:
         messages = []
-        out["alias"] = ([("modules.alias", outputs.modules_alias(layout)),
-                         ("modules.alias.bin", outputs.modules_alias_bin(layout, messages, warn_dups, preorder=pre))],
+        out["alias"] = ([("modules.alias", outputs.modules_alias(wi)),
+                         ("modules.alias.bin", outputs.modules_alias_bin(wi, messages, warn_dups, preorder=pre))],
                         messages)
     if "softdep" in which:
-        files = [("modules.softdep", outputs.modules_softdep(layout))]
+        files = [("modules.softdep", outputs.modules_softdep(wi))]
         # kmod >= 33 always writes modules.weakdep; for older releases moddeps
         # writes it only when a module declares a weak dependency
-        if kmod.always_weakdep or outputs.has_weakdeps(layout):
-            files.append(("modules.weakdep", outputs.modules_weakdep(layout)))
+        if kmod.always_weakdep or outputs.has_weakdeps(wi):
+            files.append(("modules.weakdep", outputs.modules_weakdep(wi)))
         out["softdep"] = (files, [])
     if "symbols" in which:
         messages = []
-        out["symbols"] = ([("modules.symbols", outputs.modules_symbols(layout, symbols)),
-                           ("modules.symbols.bin", outputs.modules_symbols_bin(layout, symbols, messages,
+        out["symbols"] = ([("modules.symbols", outputs.modules_symbols(wi, symbols)),
+                           ("modules.symbols.bin", outputs.modules_symbols_bin(wi, symbols, messages,
                                                                                preorder=pre))],
                           messages)
     if "builtin" in which:
@@ -117,6 +117,6 @@ def render_groups(
                       outputs.modules_builtin_alias_bin(builtin_modinfo, messages, preorder=pre)))
         out["builtin"] = (files, [] if dry_run else messages)
     if "devname" in which:
-        devname, errors = outputs.modules_devname(layout)
+        devname, errors = outputs.modules_devname(wi)
         out["devname"] = ([("modules.devname", devname)], errors)
     return {group: out[group] for group in GROUPS if group in which}

@@ -349,7 +349,7 @@ def _compute(
     from .render import flatten, render_tree
 
     try:
-        groups, written_layout = render_tree(tree, res, _target(opts), warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+        groups, writer_input = render_tree(tree, res, _target(opts), warn_dups=opts.warn_dups, dry_run=opts.dry_run)
     except NonAsciiIndexString as exc:  # kmod >= 34 stops; moddeps writes nothing at all
         raise DepmodFatal(f"an index string is not 7-bit ASCII: {printable(exc.message)}",
                           [*messages, exc.message]) from None
@@ -364,7 +364,7 @@ def _compute(
         from . import incremental
 
         scan_cache.put_output_state(dirname, inputs.digest, functools.partial(
-            incremental.capture, res, written_layout.columns(), groups, list(messages), names,
+            incremental.capture, res, writer_input.columns(), groups, list(messages), names,
             [f.shown for f in tree.files], [i for i, m in enumerate(tree.modules) if m.error is not None]))
     messages.extend(out_messages)
 
