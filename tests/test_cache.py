@@ -465,7 +465,7 @@ def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path:
         wrong = list(ids)
         fields: list[Any] = list(wrong[0])
         fields[k] += 1
-        wrong[0] = tuple(fields)
+        wrong[0] = wrong[0]._make(fields)
         assert runmod._outputs_unchanged(str(root), wrong) is None, k
 
 

@@ -1,27 +1,166 @@
-"""A depmod rerun answered from the scan cache: the previous result when
-nothing it was computed from changed, or brought up to date."""
+"""A depmod rerun answered from the scan cache's output tables.
+
+:func:`output_inputs` digests everything a result is computed from;
+:func:`previous` then finds the result stored for the same inputs (its
+output files still the very files written), or brings the previous result
+up to date when all that changed are a few module files; :func:`capture`
+and :func:`record` store what a computation made for the next run.  The
+caller (:mod:`moddeps.depmod.run`) writes the files: nothing here writes
+into the output directory.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import marshal
 import os
 import stat
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..cache import Key, ScanCache
+from .. import __version__, cache
+from ..cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
 from ..kernelsyms import read_text
+from ..kmodversion import KmodTarget
+from ..model import READER_SCHEMA, Module, fsencode
 from ..scanner import Layout, read_modules, read_optional
-from .writer import write_all
+from .reads import depmod_view
 
 if TYPE_CHECKING:
-    from .run import DepmodOptions, DepmodResult
+    from ..resolve import Resolution
+    from .incremental import State
+    from .outputs import WriterInput
+    from .render import Rendered
 
-#: What an output file was when it was written: name, size, mtime_ns, ctime_ns, inode, device, CRC-32 of its bytes.
-Identity = tuple[str, int, int, int, int, int, int]
+# .incremental (and with it the resolver and the writers) is imported where a
+# result is brought up to date or captured: a rerun answered by the stored
+# result never needs it (start-up cost).
+
+#: Bump when the outputs computed from the same inputs change.
+OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
 
 
-def _output_identities(outdir: str, names: list[str]) -> list[Identity] | None:
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a depmod run's result depends on besides the module files and
+    the messages made before the modules are read, as the output cache sees it."""
+
+    dirname: str
+    outdir: str
+    kmod: KmodTarget
+    prefix: str | None  # -P
+    warn: bool  # -e, when it holds (-E or -F given)
+    warn_dups: bool  # -w
+    dry_run: bool  # -n
+    verbose: bool  # -v
+    symvers: str | None  # -E
+    system_map: str | None  # -F
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a depmod result is computed from, as the output cache sees it."""
+
+    job: Job
+    digest: bytes  # of everything: basis, then files
+    basis: bytes  # of every input but the module files
+    files: ModuleFiles  # a digest of the module array's paths, and each file's identity
+    keys: tuple[Key | None, ...]  # the scan cache's keys of the module files
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """A result from the cache: the previous one, or the previous one brought up to date."""
+
+    files: tuple[tuple[str, bytes], ...]  # in kmod's write order
+    messages: tuple[str, ...]
+    notes: tuple[str, ...]  # the result's own notes (the cache's problem, if any, goes before them)
+    verbose_lines: tuple[str, ...]
+    rewrite: tuple[tuple[str, bytes], ...] = ()  # the files whose bytes changed: to write
+    stored: bool = True  # False: to store with :func:`record` once ``rewrite`` is written
+
+
+def output_inputs(layout: Layout, job: Job, messages: Sequence[str]) -> Inputs:
+    """Digests of everything depmod's result depends on, given the layout.
+
+    The module files enter by identity (path, size, mtime, ctime, inode,
+    device: the scan cache's key), the other inputs by content; options, the messages
+    produced so far (configuration, symbol lists) and what the walk met by value.
+    """
+    h = hashlib.blake2b(digest_size=20)
+
+    def put(obj: object) -> None:
+        h.update(repr(obj).encode("utf-8", "surrogateescape"))
+
+    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, job.kmod.version, layout.dirname, job.outdir, job.prefix, job.warn,
+         job.warn_dups, job.dry_run, job.verbose, job.symvers, job.system_map, list(messages), layout.messages,
+         [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        data = read_optional(f"{layout.dirname}/{name}")
+        put(None if data is None else hashlib.blake2b(data).digest())
+    for path in (job.symvers, job.system_map):
+        if path:
+            put(hashlib.blake2b(read_text(path)).digest())
+    if job.symvers:  # the stale-errno quirk of -E messages
+        put(os.path.exists(f"{layout.dirname}/modules.softdep"))
+    basis = h.digest()
+    # The paths are absolute (module_dirname), so a key's path is the file's
+    # own; the array's paths enter as a digest, their identities as they are
+    # (~40 bytes a module, stored to find which files changed next time).
+    # marshal format 2 (no back-references) is a deterministic, injective
+    # encoding of these strings, ints and tuples, 10x faster than repr here.
+    keys = tuple(file_key(mf.path) for mf in layout.files)
+    paths = hashlib.blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
+                            digest_size=PATHS_DIGEST_SIZE).digest()
+    files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
+    h.update(files.encoded)
+    return Inputs(job, h.digest(), basis, files, keys)
+
+
+def previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> Rerun | None:
+    """The result stored for these very inputs, if its output files are
+    still the ones written; else, when no result was stored for them, the
+    previous one brought up to date (:func:`_update_previous`).  None:
+    compute everything."""
+    job = inputs.job
+    hit = scan_cache.get_output(job.dirname, inputs.digest)
+    if hit is None:
+        return _update_previous(scan_cache, inputs, layout)
+    files = _outputs_unchanged(job.outdir, hit.identities)
+    if files is None:
+        return None
+    return Rerun(tuple(files), hit.messages, hit.notes, hit.verbose_lines)
+
+
+def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterInput, groups: Rendered,
+            before: Sequence[str], names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> None:
+    """Store the state that brings a full computation's result up to date
+    (:func:`.incremental.capture`), made and written by the cache's writer
+    thread while the caller writes the files (their fsyncs wait on the disk)."""
+    from . import incremental  # (start-up cost: see above)
+
+    scan_cache.put_output_state(inputs.job.dirname, inputs.digest, functools.partial(
+        incremental.capture, res, wi.columns(), groups, list(before), names, shown, unreadable))
+
+
+def record(scan_cache: ScanCache, inputs: Inputs, files: Sequence[tuple[str, bytes]], messages: Sequence[str],
+           verbose_lines: Sequence[str], notes: Sequence[str]) -> None:
+    """Store a result whose ``files`` were just written (their identities read back)."""
+    written = _output_identities(inputs.job.outdir, [name for name, _ in files])
+    if written is not None:
+        scan_cache.put_output(inputs.job.dirname, inputs.digest, inputs.basis, inputs.files,
+                              StoredOutput(tuple(written), tuple(messages), tuple(verbose_lines), tuple(notes)))
+
+
+def noted(scan_cache: ScanCache, notes: Sequence[str]) -> tuple[str, ...]:
+    """``notes``, after the cache's own problem if it had one (as a full computation says it)."""
+    return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
+
+
+def _output_identities(outdir: str, names: list[str]) -> list[OutputIdentity] | None:
     """The identity of each output file as written (read back: ~1 MB for
     1,100 modules, 0.3 ms of CRC-32), or None if one cannot be read."""
     out = []
@@ -29,9 +168,12 @@ def _output_identities(outdir: str, names: list[str]) -> list[Identity] | None:
         data = _read_output(os.path.join(outdir, name))
         if data is None:
             return None
-        st, content = data
-        out.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, zlib.crc32(content)))
+        out.append(_identity(name, *data))
     return out
+
+
+def _identity(name: str, st: os.stat_result, content: bytes) -> OutputIdentity:
+    return OutputIdentity(name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, zlib.crc32(content))
 
 
 def _read_output(path: str) -> tuple[os.stat_result, bytes] | None:
@@ -53,7 +195,7 @@ def _read_output(path: str) -> tuple[os.stat_result, bytes] | None:
         os.close(fd)
 
 
-def _outputs_unchanged(outdir: str, identities: list[Identity]) -> list[tuple[str, bytes]] | None:
+def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> list[tuple[str, bytes]] | None:
     """The output files, if every one is still the very file an earlier run
     wrote, else None.  Each is replaced by a rename, so a rewrite by any tool
     gives a new inode; one edited in place keeps its inode, and may keep its
@@ -63,76 +205,16 @@ def _outputs_unchanged(outdir: str, identities: list[Identity]) -> list[tuple[st
     the same tick of the ctime clock."""
     files = []
     for ident in identities:
-        name = ident[0]
-        data = _read_output(os.path.join(outdir, name))
+        data = _read_output(os.path.join(outdir, ident.name))
         if data is None:
             return None
-        st, content = data
-        if (name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, zlib.crc32(content)) != ident:
+        if _identity(ident.name, *data) != ident:
             return None
-        files.append((name, content))
+        files.append((ident.name, data[1]))
     return files
 
 
-@dataclass(frozen=True, slots=True)
-class _Inputs:
-    """What a depmod result is computed from, as the output cache sees it."""
-
-    digest: bytes  # of everything: basis, then files
-    basis: bytes  # of every input but the module files
-    files: bytes  # the module files: a digest of their paths, then their identities (stats, marshalled)
-    stats: list[tuple[int, int, int, int, int] | None]  # size, mtime_ns, ctime_ns, inode, device of each module file
-    keys: list[Key | None]  # the scan cache's keys of the module files
-
-
-def _output_inputs(layout: Layout, opts: DepmodOptions, warn: bool, messages: list[str], outdir: str) -> _Inputs:
-    """Digests of everything depmod's result depends on, given the layout.
-
-    The module files enter by identity (path, size, mtime, ctime, inode,
-    device: the scan cache's key), the other inputs by content; options, the messages
-    produced so far (configuration, symbol lists) and what the walk met by value.
-    """
-    import hashlib
-    import marshal
-
-    from .. import __version__
-    from ..cache import file_key
-    from ..model import READER_SCHEMA
-
-    h = hashlib.blake2b(digest_size=20)
-
-    def put(obj: object) -> None:
-        h.update(repr(obj).encode("utf-8", "surrogateescape"))
-
-    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, opts.kmod_version, layout.dirname, outdir, opts.prefix, warn,
-         opts.warn_dups, opts.dry_run, opts.verbose, opts.symvers, opts.system_map, messages, layout.messages,
-         [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
-    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
-        data = read_optional(f"{layout.dirname}/{name}")
-        put(None if data is None else hashlib.blake2b(data).digest())
-    for path in (opts.symvers, opts.system_map):
-        if path:
-            put(hashlib.blake2b(read_text(path)).digest())
-    if opts.symvers:  # the stale-errno quirk of -E messages
-        put(os.path.exists(f"{layout.dirname}/modules.softdep"))
-    basis = h.digest()
-    # The paths are absolute (module_dirname), so a key's path is the file's
-    # own; the array's paths enter as a digest, their identities as they are
-    # (~40 bytes a module, stored to find which files changed next time).
-    # marshal format 2 (no back-references) is a deterministic, injective
-    # encoding of these strings, ints and tuples, 10x faster than repr here.
-    keys = [file_key(mf.path) for mf in layout.files]
-    stats = [key and key[1:] for key in keys]
-    files = (hashlib.blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2), digest_size=20).digest()
-             + marshal.dumps(stats, 2))
-    h.update(files)
-    return _Inputs(h.digest(), basis, files, stats, keys)
-
-
-def _update_previous(
-    inputs: _Inputs, layout: Layout, scan_cache: ScanCache, opts: DepmodOptions, warn: bool, dirname: str,
-    outdir: str,
-) -> DepmodResult | None:
+def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> Rerun | None:
     """The previous result brought up to date, when all that changed since
     are a few module files, changed, added or removed.  None: compute everything.
 
@@ -148,76 +230,75 @@ def _update_previous(
       written;
     * otherwise, and whenever modules were added or removed,
       :mod:`.incremental` renders the groups of outputs the change touches,
-      and only the files whose bytes change are written.
+      and only the files whose bytes change are to be written.
     """
-    import marshal
-
-    from ..cache import FEW
-    from ..model import Module, fsencode
-    from .reads import depmod_view
-    from .run import DepmodResult, _target  # (for this move only: the next commit removes it)
-
-    prev = scan_cache.get_previous_output(dirname)
-    if prev is None or prev[0] != inputs.basis:
+    job = inputs.job
+    prev = scan_cache.get_previous_output(job.dirname)
+    if prev is None or prev.basis != inputs.basis or prev.files is None:
         return None
-    try:
-        before = marshal.loads(prev[1][20:])
-    except (ValueError, EOFError, TypeError):
-        return None
-    if not isinstance(before, list):
-        return None
-    state = None
+    before = prev.files.stats
+    stats = inputs.files.stats
+    state: State | None = None
     remap: list[int | None] | None = None
     was_at: list[int | None]
-    if prev[1][:20] == inputs.files[:20]:  # the same module array
-        if len(before) != len(inputs.stats):
+    if prev.files.paths == inputs.files.paths:  # the same module array
+        if len(before) != len(stats):
             return None
         was_at = list(range(len(before)))
     else:  # modules added or removed: map the previous array onto this one
-        if opts.verbose or warn:  # what the state does not keep
+        if job.verbose or job.warn:  # what the state does not keep
             return None
-        from . import incremental  # (not needed by a rerun whose changes depmod does not read)
+        from . import incremental  # (start-up cost: see above)
 
-        state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
+        state = incremental.load(scan_cache.get_output_state(job.dirname, prev.digest))
         if state is None:
             return None
         mapped = _map_arrays(state, layout, len(before))
         if mapped is None:
             return None
         remap, was_at = mapped
+    # (cache.FEW is read at each call, so that one change of it holds for both)
     changed: list[int] = []  # modules of this array that are new or whose file changed
     for j, i in enumerate(was_at):
-        if i is None or before[i] != inputs.stats[j]:
-            if inputs.stats[j] is None or (i is not None and before[i] is None) or len(changed) == FEW:
+        if i is None or before[i] != stats[j]:
+            if stats[j] is None or (i is not None and before[i] is None) or len(changed) == cache.FEW:
                 return None
             changed.append(j)
     if not changed and remap is None:  # the same inputs, but the outputs were not the files written
         return None
-    if remap is not None and len(changed) + remap.count(None) > FEW:
+    if remap is not None and len(changed) + remap.count(None) > cache.FEW:
         return None
-    record = prev[2]
-    files = _outputs_unchanged(outdir, record[0])
+    stored = prev.output
+    files = _outputs_unchanged(job.outdir, stored.identities)
     if files is None:
         return None
     items = [(layout.files[j].path, layout.files[j].shown) for j in changed]
     keys = [inputs.keys[j] for j in changed]
     # the records the previous result was computed from, before the new ones replace them
-    old = scan_cache.get_many([(None if was_at[j] is None else (key[0], *before[was_at[j]]), shown)  # type: ignore[index]
-                               for j, key, (_path, shown) in zip(changed, keys, items)])
+    old_keys: list[tuple[Key | None, str]] = []
+    for j, key, (_path, shown) in zip(changed, keys, items):
+        i = was_at[j]
+        was = None if i is None else before[i]
+        old_keys.append((None if key is None or was is None else Key(key.path, *was), shown))
+    cached = scan_cache.get_many(old_keys)
     new = read_modules(items, 1, None, scan_cache, keys)
-    old = [Module(m.name, m.path) if was_at[j] is None else o for j, o, m in zip(changed, old, new)]  # added: empty
-    if any(a is None for a in old):
+    old: list[Module] = []
+    for j, o, m in zip(changed, cached, new):
+        if was_at[j] is None:  # added: a change from an empty module
+            old.append(Module(m.name, m.path))
+        elif o is None:
+            return None
+        else:
+            old.append(o)
+    if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):
+        scan_cache.renew_output(job.dirname, prev.digest, inputs.digest, inputs.files, stored)
+        return Rerun(tuple(files), stored.messages, stored.notes, stored.verbose_lines)
+    if job.verbose or job.warn:
         return None
-    if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):  # type: ignore[arg-type]
-        scan_cache.renew_output(dirname, prev[3], inputs.digest, inputs.files, record)
-        return DepmodResult(dirname, outdir, tuple(files), tuple(record[1]), _noted(scan_cache, record[3]),
-                            tuple(record[2]))
-    if opts.verbose or warn:
-        return None
-    from . import incremental
+    from . import incremental  # (start-up cost: see above)
 
     if state is None:
-        state = incremental.load(scan_cache.get_output_state(dirname, prev[3]))
+        state = incremental.load(scan_cache.get_output_state(job.dirname, prev.digest))
         if state is None:
             return None
     skip = set(changed)
@@ -228,12 +309,12 @@ def _update_previous(
         found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
         if found is None:
             return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, opts.prefix)}
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, job.prefix)}
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        list(zip(changed, old, new)), importers,  # type: ignore[arg-type]
-        remap=remap, dirname=dirname, prefix=opts.prefix, warn_dups=opts.warn_dups, kmod=_target(opts))
+        list(zip(changed, old, new)), importers,
+        remap=remap, dirname=job.dirname, prefix=job.prefix, warn_dups=job.warn_dups, kmod=job.kmod)
     if update is None:
         return None
     previous = dict(files)
@@ -247,23 +328,12 @@ def _update_previous(
             return None
     # the state first (its write overlaps the files' fsyncs); the result
     # stored after it with the same digest is the one it belongs to
-    scan_cache.put_output_state(dirname, inputs.digest, update.state)
-    rewritten = [(name, data) for name, data in result if previous.get(name) != data]
-    if rewritten:
-        write_all(outdir, rewritten, fsync=opts.fsync)
-    written = _output_identities(outdir, [name for name, _ in result])
-    if written is not None:
-        scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
-                              (written, update.messages, [], record[3]))
-    return DepmodResult(dirname, outdir, tuple(result), tuple(update.messages), _noted(scan_cache, record[3]))
+    scan_cache.put_output_state(job.dirname, inputs.digest, update.state)
+    rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
+    return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 
 
-def _noted(scan_cache: ScanCache, notes: list[str]) -> tuple[str, ...]:
-    """``notes``, after the cache's own problem if it had one (as a full computation says it)."""
-    return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
-
-
-def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None], list[int | None]] | None:
+def _map_arrays(state: State, layout: Layout, size: int) -> tuple[list[int | None], list[int | None]] | None:
     """The previous module array (the state's) mapped onto ``layout``'s:
     (new index of each previous module or None: removed, previous index of
     each module now or None: added); None when a module kept its name but
@@ -288,7 +358,3 @@ def _map_arrays(state: Any, layout: Layout, size: int) -> tuple[list[int | None]
             last = i
         was_at.append(i)
     return remap, was_at
-
-
-#: Bump when the outputs computed from the same inputs change.
-OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart

@@ -21,16 +21,20 @@ from ..cache import ScanCache
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
 from ..kernelsyms import kmod_kernel_table, read_text
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
-from ..model import fsdecode, printable
-from ..scanner import ModuleFile, Tree, layout_tree, module_array, read_layout, read_modules, read_optional
-from .rerun import (
-    _Inputs,
-    _noted,
-    _output_identities,
-    _output_inputs,
-    _outputs_unchanged,
-    _update_previous,
+from ..model import fsdecode, modname_from_path, printable
+from ..scanner import (
+    SKIP_NAMES,
+    ModuleFile,
+    Tree,
+    _Registry,
+    is_module_filename,
+    layout_tree,
+    module_array,
+    read_layout,
+    read_modules,
+    read_optional,
 )
+from . import rerun
 from .writer import locked, write_all
 
 if TYPE_CHECKING:
@@ -97,8 +101,6 @@ def up_to_date(dirname: str, depfile: str) -> bool | None:
         dep_mtime = int(os.stat(depfile).st_mtime)
     except OSError:
         return None
-    from ..scanner import SKIP_NAMES, is_module_filename
-
     todo = [dirname]
     seen: set[tuple[int, int]] = set()
     while todo:
@@ -142,7 +144,6 @@ def run(
             raise UsageError(f"{what} (kmod 34 removed it; --kmod-version 33 accepts it)")
         messages.append(f"WARNING: Ignored deprecated option {option}")
     check_version(version)
-    opts = replace(opts, kmod_version=kmod.version)  # what the computation below reads (_target)
     if opts.prefix is not None and len(opts.prefix) != 1:
         raise UsageError("-P only takes a single char")
     moduledir = opts.moduledir
@@ -153,8 +154,9 @@ def run(
     outdir = module_dirname(opts.outdir, moduledir, version) if opts.outdir else dirname
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
+    job = _Job(opts, version, kmod, dirname, outdir, progress)
     if opts.dry_run:  # writes nothing into the directory: no lock
-        return _run(opts, progress, version, kmod, messages, dirname, outdir)
+        return _run(job, messages)
     # One writer per output directory, from before it reads the tree until its
     # files are written and recorded (moddeps.depmod.writer): a run that waited
     # reads what the previous one left, and finds a set it left half renamed completed.
@@ -165,7 +167,7 @@ def run(
         raise OutputError(f"{outdir}: cannot create the output directory: {exc.strerror}") from None
     try:
         with locked(outdir, waiting, optional=True) as notes:
-            result = _run(opts, progress, version, kmod, messages, dirname, outdir)
+            result = _run(job, messages)
     except BaseException:
         for d in reversed(created):  # -o OUTDIR made for nothing: as it was
             with contextlib.suppress(OSError):
@@ -186,15 +188,30 @@ def _missing_dirs(path: str) -> list[str]:
     return missing[::-1]
 
 
-def _run(
-    opts: DepmodOptions,
-    progress: Callable[[int, int], None] | None,
-    version: str,
-    kmod: kmodversion.KmodTarget,
-    messages: list[str],
-    dirname: str,
-    outdir: str,
-) -> DepmodResult:
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What :func:`run` settled before reading anything."""
+
+    opts: DepmodOptions
+    version: str
+    kmod: kmodversion.KmodTarget  # the release imitated
+    dirname: str  # the module directory
+    outdir: str  # where the files go
+    progress: Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Basis:
+    """What :func:`_run` read before the modules (besides its messages)."""
+
+    cfg: depmod_config.DepmodConfig
+    kernel_table: dict[str, int] | None  # -E or -F: the kernel's symbols and their CRCs
+    warn: bool  # -e, when it holds (-E or -F given)
+    files_only: bool  # module files given: only those are read, and no configuration
+
+
+def _run(job: _Job, messages: list[str]) -> DepmodResult:
+    opts, version, kmod, dirname, outdir = job.opts, job.version, job.kmod, job.dirname, job.outdir
     files_only = bool(opts.files) and not opts.all
     if opts.quick:
         # kmod 30: -A together with -n does nothing at all; otherwise it does
@@ -233,60 +250,36 @@ def _run(
         kernel_table = {fsdecode(k): v for k, v in table.items()}
         messages.extend(msgs)
 
-    scan_cache = None
-    if opts.cache:
-        from ..cache import ScanCache
-
-        scan_cache = ScanCache(opts.cache)
+    scan_cache = ScanCache(opts.cache) if opts.cache else None
     try:
-        result = _compute(opts, version, dirname, outdir, cfg, messages, kernel_table, warn, files_only, scan_cache,
-                          progress)
+        result = _compute(job, _Basis(cfg, kernel_table, warn, files_only), messages, scan_cache)
         return replace(result, kmod=kmod)
     finally:
         if scan_cache is not None:
             scan_cache.close()
 
 
-def _target(opts: DepmodOptions) -> kmodversion.KmodTarget:
-    """The kmod release of options resolved by :func:`run`."""
-    assert isinstance(opts.kmod_version, int), opts.kmod_version
-    return kmodversion.KmodTarget(opts.kmod_version, "resolved by run()")
 
-
-
-def _compute(
-    opts: DepmodOptions,
-    version: str,
-    dirname: str,
-    outdir: str,
-    cfg: depmod_config.DepmodConfig,
-    messages: list[str],
-    kernel_table: dict[str, int] | None,
-    warn: bool,
-    files_only: bool,
-    scan_cache: ScanCache | None,
-    progress: Callable[[int, int], None] | None,
-) -> DepmodResult:
-    inputs: _Inputs | None = None
-    if files_only:
-        tree = _tree_from_files(dirname, version, opts, cfg, progress, scan_cache)
+def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCache | None) -> DepmodResult:
+    opts, dirname, outdir = job.opts, job.dirname, job.outdir
+    cfg, kernel_table, warn = basis.cfg, basis.kernel_table, basis.warn
+    inputs: rerun.Inputs | None = None
+    if basis.files_only:
+        tree = _tree_from_files(job, cfg, scan_cache)
     else:
-        layout = layout_tree(dirname, version=version, config=cfg, order_first_wins=_target(opts).order_first_wins)
+        layout = layout_tree(dirname, version=job.version, config=cfg, order_first_wins=job.kmod.order_first_wins)
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
             # A rerun on unchanged inputs whose outputs are still the files
-            # this computation wrote: nothing to compute and nothing to write.
-            inputs = _output_inputs(layout, opts, warn, messages, outdir)
-            hit = scan_cache.get_output(dirname, inputs.digest)
-            if hit is not None:
-                unchanged = _outputs_unchanged(outdir, hit[0])
-                if unchanged is not None:
-                    return DepmodResult(dirname, outdir, tuple(unchanged), tuple(hit[1]), tuple(hit[3]),
-                                        tuple(hit[2]))
-            else:
-                again = _update_previous(inputs, layout, scan_cache, opts, warn, dirname, outdir)
-                if again is not None:
-                    return again
-        tree = read_layout(layout, jobs=opts.jobs, progress=progress, cache=scan_cache,
+            # this computation wrote: nothing to compute and nothing to write;
+            # after a few module files changed: the previous result brought up to date.
+            inputs = rerun.output_inputs(layout, rerun.Job(
+                dirname=dirname, outdir=outdir, kmod=job.kmod, prefix=opts.prefix, warn=warn,
+                warn_dups=opts.warn_dups, dry_run=opts.dry_run, verbose=opts.verbose, symvers=opts.symvers,
+                system_map=opts.system_map), messages)
+            again = rerun.previous(scan_cache, inputs, layout)
+            if again is not None:
+                return _from_cache(job, again, inputs, scan_cache)
+        tree = read_layout(layout, jobs=opts.jobs, progress=job.progress, cache=scan_cache,
                            keys=inputs.keys if inputs else None)
     from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
 
@@ -349,7 +342,7 @@ def _compute(
     from .render import flatten, render_tree
 
     try:
-        groups, writer_input = render_tree(tree, res, _target(opts), warn_dups=opts.warn_dups, dry_run=opts.dry_run)
+        groups, writer_input = render_tree(tree, res, job.kmod, warn_dups=opts.warn_dups, dry_run=opts.dry_run)
     except NonAsciiIndexString as exc:  # kmod >= 34 stops; moddeps writes nothing at all
         raise DepmodFatal(f"an index string is not 7-bit ASCII: {printable(exc.message)}",
                           [*messages, exc.message]) from None
@@ -357,15 +350,9 @@ def _compute(
         raise DepmodFatal(f"cannot write a kmod-compatible index: {exc}", [f"ERROR: {exc}"]) from None
     files, out_messages = flatten(groups)
     if inputs is not None and scan_cache is not None and not opts.verbose and not warn:
-        # what _update_previous can use, made and written by the cache's
-        # writer thread while the files are written (their fsyncs wait on the disk)
-        import functools
-
-        from . import incremental
-
-        scan_cache.put_output_state(dirname, inputs.digest, functools.partial(
-            incremental.capture, res, writer_input.columns(), groups, list(messages), names,
-            [f.shown for f in tree.files], [i for i, m in enumerate(tree.modules) if m.error is not None]))
+        # what a rerun brings up to date (the state keeps neither -v's nor -e's details)
+        rerun.capture(scan_cache, inputs, res, writer_input, groups, messages, names, [f.shown for f in tree.files],
+                      [i for i, m in enumerate(tree.modules) if m.error is not None])
     messages.extend(out_messages)
 
     if not opts.dry_run:
@@ -373,15 +360,22 @@ def _compute(
             os.makedirs(outdir, exist_ok=True)
         write_all(outdir, files, fsync=opts.fsync)
         if inputs is not None and scan_cache is not None:
-            written = _output_identities(outdir, [name for name, _ in files])
-            if written is not None:
-                scan_cache.put_output(dirname, inputs.digest, inputs.basis, inputs.files,
-                                      (written, messages, verbose_lines, extra_notes))
+            rerun.record(scan_cache, inputs, files, messages, verbose_lines, extra_notes)
     return DepmodResult(
         dirname, outdir, tuple(files), tuple(messages),
-        tuple(extra_notes) if scan_cache is None else _noted(scan_cache, extra_notes), tuple(verbose_lines),
+        tuple(extra_notes) if scan_cache is None else rerun.noted(scan_cache, extra_notes), tuple(verbose_lines),
         tree=tree, resolution=res,
     )
+
+
+def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache: ScanCache) -> DepmodResult:
+    """The result of a rerun answered from the cache, once the files it changed are written and it is stored."""
+    if again.rewrite:
+        write_all(job.outdir, again.rewrite, fsync=job.opts.fsync)
+    if not again.stored:
+        rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
+    return DepmodResult(job.dirname, job.outdir, again.files, again.messages, rerun.noted(scan_cache, again.notes),
+                        again.verbose_lines)
 
 
 def _one_cycle(comp: list[int], deps: tuple[tuple[int, ...], ...]) -> list[int]:
@@ -415,18 +409,9 @@ def _pfx(prefix: str | None) -> bytes | None:
     return prefix.encode() if prefix else None
 
 
-def _tree_from_files(
-    dirname: str,
-    version: str,
-    opts: DepmodOptions,
-    cfg: depmod_config.DepmodConfig,
-    progress: Callable[[int, int], None] | None,
-    cache: ScanCache | None = None,
-) -> Tree:
+def _tree_from_files(job: _Job, cfg: depmod_config.DepmodConfig, cache: ScanCache | None = None) -> Tree:
     """depmod VERSION FILE...: only the named files, laid out like a full scan."""
-    from ..model import modname_from_path
-    from ..scanner import _Registry
-
+    opts, dirname = job.opts, job.dirname
     # kmod tools/depmod.c (main, file arguments): each must be an absolute
     # path to an existing file, and one module name may appear only once;
     # anything else is fatal before a single output is written.
@@ -442,7 +427,7 @@ def _tree_from_files(
         old = registry.by_name.get(mf.name)
         if old is not None and old.path != path:
             # libkmod 30 logs this with its source location, libkmod 34 without
-            where = ("" if _target(opts).version >= 34
+            where = ("" if job.kmod.version >= 34
                      else "../libkmod/libkmod-module.c:428 kmod_module_new_from_path() ")
             raise DepmodFatal(f"{path}: module {mf.name} given twice", [
                 f"ERROR: {where}kmod_module '{mf.name}' "
@@ -455,6 +440,6 @@ def _tree_from_files(
         registry.by_name[mf.name] = mf
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text,
-                                                first_wins=_target(opts).order_first_wins)
-    modules = read_modules([(mf.path, mf.shown) for mf in array], opts.jobs, progress, cache)
-    return Tree(dirname, version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)
+                                                first_wins=job.kmod.order_first_wins)
+    modules = read_modules([(mf.path, mf.shown) for mf in array], opts.jobs, job.progress, cache)
+    return Tree(dirname, job.version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)
