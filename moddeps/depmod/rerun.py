@@ -313,7 +313,7 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        list(zip(changed, old, new)), importers,
+        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
         remap=remap, dirname=job.dirname, prefix=job.prefix, warn_dups=job.warn_dups, kmod=job.kmod)
     if update is None:
         return None
@@ -321,7 +321,7 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
     result: list[tuple[str, bytes]] = []
     for group, names in update.files.items():
         if group in update.groups:
-            result += update.groups[group][0]
+            result += update.groups[group].files
         elif all(name in previous for name in names):
             result += [(name, previous[name]) for name in names]
         else:  # the state names a file the previous result did not write
