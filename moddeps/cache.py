@@ -63,6 +63,7 @@ import itertools
 import marshal
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -322,7 +323,7 @@ class ScanCache:
             # The last depmod result per module directory, keyed by a digest
             # of everything it was computed from, with that digest's two
             # parts: the inputs other than the module files, and the module
-            # files' identities (see moddeps.depmod.run).
+            # files' identities (see moddeps.depmod.rerun).
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
                 " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
@@ -875,8 +876,6 @@ def prune(path: str | None = None, *, older_than: float | None = None, max_size:
     with ``older_than`` (seconds), delete the rows written before then; with ``max_size`` (bytes),
     delete the oldest rows until what is left fits, then give the space back to the filesystem
     (VACUUM).  sqlite3.Error when the database cannot be changed."""
-    import time
-
     path = path or default_path()
     before = file_size(path)
     if not os.path.exists(path):
@@ -938,8 +937,6 @@ def maintain(path: str | None = None, *, max_size: int | None = DEFAULT_MAX_SIZE
     past ``max_size`` prune it, oldest rows first, to three quarters of that (so that the next runs
     do not prune again).  Returns what pruning did, None when it was not needed.  A SQLite problem
     is left to the caller (sqlite3.Error): the cache is an optimisation, its upkeep never a failure."""
-    import time
-
     path = path or default_path()
     if not os.path.exists(path):
         return None

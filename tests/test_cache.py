@@ -243,7 +243,7 @@ def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypa
 
 
 # A rerun after a few module files changed keeps the previous result when
-# what depmod reads of them is the same (moddeps.depmod.run._reuse_previous).
+# what depmod reads of them is the same (moddeps.depmod.rerun._update_previous).
 
 def _small_tree(tmp_path: Path) -> Path:
     from tests.kobuild import Export, build_ko

@@ -1,7 +1,10 @@
 """``moddeps depmod``: kmod's depmod, as a library call.
 
 :func:`run` scans, resolves and renders every output; it returns the files
-and the diagnostics and writes nothing itself unless asked to.  Messages
+and the diagnostics and writes nothing itself unless asked to.  It
+orchestrates: :mod:`.rerun` answers from the scan cache when it can,
+:mod:`.render` renders the files (the table of :mod:`.outputs`),
+:mod:`.writer` writes them.  Messages
 are kmod's texts without the program name ("WARNING: ...", "ERROR: ...");
 the CLI adds its own prefix.
 """
@@ -40,13 +43,14 @@ from .writer import locked, write_all
 if TYPE_CHECKING:
     from ..resolve import Resolution
 
-# resolve, outputs and the index writer are imported when a result has to be
-# computed: a rerun answered from the output cache never needs them.
+# resolve and render (with it the writers and the index builder) are imported
+# where a result has to be computed: a rerun answered from the output cache
+# never needs them (start-up cost).
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
-#: kmod's write order of the text files (tools/depmod.c, depmod_output);
-#: kmod 33 added modules.weakdep after modules.softdep.
+#: kmod's write order of the text files (kmod tools/depmod.c:depmod_output@v34.2, as
+#: moddeps.depmod.outputs.TABLE); kmod 33 added modules.weakdep after modules.softdep.
 TEXT_FILES = ("modules.dep", "modules.alias", "modules.softdep", "modules.symbols", "modules.devname")
 
 
@@ -259,7 +263,6 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
             scan_cache.close()
 
 
-
 def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCache | None) -> DepmodResult:
     opts, dirname, outdir = job.opts, job.dirname, job.outdir
     cfg, kernel_table, warn = basis.cfg, basis.kernel_table, basis.warn
@@ -281,7 +284,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
                 return _from_cache(job, again, inputs, scan_cache)
         tree = read_layout(layout, jobs=opts.jobs, progress=job.progress, cache=scan_cache,
                            keys=inputs.keys if inputs else None)
-    from ..resolve import Options, report_cycles, resolve, strongly_connected_cycles
+    from ..resolve import Options, resolve
 
     extra_notes: list[str] = []  # the cache's own note goes first, once its writes are done
     messages.extend(m for m in tree.messages if m not in cfg.messages)
@@ -307,36 +310,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
 
     names = [m.name for m in tree.modules]
     if res.topo is None:
-        report = report_cycles(names, res.deps)
-        extra: list[str] = []
-        if report.kmod_would_hang:
-            extra.append(
-                "NOTE: kmod 30's depmod never finishes its cycle report on this graph (it loops or aborts); "
-                "moddeps reports every cycle instead"
-            )
-            cycle_lines = []
-            loop_members: set[str] = set()
-            for comp in strongly_connected_cycles(res.deps):
-                cyc = _one_cycle(comp, res.deps)
-                loop_members.update(names[c] for c in comp)
-                cycle_lines.append("ERROR: Cycle detected: " + " -> ".join([*(names[c] for c in cyc), names[cyc[0]]]))
-            messages.extend(cycle_lines)
-            messages.append(f"ERROR: Found {len(loop_members)} modules in dependency cycles!")
-            cycles = [_one_cycle(c, res.deps) for c in strongly_connected_cycles(res.deps)]
-        else:
-            messages.extend(report.lines)
-            # kmod 30 also prints "Cycle detected: X" alone for a root X it
-            # reached before from another cycle (X is behind a cycle, not on
-            # one): that line is kmod's, but there is no cycle to describe
-            cycles = [list(c) for c in report.cycles if c]
-        for cyc in cycles:
-            ring = [*cyc, cyc[0]]
-            parts = []
-            for a, b in zip(ring, ring[1:]):
-                syms = res.edge_symbols[a].get(b, ())
-                parts.append(f"{names[a]} needs {names[b]} for {', '.join(syms)}")
-            extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
-        raise CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
+        raise _cycle_error(names, res, messages)
 
     from .outputs import NonAsciiIndexString
     from .render import flatten, render_tree
@@ -376,6 +350,43 @@ def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache:
         rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
     return DepmodResult(job.dirname, job.outdir, again.files, again.messages, rerun.noted(scan_cache, again.notes),
                         again.verbose_lines)
+
+
+def _cycle_error(names: list[str], res: Resolution, messages: list[str]) -> CycleError:
+    """The error of a module graph with cycles: kmod's report of them (added
+    to ``messages``) and moddeps' note on each cycle."""
+    from ..resolve import report_cycles, strongly_connected_cycles  # (start-up cost: see above)
+
+    report = report_cycles(names, res.deps)
+    extra: list[str] = []
+    if report.kmod_would_hang:
+        extra.append(
+            "NOTE: kmod 30's depmod never finishes its cycle report on this graph (it loops or aborts); "
+            "moddeps reports every cycle instead"
+        )
+        cycle_lines = []
+        loop_members: set[str] = set()
+        for comp in strongly_connected_cycles(res.deps):
+            cyc = _one_cycle(comp, res.deps)
+            loop_members.update(names[c] for c in comp)
+            cycle_lines.append("ERROR: Cycle detected: " + " -> ".join([*(names[c] for c in cyc), names[cyc[0]]]))
+        messages.extend(cycle_lines)
+        messages.append(f"ERROR: Found {len(loop_members)} modules in dependency cycles!")
+        cycles = [_one_cycle(c, res.deps) for c in strongly_connected_cycles(res.deps)]
+    else:
+        messages.extend(report.lines)
+        # kmod 30 also prints "Cycle detected: X" alone for a root X it
+        # reached before from another cycle (X is behind a cycle, not on
+        # one): that line is kmod's, but there is no cycle to describe
+        cycles = [list(c) for c in report.cycles if c]
+    for cyc in cycles:
+        ring = [*cyc, cyc[0]]
+        parts = []
+        for a, b in zip(ring, ring[1:]):
+            syms = res.edge_symbols[a].get(b, ())
+            parts.append(f"{names[a]} needs {names[b]} for {', '.join(syms)}")
+        extra.append("NOTE: cycle " + " -> ".join(names[c] for c in ring) + ": " + "; ".join(parts))
+    return CycleError(f"{len(cycles)} dependency cycle(s); nothing written", messages, extra)
 
 
 def _one_cycle(comp: list[int], deps: tuple[tuple[int, ...], ...]) -> list[int]:
