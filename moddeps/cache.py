@@ -233,10 +233,9 @@ class ModuleFiles:
         """None when ``blob`` is not such a column."""
         try:
             stats = marshal.loads(blob[PATHS_DIGEST_SIZE:])
-        except (ValueError, EOFError, TypeError):
+        except (ValueError, EOFError, TypeError):  # (a blob shorter than the digest included: EOFError)
             return None
-        if (len(blob) < PATHS_DIGEST_SIZE or not isinstance(stats, list)
-                or not all(s is None or (type(s) is tuple and len(s) == 5) for s in stats)):
+        if not isinstance(stats, list) or not all(s is None or (type(s) is tuple and len(s) == 5) for s in stats):
             return None
         return cls(blob[:PATHS_DIGEST_SIZE], tuple(stats), blob)
 
