@@ -44,9 +44,10 @@ OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents;
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """What a depmod run's result depends on besides the module files and
-    the messages made before the modules are read, as the output cache sees it."""
+class Context:
+    """The run a result is computed for, as the output cache sees it: where,
+    for which kmod release, with which options (the module files and the
+    messages made before they are read enter :class:`Inputs` apart)."""
 
     dirname: str
     outdir: str
@@ -64,7 +65,7 @@ class Job:
 class Inputs:
     """What a depmod result is computed from, as the output cache sees it."""
 
-    job: Job
+    ctx: Context  # the run
     digest: bytes  # of everything: basis, then files
     basis: bytes  # of every input but the module files
     files: ModuleFiles  # a digest of the module array's paths, and each file's identity
@@ -83,7 +84,7 @@ class Rerun:
     stored: bool = True  # False: to store with :func:`record` once ``rewrite`` is written
 
 
-def output_inputs(layout: Layout, job: Job, messages: Sequence[str]) -> Inputs:
+def output_inputs(layout: Layout, ctx: Context, messages: Sequence[str]) -> Inputs:
     """Digests of everything depmod's result depends on, given the layout.
 
     The module files enter by identity (path, size, mtime, ctime, inode,
@@ -95,16 +96,16 @@ def output_inputs(layout: Layout, job: Job, messages: Sequence[str]) -> Inputs:
     def put(obj: object) -> None:
         h.update(repr(obj).encode("utf-8", "surrogateescape"))
 
-    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, job.kmod.version, layout.dirname, job.outdir, job.prefix, job.warn,
-         job.warn_dups, job.dry_run, job.verbose, job.symvers, job.system_map, list(messages), layout.messages,
+    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, ctx.kmod.version, layout.dirname, ctx.outdir, ctx.prefix, ctx.warn,
+         ctx.warn_dups, ctx.dry_run, ctx.verbose, ctx.symvers, ctx.system_map, list(messages), layout.messages,
          [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
     for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
         data = read_optional(f"{layout.dirname}/{name}")
         put(None if data is None else hashlib.blake2b(data).digest())
-    for path in (job.symvers, job.system_map):
+    for path in (ctx.symvers, ctx.system_map):
         if path:
             put(hashlib.blake2b(read_text(path)).digest())
-    if job.symvers:  # the stale-errno quirk of -E messages
+    if ctx.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))
     basis = h.digest()
     # The paths are absolute (module_dirname), so a key's path is the file's
@@ -117,7 +118,7 @@ def output_inputs(layout: Layout, job: Job, messages: Sequence[str]) -> Inputs:
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
     h.update(files.encoded)
-    return Inputs(job, h.digest(), basis, files, keys)
+    return Inputs(ctx, h.digest(), basis, files, keys)
 
 
 def previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> Rerun | None:
@@ -125,11 +126,11 @@ def previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> Rerun | N
     still the ones written; else, when no result was stored for them, the
     previous one brought up to date (:func:`_update_previous`).  None:
     compute everything."""
-    job = inputs.job
-    hit = scan_cache.get_output(job.dirname, inputs.digest)
+    ctx = inputs.ctx
+    hit = scan_cache.get_output(ctx.dirname, inputs.digest)
     if hit is None:
         return _update_previous(scan_cache, inputs, layout)
-    files = _outputs_unchanged(job.outdir, hit.identities)
+    files = _outputs_unchanged(ctx.outdir, hit.identities)
     if files is None:
         return None
     return Rerun(tuple(files), hit.messages, hit.notes, hit.verbose_lines)
@@ -142,16 +143,16 @@ def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterIn
     thread while the caller writes the files (their fsyncs wait on the disk)."""
     from . import incremental  # (start-up cost: see above)
 
-    scan_cache.put_output_state(inputs.job.dirname, inputs.digest, functools.partial(
+    scan_cache.put_output_state(inputs.ctx.dirname, inputs.digest, functools.partial(
         incremental.capture, res, wi.columns(), groups, list(before), names, shown, unreadable))
 
 
 def record(scan_cache: ScanCache, inputs: Inputs, files: Sequence[tuple[str, bytes]], messages: Sequence[str],
            verbose_lines: Sequence[str], notes: Sequence[str]) -> None:
     """Store a result whose ``files`` were just written (their identities read back)."""
-    written = _output_identities(inputs.job.outdir, [name for name, _ in files])
+    written = _output_identities(inputs.ctx.outdir, [name for name, _ in files])
     if written is not None:
-        scan_cache.put_output(inputs.job.dirname, inputs.digest, inputs.basis, inputs.files,
+        scan_cache.put_output(inputs.ctx.dirname, inputs.digest, inputs.basis, inputs.files,
                               StoredOutput(tuple(written), tuple(messages), tuple(verbose_lines), tuple(notes)))
 
 
@@ -232,8 +233,8 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
       :mod:`.incremental` renders the groups of outputs the change touches,
       and only the files whose bytes change are to be written.
     """
-    job = inputs.job
-    prev = scan_cache.get_previous_output(job.dirname)
+    ctx = inputs.ctx
+    prev = scan_cache.get_previous_output(ctx.dirname)
     if prev is None or prev.basis != inputs.basis or prev.files is None:
         return None
     before = prev.files.stats
@@ -246,11 +247,11 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
             return None
         was_at = list(range(len(before)))
     else:  # modules added or removed: map the previous array onto this one
-        if job.verbose or job.warn:  # what the state does not keep
+        if ctx.verbose or ctx.warn:  # what the state does not keep
             return None
         from . import incremental  # (start-up cost: see above)
 
-        state = incremental.load(scan_cache.get_output_state(job.dirname, prev.digest))
+        state = incremental.load(scan_cache.get_output_state(ctx.dirname, prev.digest))
         if state is None:
             return None
         mapped = _map_arrays(state, layout, len(before))
@@ -269,7 +270,7 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
     if remap is not None and len(changed) + remap.count(None) > cache.FEW:
         return None
     stored = prev.output
-    files = _outputs_unchanged(job.outdir, stored.identities)
+    files = _outputs_unchanged(ctx.outdir, stored.identities)
     if files is None:
         return None
     items = [(layout.files[j].path, layout.files[j].shown) for j in changed]
@@ -291,14 +292,14 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
         else:
             old.append(o)
     if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):
-        scan_cache.renew_output(job.dirname, prev.digest, inputs.digest, inputs.files, stored)
+        scan_cache.renew_output(ctx.dirname, prev.digest, inputs.digest, inputs.files, stored)
         return Rerun(tuple(files), stored.messages, stored.notes, stored.verbose_lines)
-    if job.verbose or job.warn:
+    if ctx.verbose or ctx.warn:
         return None
     from . import incremental  # (start-up cost: see above)
 
     if state is None:
-        state = incremental.load(scan_cache.get_output_state(job.dirname, prev.digest))
+        state = incremental.load(scan_cache.get_output_state(ctx.dirname, prev.digest))
         if state is None:
             return None
     skip = set(changed)
@@ -309,12 +310,12 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
         found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
         if found is None:
             return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, job.prefix)}
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
         [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
-        remap=remap, dirname=job.dirname, prefix=job.prefix, warn_dups=job.warn_dups, kmod=job.kmod)
+        remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     if update is None:
         return None
     previous = dict(files)
@@ -328,7 +329,7 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: Layout) -> R
             return None
     # the state first (its write overlaps the files' fsyncs); the result
     # stored after it with the same digest is the one it belongs to
-    scan_cache.put_output_state(job.dirname, inputs.digest, update.state)
+    scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
     rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 

@@ -275,7 +275,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
             # A rerun on unchanged inputs whose outputs are still the files
             # this computation wrote: nothing to compute and nothing to write;
             # after a few module files changed: the previous result brought up to date.
-            inputs = rerun.output_inputs(layout, rerun.Job(
+            inputs = rerun.output_inputs(layout, rerun.Context(
                 dirname=dirname, outdir=outdir, kmod=job.kmod, prefix=opts.prefix, warn=warn,
                 warn_dups=opts.warn_dups, dry_run=opts.dry_run, verbose=opts.verbose, symvers=opts.symvers,
                 system_map=opts.system_map), messages)
