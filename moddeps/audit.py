@@ -527,7 +527,7 @@ def _render_current(tree: Tree, res: Resolution) -> list[tuple[str, bytes]]:
     the 12-byte header: kmod 34's pre-order; elsewhere: kmod 30 to 33's
     post-order), so that current indexes compare equal byte for byte and
     only differing ones are decoded (:func:`_same_index`)."""
-    from .depmod.run import render_files
+    from .depmod.render import render_files
     from .kmodversion import KmodTarget
 
     try:

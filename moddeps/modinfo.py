@@ -221,7 +221,7 @@ def open_tree(dirname: str) -> Tree:
     """The tree's own indexes; for a tree depmod never indexed, those moddeps' depmod computes."""
     if os.path.exists(f"{dirname}/modules.dep.bin") or not os.path.isdir(dirname):
         return Tree(dirname)
-    from .depmod.run import render_files
+    from .depmod.render import render_files
     from .read.scan import scan_tree
     from .resolve import resolve
 

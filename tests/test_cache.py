@@ -243,7 +243,7 @@ def test_a_big_scan_is_stored_in_batches_while_it_reads(tmp_path: Path, monkeypa
 
 
 # A rerun after a few module files changed keeps the previous result when
-# what depmod reads of them is the same (moddeps.depmod.run._reuse_previous).
+# what depmod reads of them is the same (moddeps.depmod.rerun._update_previous).
 
 def _small_tree(tmp_path: Path) -> Path:
     from tests.kobuild import Export, build_ko
@@ -453,7 +453,7 @@ def test_an_output_edited_with_its_size_and_mtime_kept_is_written_again(tmp_path
 def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path: Path) -> None:
     """Even with every stat field the same (an edit within one tick of a
     coarse ctime clock), the CRC of the bytes read tells the file changed."""
-    from moddeps.depmod import run as runmod
+    from moddeps.depmod import rerun as runmod
 
     root = _small_tree(tmp_path)
     first = _small_run(root, tmp_path)
@@ -465,7 +465,7 @@ def test_an_output_whose_bytes_differ_from_its_identity_is_not_trusted(tmp_path:
         wrong = list(ids)
         fields: list[Any] = list(wrong[0])
         fields[k] += 1
-        wrong[0] = tuple(fields)
+        wrong[0] = wrong[0]._make(fields)
         assert runmod._outputs_unchanged(str(root), wrong) is None, k
 
 

@@ -1,5 +1,5 @@
 """A depmod rerun after a few modules changed (moddeps.depmod.incremental and
-run._update_previous) gives exactly what a run without any cache gives:
+rerun._update_previous) gives exactly what a run without any cache gives:
 files, messages, and the files on disk, over many random changes."""
 
 from __future__ import annotations

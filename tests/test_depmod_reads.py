@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from moddeps.depmod.reads import MODINFO_KEYS, depmod_view
-from moddeps.depmod.run import render_files
+from moddeps.depmod.render import render_files
 from moddeps.kernelsyms import kmod_kernel_table, read_text
 from moddeps.model import Module, SignatureFacts, fsdecode
 from moddeps.read.scan import Tree, scan_tree

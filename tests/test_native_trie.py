@@ -372,7 +372,7 @@ def test_dep_lines(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
     res = _resolution_for(deps)
     assert res.topo is not None
     shown = [f"kernel/m{i}.ko" for i in range(len(deps))]
-    layout = outputs.Layout([], shown, res)
+    layout = outputs.WriterInput([], shown, res)
     lists = outputs.dependency_lists(layout)
     enc = [fsencode(s) for s in shown]
     want = [enc[i] + (b": " + b" ".join(enc[d] for d in ds) if ds else b":") for i, ds in enumerate(lists)]
@@ -500,7 +500,7 @@ def _render(modules: list[Module], warn_dups: bool) -> list[Any]:
     res = resolve(modules, paths)
     if res.topo is None:
         return ["cycle"]
-    layout = outputs.Layout(modules, paths, res)
+    layout = outputs.WriterInput(modules, paths, res)
     messages: list[str] = []
     lines = outputs.dep_lines(layout)
     symbols = outputs.module_symbols(layout)

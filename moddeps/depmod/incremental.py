@@ -8,7 +8,7 @@ beyond the module records, as plain data (~1.5 MB for 4,000 modules):
 * each module's direct dependencies, in first-reference order,
 * the values of the modinfo keys depmod writes (:data:`.reads.MODINFO_KEYS`),
   as the writers' columns,
-* the messages of each output group (:data:`.run.GROUPS`) and those made
+* the messages of each output group (:data:`.render.GROUPS`) and those made
   before the writers ran,
 * the module array (names and shown paths).
 
@@ -47,18 +47,18 @@ import marshal
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..kmodversion import KmodTarget
 from ..model import Module, fsdecode
 from ..resolve import Resolution, export_name, lookup_name, numbering
+from .outputs import WriterInput
 from .reads import MODINFO_KEYS
+from .render import GROUPS, Rendered, render_groups
+from .safety import sanitize
 
 #: Bump when the state's layout changes: a state of another format is not used.
 FORMAT = 5  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules
-
-#: group -> (its files in write order, its messages), as moddeps.depmod.run renders them
-Rendered = dict[str, tuple[list[tuple[str, bytes]], list[str]]]
 
 #: The parts of a state, each serialized on its own (marshal) and decoded only when used.
 PARTS = ("meta", "exporters", "deps", "columns", "layout")
@@ -176,7 +176,7 @@ def _decode_columns(value: Any) -> dict[str, tuple[list[str], list[int]]]:
     return out
 
 
-def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: Sequence[str],
+def capture(res: Resolution, columns: dict[str, tuple[list[str], list[int]]], groups: Rendered, before: Sequence[str],
             names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> bytes:
     """The state of a full computation, serialized (``names``, ``shown``: the
     module array; ``unreadable``: the indexes of the modules that could not be read)."""
@@ -190,7 +190,8 @@ def capture(res: Resolution, columns: dict[str, Any], groups: Rendered, before: 
 
 
 def _names_and_messages(groups: Rendered) -> dict[str, tuple[list[str], list[str]]]:
-    return {group: ([name for name, _data in files], list(msgs)) for group, (files, msgs) in groups.items()}
+    """Each group's file names and messages, as the meta part holds them (plain tuples: marshal takes no other)."""
+    return {group: ([name for name, _data in got.files], list(got.messages)) for group, got in groups.items()}
 
 
 def load(blob: bytes | None) -> State | None:
@@ -258,6 +259,14 @@ def _selected(m: Module, key: str) -> list[str]:
     return [v for k, v in m.modinfo if k == key]
 
 
+class Change(NamedTuple):
+    """A module that changed."""
+
+    idx: int  # its index in the new array
+    old: Module  # the record the state was computed from (added: an empty module of its name)
+    new: Module
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
     groups: Rendered  # the groups rendered again
@@ -270,7 +279,7 @@ def update(
     state: State,
     names: list[bytes],
     shown: Sequence[str],
-    changes: Sequence[tuple[int, Module, Module]],
+    changes: Sequence[Change],
     importers: Callable[[set[str]], dict[int, Module] | None],
     *,
     remap: Sequence[int | None] | None = None,
@@ -279,8 +288,7 @@ def update(
     warn_dups: bool,
     kmod: KmodTarget,
 ) -> Update | None:
-    """The groups to render again after ``changes`` (index, the record
-    ``state`` knows, the new record), or None: compute everything.
+    """The groups to render again after ``changes``, or None: compute everything.
 
     ``remap``: when modules were added or removed, the new index of each
     module of the state's array (None: removed); an added module is a change
@@ -340,16 +348,12 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
     return {"deps": deps, "exporters": exporters, "columns": columns}, moved, again
 
 
-def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[tuple[int, Module, Module]],
+def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[Change],
             importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
             dirname: str, prefix: str | None, warn_dups: bool, kmod: KmodTarget) -> Update | None:
-    from .outputs import Layout
-    from .run import GROUPS, render_groups
-    from .safety import sanitize
-
     if state.groups.get("sanitize", ([], []))[1] or (remap is None and state.modules != len(names)):
         return None
-    fresh, complaints = sanitize([new for _i, _old, new in changes])
+    fresh, complaints = sanitize([c.new for c in changes])
     if complaints:
         return None
     for _idx, old, new in changes:
@@ -419,8 +423,8 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     res = Resolution(owners=owners_now, exporters=exporters, deps=tuple(deps), edge_symbols=(), unknown=(),
                      mismatched=(), topo=topo, messages=())
     columns = (changed.get("columns") or state.columns) if again & {"alias", "devname", "softdep"} else {}
-    layout = Layout.of_columns(names, shown, res, columns)
-    groups = render_groups(layout, dirname, [g for g in GROUPS if g in again], kmod, warn_dups=warn_dups)
+    wi = WriterInput.of_columns(names, shown, res, columns)
+    groups = render_groups(wi, dirname, [g for g in GROUPS if g in again], kmod, warn_dups=warn_dups)
     now_groups = {**{g: got for g, got in state.groups.items() if g not in groups}, **_names_and_messages(groups)}
     flat = list(state.before)
     for g in GROUPS:

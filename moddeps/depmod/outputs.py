@@ -1,16 +1,20 @@
-"""The contents of every file depmod writes, as bytes, byte for byte as kmod 30.
+"""The contents of every file depmod writes, as bytes, byte for byte as the kmod release imitated.
 
-Each function takes the module array and its :class:`~moddeps.resolve.Resolution`
-and returns the file's bytes; nothing here touches the disk (see
-:mod:`moddeps.depmod.writer`).  Formats and orders: shared/specs/depmod-text.md
-§9 and shared/specs/index-bin.md §9.
+:data:`TABLE` lists the files in kmod's write order, in the spirit of
+kmod's own table of outputs (``depfiles[]`` in kmod
+tools/depmod.c:depmod_output@v34.2): each file's name, the group it is
+rendered with, its writer, whether it is an index, and the kmod releases
+that write it.  The writers read a :class:`WriterInput` (the module array
+and its :class:`~moddeps.resolve.Resolution`) and return the file's bytes;
+nothing here touches the disk (see :mod:`moddeps.depmod.writer`).  Formats
+and orders: docs/depmod-outputs.md and docs/index-format.md.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +22,10 @@ from ..index.builtin import builtin_alias_entries, builtin_entries
 from ..index.keys import alias_normalize
 from ..index.write import build_index, build_index_columns
 from ..kmodhash import hash_order
+from ..kmodversion import SUPPORTED, KmodTarget
 from ..model import Module, fsdecode, fsencode, printable
 from ..native import load
+from ..read.scan import read_optional
 from ..resolve import KERNEL, Resolution
 from .reads import MODINFO_KEYS
 from .safety import devname_unsafe
@@ -30,7 +36,7 @@ from .safety import devname_unsafe
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
+class WriterInput:
     """What the writers need beyond the resolution."""
 
     modules: Sequence[Module]
@@ -43,8 +49,8 @@ class Layout:
 
     @classmethod
     def of_columns(cls, names: list[bytes], shown: Sequence[str], resolution: Resolution,
-                   columns: dict[str, tuple[list[str], list[int]]]) -> Layout:
-        """A layout without Module records: each module's name, and for each of
+                   columns: dict[str, tuple[list[str], list[int]]]) -> WriterInput:
+        """A writer input without Module records: each module's name, and for each of
         MODINFO_KEYS every value and its module's index (what :func:`_select` gives)."""
         return cls((), shown, resolution, {"names": names, "select": columns})
 
@@ -54,45 +60,44 @@ class Layout:
         got: dict[str, tuple[list[str], list[int]]] = self.memo["select"]
         return got
 
-
-def _names(layout: Layout) -> list[bytes]:
-    """Each module's name as bytes."""
-    got: list[bytes] | None = layout.memo.get("names")
-    if got is None:
-        got = layout.memo["names"] = [fsencode(m.name) for m in layout.modules]
-    return got
+    def names(self) -> list[bytes]:
+        """Each module's name as bytes."""
+        got: list[bytes] | None = self.memo.get("names")
+        if got is None:
+            got = self.memo["names"] = [fsencode(m.name) for m in self.modules]
+        return got
 
 
 #: The modinfo keys the writers read.
 _SELECTED = MODINFO_KEYS
 
 
-def _select(layout: Layout, key: str) -> tuple[list[str], list[int]]:
+def _select(wi: WriterInput, key: str) -> tuple[list[str], list[int]]:
     """The modinfo values for ``key`` (one of _SELECTED) of every module, in
     array order then modinfo order, and the index of each one's module."""
-    got: dict[str, tuple[list[str], list[int]]] | None = layout.memo.get("select")
+    got: dict[str, tuple[list[str], list[int]]] | None = wi.memo.get("select")
     if got is None:
         trie = load("depmod._trie")
         if trie is not None:
             try:
-                got = dict(zip(_SELECTED, trie.select_modinfo(layout.modules, _SELECTED)))
+                got = dict(zip(_SELECTED, trie.select_modinfo(wi.modules, _SELECTED)))
             except TypeError:
                 got = None
         if got is None:
             got = {k: ([], []) for k in _SELECTED}
-            for idx, m in enumerate(layout.modules):
+            for idx, m in enumerate(wi.modules):
                 for k, v in m.modinfo:
                     if k in got:
                         values, owners = got[k]
                         values.append(v)
                         owners.append(idx)
-        layout.memo["select"] = got
+        wi.memo["select"] = got
     return got[key]
 
 
-def _aliases(layout: Layout) -> tuple[list[str], list[int]]:
+def _aliases(wi: WriterInput) -> tuple[list[str], list[int]]:
     """Every alias of every module in array order, and the index of its module."""
-    return _select(layout, "alias")
+    return _select(wi, "alias")
 
 
 def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners: list[int],
@@ -111,14 +116,14 @@ def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners:
                      for f, o in zip(firsts, owners)])
 
 
-def dependency_lists(layout: Layout) -> list[list[int]]:
+def dependency_lists(wi: WriterInput) -> list[list[int]]:
     """Per module, its transitive dependencies sorted by kmod's topological number.
 
     kmod tools/depmod.c (output_deps): the closure of the direct
     dependencies, each module once, sorted by the LIFO numbering, so users
     come before the libraries they need.
     """
-    res = layout.resolution
+    res = wi.resolution
     topo = res.topo
     if topo is None:
         raise ValueError("dependency cycles: no modules.dep can be written")
@@ -136,9 +141,9 @@ def dependency_lists(layout: Layout) -> list[list[int]]:
     return [sorted(c or (), key=topo.__getitem__) for c in closure]
 
 
-def dep_lines(layout: Layout) -> list[bytes]:
-    shown = [fsencode(s) for s in layout.shown]
-    res = layout.resolution
+def dep_lines(wi: WriterInput) -> list[bytes]:
+    shown = [fsencode(s) for s in wi.shown]
+    res = wi.resolution
     trie = load("depmod._trie")
     if trie is not None and res.topo is not None:
         try:
@@ -148,7 +153,7 @@ def dep_lines(layout: Layout) -> list[bytes]:
         else:
             return lines
     out = []
-    for idx, deps in enumerate(dependency_lists(layout)):
+    for idx, deps in enumerate(dependency_lists(wi)):
         if deps:
             out.append(shown[idx] + b": " + b" ".join(shown[d] for d in deps))
         else:
@@ -231,19 +236,19 @@ def modules_dep(lines: list[bytes]) -> bytes:
     return b"\n".join(lines) + b"\n" if lines else b""
 
 
-def modules_dep_bin(layout: Layout, lines: list[bytes], messages: list[str] | None = None, *,
+def modules_dep_bin(wi: WriterInput, lines: list[bytes], messages: list[str] | None = None, *,
                     preorder: bool = False) -> bytes:
-    names = _names(layout)
+    names = wi.names()
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
         return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
     return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder)
 
 
-def modules_alias(layout: Layout) -> bytes:
-    flat, owner = _aliases(layout)
+def modules_alias(wi: WriterInput) -> bytes:
+    flat, owner = _aliases(wi)
     return b"# Aliases extracted from modules themselves.\n" + _format_rows(
-        b"alias ", flat, b" ", owner, _names(layout), b"\n")
+        b"alias ", flat, b" ", owner, wi.names(), b"\n")
 
 
 def _alias_keys(flat: list[str]) -> list[bytes | None]:
@@ -259,14 +264,14 @@ def _alias_keys(flat: list[str]) -> list[bytes | None]:
     return [alias_normalize(fsencode(v)) for v in flat]
 
 
-def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_dups: bool = False, *,
+def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_dups: bool = False, *,
                       preorder: bool = False) -> bytes:
     """kmod tools/depmod.c (output_aliases_bin): normalised aliases; an unmatched
     bracket is warned about and skipped; with ``-w`` a module listing the same
     normalised alias twice gets "duplicate module alias" (index_insert found
     the value already stored under that key)."""
-    flat, owner = _aliases(layout)
-    names = _names(layout)
+    flat, owner = _aliases(wi)
+    names = wi.names()
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
@@ -292,29 +297,29 @@ def modules_alias_bin(layout: Layout, messages: list[str] | None = None, warn_du
     return _index(acc, "modules.alias.bin", messages, preorder)
 
 
-def _keyed(layout: Layout, key: str, header: bytes) -> bytes:
-    values, owners = _select(layout, key)
-    names = _names(layout)
+def _keyed(wi: WriterInput, key: str, header: bytes) -> bytes:
+    values, owners = _select(wi, key)
+    names = wi.names()
     head = key.encode() + b" "
     return header + b"".join([head + names[o] + b" " + fsencode(v) + b"\n" for v, o in zip(values, owners)])
 
 
-def modules_softdep(layout: Layout) -> bytes:
-    return _keyed(layout, "softdep", b"# Soft dependencies extracted from modules themselves.\n")
+def modules_softdep(wi: WriterInput) -> bytes:
+    return _keyed(wi, "softdep", b"# Soft dependencies extracted from modules themselves.\n")
 
 
-def modules_weakdep(layout: Layout) -> bytes:
+def modules_weakdep(wi: WriterInput) -> bytes:
     """modules.weakdep, which kmod >= 33 writes (kmod 30 to 32 do not)."""
-    return _keyed(layout, "weakdep", b"# Weak dependencies extracted from modules themselves.\n")
+    return _keyed(wi, "weakdep", b"# Weak dependencies extracted from modules themselves.\n")
 
 
-def has_weakdeps(layout: Layout) -> bool:
-    return bool(_select(layout, "weakdep")[0])
+def has_weakdeps(wi: WriterInput) -> bool:
+    return bool(_select(wi, "weakdep")[0])
 
 
-def module_symbols(layout: Layout) -> list[tuple[bytes, int]]:
+def module_symbols(wi: WriterInput) -> list[tuple[bytes, int]]:
     """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
-    owners = layout.resolution.owners
+    owners = wi.resolution.owners
     trie = load("depmod._trie")
     if trie is not None and KERNEL == -1:
         try:
@@ -332,16 +337,16 @@ def _columns(symbols: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
     return [s for s, _ in symbols], [o for _, o in symbols]
 
 
-def modules_symbols(layout: Layout, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
+def modules_symbols(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
+    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
     return b"# Aliases for symbols, used by symbol_request().\n" + _format_rows(
-        b"alias symbol:", names, b" ", owners, _names(layout), b"\n")
+        b"alias symbol:", names, b" ", owners, wi.names(), b"\n")
 
 
-def modules_symbols_bin(layout: Layout, symbols: list[tuple[bytes, int]] | None = None,
+def modules_symbols_bin(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None,
                         messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
-    names, owners = _columns(module_symbols(layout) if symbols is None else symbols)
-    modnames = _names(layout)
+    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+    modnames = wi.names()
     return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
                           "modules.symbols.bin", messages, preorder)
 
@@ -415,9 +420,9 @@ def devname_of(name: str, aliases: Iterable[str]) -> tuple[bytes | None, bytes |
     return line, None, None
 
 
-def _devname_candidates(layout: Layout) -> list[int]:
+def _devname_candidates(wi: WriterInput) -> list[int]:
     """The modules with an alias starting with ``devname:``, ascending."""
-    flat, owner = _aliases(layout)
+    flat, owner = _aliases(wi)
     trie = load("depmod._trie")
     hits: list[int] | None = None
     if trie is not None:
@@ -430,13 +435,13 @@ def _devname_candidates(layout: Layout) -> list[int]:
     return sorted({owner[i] for i in hits})
 
 
-def modules_devname(layout: Layout) -> tuple[bytes, list[str]]:
+def modules_devname(wi: WriterInput) -> tuple[bytes, list[str]]:
     lines: list[bytes] = []
     errors: list[str] = []
     # Only a module with a "devname:" alias gets a line or an error.
-    flat, owner = _aliases(layout)
-    names = _names(layout)
-    for idx in _devname_candidates(layout):
+    flat, owner = _aliases(wi)
+    names = wi.names()
+    for idx in _devname_candidates(wi):
         # the aliases of a module are one run of ``owner`` (array order)
         line, _dev, err = devname_of(fsdecode(names[idx]),
                                      flat[bisect.bisect_left(owner, idx) : bisect.bisect_right(owner, idx)])
@@ -447,3 +452,132 @@ def modules_devname(layout: Layout) -> tuple[bytes, list[str]]:
     if not lines:
         return b"", errors  # kmod writes the header only before a first line
     return b"# Device nodes to trigger on-demand module loading.\n" + b"".join(lines), errors
+
+
+# --------------------------------------------------------------------------
+# The table of output files
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """What the writers of :data:`TABLE` read, for one rendering."""
+
+    wi: WriterInput  # the sanitized modules and their resolution
+    dirname: str  # the module directory, where modules.builtin and modules.builtin.modinfo are read
+    kmod: KmodTarget  # the release imitated
+    warn_dups: bool = False  # -w
+    dry_run: bool = False  # -n
+    # the module-owned symbols modules.symbols may hold (moddeps.depmod.safety.safe_symbols
+    # of module_symbols); None: the symbols group is not rendered
+    symbols: list[tuple[bytes, int]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """One file depmod writes: a row of :data:`TABLE`."""
+
+    name: str
+    group: str  # the group it is rendered with (moddeps.depmod.render.GROUPS)
+    write: Callable[[RenderJob, list[str]], bytes]  # its bytes; its messages are appended to the list
+    binary: bool  # an index (docs/index-format.md), else a text file
+    since: int = SUPPORTED[0]  # the first kmod release that writes it in every run
+    # for a release before ``since``: whether moddeps writes it anyway, given the modules (None: never)
+    earlier: Callable[[WriterInput], bool] | None = None
+
+    def written(self, job: RenderJob) -> bool:
+        """Whether the release ``job.kmod`` writes this file for ``job``'s modules."""
+        return job.kmod.version >= self.since or (self.earlier is not None and self.earlier(job.wi))
+
+
+# The writers of the rows: each takes the job and the list its messages go to.
+
+
+def _dep_lines(job: RenderJob) -> list[bytes]:
+    """:func:`dep_lines`, once for modules.dep and modules.dep.bin."""
+    got: list[bytes] | None = job.wi.memo.get("dep_lines")
+    if got is None:
+        got = job.wi.memo["dep_lines"] = dep_lines(job.wi)
+    return got
+
+
+def _write_dep(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_dep(_dep_lines(job))
+
+
+def _write_dep_bin(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_dep_bin(job.wi, _dep_lines(job), messages, preorder=job.kmod.preorder_index)
+
+
+def _write_alias(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_alias(job.wi)
+
+
+def _write_alias_bin(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_alias_bin(job.wi, messages, job.warn_dups, preorder=job.kmod.preorder_index)
+
+
+def _write_softdep(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_softdep(job.wi)
+
+
+def _write_weakdep(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_weakdep(job.wi)
+
+
+def _symbols(job: RenderJob) -> list[tuple[bytes, int]]:
+    assert job.symbols is not None, "modules.symbols rendered without its symbols"
+    return job.symbols
+
+
+def _write_symbols(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_symbols(job.wi, _symbols(job))
+
+
+def _write_symbols_bin(job: RenderJob, messages: list[str]) -> bytes:
+    return modules_symbols_bin(job.wi, _symbols(job), messages, preorder=job.kmod.preorder_index)
+
+
+def _builtin_source(job: RenderJob, messages: list[str], name: str) -> tuple[bytes | None, list[str]]:
+    """The file ``name`` of the module directory (None: missing, said with a
+    warning), and the list the writer's messages go to: none with -n, where
+    kmod's builtin writers return before they open their input."""
+    said = [] if job.dry_run else messages
+    data = read_optional(f"{job.dirname}/{name}")
+    if data is None:
+        said.append(f"WARNING: could not open {name} at {job.dirname}: No such file or directory")
+    return data, said
+
+
+def _write_builtin_bin(job: RenderJob, messages: list[str]) -> bytes:
+    data, said = _builtin_source(job, messages, "modules.builtin")
+    return modules_builtin_bin(data, said, preorder=job.kmod.preorder_index)
+
+
+def _write_builtin_alias_bin(job: RenderJob, messages: list[str]) -> bytes:
+    data, said = _builtin_source(job, messages, "modules.builtin.modinfo")
+    return modules_builtin_alias_bin(data, said, preorder=job.kmod.preorder_index)
+
+
+def _write_devname(job: RenderJob, messages: list[str]) -> bytes:
+    data, errors = modules_devname(job.wi)
+    messages += errors
+    return data
+
+
+#: Every file depmod writes, in kmod's write order (kmod tools/depmod.c:depmod_output@v34.2).
+#: modules.weakdep is kmod 33's (commit 05828b4a6e93); for an older release moddeps writes
+#: it only when a module declares a weak dependency.
+TABLE: tuple[OutputFile, ...] = (
+    OutputFile("modules.dep", "dep", _write_dep, binary=False),
+    OutputFile("modules.dep.bin", "dep", _write_dep_bin, binary=True),
+    OutputFile("modules.alias", "alias", _write_alias, binary=False),
+    OutputFile("modules.alias.bin", "alias", _write_alias_bin, binary=True),
+    OutputFile("modules.softdep", "softdep", _write_softdep, binary=False),
+    OutputFile("modules.weakdep", "softdep", _write_weakdep, binary=False, since=33, earlier=has_weakdeps),
+    OutputFile("modules.symbols", "symbols", _write_symbols, binary=False),
+    OutputFile("modules.symbols.bin", "symbols", _write_symbols_bin, binary=True),
+    OutputFile("modules.builtin.bin", "builtin", _write_builtin_bin, binary=True),
+    OutputFile("modules.builtin.alias.bin", "builtin", _write_builtin_alias_bin, binary=True),
+    OutputFile("modules.devname", "devname", _write_devname, binary=False),
+)

@@ -1,5 +1,5 @@
 """What must not reach the line-based ``modules.*`` files (applied by
-:func:`moddeps.depmod.run.render_files`, so every writer of them is covered).
+:func:`moddeps.depmod.render.render_files`, so every writer of them is covered).
 
 kmod copies module paths, aliases, softdeps and symbol names into its text
 files verbatim.  moddeps keeps kmod's bytes for everything that reads back

@@ -280,7 +280,7 @@ def _scanned(
 ) -> TreeData:
     # imported here, not at the top: only a scan needs depmod (start-up cost)
     from .. import config as depmod_cfg
-    from ..depmod.run import render_files
+    from ..depmod.render import render_files
     from ..read.scan import scan_tree
     from ..resolve import resolve
 

@@ -63,15 +63,37 @@ import itertools
 import marshal
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..model import READER_SCHEMA, Module
+from ..model import READER_SCHEMA, Import, Module
 from . import recordcodec
 
-Key = tuple[str, int, int, int, int, int]  # path, size, mtime_ns, ctime_ns, inode, device
+if TYPE_CHECKING:
+    import queue
+    import threading
+
+#: A file's identity without its path: size, mtime_ns, ctime_ns, inode, device.
+FileStat = tuple[int, int, int, int, int]
+
+
+class Key(NamedTuple):
+    """A module file's identity, the key of its record (:func:`file_key`)."""
+
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int  # kept as a signed 64-bit number (see file_key)
+    device: int  # likewise
+
+    @property
+    def stat(self) -> FileStat:
+        """The identity without the path."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
 
 #: The layout of the cache's rows: 2 = ctime in the keys and identities, every row sealed.
 LAYOUT = 2
@@ -117,7 +139,7 @@ def _seal(data: bytes) -> bytes:
     return _digest(data) + data
 
 
-def _unseal(sealed: Any) -> bytes | None:
+def _unseal(sealed: object) -> bytes | None:
     if not isinstance(sealed, bytes) or len(sealed) < 16:
         return None
     data = sealed[16:]
@@ -138,6 +160,101 @@ def _bindable(s: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------
+# What a depmod result row holds (moddeps.depmod.rerun writes and reads it)
+# --------------------------------------------------------------------------
+
+
+class OutputIdentity(NamedTuple):
+    """What an output file was when it was written."""
+
+    name: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    crc32: int  # of its bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutput:
+    """A depmod result, as the ``record`` column holds it: marshalled (stored
+    uncompressed: zlib cost 15 ms of a 150 ms warm depmod, amd64) as a tuple of
+    the identities (as plain tuples) and three lists of strings."""
+
+    identities: tuple[OutputIdentity, ...]  # of the files written, in write order
+    messages: tuple[str, ...]
+    verbose_lines: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def encode(self) -> bytes:
+        """ValueError when a value is not plain data."""
+        return marshal.dumps(([tuple(i) for i in self.identities], list(self.messages), list(self.verbose_lines),
+                              list(self.notes)))
+
+    @classmethod
+    def decode(cls, blob: bytes) -> StoredOutput:
+        """ValueError, EOFError or TypeError when ``blob`` is not such a record."""
+        record = marshal.loads(blob)
+        if not isinstance(record, tuple) or len(record) != 4:
+            raise ValueError("unexpected record")
+        identities, messages, verbose_lines, notes = record
+        if not (isinstance(identities, list) and all(type(i) is tuple and len(i) == 7 for i in identities)
+                and all(isinstance(x, list) and all(type(v) is str for v in x)
+                        for x in (messages, verbose_lines, notes))):
+            raise ValueError("unexpected record")
+        return cls(tuple(map(OutputIdentity._make, identities)), tuple(messages), tuple(verbose_lines), tuple(notes))
+
+
+#: The length of the digest of the module array's paths that starts the ``files`` column.
+PATHS_DIGEST_SIZE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleFiles:
+    """The module files a depmod result was computed from, as the ``files``
+    column holds them: a digest of the module array's paths, then each file's
+    identity without its path (marshal format 2: one encoding for one value).
+    Made by :meth:`of` or :meth:`decode`."""
+
+    paths: bytes  # a digest (PATHS_DIGEST_SIZE bytes) of the array's paths
+    stats: tuple[FileStat | None, ...]  # array order; None: a file that could not be stat'ed
+    encoded: bytes = field(compare=False, repr=False)  # the column's bytes
+
+    @classmethod
+    def of(cls, paths: bytes, stats: Sequence[FileStat | None]) -> ModuleFiles:
+        return cls(paths, tuple(stats), paths + marshal.dumps(list(stats), 2))
+
+    @classmethod
+    def decode(cls, blob: bytes) -> ModuleFiles | None:
+        """None when ``blob`` is not such a column."""
+        try:
+            stats = marshal.loads(blob[PATHS_DIGEST_SIZE:])
+        except (ValueError, EOFError, TypeError):  # (a blob shorter than the digest included: EOFError)
+            return None
+        if not isinstance(stats, list) or not all(s is None or (type(s) is tuple and len(s) == 5) for s in stats):
+            return None
+        return cls(blob[:PATHS_DIGEST_SIZE], tuple(stats), blob)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousOutput:
+    """The last depmod result stored for a module directory, whatever its inputs."""
+
+    digest: bytes  # of all its inputs
+    basis: bytes  # of its inputs other than the module files
+    files: ModuleFiles | None  # its module files (None: a column that does not decode)
+    output: StoredOutput
+
+
+class _OutputRow(NamedTuple):
+    digest: bytes
+    basis: bytes
+    files: bytes
+    record: bytes
 
 
 def default_path() -> str:
@@ -162,7 +279,7 @@ def file_key(path: str) -> Key | None:
         ino -= _WRAP
     if dev >= _TOP:
         dev -= _WRAP
-    return (_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, ino, dev)
+    return Key(_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, ino, dev)
 
 
 _TOP, _WRAP = 1 << 63, 1 << 64
@@ -183,8 +300,8 @@ class ScanCache:
         self.path = path or default_path()
         self._problem: str | None = None
         self._db: sqlite3.Connection | None = None
-        self._writer: Any = None  # the thread writing what put_many handed over, until waited for
-        self._rows: Any = None  # its queue of work: (method, arguments)
+        self._writer: threading.Thread | None = None  # the thread writing what put_many handed over, until waited for
+        self._rows: queue.SimpleQueue[tuple[Callable[..., None], tuple[object, ...]] | None] | None = None  # its work
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             # check_same_thread off: put_many writes from a thread of its own;
@@ -205,7 +322,7 @@ class ScanCache:
             # The last depmod result per module directory, keyed by a digest
             # of everything it was computed from, with that digest's two
             # parts: the inputs other than the module files, and the module
-            # files' identities (see moddeps.depmod.run).
+            # files' identities (see moddeps.depmod.rerun).
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {OUTPUTS_TABLE} ("
                 " dirname TEXT PRIMARY KEY, digest BLOB NOT NULL, basis BLOB NOT NULL, files BLOB NOT NULL,"
@@ -268,6 +385,7 @@ class ScanCache:
             return out
         wanted: dict[str, list[int]] = {}
         for i, (key, shown) in enumerate(items):
+            # (keys read by position here and in put_many: a plain tuple of the six fields does too)
             if key is not None and _bindable(key[0]) and _bindable(shown):
                 wanted.setdefault(key[0], []).append(i)
         if not wanted:
@@ -288,7 +406,8 @@ class ScanCache:
         for path, size, mtime_ns, ctime_ns, inode, device, shown, seal, record in rows:
             for i in wanted.get(path, ()):
                 key, want_shown = items[i]
-                if out[i] is not None or key[1:] != (size, mtime_ns, ctime_ns, inode, device) or shown != want_shown:  # type: ignore[index]
+                if (out[i] is not None or key is None or key[1:] != (size, mtime_ns, ctime_ns, inode, device)
+                        or shown != want_shown):
                     continue  # another file now (or a damaged key: the same)
                 # record_seal, inline: ~4,000 calls on a big tree
                 if type(record) is bytes and seal == crc32(record, crc32(dumps(
@@ -327,7 +446,7 @@ class ScanCache:
     def unpack(self, blobs: Sequence[bytes]) -> list[Module] | None:
         """The modules of records from :meth:`get_records`; None (and the
         cache is disabled, said once) when one is damaged."""
-        memo: dict[Any, Any] = {}
+        memo: dict[object, Import] = {}
         # 100,000 small tuples for a big tree and nothing cyclic: the cyclic
         # collector would only rescan them.
         gc_was_enabled = gc.isenabled()
@@ -366,9 +485,10 @@ class ScanCache:
             return
         self._enqueue(self._write_rows, rows)
 
-    def _enqueue(self, method: Any, *args: Any) -> None:
+    def _enqueue(self, method: Callable[..., None], *args: object) -> None:
         """Run ``method(*args)`` in the writer thread, after what was handed over before."""
-        if self._writer is None:
+        if self._writer is None or self._rows is None:
+            # (imported here: a run that writes nothing to the cache needs no thread)
             import queue
             import threading
 
@@ -384,11 +504,11 @@ class ScanCache:
 
     def _settle(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None:
+        if writer is not None and self._rows is not None:
             self._rows.put(None)
             writer.join()
 
-    def _write_queued(self, work: Any) -> None:
+    def _write_queued(self, work: queue.SimpleQueue[tuple[Callable[..., None], tuple[object, ...]] | None]) -> None:
         while True:
             item = work.get()
             if item is None:
@@ -416,25 +536,23 @@ class ScanCache:
         except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
-    def get_output(self, dirname: str, digest: bytes) -> Any:
+    def get_output(self, dirname: str, digest: bytes) -> StoredOutput | None:
         """The stored result for ``dirname`` if it was computed from the same inputs."""
         row = self._output_row(dirname)
-        if row is None or row[0] != digest:
+        if row is None or row.digest != digest:
             return None
-        return self._loads(row[3])
+        return self._loads(row.record)
 
-    def get_previous_output(self, dirname: str) -> tuple[bytes, bytes, Any, bytes] | None:
-        """The last result stored for ``dirname``, whatever its inputs:
-        (basis, files, record, digest), as given to :meth:`put_output`."""
+    def get_previous_output(self, dirname: str) -> PreviousOutput | None:
+        """The last result stored for ``dirname``, whatever its inputs, as given to :meth:`put_output`."""
         row = self._output_row(dirname)
         if row is None:
             return None
-        record = self._loads(row[3])
-        return None if record is None else (row[1], row[2], record, row[0])
+        output = self._loads(row.record)
+        return None if output is None else PreviousOutput(row.digest, row.basis, ModuleFiles.decode(row.files), output)
 
-    def _output_row(self, dirname: str) -> tuple[bytes, bytes, bytes, bytes] | None:
-        """(digest, basis, files, record) of the result stored for ``dirname``,
-        if its seal holds (said once when it does not)."""
+    def _output_row(self, dirname: str) -> _OutputRow | None:
+        """The row of the result stored for ``dirname``, if its seal holds (said once when it does not)."""
         row = self._select_one(f"SELECT digest, basis, files, record, seal FROM {OUTPUTS_TABLE} WHERE dirname = ?",
                                (dirname,))
         if row is None:
@@ -443,7 +561,7 @@ class ScanCache:
         if not (all(type(v) is bytes for v in row) and seal == output_seal(dirname, digest, basis, files, record)):
             self._damaged("depmod result")
             return None
-        return digest, basis, files, record
+        return _OutputRow(digest, basis, files, record)
 
     def get_output_state(self, dirname: str, digest: bytes) -> bytes | None:
         """The state stored for the result of ``digest`` for ``dirname`` (~1.5 MB for 4,000 modules)."""
@@ -495,19 +613,20 @@ class ScanCache:
         except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
 
-    def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: bytes, record: Any) -> None:
+    def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: ModuleFiles,
+                     output: StoredOutput) -> None:
         """The last result for ``dirname`` (``old_digest``) holds for other
         module files (``digest`` and ``files`` as for :meth:`put_output`), its
         state too (re-keyed through its seal's second half: its 1.5 MB are not hashed again)."""
         self._settle()
-        blob = self._dumps(record)
+        blob = self._dumps(output)
         row = self._output_row(dirname)
-        if blob is None or row is None or row[0] != old_digest:
+        if blob is None or row is None or row.digest != old_digest:
             return
-        basis = row[1]
+        column = files.encoded
         statements: list[tuple[str, tuple[object, ...]]] = [(
             f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ?, seal = ? WHERE dirname = ?",
-            (digest, files, blob, output_seal(dirname, digest, basis, files, blob), dirname))]
+            (digest, column, blob, output_seal(dirname, digest, row.basis, column, blob), dirname))]
         state = self._select_one(f"SELECT substr(state, 1, 16), seal FROM {STATES_TABLE}"
                                  " WHERE dirname = ? AND digest = ?", (dirname, old_digest))
         if state is not None:
@@ -519,7 +638,7 @@ class ScanCache:
                 statements.append((f"DELETE FROM {STATES_TABLE} WHERE dirname = ?", (dirname,)))
         self._execute_all(statements)
 
-    def _select_one(self, query: str, params: tuple[object, ...]) -> Any:
+    def _select_one(self, query: str, params: tuple[object, ...]) -> Any:  # a row of SQLite values
         self._settle()
         if self._db is None:
             return None
@@ -529,33 +648,29 @@ class ScanCache:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
-    def _loads(self, blob: Any) -> Any:
-        if blob is None:
-            return None
+    def _loads(self, blob: bytes) -> StoredOutput | None:
         try:
-            # stored uncompressed: zlib cost 15 ms of a 150 ms warm depmod (amd64)
-            record = marshal.loads(blob)
-            if not isinstance(record, tuple) or len(record) != 4:
-                raise ValueError("unexpected record")
-            return record
+            return StoredOutput.decode(blob)
         except (ValueError, EOFError, TypeError) as exc:
             self._fail(f"scan cache {self.path} unreadable ({exc}); computing everything")
             return None
 
-    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: bytes, record: Any) -> None:
+    def put_output(self, dirname: str, digest: bytes, basis: bytes, files: ModuleFiles,
+                   output: StoredOutput) -> None:
         """Store a depmod result: ``digest`` of all its inputs, ``basis`` the
         digest of those other than the module files, ``files`` the module
-        files' identities (opaque bytes here), ``record`` the result."""
+        files, ``output`` the result."""
         self._settle()
-        blob = self._dumps(record)
+        blob = self._dumps(output)
         if blob is not None:
-            seal = output_seal(dirname, digest, basis, files, blob)
+            column = files.encoded
+            seal = output_seal(dirname, digest, basis, column, blob)
             self._execute_all([(f"INSERT OR REPLACE INTO {OUTPUTS_TABLE} (dirname, digest, basis, files, record, seal)"
-                                " VALUES (?, ?, ?, ?, ?, ?)", (dirname, digest, basis, files, blob, seal))])
+                                " VALUES (?, ?, ?, ?, ?, ?)", (dirname, digest, basis, column, blob, seal))])
 
-    def _dumps(self, record: Any) -> bytes | None:
+    def _dumps(self, output: StoredOutput) -> bytes | None:
         try:
-            return marshal.dumps(record)
+            return output.encode()
         except ValueError as exc:  # not plain data: not stored
             self._fail(f"scan cache {self.path} not updated ({exc})")
             return None
@@ -760,8 +875,6 @@ def prune(path: str | None = None, *, older_than: float | None = None, max_size:
     with ``older_than`` (seconds), delete the rows written before then; with ``max_size`` (bytes),
     delete the oldest rows until what is left fits, then give the space back to the filesystem
     (VACUUM).  sqlite3.Error when the database cannot be changed."""
-    import time
-
     path = path or default_path()
     before = file_size(path)
     if not os.path.exists(path):
@@ -823,8 +936,6 @@ def maintain(path: str | None = None, *, max_size: int | None = DEFAULT_MAX_SIZE
     past ``max_size`` prune it, oldest rows first, to three quarters of that (so that the next runs
     do not prune again).  Returns what pruning did, None when it was not needed.  A SQLite problem
     is left to the caller (sqlite3.Error): the cache is an optimisation, its upkeep never a failure."""
-    import time
-
     path = path or default_path()
     if not os.path.exists(path):
         return None

@@ -217,7 +217,7 @@ def is_ascii_key(key: bytes) -> bool:
 
 def render(modules: list[Any], shown: list[str]) -> tuple[dict[str, bytes], list[str], Any] | None:
     """depmod's files for these modules (as ``moddeps depmod`` renders them), or None on cycles."""
-    from moddeps.depmod.run import render_files
+    from moddeps.depmod.render import render_files
     from moddeps.read.scan import Tree
     from moddeps.read.walk import ModuleFile
     from moddeps.resolve import resolve
@@ -238,7 +238,7 @@ def check_kmod34(tree: Any, res: Any, kmod30: dict[str, bytes], messages30: list
     in pre-order (root at offset 12) with the same entries -- or, when an index
     string is not 7-bit ASCII, kmod 34's FATAL message and no files."""
     from moddeps.depmod.outputs import NonAsciiIndexString
-    from moddeps.depmod.run import render_files
+    from moddeps.depmod.render import render_files
     from moddeps.index.read import Index
 
     try:

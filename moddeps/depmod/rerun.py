@@ -1,0 +1,363 @@
+"""A depmod rerun answered from the scan cache's output tables.
+
+:func:`output_inputs` digests everything a result is computed from;
+:func:`previous` then finds the result stored for the same inputs (its
+output files still the very files written), or brings the previous result
+up to date when all that changed are a few module files; :func:`capture`
+and :func:`record` store what a computation made for the next run.  The
+caller (:mod:`moddeps.depmod.run`) writes the files: nothing here writes
+into the output directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import marshal
+import os
+import stat
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..kernelsyms import read_text
+from ..kmodversion import KmodTarget
+from ..model import READER_SCHEMA, Module, fsencode
+from ..read import cache
+from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
+from ..read.pool import read_modules
+from ..read.scan import WalkedTree, read_optional
+from .reads import depmod_view
+
+if TYPE_CHECKING:
+    from ..resolve import Resolution
+    from .incremental import State
+    from .outputs import WriterInput
+    from .render import Rendered
+
+# .incremental (and with it the resolver and the writers) is imported where a
+# result is brought up to date or captured: a rerun answered by the stored
+# result never needs it (start-up cost).
+
+#: Bump when the outputs computed from the same inputs change.
+OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The run a result is computed for, as the output cache sees it: where,
+    for which kmod release, with which options (the module files and the
+    messages made before they are read enter :class:`Inputs` apart)."""
+
+    dirname: str
+    outdir: str
+    kmod: KmodTarget
+    prefix: str | None  # -P
+    warn: bool  # -e, when it holds (-E or -F given)
+    warn_dups: bool  # -w
+    dry_run: bool  # -n
+    verbose: bool  # -v
+    symvers: str | None  # -E
+    system_map: str | None  # -F
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a depmod result is computed from, as the output cache sees it."""
+
+    ctx: Context  # the run
+    digest: bytes  # of everything: basis, then files
+    basis: bytes  # of every input but the module files
+    files: ModuleFiles  # a digest of the module array's paths, and each file's identity
+    keys: tuple[Key | None, ...]  # the scan cache's keys of the module files
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """A result from the cache: the previous one, or the previous one brought up to date."""
+
+    files: tuple[tuple[str, bytes], ...]  # in kmod's write order
+    messages: tuple[str, ...]
+    notes: tuple[str, ...]  # the result's own notes (the cache's problem, if any, goes before them)
+    verbose_lines: tuple[str, ...]
+    rewrite: tuple[tuple[str, bytes], ...] = ()  # the files whose bytes changed: to write
+    stored: bool = True  # False: to store with :func:`record` once ``rewrite`` is written
+
+
+def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> Inputs:
+    """Digests of everything depmod's result depends on, given the layout.
+
+    The module files enter by identity (path, size, mtime, ctime, inode,
+    device: the scan cache's key), the other inputs by content; options, the messages
+    produced so far (configuration, symbol lists) and what the walk met by value.
+    """
+    h = hashlib.blake2b(digest_size=20)
+
+    def put(obj: object) -> None:
+        h.update(repr(obj).encode("utf-8", "surrogateescape"))
+
+    put((OUTPUT_SCHEMA, READER_SCHEMA, __version__, ctx.kmod.version, layout.dirname, ctx.outdir, ctx.prefix, ctx.warn,
+         ctx.warn_dups, ctx.dry_run, ctx.verbose, ctx.symvers, ctx.system_map, list(messages), layout.messages,
+         [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        data = read_optional(f"{layout.dirname}/{name}")
+        put(None if data is None else hashlib.blake2b(data).digest())
+    for path in (ctx.symvers, ctx.system_map):
+        if path:
+            put(hashlib.blake2b(read_text(path)).digest())
+    if ctx.symvers:  # the stale-errno quirk of -E messages
+        put(os.path.exists(f"{layout.dirname}/modules.softdep"))
+    basis = h.digest()
+    # The paths are absolute (module_dirname), so a key's path is the file's
+    # own; the array's paths enter as a digest, their identities as they are
+    # (~40 bytes a module, stored to find which files changed next time).
+    # marshal format 2 (no back-references) is a deterministic, injective
+    # encoding of these strings, ints and tuples, 10x faster than repr here.
+    keys = tuple(file_key(mf.path) for mf in layout.files)
+    paths = hashlib.blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
+                            digest_size=PATHS_DIGEST_SIZE).digest()
+    files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
+    h.update(files.encoded)
+    return Inputs(ctx, h.digest(), basis, files, keys)
+
+
+def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
+    """The result stored for these very inputs, if its output files are
+    still the ones written; else, when no result was stored for them, the
+    previous one brought up to date (:func:`_update_previous`).  None:
+    compute everything."""
+    ctx = inputs.ctx
+    hit = scan_cache.get_output(ctx.dirname, inputs.digest)
+    if hit is None:
+        return _update_previous(scan_cache, inputs, layout)
+    files = _outputs_unchanged(ctx.outdir, hit.identities)
+    if files is None:
+        return None
+    return Rerun(tuple(files), hit.messages, hit.notes, hit.verbose_lines)
+
+
+def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterInput, groups: Rendered,
+            before: Sequence[str], names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> None:
+    """Store the state that brings a full computation's result up to date
+    (:func:`.incremental.capture`), made and written by the cache's writer
+    thread while the caller writes the files (their fsyncs wait on the disk)."""
+    from . import incremental  # (start-up cost: see above)
+
+    scan_cache.put_output_state(inputs.ctx.dirname, inputs.digest, functools.partial(
+        incremental.capture, res, wi.columns(), groups, list(before), names, shown, unreadable))
+
+
+def record(scan_cache: ScanCache, inputs: Inputs, files: Sequence[tuple[str, bytes]], messages: Sequence[str],
+           verbose_lines: Sequence[str], notes: Sequence[str]) -> None:
+    """Store a result whose ``files`` were just written (their identities read back)."""
+    written = _output_identities(inputs.ctx.outdir, [name for name, _ in files])
+    if written is not None:
+        scan_cache.put_output(inputs.ctx.dirname, inputs.digest, inputs.basis, inputs.files,
+                              StoredOutput(tuple(written), tuple(messages), tuple(verbose_lines), tuple(notes)))
+
+
+def noted(scan_cache: ScanCache, notes: Sequence[str]) -> tuple[str, ...]:
+    """``notes``, after the cache's own problem if it had one (as a full computation says it)."""
+    return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
+
+
+def _output_identities(outdir: str, names: list[str]) -> list[OutputIdentity] | None:
+    """The identity of each output file as written (read back: ~1 MB for
+    1,100 modules, 0.3 ms of CRC-32), or None if one cannot be read."""
+    out = []
+    for name in names:
+        data = _read_output(os.path.join(outdir, name))
+        if data is None:
+            return None
+        out.append(_identity(name, *data))
+    return out
+
+
+def _identity(name: str, st: os.stat_result, content: bytes) -> OutputIdentity:
+    return OutputIdentity(name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, zlib.crc32(content))
+
+
+def _read_output(path: str) -> tuple[os.stat_result, bytes] | None:
+    """The stat and the bytes of an output file, or None (gone, unreadable, or not a regular file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        data = os.read(fd, st.st_size + 1)
+        # (os.read returns at most 2 GiB at once; an output is never near that)
+        return (st, data) if len(data) == st.st_size else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> list[tuple[str, bytes]] | None:
+    """The output files, if every one is still the very file an earlier run
+    wrote, else None.  Each is replaced by a rename, so a rewrite by any tool
+    gives a new inode; one edited in place keeps its inode, and may keep its
+    size and get its mtime back (``touch -r``), but never its ctime (the
+    kernel sets it on every change, and nothing lets a user set it) -- and
+    the CRC of its bytes, which are read anyway, catches an edit made within
+    the same tick of the ctime clock."""
+    files = []
+    for ident in identities:
+        data = _read_output(os.path.join(outdir, ident.name))
+        if data is None:
+            return None
+        if _identity(ident.name, *data) != ident:
+            return None
+        files.append((ident.name, data[1]))
+    return files
+
+
+def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
+    """The previous result brought up to date, when all that changed since
+    are a few module files, changed, added or removed.  None: compute everything.
+
+    The previous result must have been computed from the same other inputs
+    and a module array that maps onto this one (by name, each kept module at
+    the same path), the scan cache must still hold the records of the
+    changed files as they were, and the output files must still be the ones
+    written.  Then the old and new records of the changed files decide:
+
+    * what depmod reads of each (:func:`.reads.depmod_view`) is the same --
+      a module rebuilt without a change to its symbols or aliases, a package
+      reinstalled, a file touched: the previous result stands, nothing is
+      written;
+    * otherwise, and whenever modules were added or removed,
+      :mod:`.incremental` renders the groups of outputs the change touches,
+      and only the files whose bytes change are to be written.
+    """
+    ctx = inputs.ctx
+    prev = scan_cache.get_previous_output(ctx.dirname)
+    if prev is None or prev.basis != inputs.basis or prev.files is None:
+        return None
+    before = prev.files.stats
+    stats = inputs.files.stats
+    state: State | None = None
+    remap: list[int | None] | None = None
+    was_at: list[int | None]
+    if prev.files.paths == inputs.files.paths:  # the same module array
+        if len(before) != len(stats):
+            return None
+        was_at = list(range(len(before)))
+    else:  # modules added or removed: map the previous array onto this one
+        if ctx.verbose or ctx.warn:  # what the state does not keep
+            return None
+        from . import incremental  # (start-up cost: see above)
+
+        state = incremental.load(scan_cache.get_output_state(ctx.dirname, prev.digest))
+        if state is None:
+            return None
+        mapped = _map_arrays(state, layout, len(before))
+        if mapped is None:
+            return None
+        remap, was_at = mapped
+    # (cache.FEW is read at each call, so that one change of it holds for both)
+    changed: list[int] = []  # modules of this array that are new or whose file changed
+    for j, i in enumerate(was_at):
+        if i is None or before[i] != stats[j]:
+            if stats[j] is None or (i is not None and before[i] is None) or len(changed) == cache.FEW:
+                return None
+            changed.append(j)
+    if not changed and remap is None:  # the same inputs, but the outputs were not the files written
+        return None
+    if remap is not None and len(changed) + remap.count(None) > cache.FEW:
+        return None
+    stored = prev.output
+    files = _outputs_unchanged(ctx.outdir, stored.identities)
+    if files is None:
+        return None
+    items = [(layout.files[j].path, layout.files[j].shown) for j in changed]
+    keys = [inputs.keys[j] for j in changed]
+    # the records the previous result was computed from, before the new ones replace them
+    old_keys: list[tuple[Key | None, str]] = []
+    for j, key, (_path, shown) in zip(changed, keys, items):
+        i = was_at[j]
+        was = None if i is None else before[i]
+        old_keys.append((None if key is None or was is None else Key(key.path, *was), shown))
+    cached = scan_cache.get_many(old_keys)
+    new = read_modules(items, 1, None, scan_cache, keys)
+    old: list[Module] = []
+    for j, o, m in zip(changed, cached, new):
+        if was_at[j] is None:  # added: a change from an empty module
+            old.append(Module(m.name, m.path))
+        elif o is None:
+            return None
+        else:
+            old.append(o)
+    if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):
+        scan_cache.renew_output(ctx.dirname, prev.digest, inputs.digest, inputs.files, stored)
+        return Rerun(tuple(files), stored.messages, stored.notes, stored.verbose_lines)
+    if ctx.verbose or ctx.warn:
+        return None
+    from . import incremental  # (start-up cost: see above)
+
+    if state is None:
+        state = incremental.load(scan_cache.get_output_state(ctx.dirname, prev.digest))
+        if state is None:
+            return None
+    skip = set(changed)
+    others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
+
+    def importers(symbols: set[str]) -> dict[int, Module] | None:
+        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
+        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
+        if found is None:
+            return None
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+
+    update = incremental.update(
+        state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
+        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
+        remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
+    if update is None:
+        return None
+    previous = dict(files)
+    result: list[tuple[str, bytes]] = []
+    for group, names in update.files.items():
+        if group in update.groups:
+            result += update.groups[group].files
+        elif all(name in previous for name in names):
+            result += [(name, previous[name]) for name in names]
+        else:  # the state names a file the previous result did not write
+            return None
+    # the state first (its write overlaps the files' fsyncs); the result
+    # stored after it with the same digest is the one it belongs to
+    scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
+    rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
+    return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
+
+
+def _map_arrays(state: State, layout: WalkedTree, size: int) -> tuple[list[int | None], list[int | None]] | None:
+    """The previous module array (the state's) mapped onto ``layout``'s:
+    (new index of each previous module or None: removed, previous index of
+    each module now or None: added); None when a module kept its name but
+    not its file, or the two orders disagree (the array is kmod's order of
+    names, so the modules of both keep their order)."""
+    try:
+        names, shown = state.layout
+    except (ValueError, TypeError):
+        return None
+    if len(names) != size:
+        return None
+    where = {name: i for i, name in enumerate(names)}
+    remap: list[int | None] = [None] * size
+    was_at: list[int | None] = []
+    last = -1
+    for j, mf in enumerate(layout.files):
+        i = where.get(mf.name)
+        if i is not None and (shown[i] != mf.shown or i <= last):
+            return None
+        if i is not None:
+            remap[i] = j
+            last = i
+        was_at.append(i)
+    return remap, was_at
