@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -96,42 +96,12 @@ def _depmod_config(dirname: str, config: Sequence[StrPath] | None) -> DepmodConf
 
 @contextmanager
 def _scan_cache(cache: StrPath | None) -> Iterator[ScanCache | None]:
-    """The scan cache at ``cache`` for one call (None: no cache), closed and kept
-    under its bound (``$MODDEPS_CACHE_MAX_SIZE``) afterwards, as the commands do."""
-    if cache is None:
-        yield None
-        return
-    from .read.cache import ScanCache
+    """The scan cache at ``cache`` for one call (None: no cache), as the commands use it
+    (:func:`moddeps.read.cache.session`), without their notes."""
+    from .read.cache import session
 
-    path = os.fspath(cache)
-    bound = _cache_bound()
-    c = ScanCache(path)
-    try:
+    with session(None if cache is None else os.fspath(cache)) as c:
         yield c
-    finally:
-        c.close()
-        _maintain(path, bound)
-
-
-def _cache_bound() -> int | None:
-    from .errors import UsageError
-    from .read.cache import env_max_size
-
-    try:
-        return env_max_size()
-    except ValueError as exc:
-        raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
-
-
-def _maintain(path: str, bound: int | None) -> None:
-    """Date what the call wrote to the cache and prune it past its bound; a problem
-    there is the cache's, never the caller's (the cache only saves time)."""
-    import sqlite3
-
-    from .read.cache import maintain
-
-    with suppress(sqlite3.Error, OSError):
-        maintain(path, max_size=bound)
 
 
 def _tree(tree: StrPath | Tree, jobs: int | None, cache: StrPath | None) -> Tree:
@@ -256,7 +226,9 @@ def depmod_outputs(
     else:
         moduledir = parent[len(root):]
     cache_path = None if cache is None else os.fspath(cache)
-    bound = _cache_bound() if cache_path else None
+    from .read.cache import bound_from_env, upkeep
+
+    bound = bound_from_env() if cache_path else None
     opts = DepmodOptions(
         version=version, basedir=root, moduledir=moduledir, config=tuple(_paths(config) or ()), errsyms=errsyms,
         symvers=None if symvers is None else os.fspath(symvers),
@@ -267,7 +239,7 @@ def depmod_outputs(
         result = run(opts)
     finally:
         if cache_path:
-            _maintain(cache_path, bound)
+            upkeep(cache_path, bound)
     assert result.kmod is not None  # run() always says which release it matched
     return DepmodOutputs(dirname=result.dirname, files=dict(result.files), messages=result.messages,
                          notes=result.extra, kmod=result.kmod)

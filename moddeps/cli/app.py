@@ -322,57 +322,12 @@ def cache_path(cache: str | None, no_cache: bool) -> str | None:
 
 @contextmanager
 def scan_cache(cache: str | None, no_cache: bool) -> Iterator[ScanCache | None]:
-    """The scan cache for one command (None with --no-cache), closed at the end,
-    where its problem, if any, is said once."""
-    path = cache_path(cache, no_cache)
-    if path is None:
-        yield None
-        return
-    from ..read.cache import ScanCache
+    """The scan cache for one command (None with --no-cache), closed at the end and kept under
+    its bound (:func:`moddeps.read.cache.session`); its problems are said as notes."""
+    from ..read.cache import session
 
-    bound = cache_bound()
-    c = ScanCache(path)
-    try:
+    with session(cache_path(cache, no_cache), note=lambda text: err(f"note: {text}")) as c:
         yield c
-    finally:
-        if c.problem:
-            err(f"note: {c.problem}")
-        c.close()
-        maintain_cache(path, bound)
-
-
-def cache_bound() -> int | None:
-    """The automatic bound of the cache's size ($MODDEPS_CACHE_MAX_SIZE; a bad value is a usage error)."""
-    from ..errors import UsageError
-    from ..read.cache import env_max_size
-
-    try:
-        return env_max_size()
-    except ValueError as exc:
-        raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
-
-
-def maintain_cache(path: str, bound: int | None) -> None:
-    """Date what this run wrote to the cache and keep it under its bound (a problem: a note, never a failure)."""
-    import sqlite3
-
-    from ..read.cache import maintain
-
-    try:
-        pruned = maintain(path, max_size=bound)
-    except (sqlite3.Error, OSError) as exc:
-        err(f"note: scan cache {path} not maintained ({exc})")
-        return
-    if pruned is not None:
-        err(f"note: scan cache {path} was over its bound ({human_bytes(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): "
-            f"pruned, oldest first, from {human_bytes(pruned.size_before)} to {human_bytes(pruned.size_after)}")
-
-
-def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | None = None,

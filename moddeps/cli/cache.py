@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import CacheOpt, app, cache_bound, exit_on_error, human_bytes, write_lines
+from .app import CacheOpt, app, exit_on_error, write_lines
 
 cache_app = typer.Typer(help="See and prune the scan cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -20,26 +20,21 @@ def cache_info(cache: CacheOpt = None) -> None:
     (the automatic bound, ``none`` for none), ``table NAME ROWS BYTES current|old``, ``written OLDEST NEWEST``
     (UTC, ``-`` when nothing is dated).
     """
-    import sqlite3
     from datetime import UTC, datetime
 
-    from ..errors import InputError
     from ..read import cache as sc
     from ..report.render import record
 
     with exit_on_error():
         path = cache or sc.default_path()
-        bound = cache_bound()
-        try:
-            got = sc.info(path)
-        except sqlite3.Error as exc:
-            raise InputError(f"{path}: not a readable scan cache ({exc})") from None
+        bound = sc.bound_from_env()
+        got = sc.info(path)
 
         def when(t: float | None) -> str:
             return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        lines = [record("cache", got.path, got.size, human_bytes(got.size) if got.exists else "absent"),
-                 record("bound", *((bound, human_bytes(bound)) if bound else ("none", "-")))]
+        lines = [record("cache", got.path, got.size, sc.format_size(got.size) if got.exists else "absent"),
+                 record("bound", *((bound, sc.format_size(bound)) if bound else ("none", "-")))]
         lines += [record("table", t.name, t.rows, t.bytes, "current" if t.current else "old")
                   for t in got.tables]
         lines.append(record("written", when(got.oldest), when(got.newest)))
@@ -58,9 +53,7 @@ def cache_prune(
 
     Deleted modules are simply read again by the next scan.  The space is given back to the filesystem.
     """
-    import sqlite3
-
-    from ..errors import OutputError, UsageError
+    from ..errors import UsageError
     from ..read import cache as sc
     from ..report.render import sentence
 
@@ -71,11 +64,8 @@ def cache_prune(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         path = cache or sc.default_path()
-        try:
-            r = sc.prune(path, older_than=age, max_size=size)
-        except sqlite3.Error as exc:
-            raise OutputError(f"{path}: cannot prune the scan cache ({exc})") from None
+        r = sc.prune(path, older_than=age, max_size=size)
         dropped = f"{len(r.dropped_tables)} old table(s) dropped ({', '.join(r.dropped_tables)})" \
             if r.dropped_tables else "no old table"
-        write_lines([sentence(f"moddeps cache prune: {path}: {human_bytes(r.size_before)} -> "
-                              f"{human_bytes(r.size_after)}; {dropped}; {r.deleted_rows} row(s) deleted")])
+        write_lines([sentence(f"moddeps cache prune: {path}: {sc.format_size(r.size_before)} -> "
+                              f"{sc.format_size(r.size_after)}; {dropped}; {r.deleted_rows} row(s) deleted")])

@@ -13,11 +13,9 @@ from .app import (
     KmodVersionOpt,
     NoCacheOpt,
     app,
-    cache_bound,
     cache_path,
     err,
     exit_on_error,
-    maintain_cache,
     show_version,
 )
 
@@ -102,8 +100,9 @@ def _run(opts: DepmodOptions) -> None:
     """Run depmod, write its diagnostics to stderr and (-n, -v) its files and lines to stdout."""
     from ..depmod.run import TEXT_FILES, run
     from ..errors import DepmodFatal
+    from ..read.cache import bound_from_env, upkeep
 
-    bound = cache_bound() if opts.cache else None
+    bound = bound_from_env() if opts.cache else None
     try:
         result = run(opts, waiting=err)
     except DepmodFatal as exc:
@@ -112,7 +111,7 @@ def _run(opts: DepmodOptions) -> None:
         raise typer.Exit(exc.exit_status) from None
     finally:
         if opts.cache:  # date what the run wrote to the cache, keep it under its bound
-            maintain_cache(opts.cache, bound)
+            upkeep(opts.cache, bound, note=lambda text: err(f"note: {text}"))
     if opts.verbose and result.kmod is not None:
         err(f"NOTE: {result.kmod.describe()}")
     for line in [*result.messages, *result.extra]:

@@ -65,10 +65,11 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
 from . import recordcodec
 
@@ -834,8 +835,15 @@ def _mark(db: sqlite3.Connection, now: float) -> None:
 
 
 def info(path: str | None = None) -> CacheInfo:
-    """What the cache holds, table by table (read only; sqlite3.Error when it cannot be read)."""
+    """What the cache holds, table by table (read only; InputError when it cannot be read)."""
     path = path or default_path()
+    try:
+        return _info(path)
+    except sqlite3.Error as exc:
+        raise InputError(f"{path}: not a readable scan cache ({exc})") from None
+
+
+def _info(path: str) -> CacheInfo:
     if not os.path.exists(path):
         return CacheInfo(path, False, 0, (), None, None)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
@@ -874,8 +882,15 @@ def prune(path: str | None = None, *, older_than: float | None = None, max_size:
     """Shrink the cache: drop the tables earlier moddeps versions left (their rows are never read);
     with ``older_than`` (seconds), delete the rows written before then; with ``max_size`` (bytes),
     delete the oldest rows until what is left fits, then give the space back to the filesystem
-    (VACUUM).  sqlite3.Error when the database cannot be changed."""
+    (VACUUM).  OutputError when the database cannot be changed."""
     path = path or default_path()
+    try:
+        return _prune(path, older_than, max_size, now)
+    except sqlite3.Error as exc:
+        raise OutputError(f"{path}: cannot prune the scan cache ({exc})") from None
+
+
+def _prune(path: str, older_than: float | None, max_size: int | None, now: float | None) -> PruneResult:
     before = file_size(path)
     if not os.path.exists(path):
         return PruneResult(0, 0, (), 0)
@@ -935,7 +950,7 @@ def maintain(path: str | None = None, *, max_size: int | None = DEFAULT_MAX_SIZE
     """After a run that used the cache: date what it wrote (a mark), and when the cache has grown
     past ``max_size`` prune it, oldest rows first, to three quarters of that (so that the next runs
     do not prune again).  Returns what pruning did, None when it was not needed.  A SQLite problem
-    is left to the caller (sqlite3.Error): the cache is an optimisation, its upkeep never a failure."""
+    is left to the caller (sqlite3.Error, OutputError): :func:`upkeep` says it and goes on."""
     path = path or default_path()
     if not os.path.exists(path):
         return None
@@ -948,3 +963,58 @@ def maintain(path: str | None = None, *, max_size: int | None = DEFAULT_MAX_SIZE
     if max_size is None or file_size(path) <= max_size:
         return None
     return prune(path, max_size=int(max_size * _PRUNE_TO), now=now)
+
+
+def format_size(n: int) -> str:
+    """A size for people: ``1.5 GiB``, ``12.0 MiB``, ``512 B`` (what :func:`parse_size` reads back)."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def bound_from_env() -> int | None:
+    """:func:`env_max_size`, a bad ``$MODDEPS_CACHE_MAX_SIZE`` being a usage error."""
+    try:
+        return env_max_size()
+    except ValueError as exc:
+        raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
+
+
+Note = Callable[[str], None]
+
+
+def _silent(_text: str) -> None:
+    pass
+
+
+def upkeep(path: str, bound: int | None, note: Note = _silent) -> None:
+    """After a run: :func:`maintain` the cache at ``path`` under ``bound``; what happened (a
+    problem, or pruning) goes to ``note``, never raised: the cache only saves time."""
+    try:
+        pruned = maintain(path, max_size=bound)
+    except (sqlite3.Error, OSError, OutputError) as exc:
+        note(f"scan cache {path} not maintained ({exc})")
+        return
+    if pruned is not None:
+        note(f"scan cache {path} was over its bound ({format_size(bound or 0)}, $MODDEPS_CACHE_MAX_SIZE): "
+             f"pruned, oldest first, from {format_size(pruned.size_before)} to {format_size(pruned.size_after)}")
+
+
+@contextlib.contextmanager
+def session(path: str | None, note: Note = _silent) -> Iterator[ScanCache | None]:
+    """The scan cache at ``path`` for one run (None: no cache), closed afterwards, then kept
+    under its bound (``$MODDEPS_CACHE_MAX_SIZE``, read first: a bad value is a UsageError).
+    The cache's own problem, if it had one, and its upkeep's go to ``note``."""
+    if path is None:
+        yield None
+        return
+    bound = bound_from_env()
+    c = ScanCache(path)
+    try:
+        yield c
+    finally:
+        if c.problem:
+            note(c.problem)
+        c.close()
+        upkeep(path, bound, note)
