@@ -309,6 +309,66 @@ def c_order_dotted_name(t: Tree) -> None:
     t.order("kernel/plain.ko\nkernel/sub/baz.qu\nkernel/foo.ba\nkernel/other.x.ko\n")
 
 
+# kmod reads modules.order with fgets into a 4096-byte buffer: one call per line number, a
+# piece not ending in its newline before its first NUL is a corrupted line.
+
+
+@case()
+def c_order_line_4094(t: Tree) -> None:
+    """A line of 4094 bytes fits kmod's buffer with its newline: no error, the order applies."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n" + b"x" * 4094 + b"\nkernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_line_4095(t: Tree) -> None:
+    """A line of 4095 bytes fills kmod's buffer without its newline: 'corrupted line' at that
+    line, no reordering at all."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n" + b"x" * 4095 + b"\nkernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_line_long(t: Tree) -> None:
+    """A line of 8996 bytes on line 3: 'corrupted line' at 3, no reordering."""
+    _stack(t)
+    t.order(b"kernel/leaf.ko\nkernel/mid.ko\n" + b"kernel/" * 1285 + b"x\nkernel/top.ko\n")
+
+
+@case()
+def c_order_nul_in_line(t: Tree) -> None:
+    """A NUL after a line's first byte: 'corrupted line' at that line, no reordering."""
+    _stack(t)
+    t.order(b"kernel/top.ko\nkernel/leaf.ko\0x\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_nul_first(t: Tree) -> None:
+    """A line starting with NUL is skipped (it names nothing), and so is a last line holding
+    only a NUL without newline: no error, the other lines order the array."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n\0kernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n\0")
+
+
+@case()
+def c_order_nul_first_long(t: Tree) -> None:
+    """A line starting with NUL and longer than the buffer: its first 4095 bytes are skipped and
+    the rest is read as a line of its own, which here names leaf."""
+    _stack(t)
+    t.order(b"kernel/mid.ko\n\0" + b"a" * 4094 + b"kernel/leaf.ko\nkernel/top.ko\n")
+
+
+@case()
+def c_order_corrupt_numbering(t: Tree) -> None:
+    """Line numbers count kmod's reads: a long NUL-first line counts twice, so the NUL-holding
+    line, the fifth of the file, is reported as line 6, and the lines after it are not read; a
+    module listed twice before it changes nothing (kmod 34 numbers the lines before it, then
+    sorts nothing)."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n\0" + b"y" * 5000 + b"\nkernel/leaf.ko\nkernel/top.ko\nbad\0x\n"
+            b"kernel/base.ko\0\n" + b"z" * 5000 + b"\n")
+
+
 # ---- duplicate exporters ---------------------------------------------------
 
 
