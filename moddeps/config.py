@@ -1,12 +1,13 @@
 """depmod.d configuration: ``search``, ``override``, ``external``, ``exclude``.
 
-Semantics of kmod 30 (tools/depmod.c, cfg_load / cfg_file_parse).  Files
-are read as bytes (a ``\r`` stays in its token, as in kmod) through
+Semantics of kmod 30 to 34.2 (kmod tools/depmod.c:cfg_load, cfg_file_parse@v34.2),
+the same in every release but for the default directories (:func:`default_dirs`).
+Files are read as bytes (a ``\r`` stays in its token, as in kmod) through
 :mod:`moddeps.inputfiles`: one that is not a regular file is said and
-skipped instead of waited on.  One deliberate difference: kmod 30 reads
-the *host's* ``/etc/depmod.d`` even under ``-b``; moddeps reads the default
-directories under BASEDIR so that a run is hermetic (``-C`` names config
-explicitly, exactly as in kmod).
+skipped instead of waited on.  One deliberate difference: kmod reads the
+*host's* default directories (``/etc/depmod.d``...) even under ``-b``;
+moddeps reads them under BASEDIR so that a run is hermetic (``-C`` names
+config explicitly, exactly as in kmod).  See ``docs/depmod-outputs.md#configuration``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ from dataclasses import dataclass
 from .inputfiles import try_read
 from .model import printable
 
-#: kmod 30's default list, in priority order (no /usr/lib/depmod.d before v32).
-DEFAULT_DIRS = ("/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/lib/depmod.d")
+#: kmod 32 and later's default directories, in priority order: of two files with one base
+#: name the one in the earlier directory is read (kmod tools/depmod.c:default_cfg_paths@v34.2;
+#: /usr/lib is the build's DISTCONFDIR, Debian's and kmod's default, added by commit 8463809f8a29)
+DEFAULT_DIRS = ("/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/usr/lib/depmod.d", "/lib/depmod.d")
+#: kmod 30 and 31's: the same without /usr/lib/depmod.d (kmod tools/depmod.c:default_cfg_paths@v30)
+DEFAULT_DIRS_KMOD30 = tuple(d for d in DEFAULT_DIRS if d != "/usr/lib/depmod.d")
+
+
+def default_dirs(usr_lib_dir: bool = True) -> tuple[str, ...]:
+    """The default depmod.d directories: kmod >= 32's (``usr_lib_dir``,
+    :attr:`~moddeps.kmodversion.KmodTarget.usr_lib_depmod_d`) or kmod 30's."""
+    return DEFAULT_DIRS if usr_lib_dir else DEFAULT_DIRS_KMOD30
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +221,16 @@ def parse_text(text: str, filename: str, kver: str) -> tuple[DepmodConfig, list[
     return DepmodConfig(tuple(search), tuple(overrides), tuple(externals), tuple(excludes)), errors
 
 
-def load(paths: list[str] | None, kver: str, basedir: str = "") -> DepmodConfig:
+def load(paths: list[str] | None, kver: str, basedir: str = "", *, usr_lib_dir: bool = True) -> DepmodConfig:
     """Read depmod.d.  ``paths`` are ``-C`` arguments (used as given); without
-    them the default directories are read under ``basedir``."""
+    them the default directories are read under ``basedir``: kmod 32 and
+    later's, ``/usr/lib/depmod.d`` included (``usr_lib_dir``, the default
+    release's rule), or kmod 30's (see :func:`default_dirs`)."""
     if paths:
         search_paths = list(paths)
     else:
         base = basedir.rstrip("/")
-        search_paths = [base + d for d in DEFAULT_DIRS]
+        search_paths = [base + d for d in default_dirs(usr_lib_dir)]
     files, messages = collect_files(search_paths)
     search: list[str] = []
     overrides: list[Override] = []

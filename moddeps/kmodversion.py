@@ -12,6 +12,8 @@ kmod 30 and Debian 13's kmod 34.2):
   commit a1186faeac14, v34).
 * kmod 33 and 34 always write ``modules.weakdep`` (commit 05828b4a6e93,
   v33), a header alone when no module declares a weak dependency.
+* kmod 32 and later read ``/usr/lib/depmod.d`` too, between
+  ``/usr/local/lib/depmod.d`` and ``/lib/depmod.d`` (commit 8463809f8a29, v32).
 * kmod 34 rejects ``-u``, ``-q``, ``-r`` and ``--map`` (commit af54b73a80e8,
   v34); kmod 30 to 33 accept them with "Ignored deprecated option".
 * ``modinfo`` pads long field names differently before and after kmod 34.
@@ -60,6 +62,11 @@ class KmodTarget:
     def order_first_wins(self) -> bool:
         """A module listed twice in modules.order takes its first position (kmod >= 34)."""
         return self.version >= 34
+
+    @property
+    def usr_lib_depmod_d(self) -> bool:
+        """``/usr/lib/depmod.d`` is one of the default depmod.d directories (kmod >= 32)."""
+        return self.version >= 32
 
     @property
     def always_weakdep(self) -> bool:

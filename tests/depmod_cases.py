@@ -18,8 +18,16 @@ Conventions
   absolute paths (external modules) are the same in every run, and replacing
   the root by ``@ROOT@`` gives comparable bytes.
 * Every case passes ``-C`` (``ROOT/config``, empty unless the case has
-  depmod.d files): kmod 30 reads the host's ``/etc/depmod.d`` even under
+  depmod.d files): kmod reads the host's ``/etc/depmod.d`` even under
   ``-b`` while moddeps reads ``BASEDIR/etc/depmod.d`` (deliberate difference 3).
+  The exception are the ``host_config`` cases, which test the default
+  directories themselves: they pass no ``-C`` and keep their depmod.d files
+  under ROOT (``ROOT/etc/depmod.d``, ``ROOT/usr/lib/depmod.d``...), where
+  moddeps reads them; kmod runs chrooted in a skeleton root whose default
+  directories are links to those (:func:`host_config_argv`: needs root, a
+  private mount namespace through ``unshare``, and ``chroot``), so it reads
+  the same files.  kmod names them without ROOT, so these cases hold no
+  line kmod would report.
 * No case contains ``.ko.gz``: Debian's kmod 30 is built without zlib and
   ignores those files, moddeps reads them (deliberate difference 1).
 * ``weakdep=`` modinfo: moddeps also writes kmod 33's ``modules.weakdep``,
@@ -45,9 +53,11 @@ too, shared by the regen script and both tests.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -161,6 +171,12 @@ class Tree:
     def conf(self, name: str, text: str) -> str:
         return self.put_abs(f"config/{name}", text)
 
+    def default_conf(self, directory: str, name: str, text: str) -> str:
+        """A depmod.d file in a default directory (``/usr/lib/depmod.d``) under ROOT
+        (``host_config`` cases)."""
+        assert directory in HOST_CONFIG_DIRS, directory
+        return self.put_abs(f"{directory.lstrip('/')}/{name}", text)
+
     def symlink(self, target: str, rel: str) -> None:
         path = os.path.join(self.dirname, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -170,6 +186,11 @@ class Tree:
 def std(*opts: str, files: Sequence[str] = ()) -> tuple[str, ...]:
     """``-b ROOT -C ROOT/config OPTS VERSION FILES``."""
     return ("-b", ROOT, "-C", f"{ROOT}/config", *opts, VERSION, *files)
+
+
+def default_config(*opts: str) -> tuple[str, ...]:
+    """``-b ROOT OPTS VERSION``: the default depmod.d directories (``host_config`` cases)."""
+    return ("-b", ROOT, *opts, VERSION)
 
 
 @dataclass(frozen=True)
@@ -191,6 +212,7 @@ class Case:
     live_only: bool = False
     moddeps_extra: Mapping[str, bytes] = field(default_factory=dict)
     cycles: tuple[frozenset[str], ...] = ()
+    host_config: bool = False  # kmod sees ROOT's default depmod.d directories as its own
 
 
 CASES: dict[str, Case] = {}
@@ -202,17 +224,20 @@ def case(
     live_only: bool = False,
     moddeps_extra: Mapping[str, bytes] | None = None,
     cycles: Sequence[Sequence[str]] = (),
+    host_config: bool = False,
 ) -> Callable[[Callable[[Tree], None]], Callable[[Tree], None]]:
     """Register the decorated builder as a case named after it (minus ``c_``);
-    ``args`` are extra depmod options (see :func:`std`)."""
+    ``args`` are extra depmod options (see :func:`std`, and :func:`default_config`
+    for ``host_config`` cases)."""
 
     def deco(fn: Callable[[Tree], None]) -> Callable[[Tree], None]:
         name = fn.__name__.removeprefix("c_")
         assert name not in CASES, name
-        st = tuple(steps) if steps is not None else (Step(std(*args)),)
+        default = default_config(*args) if host_config else std(*args)
+        st = tuple(steps) if steps is not None else (Step(default),)
         CASES[name] = Case(
             name, (fn.__doc__ or "").strip(), fn, st, live_only, dict(moddeps_extra or {}),
-            tuple(frozenset(c) for c in cycles),
+            tuple(frozenset(c) for c in cycles), host_config,
         )
         return fn
 
@@ -307,6 +332,66 @@ def c_order_dotted_name(t: Tree) -> None:
     t.ko("kernel/plain.ko", needs=["foo_fn"])
     t.ko("kernel/other.x.ko", needs=["foo_fn"])
     t.order("kernel/plain.ko\nkernel/sub/baz.qu\nkernel/foo.ba\nkernel/other.x.ko\n")
+
+
+# kmod reads modules.order with fgets into a 4096-byte buffer: one call per line number, a
+# piece not ending in its newline before its first NUL is a corrupted line.
+
+
+@case()
+def c_order_line_4094(t: Tree) -> None:
+    """A line of 4094 bytes fits kmod's buffer with its newline: no error, the order applies."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n" + b"x" * 4094 + b"\nkernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_line_4095(t: Tree) -> None:
+    """A line of 4095 bytes fills kmod's buffer without its newline: 'corrupted line' at that
+    line, no reordering at all."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n" + b"x" * 4095 + b"\nkernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_line_long(t: Tree) -> None:
+    """A line of 8996 bytes on line 3: 'corrupted line' at 3, no reordering."""
+    _stack(t)
+    t.order(b"kernel/leaf.ko\nkernel/mid.ko\n" + b"kernel/" * 1285 + b"x\nkernel/top.ko\n")
+
+
+@case()
+def c_order_nul_in_line(t: Tree) -> None:
+    """A NUL after a line's first byte: 'corrupted line' at that line, no reordering."""
+    _stack(t)
+    t.order(b"kernel/top.ko\nkernel/leaf.ko\0x\nkernel/base.ko\nkernel/mid.ko\n")
+
+
+@case()
+def c_order_nul_first(t: Tree) -> None:
+    """A line starting with NUL is skipped (it names nothing), and so is a last line holding
+    only a NUL without newline: no error, the other lines order the array."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n\0kernel/leaf.ko\nkernel/base.ko\nkernel/mid.ko\n\0")
+
+
+@case()
+def c_order_nul_first_long(t: Tree) -> None:
+    """A line starting with NUL and longer than the buffer: its first 4095 bytes are skipped and
+    the rest is read as a line of its own, which here names leaf."""
+    _stack(t)
+    t.order(b"kernel/mid.ko\n\0" + b"a" * 4094 + b"kernel/leaf.ko\nkernel/top.ko\n")
+
+
+@case()
+def c_order_corrupt_numbering(t: Tree) -> None:
+    """Line numbers count kmod's reads: a long NUL-first line counts twice, so the NUL-holding
+    line, the fifth of the file, is reported as line 6, and the lines after it are not read; a
+    module listed twice before it changes nothing (kmod 34 numbers the lines before it, then
+    sorts nothing)."""
+    _stack(t)
+    t.order(b"kernel/top.ko\n\0" + b"y" * 5000 + b"\nkernel/leaf.ko\nkernel/top.ko\nbad\0x\n"
+            b"kernel/base.ko\0\n" + b"z" * 5000 + b"\n")
 
 
 # ---- duplicate exporters ---------------------------------------------------
@@ -643,6 +728,62 @@ def c_config_missing_path(t: Tree) -> None:
     _stack(t)
     t.ko("updates/base.ko", exports=["base_fn", "base_data"])
     t.order("kernel/base.ko\nkernel/mid.ko\n")
+
+
+# The default depmod.d directories (no -C): kmod reads them on the host, so these cases run
+# kmod chrooted where they lead to ROOT's (host_config, see the module docstring).
+
+
+def _three_dups(t: Tree, name: str) -> None:
+    for d in ("kernel", "updates", "extra"):
+        t.ko(f"{d}/{name}.ko", exports=[f"{name}_{d}"])
+
+
+@case(host_config=True)
+def c_config_default_usr_lib(t: Tree) -> None:
+    """A search line only in /usr/lib/depmod.d: kmod 32 and later read it (extra/dup.ko wins),
+    kmod 30 does not (updates/dup.ko wins, the default search list)."""
+    _three_dups(t, "dup")
+    t.ko("kernel/user.ko", needs=["dup_kernel"])
+    t.default_conf("/usr/lib/depmod.d", "search.conf", "search extra updates built-in\n")
+    t.order("kernel/user.ko\n")
+
+
+@case(host_config=True)
+def c_config_default_precedence(t: Tree) -> None:
+    """One base name in two default directories: the earlier directory's file is read, in the
+    order /etc, /run, /usr/local/lib, /usr/lib (kmod 32 and later), /lib. Each pair's winner
+    overrides its module to extra/, its loser to kernel/; mc: /usr/lib's file wins in kmod 34,
+    /lib's in kmod 30; me: only /usr/lib has a file (kmod 34: extra/me.ko, kmod 30: updates/)."""
+    pairs = {
+        "a.conf": ("ma", "/etc/depmod.d", "/usr/lib/depmod.d"),
+        "b.conf": ("mb", "/usr/local/lib/depmod.d", "/usr/lib/depmod.d"),
+        "c.conf": ("mc", "/usr/lib/depmod.d", "/lib/depmod.d"),
+        "d.conf": ("md", "/run/depmod.d", "/usr/lib/depmod.d"),
+        "f.conf": ("mf", "/etc/depmod.d", "/lib/depmod.d"),
+    }
+    for conf, (mod_name, first, second) in pairs.items():
+        t.ko(f"kernel/{mod_name}.ko")
+        t.ko(f"extra/{mod_name}.ko")
+        t.default_conf(first, conf, f"override {mod_name} * extra\n")
+        t.default_conf(second, conf, f"override {mod_name} * kernel\n")
+    t.ko("updates/me.ko")
+    t.ko("extra/me.ko")
+    t.default_conf("/usr/lib/depmod.d", "e.conf", "override me * extra\n")
+    t.order("")
+
+
+@case(host_config=True)
+def c_config_default_merged_usr(t: Tree) -> None:
+    """A merged-/usr root (lib -> usr/lib): /lib/depmod.d is /usr/lib/depmod.d, so kmod 30
+    reads its files too, as /lib/depmod.d, and kmod 34 reads them once, as /usr/lib/depmod.d
+    (the later directory's copy of each base name is skipped): extra/dup.ko wins in both."""
+    os.makedirs(f"{t.root}/usr")
+    os.rename(f"{t.root}/lib", f"{t.root}/usr/lib")
+    os.symlink("usr/lib", f"{t.root}/lib")
+    _three_dups(t, "dup")
+    t.default_conf("/usr/lib/depmod.d", "search.conf", "search extra updates built-in\n")
+    t.order("")
 
 
 _EXT_CONF = (
@@ -1377,7 +1518,10 @@ def kmod34_depmod() -> list[str] | None:
     return [loader, "--library-path", libdir, "--argv0", "depmod", kmod]
 
 
-def run_kmod(args: Sequence[str], cwd: str, timeout: float = KMOD_TIMEOUT, release: int = 30) -> RunResult:
+def run_kmod(args: Sequence[str], cwd: str, timeout: float = KMOD_TIMEOUT, release: int = 30,
+             host_root: str | None = None) -> RunResult:
+    """The real depmod of ``release`` on ``args``; with ``host_root``, chrooted so
+    that its default depmod.d directories are those under ``host_root``."""
     if release == 30:
         exe = kmod_depmod()
         assert exe is not None, "the real depmod is not installed"
@@ -1386,19 +1530,123 @@ def run_kmod(args: Sequence[str], cwd: str, timeout: float = KMOD_TIMEOUT, relea
         got = kmod34_depmod()
         assert got is not None, f"kmod {release} not found: set ${KMOD34_ENV}"
         argv = got
-    try:
-        p = subprocess.run([*argv, *args], cwd=cwd, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        return RunResult(None, exc.stdout or b"", exc.stderr or b"")
+    with contextlib.ExitStack() as stack:
+        command = [*argv, *args]
+        if host_root is not None:
+            command = stack.enter_context(host_config_argv(command, cwd, host_root))
+        try:
+            p = subprocess.run(command, cwd=cwd, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            return RunResult(None, exc.stdout or b"", exc.stderr or b"")
+    if host_root is not None and p.returncode in (_SANDBOX_FAILED, 126, 127):  # not kmod's: 0 or 1
+        raise RuntimeError(f"could not run kmod with {host_root}'s depmod.d: "
+                           f"{p.stderr.decode(errors='replace').strip()}")
     return RunResult(p.returncode, p.stdout, p.stderr)
+
+
+#: kmod's default depmod.d directories (kmod 30 reads all but /usr/lib/depmod.d), read on the
+#: host even under -b: a host_config case's kmod runs where they lead to ROOT's own
+HOST_CONFIG_DIRS = ("/etc/depmod.d", "/run/depmod.d", "/usr/local/lib/depmod.d", "/usr/lib/depmod.d",
+                    "/lib/depmod.d")
+_SANDBOX_FAILED = 125
+
+
+@contextlib.contextmanager
+def host_config_argv(command: Sequence[str], cwd: str, root: str) -> Iterator[list[str]]:
+    """``command`` run in a skeleton root where kmod's default depmod.d directories are
+    links to those under ``root``, everything else it needs bound from the host.
+
+    The skeleton (a fresh directory under /tmp) holds empty directories and links;
+    ``unshare --mount`` binds the host's program and library directories, /tmp (the
+    cases' roots) and the extracted kmod 34.2 onto it in a private mount namespace,
+    which ends with the process, then ``chroot`` enters it.  A merged-/usr host's
+    ``/bin``, ``/sbin``, ``/lib64`` links are copied; the skeleton's ``/lib`` is a
+    directory (only its ``depmod.d`` matters), unless ``root/lib`` is itself a link
+    (a merged-/usr case), then the same link.  Needs root; the skeleton is removed
+    entry by entry afterwards (never recursively, so a mount left behind stops the
+    removal instead of reaching into the host)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    tools: dict[str, str] = {}
+    for tool in ("unshare", "chroot", "mount"):
+        found = shutil.which(tool, path=search)
+        if found is None:
+            raise RuntimeError(f"host_config cases need {tool}")
+        tools[tool] = found
+    if os.geteuid() != 0:
+        raise RuntimeError("host_config cases need root (a private mount namespace and chroot)")
+    skel = tempfile.mkdtemp(prefix="mdcase-host-", dir=ROOT_PARENT)
+    made: list[tuple[str, bool]] = []  # (path, is_link), in creation order
+
+    def mkdir(rel: str) -> str:
+        path = skel
+        for part in rel.strip("/").split("/"):
+            path = os.path.join(path, part)
+            if not os.path.lexists(path):
+                os.mkdir(path)
+                made.append((path, False))
+        return path
+
+    def link(rel: str, target: str) -> None:
+        path = os.path.join(mkdir(os.path.dirname(rel)) if os.path.dirname(rel.strip("/")) else skel,
+                            os.path.basename(rel))
+        os.symlink(target, path)
+        made.append((path, True))
+
+    binds: list[str] = []
+    for top in ("/bin", "/sbin", "/lib64"):
+        if os.path.islink(top):
+            link(top, os.readlink(top))
+        elif os.path.isdir(top):
+            binds.append(top)
+    if os.path.islink(os.path.join(root, "lib")):  # the case's own merged /usr
+        link("/lib", os.readlink(os.path.join(root, "lib")))
+    else:  # whatever the host has: kmod 30 must not find /usr/lib/depmod.d as /lib/depmod.d
+        mkdir("/lib")
+        for d in sorted(glob.glob("/lib/*-linux-gnu*")):
+            if not os.path.isdir(d):
+                continue
+            if os.path.islink("/lib"):  # a merged host: its /lib/ARCH is /usr/lib/ARCH
+                link(d, "/usr" + d)
+            else:
+                binds.append(d)
+    binds += ["/usr/bin", "/usr/sbin"]
+    binds += [d for d in ("/usr/lib64",) if os.path.isdir(d)]
+    binds += [d for d in sorted(glob.glob("/usr/lib/*-linux-gnu*")) if os.path.isdir(d)]
+    binds.append(ROOT_PARENT)
+    kmod34 = os.environ.get(KMOD34_ENV)
+    if kmod34 and not os.path.abspath(kmod34).startswith(ROOT_PARENT + "/"):
+        binds.append(os.path.abspath(kmod34))
+    for d in binds:
+        mkdir(d)
+    for d in HOST_CONFIG_DIRS:
+        if d.startswith("/lib/") and os.path.islink(os.path.join(skel, "lib")):
+            continue  # the skeleton's /lib is the case's link to usr/lib: its depmod.d is /usr/lib's
+        link(d, os.path.join(root, d.lstrip("/")))
+    mount, chroot = shlex.quote(tools["mount"]), shlex.quote(tools["chroot"])
+    mounts = "".join(f"{mount} --bind {shlex.quote(d)} {shlex.quote(skel + d)} || fail; " for d in binds)
+    script = (
+        f"fail() {{ echo 'mdcase sandbox: mount failed' >&2; exit {_SANDBOX_FAILED}; }}; {mounts}"
+        f"exec {chroot} {shlex.quote(skel)} /bin/sh -c 'cd \"$0\" && exec \"$@\"' {shlex.quote(cwd)} "
+        + " ".join(shlex.quote(a) for a in command)
+    )
+    try:
+        yield [tools["unshare"], "--mount", "--propagation", "private", "/bin/sh", "-c", script]
+    finally:
+        for path, is_link in reversed(made):
+            if is_link:
+                os.unlink(path)
+            else:
+                os.rmdir(path)
+        os.rmdir(skel)
 
 
 def kmod_available() -> bool:
     return kmod_depmod() is not None
 
 
-def run_moddeps(args: Sequence[str], cwd: str, release: int = 30) -> RunResult:
-    """``moddeps depmod --kmod-version RELEASE ARGS`` in-process through typer's CliRunner."""
+def run_moddeps(args: Sequence[str], cwd: str, release: int = 30, host_root: str | None = None) -> RunResult:
+    """``moddeps depmod --kmod-version RELEASE ARGS`` in-process through typer's CliRunner
+    (``host_root``: nothing to do, moddeps reads the default depmod.d under ``-b`` anyway)."""
     from typer.testing import CliRunner
 
     from moddeps.cli import app
@@ -1448,7 +1696,8 @@ def observe(
         if st.before is not None:
             st.before(t)
         before = snapshot(root)
-        r = runner(step_args(st, root, kmod=kmod, release=release), os.path.join(root, st.cwd), release=release)
+        r = runner(step_args(st, root, kmod=kmod, release=release), os.path.join(root, st.cwd), release=release,
+                   host_root=root if c.host_config else None)
         after = snapshot(root)
         if r.exit is None:
             timed_out = True

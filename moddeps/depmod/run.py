@@ -223,7 +223,7 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
 
     # kmod reads no depmod.d configuration when it is given module files.
     cfg = depmod_config.DepmodConfig() if files_only else depmod_config.load(
-        list(opts.config) or None, version, opts.basedir)
+        list(opts.config) or None, version, opts.basedir, usr_lib_dir=kmod.usr_lib_depmod_d)
     messages.extend(cfg.messages)
 
     warn = opts.errsyms
