@@ -4,8 +4,8 @@ The FILES (out-of-tree or rebuilt modules: a DKMS build, a vendor driver, a
 weak-updates candidate) are treated as installed into the target tree in a
 directory searched first (``updates/`` by default), so they replace in-tree
 modules of the same name exactly as depmod's search priority makes them do
-(kmod tools/depmod.c, depmod_module_is_higher_priority; our spec
-shared/specs/depmod-text.md §3.4).  Then moddeps simulates what the kernel
+(kmod tools/depmod.c:depmod_module_is_higher_priority@v34.2, and
+docs/depmod-outputs.md#duplicate-names).  Then moddeps simulates what the kernel
 checks when each file is loaded -- the steps of ``load_module`` in Linux 6.1
 (kernel/module/main.c), in that order:
 

@@ -33,8 +33,8 @@ Conventions
 * ``weakdep=`` modinfo: moddeps also writes kmod 33's ``modules.weakdep``,
   kmod 30 does not (deliberate difference 2); such a case names the extra file
   and its expected bytes in :attr:`Case.moddeps_extra`.
-* Cycle shapes on which kmod 30's report loops forever (spec depmod-text.md
-  §8.2) are "moddeps-only": regen records the timeout, and the tests check
+* Cycle shapes on which kmod 30's report loops forever (see
+  docs/depmod-outputs.md#cycles) are "moddeps-only": regen records the timeout, and the tests check
   that moddeps exits 1, writes nothing and names every cycle
   (:attr:`Case.cycles`) (deliberate difference 4).
 * ``live_only`` cases depend on readdir order (same-priority duplicates);
@@ -270,7 +270,7 @@ def c_order_full(t: Tree) -> None:
 
 @case()
 def c_order_partial(t: Tree) -> None:
-    """Only some modules listed: the rest follow in 512-bucket hash order (§4)."""
+    """Only some modules listed: the rest follow in 512-bucket hash order (docs/depmod-outputs.md#hash-order)."""
     _stack(t)
     for n in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"):
         t.ko(f"kernel/misc/{n}.ko", needs=["base_fn"])
@@ -279,7 +279,7 @@ def c_order_partial(t: Tree) -> None:
 
 @case()
 def c_order_duplicate(t: Tree) -> None:
-    """A module listed twice: kmod 30 uses its last occurrence (§4.3)."""
+    """A module listed twice: kmod 30 uses its last occurrence (docs/depmod-outputs.md#modulesorder)."""
     _stack(t)
     t.order("kernel/base.ko\nkernel/mid.ko\nkernel/top.ko\nkernel/base.ko\nkernel/leaf.ko\n")
 
@@ -326,7 +326,8 @@ def c_order_no_final_newline(t: Tree) -> None:
 
 @case()
 def c_order_dotted_name(t: Tree) -> None:
-    """kernel/foo.bar.ko has uncrelpath kernel/foo.ba (§3.3); foo.ko.bar.ko likewise odd."""
+    """kernel/foo.bar.ko has uncrelpath kernel/foo.ba
+    (docs/depmod-outputs.md#module-names); foo.ko.bar.ko likewise odd."""
     t.ko("kernel/foo.bar.ko", exports=["foo_fn"])
     t.ko("kernel/sub/baz.qux.ko", needs=["foo_fn"])
     t.ko("kernel/plain.ko", needs=["foo_fn"])
@@ -406,7 +407,7 @@ def _dup_exporters(t: Tree, order: str) -> None:
 
 @case()
 def c_dup_exporters_ab(t: Tree) -> None:
-    """Two exporters of one symbol: the later one in the array (expb) owns it (§6)."""
+    """Two exporters of one symbol: the later one in the array (expb) owns it (docs/depmod-outputs.md#symbol-table)."""
     _dup_exporters(t, "kernel/expa.ko\nkernel/expb.ko\nkernel/user.ko\n")
 
 
@@ -427,7 +428,8 @@ def c_dup_exporters_unlisted(t: Tree) -> None:
 
 @case()
 def c_ksymtab_strings_fallback(t: Tree) -> None:
-    """No __crc_ symbols: exports come from __ksymtab_strings, namespace strings included (§5.3)."""
+    """No __crc_ symbols: exports come from __ksymtab_strings, namespace strings included
+    (docs/depmod-outputs.md#what-depmod-reads-of-a-module)."""
     t.ko("kernel/nsexp.ko", exports=[Export(name="ns_fn", namespace="MY_NS"), Export(name="plain_fn")], crcs=False)
     # namespaced export with CRCs: the namespace is not an export on this path
     t.ko("kernel/nscrc.ko", exports=[Export(name="crc_ns_fn", namespace="OTHER_NS", crc=5)])
@@ -458,7 +460,7 @@ def c_no_symtab(t: Tree) -> None:
 @case()
 def c_strtab_truncated(t: Tree) -> None:
     """.strtab cut short: names beyond it make kmod drop all requirements and
-    fall back to __ksymtab_strings for exports (§5.3, §5.4)."""
+    fall back to __ksymtab_strings for exports (docs/depmod-outputs.md#what-depmod-reads-of-a-module)."""
     good = mod(exports=["cut_fn", "cut_other"], needs=["base_fn"])
     t.ko("kernel/cut.ko", data=corrupt_section(good, ".strtab", size=4))
     t.ko("kernel/base.ko", exports=["base_fn"])
@@ -469,7 +471,7 @@ def c_strtab_truncated(t: Tree) -> None:
 @case()
 def c_versions_only(t: Tree) -> None:
     """__versions entries without a matching undefined symbol still create
-    dependencies; a __versions of the wrong size is ignored (§5.4)."""
+    dependencies; a __versions of the wrong size is ignored (docs/depmod-outputs.md#what-depmod-reads-of-a-module)."""
     t.ko("kernel/exp.ko", exports=["v_only", "u_sym"])
     t.ko("kernel/vuser.ko", data=mod(needs=["u_sym"], versions=[("module_layout", 1), ("v_only", crc_of("v_only"))]))
     bad = mod(needs=[], versions=[("v_only", 1)])
@@ -873,7 +875,7 @@ def c_cycle_behind(t: Tree) -> None:
 
 @case(cycles=[["hx", "hy"], ["hp", "hq"]])
 def c_cycle_hang(t: Tree) -> None:
-    """X<->Y, X->R, R->P<->Q: kmod 30's cycle report never ends (§8.2 trap).
+    """X<->Y, X->R, R->P<->Q: kmod 30's cycle report never ends (docs/depmod-outputs.md#cycles).
     moddeps-only: exit 1, nothing written, both cycles named."""
     t.ko("kernel/hx.ko", exports=["hx_fn"], needs=["hy_fn", "hr_fn"])
     t.ko("kernel/hy.ko", exports=["hy_fn"], needs=["hx_fn"])
@@ -888,7 +890,7 @@ def c_cycle_hang(t: Tree) -> None:
 
 @case()
 def c_devname_corners(t: Tree) -> None:
-    """devname/char-major/block-major walks (§9.5), including sscanf %u quirks."""
+    """devname/char-major/block-major walks (docs/depmod-outputs.md#modulesdevname), including sscanf %u quirks."""
     t.ko("kernel/d1.ko", aliases=["char-major-10-1", "char-major-10-2", "devname:bar", "char-major-10-3"])
     t.ko("kernel/d2.ko", aliases=["devname:a", "devname:b", "char-major-4-5", "devname:c"])
     t.ko("kernel/d3.ko", aliases=["devname:lonely"])
@@ -915,7 +917,7 @@ def c_devname_empty(t: Tree) -> None:
 def c_aliases_brackets(t: Tree) -> None:
     """Aliases printed raw in modules.alias, normalised ('-' to '_' outside
     brackets) in the .bin; unmatched brackets warned about and left out of the
-    .bin; an empty alias; 'alias' without '=' (§9.2)."""
+    .bin; an empty alias; 'alias' without '=' (docs/depmod-outputs.md#modulesaliasbin)."""
     t.ko("kernel/al.ko", aliases=[
         "pci:v0000*d[0-9]*sv*", "foo-bar", "bad[bracket", "bad]close", "ok[a-b]-x[", "x[a-b]-y",
         "dmi*:svn*", "", "of:N*T*Ccompat-x",
@@ -1027,7 +1029,8 @@ def c_fifo(t: Tree) -> None:
 
 @case()
 def c_broken_elf(t: Tree) -> None:
-    """Broken modules stay in modules.dep with no deps, with one load error each (§5.1)."""
+    """Broken modules stay in modules.dep with no deps, with one load error each
+    (docs/depmod-outputs.md#what-depmod-reads-of-a-module)."""
     good = mod(exports=["gfn"], needs=["base_fn"], aliases=["broken-alias"])
     t.ko("kernel/base.ko", exports=["base_fn"])
     t.ko("kernel/trunc_sh.ko", data=truncate(good, len(good) - 10))
@@ -1159,7 +1162,8 @@ _DAG = {
 @case()
 def c_dag_order(t: Tree) -> None:
     """16 modules in a layered DAG, partly in modules.order: the LIFO Kahn numbering
-    decides the order of every modules.dep line (§8.1, §9.1)."""
+    decides the order of every modules.dep line
+    (docs/depmod-outputs.md#topological-numbers, docs/depmod-outputs.md#modulesdep)."""
     for name, deps in _DAG.items():
         t.ko(f"kernel/dag/{name}.ko", exports=[f"{name}_fn"], needs=[f"{d}_fn" for d in deps])
     t.order("".join(f"kernel/dag/{n}.ko\n" for n in ("log", "app2", "crypto", "mem", "ui", "sock")))
@@ -1339,7 +1343,8 @@ def c_files_same_twice(t: Tree) -> None:
                        b"weakdep wd1 base\nweakdep wd1 \nweakdep wd2 wd1 mid\n",
 })
 def c_weakdep(t: Tree) -> None:
-    """weakdep= modinfo: kmod 30 ignores it, moddeps also writes modules.weakdep (§9.6)."""
+    """weakdep= modinfo: kmod 30 ignores it, moddeps also writes modules.weakdep
+    (docs/depmod-outputs.md#modulesweakdep)."""
     _stack(t)
     t.ko("kernel/wd1.ko", modinfo=[("weakdep", "base"), ("weakdep", ""), ("softdep", "pre: mid")])
     t.ko("kernel/wd2.ko", modinfo=[("weakdep", "wd1 mid")])
@@ -1361,7 +1366,7 @@ def c_live_same_prio_dups(t: Tree) -> None:
 @case(live_only=True)
 def c_live_same_search_dir(t: Tree) -> None:
     """Same-name modules inside one search dir (updates/a, updates/b): the else-if
-    quirk makes the LAST one in readdir order win (§3.4)."""
+    quirk makes the LAST one in readdir order win (docs/depmod-outputs.md#duplicate-names)."""
     for d in ("updates/a", "updates/b", "updates/c/d"):
         t.ko(f"{d}/same.ko", exports=[f"same_{d.replace('/', '_')}"])
     t.ko("kernel/same.ko", exports=["same_kernel"])
