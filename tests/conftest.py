@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCELERATORS = {"moddeps/_elfscan.c": "moddeps/_elfscan", "moddeps/depmod/_trie.c": "moddeps/depmod/_trie"}
+#: each source (and header) of the C accelerators -> the extension built from it (setup.py)
+ACCELERATORS = {
+    "moddeps/_elfscan.c": "moddeps/_elfscan",
+    "moddeps/_elfscan_codec.c": "moddeps/_elfscan",
+    "moddeps/_elfscan.h": "moddeps/_elfscan",
+    "moddeps/depmod/_trie.c": "moddeps/depmod/_trie",
+    "moddeps/depmod/_trie_resolve.c": "moddeps/depmod/_trie",
+    "moddeps/depmod/_trie.h": "moddeps/depmod/_trie",
+}
 
 
 def _stale_accelerators() -> list[str]:

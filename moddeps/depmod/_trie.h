@@ -1,0 +1,20 @@
+/*
+ * What the two sources of moddeps.depmod._trie share: _trie.c (the index
+ * writer, kmod's hash, the writers' helpers and the module itself) and
+ * _trie_resolve.c (symbol resolution).
+ */
+
+#ifndef MODDEPS_TRIE_H
+#define MODDEPS_TRIE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* _trie_resolve.c: resolve_exports, resolve_imports */
+extern PyMethodDef trie_resolve_methods[];
+
+#endif
