@@ -6,10 +6,11 @@
  *
  *     (exports, imports, modinfo, has_init, has_exit, machine, elf_class, byte_order)
  *
- * in the wire form of moddeps.model.Module.to_wire(), or None when the input
- * is anything but a plain, well-formed module.  None is not an error: the
- * caller then runs the pure-Python reader, which gives the record (every
- * quirk of kmod's rules) or the precise error message.  So this file only
+ * in the wire form of moddeps.model.Module.to_wire(), or DECLINED (see
+ * _native.h) when the input is anything but a plain, well-formed module.
+ * DECLINED is not an error: the caller then runs the pure-Python reader,
+ * which gives the record (every quirk of kmod's rules) or the precise error
+ * message.  So this file only
  * implements the path real modules take, and gives up as soon as an input
  * leaves it.  The rules themselves (kmod 30, libkmod-elf.c) are restated in
  * moddeps/elfreader.py next to the Python code that this must agree with.
@@ -661,7 +662,7 @@ static PyObject *build_exports(Scan *s)
         }
         if ((Py_ssize_t)k != n) { /* the bytes changed under us */
             Py_DECREF(out);
-            return new_none();
+            return declined();
         }
         return out;
     }
@@ -748,7 +749,7 @@ static PyObject *build_imports(Scan *s)
 
     if (vl->found && vl->size) {
         if (vl->size % 64)
-            return new_none(); /* kmod ignores such a table: left to Python */
+            return declined(); /* kmod ignores such a table: left to Python */
         nver = vl->size / 64;
         vbase = s->e.d + vl->off;
     }
@@ -756,7 +757,7 @@ static PyObject *build_imports(Scan *s)
     if (rc < 0)
         return NULL;
     if (rc == 0)
-        return new_none();
+        return declined();
     total = s->nund;
     if (nver) {
         /* name -> first record of that name (later duplicates stay unmatched, as in kmod) */
@@ -861,7 +862,7 @@ static PyObject *build_imports(Scan *s)
     }
     if ((size_t)n != total) { /* the bytes changed under us */
         Py_DECREF(out);
-        return new_none();
+        return declined();
     }
     return out;
 fail:
@@ -906,7 +907,7 @@ static PyObject *build_modinfo(Scan *s)
     }
     if (k != n) { /* the bytes changed under us */
         Py_DECREF(out);
-        return new_none();
+        return declined();
     }
     return out;
 }
@@ -953,13 +954,13 @@ static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *ityp
         goto bail;
 
     exports = build_exports(&s);
-    if (exports == NULL || exports == Py_None)
+    if (exports == NULL || exports == elfscan_declined)
         goto done;
     modinfo = build_modinfo(&s);
-    if (modinfo == NULL || modinfo == Py_None)
+    if (modinfo == NULL || modinfo == elfscan_declined)
         goto done;
     imports = build_imports(&s);
-    if (imports == NULL || imports == Py_None)
+    if (imports == NULL || imports == elfscan_declined)
         goto done;
     {
         PyObject *items[8];
@@ -978,10 +979,10 @@ static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *ityp
     goto done;
 
 bail:
-    result = new_none();
+    result = declined();
 done:
-    if (exports == Py_None || modinfo == Py_None || imports == Py_None)
-        result = new_none();
+    if (exports == elfscan_declined || modinfo == elfscan_declined || imports == elfscan_declined)
+        result = declined();
     Py_XDECREF(exports);
     Py_XDECREF(imports);
     Py_XDECREF(modinfo);
@@ -1004,9 +1005,9 @@ done:
 /* checked as read_trailer checks it), then the strict-DER walk of           */
 /* walk_pkcs7 over the PKCS#7 SignedData.  Returns None without a valid      */
 /* trailer, (id_type, signer, key_id, hash_algo) when the walk succeeds, and */
-/* False for anything else (another id type, a shape the walker declines, a  */
-/* digest outside the table below): the Python code then decides.  Reads are */
-/* bounded by the element being walked; nothing recurses.                    */
+/* DECLINED for anything else (another id type, a shape the walker declines, */
+/* a digest outside the table below): the Python code then decides.  Reads  */
+/* are bounded by the element being walked; nothing recurses.               */
 
 #define SIG_MAGIC "~Module signature appended~\n"
 #define SIG_MAGIC_LEN 28
@@ -1258,10 +1259,10 @@ static PyObject *sig_facts(bp d, size_t size)
         (uint64_t)s < (uint64_t)sig_len + signer_len + key_id_len)
         Py_RETURN_NONE;
     if (h[2] != 2)
-        Py_RETURN_FALSE; /* a pre-4.3 signature: read in Python */
+        return declined(); /* a pre-4.3 signature: read in Python */
     r = walk_pkcs7(d + s - sig_len, sig_len);
     if (r == NULL && !PyErr_Occurred())
-        Py_RETURN_FALSE;
+        return declined();
     return r;
 }
 
@@ -1310,9 +1311,9 @@ PyDoc_STRVAR(parse_doc,
 "Decode an in-memory kernel module (any bytes-like object).\n"
 "\n"
 "Returns (exports, imports, modinfo, has_init, has_exit, machine, elf_class,\n"
-"byte_order) as moddeps.model.Module.to_wire() holds them, or None when the\n"
-"input is not a plain, well-formed module (the pure-Python reader then\n"
-"decides).  With export_type / import_type (tuple subclasses) the export and\n"
+"byte_order) as moddeps.model.Module.to_wire() holds them, or DECLINED\n"
+"(moddeps.native) when the input is not a plain, well-formed module (the\n"
+"pure-Python reader then decides).  With export_type / import_type (tuple subclasses) the export and\n"
 "import records are instances of those types instead of plain tuples.  With\n"
 "memo (a dict shared by the modules of one scan) equal import records are one\n"
 "object: the first one made, kept as memo[record].");
@@ -1324,7 +1325,7 @@ PyDoc_STRVAR(sig_facts_doc,
 "The signature facts of an in-memory (decompressed) module, as\n"
 "moddeps.signature.scan_facts gives them: None without a valid appended\n"
 "signature, (id_type, signer, key_id, hash_algo) for a PKCS#7 signature of\n"
-"the usual shape, False when the Python code must decide.");
+"the usual shape, DECLINED (moddeps.native) when the Python code must decide.");
 
 static PyMethodDef elfscan_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))elfscan_parse, METH_VARARGS | METH_KEYWORDS, parse_doc},
@@ -1341,6 +1342,8 @@ static struct PyModuleDef elfscan_module = {
     NULL, NULL, NULL, NULL,
 };
 
+PyObject *elfscan_declined;
+
 PyMODINIT_FUNC PyInit__elfscan(void)
 {
     PyObject *m;
@@ -1353,7 +1356,7 @@ PyMODINIT_FUNC PyInit__elfscan(void)
     if (elfscan_codec_init() < 0)
         return NULL;
     m = PyModule_Create(&elfscan_module);
-    if (m != NULL && PyModule_AddFunctions(m, elfscan_codec_methods) < 0)
+    if (m != NULL && (PyModule_AddFunctions(m, elfscan_codec_methods) < 0 || native_bind(m, &elfscan_declined) < 0))
         Py_CLEAR(m);
     return m;
 }

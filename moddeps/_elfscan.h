@@ -13,7 +13,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_native.h"
+
 typedef const unsigned char *bp;
+
+/* moddeps.native.DECLINED (set by the module's init) */
+extern PyObject *elfscan_declined;
+
+/* A new reference to DECLINED: what the reader returns for input it does not take. */
+static inline PyObject *declined(void)
+{
+    return Py_NewRef(elfscan_declined);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Reading words in the file's byte order                                   */

@@ -2,8 +2,8 @@
 
 ``_elfscan.parse(data)`` must give exactly the fields of the Module that
 :func:`moddeps.elfreader.parse_module` builds (in the ``Module.to_wire()``
-form), or None -- and None is only allowed where the input is not a plain,
-well-formed module (the Python reader then decides).  Checked here:
+form), or DECLINED -- and DECLINED is only allowed where the input is not a
+plain, well-formed module (the Python reader then decides).  Checked here:
 
 * every module of ``sample_modules/`` and every well-formed fixture of the
   ELF writer (all classes, byte orders and the machines the tests use, kmod's
@@ -36,6 +36,7 @@ from moddeps.elfreader import load_bytes, parse_module
 from moddeps.errors import ModuleReadError
 from moddeps.model import Export as MExport
 from moddeps.model import Import, Module
+from moddeps.native import DECLINED
 
 from . import kobuild
 from .fuzz import CORPUS, fuzz
@@ -93,11 +94,11 @@ def check(data: bytes, *, must_read: bool = False) -> tuple[object, ...] | None:
             assert native.parse(view) == got
     want = python_result(data)
     if want is None:
-        assert got is None, "C read an input that the Python reader refuses"
+        assert got is DECLINED, "C read an input that the Python reader refuses"
         return None
     if must_read:
-        assert got is not None, "C gave up on a plain, well-formed module"
-    if got is not None:
+        assert got is not DECLINED, "C gave up on a plain, well-formed module"
+    if got is not DECLINED:
         assert got == want
         assert strict(got) == strict(want)
         typed = native.parse(data, MExport, Import)
@@ -312,7 +313,7 @@ def test_random_well_formed_modules(data: bytes) -> None:
 def test_bytes_like_inputs(tmp_path: Path) -> None:
     data = rich()
     want = native.parse(data)
-    assert want is not None
+    assert want is not DECLINED
     assert native.parse(bytearray(data)) == want
     assert native.parse(memoryview(data)) == want
     p = tmp_path / "m.ko"

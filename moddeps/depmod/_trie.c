@@ -12,9 +12,11 @@
  *   starting_with, line_breaks         helpers of depmod/outputs.py
  *   resolve_exports, resolve_imports   resolve.py _bind_py (in _trie_resolve.c)
  *
- * A TypeError means an input of a shape the C code does not take; the
- * callers then run the Python code.  Nothing here recurses, and every buffer
- * access is bounded by the sizes of the Python objects it came from.
+ * Data of a shape the C code does not take gives DECLINED (see _native.h and
+ * moddeps/native.py): the callers then run the Python code.  Calls that do
+ * not match the stub (_trie.pyi) raise TypeError.  Nothing here recurses, and
+ * every buffer access is bounded by the sizes of the Python objects it came
+ * from.
  */
 
 #include "_trie.h"
@@ -847,23 +849,23 @@ static PyObject *write_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ss
 }
 
 /*
- * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  Same checks,
- * order and messages as index.py _value_lists and _check_key.
+ * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  1 (declined)
+ * unless every one is (bytes, bytes, int); then the same checks, order and
+ * messages as index.py _value_lists and _check_key (-1), or 0.
  */
 static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n, Entry *entries)
 {
     PyObject *nul_key = NULL;
     Py_ssize_t i;
 
+    for (i = 0; i < n; i++)
+        if (!PyBytes_Check(ks[i]) || !PyBytes_Check(vs[i]) || (ps != NULL && !PyLong_Check(ps[i])))
+            return 1;
     for (i = 0; i < n; i++) {
         PyObject *k = ks[i], *v = vs[i], *p = ps ? ps[i] : NULL;
         long long prio;
         int overflow = 0;
 
-        if (!PyBytes_Check(k) || !PyBytes_Check(v) || (p != NULL && !PyLong_Check(p))) {
-            PyErr_SetString(PyExc_TypeError, "index entries must be (bytes, bytes, int)");
-            return -1;
-        }
         entries[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
         entries[i].klen = PyBytes_GET_SIZE(k);
         entries[i].val = (const unsigned char *)PyBytes_AS_STRING(v);
@@ -926,8 +928,15 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
         PyErr_NoMemory();
         goto done;
     }
-    if (check_entries(ks, vs, ps, n, entries) < 0)
+    switch (check_entries(ks, vs, ps, n, entries)) {
+    case 0:
+        break;
+    case 1:
+        result = declined();
         goto done;
+    default:
+        goto done;
+    }
     for (i = 0; i < n; i++)
         order[i] = &entries[i];
     if (sort_entries(order, n) < 0)
@@ -1007,7 +1016,8 @@ PyDoc_STRVAR(build_index_doc,
 "The .bin index for (key, value, priority) entries, byte for byte as\n"
 "moddeps.depmod.index.py_build_index writes it (same ValueError cases):\n"
 "kmod 30's post-order layout, or kmod 34's pre-order one if preorder is true.\n"
-"entries must be (bytes, bytes, int) tuples; dropped a list or None.");
+"DECLINED unless entries are (bytes, bytes, int) tuples; dropped must be a\n"
+"list or None.");
 
 /* The optional dropped (args[at]) and preorder (args[at + 1]) arguments. */
 static int get_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped, int *preorder)
@@ -1059,7 +1069,7 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
     for (i = 0; i < n; i++) {
         PyObject *t = items[i];
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
-            PyErr_SetString(PyExc_TypeError, "index entries must be (key, value, priority) tuples");
+            result = declined();
             goto done;
         }
         cols[i] = PyTuple_GET_ITEM(t, 0);
@@ -1076,7 +1086,8 @@ done:
 PyDoc_STRVAR(build_index_columns_doc,
 "build_index_columns(keys, values, priorities, dropped=None, preorder=False, /) -> bytes\n\n"
 "build_index(zip(keys, values, priorities), dropped, preorder) without the tuples;\n"
-"priorities None means 0, 1, 2, ...  The columns must be lists of one length.");
+"priorities None means 0, 1, 2, ...  The columns must be of one length\n"
+"(ValueError); DECLINED unless they are lists.");
 
 static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1090,10 +1101,8 @@ static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, P
     }
     if (get_options(args, nargs, 3, &dropped, &preorder) < 0)
         return NULL;
-    if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2]))) {
-        PyErr_SetString(PyExc_TypeError, "build_index_columns(): the columns must be lists");
-        return NULL;
-    }
+    if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2])))
+        return declined();
     n = PyList_GET_SIZE(args[0]);
     if (PyList_GET_SIZE(args[1]) != n || (args[2] != Py_None && PyList_GET_SIZE(args[2]) != n)) {
         PyErr_SetString(PyExc_ValueError, "build_index_columns(): columns of different lengths");
@@ -1149,14 +1158,13 @@ static uint32_t kmod_hash(const unsigned char *key, Py_ssize_t n)
 
 PyDoc_STRVAR(kmod_hash_doc,
 "kmod_hash(key, /) -> int\n\n"
-"The 32-bit kmod hash value of a bytes key (moddeps.kmodhash.py_kmod_hash).");
+"The 32-bit kmod hash value of a bytes key (moddeps.kmodhash.py_kmod_hash);\n"
+"DECLINED for any other key.");
 
 static PyObject *py_kmod_hash(PyObject *self, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "kmod_hash() argument must be bytes");
-        return NULL;
-    }
+    if (!PyBytes_Check(arg))
+        return declined();
     return PyLong_FromUnsignedLong(kmod_hash((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
 }
 
@@ -1186,31 +1194,40 @@ static int cmp_hashed(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : (a->pos > b->pos);
 }
 
+/* A buckets argument: 1 with *mask = buckets - 1; 0 (declined) for an int out
+ * of the range handled here; -1 with an exception set for anything else. */
+static int get_mask(PyObject *arg, int64_t *mask)
+{
+    int overflow = 0;
+    long long buckets = PyLong_AsLongLongAndOverflow(arg, &overflow);
+
+    if (buckets == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || buckets == LLONG_MIN)
+        return 0;
+    *mask = (int64_t)buckets - 1;
+    return 1;
+}
+
 PyDoc_STRVAR(hash_order_doc,
 "hash_order(keys, buckets, /) -> list\n\n"
 "The bytes keys in the order a kmod hash table of that many buckets iterates\n"
-"them (moddeps.kmodhash.py_hash_order).");
+"them (moddeps.kmodhash.py_hash_order); DECLINED for a key of another type.");
 
 static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *seq, *result = NULL, **items;
     Hashed *arr = NULL;
     Py_ssize_t n, i;
-    long long buckets;
     int64_t mask;
+    int rc;
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "hash_order() takes 2 arguments");
         return NULL;
     }
-    buckets = PyLong_AsLongLong(args[1]);
-    if (buckets == -1 && PyErr_Occurred())
-        return NULL;
-    if (buckets == LLONG_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "hash_order(): buckets out of range");
-        return NULL;
-    }
-    mask = (int64_t)buckets - 1;
+    if ((rc = get_mask(args[1], &mask)) <= 0)
+        return rc < 0 ? NULL : declined();
     seq = PySequence_Fast(args[0], "hash_order(): keys must be iterable");
     if (seq == NULL)
         return NULL;
@@ -1224,7 +1241,7 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
     for (i = 0; i < n; i++) {
         PyObject *k = items[i];
         if (!PyBytes_Check(k)) {
-            PyErr_SetString(PyExc_TypeError, "hash_order(): keys must be bytes");
+            result = declined();
             goto done;
         }
         arr[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
@@ -1269,8 +1286,8 @@ PyDoc_STRVAR(select_modinfo_doc,
 "select_modinfo(modules, keys, /) -> list[tuple[list[object], list[int]]]\n\n"
 "For each str in ``keys`` (at most 8): the values of all modinfo pairs with that\n"
 "key, in module order then modinfo order, and the index of each one's module.\n"
-"One pass over the modules.  TypeError when a modinfo is not a tuple of\n"
-"(str, object) pairs.");
+"One pass over the modules.  DECLINED when a modinfo is not a tuple of\n"
+"(str, object) pairs, or for more than 8 keys or a key that is not a str.");
 
 #define SELECT_MAX 8
 
@@ -1279,6 +1296,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
     PyObject *seq = NULL, *keys, *result = NULL, *attr = NULL, *idx = NULL;
     PyObject *vals[SELECT_MAX], *owners[SELECT_MAX];
     Py_ssize_t n, i, nkeys, q;
+    int decline = 0;
 
     if (nargs != 2 || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "select_modinfo(modules, keys: tuple[str, ...])");
@@ -1286,16 +1304,11 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
     }
     keys = args[1];
     nkeys = PyTuple_GET_SIZE(keys);
-    if (nkeys > SELECT_MAX) {
-        PyErr_SetString(PyExc_TypeError, "select_modinfo(): too many keys");
-        return NULL;
-    }
-    for (q = 0; q < nkeys; q++) {
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, q))) {
-            PyErr_SetString(PyExc_TypeError, "select_modinfo(): keys must be str");
-            return NULL;
-        }
-    }
+    if (nkeys > SELECT_MAX)
+        return declined();
+    for (q = 0; q < nkeys; q++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, q)))
+            return declined();
     seq = PySequence_Fast(args[0], "select_modinfo(): modules must be iterable");
     if (seq == NULL)
         return NULL;
@@ -1323,7 +1336,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
             goto fail;
         if (!PyTuple_Check(mi)) {
             Py_DECREF(mi);
-            PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo must be a tuple");
+            decline = 1;
             goto fail;
         }
         m = PyTuple_GET_SIZE(mi);
@@ -1331,7 +1344,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
             PyObject *pair = PyTuple_GET_ITEM(mi, j), *k;
             if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
                 Py_DECREF(mi);
-                PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo items must be (str, value) pairs");
+                decline = 1;
                 goto fail;
             }
             k = PyTuple_GET_ITEM(pair, 0);
@@ -1360,13 +1373,13 @@ fail:
     Py_XDECREF(attr);
     Py_XDECREF(result);
     Py_XDECREF(seq);
-    return NULL;
+    return decline ? declined() : NULL;
 }
 
 PyDoc_STRVAR(starting_with_doc,
 "starting_with(values, prefix, /) -> list[int]\n\n"
 "The indexes of the str values that start with the str prefix, ascending.\n"
-"TypeError when a value is not a str.");
+"DECLINED unless values is a list of str.");
 
 /* list.append(i); -1 with an exception set on failure. */
 static int append_index(PyObject *list, Py_ssize_t i)
@@ -1383,10 +1396,12 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
     Py_ssize_t n, i, plen;
     int pkind;
 
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "starting_with(values: list[str], prefix: str)");
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "starting_with(values, prefix: str)");
         return NULL;
     }
+    if (!PyList_Check(args[0]))
+        return declined();
     values = args[0];
     prefix = args[1];
     plen = PyUnicode_GET_LENGTH(prefix);
@@ -1400,8 +1415,7 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
         int hit;
         if (!PyUnicode_Check(v)) {
             Py_DECREF(result);
-            PyErr_SetString(PyExc_TypeError, "starting_with(): values must be str");
-            return NULL;
+            return declined();
         }
         if (PyUnicode_GET_LENGTH(v) < plen)
             continue;
@@ -1426,17 +1440,15 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
 PyDoc_STRVAR(line_breaks_doc,
 "line_breaks(values, /) -> list[int]\n\n"
 "The indexes of the values (str or bytes) holding a newline or a carriage\n"
-"return, ascending.  TypeError for any other value type.");
+"return, ascending.  DECLINED unless values is a list of str and bytes.");
 
 static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     Py_ssize_t n, i;
 
-    if (!PyList_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "line_breaks() argument must be a list");
-        return NULL;
-    }
+    if (!PyList_Check(arg))
+        return declined();
     result = PyList_New(0);
     if (result == NULL)
         return NULL;
@@ -1465,8 +1477,7 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
             }
         } else {
             Py_DECREF(result);
-            PyErr_SetString(PyExc_TypeError, "line_breaks(): values must be str or bytes");
-            return NULL;
+            return declined();
         }
         if (hit && append_index(result, i) < 0) {
             Py_DECREF(result);
@@ -1481,7 +1492,8 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
 
 /*
  * The bytes of a str (UTF-8, surrogateescape: model.fsencode) or of a bytes
- * object.  *tmp receives a new reference to keep alive (or NULL).
+ * object: 0, and *tmp receives a new reference to keep alive (or NULL); 1
+ * (declined) for another type; -1 with an exception set.
  */
 static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObject **tmp)
 {
@@ -1491,10 +1503,8 @@ static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObjec
         *n = PyBytes_GET_SIZE(o);
         return 0;
     }
-    if (!PyUnicode_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "expected str or bytes");
-        return -1;
-    }
+    if (!PyUnicode_Check(o))
+        return 1;
     if (PyUnicode_IS_ASCII(o)) {
         *p = (const unsigned char *)PyUnicode_DATA(o);
         *n = PyUnicode_GET_LENGTH(o);
@@ -1564,17 +1574,16 @@ static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
 
 PyDoc_STRVAR(alias_keys_doc,
 "alias_keys(aliases, /) -> list[bytes | None]\n\n"
-"index.alias_normalize(model.fsencode(a)) for each str (or bytes) alias.");
+"index.alias_normalize(model.fsencode(a)) for each str (or bytes) alias;\n"
+"DECLINED unless aliases is a list of str and bytes.");
 
 static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     Py_ssize_t n, i;
 
-    if (!PyList_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "alias_keys() argument must be a list");
-        return NULL;
-    }
+    if (!PyList_Check(arg))
+        return declined();
     n = PyList_GET_SIZE(arg);
     result = PyList_New(n);
     if (result == NULL)
@@ -1583,10 +1592,11 @@ static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
         const unsigned char *p;
         Py_ssize_t len;
         PyObject *tmp, *key;
+        int rc = as_bytes(PyList_GET_ITEM(arg, i), &p, &len, &tmp);
 
-        if (as_bytes(PyList_GET_ITEM(arg, i), &p, &len, &tmp) < 0) {
+        if (rc != 0) {
             Py_DECREF(result);
-            return NULL;
+            return rc < 0 ? NULL : declined();
         }
         key = alias_normalize(p, len);
         Py_XDECREF(tmp);
@@ -1599,11 +1609,24 @@ static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
     return result;
 }
 
+/* An int in [0, n) given as o, or -1 for anything else (no exception set). */
+static Py_ssize_t index_in(PyObject *o, Py_ssize_t n)
+{
+    int overflow = 0;
+    long long k;
+
+    if (!PyLong_Check(o))
+        return -1;
+    k = PyLong_AsLongLongAndOverflow(o, &overflow);
+    return overflow || k < 0 || k >= (long long)n ? -1 : (Py_ssize_t)k;
+}
+
 PyDoc_STRVAR(format_rows_doc,
 "format_rows(head, firsts, mid, owners, seconds, tail, /) -> bytes\n\n"
 "b''.join(head + fsencode(firsts[i]) + mid + seconds[owners[i]] + tail for each i):\n"
-"firsts str or bytes, seconds bytes, owners valid non-negative indexes into seconds\n"
-"(TypeError otherwise).");
+"firsts str or bytes, seconds bytes, owners valid non-negative indexes into seconds,\n"
+"the three of them lists of which firsts and owners have one length (DECLINED\n"
+"otherwise).");
 
 static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1613,13 +1636,14 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
     Py_ssize_t n, nsec, i, fixed;
     size_t total = 0;
     unsigned char *o;
+    int decline = 0;
 
-    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyBytes_Check(args[2]) ||
-        !PyList_Check(args[3]) || !PyList_Check(args[4]) || !PyBytes_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "format_rows(head: bytes, firsts: list, mid: bytes, owners: list, "
-                                         "seconds: list, tail: bytes)");
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[2]) || !PyBytes_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "format_rows(head: bytes, firsts, mid: bytes, owners, seconds, tail: bytes)");
         return NULL;
     }
+    if (!PyList_Check(args[1]) || !PyList_Check(args[3]) || !PyList_Check(args[4]))
+        return declined();
     head = args[0];
     firsts = args[1];
     mid = args[2];
@@ -1628,10 +1652,8 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
     tail = args[5];
     n = PyList_GET_SIZE(firsts);
     nsec = PyList_GET_SIZE(seconds);
-    if (PyList_GET_SIZE(owners) != n) {
-        PyErr_SetString(PyExc_TypeError, "format_rows(): firsts and owners differ in length");
-        return NULL;
-    }
+    if (PyList_GET_SIZE(owners) != n)
+        return declined();
     fixed = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(tail);
     tmps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
     ptrs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(*ptrs));
@@ -1642,28 +1664,16 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
         goto done;
     }
     for (i = 0; i < n; i++) {
-        PyObject *ow = PyList_GET_ITEM(owners, i), *sec;
-        Py_ssize_t k;
-        if (!PyLong_Check(ow)) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): owners must be ints");
-            goto done;
-        }
-        k = PyLong_AsSsize_t(ow);
-        if (k == -1 && PyErr_Occurred())
-            PyErr_Clear();
-        if (k < 0 || k >= nsec) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): owner out of range");
-            goto done;
-        }
-        sec = PyList_GET_ITEM(seconds, k);
-        if (!PyBytes_Check(sec)) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): seconds must be bytes");
+        PyObject *sec;
+        Py_ssize_t k = index_in(PyList_GET_ITEM(owners, i), nsec);
+        int rc;
+        if (k < 0 || !PyBytes_Check(sec = PyList_GET_ITEM(seconds, k))) {
+            decline = 1;
             goto done;
         }
         idx[i] = k;
-        if (as_bytes(PyList_GET_ITEM(firsts, i), &ptrs[i], &lens[i], &tmps[i]) < 0) {
-            if (PyErr_ExceptionMatches(PyExc_TypeError))
-                PyErr_SetString(PyExc_TypeError, "format_rows(): firsts must be str or bytes");
+        if ((rc = as_bytes(PyList_GET_ITEM(firsts, i), &ptrs[i], &lens[i], &tmps[i])) != 0) {
+            decline = rc > 0;
             goto done;
         }
         total += (size_t)fixed + (size_t)lens[i] + (size_t)PyBytes_GET_SIZE(sec);
@@ -1698,26 +1708,7 @@ done:
     PyMem_Free(ptrs);
     PyMem_Free(lens);
     PyMem_Free(idx);
-    return result;
-}
-
-/* An int list/tuple entry in [0, n), or -1 with TypeError. */
-static Py_ssize_t index_in(PyObject *o, Py_ssize_t n)
-{
-    Py_ssize_t k;
-
-    if (!PyLong_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "expected an int");
-        return -1;
-    }
-    k = PyLong_AsSsize_t(o);
-    if (k == -1 && PyErr_Occurred())
-        PyErr_Clear();
-    if (k < 0 || k >= n) {
-        PyErr_SetString(PyExc_TypeError, "index out of range");
-        return -1;
-    }
-    return k;
+    return decline ? declined() : result;
 }
 
 static int cmp_ssize(const void *pa, const void *pb)
@@ -1730,27 +1721,29 @@ PyDoc_STRVAR(dep_lines_doc,
 "dep_lines(deps, topo, shown, /) -> list[bytes]\n\n"
 "The modules.dep lines: per module, shown[m] + b':' and, if it has any, b' ' and\n"
 "its transitive dependencies' shown names joined by b' ', ordered by topo number\n"
-"(outputs.dependency_lists).  topo must be a permutation of range(len(deps)),\n"
-"deps tuples of valid indexes, shown bytes (TypeError otherwise).");
+"(outputs.dependency_lists).  DECLINED unless deps is a tuple of tuples of\n"
+"valid indexes, topo a tuple holding a permutation of range(len(deps)) and\n"
+"shown a list of as many bytes.");
 
 static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *deps, *topo, *shown, *result = NULL;
     Py_ssize_t n, i, t, *topo_of = NULL, *by_topo = NULL, *stamp = NULL, *scratch = NULL;
     Py_ssize_t **closure = NULL, *clen = NULL;
+    int decline = 0;
 
-    if (nargs != 3 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "dep_lines(deps: tuple, topo: tuple, shown: list)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "dep_lines() takes 3 arguments");
         return NULL;
     }
     deps = args[0];
     topo = args[1];
     shown = args[2];
+    if (!PyTuple_Check(deps) || !PyTuple_Check(topo) || !PyList_Check(shown))
+        return declined();
     n = PyTuple_GET_SIZE(deps);
-    if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n) {
-        PyErr_SetString(PyExc_TypeError, "dep_lines(): lengths differ");
-        return NULL;
-    }
+    if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n)
+        return declined();
     topo_of = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     by_topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
@@ -1768,21 +1761,20 @@ static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t 
     for (i = 0; i < n; i++) {
         PyObject *ds = PyTuple_GET_ITEM(deps, i);
         Py_ssize_t j;
-        if ((t = index_in(PyTuple_GET_ITEM(topo, i), n)) < 0)
-            goto done;
-        if (by_topo[t] >= 0) {
-            PyErr_SetString(PyExc_TypeError, "dep_lines(): topo is not a permutation");
+        /* topo: a permutation; deps: tuples of indexes; shown: bytes */
+        if ((t = index_in(PyTuple_GET_ITEM(topo, i), n)) < 0 || by_topo[t] >= 0 || !PyTuple_Check(ds) ||
+            !PyBytes_Check(PyList_GET_ITEM(shown, i))) {
+            decline = 1;
             goto done;
         }
         by_topo[t] = i;
         topo_of[i] = t;
-        if (!PyTuple_Check(ds) || !PyBytes_Check(PyList_GET_ITEM(shown, i))) {
-            PyErr_SetString(PyExc_TypeError, "dep_lines(): deps must be tuples, shown bytes");
-            goto done;
-        }
-        for (j = 0; j < PyTuple_GET_SIZE(ds); j++)
-            if (index_in(PyTuple_GET_ITEM(ds, j), n) < 0)
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            if (index_in(PyTuple_GET_ITEM(ds, j), n) < 0) {
+                decline = 1;
                 goto done;
+            }
+        }
     }
     /* A dependency has a larger number than its user: fill from the end. */
     for (t = n - 1; t >= 0; t--) {
@@ -1851,36 +1843,33 @@ done:
     PyMem_Free(by_topo);
     PyMem_Free(stamp);
     PyMem_Free(scratch);
-    return result;
+    return decline ? declined() : result;
 }
 
 PyDoc_STRVAR(symbol_order_doc,
 "symbol_order(owners, buckets, /) -> list[tuple[bytes, int]]\n\n"
 "(fsencode(name), owner) for every owners entry whose owner is not -1, in the\n"
 "order of a kmod hash table with that many buckets (outputs.module_symbols).\n"
-"TypeError when a key is not a str or a value not (int, ...).");
+"DECLINED unless owners is a dict of str to (int, ...), or for a bucket count\n"
+"past 64 bits.");
 
 static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *owners, *result = NULL, *k, *v;
     Hashed *arr = NULL;
     Py_ssize_t n, cnt = 0, pos = 0, i;
-    long long buckets;
     int64_t mask;
+    int rc, decline = 0;
 
-    if (nargs != 2 || !PyDict_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "symbol_order(owners: dict, buckets: int)");
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 2 arguments");
         return NULL;
     }
+    if ((rc = get_mask(args[1], &mask)) <= 0)
+        return rc < 0 ? NULL : declined();
     owners = args[0];
-    buckets = PyLong_AsLongLong(args[1]);
-    if (buckets == -1 && PyErr_Occurred())
-        return NULL;
-    if (buckets == LLONG_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "symbol_order(): buckets out of range");
-        return NULL;
-    }
-    mask = (int64_t)buckets - 1;
+    if (!PyDict_Check(owners))
+        return declined();
     n = PyDict_GET_SIZE(owners);
     arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
     if (arr == NULL) {
@@ -1895,7 +1884,7 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
 
         if (!PyUnicode_Check(k) || !PyTuple_Check(v) || PyTuple_GET_SIZE(v) < 1 ||
             !PyLong_Check(PyTuple_GET_ITEM(v, 0))) {
-            PyErr_SetString(PyExc_TypeError, "symbol_order(): owners must map str to (int, ...)");
+            decline = 1;
             goto done;
         }
         owner = PyTuple_GET_ITEM(v, 0);
@@ -1939,7 +1928,7 @@ done:
     for (i = 0; i < cnt; i++)
         Py_XDECREF(arr[i].bytes);
     PyMem_Free(arr);
-    return result;
+    return decline ? declined() : result;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1969,10 +1958,12 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
+PyObject *trie_declined;
+
 PyMODINIT_FUNC PyInit__trie(void)
 {
     PyObject *m = PyModule_Create(&moduledef);
-    if (m != NULL && PyModule_AddFunctions(m, trie_resolve_methods) < 0)
+    if (m != NULL && (PyModule_AddFunctions(m, trie_resolve_methods) < 0 || native_bind(m, &trie_declined) < 0))
         Py_CLEAR(m);
     return m;
 }

@@ -14,6 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_native.h"
+
+/* moddeps.native.DECLINED (set by the module's init) */
+extern PyObject *trie_declined;
+
+/* A new reference to DECLINED: what a function returns for data it does not take. */
+static inline PyObject *declined(void)
+{
+    return Py_NewRef(trie_declined);
+}
+
 /* _trie_resolve.c: resolve_exports, resolve_imports */
 extern PyMethodDef trie_resolve_methods[];
 

@@ -60,7 +60,8 @@ PyDoc_STRVAR(resolve_exports_doc,
 "resolve_exports(modules, export_type, prefix, owners, /) -> dict[str, tuple[int, ...]]\n\n"
 "The export loop of moddeps.resolve.resolve: sets owners[name] = (index, crc or 0)\n"
 "for every export in array order and returns the exporters of each name.\n"
-"TypeError (owners untouched) when an export is not an export_type instance.");
+"DECLINED (owners untouched) unless every module's exports is a tuple of\n"
+"export_type instances.");
 
 static PyObject *py_resolve_exports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -68,6 +69,7 @@ static PyObject *py_resolve_exports(PyObject *self, PyObject *const *args, Py_ss
     PyObject **exps = NULL;
     Py_ssize_t n, i, pos, shared = 0;
     PyObject *k, *v;
+    int decline = 0;
 
     if (nargs != 4 || !PyType_Check(args[1]) || !PyDict_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "resolve_exports(modules, export_type, prefix, owners: dict)");
@@ -98,14 +100,14 @@ static PyObject *py_resolve_exports(PyObject *self, PyObject *const *args, Py_ss
         if (exps[i] == NULL)
             goto fail;
         if (!PyTuple_Check(exps[i])) {
-            PyErr_SetString(PyExc_TypeError, "resolve_exports(): exports must be a tuple");
+            decline = 1;
             goto fail;
         }
         for (j = 0; j < PyTuple_GET_SIZE(exps[i]); j++) {
             PyObject *e = PyTuple_GET_ITEM(exps[i], j);
             if (Py_TYPE(e) != (PyTypeObject *)etype || PyTuple_GET_SIZE(e) < 2 ||
                 !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_exports(): unexpected export record");
+                decline = 1;
                 goto fail;
             }
         }
@@ -208,7 +210,7 @@ fail:
     Py_XDECREF(zero);
     Py_XDECREF(exporters);
     Py_XDECREF(seq);
-    return NULL;
+    return decline ? declined() : NULL;
 }
 
 typedef struct {
@@ -220,8 +222,8 @@ PyDoc_STRVAR(resolve_imports_doc,
 "resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
 "    -> (deps, edges, unknown, mismatched, messages)\n\n"
 "The import loop of moddeps.resolve.resolve, same results in the same order.\n"
-"TypeError when an import is not an import_type instance or owners holds a\n"
-"value that is not (module index in range or -1, crc).");
+"DECLINED unless every module's imports is a tuple of import_type instances\n"
+"and each owners value found is (module index in range or -1, crc).");
 
 /* Append (module index, symbol name) to `to` and, with warn, kmod's message
  * `fmt` (a %S for the module's path, a %U for the name) to messages.  *idx is
@@ -262,7 +264,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
     Py_ssize_t *slot = NULL, *stamp = NULL;
     Bound *bound = NULL;
     Py_ssize_t n, i, nbound = 0, boundcap = 0;
-    int check, warn;
+    int check, warn, decline = 0;
 
     if (nargs != 7 || !PyType_Check(args[1]) || !PyDict_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError,
@@ -309,7 +311,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
             goto done;
         if (!PyTuple_Check(imps)) {
             Py_DECREF(imps);
-            PyErr_SetString(PyExc_TypeError, "resolve_imports(): imports must be a tuple");
+            decline = 1;
             goto done;
         }
         nbound = 0;
@@ -321,7 +323,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
 
             if (Py_TYPE(imp) != (PyTypeObject *)itype || PyTuple_GET_SIZE(imp) < 3 ||
                 !PyUnicode_Check(PyTuple_GET_ITEM(imp, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): unexpected import record");
+                decline = 1;
                 goto fail_m;
             }
             name = PyTuple_GET_ITEM(imp, 0);
@@ -347,19 +349,19 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                     goto fail_m;
                 continue;
             }
+            /* (index of a module or -1, crc) */
             if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owners values must be (index, crc)");
+                decline = 1;
                 goto fail_m;
             }
-            owner = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 0));
-            if (owner == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
-                goto fail_m;
-            }
-            if (owner < -1 || owner >= n) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
-                goto fail_m;
+            {
+                int overflow = 0;
+                long long o = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(found, 0), &overflow);
+                if (overflow || o < -1 || o >= (long long)n) {
+                    decline = 1;
+                    goto fail_m;
+                }
+                owner = (Py_ssize_t)o;
             }
             if (check && !weak) {
                 PyObject *icrc = PyTuple_GET_ITEM(imp, 1);
@@ -452,7 +454,7 @@ done:
     Py_XDECREF(mismatched);
     Py_XDECREF(messages);
     Py_XDECREF(seq);
-    return result;
+    return decline ? declined() : result;
 }
 
 PyMethodDef trie_resolve_methods[] = {
