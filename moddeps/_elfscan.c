@@ -32,17 +32,16 @@
 
 #include "_elfscan.h"
 
-/* Longest symbol name the Python reader accepts (elfreader.MAX_NAME). */
-#define MAX_NAME 4096
-
-#define SHN_UNDEF 0u
-#define SHN_ABS 0xFFF1u
-#define STB_WEAK 2u
-#define STT_SPARC_REGISTER 13u
-#define EM_SPARC 2u
-#define EM_SPARCV9 43u
-/* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+); see elfreader.KSYM_FLAG_GPL_ONLY */
-#define KSYM_FLAG_GPL_ONLY 0x01u
+/* "= module:name": the Python value this must equal (tests/test_native_constants.py) */
+#define MAX_NAME 4096 /* = moddeps.elfreader:MAX_NAME, the longest name the readers take */
+#define SHN_UNDEF 0u /* = moddeps.elfreader:SHN_UNDEF */
+#define SHN_ABS 0xFFF1u /* = moddeps.elfreader:SHN_ABS */
+#define STB_WEAK 2u /* = moddeps.elfreader:STB_WEAK */
+#define STT_SPARC_REGISTER 13u /* = moddeps.elfreader:STT_SPARC_REGISTER */
+#define EM_SPARC 2u /* = moddeps.elfreader:EM_SPARC[0] */
+#define EM_SPARCV9 43u /* = moddeps.elfreader:EM_SPARC[1] */
+/* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+) */
+#define KSYM_FLAG_GPL_ONLY 0x01u /* = moddeps.elfreader:KSYM_FLAG_GPL_ONLY */
 
 /* ---------------------------------------------------------------------- */
 /* Bounds                                                                   */
@@ -1009,8 +1008,15 @@ done:
 /* a digest outside the table below): the Python code then decides.  Reads  */
 /* are bounded by the element being walked; nothing recurses.               */
 
-#define SIG_MAGIC "~Module signature appended~\n"
-#define SIG_MAGIC_LEN 28
+#define SIG_MAGIC "~Module signature appended~\n" /* = moddeps.signature:SIG_MAGIC */
+#define SIG_MAGIC_LEN (sizeof SIG_MAGIC - 1)
+/* struct module_signature's algo, hash and id_type index kmod's tables */
+#define PKEY_ALGO_COUNT 2 /* = len(moddeps.signature:PKEY_ALGO) */
+#define PKEY_HASH_COUNT 9 /* = len(moddeps.signature:PKEY_HASH_ALGO) */
+#define PKEY_ID_COUNT 3 /* = len(moddeps.signature:PKEY_ID_TYPE) */
+#define PKEY_ID_PKCS7 2 /* = moddeps.signature:PKEY_ID_PKCS7 */
+/* 1.2.840.113549.1.7.2, as DER OID contents */
+#define SIGNED_DATA_OID "\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" /* = moddeps.signature:_SIGNED_DATA_OID */
 
 typedef struct {
     bp d;
@@ -1170,7 +1176,8 @@ static PyObject *walk_pkcs7(bp der, size_t n)
 
     if (!der_expect(&w, 0, n, 0x30, &cs, &ce) || ce != n)
         return NULL;
-    if (!der_expect(&w, cs, ce, 0x06, &os, &oe) || !bytes_eq(der + os, oe - os, "\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02", 9))
+    if (!der_expect(&w, cs, ce, 0x06, &os, &oe) ||
+        !bytes_eq(der + os, oe - os, SIGNED_DATA_OID, sizeof SIGNED_DATA_OID - 1))
         return NULL;
     if (!der_expect(&w, oe, ce, 0xA0, &xs, &xe) || xe != ce)
         return NULL;
@@ -1255,10 +1262,10 @@ static PyObject *sig_facts(bp d, size_t size)
     signer_len = h[3];
     key_id_len = h[4];
     sig_len = rd32(h + 8, 1);
-    if (h[0] >= 2 || h[1] >= 9 || h[2] >= 3 || sig_len == 0 ||
+    if (h[0] >= PKEY_ALGO_COUNT || h[1] >= PKEY_HASH_COUNT || h[2] >= PKEY_ID_COUNT || sig_len == 0 ||
         (uint64_t)s < (uint64_t)sig_len + signer_len + key_id_len)
         Py_RETURN_NONE;
-    if (h[2] != 2)
+    if (h[2] != PKEY_ID_PKCS7)
         return declined(); /* a pre-4.3 signature: read in Python */
     r = walk_pkcs7(d + s - sig_len, sig_len);
     if (r == NULL && !PyErr_Occurred())

@@ -16,15 +16,20 @@
 /* in 64-bit arithmetic that cannot overflow, and every string read is      */
 /* bounded again where it happens; anything malformed raises ValueError.   */
 
-#define RC_FORMAT 1
-#define RC_FORMAT_SIGNED 2 /* format 1 and the signature's 4 strings after the modinfo */
-#define RC_HEADER 17
-#define RC_FIELDS 14
+/* "= module:name": the Python value this must equal (tests/test_native_constants.py);
+ * "= module:*": each name of the enum equals the same name there */
+#define RC_FORMAT 1 /* = moddeps.recordcodec:FORMAT */
+/* format 1 and the signature's 4 strings after the modinfo */
+#define RC_FORMAT_SIGNED 2 /* = moddeps.recordcodec:FORMAT_SIGNED */
+#define RC_HEADER 17 /* = moddeps.recordcodec:HEADER_SIZE */
+#define RC_FIELDS 14 /* = len(moddeps.recordcodec:_FIELDS) */
 
-enum { F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32 };
-enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 };
-enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 };
-/* Module's fields, in order */
+enum {
+    F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32
+}; /* = moddeps.recordcodec:* */
+enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 }; /* = moddeps.recordcodec:* */
+enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 }; /* = moddeps.recordcodec:* */
+/* Module's fields, in order (recordcodec._FIELDS) */
 enum {
     M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
     M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR, M_SIGNATURE

@@ -21,14 +21,16 @@
 
 #include "_trie.h"
 
-#define INDEX_MAGIC 0xB007F457u
-#define INDEX_VERSION 0x00020001u
-#define F_PREFIX 0x80000000u
-#define F_VALUES 0x40000000u
-#define F_CHILDS 0x20000000u
-#define OFFSET_MASK 0x0FFFFFFFu
-#define HEADER_SIZE 12
-#define CHILD_MAX 128
+/* The index format (docs/index-format.md).  "= module:name": the Python value
+ * this must equal (tests/test_native_constants.py). */
+#define INDEX_MAGIC 0xB007F457u /* = moddeps.depmod.index:INDEX_MAGIC */
+#define INDEX_VERSION 0x00020001u /* = moddeps.depmod.index:INDEX_VERSION */
+#define F_PREFIX 0x80000000u /* = moddeps.depmod.index:_F_PREFIX */
+#define F_VALUES 0x40000000u /* = moddeps.depmod.index:_F_VALUES */
+#define F_CHILDS 0x20000000u /* = moddeps.depmod.index:_F_CHILDS */
+#define OFFSET_MASK 0x0FFFFFFFu /* = moddeps.depmod.index:_OFFSET_MASK */
+#define HEADER_SIZE 12 /* = moddeps.depmod.index:_HEADER_SIZE */
+#define CHILD_MAX 128 /* = moddeps.depmod.index:_CHILD_MAX */
 
 /* Whether n items of a given size overflow an allocation. */
 #define TOO_MANY(n, size) ((size_t)(n) > (size_t)PY_SSIZE_T_MAX / (size))
@@ -1518,7 +1520,7 @@ static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObjec
     return 0;
 }
 
-#define PATH_MAX_ 4096
+#define PATH_MAX_ 4096 /* = moddeps.depmod.index:_PATH_MAX */
 
 /* index.py alias_normalize; new reference, Py_None for an unmatched bracket. */
 static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
@@ -1891,8 +1893,8 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
         o = PyLong_AsLongLongAndOverflow(owner, &overflow);
         if (o == -1 && PyErr_Occurred())
             goto done;
-        if (o == -1 && !overflow)
-            continue;  /* KERNEL */
+        if (o == KERNEL && !overflow)
+            continue;
         if (cnt >= n) {
             PyErr_SetString(PyExc_RuntimeError, "symbol_order(): owners changed size");
             goto done;

@@ -25,6 +25,9 @@ static inline PyObject *declined(void)
     return Py_NewRef(trie_declined);
 }
 
+/* The owner index of a symbol the kernel exports */
+#define KERNEL (-1) /* = moddeps.resolve:KERNEL */
+
 /* _trie_resolve.c: resolve_exports, resolve_imports */
 extern PyMethodDef trie_resolve_methods[];
 

@@ -218,12 +218,18 @@ typedef struct {
     PyObject *names;     /* list of symbol names bound to owner */
 } Bound;
 
+/* kmod's warnings about an import: %S the module's path, %U the symbol's name
+ * ("= module:name": the Python text this must equal, with {} for each %; see
+ * tests/test_native_constants.py) */
+#define MSG_UNKNOWN_SYMBOL "WARNING: %S needs unknown symbol %U" /* = moddeps.resolve:UNKNOWN_SYMBOL */
+#define MSG_DISAGREES "WARNING: %S disagrees about version of symbol %U" /* = moddeps.resolve:DISAGREES */
+
 PyDoc_STRVAR(resolve_imports_doc,
 "resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
 "    -> (deps, edges, unknown, mismatched, messages)\n\n"
 "The import loop of moddeps.resolve.resolve, same results in the same order.\n"
 "DECLINED unless every module's imports is a tuple of import_type instances\n"
-"and each owners value found is (module index in range or -1, crc).");
+"and each owners value found is (module index in range or KERNEL, crc).");
 
 /* Append (module index, symbol name) to `to` and, with warn, kmod's message
  * `fmt` (a %S for the module's path, a %U for the name) to messages.  *idx is
@@ -345,11 +351,11 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 goto fail_m;
             if (found == NULL) {
                 if (!weak && note_symbol(unknown, &idx, i, name, warn, paths, messages,
-                                         "WARNING: %S needs unknown symbol %U") < 0)
+                                         MSG_UNKNOWN_SYMBOL) < 0)
                     goto fail_m;
                 continue;
             }
-            /* (index of a module or -1, crc) */
+            /* (index of a module or KERNEL, crc) */
             if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))) {
                 decline = 1;
                 goto fail_m;
@@ -357,7 +363,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
             {
                 int overflow = 0;
                 long long o = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(found, 0), &overflow);
-                if (overflow || o < -1 || o >= (long long)n) {
+                if (overflow || o < KERNEL || o >= (long long)n) {
                     decline = 1;
                     goto fail_m;
                 }
@@ -373,10 +379,10 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 if (ne < 0)
                     goto fail_m;
                 if (ne && note_symbol(mismatched, &idx, i, name, warn, paths, messages,
-                                      "WARNING: %S disagrees about version of symbol %U") < 0)
+                                      MSG_DISAGREES) < 0)
                     goto fail_m;
             }
-            if (owner == -1)
+            if (owner == KERNEL)
                 continue;
             if (stamp[owner] == i) {
                 if (PyList_Append(bound[slot[owner]].names, name) < 0)
