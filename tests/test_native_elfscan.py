@@ -489,6 +489,39 @@ def test_random_bytes_after_an_elf_ident(prefix: bytes, body: bytes) -> None:
 
 
 # --------------------------------------------------------------------------
+# The seam (moddeps/native.py): declined input falls back, errors propagate
+# --------------------------------------------------------------------------
+
+
+def test_declined_input_falls_back_to_python() -> None:
+    """What the C reader declines (a module without a symbol table, a pre-4.3 signature) the Python
+    reader reads, through parse_module and signature_facts."""
+    from moddeps.signature import _STRUCT, SIG_MAGIC, scan_facts
+
+    data = build_ko(with_symtab=False)
+    assert native.parse(data) is DECLINED
+    with pure_python():
+        want = parse_module(data, NAME)
+    assert parse_module(data, NAME) == want
+    x509 = rich() + b"signer" + b"\x01\x02" + b"SIG" + _STRUCT.pack(1, 4, 1, 6, 2, 3) + SIG_MAGIC
+    assert native.sig_facts(x509) is DECLINED
+    assert elfreader.signature_facts(x509) == scan_facts(x509) is not None
+
+
+def test_errors_raised_in_c_reach_the_caller() -> None:
+    """A call the C reader refuses raises its TypeError; nothing takes it for a declined input."""
+    data = rich()
+    for args in (("not bytes",), (data, dict, None), (data, None, 5), (data, None, None, [])):
+        with pytest.raises(TypeError):
+            native.parse(*args)
+    with pytest.raises(TypeError):
+        native.sig_facts(3)
+    if elfreader._elfscan is not None:  # the C reader is on (not MODDEPS_PURE): its error, not the Python one
+        with pytest.raises(TypeError, match="memo must be a dict or None"):
+            parse_module(data, NAME, memo=[])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------
 # No leaks
 # --------------------------------------------------------------------------
 

@@ -573,3 +573,108 @@ def test_sample_index_layout_is_stable(trie: ModuleType) -> None:
     data = trie.build_index(entries)
     assert struct.unpack_from(">III", data) == (0xB007F457, 0x00020001, 0x2000004E)
     assert len(data) == 84
+
+
+# ---------------------------------------------------------------------------
+# The seam (moddeps/native.py): a declined call falls back, an error does not
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[tuple[Any, ...]]:
+    """Record the calls of ``module.name`` (a Python twin) and let them through."""
+    calls: list[tuple[Any, ...]] = []
+    real = getattr(module, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_declined_calls_fall_back_to_python(trie: ModuleType, pure: Callable[[bool], None],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data the C code does not take gives DECLINED there, and the twin's result through the callers."""
+    pure(False)
+    import moddeps.kmodhash as kh
+
+    # a key that is not bytes
+    assert trie.kmod_hash(bytearray(b"usbcore")) is DECLINED
+    assert kmod_hash(bytearray(b"usbcore")) == py_kmod_hash(b"usbcore")  # type: ignore[arg-type]
+    # a bucket count past the C code's 64 bits
+    keys = [b"a", b"b", b"usbcore"]
+    assert trie.hash_order(keys, 1 << 70) is DECLINED
+    calls = _spy(monkeypatch, kh, "py_hash_order")
+    assert hash_order(keys, 1 << 70) == sorted(keys, key=lambda k: (py_kmod_hash(k), k))
+    assert len(calls) == 1
+    # records of a shape the C binder does not take (owners are left as they were: resolve_exports declines
+    # before it changes anything)
+    import moddeps.resolve as rs
+
+    mods = [Module("a", "a.ko", exports=[Export("sym", 5)]), Module("b", "b.ko", imports=(Import("sym", 5),))]  # type: ignore[arg-type]
+    owners: dict[str, tuple[int, int]] = {}
+    assert trie.resolve_exports(mods, Export, None, owners) is DECLINED and owners == {}
+    calls = _spy(monkeypatch, rs, "_bind_py")
+    assert resolve(mods, ["a", "b"]).deps == ((), (0,))
+    assert len(calls) == 1
+    # modinfo that is not a tuple: sanitize checks every module in Python
+    from moddeps.depmod import safety
+
+    odd = [Module("m", "m.ko", modinfo=[("alias", "x\ny"), ("alias", "ok")])]  # type: ignore[arg-type]
+    assert trie.select_modinfo(odd, ("alias",)) is DECLINED
+    calls = _spy(monkeypatch, safety, "_sanitize")
+    fixed, messages = safety.sanitize(odd)
+    assert fixed[0].modinfo == (("alias", "ok"),) and len(messages) == 1
+    assert len(calls) == 1
+
+
+class _Boom(TypeError):
+    pass
+
+
+class _Exploding:
+    """A stand-in module whose ``exports`` and ``modinfo`` raise: an error in Python code the C helpers run."""
+
+    name = "x"
+    path = "x.ko"
+    imports = ()
+
+    @property
+    def exports(self) -> Any:
+        raise _Boom("exports")
+
+    @property
+    def modinfo(self) -> Any:
+        raise _Boom("modinfo")
+
+
+def test_errors_raised_in_c_reach_the_caller(trie: ModuleType, pure: Callable[[bool], None],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TypeError raised inside a C call (or by Python code it runs) propagates: the Python twin
+    does not run, so no error there becomes the slow path unseen (before native.DECLINED these
+    were TypeErrors that the callers took for a declined input)."""
+    pure(False)
+    import moddeps.kmodhash as kh
+    import moddeps.resolve as rs
+    from moddeps.depmod import safety
+
+    # a bucket count that is not an int: the C function's own TypeError, not the twin's
+    calls = _spy(monkeypatch, kh, "py_hash_order")
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        hash_order([b"a"], "512")  # type: ignore[arg-type]
+    assert calls == []
+    # a call that breaks the stub
+    with pytest.raises(TypeError, match="select_modinfo"):
+        trie.select_modinfo([], ["alias"])
+    with pytest.raises(TypeError, match="prefix"):
+        trie.resolve_exports([], Export, 5, {})
+    # an exception from Python code the C code runs (an attribute)
+    boom: Any = _Exploding()
+    calls = _spy(monkeypatch, rs, "_bind_py")
+    with pytest.raises(_Boom, match="exports"):
+        resolve([boom], ["x.ko"])
+    assert calls == []
+    calls = _spy(monkeypatch, safety, "_sanitize")
+    with pytest.raises(_Boom, match="modinfo"):
+        safety.sanitize([boom])
+    assert calls == []
