@@ -31,6 +31,11 @@ Callers go through :func:`twin`, the one place that chooses between the two::
     return twin(load("depmod._trie"), lambda trie: trie.hash_order(keys, buckets),
                 lambda: py_hash_order(keys, buckets))
 
+or, on a path taken once a module, with functions and their arguments (no
+closures to make)::
+
+    return twin(_elfscan, _parse_c, _parse_py, data, path)   # _parse_c(_elfscan, data, path)
+
 The constants both languages write (limits, flags, magic numbers, message
 texts) are annotated in the C sources with the Python name they mirror, and
 tests/test_native_constants.py fails when the two drift apart.
@@ -43,11 +48,12 @@ import importlib
 import os
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, TypeVarTuple, cast
 
 __all__ = ["DECLINED", "Declined", "load", "twin"]
 
 _R = TypeVar("_R")
+_Args = TypeVarTuple("_Args")
 
 
 class Declined(enum.Enum):
@@ -92,16 +98,18 @@ def load(name: str) -> ModuleType | None:
     return module
 
 
-def twin(accelerator: ModuleType | None, fast: Callable[[Any], object], slow: Callable[[], _R]) -> _R:
-    """``fast(accelerator)``, the C path, unless the accelerator is None or
-    the result is :data:`DECLINED`; then ``slow()``, the Python twin.
+def twin(accelerator: ModuleType | None, fast: Callable[[Any, *_Args], object], slow: Callable[[*_Args], _R],
+         *args: *_Args) -> _R:
+    """``fast(accelerator, *args)``, the C path, unless the accelerator is
+    None or the result is :data:`DECLINED`; then ``slow(*args)``, the Python
+    twin.
 
     ``fast`` gives what ``slow`` gives (the tests hold the twins to that), so
     its result is returned as ``slow``'s type.  Exceptions from either
     propagate.
     """
     if accelerator is not None:
-        got = fast(accelerator)
+        got = fast(accelerator, *args)
         if got is not DECLINED:
             return cast(_R, got)
-    return slow()
+    return slow(*args)

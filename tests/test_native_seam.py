@@ -38,6 +38,21 @@ def test_no_accelerator_or_a_declined_call_runs_the_twin() -> None:
     assert twin(acc, lambda c: c.double(21), lambda: 42) == 42
 
 
+def test_arguments_go_to_both_sides() -> None:
+    """twin(acc, fast, slow, *args): fast(acc, *args), else slow(*args) (no closures on hot paths)."""
+    acc = _accelerator(add=lambda a, b: a + b if isinstance(a, int) else DECLINED)
+
+    def fast(c: Any, a: Any, b: Any) -> Any:
+        return c.add(a, b)
+
+    def slow(a: Any, b: Any) -> Any:
+        return ("twin", a, b)
+
+    assert twin(acc, fast, slow, 1, 2) == 3
+    assert twin(acc, fast, slow, "1", 2) == ("twin", "1", 2)
+    assert twin(None, fast, slow, 1, 2) == ("twin", 1, 2)
+
+
 def test_errors_of_either_side_propagate() -> None:
     def broken(x: int) -> int:
         raise TypeError("a bug in C")
