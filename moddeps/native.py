@@ -14,17 +14,19 @@ or an extension that is not built, leaves moddeps on the twins alone.
 
 The contract every C function keeps:
 
-* It returns :data:`DECLINED` when the *data* it was given has a shape it
-  does not handle -- an item, record or field of another type than it reads,
-  an index out of range, a size past one of its limits, a module that is not
-  plain and well formed.  Declining is not an error and changes nothing: the
-  Python twin then decides, giving the result or the precise error.
+* It returns :data:`DECLINED` when the *data* it works on (the sequences,
+  records and values it processes) has a shape it does not handle -- a
+  container, item or field of another type than it reads, an index out of
+  range, a size past one of its limits, a module that is not plain and well
+  formed.  Declining is not an error and changes nothing: the Python twin
+  then decides, giving the result or the precise error.
 * Anything else raises, and the exception reaches the caller: a call that
-  does not match the function's ``.pyi`` stub (the argument count, an
-  argument of another type -- a bug in the caller), the ValueErrors it shares
-  with its twin (same messages), MemoryError, and whatever Python code it
-  runs raises (an attribute, ``__eq__``, a codec).  No C function turns an
-  exception into DECLINED, so no exception becomes the slow path unseen.
+  does not fit the function (the argument count; an option of another type
+  than its ``.pyi`` stub gives -- a flag, a bucket count, a record type, a
+  prefix: a bug in the caller), the ValueErrors it shares with its twin (same
+  messages), MemoryError, and whatever Python code it runs raises (an
+  attribute, ``__eq__``, a codec).  No C function turns an exception into
+  DECLINED, so no exception becomes the slow path unseen.
 
 Callers go through :func:`twin`, the one place that chooses between the two::
 
@@ -35,6 +37,10 @@ or, on a path taken once a module, with functions and their arguments (no
 closures to make)::
 
     return twin(_elfscan, _parse_c, _parse_py, data, path)   # _parse_c(_elfscan, data, path)
+
+A fast side that makes several C calls returns DECLINED as soon as one of
+them does (see resolve.resolve); annotating each C result as ``T | Declined``
+lets mypy follow the ``is DECLINED`` tests.
 
 The constants both languages write (limits, flags, magic numbers, message
 texts) are annotated in the C sources with the Python name they mirror, and
