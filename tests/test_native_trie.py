@@ -316,7 +316,7 @@ def test_format_rows(trie: ModuleType, rows: list[tuple[str, int]]) -> None:
     assert trie.format_rows(b"H", [fsencode(f) for f in firsts], b"--", owners, seconds, b"\n") == want
 
 
-def test_format_rows_refuses_bad_owners(trie: ModuleType) -> None:
+def test_format_rows_declines_bad_owners(trie: ModuleType) -> None:
     for owners in ([5], [-1], ["0"]):
         assert trie.format_rows(b"", ["a"], b"", owners, [b"x"], b"") is DECLINED
 
@@ -381,7 +381,7 @@ def test_dep_lines(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
     assert trie.dep_lines(deps, res.topo, enc) == want
 
 
-def test_dep_lines_refuses_a_bad_numbering(trie: ModuleType) -> None:
+def test_dep_lines_declines_a_bad_numbering(trie: ModuleType) -> None:
     assert trie.dep_lines(((1,), ()), (0, 0), [b"a", b"b"]) is DECLINED
     assert trie.dep_lines(((5,), ()), (0, 1), [b"a", b"b"]) is DECLINED
 
@@ -473,7 +473,7 @@ class _OtherImport(Import):
 
 @pytest.mark.parametrize("foreign", ["export", "import"])
 def test_resolve_falls_back_on_foreign_records(trie: ModuleType, foreign: str) -> None:
-    """Records of another type than Import/Export: the C loops refuse, Python binds them."""
+    """Records of another type than Import/Export: the C loops decline, Python binds them."""
     exp = _OtherExport("sym", 5) if foreign == "export" else Export("sym", 5)
     imp = _OtherImport("sym", 5) if foreign == "import" else Import("sym", 5)
     mods = [
