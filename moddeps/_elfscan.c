@@ -1,5 +1,5 @@
 /*
- * moddeps._elfscan: the common case of moddeps.elfreader.parse_module in C.
+ * moddeps._elfscan: the common case of moddeps.read.elfreader.parse_module in C.
  *
  * parse(data[, export_type, import_type]) decodes one in-memory (already
  * decompressed) kernel module and returns
@@ -13,7 +13,7 @@
  * message.  So this file only
  * implements the path real modules take, and gives up as soon as an input
  * leaves it.  The rules themselves (kmod 30, libkmod-elf.c) are restated in
- * moddeps/elfreader.py next to the Python code that this must agree with.
+ * moddeps/read/elfreader.py next to the Python code that this must agree with.
  *
  * With export_type / import_type (tuple subclasses such as the Export and
  * Import NamedTuples) the export and import records are created as instances
@@ -33,15 +33,15 @@
 #include "_elfscan.h"
 
 /* "= module:name": the Python value this must equal (tests/test_native_constants.py) */
-#define MAX_NAME 4096 /* = moddeps.elfreader:MAX_NAME, the longest name the readers take */
-#define SHN_UNDEF 0u /* = moddeps.elfreader:SHN_UNDEF */
-#define SHN_ABS 0xFFF1u /* = moddeps.elfreader:SHN_ABS */
-#define STB_WEAK 2u /* = moddeps.elfreader:STB_WEAK */
-#define STT_SPARC_REGISTER 13u /* = moddeps.elfreader:STT_SPARC_REGISTER */
-#define EM_SPARC 2u /* = moddeps.elfreader:EM_SPARC[0] */
-#define EM_SPARCV9 43u /* = moddeps.elfreader:EM_SPARC[1] */
+#define MAX_NAME 4096 /* = moddeps.read.elfreader:MAX_NAME, the longest name the readers take */
+#define SHN_UNDEF 0u /* = moddeps.read.elfreader:SHN_UNDEF */
+#define SHN_ABS 0xFFF1u /* = moddeps.read.elfreader:SHN_ABS */
+#define STB_WEAK 2u /* = moddeps.read.elfreader:STB_WEAK */
+#define STT_SPARC_REGISTER 13u /* = moddeps.read.elfreader:STT_SPARC_REGISTER */
+#define EM_SPARC 2u /* = moddeps.read.elfreader:EM_SPARC[0] */
+#define EM_SPARCV9 43u /* = moddeps.read.elfreader:EM_SPARC[1] */
 /* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+) */
-#define KSYM_FLAG_GPL_ONLY 0x01u /* = moddeps.elfreader:KSYM_FLAG_GPL_ONLY */
+#define KSYM_FLAG_GPL_ONLY 0x01u /* = moddeps.read.elfreader:KSYM_FLAG_GPL_ONLY */
 
 /* ---------------------------------------------------------------------- */
 /* Bounds                                                                   */
@@ -1343,7 +1343,7 @@ static PyMethodDef elfscan_methods[] = {
 static struct PyModuleDef elfscan_module = {
     PyModuleDef_HEAD_INIT,
     "moddeps._elfscan",
-    "The common case of moddeps.elfreader.parse_module in C (see parse), and the scan cache's record codec.",
+    "The common case of moddeps.read.elfreader.parse_module in C (see parse), and the scan cache's record codec.",
     -1,
     elfscan_methods,
     NULL, NULL, NULL, NULL,

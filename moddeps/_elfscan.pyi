@@ -39,7 +39,7 @@ def parse(
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
 def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
 
-# The scan cache's record of a Module (format: moddeps/recordcodec.py)
+# The scan cache's record of a Module (format: moddeps/read/recordcodec.py)
 
 _M = TypeVar("_M")
 

@@ -1,6 +1,6 @@
 /*
  * moddeps._elfscan's pack / unpack / unpack_many: the C side of the scan
- * cache's record codec, moddeps/recordcodec.py, which describes the format
+ * cache's record codec, moddeps/read/recordcodec.py, which describes the format
  * and holds the pure-Python twin.  unpack treats its input as hostile in the
  * same way as the module reader (_elfscan.c).
  */
@@ -11,24 +11,25 @@
 /* The scan cache's record of a Module: pack / unpack / unpack_many         */
 /*                                                                          */
 /* The format is described (and implemented again in pure Python, byte for  */
-/* byte) in moddeps/recordcodec.py.  unpack treats a blob as hostile: every */
-/* count and length is checked against the blob before it sizes anything,   */
-/* in 64-bit arithmetic that cannot overflow, and every string read is      */
-/* bounded again where it happens; anything malformed raises ValueError.   */
+/* byte) in moddeps/read/recordcodec.py.  unpack treats a blob as hostile:  */
+/* every count and length is checked against the blob before it sizes      */
+/* anything, in 64-bit arithmetic that cannot overflow, and every string    */
+/* read is bounded again where it happens; anything malformed raises        */
+/* ValueError.                                                              */
 
 /* "= module:name": the Python value this must equal (tests/test_native_constants.py);
  * "= module:*": each name of the enum equals the same name there */
-#define RC_FORMAT 1 /* = moddeps.recordcodec:FORMAT */
+#define RC_FORMAT 1 /* = moddeps.read.recordcodec:FORMAT */
 /* format 1 and the signature's 4 strings after the modinfo */
-#define RC_FORMAT_SIGNED 2 /* = moddeps.recordcodec:FORMAT_SIGNED */
-#define RC_HEADER 17 /* = moddeps.recordcodec:HEADER_SIZE */
-#define RC_FIELDS 14 /* = len(moddeps.recordcodec:_FIELDS) */
+#define RC_FORMAT_SIGNED 2 /* = moddeps.read.recordcodec:FORMAT_SIGNED */
+#define RC_HEADER 17 /* = moddeps.read.recordcodec:HEADER_SIZE */
+#define RC_FIELDS 14 /* = len(moddeps.read.recordcodec:_FIELDS) */
 
 enum {
     F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32
-}; /* = moddeps.recordcodec:* */
-enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 }; /* = moddeps.recordcodec:* */
-enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 }; /* = moddeps.recordcodec:* */
+}; /* = moddeps.read.recordcodec:* */
+enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 }; /* = moddeps.read.recordcodec:* */
+enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 }; /* = moddeps.read.recordcodec:* */
 /* Module's fields, in order (recordcodec._FIELDS) */
 enum {
     M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
@@ -982,7 +983,7 @@ PyDoc_STRVAR(pack_doc,
 "pack(module)\n"
 "--\n"
 "\n"
-"The scan-cache record of a moddeps.model.Module (format: moddeps/recordcodec.py).\n"
+"The scan-cache record of a moddeps.model.Module (format: moddeps/read/recordcodec.py).\n"
 "TypeError for a field of the wrong type, ValueError for a value the format\n"
 "cannot hold.");
 

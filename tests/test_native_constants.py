@@ -3,10 +3,10 @@
 The C sources mark each constant that mirrors a Python one with the name it
 must equal, after the value::
 
-    #define MAX_NAME 4096 /* = moddeps.elfreader:MAX_NAME */
+    #define MAX_NAME 4096 /* = moddeps.read.elfreader:MAX_NAME */
     #define PKEY_ID_COUNT 3 /* = len(moddeps.signature:PKEY_ID_TYPE) */
-    #define EM_SPARCV9 43u /* = moddeps.elfreader:EM_SPARC[1] */
-    enum { E_GPL = 1, ... }; /* = moddeps.recordcodec:* */   (each name, the same name there)
+    #define EM_SPARCV9 43u /* = moddeps.read.elfreader:EM_SPARC[1] */
+    enum { E_GPL = 1, ... }; /* = moddeps.read.recordcodec:* */   (each name, the same name there)
 
 A string is compared as bytes, or as text with each printf conversion (``%S``,
 ``%U``) standing for a ``{}`` of the Python format.  The tables the C code
@@ -23,8 +23,9 @@ import re
 
 import pytest
 
-from moddeps import elfreader, recordcodec, signature
+from moddeps import signature
 from moddeps.depmod.reads import MODINFO_KEYS
+from moddeps.read import elfreader, recordcodec
 
 from .conftest import ACCELERATORS, ROOT
 

@@ -3,10 +3,10 @@
  * writers.  Each has a pure-Python reference, which tests/test_native_trie.py
  * compares it with:
  *
- *   build_index, build_index_columns   index.py py_build_index(_columns): the
- *       .bin index byte for byte (value grouping, tie order, non-ASCII branch
- *       dropping; kmod 30's post-order or kmod 34's pre-order nodes), same
- *       ValueError cases and messages
+ *   build_index, build_index_columns   index/write.py py_build_index(_columns):
+ *       the .bin index byte for byte (value grouping, tie order,
+ *       non-ASCII branch dropping; kmod 30's post-order or kmod 34's
+ *       pre-order nodes), same ValueError cases and messages
  *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
  *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
  *   starting_with, line_breaks         helpers of depmod/outputs.py
@@ -23,14 +23,14 @@
 
 /* The index format (docs/index-format.md).  "= module:name": the Python value
  * this must equal (tests/test_native_constants.py). */
-#define INDEX_MAGIC 0xB007F457u /* = moddeps.depmod.index:INDEX_MAGIC */
-#define INDEX_VERSION 0x00020001u /* = moddeps.depmod.index:INDEX_VERSION */
-#define F_PREFIX 0x80000000u /* = moddeps.depmod.index:_F_PREFIX */
-#define F_VALUES 0x40000000u /* = moddeps.depmod.index:_F_VALUES */
-#define F_CHILDS 0x20000000u /* = moddeps.depmod.index:_F_CHILDS */
-#define OFFSET_MASK 0x0FFFFFFFu /* = moddeps.depmod.index:_OFFSET_MASK */
-#define HEADER_SIZE 12 /* = moddeps.depmod.index:_HEADER_SIZE */
-#define CHILD_MAX 128 /* = moddeps.depmod.index:_CHILD_MAX */
+#define INDEX_MAGIC 0xB007F457u /* = moddeps.index.format:INDEX_MAGIC */
+#define INDEX_VERSION 0x00020001u /* = moddeps.index.format:INDEX_VERSION */
+#define F_PREFIX 0x80000000u /* = moddeps.index.format:F_PREFIX */
+#define F_VALUES 0x40000000u /* = moddeps.index.format:F_VALUES */
+#define F_CHILDS 0x20000000u /* = moddeps.index.format:F_CHILDS */
+#define OFFSET_MASK 0x0FFFFFFFu /* = moddeps.index.format:OFFSET_MASK */
+#define HEADER_SIZE 12 /* = moddeps.index.format:HEADER_SIZE */
+#define CHILD_MAX 128 /* = moddeps.index.format:CHILD_MAX */
 
 /* Whether n items of a given size overflow an allocation. */
 #define TOO_MANY(n, size) ((size_t)(n) > (size_t)PY_SSIZE_T_MAX / (size))
@@ -347,7 +347,7 @@ static void mark_prefix(const Key *keys, Py_ssize_t nk, Py_ssize_t j, Py_ssize_t
         mark[t] = 1;
 }
 
-/* index.py _drop_non_ascii_branches on the sorted distinct keys, in place. */
+/* index/write.py _drop_non_ascii_branches on the sorted distinct keys, in place. */
 static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
 {
     Py_ssize_t nk = *pnk;
@@ -701,7 +701,7 @@ static int close_pre(Writer *w, const Open *node, Py_ssize_t parent_depth)
 typedef int (*CloseFn)(Writer *w, const Open *node, Py_ssize_t parent_depth);
 
 /*
- * The stack walk over the sorted distinct keys (index.py _write_postorder
+ * The stack walk over the sorted distinct keys (index/write.py _write_postorder
  * explains it), ascending or descending; every node but the root (stack[0])
  * goes to close.  Returns 0, or what close returned.
  */
@@ -853,7 +853,7 @@ static PyObject *write_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ss
 /*
  * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  1 (declined)
  * unless every one is (bytes, bytes, int); then the same checks, order and
- * messages as index.py _value_lists and _check_key (-1), or 0.
+ * messages as index/write.py _value_lists and _check_key (-1), or 0.
  */
 static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n, Entry *entries)
 {
@@ -1016,7 +1016,7 @@ done:
 PyDoc_STRVAR(build_index_doc,
 "build_index(entries, dropped=None, preorder=False, /) -> bytes\n\n"
 "The .bin index for (key, value, priority) entries, byte for byte as\n"
-"moddeps.depmod.index.py_build_index writes it (same ValueError cases):\n"
+"moddeps.index.write.py_build_index writes it (same ValueError cases):\n"
 "kmod 30's post-order layout, or kmod 34's pre-order one if preorder is true.\n"
 "DECLINED unless entries are (bytes, bytes, int) tuples; dropped must be a\n"
 "list or None.");
@@ -1520,9 +1520,9 @@ static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObjec
     return 0;
 }
 
-#define PATH_MAX_ 4096 /* = moddeps.depmod.index:_PATH_MAX */
+#define PATH_MAX_ 4096 /* = moddeps.kmodnames:PATH_MAX */
 
-/* index.py alias_normalize; new reference, Py_None for an unmatched bracket. */
+/* index/keys.py alias_normalize; new reference, Py_None for an unmatched bracket. */
 static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
 {
     const unsigned char *nul = n ? memchr(s, 0, (size_t)n) : NULL;
