@@ -2,15 +2,29 @@
 
 Both extensions are ``optional``: without a C compiler the install still
 succeeds and moddeps runs on its pure-Python paths (same results, slower).
+Each is built from several sources, one per job; ``depends`` (the headers)
+makes a header change rebuild them.  ``moddeps/_native.h`` is the C side of
+the contract in moddeps/native.py, shared by both.
 """
 
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+SHARED = {"include_dirs": ["moddeps"], "extra_compile_args": FLAGS, "optional": True}
 
 setup(
     ext_modules=[
-        Extension("moddeps._elfscan", ["moddeps/_elfscan.c"], extra_compile_args=FLAGS, optional=True),
-        Extension("moddeps.depmod._trie", ["moddeps/depmod/_trie.c"], extra_compile_args=FLAGS, optional=True),
+        Extension(
+            "moddeps._elfscan",
+            ["moddeps/_elfscan.c", "moddeps/_elfscan_codec.c"],
+            depends=["moddeps/_elfscan.h", "moddeps/_native.h"],
+            **SHARED,
+        ),
+        Extension(
+            "moddeps.depmod._trie",
+            ["moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c"],
+            depends=["moddeps/depmod/_trie.h", "moddeps/_native.h"],
+            **SHARED,
+        ),
     ],
 )

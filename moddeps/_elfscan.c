@@ -1,18 +1,19 @@
 /*
- * moddeps._elfscan: the common case of moddeps.elfreader.parse_module in C.
+ * moddeps._elfscan: the common case of moddeps.read.elfreader.parse_module in C.
  *
  * parse(data[, export_type, import_type]) decodes one in-memory (already
  * decompressed) kernel module and returns
  *
  *     (exports, imports, modinfo, has_init, has_exit, machine, elf_class, byte_order)
  *
- * in the wire form of moddeps.model.Module.to_wire(), or None when the input
- * is anything but a plain, well-formed module.  None is not an error: the
- * caller then runs the pure-Python reader, which gives the record (every
- * quirk of kmod's rules) or the precise error message.  So this file only
+ * in the wire form of moddeps.model.Module.to_wire(), or DECLINED (see
+ * _native.h) when the input is anything but a plain, well-formed module.
+ * DECLINED is not an error: the caller then runs the pure-Python reader,
+ * which gives the record (every quirk of kmod's rules) or the precise error
+ * message.  So this file only
  * implements the path real modules take, and gives up as soon as an input
  * leaves it.  The rules themselves (kmod 30, libkmod-elf.c) are restated in
- * moddeps/elfreader.py next to the Python code that this must agree with.
+ * moddeps/read/elfreader.py next to the Python code that this must agree with.
  *
  * With export_type / import_type (tuple subclasses such as the Export and
  * Import NamedTuples) the export and import records are created as instances
@@ -24,52 +25,26 @@
  * buffer whose bytes change under us cannot make a read go out of bounds),
  * allocations are proportional to the input, and nothing recurses.
  *
- * pack / unpack / unpack_many (at the end of this file) are the C side of the
- * scan cache's record codec, moddeps/recordcodec.py, which describes the
- * format and holds the pure-Python twin; unpack treats its input as hostile
- * in the same way.
+ * The module also holds pack / unpack / unpack_many, the C side of the scan
+ * cache's record codec, in _elfscan_codec.c; _elfscan.h is what the two
+ * sources share.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_elfscan.h"
 
-#include <stdint.h>
-#include <string.h>
-
-/* Longest symbol name the Python reader accepts (elfreader.MAX_NAME). */
-#define MAX_NAME 4096
-
-#define SHN_UNDEF 0u
-#define SHN_ABS 0xFFF1u
-#define STB_WEAK 2u
-#define STT_SPARC_REGISTER 13u
-#define EM_SPARC 2u
-#define EM_SPARCV9 43u
-/* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+); see elfreader.KSYM_FLAG_GPL_ONLY */
-#define KSYM_FLAG_GPL_ONLY 0x01u
-
-typedef const unsigned char *bp;
+/* "= module:name": the Python value this must equal (tests/test_native_constants.py) */
+#define MAX_NAME 4096 /* = moddeps.read.elfreader:MAX_NAME, the longest name the readers take */
+#define SHN_UNDEF 0u /* = moddeps.read.elfreader:SHN_UNDEF */
+#define SHN_ABS 0xFFF1u /* = moddeps.read.elfreader:SHN_ABS */
+#define STB_WEAK 2u /* = moddeps.read.elfreader:STB_WEAK */
+#define STT_SPARC_REGISTER 13u /* = moddeps.read.elfreader:STT_SPARC_REGISTER */
+#define EM_SPARC 2u /* = moddeps.read.elfreader:EM_SPARC[0] */
+#define EM_SPARCV9 43u /* = moddeps.read.elfreader:EM_SPARC[1] */
+/* enum ksym_flags, include/linux/module_symbol.h (Linux 7.1+) */
+#define KSYM_FLAG_GPL_ONLY 0x01u /* = moddeps.read.elfreader:KSYM_FLAG_GPL_ONLY */
 
 /* ---------------------------------------------------------------------- */
-/* Reading words in the file's byte order                                   */
-
-static inline uint16_t rd16(bp p, int big)
-{
-    return big ? (uint16_t)(((unsigned)p[0] << 8) | p[1]) : (uint16_t)(p[0] | ((unsigned)p[1] << 8));
-}
-
-static inline uint32_t rd32(bp p, int big)
-{
-    if (big)
-        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static inline uint64_t rd64(bp p, int big)
-{
-    uint64_t a = rd32(p, big), b = rd32(p + 4, big);
-    return big ? (a << 32) | b : (b << 32) | a;
-}
+/* Bounds                                                                   */
 
 /* [off, off + sz) lies inside a buffer of `size` bytes (no overflow). */
 static inline int in_file(uint64_t off, uint64_t sz, size_t size)
@@ -336,48 +311,6 @@ static PyObject *str_little, *str_big;
 static inline PyObject *decode(bp p, size_t n)
 {
     return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogateescape");
-}
-
-static inline PyObject *new_bool(int v)
-{
-    PyObject *b = v ? Py_True : Py_False;
-    Py_INCREF(b);
-    return b;
-}
-
-static inline PyObject *new_none(void)
-{
-    Py_INCREF(Py_None);
-    return Py_None;
-}
-
-/* A tuple (or an instance of the tuple subclass `type`) of n NULL items. */
-static inline PyObject *new_record(PyTypeObject *type, Py_ssize_t n)
-{
-    if (type == NULL)
-        return PyTuple_New(n);
-    return type->tp_alloc(type, n);
-}
-
-/* record(type, a, b, c, d[, e]): steals the references; NULL items mean an
- * error already set (the others are released). */
-static PyObject *record(PyTypeObject *type, Py_ssize_t n, PyObject **items)
-{
-    Py_ssize_t i;
-    PyObject *t = NULL;
-    for (i = 0; i < n; i++)
-        if (items[i] == NULL)
-            goto fail;
-    t = new_record(type, n);
-    if (t == NULL)
-        goto fail;
-    for (i = 0; i < n; i++)
-        PyTuple_SET_ITEM(t, i, items[i]);
-    return t;
-fail:
-    for (i = 0; i < n; i++)
-        Py_XDECREF(items[i]);
-    return NULL;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -728,7 +661,7 @@ static PyObject *build_exports(Scan *s)
         }
         if ((Py_ssize_t)k != n) { /* the bytes changed under us */
             Py_DECREF(out);
-            return new_none();
+            return declined();
         }
         return out;
     }
@@ -815,7 +748,7 @@ static PyObject *build_imports(Scan *s)
 
     if (vl->found && vl->size) {
         if (vl->size % 64)
-            return new_none(); /* kmod ignores such a table: left to Python */
+            return declined(); /* kmod ignores such a table: left to Python */
         nver = vl->size / 64;
         vbase = s->e.d + vl->off;
     }
@@ -823,7 +756,7 @@ static PyObject *build_imports(Scan *s)
     if (rc < 0)
         return NULL;
     if (rc == 0)
-        return new_none();
+        return declined();
     total = s->nund;
     if (nver) {
         /* name -> first record of that name (later duplicates stay unmatched, as in kmod) */
@@ -928,7 +861,7 @@ static PyObject *build_imports(Scan *s)
     }
     if ((size_t)n != total) { /* the bytes changed under us */
         Py_DECREF(out);
-        return new_none();
+        return declined();
     }
     return out;
 fail:
@@ -973,7 +906,7 @@ static PyObject *build_modinfo(Scan *s)
     }
     if (k != n) { /* the bytes changed under us */
         Py_DECREF(out);
-        return new_none();
+        return declined();
     }
     return out;
 }
@@ -1020,13 +953,13 @@ static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *ityp
         goto bail;
 
     exports = build_exports(&s);
-    if (exports == NULL || exports == Py_None)
+    if (exports == NULL || exports == elfscan_declined)
         goto done;
     modinfo = build_modinfo(&s);
-    if (modinfo == NULL || modinfo == Py_None)
+    if (modinfo == NULL || modinfo == elfscan_declined)
         goto done;
     imports = build_imports(&s);
-    if (imports == NULL || imports == Py_None)
+    if (imports == NULL || imports == elfscan_declined)
         goto done;
     {
         PyObject *items[8];
@@ -1045,10 +978,10 @@ static PyObject *scan(bp d, size_t size, PyTypeObject *etype, PyTypeObject *ityp
     goto done;
 
 bail:
-    result = new_none();
+    result = declined();
 done:
-    if (exports == Py_None || modinfo == Py_None || imports == Py_None)
-        result = new_none();
+    if (exports == elfscan_declined || modinfo == elfscan_declined || imports == elfscan_declined)
+        result = declined();
     Py_XDECREF(exports);
     Py_XDECREF(imports);
     Py_XDECREF(modinfo);
@@ -1071,12 +1004,19 @@ done:
 /* checked as read_trailer checks it), then the strict-DER walk of           */
 /* walk_pkcs7 over the PKCS#7 SignedData.  Returns None without a valid      */
 /* trailer, (id_type, signer, key_id, hash_algo) when the walk succeeds, and */
-/* False for anything else (another id type, a shape the walker declines, a  */
-/* digest outside the table below): the Python code then decides.  Reads are */
-/* bounded by the element being walked; nothing recurses.                    */
+/* DECLINED for anything else (another id type, a shape the walker declines, */
+/* a digest outside the table below): the Python code then decides.  Reads  */
+/* are bounded by the element being walked; nothing recurses.               */
 
-#define SIG_MAGIC "~Module signature appended~\n"
-#define SIG_MAGIC_LEN 28
+#define SIG_MAGIC "~Module signature appended~\n" /* = moddeps.signature:SIG_MAGIC */
+#define SIG_MAGIC_LEN (sizeof SIG_MAGIC - 1)
+/* struct module_signature's algo, hash and id_type index kmod's tables */
+#define PKEY_ALGO_COUNT 2 /* = len(moddeps.signature:PKEY_ALGO) */
+#define PKEY_HASH_COUNT 9 /* = len(moddeps.signature:PKEY_HASH_ALGO) */
+#define PKEY_ID_COUNT 3 /* = len(moddeps.signature:PKEY_ID_TYPE) */
+#define PKEY_ID_PKCS7 2 /* = moddeps.signature:PKEY_ID_PKCS7 */
+/* 1.2.840.113549.1.7.2, as DER OID contents */
+#define SIGNED_DATA_OID "\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02" /* = moddeps.signature:_SIGNED_DATA_OID */
 
 typedef struct {
     bp d;
@@ -1236,7 +1176,8 @@ static PyObject *walk_pkcs7(bp der, size_t n)
 
     if (!der_expect(&w, 0, n, 0x30, &cs, &ce) || ce != n)
         return NULL;
-    if (!der_expect(&w, cs, ce, 0x06, &os, &oe) || !bytes_eq(der + os, oe - os, "\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02", 9))
+    if (!der_expect(&w, cs, ce, 0x06, &os, &oe) ||
+        !bytes_eq(der + os, oe - os, SIGNED_DATA_OID, sizeof SIGNED_DATA_OID - 1))
         return NULL;
     if (!der_expect(&w, oe, ce, 0xA0, &xs, &xe) || xe != ce)
         return NULL;
@@ -1321,14 +1262,14 @@ static PyObject *sig_facts(bp d, size_t size)
     signer_len = h[3];
     key_id_len = h[4];
     sig_len = rd32(h + 8, 1);
-    if (h[0] >= 2 || h[1] >= 9 || h[2] >= 3 || sig_len == 0 ||
+    if (h[0] >= PKEY_ALGO_COUNT || h[1] >= PKEY_HASH_COUNT || h[2] >= PKEY_ID_COUNT || sig_len == 0 ||
         (uint64_t)s < (uint64_t)sig_len + signer_len + key_id_len)
         Py_RETURN_NONE;
-    if (h[2] != 2)
-        Py_RETURN_FALSE; /* a pre-4.3 signature: read in Python */
+    if (h[2] != PKEY_ID_PKCS7)
+        return declined(); /* a pre-4.3 signature: read in Python */
     r = walk_pkcs7(d + s - sig_len, sig_len);
     if (r == NULL && !PyErr_Occurred())
-        Py_RETURN_FALSE;
+        return declined();
     return r;
 }
 
@@ -1345,992 +1286,6 @@ static PyObject *elfscan_sig_facts(PyObject *self, PyObject *data)
 
 /* ---------------------------------------------------------------------- */
 /* The module                                                               */
-
-static int record_type(PyObject *o, PyTypeObject **out, const char *what)
-{
-    PyTypeObject *t;
-    *out = NULL;
-    if (o == NULL || o == Py_None)
-        return 0;
-    if (!PyType_Check(o) || !PyType_IsSubtype((PyTypeObject *)o, &PyTuple_Type)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a subclass of tuple or None", what);
-        return -1;
-    }
-    t = (PyTypeObject *)o;
-    if (t->tp_basicsize != PyTuple_Type.tp_basicsize || t->tp_itemsize != PyTuple_Type.tp_itemsize ||
-        t->tp_alloc == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s must have the layout of tuple (no extra fields)", what);
-        return -1;
-    }
-    *out = t == &PyTuple_Type ? NULL : t;
-    return 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* The scan cache's record of a Module: pack / unpack / unpack_many         */
-/*                                                                          */
-/* The format is described (and implemented again in pure Python, byte for  */
-/* byte) in moddeps/recordcodec.py.  unpack treats a blob as hostile: every */
-/* count and length is checked against the blob before it sizes anything,   */
-/* in 64-bit arithmetic that cannot overflow, and every string read is      */
-/* bounded again where it happens; anything malformed raises ValueError.   */
-
-#define RC_FORMAT 1
-#define RC_FORMAT_SIGNED 2 /* format 1 and the signature's 4 strings after the modinfo */
-#define RC_HEADER 17
-#define RC_FIELDS 14
-
-enum { F_INIT = 1, F_EXIT = 2, F_COMPRESSION = 4, F_ERROR = 8, F_KMOD_ERROR = 16, F_CRC64 = 32 };
-enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 };
-enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 };
-/* Module's fields, in order */
-enum {
-    M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
-    M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR, M_SIGNATURE
-};
-
-static const char *const field_names[RC_FIELDS] = {
-    "name", "path", "exports", "imports", "modinfo", "has_init", "has_exit", "machine", "elf_class",
-    "byte_order", "compression", "error", "kmod_error", "signature",
-};
-static PyObject *field_str[RC_FIELDS]; /* the names, interned */
-
-static inline void wr16(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static inline void wr32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static inline void wr64(unsigned char *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
-
-/* ---- pack ---- */
-
-typedef struct {
-    const char *p;
-    size_t n;
-} Piece;
-
-typedef struct {
-    Piece *s;            /* the strings, in record order */
-    size_t ns, scap;
-    uint64_t *crc;       /* the CRCs, in record order */
-    size_t ncrc, crccap;
-    PyObject *keep;      /* list: the UTF-8 of non-ASCII strings, alive until written */
-    size_t total, longest;
-    int crc64;
-} Packer;
-
-static int pk_str(Packer *k, PyObject *o)
-{
-    const char *p;
-    Py_ssize_t n;
-    if (!PyUnicode_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "expected str, not %.100s", Py_TYPE(o)->tp_name);
-        return -1;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(o) < 0)
-        return -1;
-#endif
-    if (PyUnicode_IS_ASCII(o)) {
-        p = (const char *)PyUnicode_DATA(o);
-        n = PyUnicode_GET_LENGTH(o);
-    } else {
-        /* every str has bytes this way (lone surrogates included), and they decode back to it */
-        PyObject *b = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
-        int rc;
-        if (b == NULL)
-            return -1;
-        if (k->keep == NULL && (k->keep = PyList_New(0)) == NULL) {
-            Py_DECREF(b);
-            return -1;
-        }
-        rc = PyList_Append(k->keep, b);
-        Py_DECREF(b);
-        if (rc < 0)
-            return -1;
-        p = PyBytes_AS_STRING(b); /* alive in k->keep */
-        n = PyBytes_GET_SIZE(b);
-    }
-    if (k->ns >= k->scap) { /* cannot happen: scap counts every string */
-        PyErr_SetString(PyExc_SystemError, "pack: string count");
-        return -1;
-    }
-    k->s[k->ns].p = p;
-    k->s[k->ns].n = (size_t)n;
-    k->ns++;
-    k->total += (size_t)n;
-    if ((size_t)n > k->longest)
-        k->longest = (size_t)n;
-    return 0;
-}
-
-/* An optional string: returns 1 if a string was added, 0 for None, -1 on error. */
-static int pk_opt_str(Packer *k, PyObject *o)
-{
-    if (o == Py_None)
-        return 0;
-    return pk_str(k, o) < 0 ? -1 : 1;
-}
-
-/* A CRC: returns 1 if a number was added, 0 for None, -1 on error. */
-static int pk_crc(Packer *k, PyObject *o)
-{
-    unsigned long long v;
-    if (o == Py_None)
-        return 0;
-    if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "a CRC must be an int or None, not %.100s", Py_TYPE(o)->tp_name);
-        return -1;
-    }
-#if ULONG_MAX >= 0xFFFFFFFFFFFFFFFFu
-    v = PyLong_AsUnsignedLong(o); /* (in 3.11, faster than the long long one) */
-#else
-    v = PyLong_AsUnsignedLongLong(o);
-#endif
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-            return -1;
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "CRC %R does not fit in 64 bits", o);
-        return -1;
-    }
-    if (k->ncrc >= k->crccap) {
-        PyErr_SetString(PyExc_SystemError, "pack: CRC count");
-        return -1;
-    }
-    k->crc[k->ncrc++] = (uint64_t)v;
-    if (v > 0xFFFFFFFFu)
-        k->crc64 = 1;
-    return 1;
-}
-
-static int pk_small(PyObject *o, long limit, const char *what, long *out)
-{
-    long v;
-    int overflow;
-    if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    v = PyLong_AsLongAndOverflow(o, &overflow);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (overflow || v < 0 || v > limit) {
-        PyErr_Format(PyExc_ValueError, "%s %R out of range 0..%ld", what, o, limit);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int pk_tuple(PyObject *o, const char *what)
-{
-    if (PyTuple_Check(o))
-        return 0;
-    PyErr_Format(PyExc_TypeError, "%s must be a tuple, not %.100s", what, Py_TYPE(o)->tp_name);
-    return -1;
-}
-
-/* Item i of `records` (a tuple) is a tuple of `size`. */
-static PyObject *pk_record(PyObject *records, Py_ssize_t i, Py_ssize_t size, const char *what)
-{
-    PyObject *r = PyTuple_GET_ITEM(records, i);
-    if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == size)
-        return r;
-    PyErr_Format(PyExc_TypeError, "each of %s must be a tuple of %zd", what, size);
-    return NULL;
-}
-
-static int truth(PyObject *o, int bit)
-{
-    int t;
-    if (o == Py_True)
-        return bit;
-    if (o == Py_False)
-        return 0;
-    t = PyObject_IsTrue(o);
-    return t < 0 ? -1 : (t ? bit : 0);
-}
-
-static PyObject *elfscan_pack(PyObject *self, PyObject *m)
-{
-    PyObject *f[RC_FIELDS] = {NULL}, *out = NULL;
-    Packer k;
-    Py_ssize_t i, n_exp, n_imp, n_info;
-    size_t width, crc_size, size, j;
-    long machine, elf_class;
-    int flags = 0, t, code, signed_ = 0;
-    unsigned char *w, *eflags = NULL, *iflags;
-
-    memset(&k, 0, sizeof(k));
-    for (i = 0; i < RC_FIELDS; i++)
-        if ((f[i] = PyObject_GetAttr(m, field_str[i])) == NULL)
-            goto done;
-    if (pk_tuple(f[M_EXPORTS], "exports") < 0 || pk_tuple(f[M_IMPORTS], "imports") < 0 ||
-        pk_tuple(f[M_MODINFO], "modinfo") < 0)
-        goto done;
-    n_exp = PyTuple_GET_SIZE(f[M_EXPORTS]);
-    n_imp = PyTuple_GET_SIZE(f[M_IMPORTS]);
-    n_info = PyTuple_GET_SIZE(f[M_MODINFO]);
-    if ((uint64_t)n_exp > UINT32_MAX || (uint64_t)n_imp > UINT32_MAX || (uint64_t)n_info > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "too many records for one module");
-        goto done;
-    }
-    k.scap = 10 + 2 * (size_t)n_exp + (size_t)n_imp + 2 * (size_t)n_info;
-    k.crccap = (size_t)n_exp + (size_t)n_imp;
-    k.s = PyMem_Malloc(k.scap * sizeof(Piece));
-    k.crc = PyMem_Malloc(k.crccap ? k.crccap * sizeof(uint64_t) : 1);
-    eflags = PyMem_Malloc((size_t)n_exp + (size_t)n_imp + 1);
-    iflags = eflags ? eflags + n_exp : NULL;
-    if (k.s == NULL || k.crc == NULL || eflags == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-
-    if ((t = truth(f[M_HAS_INIT], F_INIT)) < 0)
-        goto done;
-    flags |= t;
-    if ((t = truth(f[M_HAS_EXIT], F_EXIT)) < 0)
-        goto done;
-    flags |= t;
-    if (pk_small(f[M_ELF_CLASS], 0xFF, "elf_class", &elf_class) < 0 ||
-        pk_small(f[M_MACHINE], 0xFFFF, "machine", &machine) < 0)
-        goto done;
-    if (pk_str(&k, f[M_NAME]) < 0 || pk_str(&k, f[M_PATH]) < 0 || pk_str(&k, f[M_BYTE_ORDER]) < 0)
-        goto done;
-    if ((t = pk_opt_str(&k, f[M_COMPRESSION])) < 0)
-        goto done;
-    flags |= t ? F_COMPRESSION : 0;
-    if ((t = pk_opt_str(&k, f[M_ERROR])) < 0)
-        goto done;
-    flags |= t ? F_ERROR : 0;
-    if ((t = pk_opt_str(&k, f[M_KMOD_ERROR])) < 0)
-        goto done;
-    flags |= t ? F_KMOD_ERROR : 0;
-    for (i = 0; i < n_exp; i++) {
-        PyObject *e = pk_record(f[M_EXPORTS], i, 5, "exports");
-        int ef = 0;
-        if (e == NULL)
-            goto done;
-        if ((t = truth(PyTuple_GET_ITEM(e, 2), E_GPL)) < 0)
-            goto done;
-        ef |= t;
-        if ((t = truth(PyTuple_GET_ITEM(e, 4), E_PSEUDO)) < 0)
-            goto done;
-        ef |= t;
-        if (pk_str(&k, PyTuple_GET_ITEM(e, 0)) < 0)
-            goto done;
-        if ((t = pk_opt_str(&k, PyTuple_GET_ITEM(e, 3))) < 0)
-            goto done;
-        ef |= t ? E_NS : 0;
-        if ((t = pk_crc(&k, PyTuple_GET_ITEM(e, 1))) < 0)
-            goto done;
-        ef |= t ? E_CRC : 0;
-        eflags[i] = (unsigned char)ef;
-    }
-    for (i = 0; i < n_imp; i++) {
-        PyObject *r = pk_record(f[M_IMPORTS], i, 5, "imports");
-        int fl = 0;
-        if (r == NULL)
-            goto done;
-        if ((t = truth(PyTuple_GET_ITEM(r, 2), I_WEAK)) < 0)
-            goto done;
-        fl |= t;
-        if ((t = truth(PyTuple_GET_ITEM(r, 3), I_VERSIONS_ONLY)) < 0)
-            goto done;
-        fl |= t;
-        if ((t = truth(PyTuple_GET_ITEM(r, 4), I_EXT_CRC)) < 0)
-            goto done;
-        fl |= t;
-        if (pk_str(&k, PyTuple_GET_ITEM(r, 0)) < 0)
-            goto done;
-        if ((t = pk_crc(&k, PyTuple_GET_ITEM(r, 1))) < 0)
-            goto done;
-        fl |= t ? I_CRC : 0;
-        iflags[i] = (unsigned char)fl;
-    }
-    for (i = 0; i < n_info; i++) {
-        PyObject *pair = pk_record(f[M_MODINFO], i, 2, "modinfo");
-        if (pair == NULL || pk_str(&k, PyTuple_GET_ITEM(pair, 0)) < 0 || pk_str(&k, PyTuple_GET_ITEM(pair, 1)) < 0)
-            goto done;
-    }
-    if (f[M_SIGNATURE] != Py_None) {
-        if (!PyTuple_Check(f[M_SIGNATURE]) || PyTuple_GET_SIZE(f[M_SIGNATURE]) != 4) {
-            PyErr_SetString(PyExc_TypeError, "signature must be a tuple of 4 or None");
-            goto done;
-        }
-        for (i = 0; i < 4; i++)
-            if (pk_str(&k, PyTuple_GET_ITEM(f[M_SIGNATURE], i)) < 0)
-                goto done;
-        signed_ = 1;
-    }
-
-    if (k.longest < (1u << 8))
-        code = 0;
-    else if (k.longest < (1u << 16))
-        code = 1;
-    else if ((uint64_t)k.longest < ((uint64_t)1 << 32))
-        code = 2;
-    else {
-        PyErr_SetString(PyExc_ValueError, "a string of 4 GiB or more");
-        goto done;
-    }
-    width = (size_t)1 << code;
-    flags |= code << 6;
-    if (k.crc64)
-        flags |= F_CRC64;
-    crc_size = k.crc64 ? 8 : 4;
-    size = RC_HEADER + (size_t)n_exp + (size_t)n_imp + k.ns * width + k.ncrc * crc_size + k.total;
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
-    if (out == NULL)
-        goto done;
-    w = (unsigned char *)PyBytes_AS_STRING(out);
-    w[0] = signed_ ? RC_FORMAT_SIGNED : RC_FORMAT;
-    w[1] = (unsigned char)flags;
-    w[2] = (unsigned char)elf_class;
-    wr16(w + 3, (uint32_t)machine);
-    wr32(w + 5, (uint32_t)n_exp);
-    wr32(w + 9, (uint32_t)n_imp);
-    wr32(w + 13, (uint32_t)n_info);
-    w += RC_HEADER;
-    if (n_exp + n_imp)
-        memcpy(w, eflags, (size_t)n_exp + (size_t)n_imp);
-    w += n_exp + n_imp;
-    for (j = 0; j < k.ns; j++, w += width) {
-        if (width == 1)
-            w[0] = (unsigned char)k.s[j].n;
-        else if (width == 2)
-            wr16(w, (uint32_t)k.s[j].n);
-        else
-            wr32(w, (uint32_t)k.s[j].n);
-    }
-    for (j = 0; j < k.ncrc; j++, w += crc_size) {
-        if (crc_size == 4)
-            wr32(w, (uint32_t)k.crc[j]);
-        else
-            wr64(w, k.crc[j]);
-    }
-    for (j = 0; j < k.ns; j++) {
-        if (k.s[j].n)
-            memcpy(w, k.s[j].p, k.s[j].n);
-        w += k.s[j].n;
-    }
-done:
-    PyMem_Free(eflags);
-    for (i = 0; i < RC_FIELDS; i++)
-        Py_XDECREF(f[i]);
-    Py_XDECREF(k.keep);
-    PyMem_Free(k.s);
-    PyMem_Free(k.crc);
-    if (PyErr_Occurred())
-        Py_CLEAR(out);
-    return out;
-}
-
-/* ---- unpack ---- */
-
-/* What one unpack / unpack_many call made, by the bytes it was made from,
- * so that equal records become one object: imports (by flags, CRC and name
- * bytes) and a few short strings (modinfo keys, namespaces, byte orders,
- * compressions).  An entry holds a copy of its key bytes, next to its
- * header in one arena: a lookup reads the slot, then one or two cache lines. */
-enum { K_STR = 16 }; /* kinds 0..15: an import, by its flags */
-
-typedef struct {
-    PyObject *obj;       /* strong reference */
-    uint64_t crc;
-    uint32_t len, kind;  /* then len key bytes, padded to 8 */
-} IHead;
-
-typedef struct {
-    uint64_t *slots;     /* 0: empty, else hash << 32 | (offset of the entry in arena) / 8 + 1 */
-    size_t mask, n;      /* slots: mask + 1, a power of two, over 4/3 of n */
-    unsigned char *arena;
-    size_t used, cap;
-} Interner;
-
-typedef struct {
-    PyTypeObject *mtype, *etype, *itype, *stype;
-    PyObject *descr[RC_FIELDS]; /* the slots of mtype (strong references), when mtype */
-    PyObject *memo;      /* dict or NULL */
-    Interner in;
-} Dec;
-
-static void in_free(Interner *t)
-{
-    size_t off = 0;
-    while (off < t->used) {
-        IHead *e = (IHead *)(t->arena + off);
-        Py_DECREF(e->obj);
-        off += sizeof(IHead) + ((e->len + 7u) & ~(size_t)7);
-    }
-    PyMem_Free(t->arena);
-    PyMem_Free(t->slots);
-    memset(t, 0, sizeof(*t));
-}
-
-static int in_init(Interner *t, size_t nslots)
-{
-    memset(t, 0, sizeof(*t));
-    t->slots = PyMem_Calloc(nslots, sizeof(uint64_t));
-    if (t->slots == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    t->mask = nslots - 1;
-    return 0;
-}
-
-/* A hash of n bytes at p, reading them in (possibly overlapping) 8-byte words. */
-static inline uint32_t rc_hash(bp p, size_t n, uint64_t seed)
-{
-    const uint64_t k = 0x517CC1B727220A95u;
-    uint64_t h = (n + seed) * 0x9E3779B97F4A7C15u, w;
-    if (n >= 8) {
-        size_t i;
-        for (i = 0; i + 8 < n; i += 8) {
-            memcpy(&w, p + i, 8);
-            h = ((h << 5 | h >> 59) ^ w) * k;
-        }
-        memcpy(&w, p + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
-        w = (uint64_t)a << 32 | b;
-    } else {
-        w = n ? (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 : 0;
-    }
-    h = ((h << 5 | h >> 59) ^ w) * k;
-    return (uint32_t)(h ^ h >> 32);
-}
-
-static inline uint32_t in_hash(unsigned kind, uint64_t crc, bp p, size_t n)
-{
-    return rc_hash(p, n, (crc * 0x9E3779B97F4A7C15u) ^ kind);
-}
-
-static PyObject *in_get(const Interner *t, uint32_t h, unsigned kind, uint64_t crc, bp p, size_t n)
-{
-    size_t at = h & t->mask;
-    uint64_t s;
-    while ((s = t->slots[at]) != 0) {
-        if ((uint32_t)(s >> 32) == h) {
-            const IHead *e = (const IHead *)(t->arena + ((size_t)(uint32_t)s - 1) * 8);
-            if (e->kind == kind && e->crc == crc && e->len == n && memcmp(e + 1, p, n) == 0) {
-                Py_INCREF(e->obj);
-                return e->obj;
-            }
-        }
-        at = (at + 1) & t->mask;
-    }
-    return NULL;
-}
-
-/* Remember obj as made from (kind, crc, the n bytes at p). */
-static int in_put(Interner *t, uint32_t h, unsigned kind, uint64_t crc, bp p, size_t n, PyObject *obj)
-{
-    size_t at, need = sizeof(IHead) + ((n + 7) & ~(size_t)7);
-    IHead *e;
-    if (n > UINT32_MAX || t->used / 8 + 1 > UINT32_MAX)
-        return 0; /* (never: no blob is that big) */
-    if (4 * (t->n + 1) > 3 * (t->mask + 1)) {
-        size_t nslots = 2 * (t->mask + 1), i;
-        uint64_t *slots = PyMem_Calloc(nslots, sizeof(uint64_t));
-        if (slots == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (i = 0; i <= t->mask; i++) {
-            uint64_t s = t->slots[i];
-            if (s == 0)
-                continue;
-            at = (uint32_t)(s >> 32) & (nslots - 1);
-            while (slots[at] != 0)
-                at = (at + 1) & (nslots - 1);
-            slots[at] = s;
-        }
-        PyMem_Free(t->slots);
-        t->slots = slots;
-        t->mask = nslots - 1;
-    }
-    if (need > t->cap - t->used) {
-        size_t cap = t->cap ? t->cap : 4096;
-        unsigned char *arena;
-        while (need > cap - t->used)
-            cap *= 2;
-        arena = PyMem_Realloc(t->arena, cap);
-        if (arena == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        t->arena = arena;
-        t->cap = cap;
-    }
-    e = (IHead *)(t->arena + t->used);
-    e->crc = crc;
-    e->len = (uint32_t)n;
-    e->kind = kind;
-    Py_INCREF(obj);
-    e->obj = obj;
-    if (n)
-        memcpy(e + 1, p, n);
-    at = h & t->mask;
-    while (t->slots[at] != 0)
-        at = (at + 1) & t->mask;
-    t->slots[at] = (uint64_t)h << 32 | (uint64_t)(t->used / 8 + 1);
-    t->used += need;
-    t->n++;
-    return 0;
-}
-
-static PyObject *rc_bad(const char *why)
-{
-    PyErr_Format(PyExc_ValueError, "damaged module record: %s", why);
-    return NULL;
-}
-
-/* Reading the strings and CRCs of a record in order, each bounded again. */
-typedef struct {
-    bp lens, crcs, data, end;
-    size_t width, crc_size, si, ci, nstr, ncrc;
-    int ascii;           /* all the string bytes are ASCII (checked once: only for bytes, which cannot change) */
-} Cur;
-
-static int cur_piece(Cur *c, bp *p, size_t *n)
-{
-    size_t len;
-    bp l;
-    if (c->si >= c->nstr) {
-        rc_bad("string count");
-        return -1;
-    }
-    l = c->lens + c->si++ * c->width;
-    len = c->width == 1 ? l[0] : c->width == 2 ? rd16(l, 0) : rd32(l, 0);
-    if (len > (size_t)(c->end - c->data)) {
-        rc_bad("string beyond the end");
-        return -1;
-    }
-    *p = c->data;
-    *n = len;
-    c->data += len;
-    return 0;
-}
-
-static PyObject *cur_make(const Cur *c, bp p, size_t n)
-{
-    if (c->ascii && n > 1) { /* (0 and 1 character: the decoder's shared strings) */
-        PyObject *s = PyUnicode_New((Py_ssize_t)n, 127);
-        if (s != NULL)
-            memcpy(PyUnicode_DATA(s), p, n);
-        return s;
-    }
-    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogatepass");
-}
-
-static PyObject *cur_str(Cur *c)
-{
-    bp p;
-    size_t n;
-    if (cur_piece(c, &p, &n) < 0)
-        return NULL;
-    return cur_make(c, p, n);
-}
-
-/* The string of the n bytes at p, shared with equal ones of the call. */
-static PyObject *in_str_of(Dec *d, const Cur *c, bp p, size_t n)
-{
-    uint32_t h = in_hash(K_STR, 0, p, n);
-    PyObject *s = in_get(&d->in, h, K_STR, 0, p, n);
-    if (s != NULL)
-        return s;
-    s = cur_make(c, p, n);
-    if (s != NULL && in_put(&d->in, h, K_STR, 0, p, n, s) < 0)
-        Py_CLEAR(s);
-    return s;
-}
-
-static PyObject *cur_shared_str(Dec *d, Cur *c)
-{
-    bp p;
-    size_t n;
-    if (cur_piece(c, &p, &n) < 0)
-        return NULL;
-    return in_str_of(d, c, p, n);
-}
-
-static int cur_crc(Cur *c, uint64_t *v)
-{
-    bp p;
-    if (c->ci >= c->ncrc) {
-        rc_bad("CRC count");
-        return -1;
-    }
-    p = c->crcs + c->ci++ * c->crc_size;
-    *v = c->crc_size == 4 ? rd32(p, 0) : rd64(p, 0);
-    return 0;
-}
-
-static PyObject *dec_import(Dec *d, Cur *c, unsigned fl)
-{
-    PyObject *items[5], *rec, *got;
-    uint64_t crc = 0;
-    uint32_t h;
-    bp p;
-    size_t n;
-
-    if ((fl & I_CRC) && cur_crc(c, &crc) < 0)
-        return NULL;
-    if (cur_piece(c, &p, &n) < 0)
-        return NULL;
-    h = in_hash(fl, crc, p, n);
-    if ((rec = in_get(&d->in, h, fl, crc, p, n)) != NULL)
-        return rec;
-    items[0] = cur_make(c, p, n);
-    items[1] = (fl & I_CRC) ? PyLong_FromUnsignedLongLong((unsigned long long)crc) : new_none();
-    items[2] = new_bool(fl & I_WEAK);
-    items[3] = new_bool(fl & I_VERSIONS_ONLY);
-    items[4] = new_bool(fl & I_EXT_CRC);
-    rec = record(d->itype, 5, items);
-    if (rec == NULL)
-        return NULL;
-    if (d->memo != NULL) { /* an equal record made before this call, if the memo has one */
-        got = PyDict_SetDefault(d->memo, rec, rec);
-        Py_XINCREF(got);
-        Py_DECREF(rec);
-        if (got == NULL)
-            return NULL;
-        rec = got;
-    }
-    if (in_put(&d->in, h, fl, crc, p, n, rec) < 0)
-        Py_CLEAR(rec);
-    return rec;
-}
-
-static PyObject *dec_pair(Dec *d, Cur *c)
-{
-    PyObject *items[2];
-    bp kp, vp;
-    size_t kn, vn;
-    if (cur_piece(c, &kp, &kn) < 0 || cur_piece(c, &vp, &vn) < 0)
-        return NULL;
-    items[0] = in_str_of(d, c, kp, kn);
-    items[1] = items[0] ? cur_make(c, vp, vn) : NULL;
-    return record(NULL, 2, items);
-}
-
-/* A Module (or, without mtype, the tuple of its fields) from `vals`, whose references are stolen. */
-static PyObject *dec_module(Dec *d, PyObject **vals)
-{
-    PyObject *obj = NULL;
-    int i;
-    for (i = 0; i < RC_FIELDS; i++)
-        if (vals[i] == NULL)
-            goto fail;
-    if (d->mtype == NULL)
-        return record(NULL, RC_FIELDS, vals);
-    obj = d->mtype->tp_alloc(d->mtype, 0);
-    if (obj == NULL)
-        goto fail;
-    for (i = 0; i < RC_FIELDS; i++) {
-        PyObject *descr = d->descr[i];
-        if (Py_TYPE(descr)->tp_descr_set(descr, obj, vals[i]) < 0)
-            goto fail;
-    }
-    for (i = 0; i < RC_FIELDS; i++)
-        Py_DECREF(vals[i]);
-    return obj;
-fail:
-    Py_XDECREF(obj);
-    for (i = 0; i < RC_FIELDS; i++)
-        Py_XDECREF(vals[i]);
-    return NULL;
-}
-
-static int all_ascii(bp p, size_t n)
-{
-    uint64_t acc = 0, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++)
-        acc |= p[i];
-    return (acc & 0x8080808080808080u) == 0;
-}
-
-/* The record of `size` bytes at b; `fixed`: they cannot change while it is read. */
-static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
-{
-    PyObject *vals[RC_FIELDS] = {NULL}, *exports = NULL, *imports = NULL, *modinfo = NULL;
-    uint32_t n_exp, n_imp, n_info, i;
-    uint64_t n_ns = 0, n_crc = 0, n_str, need, sum = 0;
-    unsigned flags;
-    bp ef, imf;
-    Cur c;
-    size_t pos, k;
-
-    if (size < RC_HEADER)
-        return rc_bad("too short");
-    if (b[0] != RC_FORMAT && b[0] != RC_FORMAT_SIGNED)
-        return rc_bad("unknown format");
-    flags = b[1];
-    if ((flags >> 6) == 3)
-        return rc_bad("bad length width");
-    c.width = (size_t)1 << (flags >> 6);
-    c.crc_size = (flags & F_CRC64) ? 8 : 4;
-    n_exp = rd32(b + 5, 0);
-    n_imp = rd32(b + 9, 0);
-    n_info = rd32(b + 13, 0);
-    pos = RC_HEADER;
-    if ((uint64_t)n_exp + n_imp > (uint64_t)(size - pos))
-        return rc_bad("counts beyond the end");
-    ef = b + pos;
-    imf = ef + n_exp;
-    pos += (size_t)n_exp + n_imp;
-    for (i = 0; i < n_exp; i++) {
-        if (ef[i] & ~15u)
-            return rc_bad("unknown flag bits");
-        n_ns += (ef[i] & E_NS) != 0;
-        n_crc += (ef[i] & E_CRC) != 0;
-    }
-    for (i = 0; i < n_imp; i++) {
-        if (imf[i] & ~15u)
-            return rc_bad("unknown flag bits");
-        n_crc += (imf[i] & I_CRC) != 0;
-    }
-    n_str = 3 + ((flags & F_COMPRESSION) != 0) + ((flags & F_ERROR) != 0) + ((flags & F_KMOD_ERROR) != 0) +
-            (uint64_t)n_exp + n_ns + n_imp + 2 * (uint64_t)n_info + (b[0] == RC_FORMAT_SIGNED ? 4 : 0); /* < 2**36 */
-    need = n_str * c.width + n_crc * c.crc_size;
-    if (need > (uint64_t)(size - pos))
-        return rc_bad("columns beyond the end");
-    c.lens = b + pos;
-    c.nstr = (size_t)n_str;
-    pos += (size_t)n_str * c.width;
-    c.crcs = b + pos;
-    c.ncrc = (size_t)n_crc;
-    pos += (size_t)n_crc * c.crc_size;
-    for (k = 0; k < c.nstr; k++) {
-        bp l = c.lens + k * c.width;
-        sum += c.width == 1 ? l[0] : c.width == 2 ? rd16(l, 0) : rd32(l, 0);
-    }
-    if (sum != (uint64_t)(size - pos))
-        return rc_bad("string lengths do not add up to the record");
-    c.data = b + pos;
-    c.end = b + size;
-    c.si = c.ci = 0;
-    c.ascii = fixed && all_ascii(c.data, size - pos);
-
-    vals[M_NAME] = cur_str(&c);
-    vals[M_PATH] = vals[M_NAME] ? cur_str(&c) : NULL;
-    vals[M_BYTE_ORDER] = vals[M_PATH] ? cur_shared_str(d, &c) : NULL;
-    if (vals[M_BYTE_ORDER] == NULL)
-        goto fail;
-    vals[M_COMPRESSION] = (flags & F_COMPRESSION) ? cur_shared_str(d, &c) : new_none();
-    if (vals[M_COMPRESSION] == NULL)
-        goto fail;
-    vals[M_ERROR] = (flags & F_ERROR) ? cur_str(&c) : new_none();
-    if (vals[M_ERROR] == NULL)
-        goto fail;
-    vals[M_KMOD_ERROR] = (flags & F_KMOD_ERROR) ? cur_str(&c) : new_none();
-    if (vals[M_KMOD_ERROR] == NULL)
-        goto fail;
-
-    exports = PyTuple_New((Py_ssize_t)n_exp);
-    if (exports == NULL)
-        goto fail;
-    for (i = 0; i < n_exp; i++) {
-        PyObject *items[5] = {NULL}, *rec;
-        uint64_t crc;
-        unsigned fl = ef[i] & 15u;
-        /* in record order: the name, the namespace, the CRC; a NULL item
-         * stops the others (record() releases what was made) */
-        items[0] = cur_str(&c);
-        if (items[0] != NULL)
-            items[3] = (fl & E_NS) ? cur_shared_str(d, &c) : new_none();
-        if (items[3] != NULL && !(fl & E_CRC))
-            items[1] = new_none();
-        else if (items[3] != NULL && cur_crc(&c, &crc) == 0)
-            items[1] = PyLong_FromUnsignedLongLong((unsigned long long)crc);
-        items[2] = new_bool(fl & E_GPL);
-        items[4] = new_bool(fl & E_PSEUDO);
-        rec = record(d->etype, 5, items);
-        if (rec == NULL)
-            goto fail;
-        PyTuple_SET_ITEM(exports, i, rec);
-    }
-    imports = PyTuple_New((Py_ssize_t)n_imp);
-    if (imports == NULL)
-        goto fail;
-    for (i = 0; i < n_imp; i++) {
-        PyObject *rec = dec_import(d, &c, imf[i] & 15u);
-        if (rec == NULL)
-            goto fail;
-        PyTuple_SET_ITEM(imports, i, rec);
-    }
-    modinfo = PyTuple_New((Py_ssize_t)n_info);
-    if (modinfo == NULL)
-        goto fail;
-    for (i = 0; i < n_info; i++) {
-        PyObject *pair = dec_pair(d, &c);
-        if (pair == NULL)
-            goto fail;
-        PyTuple_SET_ITEM(modinfo, i, pair);
-    }
-    if (b[0] == RC_FORMAT_SIGNED) {
-        /* id_type, signer, key_id, hash_algo: the same few values all over a tree */
-        PyObject *items[4] = {NULL};
-        for (i = 0; i < 4; i++)
-            if ((items[i] = cur_shared_str(d, &c)) == NULL)
-                break;
-        if ((vals[M_SIGNATURE] = record(d->stype, 4, items)) == NULL)
-            goto fail;
-    } else {
-        vals[M_SIGNATURE] = new_none();
-    }
-    if (c.si != c.nstr || c.ci != c.ncrc || c.data != c.end) { /* cannot happen: counted above */
-        rc_bad("inconsistent");
-        goto fail;
-    }
-    vals[M_EXPORTS] = exports;
-    vals[M_IMPORTS] = imports;
-    vals[M_MODINFO] = modinfo;
-    vals[M_HAS_INIT] = new_bool(flags & F_INIT);
-    vals[M_HAS_EXIT] = new_bool(flags & F_EXIT);
-    vals[M_MACHINE] = PyLong_FromLong((long)rd16(b + 3, 0));
-    vals[M_ELF_CLASS] = PyLong_FromLong((long)b[2]);
-    return dec_module(d, vals); /* steals vals */
-fail:
-    Py_XDECREF(exports);
-    Py_XDECREF(imports);
-    Py_XDECREF(modinfo);
-    for (i = 0; i < RC_FIELDS; i++)
-        if (i != M_EXPORTS && i != M_IMPORTS && i != M_MODINFO)
-            Py_XDECREF(vals[i]);
-    return NULL;
-}
-
-static void dec_free(Dec *d)
-{
-    size_t i;
-    for (i = 0; i < RC_FIELDS; i++)
-        Py_CLEAR(d->descr[i]);
-    in_free(&d->in);
-}
-
-/* Dec for (module_type, export_type, import_type, memo), its table of `slots` to begin with. */
-static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *so, PyObject *memo, size_t slots)
-{
-    int i;
-    memset(d, 0, sizeof(*d));
-    if (record_type(eo, &d->etype, "export_type") < 0 || record_type(io, &d->itype, "import_type") < 0 ||
-        record_type(so, &d->stype, "signature_type") < 0)
-        return -1;
-    if (memo != NULL && memo != Py_None) {
-        if (!PyDict_CheckExact(memo)) {
-            PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
-            return -1;
-        }
-        d->memo = memo;
-    }
-    if (mo != NULL && mo != Py_None) {
-        if (!PyType_Check(mo)) {
-            PyErr_SetString(PyExc_TypeError, "module_type must be a class or None");
-            return -1;
-        }
-        d->mtype = (PyTypeObject *)mo;
-        /* made without __init__ (which only stores the fields): only for a
-         * class made by object.__new__, without __post_init__, whose fields
-         * are all slots (member descriptors: they check the instance's type) */
-        if (PyObject_HasAttrString(mo, "__post_init__") || d->mtype->tp_alloc == NULL ||
-            d->mtype->tp_new != PyBaseObject_Type.tp_new) {
-            PyErr_SetString(PyExc_TypeError, "module_type must be a slots dataclass without __post_init__");
-            return -1;
-        }
-        for (i = 0; i < RC_FIELDS; i++) {
-            PyObject *descr = PyObject_GetAttr(mo, field_str[i]);
-            if (descr == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -1;
-            PyErr_Clear();
-            d->descr[i] = descr;
-            if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) || Py_TYPE(descr)->tp_descr_set == NULL) {
-                PyErr_Format(PyExc_TypeError, "module_type.%s is not a slot", field_names[i]);
-                return -1;
-            }
-        }
-    }
-    return in_init(&d->in, slots);
-}
-
-static PyObject *dec_blob(Dec *d, PyObject *blob)
-{
-    Py_buffer view;
-    PyObject *r;
-    if (PyObject_GetBuffer(blob, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    r = dec_one(d, (bp)view.buf, (size_t)view.len, PyBytes_CheckExact(blob));
-    PyBuffer_Release(&view);
-    return r;
-}
-
-static PyObject *elfscan_unpack(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"blob", "module_type", "export_type", "import_type", "memo", "signature_type", NULL};
-    PyObject *blob, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *so = NULL, *r = NULL;
-    Dec d;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:unpack", kwlist, &blob, &mo, &eo, &io, &memo, &so))
-        return NULL;
-    if (dec_init(&d, mo, eo, io, so, memo, 64) == 0)
-        r = dec_blob(&d, blob);
-    dec_free(&d);
-    return r;
-}
-
-static PyObject *elfscan_unpack_many(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"blobs", "module_type", "export_type", "import_type", "memo", "signature_type", NULL};
-    PyObject *blobs, *mo = NULL, *eo = NULL, *io = NULL, *memo = NULL, *so = NULL, *seq = NULL, *out = NULL;
-    Py_ssize_t i, n;
-    Dec d;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOO:unpack_many", kwlist, &blobs, &mo, &eo, &io, &memo,
-                                     &so))
-        return NULL;
-    if (dec_init(&d, mo, eo, io, so, memo, 1024) < 0)
-        goto done;
-    seq = PySequence_Tuple(blobs); /* a copy nothing can change under us */
-    if (seq == NULL)
-        goto done;
-    n = PyTuple_GET_SIZE(seq);
-    out = PyList_New(n);
-    if (out == NULL)
-        goto done;
-    for (i = 0; i < n; i++) {
-        PyObject *m = dec_blob(&d, PyTuple_GET_ITEM(seq, i));
-        if (m == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, i, m);
-    }
-done:
-    Py_XDECREF(seq);
-    dec_free(&d);
-    return out;
-}
 
 static PyObject *elfscan_parse(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -2363,37 +1318,12 @@ PyDoc_STRVAR(parse_doc,
 "Decode an in-memory kernel module (any bytes-like object).\n"
 "\n"
 "Returns (exports, imports, modinfo, has_init, has_exit, machine, elf_class,\n"
-"byte_order) as moddeps.model.Module.to_wire() holds them, or None when the\n"
-"input is not a plain, well-formed module (the pure-Python reader then\n"
-"decides).  With export_type / import_type (tuple subclasses) the export and\n"
+"byte_order) as moddeps.model.Module.to_wire() holds them, or DECLINED\n"
+"(moddeps.native) when the input is not a plain, well-formed module (the\n"
+"pure-Python reader then decides).  With export_type / import_type (tuple subclasses) the export and\n"
 "import records are instances of those types instead of plain tuples.  With\n"
 "memo (a dict shared by the modules of one scan) equal import records are one\n"
 "object: the first one made, kept as memo[record].");
-
-PyDoc_STRVAR(pack_doc,
-"pack(module)\n"
-"--\n"
-"\n"
-"The scan-cache record of a moddeps.model.Module (format: moddeps/recordcodec.py).\n"
-"TypeError for a field of the wrong type, ValueError for a value the format\n"
-"cannot hold.");
-
-PyDoc_STRVAR(unpack_doc,
-"unpack(blob, module_type=None, export_type=None, import_type=None, memo=None, signature_type=None)\n"
-"--\n"
-"\n"
-"The Module of a record made by pack (an instance of module_type, made\n"
-"without calling __init__, or the tuple of its 14 fields); exports, imports\n"
-"and the signature are instances of export_type / import_type /\n"
-"signature_type (tuple subclasses), equal imports one object through memo\n"
-"(as in parse).  ValueError for any malformed blob.");
-
-PyDoc_STRVAR(unpack_many_doc,
-"unpack_many(blobs, module_type=None, export_type=None, import_type=None, memo=None, signature_type=None)\n"
-"--\n"
-"\n"
-"[unpack(b, ...) for b in blobs], faster: equal imports of all the blobs are\n"
-"made once.  ValueError if any blob is malformed.");
 
 PyDoc_STRVAR(sig_facts_doc,
 "sig_facts(data)\n"
@@ -2402,26 +1332,24 @@ PyDoc_STRVAR(sig_facts_doc,
 "The signature facts of an in-memory (decompressed) module, as\n"
 "moddeps.signature.scan_facts gives them: None without a valid appended\n"
 "signature, (id_type, signer, key_id, hash_algo) for a PKCS#7 signature of\n"
-"the usual shape, False when the Python code must decide.");
+"the usual shape, DECLINED (moddeps.native) when the Python code must decide.");
 
 static PyMethodDef elfscan_methods[] = {
     {"parse", (PyCFunction)(void (*)(void))elfscan_parse, METH_VARARGS | METH_KEYWORDS, parse_doc},
     {"sig_facts", (PyCFunction)elfscan_sig_facts, METH_O, sig_facts_doc},
-    {"pack", (PyCFunction)elfscan_pack, METH_O, pack_doc},
-    {"unpack", (PyCFunction)(void (*)(void))elfscan_unpack, METH_VARARGS | METH_KEYWORDS, unpack_doc},
-    {"unpack_many", (PyCFunction)(void (*)(void))elfscan_unpack_many, METH_VARARGS | METH_KEYWORDS,
-     unpack_many_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef elfscan_module = {
     PyModuleDef_HEAD_INIT,
     "moddeps._elfscan",
-    "The common case of moddeps.elfreader.parse_module in C (see parse), and the scan cache's record codec.",
+    "The common case of moddeps.read.elfreader.parse_module in C (see parse), and the scan cache's record codec.",
     -1,
     elfscan_methods,
     NULL, NULL, NULL, NULL,
 };
+
+PyObject *elfscan_declined;
 
 PyMODINIT_FUNC PyInit__elfscan(void)
 {
@@ -2432,12 +1360,10 @@ PyMODINIT_FUNC PyInit__elfscan(void)
         if (str_little == NULL || str_big == NULL)
             return NULL;
     }
-    if (field_str[0] == NULL) {
-        int i;
-        for (i = 0; i < RC_FIELDS; i++)
-            if ((field_str[i] = PyUnicode_InternFromString(field_names[i])) == NULL)
-                return NULL;
-    }
+    if (elfscan_codec_init() < 0)
+        return NULL;
     m = PyModule_Create(&elfscan_module);
+    if (m != NULL && (PyModule_AddFunctions(m, elfscan_codec_methods) < 0 || native_bind(m, &elfscan_declined) < 0))
+        Py_CLEAR(m);
     return m;
 }

@@ -1,9 +1,18 @@
-"""Types of the C module reader (moddeps/_elfscan.c)."""
+"""Types of the C module reader (moddeps/_elfscan.c, _elfscan_codec.c).
+
+``parse`` and ``sig_facts`` return DECLINED for input they leave to the
+Python reader (see moddeps/native.py); pack / unpack / unpack_many never do.
+"""
 
 from collections.abc import Sequence
 from typing import Any, TypeAlias, TypeVar, overload
 
 from _typeshed import ReadableBuffer
+
+from moddeps.native import Declined
+
+#: moddeps.native.DECLINED: the module keeps native.py's contract
+DECLINED: Declined
 
 #: (name, crc, gpl_only, namespace, pseudo): Export in Module.to_wire() form
 WireExport: TypeAlias = tuple[str, int | None, bool, str | None, bool]
@@ -20,14 +29,17 @@ def parse(
     tuple[
         tuple[WireExport, ...], tuple[WireImport, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str
     ]
-    | None
+    | Declined
 ): ...
 @overload
 def parse(
     data: ReadableBuffer, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None
-) -> tuple[tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str] | None: ...
+) -> tuple[tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str] | Declined: ...
 
-# The scan cache's record of a Module (format: moddeps/recordcodec.py)
+#: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
+def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
+
+# The scan cache's record of a Module (format: moddeps/read/recordcodec.py)
 
 _M = TypeVar("_M")
 

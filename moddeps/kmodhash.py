@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .native import load
+from .native import load, twin
 
 _M = 0xFFFFFFFF
 
@@ -27,11 +27,7 @@ def _sc(x: int) -> int:
 
 def kmod_hash(key: bytes) -> int:
     """The 32-bit hash value of ``key`` (C twin when built, else :func:`py_kmod_hash`)."""
-    trie = load("depmod._trie")
-    if trie is not None and type(key) is bytes:
-        h: int = trie.kmod_hash(key)
-        return h
-    return py_kmod_hash(key)
+    return twin(load("depmod._trie"), lambda trie: trie.kmod_hash(key), lambda: py_kmod_hash(key))
 
 
 def py_kmod_hash(key: bytes) -> int:
@@ -70,16 +66,9 @@ def py_kmod_hash(key: bytes) -> int:
 def hash_order(keys: Iterable[bytes], buckets: int) -> list[bytes]:
     """``keys`` in the order a kmod hash table of ``buckets`` buckets iterates them
     (C twin when built, else :func:`py_hash_order`)."""
-    trie = load("depmod._trie")
-    if trie is not None:
-        keys = keys if isinstance(keys, list) else list(keys)
-        try:
-            ordered: list[bytes] = trie.hash_order(keys, buckets)
-        except TypeError:  # keys that are not bytes: the Python code judges them
-            pass
-        else:
-            return ordered
-    return py_hash_order(keys, buckets)
+    listed = keys if isinstance(keys, list) else list(keys)  # an iterator is read once, by either twin
+    return twin(load("depmod._trie"), lambda trie: trie.hash_order(listed, buckets),
+                lambda: py_hash_order(listed, buckets))
 
 
 def py_hash_order(keys: Iterable[bytes], buckets: int) -> list[bytes]:

@@ -14,11 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
+from typing import Any
 
 from .model import Export, Import, Module
-from .native import load
+from .native import DECLINED, Declined, load, twin
 
 KERNEL = -1  # owner index of kernel-provided symbols
+
+#: kmod's warnings about an import (``str.format(path, name)``), which the C binder writes too
+UNKNOWN_SYMBOL = "WARNING: {} needs unknown symbol {}"
+DISAGREES = "WARNING: {} disagrees about version of symbol {}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +124,20 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | Non
             owners["TOC."] = (KERNEL, 0)
     warn = o.warn and o.kernel_table is not None
     check = o.check_crcs and o.kernel_table is not None
-    bound = None
-    trie = load("depmod._trie")
-    if trie is not None:
-        # The C twins of _bind_py (same results, same order).  A TypeError
-        # means records they do not take: _bind_py judges those.  (Its export
-        # loop, run again after resolve_exports, assigns the same values in
-        # the same order, so owners ends up the same either way.)
-        try:
-            exporters_t: dict[str, tuple[int, ...]] = trie.resolve_exports(modules, Export, prefix, owners)
-            bound = trie.resolve_imports(modules, Import, owners, prefix, check, warn, paths)
-        except TypeError:
-            bound = None
-    if bound is None:
-        exporters_t, bound = _bind_py(modules, paths, owners, prefix, check, warn)
-    deps_l, edges, unknown, mismatched, messages = bound
+
+    def bind_c(trie: Any) -> tuple[dict[str, tuple[int, ...]], _Bound] | Declined:
+        # The C twins of _bind_py (same results, same order).  Where
+        # resolve_imports declines after resolve_exports filled owners,
+        # _bind_py's export loop assigns the same values in the same order,
+        # so owners ends up the same either way.
+        exporters: dict[str, tuple[int, ...]] | Declined = trie.resolve_exports(modules, Export, prefix, owners)
+        if exporters is DECLINED:
+            return DECLINED
+        bound: _Bound | Declined = trie.resolve_imports(modules, Import, owners, prefix, check, warn, paths)
+        return DECLINED if bound is DECLINED else (exporters, bound)
+
+    exporters_t, (deps_l, edges, unknown, mismatched, messages) = twin(
+        load("depmod._trie"), bind_c, lambda: _bind_py(modules, paths, owners, prefix, check, warn))
     deps: tuple[tuple[int, ...], ...] = tuple(deps_l)
     topo = numbering(deps)
     return Resolution(
@@ -187,13 +191,13 @@ def _bind_py(
                 if not imp.weak:
                     unknown.append((idx, name))
                     if warn:
-                        messages.append(f"WARNING: {paths[idx]} needs unknown symbol {name}")
+                        messages.append(UNKNOWN_SYMBOL.format(paths[idx], name))
                 continue
             owner, crc = found
             if check and crc != (imp.crc or 0) and not imp.weak:
                 mismatched.append((idx, name))
                 if warn:
-                    messages.append(f"WARNING: {paths[idx]} disagrees about version of symbol {name}")
+                    messages.append(DISAGREES.format(paths[idx], name))
             if owner == KERNEL:
                 continue
             syms = mdeps.get(owner)

@@ -21,16 +21,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCELERATORS = {"moddeps/_elfscan.c": "moddeps/_elfscan", "moddeps/depmod/_trie.c": "moddeps/depmod/_trie"}
+#: each C accelerator -> its sources and headers (setup.py's sources and depends)
+ACCELERATORS = {
+    "moddeps/_elfscan": ("moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan.h", "moddeps/_native.h"),
+    "moddeps/depmod/_trie": ("moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c", "moddeps/depmod/_trie.h",
+                             "moddeps/_native.h"),
+}
 
 
 def _stale_accelerators() -> list[str]:
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     stale = []
-    for source, stem in ACCELERATORS.items():
+    for stem, sources in ACCELERATORS.items():
         built = ROOT / (stem + suffix)
-        if not built.exists() or built.stat().st_mtime < (ROOT / source).stat().st_mtime:
-            stale.append(source)
+        if not built.exists() or built.stat().st_mtime < max((ROOT / s).stat().st_mtime for s in sources):
+            stale.append(stem)
     return stale
 
 

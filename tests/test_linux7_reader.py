@@ -20,6 +20,7 @@ import moddeps.resolve as resolve_mod
 from moddeps.errors import ModuleReadError
 from moddeps.model import READER_SCHEMA, Import, Module
 from moddeps.model import Export as MExport
+from moddeps.native import DECLINED
 from moddeps.read import elfreader
 from moddeps.read import recordcodec as rc
 from moddeps.read.elfreader import KSYM_FLAG_GPL_ONLY, parse_module, parse_module_pyelftools
@@ -44,8 +45,8 @@ def read(data: bytes, *, c_must_read: bool = True, reference: bool = True) -> Mo
     if NATIVE is not None:
         got = NATIVE.parse(data, MExport, Import)
         if c_must_read:
-            assert got is not None, "the C reader gave up on a well-formed module"
-        if got is not None:
+            assert got is not DECLINED, "the C reader gave up on a well-formed module"
+        if got is not DECLINED:
             assert got == m.to_wire()[2:10]
             assert repr(NATIVE.parse(data)) == repr(m.to_wire()[2:10])  # True vs 1
             assert repr(got[:2]) == repr((m.exports, m.imports))  # NamedTuple vs tuple
@@ -62,7 +63,7 @@ def hostile(data: bytes) -> Module | None:
         return read(data, c_must_read=False, reference=False)
     except ModuleReadError:
         if NATIVE is not None:
-            assert NATIVE.parse(data) is None
+            assert NATIVE.parse(data) is DECLINED
         return None
 
 

@@ -2,8 +2,8 @@
 
 ``_elfscan.parse(data)`` must give exactly the fields of the Module that
 :func:`moddeps.read.elfreader.parse_module` builds (in the ``Module.to_wire()``
-form), or None -- and None is only allowed where the input is not a plain,
-well-formed module (the Python reader then decides).  Checked here:
+form), or DECLINED -- and DECLINED is only allowed where the input is not a
+plain, well-formed module (the Python reader then decides).  Checked here:
 
 * every module of ``sample_modules/`` and every well-formed fixture of the
   ELF writer (all classes, byte orders and the machines the tests use, kmod's
@@ -34,6 +34,7 @@ import moddeps.read.elfreader as elfreader
 from moddeps.errors import ModuleReadError
 from moddeps.model import Export as MExport
 from moddeps.model import Import, Module
+from moddeps.native import DECLINED
 from moddeps.read.compression import CompressedDataError
 from moddeps.read.elfreader import load_bytes, parse_module
 
@@ -93,11 +94,11 @@ def check(data: bytes, *, must_read: bool = False) -> tuple[object, ...] | None:
             assert native.parse(view) == got
     want = python_result(data)
     if want is None:
-        assert got is None, "C read an input that the Python reader refuses"
+        assert got is DECLINED, "C read an input that the Python reader refuses"
         return None
     if must_read:
-        assert got is not None, "C gave up on a plain, well-formed module"
-    if got is not None:
+        assert got is not DECLINED, "C gave up on a plain, well-formed module"
+    if got is not DECLINED:
         assert got == want
         assert strict(got) == strict(want)
         typed = native.parse(data, MExport, Import)
@@ -312,7 +313,7 @@ def test_random_well_formed_modules(data: bytes) -> None:
 def test_bytes_like_inputs(tmp_path: Path) -> None:
     data = rich()
     want = native.parse(data)
-    assert want is not None
+    assert want is not DECLINED
     assert native.parse(bytearray(data)) == want
     assert native.parse(memoryview(data)) == want
     p = tmp_path / "m.ko"
@@ -485,6 +486,39 @@ def test_random_byte_flips(data: bytes) -> None:
                         b"\x7fELF\x01\x02\x01"]), st.binary(max_size=600))
 def test_random_bytes_after_an_elf_ident(prefix: bytes, body: bytes) -> None:
     check(prefix + body)
+
+
+# --------------------------------------------------------------------------
+# The seam (moddeps/native.py): declined input falls back, errors propagate
+# --------------------------------------------------------------------------
+
+
+def test_declined_input_falls_back_to_python() -> None:
+    """What the C reader declines (a module without a symbol table, a pre-4.3 signature) the Python
+    reader reads, through parse_module and signature_facts."""
+    from moddeps.signature import _STRUCT, SIG_MAGIC, scan_facts
+
+    data = build_ko(with_symtab=False)
+    assert native.parse(data) is DECLINED
+    with pure_python():
+        want = parse_module(data, NAME)
+    assert parse_module(data, NAME) == want
+    x509 = rich() + b"signer" + b"\x01\x02" + b"SIG" + _STRUCT.pack(1, 4, 1, 6, 2, 3) + SIG_MAGIC
+    assert native.sig_facts(x509) is DECLINED
+    assert elfreader.signature_facts(x509) == scan_facts(x509) is not None
+
+
+def test_errors_raised_in_c_reach_the_caller() -> None:
+    """A call the C reader refuses raises its TypeError; nothing takes it for a declined input."""
+    data = rich()
+    for args in (("not bytes",), (data, dict, None), (data, None, 5), (data, None, None, [])):
+        with pytest.raises(TypeError):
+            native.parse(*args)
+    with pytest.raises(TypeError):
+        native.sig_facts(3)
+    if elfreader._elfscan is not None:  # the C reader is on (not MODDEPS_PURE): its error, not the Python one
+        with pytest.raises(TypeError, match="memo must be a dict or None"):
+            parse_module(data, NAME, memo=[])  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------

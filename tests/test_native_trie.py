@@ -1,9 +1,9 @@
 """The C twins in ``moddeps.depmod._trie`` against their pure-Python references.
 
 Every C function must give the reference's result exactly: the same bytes,
-the same objects, the same ValueError and message.  Where the C code refuses
-an input shape (TypeError), the callers fall back to Python; those paths are
-checked too.  Without the extension these tests skip locally and fail in CI
+the same objects, the same ValueError and message.  Where the C code declines
+an input shape (it returns moddeps.native.DECLINED), the callers fall back to
+Python; those paths are checked too.  Without the extension these tests skip locally and fail in CI
 (``CI=true``).
 """
 
@@ -26,6 +26,7 @@ from moddeps.index.read import Index
 from moddeps.index.write import build_index, build_index_columns, py_build_index, py_build_index_columns
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
+from moddeps.native import DECLINED
 from moddeps.resolve import KERNEL, Options, _bind_py, resolve
 
 
@@ -219,9 +220,8 @@ def test_build_index_result_reads_back(trie: ModuleType) -> None:
 
 def test_build_index_odd_shapes_fall_back(trie: ModuleType) -> None:
     """Entries the C code does not take (lists, str keys) go to the Python writer."""
-    with pytest.raises(TypeError):
-        trie.build_index([[b"a", b"m", 0]])
-    with pytest.raises(TypeError):
+    assert trie.build_index([[b"a", b"m", 0]]) is DECLINED
+    with pytest.raises(TypeError):  # not an entry: a call that breaks the stub
         trie.build_index([(b"a", b"m", 0)], ())
     assert build_index([[b"a", b"m", 0]]) == py_build_index([(b"a", b"m", 0)])  # type: ignore[list-item]
     gen = ((b"k%d" % i, b"v", i) for i in range(10))
@@ -295,8 +295,7 @@ def test_alias_keys_long_and_brackets(trie: ModuleType) -> None:
 
 
 def test_alias_keys_rejects(trie: ModuleType) -> None:
-    with pytest.raises(TypeError):
-        trie.alias_keys([1])
+    assert trie.alias_keys([1]) is DECLINED
     with pytest.raises(UnicodeEncodeError):
         trie.alias_keys(["\ud800"])
 
@@ -312,10 +311,9 @@ def test_format_rows(trie: ModuleType, rows: list[tuple[str, int]]) -> None:
     assert trie.format_rows(b"H", [fsencode(f) for f in firsts], b"--", owners, seconds, b"\n") == want
 
 
-def test_format_rows_refuses_bad_owners(trie: ModuleType) -> None:
+def test_format_rows_declines_bad_owners(trie: ModuleType) -> None:
     for owners in ([5], [-1], ["0"]):
-        with pytest.raises(TypeError):
-            trie.format_rows(b"", ["a"], b"", owners, [b"x"], b"")
+        assert trie.format_rows(b"", ["a"], b"", owners, [b"x"], b"") is DECLINED
 
 
 @FAST
@@ -334,8 +332,7 @@ def test_line_breaks(trie: ModuleType, values: list[str | bytes]) -> None:
         return ("\n" in v or "\r" in v) if isinstance(v, str) else (b"\n" in v or b"\r" in v)
 
     assert trie.line_breaks(values) == [i for i, v in enumerate(values) if has(v)]
-    with pytest.raises(TypeError):
-        trie.line_breaks([1])
+    assert trie.line_breaks([1]) is DECLINED
 
 
 @st.composite
@@ -379,11 +376,9 @@ def test_dep_lines(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
     assert trie.dep_lines(deps, res.topo, enc) == want
 
 
-def test_dep_lines_refuses_a_bad_numbering(trie: ModuleType) -> None:
-    with pytest.raises(TypeError):
-        trie.dep_lines(((1,), ()), (0, 0), [b"a", b"b"])
-    with pytest.raises(TypeError):
-        trie.dep_lines(((5,), ()), (0, 1), [b"a", b"b"])
+def test_dep_lines_declines_a_bad_numbering(trie: ModuleType) -> None:
+    assert trie.dep_lines(((1,), ()), (0, 0), [b"a", b"b"]) is DECLINED
+    assert trie.dep_lines(((5,), ()), (0, 1), [b"a", b"b"]) is DECLINED
 
 
 @FAST
@@ -473,7 +468,7 @@ class _OtherImport(Import):
 
 @pytest.mark.parametrize("foreign", ["export", "import"])
 def test_resolve_falls_back_on_foreign_records(trie: ModuleType, foreign: str) -> None:
-    """Records of another type than Import/Export: the C loops refuse, Python binds them."""
+    """Records of another type than Import/Export: the C loops decline, Python binds them."""
     exp = _OtherExport("sym", 5) if foreign == "export" else Export("sym", 5)
     imp = _OtherImport("sym", 5) if foreign == "import" else Import("sym", 5)
     mods = [
@@ -481,9 +476,9 @@ def test_resolve_falls_back_on_foreign_records(trie: ModuleType, foreign: str) -
         Module("b", "b.ko", imports=(imp, Import("nope", None))),
     ]
     owners: dict[str, tuple[int, int]] = {}
-    with pytest.raises(TypeError):
-        trie.resolve_exports(mods, Export, None, owners) if foreign == "export" else trie.resolve_imports(
-            mods, Import, {"sym": (0, 5)}, None, False, False, ["a", "b"])
+    got = trie.resolve_exports(mods, Export, None, owners) if foreign == "export" else trie.resolve_imports(
+        mods, Import, {"sym": (0, 5)}, None, False, False, ["a", "b"])
+    assert got is DECLINED
     assert owners == {}
     res = resolve(mods, ["a", "b"])
     assert res.deps == ((), (0,))
@@ -573,3 +568,108 @@ def test_sample_index_layout_is_stable(trie: ModuleType) -> None:
     data = trie.build_index(entries)
     assert struct.unpack_from(">III", data) == (0xB007F457, 0x00020001, 0x2000004E)
     assert len(data) == 84
+
+
+# ---------------------------------------------------------------------------
+# The seam (moddeps/native.py): a declined call falls back, an error does not
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[tuple[Any, ...]]:
+    """Record the calls of ``module.name`` (a Python twin) and let them through."""
+    calls: list[tuple[Any, ...]] = []
+    real = getattr(module, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def test_declined_calls_fall_back_to_python(trie: ModuleType, pure: Callable[[bool], None],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data the C code does not take gives DECLINED there, and the twin's result through the callers."""
+    pure(False)
+    import moddeps.kmodhash as kh
+
+    # a key that is not bytes
+    assert trie.kmod_hash(bytearray(b"usbcore")) is DECLINED
+    assert kmod_hash(bytearray(b"usbcore")) == py_kmod_hash(b"usbcore")  # type: ignore[arg-type]
+    # a bucket count past the C code's 64 bits
+    keys = [b"a", b"b", b"usbcore"]
+    assert trie.hash_order(keys, 1 << 70) is DECLINED
+    calls = _spy(monkeypatch, kh, "py_hash_order")
+    assert hash_order(keys, 1 << 70) == sorted(keys, key=lambda k: (py_kmod_hash(k), k))
+    assert len(calls) == 1
+    # records of a shape the C binder does not take (owners are left as they were: resolve_exports declines
+    # before it changes anything)
+    import moddeps.resolve as rs
+
+    mods = [Module("a", "a.ko", exports=[Export("sym", 5)]), Module("b", "b.ko", imports=(Import("sym", 5),))]  # type: ignore[arg-type]
+    owners: dict[str, tuple[int, int]] = {}
+    assert trie.resolve_exports(mods, Export, None, owners) is DECLINED and owners == {}
+    calls = _spy(monkeypatch, rs, "_bind_py")
+    assert resolve(mods, ["a", "b"]).deps == ((), (0,))
+    assert len(calls) == 1
+    # modinfo that is not a tuple: sanitize checks every module in Python
+    from moddeps.depmod import safety
+
+    odd = [Module("m", "m.ko", modinfo=[("alias", "x\ny"), ("alias", "ok")])]  # type: ignore[arg-type]
+    assert trie.select_modinfo(odd, ("alias",)) is DECLINED
+    calls = _spy(monkeypatch, safety, "_sanitize")
+    fixed, messages = safety.sanitize(odd)
+    assert fixed[0].modinfo == (("alias", "ok"),) and len(messages) == 1
+    assert len(calls) == 1
+
+
+class _Boom(TypeError):
+    pass
+
+
+class _Exploding:
+    """A stand-in module whose ``exports`` and ``modinfo`` raise: an error in Python code the C helpers run."""
+
+    name = "x"
+    path = "x.ko"
+    imports = ()
+
+    @property
+    def exports(self) -> Any:
+        raise _Boom("exports")
+
+    @property
+    def modinfo(self) -> Any:
+        raise _Boom("modinfo")
+
+
+def test_errors_raised_in_c_reach_the_caller(trie: ModuleType, pure: Callable[[bool], None],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TypeError raised inside a C call (or by Python code it runs) propagates: the Python twin
+    does not run, so no error there becomes the slow path unseen (before native.DECLINED these
+    were TypeErrors that the callers took for a declined input)."""
+    pure(False)
+    import moddeps.kmodhash as kh
+    import moddeps.resolve as rs
+    from moddeps.depmod import safety
+
+    # a bucket count that is not an int: the C function's own TypeError, not the twin's
+    calls = _spy(monkeypatch, kh, "py_hash_order")
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        hash_order([b"a"], "512")  # type: ignore[arg-type]
+    assert calls == []
+    # a call that breaks the stub
+    with pytest.raises(TypeError, match="select_modinfo"):
+        trie.select_modinfo([], ["alias"])
+    with pytest.raises(TypeError, match="prefix"):
+        trie.resolve_exports([], Export, 5, {})
+    # an exception from Python code the C code runs (an attribute)
+    boom: Any = _Exploding()
+    calls = _spy(monkeypatch, rs, "_bind_py")
+    with pytest.raises(_Boom, match="exports"):
+        resolve([boom], ["x.ko"])
+    assert calls == []
+    calls = _spy(monkeypatch, safety, "_sanitize")
+    with pytest.raises(_Boom, match="modinfo"):
+        safety.sanitize([boom])
+    assert calls == []

@@ -3,35 +3,34 @@
  * writers.  Each has a pure-Python reference, which tests/test_native_trie.py
  * compares it with:
  *
- *   build_index, build_index_columns   index.py py_build_index(_columns): the
- *       .bin index byte for byte (value grouping, tie order, non-ASCII branch
- *       dropping; kmod 30's post-order or kmod 34's pre-order nodes), same
- *       ValueError cases and messages
+ *   build_index, build_index_columns   index/write.py py_build_index(_columns):
+ *       the .bin index byte for byte (value grouping, tie order,
+ *       non-ASCII branch dropping; kmod 30's post-order or kmod 34's
+ *       pre-order nodes), same ValueError cases and messages
  *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
  *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
  *   starting_with, line_breaks         helpers of depmod/outputs.py
- *   resolve_exports, resolve_imports   resolve.py _bind_py
+ *   resolve_exports, resolve_imports   resolve.py _bind_py (in _trie_resolve.c)
  *
- * A TypeError means an input of a shape the C code does not take; the
- * callers then run the Python code.  Nothing here recurses, and every buffer
- * access is bounded by the sizes of the Python objects it came from.
+ * Data of a shape the C code does not take gives DECLINED (see _native.h and
+ * moddeps/native.py): the callers then run the Python code.  Calls that do
+ * not match the stub (_trie.pyi) raise TypeError.  Nothing here recurses, and
+ * every buffer access is bounded by the sizes of the Python objects it came
+ * from.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_trie.h"
 
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define INDEX_MAGIC 0xB007F457u
-#define INDEX_VERSION 0x00020001u
-#define F_PREFIX 0x80000000u
-#define F_VALUES 0x40000000u
-#define F_CHILDS 0x20000000u
-#define OFFSET_MASK 0x0FFFFFFFu
-#define HEADER_SIZE 12
-#define CHILD_MAX 128
+/* The index format (docs/index-format.md).  "= module:name": the Python value
+ * this must equal (tests/test_native_constants.py). */
+#define INDEX_MAGIC 0xB007F457u /* = moddeps.index.format:INDEX_MAGIC */
+#define INDEX_VERSION 0x00020001u /* = moddeps.index.format:INDEX_VERSION */
+#define F_PREFIX 0x80000000u /* = moddeps.index.format:F_PREFIX */
+#define F_VALUES 0x40000000u /* = moddeps.index.format:F_VALUES */
+#define F_CHILDS 0x20000000u /* = moddeps.index.format:F_CHILDS */
+#define OFFSET_MASK 0x0FFFFFFFu /* = moddeps.index.format:OFFSET_MASK */
+#define HEADER_SIZE 12 /* = moddeps.index.format:HEADER_SIZE */
+#define CHILD_MAX 128 /* = moddeps.index.format:CHILD_MAX */
 
 /* Whether n items of a given size overflow an allocation. */
 #define TOO_MANY(n, size) ((size_t)(n) > (size_t)PY_SSIZE_T_MAX / (size))
@@ -348,7 +347,7 @@ static void mark_prefix(const Key *keys, Py_ssize_t nk, Py_ssize_t j, Py_ssize_t
         mark[t] = 1;
 }
 
-/* index.py _drop_non_ascii_branches on the sorted distinct keys, in place. */
+/* index/write.py _drop_non_ascii_branches on the sorted distinct keys, in place. */
 static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
 {
     Py_ssize_t nk = *pnk;
@@ -702,7 +701,7 @@ static int close_pre(Writer *w, const Open *node, Py_ssize_t parent_depth)
 typedef int (*CloseFn)(Writer *w, const Open *node, Py_ssize_t parent_depth);
 
 /*
- * The stack walk over the sorted distinct keys (index.py _write_postorder
+ * The stack walk over the sorted distinct keys (index/write.py _write_postorder
  * explains it), ascending or descending; every node but the root (stack[0])
  * goes to close.  Returns 0, or what close returned.
  */
@@ -852,23 +851,23 @@ static PyObject *write_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ss
 }
 
 /*
- * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  Same checks,
- * order and messages as index.py _value_lists and _check_key.
+ * The entries (ks[i], vs[i], ps[i]); ps == NULL: priority i.  1 (declined)
+ * unless every one is (bytes, bytes, int); then the same checks, order and
+ * messages as index/write.py _value_lists and _check_key (-1), or 0.
  */
 static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n, Entry *entries)
 {
     PyObject *nul_key = NULL;
     Py_ssize_t i;
 
+    for (i = 0; i < n; i++)
+        if (!PyBytes_Check(ks[i]) || !PyBytes_Check(vs[i]) || (ps != NULL && !PyLong_Check(ps[i])))
+            return 1;
     for (i = 0; i < n; i++) {
         PyObject *k = ks[i], *v = vs[i], *p = ps ? ps[i] : NULL;
         long long prio;
         int overflow = 0;
 
-        if (!PyBytes_Check(k) || !PyBytes_Check(v) || (p != NULL && !PyLong_Check(p))) {
-            PyErr_SetString(PyExc_TypeError, "index entries must be (bytes, bytes, int)");
-            return -1;
-        }
         entries[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
         entries[i].klen = PyBytes_GET_SIZE(k);
         entries[i].val = (const unsigned char *)PyBytes_AS_STRING(v);
@@ -931,8 +930,15 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
         PyErr_NoMemory();
         goto done;
     }
-    if (check_entries(ks, vs, ps, n, entries) < 0)
+    switch (check_entries(ks, vs, ps, n, entries)) {
+    case 0:
+        break;
+    case 1:
+        result = declined();
         goto done;
+    default:
+        goto done;
+    }
     for (i = 0; i < n; i++)
         order[i] = &entries[i];
     if (sort_entries(order, n) < 0)
@@ -1010,9 +1016,10 @@ done:
 PyDoc_STRVAR(build_index_doc,
 "build_index(entries, dropped=None, preorder=False, /) -> bytes\n\n"
 "The .bin index for (key, value, priority) entries, byte for byte as\n"
-"moddeps.depmod.index.py_build_index writes it (same ValueError cases):\n"
+"moddeps.index.write.py_build_index writes it (same ValueError cases):\n"
 "kmod 30's post-order layout, or kmod 34's pre-order one if preorder is true.\n"
-"entries must be (bytes, bytes, int) tuples; dropped a list or None.");
+"DECLINED unless entries are (bytes, bytes, int) tuples; dropped must be a\n"
+"list or None.");
 
 /* The optional dropped (args[at]) and preorder (args[at + 1]) arguments. */
 static int get_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped, int *preorder)
@@ -1064,7 +1071,7 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
     for (i = 0; i < n; i++) {
         PyObject *t = items[i];
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
-            PyErr_SetString(PyExc_TypeError, "index entries must be (key, value, priority) tuples");
+            result = declined();
             goto done;
         }
         cols[i] = PyTuple_GET_ITEM(t, 0);
@@ -1081,7 +1088,8 @@ done:
 PyDoc_STRVAR(build_index_columns_doc,
 "build_index_columns(keys, values, priorities, dropped=None, preorder=False, /) -> bytes\n\n"
 "build_index(zip(keys, values, priorities), dropped, preorder) without the tuples;\n"
-"priorities None means 0, 1, 2, ...  The columns must be lists of one length.");
+"priorities None means 0, 1, 2, ...  The columns must be of one length\n"
+"(ValueError); DECLINED unless they are lists.");
 
 static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1095,10 +1103,8 @@ static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, P
     }
     if (get_options(args, nargs, 3, &dropped, &preorder) < 0)
         return NULL;
-    if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2]))) {
-        PyErr_SetString(PyExc_TypeError, "build_index_columns(): the columns must be lists");
-        return NULL;
-    }
+    if (!PyList_Check(args[0]) || !PyList_Check(args[1]) || (args[2] != Py_None && !PyList_Check(args[2])))
+        return declined();
     n = PyList_GET_SIZE(args[0]);
     if (PyList_GET_SIZE(args[1]) != n || (args[2] != Py_None && PyList_GET_SIZE(args[2]) != n)) {
         PyErr_SetString(PyExc_ValueError, "build_index_columns(): columns of different lengths");
@@ -1154,14 +1160,13 @@ static uint32_t kmod_hash(const unsigned char *key, Py_ssize_t n)
 
 PyDoc_STRVAR(kmod_hash_doc,
 "kmod_hash(key, /) -> int\n\n"
-"The 32-bit kmod hash value of a bytes key (moddeps.kmodhash.py_kmod_hash).");
+"The 32-bit kmod hash value of a bytes key (moddeps.kmodhash.py_kmod_hash);\n"
+"DECLINED for any other key.");
 
 static PyObject *py_kmod_hash(PyObject *self, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "kmod_hash() argument must be bytes");
-        return NULL;
-    }
+    if (!PyBytes_Check(arg))
+        return declined();
     return PyLong_FromUnsignedLong(kmod_hash((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
 }
 
@@ -1191,31 +1196,40 @@ static int cmp_hashed(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : (a->pos > b->pos);
 }
 
+/* A buckets argument: 1 with *mask = buckets - 1; 0 (declined) for an int out
+ * of the range handled here; -1 with an exception set for anything else. */
+static int get_mask(PyObject *arg, int64_t *mask)
+{
+    int overflow = 0;
+    long long buckets = PyLong_AsLongLongAndOverflow(arg, &overflow);
+
+    if (buckets == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || buckets == LLONG_MIN)
+        return 0;
+    *mask = (int64_t)buckets - 1;
+    return 1;
+}
+
 PyDoc_STRVAR(hash_order_doc,
 "hash_order(keys, buckets, /) -> list\n\n"
 "The bytes keys in the order a kmod hash table of that many buckets iterates\n"
-"them (moddeps.kmodhash.py_hash_order).");
+"them (moddeps.kmodhash.py_hash_order); DECLINED for a key of another type.");
 
 static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *seq, *result = NULL, **items;
     Hashed *arr = NULL;
     Py_ssize_t n, i;
-    long long buckets;
     int64_t mask;
+    int rc;
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "hash_order() takes 2 arguments");
         return NULL;
     }
-    buckets = PyLong_AsLongLong(args[1]);
-    if (buckets == -1 && PyErr_Occurred())
-        return NULL;
-    if (buckets == LLONG_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "hash_order(): buckets out of range");
-        return NULL;
-    }
-    mask = (int64_t)buckets - 1;
+    if ((rc = get_mask(args[1], &mask)) <= 0)
+        return rc < 0 ? NULL : declined();
     seq = PySequence_Fast(args[0], "hash_order(): keys must be iterable");
     if (seq == NULL)
         return NULL;
@@ -1229,7 +1243,7 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
     for (i = 0; i < n; i++) {
         PyObject *k = items[i];
         if (!PyBytes_Check(k)) {
-            PyErr_SetString(PyExc_TypeError, "hash_order(): keys must be bytes");
+            result = declined();
             goto done;
         }
         arr[i].key = (const unsigned char *)PyBytes_AS_STRING(k);
@@ -1274,8 +1288,8 @@ PyDoc_STRVAR(select_modinfo_doc,
 "select_modinfo(modules, keys, /) -> list[tuple[list[object], list[int]]]\n\n"
 "For each str in ``keys`` (at most 8): the values of all modinfo pairs with that\n"
 "key, in module order then modinfo order, and the index of each one's module.\n"
-"One pass over the modules.  TypeError when a modinfo is not a tuple of\n"
-"(str, object) pairs.");
+"One pass over the modules.  DECLINED when a modinfo is not a tuple of\n"
+"(str, object) pairs, or for more than 8 keys or a key that is not a str.");
 
 #define SELECT_MAX 8
 
@@ -1284,6 +1298,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
     PyObject *seq = NULL, *keys, *result = NULL, *attr = NULL, *idx = NULL;
     PyObject *vals[SELECT_MAX], *owners[SELECT_MAX];
     Py_ssize_t n, i, nkeys, q;
+    int decline = 0;
 
     if (nargs != 2 || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "select_modinfo(modules, keys: tuple[str, ...])");
@@ -1291,16 +1306,11 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
     }
     keys = args[1];
     nkeys = PyTuple_GET_SIZE(keys);
-    if (nkeys > SELECT_MAX) {
-        PyErr_SetString(PyExc_TypeError, "select_modinfo(): too many keys");
-        return NULL;
-    }
-    for (q = 0; q < nkeys; q++) {
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, q))) {
-            PyErr_SetString(PyExc_TypeError, "select_modinfo(): keys must be str");
-            return NULL;
-        }
-    }
+    if (nkeys > SELECT_MAX)
+        return declined();
+    for (q = 0; q < nkeys; q++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(keys, q)))
+            return declined();
     seq = PySequence_Fast(args[0], "select_modinfo(): modules must be iterable");
     if (seq == NULL)
         return NULL;
@@ -1328,7 +1338,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
             goto fail;
         if (!PyTuple_Check(mi)) {
             Py_DECREF(mi);
-            PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo must be a tuple");
+            decline = 1;
             goto fail;
         }
         m = PyTuple_GET_SIZE(mi);
@@ -1336,7 +1346,7 @@ static PyObject *py_select_modinfo(PyObject *self, PyObject *const *args, Py_ssi
             PyObject *pair = PyTuple_GET_ITEM(mi, j), *k;
             if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))) {
                 Py_DECREF(mi);
-                PyErr_SetString(PyExc_TypeError, "select_modinfo(): modinfo items must be (str, value) pairs");
+                decline = 1;
                 goto fail;
             }
             k = PyTuple_GET_ITEM(pair, 0);
@@ -1365,13 +1375,13 @@ fail:
     Py_XDECREF(attr);
     Py_XDECREF(result);
     Py_XDECREF(seq);
-    return NULL;
+    return decline ? declined() : NULL;
 }
 
 PyDoc_STRVAR(starting_with_doc,
 "starting_with(values, prefix, /) -> list[int]\n\n"
 "The indexes of the str values that start with the str prefix, ascending.\n"
-"TypeError when a value is not a str.");
+"DECLINED unless values is a list of str.");
 
 /* list.append(i); -1 with an exception set on failure. */
 static int append_index(PyObject *list, Py_ssize_t i)
@@ -1388,10 +1398,12 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
     Py_ssize_t n, i, plen;
     int pkind;
 
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "starting_with(values: list[str], prefix: str)");
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "starting_with(values, prefix: str)");
         return NULL;
     }
+    if (!PyList_Check(args[0]))
+        return declined();
     values = args[0];
     prefix = args[1];
     plen = PyUnicode_GET_LENGTH(prefix);
@@ -1405,8 +1417,7 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
         int hit;
         if (!PyUnicode_Check(v)) {
             Py_DECREF(result);
-            PyErr_SetString(PyExc_TypeError, "starting_with(): values must be str");
-            return NULL;
+            return declined();
         }
         if (PyUnicode_GET_LENGTH(v) < plen)
             continue;
@@ -1431,17 +1442,15 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
 PyDoc_STRVAR(line_breaks_doc,
 "line_breaks(values, /) -> list[int]\n\n"
 "The indexes of the values (str or bytes) holding a newline or a carriage\n"
-"return, ascending.  TypeError for any other value type.");
+"return, ascending.  DECLINED unless values is a list of str and bytes.");
 
 static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     Py_ssize_t n, i;
 
-    if (!PyList_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "line_breaks() argument must be a list");
-        return NULL;
-    }
+    if (!PyList_Check(arg))
+        return declined();
     result = PyList_New(0);
     if (result == NULL)
         return NULL;
@@ -1470,8 +1479,7 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
             }
         } else {
             Py_DECREF(result);
-            PyErr_SetString(PyExc_TypeError, "line_breaks(): values must be str or bytes");
-            return NULL;
+            return declined();
         }
         if (hit && append_index(result, i) < 0) {
             Py_DECREF(result);
@@ -1482,463 +1490,12 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Symbol resolution (moddeps.resolve) */
-
-/* name[1:] when name starts with ch0 (a one-character test), else name; new reference. */
-static PyObject *strip_first(PyObject *name)
-{
-    return PyUnicode_Substring(name, 1, PyUnicode_GET_LENGTH(name));
-}
-
-/* resolve.py _lookup_name; new reference. */
-static PyObject *lookup_name(PyObject *name, PyObject *prefix)
-{
-    PyObject *cur = name, *next;
-    Py_ssize_t r;
-
-    Py_INCREF(cur);
-    if (PyUnicode_GET_LENGTH(cur) > 0 && PyUnicode_READ_CHAR(cur, 0) == '.') {
-        next = strip_first(cur);
-        Py_DECREF(cur);
-        if (next == NULL)
-            return NULL;
-        cur = next;
-    }
-    if (prefix != NULL) {
-        r = PyUnicode_Tailmatch(cur, prefix, 0, PY_SSIZE_T_MAX, -1);
-        if (r < 0) {
-            Py_DECREF(cur);
-            return NULL;
-        }
-        if (r) {
-            next = strip_first(cur);
-            Py_DECREF(cur);
-            return next;
-        }
-    }
-    return cur;
-}
-
-/* prefix argument: None or "" -> NULL (no prefix), a str -> itself. */
-static int get_prefix(PyObject *arg, PyObject **out)
-{
-    *out = NULL;
-    if (arg == Py_None)
-        return 0;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "prefix must be a str or None");
-        return -1;
-    }
-    if (PyUnicode_GET_LENGTH(arg) > 0)
-        *out = arg;
-    return 0;
-}
-
-PyDoc_STRVAR(resolve_exports_doc,
-"resolve_exports(modules, export_type, prefix, owners, /) -> dict[str, tuple[int, ...]]\n\n"
-"The export loop of moddeps.resolve.resolve: sets owners[name] = (index, crc or 0)\n"
-"for every export in array order and returns the exporters of each name.\n"
-"TypeError (owners untouched) when an export is not an export_type instance.");
-
-static PyObject *py_resolve_exports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *seq = NULL, *owners, *exporters = NULL, *prefix, *zero = NULL, *attr = NULL, *etype;
-    PyObject **exps = NULL;
-    Py_ssize_t n, i, pos, shared = 0;
-    PyObject *k, *v;
-
-    if (nargs != 4 || !PyType_Check(args[1]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "resolve_exports(modules, export_type, prefix, owners: dict)");
-        return NULL;
-    }
-    etype = args[1];
-    owners = args[3];
-    if (get_prefix(args[2], &prefix) < 0)
-        return NULL;
-    seq = PySequence_Fast(args[0], "resolve_exports(): modules must be iterable");
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    attr = PyUnicode_InternFromString("exports");
-    zero = PyLong_FromLong(0);
-    exporters = PyDict_New();
-    exps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
-    if (attr == NULL || zero == NULL || exporters == NULL || exps == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto fail;
-    }
-    /* Pass 1: every record must be an export_type instance, so that owners
-     * stays untouched when the Python loop has to take over. */
-    for (i = 0; i < n; i++) {
-        Py_ssize_t j;
-        exps[i] = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr);
-        if (exps[i] == NULL)
-            goto fail;
-        if (!PyTuple_Check(exps[i])) {
-            PyErr_SetString(PyExc_TypeError, "resolve_exports(): exports must be a tuple");
-            goto fail;
-        }
-        for (j = 0; j < PyTuple_GET_SIZE(exps[i]); j++) {
-            PyObject *e = PyTuple_GET_ITEM(exps[i], j);
-            if (Py_TYPE(e) != (PyTypeObject *)etype || PyTuple_GET_SIZE(e) < 2 ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_exports(): unexpected export record");
-                goto fail;
-            }
-        }
-    }
-    /* Pass 2: owners[name] = (i, crc or 0); exporters[name] gets i appended
-     * (a 1-tuple while a name has one exporter, a list from the second on). */
-    for (i = 0; i < n; i++) {
-        Py_ssize_t j, m = PyTuple_GET_SIZE(exps[i]);
-        PyObject *idx;
-
-        if (m == 0)
-            continue;
-        idx = PyLong_FromSsize_t(i);
-        if (idx == NULL)
-            goto fail;
-        for (j = 0; j < m; j++) {
-            PyObject *e = PyTuple_GET_ITEM(exps[i], j), *name, *crc, *val, *prev;
-            int truth, r, bad;
-
-            name = PyTuple_GET_ITEM(e, 0);
-            crc = PyTuple_GET_ITEM(e, 1);
-            if (prefix != NULL) {
-                r = PyUnicode_Tailmatch(name, prefix, 0, PY_SSIZE_T_MAX, -1);
-                if (r < 0) {
-                    Py_DECREF(idx);
-                    goto fail;
-                }
-                name = r ? strip_first(name) : (Py_INCREF(name), name);
-                if (name == NULL) {
-                    Py_DECREF(idx);
-                    goto fail;
-                }
-            } else {
-                Py_INCREF(name);
-            }
-            truth = PyObject_IsTrue(crc);
-            val = truth < 0 ? NULL : PyTuple_Pack(2, idx, truth ? crc : zero);
-            bad = val == NULL || PyDict_SetItem(owners, name, val) < 0;
-            Py_XDECREF(val);
-            if (!bad) {
-                prev = PyDict_GetItemWithError(exporters, name);
-                if (prev == NULL) {
-                    PyObject *one = PyErr_Occurred() ? NULL : PyTuple_Pack(1, idx);
-                    bad = one == NULL || PyDict_SetItem(exporters, name, one) < 0;
-                    Py_XDECREF(one);
-                } else if (PyList_CheckExact(prev)) {
-                    bad = PyList_Append(prev, idx) < 0;
-                } else {
-                    PyObject *list = PyList_New(2);
-                    bad = list == NULL;
-                    if (!bad) {
-                        PyObject *first = PyTuple_GET_ITEM(prev, 0);
-                        Py_INCREF(first);
-                        PyList_SET_ITEM(list, 0, first);
-                        Py_INCREF(idx);
-                        PyList_SET_ITEM(list, 1, idx);
-                        bad = PyDict_SetItem(exporters, name, list) < 0;
-                        Py_DECREF(list);
-                        shared++;
-                    }
-                }
-            }
-            Py_DECREF(name);
-            if (bad) {
-                Py_DECREF(idx);
-                goto fail;
-            }
-        }
-        Py_DECREF(idx);
-    }
-    pos = 0;
-    while (shared > 0 && PyDict_Next(exporters, &pos, &k, &v)) {
-        PyObject *t;
-        if (!PyList_CheckExact(v))
-            continue;
-        t = PyList_AsTuple(v);
-        if (t == NULL)
-            goto fail;
-        /* replacing the value of an existing key during iteration is allowed */
-        if (PyDict_SetItem(exporters, k, t) < 0) {
-            Py_DECREF(t);
-            goto fail;
-        }
-        Py_DECREF(t);
-    }
-    for (i = 0; i < n; i++)
-        Py_XDECREF(exps[i]);
-    PyMem_Free(exps);
-    Py_DECREF(attr);
-    Py_DECREF(zero);
-    Py_DECREF(seq);
-    return exporters;
-fail:
-    if (exps != NULL) {
-        for (i = 0; i < n; i++)
-            Py_XDECREF(exps[i]);
-        PyMem_Free(exps);
-    }
-    Py_XDECREF(attr);
-    Py_XDECREF(zero);
-    Py_XDECREF(exporters);
-    Py_XDECREF(seq);
-    return NULL;
-}
-
-typedef struct {
-    Py_ssize_t owner;
-    PyObject *names;     /* list of symbol names bound to owner */
-} Bound;
-
-PyDoc_STRVAR(resolve_imports_doc,
-"resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
-"    -> (deps, edges, unknown, mismatched, messages)\n\n"
-"The import loop of moddeps.resolve.resolve, same results in the same order.\n"
-"TypeError when an import is not an import_type instance or owners holds a\n"
-"value that is not (module index in range or -1, crc).");
-
-/* Append (module index, symbol name) to `to` and, with warn, kmod's message
- * `fmt` (a %S for the module's path, a %U for the name) to messages.  *idx is
- * the module index as an int object, made on first use and owned by the caller. */
-static int note_symbol(PyObject *to, PyObject **idx, Py_ssize_t i, PyObject *name, int warn,
-                       PyObject *paths, PyObject *messages, const char *fmt)
-{
-    PyObject *pair, *path, *msg;
-
-    if (*idx == NULL && (*idx = PyLong_FromSsize_t(i)) == NULL)
-        return -1;
-    pair = PyTuple_Pack(2, *idx, name);
-    if (pair == NULL || PyList_Append(to, pair) < 0) {
-        Py_XDECREF(pair);
-        return -1;
-    }
-    Py_DECREF(pair);
-    if (!warn)
-        return 0;
-    path = PySequence_GetItem(paths, i);
-    if (path == NULL)
-        return -1;
-    msg = PyUnicode_FromFormat(fmt, path, name);
-    Py_DECREF(path);
-    if (msg == NULL || PyList_Append(messages, msg) < 0) {
-        Py_XDECREF(msg);
-        return -1;
-    }
-    Py_DECREF(msg);
-    return 0;
-}
-
-static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *seq = NULL, *owners, *prefix, *itype, *paths, *attr = NULL, *zero = NULL;
-    PyObject *deps = NULL, *edges = NULL, *unknown = NULL, *mismatched = NULL, *messages = NULL;
-    PyObject *result = NULL;
-    Py_ssize_t *slot = NULL, *stamp = NULL;
-    Bound *bound = NULL;
-    Py_ssize_t n, i, nbound = 0, boundcap = 0;
-    int check, warn;
-
-    if (nargs != 7 || !PyType_Check(args[1]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "resolve_imports(modules, import_type, owners: dict, prefix, check, warn, paths)");
-        return NULL;
-    }
-    itype = args[1];
-    owners = args[2];
-    if (get_prefix(args[3], &prefix) < 0)
-        return NULL;
-    check = PyObject_IsTrue(args[4]);
-    warn = PyObject_IsTrue(args[5]);
-    if (check < 0 || warn < 0)
-        return NULL;
-    paths = args[6];
-    seq = PySequence_Fast(args[0], "resolve_imports(): modules must be iterable");
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    attr = PyUnicode_InternFromString("imports");
-    zero = PyLong_FromLong(0);
-    deps = PyList_New(n);
-    edges = PyList_New(n);
-    unknown = PyList_New(0);
-    mismatched = PyList_New(0);
-    messages = PyList_New(0);
-    slot = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    if (attr == NULL || zero == NULL || deps == NULL || edges == NULL || unknown == NULL || mismatched == NULL ||
-        messages == NULL || slot == NULL || stamp == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto done;
-    }
-    for (i = 0; i < n; i++)
-        stamp[i] = -1;
-
-    for (i = 0; i < n; i++) {
-        PyObject *imps = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr), *idx = NULL;
-        PyObject *dtuple, *edict;
-        Py_ssize_t j, m, b;
-
-        if (imps == NULL)
-            goto done;
-        if (!PyTuple_Check(imps)) {
-            Py_DECREF(imps);
-            PyErr_SetString(PyExc_TypeError, "resolve_imports(): imports must be a tuple");
-            goto done;
-        }
-        nbound = 0;
-        m = PyTuple_GET_SIZE(imps);
-        for (j = 0; j < m; j++) {
-            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *key, *found, *ocrc;
-            Py_ssize_t owner;
-            int weak;
-
-            if (Py_TYPE(imp) != (PyTypeObject *)itype || PyTuple_GET_SIZE(imp) < 3 ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(imp, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): unexpected import record");
-                goto fail_m;
-            }
-            name = PyTuple_GET_ITEM(imp, 0);
-            if (prefix != NULL ||
-                (PyUnicode_GET_LENGTH(name) > 0 && PyUnicode_READ_CHAR(name, 0) == '.')) {
-                key = lookup_name(name, prefix);
-                if (key == NULL)
-                    goto fail_m;
-            } else {
-                key = name;
-                Py_INCREF(key);
-            }
-            found = PyDict_GetItemWithError(owners, key);
-            Py_DECREF(key);
-            if (found == NULL && PyErr_Occurred())
-                goto fail_m;
-            weak = PyObject_IsTrue(PyTuple_GET_ITEM(imp, 2));
-            if (weak < 0)
-                goto fail_m;
-            if (found == NULL) {
-                if (!weak && note_symbol(unknown, &idx, i, name, warn, paths, messages,
-                                         "WARNING: %S needs unknown symbol %U") < 0)
-                    goto fail_m;
-                continue;
-            }
-            if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owners values must be (index, crc)");
-                goto fail_m;
-            }
-            owner = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 0));
-            if (owner == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
-                goto fail_m;
-            }
-            if (owner < -1 || owner >= n) {
-                PyErr_SetString(PyExc_TypeError, "resolve_imports(): owner index out of range");
-                goto fail_m;
-            }
-            if (check && !weak) {
-                PyObject *icrc = PyTuple_GET_ITEM(imp, 1);
-                int truth = PyObject_IsTrue(icrc), ne;
-                if (truth < 0)
-                    goto fail_m;
-                ocrc = PyTuple_GET_ITEM(found, 1);
-                ne = PyObject_RichCompareBool(ocrc, truth ? icrc : zero, Py_NE);
-                if (ne < 0)
-                    goto fail_m;
-                if (ne && note_symbol(mismatched, &idx, i, name, warn, paths, messages,
-                                      "WARNING: %S disagrees about version of symbol %U") < 0)
-                    goto fail_m;
-            }
-            if (owner == -1)
-                continue;
-            if (stamp[owner] == i) {
-                if (PyList_Append(bound[slot[owner]].names, name) < 0)
-                    goto fail_m;
-                continue;
-            }
-            if (nbound == boundcap) {
-                Py_ssize_t cap = boundcap ? boundcap * 2 : 16;
-                Bound *p = PyMem_Realloc(bound, (size_t)cap * sizeof(Bound));
-                if (p == NULL) {
-                    PyErr_NoMemory();
-                    goto fail_m;
-                }
-                bound = p;
-                boundcap = cap;
-            }
-            bound[nbound].owner = owner;
-            bound[nbound].names = PyList_New(1);
-            if (bound[nbound].names == NULL)
-                goto fail_m;
-            Py_INCREF(name);
-            PyList_SET_ITEM(bound[nbound].names, 0, name);
-            stamp[owner] = i;
-            slot[owner] = nbound;
-            nbound++;
-        }
-        dtuple = PyTuple_New(nbound);
-        edict = PyDict_New();
-        if (dtuple == NULL || edict == NULL) {
-            Py_XDECREF(dtuple);
-            Py_XDECREF(edict);
-            goto fail_m;
-        }
-        PyList_SET_ITEM(deps, i, dtuple);
-        PyList_SET_ITEM(edges, i, edict);
-        for (b = 0; b < nbound; b++) {
-            PyObject *o = PyLong_FromSsize_t(bound[b].owner), *t;
-            if (o == NULL)
-                goto fail_m;
-            PyTuple_SET_ITEM(dtuple, b, o);
-            t = PyList_AsTuple(bound[b].names);
-            if (t == NULL || PyDict_SetItem(edict, o, t) < 0) {
-                Py_XDECREF(t);
-                goto fail_m;
-            }
-            Py_DECREF(t);
-        }
-        for (b = 0; b < nbound; b++)
-            Py_CLEAR(bound[b].names);
-        nbound = 0;
-        Py_XDECREF(idx);
-        Py_DECREF(imps);
-        continue;
-    fail_m:
-        Py_XDECREF(idx);
-        Py_DECREF(imps);
-        goto done;
-    }
-    result = PyTuple_Pack(5, deps, edges, unknown, mismatched, messages);
-
-done:
-    if (bound != NULL) {
-        Py_ssize_t b;
-        for (b = 0; b < nbound; b++)
-            Py_XDECREF(bound[b].names);
-        PyMem_Free(bound);
-    }
-    PyMem_Free(slot);
-    PyMem_Free(stamp);
-    Py_XDECREF(attr);
-    Py_XDECREF(zero);
-    Py_XDECREF(deps);
-    Py_XDECREF(edges);
-    Py_XDECREF(unknown);
-    Py_XDECREF(mismatched);
-    Py_XDECREF(messages);
-    Py_XDECREF(seq);
-    return result;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Text helpers of the writers (moddeps.depmod.outputs) */
 
 /*
  * The bytes of a str (UTF-8, surrogateescape: model.fsencode) or of a bytes
- * object.  *tmp receives a new reference to keep alive (or NULL).
+ * object: 0, and *tmp receives a new reference to keep alive (or NULL); 1
+ * (declined) for another type; -1 with an exception set.
  */
 static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObject **tmp)
 {
@@ -1948,10 +1505,8 @@ static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObjec
         *n = PyBytes_GET_SIZE(o);
         return 0;
     }
-    if (!PyUnicode_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "expected str or bytes");
-        return -1;
-    }
+    if (!PyUnicode_Check(o))
+        return 1;
     if (PyUnicode_IS_ASCII(o)) {
         *p = (const unsigned char *)PyUnicode_DATA(o);
         *n = PyUnicode_GET_LENGTH(o);
@@ -1965,9 +1520,9 @@ static int as_bytes(PyObject *o, const unsigned char **p, Py_ssize_t *n, PyObjec
     return 0;
 }
 
-#define PATH_MAX_ 4096
+#define PATH_MAX_ 4096 /* = moddeps.kmodnames:PATH_MAX */
 
-/* index.py alias_normalize; new reference, Py_None for an unmatched bracket. */
+/* index/keys.py alias_normalize; new reference, Py_None for an unmatched bracket. */
 static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
 {
     const unsigned char *nul = n ? memchr(s, 0, (size_t)n) : NULL;
@@ -2021,17 +1576,16 @@ static PyObject *alias_normalize(const unsigned char *s, Py_ssize_t n)
 
 PyDoc_STRVAR(alias_keys_doc,
 "alias_keys(aliases, /) -> list[bytes | None]\n\n"
-"index.alias_normalize(model.fsencode(a)) for each str (or bytes) alias.");
+"index.alias_normalize(model.fsencode(a)) for each str (or bytes) alias;\n"
+"DECLINED unless aliases is a list of str and bytes.");
 
 static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
 {
     PyObject *result;
     Py_ssize_t n, i;
 
-    if (!PyList_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "alias_keys() argument must be a list");
-        return NULL;
-    }
+    if (!PyList_Check(arg))
+        return declined();
     n = PyList_GET_SIZE(arg);
     result = PyList_New(n);
     if (result == NULL)
@@ -2040,10 +1594,11 @@ static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
         const unsigned char *p;
         Py_ssize_t len;
         PyObject *tmp, *key;
+        int rc = as_bytes(PyList_GET_ITEM(arg, i), &p, &len, &tmp);
 
-        if (as_bytes(PyList_GET_ITEM(arg, i), &p, &len, &tmp) < 0) {
+        if (rc != 0) {
             Py_DECREF(result);
-            return NULL;
+            return rc < 0 ? NULL : declined();
         }
         key = alias_normalize(p, len);
         Py_XDECREF(tmp);
@@ -2056,11 +1611,24 @@ static PyObject *py_alias_keys(PyObject *self, PyObject *arg)
     return result;
 }
 
+/* An int in [0, n) given as o, or -1 for anything else (no exception set). */
+static Py_ssize_t index_in(PyObject *o, Py_ssize_t n)
+{
+    int overflow = 0;
+    long long k;
+
+    if (!PyLong_Check(o))
+        return -1;
+    k = PyLong_AsLongLongAndOverflow(o, &overflow);
+    return overflow || k < 0 || k >= (long long)n ? -1 : (Py_ssize_t)k;
+}
+
 PyDoc_STRVAR(format_rows_doc,
 "format_rows(head, firsts, mid, owners, seconds, tail, /) -> bytes\n\n"
 "b''.join(head + fsencode(firsts[i]) + mid + seconds[owners[i]] + tail for each i):\n"
-"firsts str or bytes, seconds bytes, owners valid non-negative indexes into seconds\n"
-"(TypeError otherwise).");
+"firsts str or bytes, seconds bytes, owners valid non-negative indexes into seconds,\n"
+"the three of them lists of which firsts and owners have one length (DECLINED\n"
+"otherwise).");
 
 static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2070,13 +1638,14 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
     Py_ssize_t n, nsec, i, fixed;
     size_t total = 0;
     unsigned char *o;
+    int decline = 0;
 
-    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyBytes_Check(args[2]) ||
-        !PyList_Check(args[3]) || !PyList_Check(args[4]) || !PyBytes_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "format_rows(head: bytes, firsts: list, mid: bytes, owners: list, "
-                                         "seconds: list, tail: bytes)");
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[2]) || !PyBytes_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "format_rows(head: bytes, firsts, mid: bytes, owners, seconds, tail: bytes)");
         return NULL;
     }
+    if (!PyList_Check(args[1]) || !PyList_Check(args[3]) || !PyList_Check(args[4]))
+        return declined();
     head = args[0];
     firsts = args[1];
     mid = args[2];
@@ -2085,10 +1654,8 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
     tail = args[5];
     n = PyList_GET_SIZE(firsts);
     nsec = PyList_GET_SIZE(seconds);
-    if (PyList_GET_SIZE(owners) != n) {
-        PyErr_SetString(PyExc_TypeError, "format_rows(): firsts and owners differ in length");
-        return NULL;
-    }
+    if (PyList_GET_SIZE(owners) != n)
+        return declined();
     fixed = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(tail);
     tmps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
     ptrs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(*ptrs));
@@ -2099,28 +1666,16 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
         goto done;
     }
     for (i = 0; i < n; i++) {
-        PyObject *ow = PyList_GET_ITEM(owners, i), *sec;
-        Py_ssize_t k;
-        if (!PyLong_Check(ow)) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): owners must be ints");
-            goto done;
-        }
-        k = PyLong_AsSsize_t(ow);
-        if (k == -1 && PyErr_Occurred())
-            PyErr_Clear();
-        if (k < 0 || k >= nsec) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): owner out of range");
-            goto done;
-        }
-        sec = PyList_GET_ITEM(seconds, k);
-        if (!PyBytes_Check(sec)) {
-            PyErr_SetString(PyExc_TypeError, "format_rows(): seconds must be bytes");
+        PyObject *sec;
+        Py_ssize_t k = index_in(PyList_GET_ITEM(owners, i), nsec);
+        int rc;
+        if (k < 0 || !PyBytes_Check(sec = PyList_GET_ITEM(seconds, k))) {
+            decline = 1;
             goto done;
         }
         idx[i] = k;
-        if (as_bytes(PyList_GET_ITEM(firsts, i), &ptrs[i], &lens[i], &tmps[i]) < 0) {
-            if (PyErr_ExceptionMatches(PyExc_TypeError))
-                PyErr_SetString(PyExc_TypeError, "format_rows(): firsts must be str or bytes");
+        if ((rc = as_bytes(PyList_GET_ITEM(firsts, i), &ptrs[i], &lens[i], &tmps[i])) != 0) {
+            decline = rc > 0;
             goto done;
         }
         total += (size_t)fixed + (size_t)lens[i] + (size_t)PyBytes_GET_SIZE(sec);
@@ -2155,26 +1710,7 @@ done:
     PyMem_Free(ptrs);
     PyMem_Free(lens);
     PyMem_Free(idx);
-    return result;
-}
-
-/* An int list/tuple entry in [0, n), or -1 with TypeError. */
-static Py_ssize_t index_in(PyObject *o, Py_ssize_t n)
-{
-    Py_ssize_t k;
-
-    if (!PyLong_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "expected an int");
-        return -1;
-    }
-    k = PyLong_AsSsize_t(o);
-    if (k == -1 && PyErr_Occurred())
-        PyErr_Clear();
-    if (k < 0 || k >= n) {
-        PyErr_SetString(PyExc_TypeError, "index out of range");
-        return -1;
-    }
-    return k;
+    return decline ? declined() : result;
 }
 
 static int cmp_ssize(const void *pa, const void *pb)
@@ -2187,27 +1723,29 @@ PyDoc_STRVAR(dep_lines_doc,
 "dep_lines(deps, topo, shown, /) -> list[bytes]\n\n"
 "The modules.dep lines: per module, shown[m] + b':' and, if it has any, b' ' and\n"
 "its transitive dependencies' shown names joined by b' ', ordered by topo number\n"
-"(outputs.dependency_lists).  topo must be a permutation of range(len(deps)),\n"
-"deps tuples of valid indexes, shown bytes (TypeError otherwise).");
+"(outputs.dependency_lists).  DECLINED unless deps is a tuple of tuples of\n"
+"valid indexes, topo a tuple holding a permutation of range(len(deps)) and\n"
+"shown a list of as many bytes.");
 
 static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *deps, *topo, *shown, *result = NULL;
     Py_ssize_t n, i, t, *topo_of = NULL, *by_topo = NULL, *stamp = NULL, *scratch = NULL;
     Py_ssize_t **closure = NULL, *clen = NULL;
+    int decline = 0;
 
-    if (nargs != 3 || !PyTuple_Check(args[0]) || !PyTuple_Check(args[1]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "dep_lines(deps: tuple, topo: tuple, shown: list)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "dep_lines() takes 3 arguments");
         return NULL;
     }
     deps = args[0];
     topo = args[1];
     shown = args[2];
+    if (!PyTuple_Check(deps) || !PyTuple_Check(topo) || !PyList_Check(shown))
+        return declined();
     n = PyTuple_GET_SIZE(deps);
-    if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n) {
-        PyErr_SetString(PyExc_TypeError, "dep_lines(): lengths differ");
-        return NULL;
-    }
+    if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n)
+        return declined();
     topo_of = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     by_topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
@@ -2225,21 +1763,20 @@ static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t 
     for (i = 0; i < n; i++) {
         PyObject *ds = PyTuple_GET_ITEM(deps, i);
         Py_ssize_t j;
-        if ((t = index_in(PyTuple_GET_ITEM(topo, i), n)) < 0)
-            goto done;
-        if (by_topo[t] >= 0) {
-            PyErr_SetString(PyExc_TypeError, "dep_lines(): topo is not a permutation");
+        /* topo: a permutation; deps: tuples of indexes; shown: bytes */
+        if ((t = index_in(PyTuple_GET_ITEM(topo, i), n)) < 0 || by_topo[t] >= 0 || !PyTuple_Check(ds) ||
+            !PyBytes_Check(PyList_GET_ITEM(shown, i))) {
+            decline = 1;
             goto done;
         }
         by_topo[t] = i;
         topo_of[i] = t;
-        if (!PyTuple_Check(ds) || !PyBytes_Check(PyList_GET_ITEM(shown, i))) {
-            PyErr_SetString(PyExc_TypeError, "dep_lines(): deps must be tuples, shown bytes");
-            goto done;
-        }
-        for (j = 0; j < PyTuple_GET_SIZE(ds); j++)
-            if (index_in(PyTuple_GET_ITEM(ds, j), n) < 0)
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            if (index_in(PyTuple_GET_ITEM(ds, j), n) < 0) {
+                decline = 1;
                 goto done;
+            }
+        }
     }
     /* A dependency has a larger number than its user: fill from the end. */
     for (t = n - 1; t >= 0; t--) {
@@ -2308,36 +1845,33 @@ done:
     PyMem_Free(by_topo);
     PyMem_Free(stamp);
     PyMem_Free(scratch);
-    return result;
+    return decline ? declined() : result;
 }
 
 PyDoc_STRVAR(symbol_order_doc,
 "symbol_order(owners, buckets, /) -> list[tuple[bytes, int]]\n\n"
 "(fsencode(name), owner) for every owners entry whose owner is not -1, in the\n"
 "order of a kmod hash table with that many buckets (outputs.module_symbols).\n"
-"TypeError when a key is not a str or a value not (int, ...).");
+"DECLINED unless owners is a dict of str to (int, ...), or for a bucket count\n"
+"past 64 bits.");
 
 static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *owners, *result = NULL, *k, *v;
     Hashed *arr = NULL;
     Py_ssize_t n, cnt = 0, pos = 0, i;
-    long long buckets;
     int64_t mask;
+    int rc, decline = 0;
 
-    if (nargs != 2 || !PyDict_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "symbol_order(owners: dict, buckets: int)");
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 2 arguments");
         return NULL;
     }
+    if ((rc = get_mask(args[1], &mask)) <= 0)
+        return rc < 0 ? NULL : declined();
     owners = args[0];
-    buckets = PyLong_AsLongLong(args[1]);
-    if (buckets == -1 && PyErr_Occurred())
-        return NULL;
-    if (buckets == LLONG_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "symbol_order(): buckets out of range");
-        return NULL;
-    }
-    mask = (int64_t)buckets - 1;
+    if (!PyDict_Check(owners))
+        return declined();
     n = PyDict_GET_SIZE(owners);
     arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
     if (arr == NULL) {
@@ -2352,15 +1886,15 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
 
         if (!PyUnicode_Check(k) || !PyTuple_Check(v) || PyTuple_GET_SIZE(v) < 1 ||
             !PyLong_Check(PyTuple_GET_ITEM(v, 0))) {
-            PyErr_SetString(PyExc_TypeError, "symbol_order(): owners must map str to (int, ...)");
+            decline = 1;
             goto done;
         }
         owner = PyTuple_GET_ITEM(v, 0);
         o = PyLong_AsLongLongAndOverflow(owner, &overflow);
         if (o == -1 && PyErr_Occurred())
             goto done;
-        if (o == -1 && !overflow)
-            continue;  /* KERNEL */
+        if (o == KERNEL && !overflow)
+            continue;
         if (cnt >= n) {
             PyErr_SetString(PyExc_RuntimeError, "symbol_order(): owners changed size");
             goto done;
@@ -2396,7 +1930,7 @@ done:
     for (i = 0; i < cnt; i++)
         Py_XDECREF(arr[i].bytes);
     PyMem_Free(arr);
-    return result;
+    return decline ? declined() : result;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2414,8 +1948,6 @@ static PyMethodDef methods[] = {
     {"line_breaks", py_line_breaks, METH_O, line_breaks_doc},
     {"starting_with", (PyCFunction)(void (*)(void))py_starting_with, METH_FASTCALL, starting_with_doc},
     {"select_modinfo", (PyCFunction)(void (*)(void))py_select_modinfo, METH_FASTCALL, select_modinfo_doc},
-    {"resolve_exports", (PyCFunction)(void (*)(void))py_resolve_exports, METH_FASTCALL, resolve_exports_doc},
-    {"resolve_imports", (PyCFunction)(void (*)(void))py_resolve_imports, METH_FASTCALL, resolve_imports_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2428,7 +1960,12 @@ static struct PyModuleDef moduledef = {
     NULL, NULL, NULL, NULL,
 };
 
+PyObject *trie_declined;
+
 PyMODINIT_FUNC PyInit__trie(void)
 {
-    return PyModule_Create(&moduledef);
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m != NULL && (PyModule_AddFunctions(m, trie_resolve_methods) < 0 || native_bind(m, &trie_declined) < 0))
+        Py_CLEAR(m);
+    return m;
 }

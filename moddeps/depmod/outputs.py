@@ -24,15 +24,14 @@ from ..index.write import build_index, build_index_columns
 from ..kmodhash import hash_order
 from ..kmodversion import SUPPORTED, KmodTarget
 from ..model import Module, fsdecode, fsencode, printable
-from ..native import load
+from ..native import load, twin
 from ..read.scan import read_optional
 from ..resolve import KERNEL, Resolution
 from .reads import MODINFO_KEYS
 from .safety import devname_unsafe
 
-# Where the C twins in moddeps.depmod._trie are used, a TypeError from them
-# means input of a shape they do not take; the Python code next to each call
-# (the reference) then produces the result.
+# Where the C twins in moddeps.depmod._trie are used (through native.twin), the
+# Python code next to each call is the reference: it runs when they decline.
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +76,23 @@ def _select(wi: WriterInput, key: str) -> tuple[list[str], list[int]]:
     array order then modinfo order, and the index of each one's module."""
     got: dict[str, tuple[list[str], list[int]]] | None = wi.memo.get("select")
     if got is None:
-        trie = load("depmod._trie")
-        if trie is not None:
-            try:
-                got = dict(zip(_SELECTED, trie.select_modinfo(wi.modules, _SELECTED)))
-            except TypeError:
-                got = None
-        if got is None:
-            got = {k: ([], []) for k in _SELECTED}
-            for idx, m in enumerate(wi.modules):
-                for k, v in m.modinfo:
-                    if k in got:
-                        values, owners = got[k]
-                        values.append(v)
-                        owners.append(idx)
-        wi.memo["select"] = got
+        modules = wi.modules
+        columns = twin(load("depmod._trie"), lambda trie: trie.select_modinfo(modules, _SELECTED),
+                       lambda: _select_py(modules))
+        got = wi.memo["select"] = dict(zip(_SELECTED, columns))
     return got[key]
+
+
+def _select_py(modules: Sequence[Module]) -> list[tuple[list[str], list[int]]]:
+    """The reference for the C select_modinfo: per key of _SELECTED, its values and their modules' indexes."""
+    got: dict[str, tuple[list[str], list[int]]] = {k: ([], []) for k in _SELECTED}
+    for idx, m in enumerate(modules):
+        for k, v in m.modinfo:
+            if k in got:
+                values, owners = got[k]
+                values.append(v)
+                owners.append(idx)
+    return list(got.values())
 
 
 def _aliases(wi: WriterInput) -> tuple[list[str], list[int]]:
@@ -104,16 +104,9 @@ def _format_rows(head: bytes, firsts: Sequence[str | bytes], mid: bytes, owners:
                  seconds: list[bytes], tail: bytes) -> bytes:
     """``head + first + mid + seconds[owner] + tail`` for each (first, owner), joined;
     a str ``first`` is written as :func:`~moddeps.model.fsencode` gives it."""
-    trie = load("depmod._trie")
-    if trie is not None:
-        try:
-            data: bytes = trie.format_rows(head, firsts, mid, owners, seconds, tail)
-        except TypeError:
-            pass
-        else:
-            return data
-    return b"".join([head + (f if isinstance(f, bytes) else fsencode(f)) + mid + seconds[o] + tail
-                     for f, o in zip(firsts, owners)])
+    return twin(load("depmod._trie"), lambda trie: trie.format_rows(head, firsts, mid, owners, seconds, tail),
+                lambda: b"".join([head + (f if isinstance(f, bytes) else fsencode(f)) + mid + seconds[o] + tail
+                                  for f, o in zip(firsts, owners)]))
 
 
 def dependency_lists(wi: WriterInput) -> list[list[int]]:
@@ -144,14 +137,12 @@ def dependency_lists(wi: WriterInput) -> list[list[int]]:
 def dep_lines(wi: WriterInput) -> list[bytes]:
     shown = [fsencode(s) for s in wi.shown]
     res = wi.resolution
-    trie = load("depmod._trie")
-    if trie is not None and res.topo is not None:
-        try:
-            lines: list[bytes] = trie.dep_lines(res.deps, res.topo, shown)
-        except TypeError:
-            pass
-        else:
-            return lines
+    return twin(load("depmod._trie"), lambda trie: trie.dep_lines(res.deps, res.topo, shown),
+                lambda: _dep_lines_py(wi, shown))
+
+
+def _dep_lines_py(wi: WriterInput, shown: list[bytes]) -> list[bytes]:
+    """The reference for the C dep_lines (ValueError without a numbering)."""
     out = []
     for idx, deps in enumerate(dependency_lists(wi)):
         if deps:
@@ -253,15 +244,8 @@ def modules_alias(wi: WriterInput) -> bytes:
 
 def _alias_keys(flat: list[str]) -> list[bytes | None]:
     """:func:`alias_normalize` of each alias's bytes."""
-    trie = load("depmod._trie")
-    if trie is not None:
-        try:
-            keys: list[bytes | None] = trie.alias_keys(flat)
-        except TypeError:
-            pass
-        else:
-            return keys
-    return [alias_normalize(fsencode(v)) for v in flat]
+    return twin(load("depmod._trie"), lambda trie: trie.alias_keys(flat),
+                lambda: [alias_normalize(fsencode(v)) for v in flat])
 
 
 def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_dups: bool = False, *,
@@ -320,14 +304,12 @@ def has_weakdeps(wi: WriterInput) -> bool:
 def module_symbols(wi: WriterInput) -> list[tuple[bytes, int]]:
     """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
     owners = wi.resolution.owners
-    trie = load("depmod._trie")
-    if trie is not None and KERNEL == -1:
-        try:
-            symbols: list[tuple[bytes, int]] = trie.symbol_order(owners, 2048)
-        except TypeError:
-            pass
-        else:
-            return symbols
+    return twin(load("depmod._trie"), lambda trie: trie.symbol_order(owners, 2048),
+                lambda: _module_symbols_py(owners))
+
+
+def _module_symbols_py(owners: dict[str, tuple[int, int]]) -> list[tuple[bytes, int]]:
+    """The reference for the C symbol_order (which skips the owner -1: KERNEL)."""
     owned = {fsencode(name): owner for name, (owner, _crc) in owners.items() if owner != KERNEL}
     ordered = hash_order(owned, 2048)
     return list(zip(ordered, map(owned.__getitem__, ordered)))
@@ -423,15 +405,8 @@ def devname_of(name: str, aliases: Iterable[str]) -> tuple[bytes | None, bytes |
 def _devname_candidates(wi: WriterInput) -> list[int]:
     """The modules with an alias starting with ``devname:``, ascending."""
     flat, owner = _aliases(wi)
-    trie = load("depmod._trie")
-    hits: list[int] | None = None
-    if trie is not None:
-        try:
-            hits = trie.starting_with(flat, "devname:")
-        except TypeError:
-            hits = None
-    if hits is None:
-        hits = [i for i, v in enumerate(flat) if v.startswith("devname:")]
+    hits = twin(load("depmod._trie"), lambda trie: trie.starting_with(flat, "devname:"),
+                lambda: [i for i, v in enumerate(flat) if v.startswith("devname:")])
     return sorted({owner[i] for i in hits})
 
 

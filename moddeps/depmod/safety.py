@@ -42,9 +42,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from ..model import Module, fsdecode, printable
-from ..native import load
+from ..native import DECLINED, Declined, load, twin
 from .reads import MODINFO_KEYS
 
 #: The line breaks of a line reader: C isspace minus the blank and the tab.
@@ -85,25 +86,31 @@ def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     ``\\v``, ``\\f`` and a softdep's or weakdep's trailing backslash are looked
     for here, in one pass over all the values joined.
     """
-    trie = load("depmod._trie")
-    if trie is not None:
-        try:
-            found: set[int] = set()
-            for key, (values, owners) in zip(_LINE_KEYS, trie.select_modinfo(modules, _LINE_KEYS)):
-                found.update(owners[i] for i in trie.line_breaks(values))
-                found.update(owners[i] for i in _other_suspects(key, values))
-            suspects = sorted(found)
-        except TypeError:  # a shape the C helpers do not take: the check below decides
-            pass
-        else:
-            out = list(modules)
-            messages: list[str] = []
-            for idx in suspects:
-                fixed, msgs = _sanitize([modules[idx]])
-                out[idx] = fixed[0]
-                messages += msgs
-            return out, messages
-    return _sanitize(modules)
+    suspects: list[int] | None = twin(load("depmod._trie"), lambda trie: _suspects(trie, modules), lambda: None)
+    if suspects is None:  # every module is checked
+        return _sanitize(modules)
+    out = list(modules)
+    messages: list[str] = []
+    for idx in suspects:
+        fixed, msgs = _sanitize([modules[idx]])
+        out[idx] = fixed[0]
+        messages += msgs
+    return out, messages
+
+
+def _suspects(trie: Any, modules: Sequence[Module]) -> list[int] | Declined:
+    """The indexes of the modules that may hold an unsafe value, ascending (through the C helpers)."""
+    selected: list[tuple[list[str], list[int]]] | Declined = trie.select_modinfo(modules, _LINE_KEYS)
+    if selected is DECLINED:
+        return DECLINED
+    found: set[int] = set()
+    for key, (values, owners) in zip(_LINE_KEYS, selected):
+        breaks: list[int] | Declined = trie.line_breaks(values)
+        if breaks is DECLINED:
+            return DECLINED
+        found.update(owners[i] for i in breaks)
+        found.update(owners[i] for i in _other_suspects(key, values))
+    return sorted(found)
 
 
 def _other_suspects(key: str, values: list[str]) -> list[int]:
@@ -139,15 +146,8 @@ _BREAK_BYTES = tuple(ch.encode() for ch in LINE_BREAKS)
 def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
                  messages: list[str]) -> list[tuple[bytes, int]]:
     """modules.symbols entries (name, owner) without the names that hold a line break."""
-    trie = load("depmod._trie")
-    if trie is not None:
-        try:
-            if not trie.line_breaks([name for name, _ in symbols]):
-                joined = b"\0".join(name for name, _ in symbols)
-                if b"\v" not in joined and b"\f" not in joined:
-                    return list(symbols)
-        except TypeError:
-            pass
+    if twin(load("depmod._trie"), lambda trie: _all_clear(trie, symbols), lambda: False):
+        return list(symbols)
     kept = []
     for name, owner in symbols:
         if any(ch in name for ch in _BREAK_BYTES):
@@ -157,6 +157,17 @@ def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
             continue
         kept.append((name, owner))
     return kept
+
+
+def _all_clear(trie: Any, symbols: list[tuple[bytes, int]]) -> bool | Declined:
+    """Whether no symbol name holds a line break (through the C helpers)."""
+    hits: list[int] | Declined = trie.line_breaks([name for name, _ in symbols])
+    if hits is DECLINED:
+        return DECLINED
+    if hits:
+        return False
+    joined = b"\0".join(name for name, _ in symbols)
+    return b"\v" not in joined and b"\f" not in joined
 
 
 _SPACE_BYTES = tuple(ch.encode() for ch in C_SPACE)

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..native import load
+from ..native import load, twin
 from .format import (
     CHILD_MAX,
     CHILD_WORDS,
@@ -132,16 +132,9 @@ def build_index(entries: Iterable[Entry], dropped: list[bytes] | None = None, *,
     the Python writer.
     """
     trie = load("depmod._trie")
-    if trie is not None:
-        items = entries if isinstance(entries, list) else list(entries)
-        try:
-            data: bytes = trie.build_index(items, dropped, preorder)
-        except TypeError:
-            pass  # an entry that is not a (bytes, bytes, int) tuple: let Python judge it
-        else:
-            return data
-        return py_build_index(items, dropped, preorder=preorder)
-    return py_build_index(entries, dropped, preorder=preorder)
+    items = entries if trie is None or isinstance(entries, list) else list(entries)  # an iterator is read once
+    return twin(trie, lambda t: t.build_index(items, dropped, preorder),
+                lambda: py_build_index(items, dropped, preorder=preorder))
 
 
 def build_index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None = None,
@@ -150,15 +143,9 @@ def build_index_columns(keys: list[bytes], values: list[bytes], priorities: list
     without making the tuples (priorities None: 0, 1, 2, ...); the columns must
     have one length (:class:`ValueError` otherwise).  C twin when built, else
     :func:`py_build_index_columns`."""
-    trie = load("depmod._trie")
-    if trie is not None:
-        try:
-            data: bytes = trie.build_index_columns(keys, values, priorities, dropped, preorder)
-        except TypeError:
-            pass  # not three lists of bytes, bytes and ints: let Python judge them
-        else:
-            return data
-    return py_build_index_columns(keys, values, priorities, dropped, preorder=preorder)
+    return twin(load("depmod._trie"),
+                lambda trie: trie.build_index_columns(keys, values, priorities, dropped, preorder),
+                lambda: py_build_index_columns(keys, values, priorities, dropped, preorder=preorder))
 
 
 def build_index_preorder(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:

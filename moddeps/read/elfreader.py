@@ -33,14 +33,13 @@ from typing import Any
 
 from ..errors import ModuleReadError
 from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
+from ..native import DECLINED, Declined
 from ..native import load as _load_native
 from ..signature import scan_facts
 from .compression import DEFAULT_MAX_SIZE
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
-if _elfscan is not None and not hasattr(_elfscan, "sig_facts"):  # pragma: no cover - a stale build
-    _elfscan = None
 
 _HOST_BO = "<" if sys.byteorder == "little" else ">"
 
@@ -443,13 +442,13 @@ def parse_module(
     ``memo``, a dict shared by the modules of one scan, makes equal imports
     one object (see :meth:`Module.from_wire`).
     """
-    if _elfscan is not None:
-        # the C reader gives the same record, or None for anything unusual (then the code below decides)
-        w = _elfscan.parse(data, Export, Import, memo)
-        if w is not None:
+    if _elfscan is not None:  # native.twin written out (see native.py): once a module, no call to spare
+        w: tuple[Any, ...] | Declined = _elfscan.parse(data, Export, Import, memo)
+        if w is not DECLINED:
             exp, imp, info, init, exit_, machine, bits, order = w
             return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression,
                           None, None, signature_facts(data))
+    # the reference for the C reader: every module, every quirk, every error
     elf = _Elf(data, display_path or path)
     try:
         symtab: _Symtab | None = _Symtab(elf)
@@ -501,12 +500,10 @@ def signature_facts(data: bytes) -> SignatureFacts | None:
     Cheap for an unsigned module: the trailer's magic is compared at the end
     of the bytes, nothing else is read.
     """
-    if _elfscan is not None:
-        got = _elfscan.sig_facts(data)
-        if got is None:
-            return None
-        if got is not False:
-            return tuple.__new__(SignatureFacts, got)
+    if _elfscan is not None:  # native.twin written out (see native.py): once a module, no call to spare
+        got: tuple[str, str, str, str] | Declined | None = _elfscan.sig_facts(data)
+        if got is not DECLINED:
+            return None if got is None else tuple.__new__(SignatureFacts, got)  # None: no signature
     return scan_facts(data)
 
 

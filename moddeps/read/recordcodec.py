@@ -67,6 +67,7 @@ from typing import Any
 
 from ..model import Export, Import, Module, SignatureFacts
 from ..native import load as _load_native
+from ..native import twin
 
 FORMAT = 1
 FORMAT_SIGNED = 2
@@ -362,15 +363,11 @@ def py_unpack_many(blobs: Sequence[bytes], memo: dict[Any, Import] | None = None
 
 
 _native = _load_native("_elfscan")
-if _native is not None and not hasattr(_native, "unpack_many"):  # pragma: no cover - a stale build
-    _native = None
 
 
 def pack(m: Module) -> bytes:
     """The record of ``m``: TypeError / ValueError if a field cannot be stored."""
-    if _native is not None:
-        return _native.pack(m)  # type: ignore[no-any-return]
-    return py_pack(m)
+    return twin(_native, lambda c: c.pack(m), lambda: py_pack(m))
 
 
 def unpack(blob: bytes, memo: dict[Any, Import] | None = None) -> Module:
@@ -378,13 +375,11 @@ def unpack(blob: bytes, memo: dict[Any, Import] | None = None) -> Module:
 
     ``memo`` (see :meth:`Module.from_wire`) makes equal imports one object.
     """
-    if _native is not None:
-        return _native.unpack(blob, Module, Export, Import, memo, SignatureFacts)  # type: ignore[no-any-return]
-    return py_unpack(blob, memo)
+    return twin(_native, lambda c: c.unpack(blob, Module, Export, Import, memo, SignatureFacts),
+                lambda: py_unpack(blob, memo))
 
 
 def unpack_many(blobs: Sequence[bytes], memo: dict[Any, Import] | None = None) -> list[Module]:
     """:func:`unpack` of each blob; ValueError if any is not a valid record."""
-    if _native is not None:
-        return _native.unpack_many(blobs, Module, Export, Import, memo, SignatureFacts)  # type: ignore[no-any-return]
-    return py_unpack_many(blobs, memo)
+    return twin(_native, lambda c: c.unpack_many(blobs, Module, Export, Import, memo, SignatureFacts),
+                lambda: py_unpack_many(blobs, memo))

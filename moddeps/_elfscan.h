@@ -1,0 +1,119 @@
+/*
+ * What the two sources of moddeps._elfscan share: _elfscan.c (the module
+ * reader, the signature walker and the module itself) and _elfscan_codec.c
+ * (the scan cache's record codec).
+ */
+
+#ifndef MODDEPS_ELFSCAN_H
+#define MODDEPS_ELFSCAN_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "_native.h"
+
+typedef const unsigned char *bp;
+
+/* moddeps.native.DECLINED (set by the module's init) */
+extern PyObject *elfscan_declined;
+
+/* A new reference to DECLINED: what the reader returns for input it does not take. */
+static inline PyObject *declined(void)
+{
+    return Py_NewRef(elfscan_declined);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reading words in the file's byte order                                   */
+
+static inline uint16_t rd16(bp p, int big)
+{
+    return big ? (uint16_t)(((unsigned)p[0] << 8) | p[1]) : (uint16_t)(p[0] | ((unsigned)p[1] << 8));
+}
+
+static inline uint32_t rd32(bp p, int big)
+{
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t rd64(bp p, int big)
+{
+    uint64_t a = rd32(p, big), b = rd32(p + 4, big);
+    return big ? (a << 32) | b : (b << 32) | a;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Python objects                                                           */
+
+static inline PyObject *new_bool(int v)
+{
+    PyObject *b = v ? Py_True : Py_False;
+    Py_INCREF(b);
+    return b;
+}
+
+static inline PyObject *new_none(void)
+{
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+/* A tuple (or an instance of the tuple subclass `type`) of n NULL items. */
+static inline PyObject *new_record(PyTypeObject *type, Py_ssize_t n)
+{
+    if (type == NULL)
+        return PyTuple_New(n);
+    return type->tp_alloc(type, n);
+}
+
+/* record(type, a, b, c, d[, e]): steals the references; NULL items mean an
+ * error already set (the others are released). */
+static inline PyObject *record(PyTypeObject *type, Py_ssize_t n, PyObject **items)
+{
+    Py_ssize_t i;
+    PyObject *t = NULL;
+    for (i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    t = new_record(type, n);
+    if (t == NULL)
+        goto fail;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+fail:
+    for (i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
+static inline int record_type(PyObject *o, PyTypeObject **out, const char *what)
+{
+    PyTypeObject *t;
+    *out = NULL;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyType_Check(o) || !PyType_IsSubtype((PyTypeObject *)o, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a subclass of tuple or None", what);
+        return -1;
+    }
+    t = (PyTypeObject *)o;
+    if (t->tp_basicsize != PyTuple_Type.tp_basicsize || t->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        t->tp_alloc == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s must have the layout of tuple (no extra fields)", what);
+        return -1;
+    }
+    *out = t == &PyTuple_Type ? NULL : t;
+    return 0;
+}
+
+/* _elfscan_codec.c: pack, unpack, unpack_many */
+extern PyMethodDef elfscan_codec_methods[];
+int elfscan_codec_init(void);
+
+#endif
