@@ -8,7 +8,7 @@ module name) and the lines of ``modules.symbols`` (2048 buckets).
 
 Two host properties of the reference build (x86-64) are reproduced: the
 16-bit loads are little-endian, and the tail bytes are read as *signed*
-chars (shared/specs/depmod-text.md §9.4).
+chars (docs/depmod-outputs.md#hash-order).
 """
 
 from __future__ import annotations

@@ -563,7 +563,7 @@ def test_writers_native_equals_pure_on_a_sample(pure: Callable[[bool], None], tr
 
 
 def test_sample_index_layout_is_stable(trie: ModuleType) -> None:
-    """A small worked example stays what it always was (kmod 30, spec §8)."""
+    """A small worked example stays what it always was (kmod 30, docs/index-format.md#node-placement)."""
     entries = [(b"usb:abc", b"m0", 0), (b"usb:a", b"m1", 1), (b"usb:c", b"m3", 3), (b"usb:c", b"m2", 2)]
     data = trie.build_index(entries)
     assert struct.unpack_from(">III", data) == (0xB007F457, 0x00020001, 0x2000004E)

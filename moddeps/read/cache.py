@@ -11,7 +11,7 @@ within the same tick of a coarse ctime clock as the stat the key was taken
 from (since Linux 6.13, filesystems with multigrain timestamps stamp the next
 change of a file whose times were just queried with a fine-grained time:
 Documentation/filesystems/multigrain-ts.rst).  A record is the module in
-the binary format of :mod:`moddeps.recordcodec` (about 1.8 KB per module;
+the binary format of :mod:`moddeps.read.recordcodec` (about 1.8 KB per module;
 4,000 modules are encoded in ~10 ms and decoded, Module objects included,
 in ~25 ms by the C codec).  The tables' names carry that format's version and
 :data:`LAYOUT`: rows of another format or layout -- such as the marshalled
@@ -376,7 +376,7 @@ class ScanCache:
         return out
 
     def get_records(self, items: Sequence[tuple[Key | None, str]]) -> list[bytes | None]:
-        """The stored records (:mod:`moddeps.recordcodec` blobs, not decoded)
+        """The stored records (:mod:`moddeps.read.recordcodec` blobs, not decoded)
         for (key, shown-path) pairs; None where there is no valid record: none
         for that key, or one that fails its seal (said once; the module is
         read again and its record replaced)."""
