@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -230,6 +230,20 @@ def output_format(fmt: str | None, json_out: bool) -> str:
     if json_out and fmt not in (None, "json"):
         raise UsageError(f"--json is --format json: give one of --json, --format {fmt}")
     return choose(fmt, json_out)
+
+
+def emit(mode: str, *, document: Callable[[], dict[str, Any]], lines: Callable[[], list[str]],
+         table: Callable[[Console], None]) -> None:
+    """Write a result in the rendering :func:`output_format` chose: the JSON document, plain
+    records (one a line) or rich tables; only the chosen renderer runs."""
+    if mode == "json":
+        from ..report.jsonout import dumps
+
+        sys.stdout.write(dumps(document()) + "\n")
+    elif mode == "text":
+        write_lines(lines())
+    else:
+        table(stdout_console())
 
 
 def write_lines(lines: list[str]) -> None:

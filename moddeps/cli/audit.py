@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -18,14 +17,13 @@ from .app import (
     TimestampOpt,
     app,
     depmod_config,
+    emit,
     err,
     exit_on_error,
     html_timestamp,
     output_format,
     resolve_tree,
     scan_dir,
-    stdout_console,
-    write_lines,
 )
 
 
@@ -83,17 +81,8 @@ def audit(
             html.write(html_file, html.render(html.audit_data(
                 t, result, kmod=kmod, inputs={"basedir (depmod.d)": base},
                 timestamp=html_timestamp(timestamp))))
-        if json_out:
-            from ..report.audit import audit_document
-            from ..report.jsonout import dumps
+        from ..report.audit import audit_document, audit_lines, render_audit
 
-            sys.stdout.write(dumps(audit_document(result)) + "\n")
-        elif mode == "text":
-            from ..report.audit import audit_lines
-
-            write_lines(audit_lines(result))
-        else:
-            from ..report.audit import render_audit
-
-            render_audit(stdout_console(), result)
+        emit(mode, document=lambda: audit_document(result), lines=lambda: audit_lines(result),
+             table=lambda console: render_audit(console, result))
         raise typer.Exit(result.exit_status(fail_on or "error"))

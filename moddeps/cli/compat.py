@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
@@ -20,14 +19,13 @@ from .app import (
     TimestampOpt,
     app,
     depmod_config,
+    emit,
     err,
     exit_on_error,
     html_timestamp,
     output_format,
     resolve_tree,
     scan_dir,
-    stdout_console,
-    write_lines,
 )
 
 
@@ -130,17 +128,8 @@ def compat(
             from ..report import html
 
             html.write(html_file, html.render(html.compat_data(results, timestamp=html_timestamp(timestamp))))
-        if json_out:
-            from ..report.compat import compat_document
-            from ..report.jsonout import dumps
+        from ..report.compat import compat_document, compat_lines, render_compat
 
-            sys.stdout.write(dumps(compat_document(results)) + "\n")
-        elif mode == "text":
-            from ..report.compat import compat_lines
-
-            write_lines(compat_lines(results))
-        else:
-            from ..report.compat import render_compat
-
-            render_compat(stdout_console(), results)
+        emit(mode, document=lambda: compat_document(results), lines=lambda: compat_lines(results),
+             table=lambda console: render_compat(console, results))
         raise typer.Exit(matrix_exit_status(results))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated
 
 import typer
@@ -18,12 +17,11 @@ from .app import (
     TimestampOpt,
     app,
     depmod_config,
+    emit,
     exit_on_error,
     html_timestamp,
     output_format,
     scan_dir,
-    stdout_console,
-    write_lines,
 )
 
 
@@ -76,17 +74,8 @@ def diff_cmd(
             checked = [(m.name, [i.name for i in m.imports]) for m in scan_files(list(check or ()), jobs=jobs)]
             html.write(html_file, html.render(html.diff_data(result, out_of_tree=checked,
                                                              timestamp=html_timestamp(timestamp))))
-        if json_out:
-            from ..report.compat import diff_document
-            from ..report.jsonout import dumps
+        from ..report.compat import diff_document, diff_lines, render_diff
 
-            sys.stdout.write(dumps(diff_document(result)) + "\n")
-        elif mode == "text":
-            from ..report.compat import diff_lines
-
-            write_lines(diff_lines(result))
-        else:
-            from ..report.compat import render_diff
-
-            render_diff(stdout_console(), result)
+        emit(mode, document=lambda: diff_document(result), lines=lambda: diff_lines(result),
+             table=lambda console: render_diff(console, result))
         raise typer.Exit(result.exit_status())
