@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .model import KernelSymbols, Module
     from .modinfo import ModuleInfo
     from .modprobe.closure import Closure
-    from .modprobe.plan import Plan, PlanContext, PlanSet
+    from .modprobe.plan import PlanContext, PlanSet
     from .read.cache import ScanCache
     from .read.scan import Tree
     from .resolve import Resolution
@@ -287,13 +287,6 @@ def _context(tree: StrPath | PlanContext) -> PlanContext:
     return tree if isinstance(tree, PlanContext) else plan_context(tree)
 
 
-def _plan_set(ctx: PlanContext, plans: tuple[Plan, ...], remove: bool) -> PlanSet:
-    """The plans of one modprobe run, with what the run read (as the command reports them)."""
-    from .modprobe.plan import PlanSet
-
-    return PlanSet(ctx.dirname, ctx.data.version, ctx.source, ctx.config.files, plans, remove, ctx.config.messages)
-
-
 def plan_load(
     tree: StrPath | PlanContext,
     targets: Sequence[str],
@@ -313,10 +306,11 @@ def plan_load(
     ``Plan`` with ``error`` set.  Raises what :func:`plan_context` raises,
     and :class:`UsageError` for options with several targets.
     """
+    from .modprobe.plan import PlanSet
     from .modprobe.plan import plan_load as load
 
     ctx = _context(tree)
-    return _plan_set(ctx, load(ctx, targets, options=options, loaded=loaded), remove=False)
+    return PlanSet.of(ctx, load(ctx, targets, options=options, loaded=loaded), remove=False)
 
 
 def plan_remove(
@@ -334,10 +328,11 @@ def plan_remove(
     its plan (``Plan.error``), unused dependencies follow.  Raises what
     :func:`plan_context` raises.
     """
+    from .modprobe.plan import PlanSet
     from .modprobe.plan import plan_remove as remove
 
     ctx = _context(tree)
-    return _plan_set(ctx, remove(ctx, targets, remove_holders=remove_holders, loaded=loaded), remove=True)
+    return PlanSet.of(ctx, remove(ctx, targets, remove_holders=remove_holders, loaded=loaded), remove=True)
 
 
 def closure(

@@ -173,6 +173,12 @@ class PlanSet:
         """modprobe's: 1 when any target failed."""
         return 0 if all(p.ok for p in self.plans) else 1
 
+    @classmethod
+    def of(cls, ctx: PlanContext, plans: tuple[Plan, ...], *, remove: bool) -> PlanSet:
+        """The plans of one modprobe run in ``ctx``, with what the run read."""
+        return cls(dirname=ctx.dirname, version=ctx.data.version, source=ctx.source, config_files=ctx.config.files,
+                   plans=plans, remove=remove, messages=ctx.config.messages)
+
 
 # --------------------------------------------------------------------------
 # modprobe's command line, the kernel's state
@@ -668,5 +674,4 @@ def plan_targets(
         plans = plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state)
     else:
         plans = plan_load(ctx, targets, options=options, loaded=state)
-    return PlanSet(dirname=ctx.dirname, version=ctx.data.version, source=ctx.source, config_files=ctx.config.files,
-                   plans=plans, remove=remove, messages=ctx.config.messages)
+    return PlanSet.of(ctx, plans, remove=remove)
