@@ -17,7 +17,7 @@ from .findings import FINDING_KINDS, SEVERITIES, Finding
 from .kernelsyms import kmod_kernel_table, read_text
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode
 from .read.scan import Tree
-from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
+from .resolve import KERNEL, Resolution, ResolveOptions, resolve, strongly_connected_cycles
 from .signature import UNDECODABLE, WEAK_HASHES, SigningPolicy, key_text, out_of_tree_path, signing_policy
 
 #: The kernel's list (include/linux/license.h, license_is_gpl_compatible).
@@ -130,7 +130,7 @@ def audit_tree(
     if kernel is not None and kernel.kind == "symvers" and not crcs:
         notes.append(f"{kernel.source} has no CRCs (a kernel without CONFIG_MODVERSIONS): symbol versions against "
                      "the kernel were not checked")
-    res = resolve(modules, full, Options(kernel_table=kernel_table, check_crcs=crcs, warn=True))
+    res = resolve(modules, full, ResolveOptions(kernel_table=kernel_table, check_crcs=crcs, warn=True))
     findings: list[Finding] = []
     findings += _cycles(tree, res, names, shown)
     findings += _broken(tree)

@@ -104,7 +104,7 @@ from .kmodhash import hash_order
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
 from .read.elfreader import machine_name, read_module_or_broken
 from .read.scan import Tree
-from .resolve import KERNEL, Options, Resolution, resolve, strongly_connected_cycles
+from .resolve import KERNEL, Resolution, ResolveOptions, resolve, strongly_connected_cycles
 from .signature import UNDECODABLE, SigningPolicy, key_text
 
 #: Where the files are considered installed (kmod's default first search directory).
@@ -701,7 +701,7 @@ def compat_check(
     magic = kernel_vermagic(target)
     modversions = kernel_modversions(magic, kernel)
     crc_checked = kernel is not None and has_crcs(kernel) and modversions is not False
-    opts = Options(kernel_table=table, check_crcs=crc_checked)
+    opts = ResolveOptions(kernel_table=table, check_crcs=crc_checked)
     comp, comp_shown, file_idx, replaced = _compose(target, mods, shown, subdir)
     res = resolve(comp, comp_shown, opts)
     pristine = list(target.modules)

@@ -27,7 +27,7 @@ DISAGREES = "WARNING: {} disagrees about version of symbol {}"
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
+class ResolveOptions:
     """The depmod options that change resolution."""
 
     kernel_table: dict[str, int] | None = None  # -E / -F: name -> crc
@@ -104,14 +104,14 @@ def kmod_view(modules: Sequence[Module]) -> Sequence[Module]:
     return modules if out is None else out
 
 
-def resolve(modules: Sequence[Module], paths: Sequence[str], opts: Options | None = None) -> Resolution:
+def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOptions | None = None) -> Resolution:
     """Resolve symbols for the module array ``modules`` (``paths``: the full path
     kmod prints for each module in warnings).
 
     Imports are taken as kmod 34 reads them (:func:`kmod_view`): CRCs that
     only the extended modversions tables hold count as missing.
     """
-    o = opts or Options()
+    o = opts or ResolveOptions()
     prefix = o.prefix
     modules = kmod_view(modules)
     owners: dict[str, tuple[int, int]] = {}

@@ -15,7 +15,7 @@ from moddeps.depmod.render import render_files
 from moddeps.kernelsyms import kmod_kernel_table, read_text
 from moddeps.model import Module, SignatureFacts, fsdecode
 from moddeps.read.scan import Tree, scan_tree
-from moddeps.resolve import Options, resolve
+from moddeps.resolve import ResolveOptions, resolve
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_modules"
 TREE = ROOT / "lib/modules/6.1.0-50-cloud-amd64"
@@ -46,7 +46,7 @@ def tree() -> Tree:
     return t
 
 
-def _everything(tree: Tree, modules: tuple[Module, ...], opts: Options) -> object:
+def _everything(tree: Tree, modules: tuple[Module, ...], opts: ResolveOptions) -> object:
     """Every output file and message depmod makes of these modules."""
     cycle_free = tuple(m for m in modules if "cycle" not in m.name)
     keep = [i for i, m in enumerate(modules) if "cycle" not in m.name]
@@ -62,10 +62,10 @@ def test_no_field_outside_the_view_changes_any_output(tree: Tree, checked: bool)
     assert {f.name for f in dataclasses.fields(Module)} == {
         "name", "path", "exports", "imports", "error", "kmod_error", *OTHER_FIELDS}, \
         "a new Module field: add it to depmod_view or to OTHER_FIELDS here"
-    opts = Options()
+    opts = ResolveOptions()
     if checked:
         table, _ = kmod_kernel_table(read_text(str(SYMVERS)), str(SYMVERS), "symvers", None)
-        opts = Options(kernel_table={fsdecode(k): v for k, v in table.items()}, check_crcs=True, warn=True)
+        opts = ResolveOptions(kernel_table={fsdecode(k): v for k, v in table.items()}, check_crcs=True, warn=True)
     want = _everything(tree, tree.modules, opts)
     for name, change in OTHER_FIELDS.items():
         changed = tuple(dataclasses.replace(m, **{name: change(m)}) for m in tree.modules)  # type: ignore[no-untyped-call]
@@ -78,7 +78,7 @@ def test_each_part_of_the_view_is_read(tree: Tree) -> None:
     symbols changes what depmod makes (the view is no wider
     than it has to be, so a rebuilt module keeps the previous result as
     often as it can)."""
-    want = _everything(tree, tree.modules, Options())
+    want = _everything(tree, tree.modules, ResolveOptions())
     exporter = next(i for i, m in enumerate(tree.modules) if m.exports and "cycle" not in m.name)
     kept = [i for i, m in enumerate(tree.modules) if "cycle" not in m.name]
     importer = kept[next(i for i, deps in enumerate(want[1]) if deps)]  # type: ignore[index]
@@ -90,4 +90,4 @@ def test_each_part_of_the_view_is_read(tree: Tree) -> None:
         modules = list(tree.modules)
         modules[idx] = dataclasses.replace(modules[idx], **change)  # type: ignore[arg-type]
         assert depmod_view(modules[idx]) != depmod_view(tree.modules[idx])
-        assert _everything(tree, tuple(modules), Options()) != want, change
+        assert _everything(tree, tuple(modules), ResolveOptions()) != want, change

@@ -24,7 +24,7 @@ from moddeps.native import DECLINED
 from moddeps.read import elfreader
 from moddeps.read import recordcodec as rc
 from moddeps.read.elfreader import KSYM_FLAG_GPL_ONLY, parse_module, parse_module_pyelftools
-from moddeps.resolve import KERNEL, Options, kmod_view, resolve
+from moddeps.resolve import KERNEL, ResolveOptions, kmod_view, resolve
 
 from . import kobuild
 from .kobuild import Export, Sym, build_ko
@@ -392,7 +392,7 @@ def test_depmod_e_sees_what_kmod_34_sees(pure_binder: bool, basic: bool, monkeyp
     prov = read(_provider())
     table = {"printk": 0x11111111, "kfree": 0x44444444, "module_layout": 0x33333333}
     paths = ["/lib/modules/x/a.ko", "/lib/modules/x/prov.ko"]
-    for opts in (Options(), Options(kernel_table=table, check_crcs=True, warn=True)):
+    for opts in (ResolveOptions(), ResolveOptions(kernel_table=table, check_crcs=True, warn=True)):
         got = resolve([with_ext, prov], paths, opts)
         want = resolve([without, prov], paths, opts)
         assert got == want

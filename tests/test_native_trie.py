@@ -27,7 +27,7 @@ from moddeps.index.write import build_index, build_index_columns, py_build_index
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.native import DECLINED
-from moddeps.resolve import KERNEL, Options, _bind_py, resolve
+from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, resolve
 
 
 def _load() -> ModuleType | None:
@@ -449,7 +449,7 @@ def test_resolve_twins(trie: ModuleType, modules: list[Module], prefix: str | No
 def test_resolve_native_equals_pure(pure: Callable[[bool], None], trie: ModuleType, modules: list[Module],
                                     prefix: str | None, warn: bool, kernel: dict[str, int] | None) -> None:
     paths = [m.path for m in modules]
-    opts = Options(kernel_table=kernel, check_crcs=kernel is not None, warn=warn, prefix=prefix)
+    opts = ResolveOptions(kernel_table=kernel, check_crcs=kernel is not None, warn=warn, prefix=prefix)
     pure(False)
     native = resolve(modules, paths, opts)
     pure(True)

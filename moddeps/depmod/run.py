@@ -276,7 +276,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
                 return _from_cache(job, again, inputs, scan_cache)
         tree = read_layout(layout, jobs=opts.jobs, progress=job.progress, cache=scan_cache,
                            keys=inputs.keys if inputs else None)
-    from ..resolve import Options, resolve
+    from ..resolve import ResolveOptions, resolve
 
     extra_notes: list[str] = []  # the cache's own note goes first, once its writes are done
     messages.extend(m for m in tree.messages if m not in cfg.messages)
@@ -291,7 +291,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     res = resolve(
         tree.modules,
         full_paths,
-        Options(kernel_table=kernel_table, check_crcs=opts.symvers is not None, warn=warn, prefix=opts.prefix),
+        ResolveOptions(kernel_table=kernel_table, check_crcs=opts.symvers is not None, warn=warn, prefix=opts.prefix),
     )
     messages.extend(res.messages)
     verbose_lines: list[str] = []
