@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .abidiff import DiffResult, Side
     from .audit import AuditResult
     from .compat import CompatResult
-    from .config import DepmodConfig
     from .kmodversion import KmodTarget
     from .model import KernelSymbols, Module
     from .modinfo import ModuleInfo
@@ -77,21 +76,6 @@ def _dir(dirname: StrPath) -> str:
 
 def _paths(paths: Sequence[StrPath] | None) -> list[str] | None:
     return [os.fspath(p) for p in paths] if paths else None
-
-
-def _depmod_config(dirname: str, config: Sequence[StrPath] | None) -> DepmodConfig:
-    """depmod.d for a tree: ``config`` (``-C`` paths) if given, else the default
-    directories under its root; none for a directory outside ``[usr/]lib/modules``."""
-    from .config import DepmodConfig, load
-    from .kmodnames import basedir_of
-
-    version = os.path.basename(os.path.abspath(dirname))
-    base = basedir_of(dirname)
-    if config:
-        return load(_paths(config), version, base or "")
-    if base is None:
-        return DepmodConfig()
-    return load(None, version, base)
 
 
 @contextmanager
@@ -150,7 +134,9 @@ def read_tree(
     from .read.scan import scan_tree
 
     d = _dir(dirname)
-    cfg = _depmod_config(d, config)
+    from .config import for_tree
+
+    cfg = for_tree(d, paths=_paths(config))
     with _scan_cache(cache) as c:
         return scan_tree(d, config=cfg, jobs=jobs, cache=c)
 

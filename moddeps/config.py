@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .inputfiles import try_read
+from .kmodnames import config_basedir
 from .model import printable
 
 #: kmod 32 and later's default directories, in priority order: of two files with one base
@@ -252,3 +254,12 @@ def load(paths: list[str] | None, kver: str, basedir: str = "", *, usr_lib_dir: 
         excludes.extend(cfg.excludes)
         errors.extend(f"ERROR: {e}" for e in errs)
     return DepmodConfig(tuple(search), tuple(overrides), tuple(externals), tuple(excludes), tuple(files), tuple(errors))
+
+
+def for_tree(dirname: str, *, basedir: str | None = None, paths: Sequence[str] | None = None) -> DepmodConfig:
+    """depmod.d as depmod reads it for the module directory ``dirname`` (``.../VERSION``):
+    ``paths`` (``-C``) when given, else the default directories under ``basedir`` (``-b``),
+    else under the root above ``[usr/]lib/modules/VERSION``; none for a directory elsewhere
+    (:func:`moddeps.kmodnames.config_basedir`).  What every command but depmod reads."""
+    version = os.path.basename(os.path.abspath(dirname))
+    return load(list(paths) if paths else None, version, config_basedir(dirname, basedir))

@@ -352,15 +352,6 @@ def scan_dir(dirname: str, jobs: int | None, show_progress: bool, cache: str | N
         return scan_tree(dirname, jobs=jobs, progress=cb, cache=c, config=config)
 
 
-def depmod_config(dirname: str, basedir: str | None) -> DepmodConfig:
-    """depmod.d as depmod reads it for the tree ``dirname``: under
-    :func:`moddeps.kmodnames.config_basedir`, for the kernel version the directory is named after."""
-    from ..config import load
-    from ..kmodnames import config_basedir
-
-    return load(None, os.path.basename(os.path.abspath(dirname)), config_basedir(dirname, basedir))
-
-
 
 
 def load_resolved(tree: str | None, basedir: str | None, version: str | None, jobs: int | None = None,
@@ -371,7 +362,9 @@ def load_resolved(tree: str | None, basedir: str | None, version: str | None, jo
     dirname, note = resolve_tree(tree, basedir, version)
     if note:
         err(note)
-    t = scan_dir(dirname, jobs, show_progress, config=depmod_config(dirname, basedir))
+    from ..config import for_tree
+
+    t = scan_dir(dirname, jobs, show_progress, config=for_tree(dirname, basedir=basedir))
     paths = [f"{t.dirname}/{f.relpath}" if f.relpath is not None else f.path for f in t.files]
     return t, resolve(t.modules, paths)
 

@@ -16,7 +16,6 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    depmod_config,
     emit,
     err,
     exit_on_error,
@@ -71,7 +70,9 @@ def audit(
             kernel = load_kernel_symbols(symvers, "symvers") if symvers else load_kernel_symbols(
                 system_map or "", "system.map")
         base = config_basedir(dirname, basedir)
-        t = scan_dir(dirname, jobs, not json_out, cache, no_cache, depmod_config(dirname, basedir))
+        from ..config import for_tree
+
+        t = scan_dir(dirname, jobs, not json_out, cache, no_cache, for_tree(dirname, basedir=basedir))
         result = audit_tree(t, kernel)
         if html_file:
             from .. import kmodversion

@@ -18,7 +18,6 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    depmod_config,
     emit,
     err,
     exit_on_error,
@@ -120,7 +119,9 @@ def compat(
                 if kernel is None:
                     err(f"note: no kernel symbol list for {dirname}: verdicts say 'kernel symbols unchecked' "
                         "(give --symvers or --system-map)")
-            cfg = depmod_config(dirname, bdir)
+            from ..config import for_tree
+
+            cfg = for_tree(dirname, basedir=bdir)
             loaded.append((scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg), kernel))
         results = compat_matrix(scan_files(files, jobs=jobs), loaded, subdir=subdir,
                                 enforce_signatures=enforce_signatures)

@@ -16,7 +16,6 @@ from .app import (
     NoCacheOpt,
     TimestampOpt,
     app,
-    depmod_config,
     emit,
     exit_on_error,
     html_timestamp,
@@ -57,7 +56,9 @@ def diff_cmd(
         for p in (old, new):
             if os.path.isdir(p):
                 dirname = p.rstrip("/") or "/"
-                cfg = depmod_config(dirname, None)
+                from ..config import for_tree
+
+                cfg = for_tree(dirname)
                 sides.append(side_from_tree(scan_dir(dirname, jobs, not json_out, cache, no_cache, cfg)))
             elif os.path.exists(p):
                 sides.append(side_from_symvers(p))
