@@ -71,11 +71,13 @@ def check_order(tree: Tree, res: Resolution, order_text: bytes) -> list[OrderVio
     """Modules that ``modules.order`` lists before a module they need (or that
     need a module it does not list at all)."""
     from .model import fsdecode
+    from .read.order import order_lines
 
-    lines = [fsdecode(x) for x in order_text.split(b"\n") if x]
+    lines, _corrupted = order_lines(order_text)  # numbered and cut as kmod reads the file
     position: dict[str, int] = {}
     for k, line in enumerate(lines, 1):
-        position[line] = k  # last occurrence, as kmod 30
+        if line:
+            position[fsdecode(line)] = k  # last occurrence, as kmod 30
     out: list[OrderViolation] = []
     for idx in range(len(tree.modules)):
         pos = position.get(order_path(tree, idx))

@@ -51,6 +51,18 @@ def test_order_check_reports_modules_loaded_too_early(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "c (line 1) needs b (line 2) for b_fn" in result.stdout
 
 
+def test_order_check_reads_modules_order_as_kmod(tmp_path: Path) -> None:
+    """A line with a NUL is corrupted for kmod, which reads no further: what follows is not listed;
+    a line that starts with NUL is skipped but still counts one line number."""
+    tree = chain_tree(tmp_path, "")
+    (tree / "modules.order").write_bytes(b"\0skipped\nkernel/c.ko\nkernel/b.ko\nkernel/x\0y.ko\nkernel/a.ko\n")
+    t = scan_tree(str(tree), jobs=1)
+    res = resolve(t.modules, [f.path for f in t.files])
+    bad = check_order(t, res, (tree / "modules.order").read_bytes())
+    # a.ko comes after the corrupted line 4: for kmod it is not listed (needs_line None)
+    assert [(v.module, v.line, v.needs, v.needs_line) for v in bad] == [("c", 2, "b", 3), ("b", 3, "a", None)]
+
+
 def test_why_paths_and_json() -> None:
     r = runner.invoke(app, ["why", "mdx_proprietary", "mdx_exporter", "-t", SAMPLE_TREE, "--json"])
     assert r.exit_code == 0, r.output
