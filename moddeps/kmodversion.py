@@ -14,6 +14,11 @@ kmod 30 and Debian 13's kmod 34.2):
   v33), a header alone when no module declares a weak dependency.
 * kmod 32 and later read ``/usr/lib/depmod.d`` too, between
   ``/usr/local/lib/depmod.d`` and ``/lib/depmod.d`` (commit 8463809f8a29, v32).
+* kmod 32 and later read ``/usr/lib/modprobe.d`` too, before
+  ``/lib/modprobe.d`` (the same commit 8463809f8a29, v32); kmod 30 and 31 do not.
+* kmod 33 and later read only ``*.conf`` files from a modprobe.d directory
+  (libkmod/libkmod-config.c: conf_files_filter_out, commit 29cc8c2e700d, v33);
+  kmod 30 to 32 read ``*.alias`` files too.
 * kmod 34 rejects ``-u``, ``-q``, ``-r`` and ``--map`` (commit af54b73a80e8,
   v34); kmod 30 to 33 accept them with "Ignored deprecated option".
 * ``modinfo`` pads long field names differently before and after kmod 34.
@@ -67,6 +72,16 @@ class KmodTarget:
     def usr_lib_depmod_d(self) -> bool:
         """``/usr/lib/depmod.d`` is one of the default depmod.d directories (kmod >= 32)."""
         return self.version >= 32
+
+    @property
+    def usr_lib_modprobe_d(self) -> bool:
+        """``/usr/lib/modprobe.d`` is a default modprobe.d directory, before ``/lib/modprobe.d`` (kmod >= 32)."""
+        return self.version >= 32
+
+    @property
+    def modprobe_d_alias_files(self) -> bool:
+        """A modprobe.d directory's ``*.alias`` files are read, not only ``*.conf`` (kmod <= 32)."""
+        return self.version <= 32
 
     @property
     def always_weakdep(self) -> bool:

@@ -5,9 +5,11 @@ kmod_config_new):
 
 1. The file list.  ``modules.softdep`` of the module directory is entered
    first, then every config path in the order given: a directory contributes
-   each entry whose name does not start with ``.`` and ends in ``.conf`` or
-   ``.alias`` (at least 6 characters; subdirectories are refused with an
-   error), a plain file contributes itself whatever its name.  The list is
+   each entry whose name does not start with ``.`` and ends in ``.conf`` or,
+   up to kmod 32, ``.alias`` (at least 6 characters; subdirectories are
+   refused with an error), a plain file contributes itself whatever its name.
+   kmod 33 reads no ``.alias`` file from a directory (libkmod/libkmod-config.c:
+   conf_files_filter_out@v34.2, commit 29cc8c2e700d).  The list is
    kept sorted by *file name* (byte order) and a name already present is
    ignored, so the first directory wins a name, and ``modules.softdep`` sorts
    among the config files: a config ``softdep`` in ``a.conf`` is seen before
@@ -58,12 +60,15 @@ __all__ = [
     "underscores",
 ]
 
-#: kmod 30 (Debian): SYSCONFDIR/modprobe.d, /run/modprobe.d,
-#: /usr/local/lib/modprobe.d, /lib/modprobe.d.  /usr/lib/modprobe.d is kmod
-#: 33's DISTCONFDIR; on merged-/usr systems it is /lib/modprobe.d anyway, and
-#: a file name met twice is read once (the first directory wins).
-DEFAULT_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d",
-                "/usr/lib/modprobe.d")
+#: kmod 32 to 34 (libkmod/libkmod.c: default_config_paths@v34.2): SYSCONFDIR/modprobe.d,
+#: /run/modprobe.d, /usr/local/lib/modprobe.d, DISTCONFDIR/modprobe.d (/usr/lib/modprobe.d
+#: as distributions build kmod; added by commit 8463809f8a29, v32), /lib/modprobe.d.  A file
+#: name met twice is read once, from the first directory, so on a root that is not
+#: merged-/usr ``/usr/lib/modprobe.d/x.conf`` hides ``/lib/modprobe.d/x.conf``.
+DEFAULT_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d",
+                "/lib/modprobe.d")
+#: kmod 30 and 31: no /usr/lib/modprobe.d
+DEFAULT_DIRS_KMOD30 = tuple(d for d in DEFAULT_DIRS if d != "/usr/lib/modprobe.d")
 
 #: kmod libkmod/libkmod-config.c: KCMD_LINE_SIZE; read_str_safe keeps one byte for the NUL.
 _KCMD_LINE_SIZE = 4096
@@ -431,17 +436,22 @@ def _weakdep(acc: _Acc, line: str, pos: int, rule: Rule) -> bool:
     return True
 
 
-def default_config_paths(basedir: str = "") -> list[str]:
-    """The default modprobe.d directories, under ``basedir`` (hermetic, unlike kmod)."""
+def default_config_paths(basedir: str = "", *, usr_lib_dir: bool = True) -> list[str]:
+    """The default modprobe.d directories, under ``basedir`` (hermetic, unlike kmod):
+    kmod >= 32's (``usr_lib_dir``, :attr:`~moddeps.kmodversion.KmodTarget.usr_lib_modprobe_d`)
+    or kmod 30's."""
     base = basedir.rstrip("/")
-    return [base + d for d in DEFAULT_DIRS]
+    return [base + d for d in (DEFAULT_DIRS if usr_lib_dir else DEFAULT_DIRS_KMOD30)]
 
 
 def config_file_list(paths: Sequence[str], dirname: str | None,
-                     messages: list[str] | None = None) -> list[tuple[str, str]]:
+                     messages: list[str] | None = None, *, alias_files: bool = True) -> list[tuple[str, str]]:
     """kmod's sorted, de-duplicated (name, path) list (libkmod-config.c,
     conf_files_list / conf_files_insert_sorted), ``modules.softdep`` and
-    ``modules.weakdep`` of ``dirname`` included."""
+    ``modules.weakdep`` of ``dirname`` included.  ``alias_files``: a directory's
+    ``*.alias`` entries count too (kmod <= 32,
+    :attr:`~moddeps.kmodversion.KmodTarget.modprobe_d_alias_files`)."""
+    suffixes = (".conf", ".alias") if alias_files else (".conf",)
     entries: dict[str, str] = {}
     if dirname is not None:
         entries["modules.softdep"] = f"{dirname}/modules.softdep"
@@ -463,7 +473,7 @@ def config_file_list(paths: Sequence[str], dirname: str | None,
                 messages.append(f"ERROR: opendir({path}): {exc.strerror}")
             continue
         for name in names:
-            if name.startswith(".") or len(name) < 6 or not (name.endswith(".conf") or name.endswith(".alias")):
+            if name.startswith(".") or len(name) < 6 or not name.endswith(suffixes):
                 continue
             full = f"{path}/{name}"
             if os.path.isdir(full):
@@ -481,6 +491,8 @@ def load(
     basedir: str = "",
     kernel_cmdline: str | bytes | None = None,
     module_files: Mapping[str, bytes | None] | None = None,
+    usr_lib_dir: bool = True,
+    alias_files: bool = True,
 ) -> ModprobeConfig:
     """Read modprobe.d the way libkmod does.
 
@@ -489,12 +501,15 @@ def load(
     ``dirname`` is the module directory whose ``modules.softdep`` (and kmod 33
     ``modules.weakdep``) are read; ``module_files`` supplies their contents
     instead (a tree indexed from a scan).  ``kernel_cmdline`` is the text of
-    ``/proc/cmdline`` to parse last, or None to ignore it.
+    ``/proc/cmdline`` to parse last, or None to ignore it.  ``usr_lib_dir``
+    and ``alias_files`` choose a kmod release's rules (see
+    :func:`default_config_paths` and :func:`config_file_list`; the callers
+    take them from :class:`~moddeps.kmodversion.KmodTarget`).
     """
-    search = list(paths) if paths else default_config_paths(basedir)
+    search = list(paths) if paths else default_config_paths(basedir, usr_lib_dir=usr_lib_dir)
     acc = _Acc()
     files: list[str] = []
-    for name, path in config_file_list(search, dirname, acc.messages):
+    for name, path in config_file_list(search, dirname, acc.messages, alias_files=alias_files):
         data: bytes | None
         if module_files is not None and dirname is not None and path == f"{dirname}/{name}" and name in module_files:
             data = module_files[name]

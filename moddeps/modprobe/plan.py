@@ -80,6 +80,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .. import kmodversion
 from ..errors import UsageError
 from ..index.keys import alias_normalize
 from ..kmodnames import MODULE_DIRECTORIES, config_basedir
@@ -262,6 +263,7 @@ def open_context(
     depmod_config: Sequence[str] | None = None,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    kmod: kmodversion.KmodTarget | None = None,
 ) -> PlanContext:
     """Open a tree for planning.
 
@@ -270,13 +272,18 @@ def open_context(
     ``config_paths`` are ``-C`` paths (only they are read, as in kmod);
     without them the modprobe.d directories under ``basedir`` (default: the
     root above ``lib/modules/VERSION``).  ``kernel_cmdline``: text of a
-    ``/proc/cmdline`` to apply (never read implicitly).
+    ``/proc/cmdline`` to apply (never read implicitly).  ``kmod``: the release
+    whose modprobe.d rules apply (None: :func:`moddeps.kmodversion.select`
+    for the root, as depmod chooses).
     """
     dirname = make_absolute(dirname)
     base = config_basedir(dirname, basedir)
+    if kmod is None:
+        kmod = kmodversion.select(None, base or "/")
     data = open_tree(dirname, source=source, basedir=base, depmod_config=depmod_config, jobs=jobs, progress=progress)
     cfg = modprobe_config.load(config_paths, dirname=dirname, basedir=base, kernel_cmdline=kernel_cmdline,
-                               module_files=data.module_files if data.source.kind == "scan" else None)
+                               module_files=data.module_files if data.source.kind == "scan" else None,
+                               usr_lib_dir=kmod.usr_lib_modprobe_d, alias_files=kmod.modprobe_d_alias_files)
     return PlanContext(dirname, data, cfg)
 
 
@@ -661,6 +668,7 @@ def plan_targets(
     source: Literal["auto", "index", "scan"] = "auto",
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    kmod: kmodversion.KmodTarget | None = None,
 ) -> PlanSet:
     """Plans for ``targets`` in ``dirname``, like one ``modprobe -a`` (or ``-r``) run.
 
@@ -668,7 +676,7 @@ def plan_targets(
     turn it off and give ``loaded`` to plan against a kernel's loaded modules.
     """
     ctx = open_context(dirname, config_paths=config_paths, basedir=basedir, kernel_cmdline=kernel_cmdline,
-                       source=source, jobs=jobs, progress=progress)
+                       source=source, jobs=jobs, progress=progress, kmod=kmod)
     state = None if show_depends_mode else frozenset(loaded or ())
     if remove:
         plans = plan_remove(ctx, targets, remove_holders=remove_holders, loaded=state)
