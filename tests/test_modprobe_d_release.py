@@ -24,7 +24,7 @@ from moddeps.kmodversion import KmodTarget
 from moddeps.modprobe import config as mc
 from moddeps.modprobe.config import ModprobeConfig
 from moddeps.modprobe.plan import open_context
-from tests.test_plan import make_tree
+from tests.test_plan import VER, make_tree
 
 DATA = Path(__file__).parent / "data" / "modprobe_d"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
@@ -109,3 +109,20 @@ def test_open_context_chooses_like_depmod(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv(kmodversion.ENV)  # no package database in the root: the default, 34
     assert kmodversion.DEFAULT == 34
     assert dump(open_context(dirname).config) == recorded("root", 34)
+
+
+def test_plan_command_takes_the_release(tmp_path: Path) -> None:
+    """``moddeps plan --kmod-version N`` reads modprobe.d as kmod N does (``*.alias`` files up to 32)."""
+    from typer.testing import CliRunner
+
+    from moddeps.cli import app
+
+    _tree_with_fixture_root(tmp_path)
+    files = {}
+    for release in (30, 34):
+        r = CliRunner().invoke(app, ["plan", "-b", str(tmp_path / "root"), "-k", VER, "--json",
+                                     "--kmod-version", str(release), "libb"])
+        assert r.exit_code == 0, r.output
+        files[release] = json.loads(r.stdout)["config_files"]
+    assert any(f.endswith(".alias") for f in files[30])
+    assert not any(f.endswith(".alias") for f in files[34])

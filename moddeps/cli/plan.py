@@ -13,6 +13,7 @@ from .app import (
     FormatOpt,
     JobsOpt,
     JsonOpt,
+    KmodVersionOpt,
     app,
     err,
     exit_on_error,
@@ -53,6 +54,7 @@ def plan(
         "--kernel-cmdline", help="A file with a kernel command line (like /proc/cmdline) whose "
         "MODULE.OPTION= and modprobe.blacklist= apply, as modprobe does.")] = None,
     source: Annotated[str, typer.Option("--source", help="Indexes: auto (default), index, scan.")] = "auto",
+    kmod_version: KmodVersionOpt = None,
     jobs: JobsOpt = None,
 ) -> None:
     """Load (or unload) plans exactly as modprobe makes them, with the reason for every module.
@@ -60,6 +62,7 @@ def plan(
     Exit status: 0, or 1 when a target cannot be found (modprobe's), or when
     --closure cannot include one.
     """
+    from .. import kmodversion
     from ..errors import InputError, UsageError
 
     with exit_on_error():
@@ -90,6 +93,7 @@ def plan(
         dirname = modprobe_dirname(basedir, version)
         if not os.path.isdir(dirname):
             raise InputError(f"{dirname}: no such module directory")
+        kmod = kmodversion.select(kmod_version, basedir)  # modprobe.d's directories and files differ by release
         cmdline = None
         if kernel_cmdline is not None:
             from ..inputfiles import read_input
@@ -103,7 +107,7 @@ def plan(
         if closure_:
             with progress(not json_out, "reading modules") as cb:
                 ctx = open_context(dirname, config_paths=config or None, basedir=basedir, kernel_cmdline=cmdline,
-                                   source=chosen, jobs=jobs, progress=cb)
+                                   source=chosen, jobs=jobs, progress=cb, kmod=kmod)
             _notes(out.source_note(ctx.source, dirname), ctx.config.messages)
             c = closure(ctx, targets, allow_missing_firmware=allow_missing_firmware)
             if json_out:
@@ -127,7 +131,8 @@ def plan(
         with progress(not json_out and not show_depends, "reading modules") as cb:
             ps = plan_targets(dirname, targets, config_paths=config or None, basedir=basedir, remove=remove,
                               remove_holders=remove_holders, show_depends_mode=state is None, loaded=state,
-                              options=option or (), kernel_cmdline=cmdline, source=chosen, jobs=jobs, progress=cb)
+                              options=option or (), kernel_cmdline=cmdline, source=chosen, jobs=jobs, progress=cb,
+                              kmod=kmod)
         _notes(out.source_note(ps.source, dirname), ps.messages)
         if show_depends:
             sys.stdout.buffer.write(out.show_depends_text(ps.plans).encode("utf-8", "surrogateescape"))
