@@ -70,8 +70,14 @@ class DepmodOutputs:
 
 
 def _dir(dirname: StrPath) -> str:
-    """A module directory as the commands take it: trailing slashes dropped."""
-    return os.fspath(dirname).rstrip("/") or "/"
+    """A module directory as the commands take it: trailing slashes dropped.  An empty path
+    is refused (it is no directory; read as ``/`` it would walk the whole file system)."""
+    path = os.fspath(dirname)
+    if not path:
+        from .errors import InputError
+
+        raise InputError("'': an empty path is not a module directory")
+    return path.rstrip("/") or "/"
 
 
 def _paths(paths: Sequence[StrPath] | None) -> list[str] | None:

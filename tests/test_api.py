@@ -158,6 +158,14 @@ def test_read_module_raises_for_a_file_that_is_not_a_module(tmp_path: Path) -> N
     assert exc.value.path == str(junk) and exc.value.kmod_reason == "Exec format error"
 
 
+@pytest.mark.parametrize("call", ["read_tree", "plan_context", "closure", "depmod_outputs", "audit_tree"])
+def test_an_empty_path_is_refused_not_read_as_the_root(call: str) -> None:
+    """'' is no module directory: refused at once, never walked as '/' (it took an hour and 4 GB)."""
+    fn = getattr(moddeps, call)
+    with pytest.raises(moddeps.InputError, match="empty path"):
+        fn("", ["ext4"]) if call == "closure" else fn("")
+
+
 def test_resolve_symbols_gives_the_dependencies_depmod_writes(root: Path) -> None:
     dirname = root / "lib" / "modules" / VER
     tree = moddeps.read_tree(dirname, jobs=1)
