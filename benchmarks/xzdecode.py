@@ -223,16 +223,16 @@ def run_once(spec: str, files: list[str], threads: int) -> dict[str, Any]:
 
 
 def child(spec: str, files: list[str], threads: int, python: str) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k != "CRAMJAM_BACKEND"}
     out = subprocess.run([python, __file__, "--decoder", spec, "--threads", str(threads), "--json", *files],
-                         check=True, capture_output=True, text=True, env=env).stdout
+                         check=True, capture_output=True, text=True, env=decoder_env(spec)).stdout
     return dict(json.loads(out))
 
 
 def instructions(spec: str, files: list[str], python: str) -> int:
     """Instructions the whole child executes under callgrind (deterministic)."""
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, __file__,
-                        "--decoder", spec, "--json", *files], capture_output=True, text=True, check=True)
+                        "--decoder", spec, "--json", *files], capture_output=True, text=True, check=True,
+                       env=decoder_env(spec))
     m = re.search(r"Collected : (\d+)", r.stderr)
     if m is None:
         raise SystemExit(f"no instruction count from callgrind for {spec}:\n{r.stderr[-2000:]}")
@@ -261,14 +261,7 @@ def survey(args: argparse.Namespace, files: list[str]) -> None:
           f"{int(first['out_bytes']) / 2**20:.1f} MiB decompressed; "
           f"{args.threads} thread(s); medians of {args.rounds} rounds, decoders alternating\n")
     base = statistics.median(float(r["cpu"]) for r in runs[specs[0]])
-    counts: dict[str, int] = {}
-    if args.callgrind:
-        subset = files[:: args.every]
-        reads = instructions("none", subset, args.python)
-        counts = {s: instructions(s, subset, args.python) - reads for s in specs}
     header = ["decoder", "what", "CPU s", "wall s", f"CPU vs {specs[0]}"]
-    if counts:
-        header.append(f"Ginstr (every {args.every}th file)")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for spec in specs:
@@ -277,24 +270,46 @@ def survey(args: argparse.Namespace, files: list[str]) -> None:
         same = {r["out_bytes"] for r in runs[spec]} == {first["out_bytes"]}
         row = [spec, str(runs[spec][0]["what"]) + ("" if same else " (OUTPUT SIZES DIFFER)"), f"{cpu:.2f}",
                f"{wall:.2f}", f"{cpu / base:.2f}"]
-        if counts:
-            row.append(f"{counts[spec] / 1e9:.2f}")
         print("| " + " | ".join(row) + " |", flush=True)
+    if args.callgrind:
+        subset = files[:: args.every]
+        reads = instructions("none", subset, args.python)
+        print(f"\nInstructions (callgrind, one run each, less a run that only reads the files) on every "
+              f"{args.every}th file ({len(subset)} files):\n")
+        print("| decoder | Ginstr | vs " + specs[0] + " |")
+        print("|---|---|---|")
+        counts: dict[str, int] = {}
+        for spec in specs:
+            counts[spec] = instructions(spec, subset, args.python) - reads
+            print(f"| {spec} | {counts[spec] / 1e9:.3f} | {counts[spec] / counts[specs[0]]:.2f} |", flush=True)
 
 
-def on_liblzma(path: str) -> None:
-    """Run this process again with the liblzma at ``path`` first on the loader's path
-    (a directory holding only ``liblzma.so.5`` -> ``path``), unless it already is."""
+def liblzma_dir(path: str) -> str:
+    """A directory holding only ``liblzma.so.5`` -> ``path``: first on LD_LIBRARY_PATH, it makes
+    _lzma bind to that liblzma (the loader looks there before the system's directories)."""
     libdir = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"xzdecode-{os.getuid()}",
                           hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:12])
-    if os.environ.get("LD_LIBRARY_PATH", "").split(":")[0] == libdir:
-        return
     os.makedirs(libdir, exist_ok=True)
     link = os.path.join(libdir, "liblzma.so.5")
     if not os.path.islink(link):
         os.symlink(os.path.realpath(path), link)
-    os.environ["LD_LIBRARY_PATH"] = ":".join(filter(None, [libdir, os.environ.get("LD_LIBRARY_PATH")]))
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    return libdir
+
+
+def decoder_env(spec: str) -> dict[str, str]:
+    """The environment of a process running decoder ``spec``."""
+    env = {k: v for k, v in os.environ.items() if k != "CRAMJAM_BACKEND"}
+    if spec.startswith("lzma:"):
+        libdir = liblzma_dir(spec.partition(":")[2])
+        env["LD_LIBRARY_PATH"] = ":".join(filter(None, [libdir, env.get("LD_LIBRARY_PATH")]))
+    return env
+
+
+def on_liblzma(path: str) -> None:
+    """Run this process again with the liblzma at ``path`` (see :func:`liblzma_dir`), unless it already is."""
+    if os.environ.get("LD_LIBRARY_PATH", "").split(":")[0] == liblzma_dir(path):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], decoder_env(f"lzma:{path}"))
 
 
 def main() -> None:
