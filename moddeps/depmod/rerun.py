@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..kernelsyms import read_text
 from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
@@ -38,8 +37,8 @@ if TYPE_CHECKING:
 
 # .incremental (and with it the resolver and the writers) is imported where a
 # result is brought up to date or captured, the readers (read.pool) where
-# changed modules are read: a rerun answered by the stored result never needs
-# them (start-up cost).
+# changed modules are read, moddeps.kernelsyms where a symbol list is given:
+# a rerun answered by the stored result never needs them (start-up cost).
 
 #: Bump when the outputs computed from the same inputs change.
 OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
@@ -106,6 +105,8 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
         put(None if data is None else hashlib.blake2b(data).digest())
     for path in (ctx.symvers, ctx.system_map):
         if path:
+            from ..kernelsyms import read_text  # (start-up cost: see above)
+
             put(hashlib.blake2b(read_text(path)).digest())
     if ctx.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from .. import config as depmod_config
 from .. import kmodversion
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
-from ..kernelsyms import kmod_kernel_table, read_text
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, modname_from_path, printable
 from ..read.cache import ScanCache
@@ -36,7 +35,8 @@ if TYPE_CHECKING:
 
 # resolve and render (with it the writers and the index builder) are imported
 # where a result has to be computed, the readers (read.pool) where modules are
-# read: a rerun answered from the output cache never needs them (start-up cost).
+# read, the kernel's symbol lists (kernelsyms) with -E or -F: a rerun answered
+# from the output cache never needs them (start-up cost).
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
@@ -230,6 +230,8 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
     if warn and not (opts.symvers or opts.system_map):
         messages.append("WARNING: -e needs -E or -F")
         warn = False
+    if opts.symvers or opts.system_map:
+        from ..kernelsyms import kmod_kernel_table, read_text  # (start-up cost: see above)
     if opts.symvers:
         # a stale errno in kmod's message: kmod 30 leaves that of its look for
         # modules.softdep; kmod 34.2 leaves ENOENT whatever the tree holds (seen
