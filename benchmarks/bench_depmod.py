@@ -3,29 +3,40 @@
 
 Run by a person (not a test):
 
-    python benchmarks/bench_depmod.py                 # fetches Debian packages, 5 rounds
-    python benchmarks/bench_depmod.py --rounds 9 --trees amd64 amd64-xz
+    python benchmarks/bench_depmod.py                 # 5 rounds on Debian's trees, kmod 30 and 34.2
+    python benchmarks/bench_depmod.py --rounds 9 --trees amd64 deb13-amd64-xz
     python benchmarks/bench_depmod.py --tree DIR:VERSION   # any extracted tree (DIR/lib/modules/VERSION)
-    MODDEPS_KMOD34_ROOT=K python benchmarks/bench_depmod.py --kmod 30 34   # against both releases
+    python benchmarks/bench_depmod.py --kmod 30       # kmod 30 alone
 
-``--kmod 30`` (the default) times kmod's ``depmod`` on PATH (Debian 12's kmod 30) against
-``moddeps depmod --kmod-version 30``; ``--kmod 34`` times kmod 34.2 from ``$MODDEPS_KMOD34_ROOT``
-(Debian 13's kmod, libkmod2, libc6, liblzma5, libzstd1 and libssl3t64 packages extracted into one
-directory, run through that libc's loader) against ``moddeps depmod --kmod-version 34``.
+Each row has a column group per kmod release: ``kmod 30`` is kmod's ``depmod`` on PATH (Debian 12's
+kmod 30) against ``moddeps depmod --kmod-version 30``; ``kmod 34.2`` is Debian 13's kmod, libkmod2,
+libc6, liblzma5, libzstd1 and libssl3t64 packages extracted into one directory and run through that
+libc's loader (as the conformance suite runs it), against ``moddeps depmod --kmod-version 34``.
+kmod 34.2 is ``$MODDEPS_KMOD34_ROOT``, else the one the conformance suite extracted into its cache
+(``python -m tests.conformance.debian kmod34-version`` makes it); without either, ``--kmod`` defaults
+to 30 alone.  The releases alternate within each round, each on its own copy of the tree and cache.
 
 Needs kmod's ``depmod`` on PATH and ``moddeps`` installed (``pip install .`` byte-compiles it;
 PYTHONDONTWRITEBYTECODE is dropped for the timed runs, otherwise an editable install would
-compile every module of moddeps on every run, ~40 ms).  Packages are fetched with
-``apt-get download`` into ``$MODDEPS_BENCH_CACHE`` (default /var/tmp/moddeps-bench).
+compile every module of moddeps on every run, ~40 ms).  Trees come from the conformance suite's
+cache when it holds them (``$MODDEPS_CONFORMANCE_CACHE``, default /var/tmp/moddeps-conformance),
+else packages are fetched with ``apt-get download`` into ``$MODDEPS_BENCH_CACHE`` (default
+/var/tmp/moddeps-bench).
 
 Trees:
-  cloud      linux-image-6.1.0-N-cloud-amd64 (~1,100 .ko)
-  amd64      linux-image-6.1.0-N-amd64 (~4,000 .ko)
-  6.12-xz    linux-image-6.12.N+deb12-amd64-unsigned (~4,200 .ko.xz), the newest 6.12 kernel that
-             bookworm-security carries (Debian compresses its 6.12 modules with xz)
-  amd64-xz   the 6.1 amd64 tree with every module compressed as Kbuild's CONFIG_MODULE_COMPRESS_XZ
-             does (xz --check=crc32 --lzma2=dict=1MiB)
-  amd64-10x  ten renamed copies of every amd64 module (~40,000 .ko), for scaling
+  cloud           linux-image-6.1.0-N-cloud-amd64 (~1,100 .ko)
+  amd64           linux-image-6.1.0-N-amd64 (~4,000 .ko)
+  deb13-cloud-xz  Debian 13's linux-image-6.12.N+deb13-cloud-amd64-unsigned (~1,140 .ko.xz, merged /usr)
+  deb13-amd64-xz  Debian 13's linux-image-6.12.N+deb13-amd64-unsigned (~4,230 .ko.xz, merged /usr)
+  deb14-cloud-xz  Debian 14's linux-modules-7.N+deb14-cloud-amd64 (~1,000 .ko.xz)
+                  (these three from the conformance cache only: its suite extracts them)
+  6.12-xz         linux-image-6.12.N+deb12-amd64-unsigned (~4,200 .ko.xz), the newest 6.12 kernel that
+                  bookworm-security carries (Debian compresses its 6.12 modules with xz)
+  amd64-xz        the 6.1 amd64 tree with every module compressed as Kbuild's CONFIG_MODULE_COMPRESS_XZ
+                  does (xz --check=crc32 --lzma2=dict=1MiB)
+  amd64-10x       ten renamed copies of every amd64 module (~40,000 .ko), for scaling
+A merged-/usr tree gets ROOT/lib -> usr/lib in its copies, as on such a system (kmod finds
+/lib/modules through it).
 
 Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medians:
   depmod-cold   moddeps depmod --no-cache      vs  depmod      (all output files)
@@ -49,13 +60,20 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   scan --json   moddeps scan --json --no-cache >/dev/null  vs  depmod
   scan_tree()   the library scan alone (walk, order, read every module; no cache, no output)
                 vs depmod (the reader's target: a scan faster than kmod's whole run)
-Peak RSS is the child's ru_maxrss from wait4().  Outputs of both tools are compared with cmp
-after the rounds (byte-identical is required; a difference is reported).
+  decompression floor (compressed trees): the CPU time Python's lzma needs to decompress every
+                module of the tree once (benchmarks/xzdecode.py, in a process of its own, once a
+                round), divided by the cores; its row holds the floor in the kmod column and
+                moddeps' depmod-cold beside it, and the ratio cold / floor.  With kmod 34.2 a
+                second floor row uses kmod 34.2's own liblzma (Debian 13's) under Python's lzma.
+Times are wall seconds; CPU x is the ratio of user + system time (wait4's rusage), mem x that of
+peak RSS (ru_maxrss).  Outputs of both tools are compared with cmp after the rounds
+(byte-identical is required; a difference is reported).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -64,6 +82,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conformance.mutate import (  # the changes the conformance tests make too
@@ -75,22 +94,46 @@ from tests.conformance.mutate import (  # the changes the conformance tests make
 )
 
 CACHE = Path(os.environ.get("MODDEPS_BENCH_CACHE", "/var/tmp/moddeps-bench"))
+#: the conformance suite's cache: its extracted kernel trees and kmod 34.2 are used when present
+CONFORMANCE = Path(os.environ.get("MODDEPS_CONFORMANCE_CACHE") or "/var/tmp/moddeps-conformance")
 ABI = os.environ.get("MODDEPS_BENCH_ABI", "6.1.0-50")
 OUTPUTS = ["modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin", "modules.softdep",
            "modules.symbols", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
            "modules.devname"]
 
 
+def kmod34_root() -> str | None:
+    """The extracted kmod 34.2 (with its C library): $MODDEPS_KMOD34_ROOT, else the one the
+    conformance suite extracted (``python -m tests.conformance.debian kmod34-version`` makes it)."""
+    root = os.environ.get("MODDEPS_KMOD34_ROOT")
+    if root:
+        return root
+    found = sorted(p for p in (CONFORMANCE / "tools").glob("kmod-34.2-*") if (p / ".complete").exists())
+    return str(found[-1]) if found else None
+
+
 def kmod_depmod(release: int) -> list[str]:
-    """argv prefix of the real depmod of ``release`` (30: on PATH; 34: $MODDEPS_KMOD34_ROOT)."""
+    """argv prefix of the real depmod of ``release`` (30: on PATH; 34: kmod 34.2, see kmod34_root)."""
     if release == 30:
         return ["depmod"]
-    root = os.environ.get("MODDEPS_KMOD34_ROOT")
+    root = kmod34_root()
     if not root:
-        sys.exit("--kmod 34 needs MODDEPS_KMOD34_ROOT (an extracted kmod 34.2 with its C library)")
+        sys.exit("--kmod 34 needs kmod 34.2: MODDEPS_KMOD34_ROOT (an extracted kmod 34.2 with its C library), or "
+                 "run `python -m tests.conformance.debian kmod34-version` once (extracts one into its cache)")
     lib = os.path.join(root, "usr/lib/x86_64-linux-gnu")
     return [os.path.join(lib, "ld-linux-x86-64.so.2"), "--library-path", lib, "--argv0", "depmod",
             os.path.join(root, "usr/bin/kmod")]
+
+
+def conformance_tree(pattern: str) -> tuple[Path, str] | None:
+    """A kernel tree the conformance suite extracted (``CACHE/trees/PACKAGE_VERSION_ARCH``):
+    the newest whose directory name matches ``pattern``, and its module directory's version."""
+    for root in sorted(CONFORMANCE.glob(f"trees/{pattern}"), reverse=True):
+        for moduledir in ("lib/modules", "usr/lib/modules"):
+            versions = [p.name for p in (root / moduledir).glob("*") if (p / "modules.order").is_file()]
+            if len(versions) == 1:
+                return root, versions[0]
+    return None
 
 
 def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
@@ -113,6 +156,9 @@ def fetch(flavour: str, pkg: str | None = None) -> tuple[Path, str]:
         version = pkg.removeprefix("linux-image-").removesuffix("-unsigned")
     root = CACHE / f"tree-{version}"
     if not (root / "lib/modules" / version).is_dir():
+        found = conformance_tree(f"{pkg or f'linux-image-{version}'}_*")
+        if found is not None and found[1] == version:
+            return found
         CACHE.mkdir(parents=True, exist_ok=True)
         pkg = pkg or f"linux-image-{version}"
         debs = list(CACHE.glob(f"{pkg}_*.deb"))
@@ -161,8 +207,16 @@ def make_10x(src_root: Path, version: str) -> tuple[Path, str]:
     return root, version
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one run of ``cmd``."""
+class Run(NamedTuple):
+    """One timed child: wall seconds, CPU seconds (user + system, from wait4), peak RSS (KiB)."""
+
+    wall: float
+    cpu: float
+    rss: int
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+    """Wall time, CPU time and peak RSS of one run of ``cmd``."""
     env = dict(env if env is not None else os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
@@ -172,111 +226,203 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     err = p.stderr.read().decode() if p.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 
 
 def copy_tree(root: Path, dst: Path) -> None:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(root, dst, symlinks=True, copy_function=os.link)
+    if (dst / "usr/lib/modules").is_dir() and not (dst / "lib").exists():
+        # a merged-/usr tree (Debian 13 on): kmod (built with /lib/modules) finds it through
+        # ROOT/lib -> usr/lib, as on such a system (tests/conformance/debian.py:link_lib)
+        (dst / "lib").symlink_to("usr/lib")
+
+
+def release_name(release: int) -> str:
+    return "34.2" if release == 34 else str(release)
+
+
+class Side:
+    """One kmod release and moddeps in that release's mode, each on its own copy of the tree."""
+
+    def __init__(self, release: int, root: Path, version: str, work: Path, moddeps: list[str]) -> None:
+        self.release = release
+        base = work / f"kmod{release}"
+        empty = work / "empty"
+        empty.mkdir(exist_ok=True)
+        self.kdir, self.mdir = base / "kmod", base / "moddeps"
+        copy_tree(root, self.kdir)
+        copy_tree(root, self.mdir)
+        self.moddir = self.mdir / "lib/modules" / version
+        self.db = base / "cache.sqlite3"
+        self.env = {**os.environ, "MODDEPS_CACHE": str(self.db)}
+        self.kmod = [*kmod_depmod(release), "-C", str(empty), "-b", str(self.kdir), version]
+        mode = ["--kmod-version", str(release)]
+        self.cold = [*moddeps, "depmod", *mode, "--no-cache", "-C", str(empty), "-b", str(self.mdir), version]
+        self.warm = [*moddeps, "depmod", *mode, "-C", str(empty), "-b", str(self.mdir), version]
+        self.scan = [*moddeps, "scan", "--json", "--no-cache", str(self.moddir)]
+        self.scan_lib = [sys.executable, "-c",
+                         "import sys; from moddeps.read.scan import scan_tree; scan_tree(sys.argv[1])",
+                         str(self.moddir)]
+        self.res: dict[str, list[Run]] = {k: [] for k in ("kmod", *(key for key, _label in ROWS))}
+
+    def same_outputs(self) -> bool:
+        outputs = [*OUTPUTS, "modules.weakdep"] if self.release >= 33 else OUTPUTS
+        kmoddir = self.kdir / "lib/modules" / self.moddir.name
+        return all((kmoddir / f).read_bytes() == (self.moddir / f).read_bytes() for f in outputs)
+
+
+#: the rows of moddeps' runs: key, label (see the docstring)
+ROWS = (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"), ("cached", "all-cached"),
+        ("touched", "one-touched"), ("rebuilt", "one-rebuilt"), ("changed", "one-changed"),
+        ("export", "one-export"), ("added", "one-added"), ("removed", "one-removed"), ("scan", "scan --json"),
+        ("lib", "scan_tree()"))
+
+
+def floor_run(moddir: Path, liblzma: str | None = None) -> dict[str, object]:
+    """One run of xzdecode.py: every compressed module of ``moddir`` decompressed once by
+    Python's lzma (on ``liblzma``, else the one the loader finds), in a process of its own."""
+    decoder = f"lzma:{liblzma}" if liblzma else "lzma"
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "xzdecode.py"), "--json",
+                          "--decoder", decoder, str(moddir)], check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out))
 
 
 def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
-          release: int) -> list[tuple[str, ...]]:
+          releases: list[int]) -> tuple[list[tuple[str, ...]], list[str]]:
+    """The table's rows for one tree and the notes under it (the decompression floor)."""
     work = Path(tempfile.mkdtemp(prefix="moddeps-bench-"))
-    empty = work / "empty"
-    empty.mkdir()
-    kdir, mdir = work / "kmod", work / "moddeps"
-    copy_tree(root, kdir)
-    copy_tree(root, mdir)
-    db = work / "cache.sqlite3"
-    env = {**os.environ, "MODDEPS_CACHE": str(db)}
-    kmod = [*kmod_depmod(release), "-C", str(empty), "-b", str(kdir), version]
-    mode = ["--kmod-version", str(release)]
-    cold = [*moddeps, "depmod", *mode, "--no-cache", "-C", str(empty), "-b", str(mdir), version]
-    warm = [*moddeps, "depmod", *mode, "-C", str(empty), "-b", str(mdir), version]
-    scan = [*moddeps, "scan", "--json", "--no-cache", str(mdir / "lib/modules" / version)]
-    scan_lib = [sys.executable, "-c", "import sys; from moddeps.read.scan import scan_tree; scan_tree(sys.argv[1])",
-                str(mdir / "lib/modules" / version)]
-    timed(warm, env)  # prime the cache
-    victim = pick_victim(mdir / "lib/modules" / version)
-    original = module_bytes(victim)
+    sides = [Side(release, root, version, work, moddeps) for release in releases]
+    first = sides[0]
+    for side in sides:
+        timed(side.warm, side.env)  # prime the cache
+    victim_rel = pick_victim(first.moddir).relative_to(first.moddir)
+    original = module_bytes(first.moddir / victim_rel)
     rebuilt, changed = variants(original)
     # picked in a process of its own: the tree it scans would otherwise stay in this process's
     # memory, and each timed child's peak RSS (wait4) counts the parent's pages it was forked with
     picked = subprocess.run(
         [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from tests.conformance.mutate import "
          "pick_library; p, s, r = pick_library(sys.argv[2]); print(p); print(s.decode()); print(r.decode())",
-         str(Path(__file__).resolve().parent.parent), str(mdir / "lib/modules" / version)],
+         str(Path(__file__).resolve().parent.parent), str(first.moddir)],
         check=True, capture_output=True, text=True).stdout.splitlines()
-    library, symbol, renamed = Path(picked[0]), picked[1].encode(), picked[2].encode()
-    library_bytes = module_bytes(library)
+    library_rel = Path(picked[0]).relative_to(first.moddir)
+    symbol, renamed = picked[1].encode(), picked[2].encode()
+    library_bytes = module_bytes(first.moddir / library_rel)
     renaming = rename_export(library_bytes, symbol, renamed)
     # a module of a new name, as DKMS installs one: a copy of the library under extra/
-    added = mdir / "lib/modules" / version / "extra" / f"moddeps_bench_added{''.join(library.suffixes)}"
-    res: dict[str, list[tuple[float, int]]] = {
-        k: [] for k in ("kmod", "cold", "first", "warm", "cached", "touched", "rebuilt", "changed", "export", "added",
-                        "removed", "scan", "lib")}
+    added_rel = Path("extra") / f"moddeps_bench_added{''.join(library_rel.suffixes)}"
+    n_mod = sum(1 for _ in first.moddir.rglob("*.ko*"))
+    compressed = sum(1 for _ in first.moddir.rglob("*.ko.xz"))
+    kmod34_lzma = None
+    if compressed and 34 in releases:
+        kmod34_lzma = os.path.join(kmod34_root() or "", "usr/lib/x86_64-linux-gnu/liblzma.so.5")
+    floors: dict[str, list[dict[str, object]]] = {"system": [], "kmod34": []}
     for _ in range(rounds):
-        res["kmod"].append(timed(kmod))
-        res["cold"].append(timed(cold, env))
-        for f in work.glob("cache.sqlite3*"):  # with its -wal and -shm files
-            f.unlink()
-        res["first"].append(timed(warm, env))
-        res["kmod"].append(timed(kmod))
-        res["warm"].append(timed(warm, env))
-        (mdir / "lib/modules" / version / "modules.dep").unlink()
-        res["cached"].append(timed(warm, env))
-        os.utime(victim)
-        res["touched"].append(timed(warm, env))
-        replace_file(victim, rebuilt)
-        res["rebuilt"].append(timed(warm, env))
-        replace_file(victim, changed)
-        res["changed"].append(timed(warm, env))
-        replace_file(victim, original)
-        timed(warm, env)
-        replace_file(library, renaming)
-        res["export"].append(timed(warm, env))
-        replace_file(library, library_bytes)
-        timed(warm, env)
-        added.parent.mkdir(exist_ok=True)
-        replace_file(added, library_bytes)
-        res["added"].append(timed(warm, env))
-        added.unlink()
-        res["removed"].append(timed(warm, env))
-        res["kmod"].append(timed(kmod))
-        res["scan"].append(timed(scan, env))
-        res["lib"].append(timed(scan_lib, env))
-    outputs = [*OUTPUTS, "modules.weakdep"] if release >= 33 else OUTPUTS
-    same = all(
-        (kdir / "lib/modules" / version / f).read_bytes() == (mdir / "lib/modules" / version / f).read_bytes()
-        for f in outputs
-    )
-    med = {k: statistics.median(w for w, _ in v) for k, v in res.items()}
-    rss = {k: max(r for _, r in v) for k, v in res.items()}
-    n_mod = sum(1 for _ in (kdir / "lib/modules" / version).rglob("*.ko*"))
+        for side in sides:  # the releases alternate within each round
+            res, warm, env, moddir = side.res, side.warm, side.env, side.moddir
+            victim, library, added = moddir / victim_rel, moddir / library_rel, moddir / added_rel
+            res["kmod"].append(timed(side.kmod))
+            res["cold"].append(timed(side.cold, env))
+            for f in side.db.parent.glob("cache.sqlite3*"):  # with its -wal and -shm files
+                f.unlink()
+            res["first"].append(timed(warm, env))
+            res["kmod"].append(timed(side.kmod))
+            res["warm"].append(timed(warm, env))
+            (moddir / "modules.dep").unlink()
+            res["cached"].append(timed(warm, env))
+            os.utime(victim)
+            res["touched"].append(timed(warm, env))
+            replace_file(victim, rebuilt)
+            res["rebuilt"].append(timed(warm, env))
+            replace_file(victim, changed)
+            res["changed"].append(timed(warm, env))
+            replace_file(victim, original)
+            timed(warm, env)
+            replace_file(library, renaming)
+            res["export"].append(timed(warm, env))
+            replace_file(library, library_bytes)
+            timed(warm, env)
+            added.parent.mkdir(exist_ok=True)
+            replace_file(added, library_bytes)
+            res["added"].append(timed(warm, env))
+            added.unlink()
+            res["removed"].append(timed(warm, env))
+            res["kmod"].append(timed(side.kmod))
+            res["scan"].append(timed(side.scan, env))
+            res["lib"].append(timed(side.scan_lib, env))
+        if compressed:
+            floors["system"].append(floor_run(first.moddir))
+            if kmod34_lzma:
+                floors["kmod34"].append(floor_run(first.moddir, kmod34_lzma))
+    same = {side.release: side.same_outputs() for side in sides}
     shutil.rmtree(work, ignore_errors=True)
+
+    def med(runs: list[Run], what: str = "wall") -> float:
+        return statistics.median(float(getattr(r, what)) for r in runs)
+
     rows = []
-    for key, label in (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm"),
-                       ("cached", "all-cached"), ("touched", "one-touched"), ("rebuilt", "one-rebuilt"),
-                       ("changed", "one-changed"),
-                       ("export", "one-export"), ("added", "one-added"), ("removed", "one-removed"),
-                       ("scan", "scan --json"), ("lib", "scan_tree()")):
-        rows.append((name, str(n_mod), str(release), label, f"{med['kmod']:.3f}", f"{med[key]:.3f}",
-                     f"{med[key] / med['kmod']:.2f}",
-                     f"{rss['kmod'] / 1024:.0f}", f"{rss[key] / 1024:.0f}", f"{rss[key] / rss['kmod']:.2f}",
-                     "identical" if same else "DIFFERENT"))
-    return rows
+    for key, label in ROWS:
+        row = [name, str(n_mod), label]
+        for side in sides:
+            k, m = side.res["kmod"], side.res[key]
+            row += [f"{med(k):.3f}", f"{med(m):.3f}", f"{med(m) / med(k):.2f}",
+                    f"{med(m, 'cpu') / med(k, 'cpu'):.2f}", f"{max(r.rss for r in m) / max(r.rss for r in k):.2f}"]
+        row += [f"{max(r.rss for side in sides for r in side.res[key]) / 1024:.0f}",
+                ", ".join(f"{release_name(r)}: {'identical' if ok else 'DIFFERENT'}" for r, ok in same.items())]
+        rows.append(tuple(row))
+    notes = []
+    cores = os.cpu_count() or 1
+    for which, runs in floors.items():
+        if not runs:
+            continue
+        cpu = statistics.median(float(r["cpu"]) for r in runs)  # type: ignore[arg-type]
+        floor = cpu / cores
+        label = f"decompression floor ({'kmod 34.2' if which == 'kmod34' else 'moddeps'}'s liblzma)"
+        row = [name, str(n_mod), label]
+        for side in sides:
+            cold = side.res["cold"]
+            row += [f"{floor:.3f}", f"{med(cold):.3f}", f"{med(cold) / floor:.2f}",
+                    f"{med(cold, 'cpu') / cpu:.2f}", ""]
+        rows.append(tuple([*row, "", ""]))
+        kmod_ratios = "; ".join(f"kmod {release_name(s.release)} cold {med(s.res['kmod']):.3f} s = "
+                                f"{med(s.res['kmod']) / floor:.2f}x the floor" for s in sides)
+        notes.append(f"{name}: {runs[0]['what']}: {runs[0]['files']} modules decompressed once in "
+                     f"{cpu:.3f} s of CPU (median of {len(runs)}); floor = {cpu:.3f} / {cores} cores = {floor:.3f} s; "
+                     f"{kmod_ratios}")
+    return rows, notes
+
+
+#: trees the conformance suite extracts (tests/conformance/debian.py), by name
+CONFORMANCE_TREES = {
+    "deb13-cloud-xz": "linux-image-6.12.*+deb13-cloud-amd64-unsigned_*",
+    "deb13-amd64-xz": "linux-image-6.12.*+deb13-amd64-unsigned_*",
+    "deb14-cloud-xz": "linux-modules-7.*+deb14-cloud-amd64_*",
+}
+
+
+def liblzma_here() -> str:
+    """The liblzma that Python's lzma uses in this process (moddeps' decoder)."""
+    import lzma  # noqa: F401  (maps liblzma)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from xzdecode import liblzma_version, one_mapped
+
+    path = one_mapped("liblzma")
+    return f"liblzma {liblzma_version(path)} ({path})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "6.12-xz", "amd64-10x"])
+    ap.add_argument("--trees", nargs="*", default=["cloud", "amd64", "deb13-cloud-xz", "deb13-amd64-xz", "amd64-10x"])
     ap.add_argument("--tree", action="append", default=[], help="DIR:VERSION of an extracted tree")
     ap.add_argument("--moddeps", default=f"{sys.executable} -m moddeps", help="how to run moddeps")
-    ap.add_argument("--kmod", nargs="*", type=int, default=[30], choices=[30, 34],
-                    help="the kmod releases to compare with (moddeps in the same mode)")
+    ap.add_argument("--kmod", nargs="*", type=int, default=None, choices=[30, 34],
+                    help="the kmod releases to compare with, moddeps in the same mode (default: 30 and 34, "
+                         "or 30 alone when kmod 34.2 is not found)")
     args = ap.parse_args()
+    releases = args.kmod if args.kmod is not None else ([30, 34] if kmod34_root() else [30])
     moddeps = args.moddeps.split()
     trees: list[tuple[str, Path, str]] = []
     for spec in args.tree:
@@ -293,15 +439,38 @@ def main() -> None:
             trees.append((t, *make_xz(*fetch("amd64"))))
         elif t == "amd64-10x":
             trees.append((t, *make_10x(*fetch("amd64"))))
-    header = ("tree", "modules", "kmod", "row", "kmod s", "moddeps s", "ratio", "kmod MiB", "moddeps MiB", "mem ratio",
-              "outputs")
+        elif t in CONFORMANCE_TREES:
+            found = conformance_tree(CONFORMANCE_TREES[t])
+            if found is None:
+                sys.exit(f"{t}: not in {CONFORMANCE}/trees (the conformance suite extracts it: "
+                         "pytest -m conformance tests/conformance)")
+            trees.append((t, *found))
+        else:
+            sys.exit(f"unknown tree {t!r}")
+    header = ["tree", "modules", "row"]
+    for release in releases:
+        header += [f"kmod {release_name(release)} s", "moddeps s", "×", "CPU ×", "mem ×"]
+    header += ["moddeps MiB", "outputs"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    notes: list[str] = []
     for name, root, version in trees:
-        for release in args.kmod:
-            for row in bench(name, root, version, args.rounds, moddeps, release):
-                print("| " + " | ".join(row) + " |", flush=True)
-    print(f"\n{os.cpu_count()} CPUs; medians of {args.rounds} rounds (kmod: {3 * args.rounds} runs)")
+        rows, tree_notes = bench(name, root, version, args.rounds, moddeps, releases)
+        for row in rows:
+            print("| " + " | ".join(row) + " |", flush=True)
+        notes += tree_notes
+    print(f"\n{os.cpu_count()} CPUs; medians of {args.rounds} rounds (kmod: {3 * args.rounds} runs a release), the "
+          "releases alternating within each round; × = moddeps / kmod (wall), CPU × = the same of user + system "
+          "time, mem × = peak RSS.")
+    print(f"moddeps: Python {sys.version.split()[0]}, {liblzma_here()}")
+    if 34 in releases:
+        print(f"kmod 34.2: {kmod34_root()} (its own libc and liblzma, through its dynamic loader)")
+    if notes:
+        print("Decompression floor rows: the kmod column holds the floor (the CPU time Python's lzma needs to "
+              "decompress every module once, benchmarks/xzdecode.py, divided by the cores), moddeps s its "
+              "depmod-cold, × = moddeps cold / floor, CPU × = moddeps cold CPU / the floor's CPU.")
+        for note in notes:
+            print(note)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ config explicitly, exactly as in kmod).  See ``docs/depmod-outputs.md#configurat
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -86,7 +87,12 @@ _REG_EXTENDED = 1
 _REG_NOSUB = 8
 
 
+@functools.cache
 def _libc() -> object | None:
+    """The C library's regex functions, loaded when the first pattern is matched, not
+    at import, which every depmod run pays for: ctypes.util's find_library runs
+    ``ldconfig -p``, and with ctypes' imports that was 3% of a warm depmod's
+    instructions."""
     try:
         import ctypes
         import ctypes.util
@@ -99,13 +105,10 @@ def _libc() -> object | None:
         return None
 
 
-_LIBC = _libc()
-
-
 def _posix_ere_search(pattern: bytes, subject: bytes) -> bool:
     if b"\0" in pattern:  # C sees the pattern up to its first NUL
         pattern = pattern[: pattern.index(b"\0")]
-    lib = _LIBC
+    lib = _libc()
     if lib is None:  # pragma: no cover - fall back to Python's engine
         try:
             return re.search(pattern.decode("latin-1"), subject.decode("latin-1")) is not None

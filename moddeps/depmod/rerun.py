@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..kernelsyms import read_text
 from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
-from ..read.pool import read_modules
 from ..read.scan import WalkedTree, read_optional
 from .reads import depmod_view
 
@@ -38,8 +36,9 @@ if TYPE_CHECKING:
     from .render import Rendered
 
 # .incremental (and with it the resolver and the writers) is imported where a
-# result is brought up to date or captured: a rerun answered by the stored
-# result never needs it (start-up cost).
+# result is brought up to date or captured, the readers (read.pool) where
+# changed modules are read, moddeps.kernelsyms where a symbol list is given:
+# a rerun answered by the stored result never needs them (start-up cost).
 
 #: Bump when the outputs computed from the same inputs change.
 OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
@@ -106,6 +105,8 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
         put(None if data is None else hashlib.blake2b(data).digest())
     for path in (ctx.symvers, ctx.system_map):
         if path:
+            from ..kernelsyms import read_text  # (start-up cost: see above)
+
             put(hashlib.blake2b(read_text(path)).digest())
     if ctx.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))
@@ -284,6 +285,8 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
         was = None if i is None else before[i]
         old_keys.append((None if key is None or was is None else Key(key.path, *was), shown))
     cached = scan_cache.get_many(old_keys)
+    from ..read.pool import read_modules  # (start-up cost: see above)
+
     new = read_modules(items, 1, None, scan_cache, keys)
     old: list[Module] = []
     for j, o, m in zip(changed, cached, new):

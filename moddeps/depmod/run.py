@@ -21,12 +21,10 @@ from typing import TYPE_CHECKING
 from .. import config as depmod_config
 from .. import kmodversion
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
-from ..kernelsyms import kmod_kernel_table, read_text
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, modname_from_path, printable
 from ..read.cache import ScanCache
 from ..read.order import module_array
-from ..read.pool import read_modules
 from ..read.scan import Tree, layout_tree, read_layout, read_optional
 from ..read.walk import SKIP_NAMES, ModuleFile, Registry, is_module_filename
 from . import rerun
@@ -36,8 +34,9 @@ if TYPE_CHECKING:
     from ..resolve import Resolution
 
 # resolve and render (with it the writers and the index builder) are imported
-# where a result has to be computed: a rerun answered from the output cache
-# never needs them (start-up cost).
+# where a result has to be computed, the readers (read.pool) where modules are
+# read, the kernel's symbol lists (kernelsyms) with -E or -F: a rerun answered
+# from the output cache never needs them (start-up cost).
 
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
@@ -231,6 +230,8 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
     if warn and not (opts.symvers or opts.system_map):
         messages.append("WARNING: -e needs -E or -F")
         warn = False
+    if opts.symvers or opts.system_map:
+        from ..kernelsyms import kmod_kernel_table, read_text  # (start-up cost: see above)
     if opts.symvers:
         # a stale errno in kmod's message: kmod 30 leaves that of its look for
         # modules.softdep; kmod 34.2 leaves ENOENT whatever the tree holds (seen
@@ -444,5 +445,7 @@ def _tree_from_files(job: _Job, cfg: depmod_config.DepmodConfig, cache: ScanCach
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, msgs = module_array(registry.by_name.values(), dirname, order_text,
                                                 first_wins=job.kmod.order_first_wins)
+    from ..read.pool import read_modules  # (start-up cost: see above)
+
     modules = read_modules([(mf.path, mf.shown) for mf in array], opts.jobs, job.progress, cache)
     return Tree(dirname, job.version, tuple(modules), tuple(array), listed, applied, messages=tuple(msgs), config=cfg)

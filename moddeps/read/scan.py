@@ -18,11 +18,15 @@ from ..config import DepmodConfig
 from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from ..model import FileProblem, Module, modname_from_path, printable
 from .order import module_array
-from .pool import ProgressFn, read_modules
 from .walk import ModuleFile, discover
 
 if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
     from .cache import Key, ScanCache
+    from .pool import ProgressFn
+
+# The readers (.pool, and with it .elfreader, .compression and moddeps.signature)
+# are imported where modules are read: a depmod rerun answered from the cache
+# reads none (start-up cost).
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,8 @@ def read_layout(
     keys: Sequence[Key | None] | None = None,
 ) -> Tree:
     """Read the modules of a walked tree (``keys``: see :func:`~moddeps.read.pool.read_modules`)."""
+    from .pool import read_modules
+
     modules = read_modules([(mf.path, mf.shown) for mf in layout.files], jobs, progress, cache, keys)
     return Tree(
         dirname=layout.dirname,
@@ -156,6 +162,8 @@ def scan_files(
     cache: ScanCache | None = None,
 ) -> list[Module]:
     """Read individual module files (paths shown as given)."""
+    from .pool import read_modules
+
     return read_modules([(p, p) for p in paths], jobs, progress, cache)
 
 
