@@ -1654,15 +1654,31 @@ def run_moddeps(args: Sequence[str], cwd: str, release: int = 30, host_root: str
     (``host_root``: nothing to do, moddeps reads the default depmod.d under ``-b`` anyway)."""
     from typer.testing import CliRunner
 
+    import moddeps.cli.depmod as typer_command
     from moddeps.cli import app
+    from moddeps.cli.depmod_argv import fast_options
 
     runner = CliRunner()
     old = os.getcwd()
+    argv = ["--kmod-version", str(release), *args]
+    parsed: list[object] = []
+    real = typer_command.run_depmod
+
+    def seen(opts: object) -> None:  # what typer parsed, then the run
+        parsed.append(opts)
+        real(opts)  # type: ignore[arg-type]
+
     os.chdir(cwd)
+    typer_command.run_depmod = seen  # type: ignore[assignment]
     try:
-        r = runner.invoke(app, ["depmod", "--kmod-version", str(release), *args], catch_exceptions=True)
+        r = runner.invoke(app, ["depmod", *argv], catch_exceptions=True)
+        # ``moddeps depmod`` parses kmod's usual arguments without typer: the same options
+        fast = fast_options(argv)
     finally:
+        typer_command.run_depmod = real
         os.chdir(old)
+    if fast is not None:
+        assert parsed == [fast], f"moddeps depmod {' '.join(argv)}: typer parsed {parsed}, the fast parser {fast}"
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         import traceback
 

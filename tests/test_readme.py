@@ -47,7 +47,7 @@ def test_readme_json_example_fits_the_schema() -> None:
 
 def test_the_sample_tree_ships_with_the_package() -> None:
     """`moddeps audit` falls back to it where /lib/modules/$(uname -r) does not exist."""
-    from moddeps.cli.app import sample_tree
+    from moddeps.cli.shared import sample_tree
 
     tree = Path(sample_tree())
     assert tree.name == "6.1.0-50-cloud-amd64"

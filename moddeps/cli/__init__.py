@@ -1,18 +1,59 @@
-"""The ``moddeps`` command line: :data:`app` (the typer application) and :func:`main` (the entry point).
+"""The ``moddeps`` command line: :func:`main` (the entry point) and :data:`app` (the typer application).
 
-:mod:`moddeps.cli.app` holds what the commands share (options, exit statuses,
-output, which tree); each command is a module of its own (``scan``, ``info``,
-``audit``, ``why``, ``order``, ``graph``, ``compat``, ``diff``, ``depmod``,
-``plan``, ``index``, ``cache``) that registers itself on ``app`` when imported.
-A new command is a new module here, imported below.
+:mod:`moddeps.cli.base` holds what the commands share without typer (diagnostics,
+exit statuses, the process), :mod:`moddeps.cli.shared` the typer application and
+what the commands share through it (options, output, which tree); each command
+is a module of its own (``scan``, ``info``, ``audit``, ``why``, ``order``,
+``graph``, ``compat``, ``diff``, ``depmod``, ``plan``, ``index``, ``cache``)
+that registers itself on the application when imported.  A new command is a
+new module here, added to :data:`COMMANDS`.
 
-``moddeps.cli.app`` is therefore the typer object, not the module: import
-helpers as ``from moddeps.cli.app import NAME``.
+:func:`main` runs a ``moddeps depmod`` with kmod's usual arguments without
+importing typer at all (:mod:`moddeps.cli.depmod_argv`); everything else goes
+through the typer application, imported on first use of :data:`app`.
 """
 
-# The command modules register their commands on ``app`` when imported, in the
-# order ``moddeps --help`` lists them (so not sorted by name).
-from . import scan, info, audit, why, order, graph, compat, diff, depmod, plan, index, cache  # noqa: F401, I001
-from .app import app, main
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 __all__ = ["app", "main"]
+
+#: The command modules, in the order ``moddeps --help`` lists them (so not sorted by name).
+COMMANDS = ("scan", "info", "audit", "why", "order", "graph", "compat", "diff", "depmod", "plan", "index", "cache")
+
+
+def main() -> None:
+    """The ``moddeps`` program: exits with the command's status."""
+    args = sys.argv[1:]
+    if args[:1] == ["depmod"]:
+        from .depmod_argv import depmod_main
+
+        depmod_main(args[1:])  # exits, unless typer has to parse these arguments
+    _typer_app()
+    from .shared import main as typer_main
+
+    typer_main()
+
+
+def _typer_app() -> typer.Typer:
+    """The typer application, every command registered on it."""
+    import importlib
+
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}")
+    from .shared import app as typer_app
+
+    return typer_app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _typer_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

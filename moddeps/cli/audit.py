@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from ..kmodnames import config_basedir
-from .app import (
+from .base import err, exit_on_error
+from .shared import (
     CacheOpt,
     FormatOpt,
     HtmlOpt,
@@ -17,8 +18,6 @@ from .app import (
     TimestampOpt,
     app,
     emit,
-    err,
-    exit_on_error,
     html_timestamp,
     output_format,
     resolve_tree,

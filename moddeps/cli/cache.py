@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .app import CacheOpt, app, exit_on_error, write_lines
+from .base import exit_on_error
+from .shared import CacheOpt, app, write_lines
 
 cache_app = typer.Typer(help="See and prune the scan cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .base import err, exit_on_error
+from .shared import (
     BasedirOpt,
     CacheOpt,
     FormatOpt,
@@ -19,8 +20,6 @@ from .app import (
     TimestampOpt,
     app,
     emit,
-    err,
-    exit_on_error,
     html_timestamp,
     output_format,
     resolve_tree,

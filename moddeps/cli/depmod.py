@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from .app import (
-    CacheOpt,
-    JobsOpt,
-    KmodVersionOpt,
-    NoCacheOpt,
-    app,
-    cache_path,
-    err,
-    exit_on_error,
-    show_version,
-)
-
-if TYPE_CHECKING:
-    from ..depmod.run import DepmodOptions
+from .base import cache_path, exit_on_error
+from .depmod_argv import run_depmod
+from .shared import CacheOpt, JobsOpt, KmodVersionOpt, NoCacheOpt, app, show_version
 
 
 # ``param`` is click's Parameter: typer >= 0.28 carries its own copy of click (typer._click), so
@@ -87,42 +75,10 @@ def depmod(
     with exit_on_error():
         from ..depmod.run import DepmodOptions
 
-        _run(DepmodOptions(
+        run_depmod(DepmodOptions(
             version=version, files=tuple(argv[1:]), all=all_, quick=quick, basedir=basedir, outdir=outdir,
             moduledir=moduledir, config=tuple(config or ()), errsyms=errsyms, symvers=symvers,
             system_map=filesyms, dry_run=dry_run, prefix=prefix, verbose=verbose, warn_dups=warn, jobs=jobs,
             cache=cache_path(cache, no_cache), kmod_version=kmod_version,
             deprecated=tuple(ctx.meta.get("moddeps.deprecated", ())),
         ))
-
-
-def _run(opts: DepmodOptions) -> None:
-    """Run depmod, write its diagnostics to stderr and (-n, -v) its files and lines to stdout."""
-    from ..depmod.run import TEXT_FILES, run
-    from ..errors import DepmodFatal
-    from ..read.cache import bound_from_env, upkeep
-
-    bound = bound_from_env() if opts.cache else None
-    try:
-        result = run(opts, waiting=err)
-    except DepmodFatal as exc:
-        for line in [*exc.messages, *exc.notes]:
-            err(line)
-        raise typer.Exit(exc.exit_status) from None
-    finally:
-        if opts.cache:  # date what the run wrote to the cache, keep it under its bound
-            upkeep(opts.cache, bound, note=lambda text: err(f"note: {text}"))
-    if opts.verbose and result.kmod is not None:
-        err(f"NOTE: {result.kmod.describe()}")
-    for line in [*result.messages, *result.extra]:
-        err(line)
-    out = sys.stdout.buffer
-    for line in result.verbose_lines:
-        out.write(line.encode("utf-8", "surrogateescape") + b"\n")
-    if opts.dry_run:
-        # kmod's -n order: dep, alias, softdep, symbols, devname (weakdep after softdep)
-        contents = dict(result.files)
-        for name in (*TEXT_FILES[:3], "modules.weakdep", *TEXT_FILES[3:]):
-            if name in contents:
-                out.write(contents[name])
-    out.flush()

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .base import exit_on_error
+from .shared import (
     CacheOpt,
     FormatOpt,
     HtmlOpt,
@@ -17,7 +18,6 @@ from .app import (
     TimestampOpt,
     app,
     emit,
-    exit_on_error,
     html_timestamp,
     output_format,
     scan_dir,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import BasedirOpt, KernelOpt, app, exit_on_error, load_resolved
+from .base import exit_on_error
+from .shared import BasedirOpt, KernelOpt, app, load_resolved
 
 
 @app.command()

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import app, exit_on_error
+from .base import exit_on_error
+from .shared import app
 
 index_app = typer.Typer(help="Inspect kmod's binary indexes (*.bin).", no_args_is_help=True)
 app.add_typer(index_app, name="index")

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import JsonOpt, KmodVersionOpt, app, err, exit_on_error, output_format, printable
+from .base import err, exit_on_error
+from .shared import JsonOpt, KmodVersionOpt, app, output_format, printable
 
 
 def _info_field(ctx: typer.Context, param: Any, value: Any) -> Any:

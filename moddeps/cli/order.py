@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .app import BasedirOpt, JsonOpt, KernelOpt, app, err, exit_on_error, load_resolved, output_format, write_lines
+from .base import err, exit_on_error
+from .shared import BasedirOpt, JsonOpt, KernelOpt, app, load_resolved, output_format, write_lines
 
 
 @app.command()

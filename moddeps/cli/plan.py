@@ -9,14 +9,13 @@ from typing import Annotated, Literal
 
 import typer
 
-from .app import (
+from .base import err, exit_on_error
+from .shared import (
     FormatOpt,
     JobsOpt,
     JsonOpt,
     KmodVersionOpt,
     app,
-    err,
-    exit_on_error,
     output_format,
     printable,
     progress,

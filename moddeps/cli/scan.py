@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import (
+from .base import err, exit_on_error
+from .shared import (
     CacheOpt,
     FormatOpt,
     JobsOpt,
     JsonOpt,
     NoCacheOpt,
     app,
-    err,
-    exit_on_error,
     output_format,
     printable,
     scan_cache,

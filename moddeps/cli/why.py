@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .base import exit_on_error
+from .shared import (
     BasedirOpt,
     FormatOpt,
     JsonOpt,
     KernelOpt,
     TreeArg,
     app,
-    exit_on_error,
     load_resolved,
     output_format,
     stdout_console,

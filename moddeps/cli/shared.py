@@ -16,7 +16,6 @@ Data goes to stdout; diagnostics and progress to stderr.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +23,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from .base import cache_path, err, run_process, state
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -69,9 +70,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
-
-
 # --------------------------------------------------------------------------
 # Options several commands take
 # --------------------------------------------------------------------------
@@ -108,18 +106,6 @@ KernelOpt = Annotated[str | None, typer.Option("--kernel", "-k", help="Kernel ve
 # --------------------------------------------------------------------------
 
 
-def err(message: str) -> None:
-    """One diagnostic on stderr; bytes read from files (surrogate escapes) are written back as they were."""
-    text = f"moddeps: {message}\n"
-    buffer = getattr(sys.stderr, "buffer", None)
-    if buffer is None:
-        sys.stderr.write(text)
-        return
-    sys.stderr.flush()
-    buffer.write(text.encode("utf-8", "surrogateescape"))
-    buffer.flush()
-
-
 def printable(s: str) -> str:
     from ..model import printable as _printable
 
@@ -148,44 +134,7 @@ def _main(
         "--version", is_eager=True, callback=show_version,
         help="Print moddeps' version and the kmod releases it matches, and exit.")] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-@contextmanager
-def exit_on_error() -> Iterator[None]:
-    """Map domain errors to one stderr line and their exit status."""
-    from ..errors import ModdepsError
-
-    try:
-        yield
-    except ModdepsError as exc:
-        if _state["debug"]:
-            _traceback()
-        err(f"error: {exc}")
-        raise typer.Exit(exc.exit_status) from None
-    except KeyboardInterrupt:
-        err("interrupted")
-        raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
-    except BrokenPipeError:  # e.g. "moddeps ... | head": stop quietly, as Unix tools do
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        raise typer.Exit(141) from None
-    except Exception as exc:  # a bug: one line, the traceback with --debug
-        if _state["debug"]:
-            _traceback()
-        err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        raise typer.Exit(70) from None
-
-
-def _traceback() -> None:
-    """--debug: the traceback of the exception being handled, on stderr (the exit status does not change)."""
-    import traceback
-
-    sys.stderr.flush()
-    traceback.print_exc(file=sys.stderr)
-    sys.stderr.flush()
+    state.debug = debug
 
 
 # --------------------------------------------------------------------------
@@ -326,14 +275,6 @@ def resolve_tree(tree: str | None, basedir: str | None, version: str | None,
 # --------------------------------------------------------------------------
 
 
-def cache_path(cache: str | None, no_cache: bool) -> str | None:
-    if no_cache:
-        return None
-    from ..read.cache import default_path
-
-    return cache or default_path()
-
-
 @contextmanager
 def scan_cache(cache: str | None, no_cache: bool) -> Iterator[ScanCache | None]:
     """The scan cache for one command (None with --no-cache), closed at the end and kept under
@@ -370,42 +311,18 @@ def load_resolved(tree: str | None, basedir: str | None, version: str | None, jo
 
 
 # --------------------------------------------------------------------------
-# The entry point
+# The entry point of the typer application
 # --------------------------------------------------------------------------
 
 
 def main() -> None:
-    # A command builds hundreds of thousands of small acyclic records and then
-    # exits: the cyclic garbage collector would only rescan them (measured:
-    # 25% of a scan).  Reference counting still frees everything.
-    import gc
+    """Every command through typer (``moddeps.cli.main`` takes a shorter way for a plain ``depmod``)."""
 
-    gc.disable()
-    _register_only(sys.argv[1:])
-    # SIGTERM (systemd, timeout(1), a package manager giving up) ends the run
-    # like an exception: depmod's lock is released and its temporaries removed
-    # on the way out (a signal during the renames is held by the writer).
-    import signal
-
-    def _terminated(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
+    def invoke() -> None:
+        _register_only(sys.argv[1:])
         app()
-        status = 0
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            status = exc.code or 0
-        else:
-            sys.stderr.write(f"{exc.code}\n")
-            status = 1
-    # Everything is written and closed: leave without tearing down the
-    # interpreter, which frees every record one by one (~20 ms for amd64).
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            stream.flush()
-    os._exit(status)
+
+    run_process(invoke)
 
 
 def _register_only(args: list[str]) -> None:
