@@ -23,8 +23,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+TYPE_CHECKING = False  # (typing itself is not imported: see moddeps.cli)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 class _State:
@@ -98,7 +101,7 @@ def cache_path(cache: str | None, no_cache: bool) -> str | None:
     """The scan cache a command uses: ``--cache``, else the default; None with ``--no-cache``."""
     if no_cache:
         return None
-    from ..read.cache import default_path
+    from ..read.cachepath import default_path
 
     return cache or default_path()
 

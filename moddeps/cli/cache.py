@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..depmod import stamp
 from .base import exit_on_error
 from .shared import CacheOpt, app, write_lines
 
@@ -19,7 +20,7 @@ def cache_info(cache: CacheOpt = None) -> None:
 
     Plain records, TAB-separated: ``cache PATH BYTES SIZE``, ``bound BYTES SIZE``
     (the automatic bound, ``none`` for none), ``table NAME ROWS BYTES current|old``, ``written OLDEST NEWEST``
-    (UTC, ``-`` when nothing is dated).
+    (UTC, ``-`` when nothing is dated), ``stamps COUNT BYTES`` (depmod's stamps beside it, PATH.stamps/).
     """
     from datetime import UTC, datetime
 
@@ -39,6 +40,8 @@ def cache_info(cache: CacheOpt = None) -> None:
         lines += [record("table", t.name, t.rows, t.bytes, "current" if t.current else "old")
                   for t in got.tables]
         lines.append(record("written", when(got.oldest), when(got.newest)))
+        count, size = stamp.held(path)
+        lines.append(record("stamps", count, size))
         write_lines(lines)
 
 
@@ -53,6 +56,8 @@ def cache_prune(
     """Shrink the scan cache: drop the tables earlier versions left, then what --older-than and --max-size say.
 
     Deleted modules are simply read again by the next scan.  The space is given back to the filesystem.
+    depmod's stamps beside the cache (PATH.stamps/) go too: those older than --older-than, all of them
+    with --max-size; the next depmod run writes its stamp again.
     """
     from ..errors import UsageError
     from ..read import cache as sc
@@ -66,7 +71,10 @@ def cache_prune(
             raise UsageError(str(exc)) from None
         path = cache or sc.default_path()
         r = sc.prune(path, older_than=age, max_size=size)
+        # depmod's stamps: older than --older-than; all of them to fit --max-size (each is remade by the next run)
+        stamps = stamp.prune(path, older_than=age) if age is not None or size is not None else 0
         dropped = f"{len(r.dropped_tables)} old table(s) dropped ({', '.join(r.dropped_tables)})" \
             if r.dropped_tables else "no old table"
         write_lines([sentence(f"moddeps cache prune: {path}: {sc.format_size(r.size_before)} -> "
-                              f"{sc.format_size(r.size_after)}; {dropped}; {r.deleted_rows} row(s) deleted")])
+                              f"{sc.format_size(r.size_after)}; {dropped}; {r.deleted_rows} row(s) deleted; "
+                              f"{stamps} depmod stamp(s) deleted")])

@@ -18,11 +18,13 @@ options, and that this table names the typer command's options.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from .base import cache_path, err, exit_on_error, kept
 
+TYPE_CHECKING = False  # (typing itself is not imported: see moddeps.cli)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..depmod.run import DepmodOptions
 
 #: The flags: spelling -> field of :class:`moddeps.depmod.run.DepmodOptions` (or ``no_cache``).
@@ -51,8 +53,9 @@ VALUED = {
 }
 
 
-def fast_options(args: list[str]) -> DepmodOptions | None:
-    """The options of ``moddeps depmod ARGS``, or None when typer has to parse them."""
+def fast_fields(args: list[str]) -> dict[str, Any] | None:
+    """The fields of :class:`~moddeps.depmod.run.DepmodOptions` for ``moddeps depmod ARGS``
+    (all of them, defaults included), or None when typer has to parse ARGS."""
     flags: set[str] = set()
     values: dict[str, str] = {}
     config: list[str] = []
@@ -64,9 +67,7 @@ def fast_options(args: list[str]) -> DepmodOptions | None:
         if word == "--":
             positional += args[i:]
             break
-        if not word.startswith("-") or word == "-":
-            if word == "-":
-                return None
+        if not word.startswith("-"):
             positional.append(word)
             continue
         if word in FLAGS:
@@ -79,7 +80,7 @@ def fast_options(args: list[str]) -> DepmodOptions | None:
             return None  # -b=X: click reads the value "=X"; let it
         field = VALUED.get(name)
         if field is None:
-            return None
+            return None  # unknown, "-", bundled flags, an attached short value
         if not eq:
             if i == len(args) or args[i].startswith("-"):
                 return None  # missing, or a value that looks like an option: click's reading
@@ -91,20 +92,29 @@ def fast_options(args: list[str]) -> DepmodOptions | None:
         if field in values:
             return None
         values[field] = value
-    jobs = values.pop("jobs", None)
+    jobs = values.get("jobs")
     if jobs is not None and not (jobs.isascii() and jobs.isdigit() and int(jobs) >= 1):
+        return None
+    get = values.get
+    return {
+        "version": positional[0] if positional else None, "files": tuple(positional[1:]),
+        "all": "all" in flags, "quick": "quick" in flags, "basedir": get("basedir", ""), "outdir": get("outdir"),
+        "moduledir": get("moduledir", "lib/modules"), "config": tuple(config), "errsyms": "errsyms" in flags,
+        "symvers": get("symvers"), "system_map": get("system_map"), "dry_run": "dry_run" in flags,
+        "prefix": get("prefix"), "verbose": "verbose" in flags, "warn_dups": "warn_dups" in flags,
+        "jobs": None if jobs is None else int(jobs), "cache": cache_path(get("cache"), "no_cache" in flags),
+        "kmod_version": get("kmod_version"), "deprecated": (),
+    }
+
+
+def fast_options(args: list[str]) -> DepmodOptions | None:
+    """:func:`fast_fields` as the options record (None: typer has to parse ARGS)."""
+    fields = fast_fields(args)
+    if fields is None:
         return None
     from ..depmod.run import DepmodOptions
 
-    get = values.get
-    return DepmodOptions(
-        version=positional[0] if positional else None, files=tuple(positional[1:]),
-        all="all" in flags, quick="quick" in flags, errsyms="errsyms" in flags, dry_run="dry_run" in flags,
-        verbose="verbose" in flags, warn_dups="warn_dups" in flags, config=tuple(config),
-        jobs=None if jobs is None else int(jobs), cache=cache_path(get("cache"), "no_cache" in flags),
-        basedir=get("basedir", ""), outdir=get("outdir"), moduledir=get("moduledir", "lib/modules"),
-        symvers=get("symvers"), system_map=get("system_map"), prefix=get("prefix"), kmod_version=get("kmod_version"),
-    )
+    return DepmodOptions(**fields)
 
 
 def run_depmod(opts: DepmodOptions) -> None:
@@ -144,17 +154,38 @@ def run_depmod(opts: DepmodOptions) -> None:
 
 
 def depmod_main(args: list[str]) -> bool:
-    """Run ``moddeps depmod ARGS`` without typer if :func:`fast_options` can parse ARGS
-    (then the process exits); False: it cannot."""
-    opts = fast_options(args)
-    if opts is None:
+    """Run ``moddeps depmod ARGS`` without typer if :func:`fast_fields` can parse ARGS
+    (then the process exits); False: it cannot.  A rerun on unchanged inputs is answered
+    by its stamp (:mod:`moddeps.depmod.stamp`) before anything else is imported."""
+    fields = fast_fields(args)
+    if fields is None:
         return False
+    import gc
+
+    gc.disable()  # (as run_process does, before the stamp's thousands of tuples are loaded)
+    from ..depmod import stamp
+    from .base import run_process
+
+    lines = None
+    if stamp.wanted(fields):
+        try:
+            lines = stamp.replay(fields["cache"], stamp.key(fields))
+        except Exception:  # (no working directory...): only a shortcut, the run goes the usual way
+            lines = None
+        if lines is not None:
+
+            def said() -> None:
+                for line in lines:
+                    err(line)
+
+            run_process(said)
+    from ..depmod.run import DepmodOptions
+
+    opts = DepmodOptions(**fields)
 
     def body() -> None:
         with exit_on_error():
             run_depmod(opts)
-
-    from .base import run_process
 
     run_process(body)
     return True  # (not reached: run_process exits)

@@ -15,8 +15,6 @@ import functools
 import hashlib
 import marshal
 import os
-import stat
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
 from ..read.scan import WalkedTree, read_optional
 from .reads import depmod_view
+from .stamp import output_identity
 
 if TYPE_CHECKING:
     from ..resolve import Resolution
@@ -83,6 +82,7 @@ class Rerun:
     verbose_lines: tuple[str, ...]
     rewrite: tuple[tuple[str, bytes], ...] = ()  # the files whose bytes changed: to write
     stored: bool = True  # False: to store with :func:`record` once ``rewrite`` is written
+    identities: tuple[OutputIdentity, ...] | None = None  # of the files as they are, when stored
 
 
 def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> Inputs:
@@ -136,7 +136,7 @@ def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun
     files = _outputs_unchanged(ctx.outdir, hit.identities)
     if files is None:
         return None
-    return Rerun(tuple(files), hit.messages, hit.notes, hit.verbose_lines)
+    return Rerun(tuple(files), hit.messages, hit.notes, hit.verbose_lines, identities=tuple(hit.identities))
 
 
 def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterInput, groups: Rendered,
@@ -151,12 +151,14 @@ def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterIn
 
 
 def record(scan_cache: ScanCache, inputs: Inputs, files: Sequence[tuple[str, bytes]], messages: Sequence[str],
-           verbose_lines: Sequence[str], notes: Sequence[str]) -> None:
-    """Store a result whose ``files`` were just written (their identities read back)."""
+           verbose_lines: Sequence[str], notes: Sequence[str]) -> list[OutputIdentity] | None:
+    """Store a result whose ``files`` were just written (their identities read back, and returned;
+    None: one could not be read back, nothing stored)."""
     written = _output_identities(inputs.ctx.outdir, [name for name, _ in files])
     if written is not None:
         scan_cache.put_output(inputs.ctx.dirname, inputs.digest, inputs.basis, inputs.files,
                               StoredOutput(tuple(written), tuple(messages), tuple(verbose_lines), tuple(notes)))
+    return written
 
 
 def noted(scan_cache: ScanCache, notes: Sequence[str]) -> tuple[str, ...]:
@@ -169,34 +171,11 @@ def _output_identities(outdir: str, names: list[str]) -> list[OutputIdentity] | 
     1,100 modules, 0.3 ms of CRC-32), or None if one cannot be read."""
     out = []
     for name in names:
-        data = _read_output(os.path.join(outdir, name))
-        if data is None:
+        got = output_identity(outdir, name)
+        if got is None:
             return None
-        out.append(_identity(name, *data))
+        out.append(OutputIdentity(*got[0]))
     return out
-
-
-def _identity(name: str, st: os.stat_result, content: bytes) -> OutputIdentity:
-    return OutputIdentity(name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, zlib.crc32(content))
-
-
-def _read_output(path: str) -> tuple[os.stat_result, bytes] | None:
-    """The stat and the bytes of an output file, or None (gone, unreadable, or not a regular file)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        data = os.read(fd, st.st_size + 1)
-        # (os.read returns at most 2 GiB at once; an output is never near that)
-        return (st, data) if len(data) == st.st_size else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> list[tuple[str, bytes]] | None:
@@ -209,12 +188,10 @@ def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> lis
     the same tick of the ctime clock."""
     files = []
     for ident in identities:
-        data = _read_output(os.path.join(outdir, ident.name))
-        if data is None:
+        got = output_identity(outdir, ident.name)
+        if got is None or got[0] != tuple(ident):
             return None
-        if _identity(ident.name, *data) != ident:
-            return None
-        files.append((ident.name, data[1]))
+        files.append((ident.name, got[1]))
     return files
 
 
@@ -298,7 +275,8 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
             old.append(o)
     if remap is None and all(depmod_view(a) == depmod_view(b) for a, b in zip(old, new)):
         scan_cache.renew_output(ctx.dirname, prev.digest, inputs.digest, inputs.files, stored)
-        return Rerun(tuple(files), stored.messages, stored.notes, stored.verbose_lines)
+        return Rerun(tuple(files), stored.messages, stored.notes, stored.verbose_lines,
+                     identities=tuple(stored.identities))
     if ctx.verbose or ctx.warn:
         return None
     from . import incremental  # (start-up cost: see above)

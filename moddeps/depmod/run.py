@@ -14,20 +14,21 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .. import config as depmod_config
 from .. import kmodversion
+from ..config import default_dirs
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, modname_from_path, printable
-from ..read.cache import ScanCache
+from ..read.cache import OutputIdentity, ScanCache
 from ..read.order import module_array
-from ..read.scan import Tree, layout_tree, read_layout, read_optional
+from ..read.scan import Tree, WalkedTree, layout_tree, read_layout, read_optional
 from ..read.walk import SKIP_NAMES, ModuleFile, Registry, is_module_filename
-from . import rerun
+from . import rerun, stamp
 from .writer import locked, write_all
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def run(
     """depmod for ``opts``.  ``waiting`` is told (a "NOTE: ..." line) when the
     run waits for another one writing into the same directory."""
     version = opts.version or os.uname().release
+    stamped = _stamp_start(opts, version)  # before a single input is read
     kmod = kmodversion.select(opts.kmod_version, opts.basedir or "/")
     messages: list[str] = []
     for option in opts.deprecated:
@@ -149,7 +151,7 @@ def run(
     outdir = module_dirname(opts.outdir, moduledir, version) if opts.outdir else dirname
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
-    job = _Job(opts, version, kmod, dirname, outdir, progress)
+    job = _Job(opts, version, kmod, dirname, outdir, progress, stamped)
     if opts.dry_run:  # writes nothing into the directory: no lock
         return _run(job, messages)
     # One writer per output directory, from before it reads the tree until its
@@ -193,6 +195,7 @@ class _Job:
     dirname: str  # the module directory
     outdir: str  # where the files go
     progress: Callable[[int, int], None] | None
+    stamp: _StampStart | None = None  # a stamp to write once the files are (see moddeps.depmod.stamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +266,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     if basis.files_only:
         tree = _tree_from_files(job, cfg, scan_cache)
     else:
-        layout = layout_tree(dirname, version=job.version, config=cfg, order_first_wins=job.kmod.order_first_wins)
+        layout = layout_tree(dirname, version=job.version, config=cfg, order_first_wins=job.kmod.order_first_wins,
+                             record=job.stamp is not None)
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
             # A rerun on unchanged inputs whose outputs are still the files
             # this computation wrote: nothing to compute and nothing to write;
@@ -274,7 +278,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
                 system_map=opts.system_map), messages)
             again = rerun.previous(scan_cache, inputs, layout)
             if again is not None:
-                return _from_cache(job, again, inputs, scan_cache)
+                return _from_cache(job, again, inputs, scan_cache, layout)
         tree = read_layout(layout, jobs=opts.jobs, progress=job.progress, cache=scan_cache,
                            keys=inputs.keys if inputs else None)
     from ..resolve import ResolveOptions, resolve
@@ -327,7 +331,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
             os.makedirs(outdir, exist_ok=True)
         write_all(outdir, files, fsync=opts.fsync)
         if inputs is not None and scan_cache is not None:
-            rerun.record(scan_cache, inputs, files, messages, verbose_lines, extra_notes)
+            written = rerun.record(scan_cache, inputs, files, messages, verbose_lines, extra_notes)
+            _stamp_end(job, scan_cache, layout, inputs, written, [*messages, *extra_notes])
     return DepmodResult(
         dirname, outdir, tuple(files), tuple(messages),
         tuple(extra_notes) if scan_cache is None else rerun.noted(scan_cache, extra_notes), tuple(verbose_lines),
@@ -335,14 +340,59 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     )
 
 
-def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache: ScanCache) -> DepmodResult:
+def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache: ScanCache,
+                layout: WalkedTree) -> DepmodResult:
     """The result of a rerun answered from the cache, once the files it changed are written and it is stored."""
     if again.rewrite:
         write_all(job.outdir, again.rewrite, fsync=job.opts.fsync)
+    written: Sequence[OutputIdentity] | None = again.identities
     if not again.stored:
-        rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
+        written = rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
+    _stamp_end(job, scan_cache, layout, inputs, written, [*again.messages, *again.notes])
     return DepmodResult(job.dirname, job.outdir, again.files, again.messages, rerun.noted(scan_cache, again.notes),
                         again.verbose_lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _StampStart:
+    """What a run that may write a stamp took before it read anything."""
+
+    name: str  # the stamp's key (moddeps.depmod.stamp.key)
+    cache: str  # the scan cache beside which it goes
+    started_ns: int
+    surveyed: tuple[stamp.Check, ...]  # every input but the tree's directories and module files
+
+
+def _stamp_start(opts: DepmodOptions, version: str) -> _StampStart | None:
+    """The identities a stamp records of every input but the walk's (:func:`moddeps.depmod.stamp.survey`:
+    a superset of what the configuration, the kmod release and the tree's lists are read from)."""
+    fields = {name: getattr(opts, name) for name, _default in stamp.FIELDS}
+    fields["cache"] = opts.cache
+    if not stamp.wanted(fields):
+        return None
+    started = stamp.now_ns()
+    base = opts.basedir.rstrip("/")
+    configs = list(opts.config) if opts.config else [base + d for d in default_dirs(True)]
+    moduledirs = sorted({module_dirname(opts.basedir, md, version) for md in (opts.moduledir, *MODULE_DIRECTORIES)})
+    lists = [f"{d}/{name}" for d in moduledirs
+             for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo")]
+    surveyed = stamp.survey(
+        listed=configs, directories=moduledirs, packages=[f"{base}/var/lib/pacman/local"],
+        plain=[f"{base}/var/lib/dpkg/status", *lists, *(p for p in (opts.symvers, opts.system_map) if p)])
+    return _StampStart(stamp.key(fields), opts.cache or "", started, tuple(surveyed))
+
+
+def _stamp_end(job: _Job, scan_cache: ScanCache, layout: WalkedTree, inputs: rerun.Inputs,
+               written: Sequence[OutputIdentity] | None, lines: list[str]) -> None:
+    """Write the stamp of a run whose files are written (and recorded as ``written``)."""
+    start = job.stamp
+    if start is None or written is None or scan_cache.problem or any(key is None for key in inputs.keys):
+        return
+    checks = [*start.surveyed, *layout.walked]
+    checks += [(key.path, key.stat) for key in inputs.keys if key is not None]
+    outputs: list[stamp.OutputId] = [(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32)
+                                     for i in written]
+    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines)
 
 
 def _cycle_error(names: list[str], res: Resolution, messages: list[str]) -> CycleError:

@@ -72,14 +72,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
 from . import recordcodec
+from .cachepath import default_path as default_path
+from .fileid import FileStat, identity
 
 if TYPE_CHECKING:
     import queue
     import threading
-
-#: A file's identity without its path: size, mtime_ns, ctime_ns, inode, device.
-FileStat = tuple[int, int, int, int, int]
-
 
 class Key(NamedTuple):
     """A module file's identity, the key of its record (:func:`file_key`)."""
@@ -258,32 +256,14 @@ class _OutputRow(NamedTuple):
     record: bytes
 
 
-def default_path() -> str:
-    env = os.environ.get("MODDEPS_CACHE")
-    if env:
-        return env
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "moddeps", "scan.sqlite3")
-
-
 def file_key(path: str) -> Key | None:
-    """The identity of a module file (following symlinks), or None if it cannot be stat'ed."""
+    """The identity of a module file (following symlinks), or None if it cannot be stat'ed
+    (:func:`moddeps.read.fileid.identity`: inode and device as signed 64-bit numbers)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    ino, dev = st.st_ino, st.st_dev
-    # SQLite's integers are signed 64-bit: an inode or device number with the
-    # top bit set (overlayfs' xino, some FUSE and network filesystems) is kept
-    # as the signed number of the same 64 bits
-    if ino >= _TOP:
-        ino -= _WRAP
-    if dev >= _TOP:
-        dev -= _WRAP
-    return Key(_absolute(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, ino, dev)
-
-
-_TOP, _WRAP = 1 << 63, 1 << 64
+    return Key(_absolute(path), *identity(st))
 
 
 def _absolute(path: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..config import DepmodConfig
 from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from ..model import FileProblem, Module, modname_from_path, printable
+from .fileid import FileStat
 from .order import module_array
 from .walk import ModuleFile, discover
 
@@ -54,6 +55,9 @@ class WalkedTree:
     problems: tuple[FileProblem, ...]
     messages: tuple[str, ...]
     config: DepmodConfig
+    #: what the walk saw, taken before it was listed: each directory's identity (the top's names), None for each
+    #: dangling symlink and missing external directory (``layout_tree(..., record=True)``)
+    walked: tuple[tuple[str, FileStat | frozenset[str] | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +85,11 @@ class Tree:
 
 
 def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfig | None = None,
-                order_first_wins: bool = True) -> WalkedTree:
+                order_first_wins: bool = True, record: bool = False) -> WalkedTree:
     """Walk ``dirname`` and lay out kmod's module array, without reading a module.
 
-    ``order_first_wins``: see :func:`~moddeps.read.order.module_array` (kmod 34's rule by default)."""
+    ``order_first_wins``: see :func:`~moddeps.read.order.module_array` (kmod 34's rule by default);
+    ``record``: keep what the walk saw (:attr:`WalkedTree.walked`)."""
     from ..errors import InputError
 
     cfg = config or DepmodConfig()
@@ -92,7 +97,8 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory")
     problems: list[FileProblem] = []
-    registry = discover(dirname, cfg, problems)
+    walked: list[tuple[str, FileStat | frozenset[str] | None]] | None = [] if record else None
+    registry = discover(dirname, cfg, problems, walked)
     order_text = read_optional(f"{dirname}/modules.order")
     array, listed, applied, messages = module_array(registry.by_name.values(), dirname, order_text,
                                                     first_wins=order_first_wins)
@@ -117,6 +123,7 @@ def layout_tree(dirname: str, *, version: str | None = None, config: DepmodConfi
         # kmod's order: config, (symbol lists,) the walk, then modules.order
         messages=tuple(cfg.messages) + tuple(p.kmod_message for p in problems if p.kmod_message) + tuple(messages),
         config=cfg,
+        walked=tuple(walked or ()),
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..config import DepmodConfig
 from ..kmodnames import MODULE_SUFFIXES
 from ..model import FileProblem, modname_from_path, printable
+from .fileid import FileStat, identity, tree_names
 
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
 
@@ -140,15 +141,22 @@ class Registry:
         return True, "kept file is in a higher-priority search directory"
 
 
-def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem]) -> Registry:
+def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem],
+             seen: list[tuple[str, FileStat | frozenset[str] | None]] | None = None) -> Registry:
+    """Walk ``dirname`` and the external directories.  ``seen`` is given the identity of each
+    directory entered (of ``dirname``, its :func:`~.fileid.tree_names`), taken before it is
+    listed, and None for each dangling symlink and missing external directory
+    (:mod:`moddeps.depmod.stamp` checks them again)."""
     registry = Registry(dirname, config)
     excludes = frozenset(config.excludes)
-    _walk_exact(dirname, "", registry, excludes, problems, set())
+    _walk_exact(dirname, "", registry, excludes, problems, set(), seen)
     # kmod walks the external list in internal (reversed) order.
     for ext in reversed(config.externals):
         if os.path.isdir(ext):
-            _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set())
+            _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set(), seen)
         else:
+            if seen is not None:
+                seen.append((ext, None))
             # kmod tools/depmod.c:depmod_modules_search_path@v34.2: reported, then skipped
             problems.append(FileProblem(
                 ext, "external directory does not exist",
@@ -181,6 +189,7 @@ def _walk_exact(
     excludes: frozenset[str],
     problems: list[FileProblem],
     ancestors: set[tuple[int, int]],
+    seen: list[tuple[str, FileStat | frozenset[str] | None]] | None = None,
 ) -> None:
     """kmod's recursive walk, entry by entry, with an explicit stack (any depth,
     no recursion): a subdirectory is descended as soon as it is met, so files
@@ -191,6 +200,9 @@ def _walk_exact(
         shown = rel or dirpath
         try:
             st = os.stat(dirpath)
+            if seen is not None:
+                # the top's identity changes with every depmod writing its files there: its names instead
+                seen.append((dirpath, tree_names(dirpath) if rel == "" else identity(st)))
             ident = (st.st_dev, st.st_ino)
             if ident in ancestors:
                 problems.append(FileProblem(shown, "symlink loop: a directory contains itself; not descended"))
@@ -240,6 +252,8 @@ def _walk_exact(
                 registry.add(ModuleFile(modname_from_path(name), path, child_rel))
         elif entry.is_symlink() and not os.path.exists(path):
             problems.append(FileProblem(child_rel or path, "dangling symlink"))
+            if seen is not None:
+                seen.append((path, None))
         else:
             try:
                 fmt = stat.S_IFMT(os.stat(path).st_mode)

@@ -1,0 +1,292 @@
+"""A depmod rerun on unchanged inputs, answered before the rest of moddeps is imported.
+
+A package upgrade runs ``depmod`` again and again on trees that did not
+change.  The output cache (:mod:`.rerun`) answers those without reading a
+module, but only once the configuration is parsed, the tree walked and the
+inputs digested -- most of a warm run's cost is importing the code that does
+that.  A *stamp* is the shortcut in front of it: after a run has written (or
+confirmed) its files, it records the identity (:mod:`moddeps.read.fileid`:
+size, mtime, ctime, inode, device) of everything the result was computed
+from, each taken *before* it was read:
+
+* every directory the walk entered (a name added, removed or renamed in a
+  directory changes its mtime and ctime), and each external directory that
+  was missing;
+* every module file of the array, and each dangling symlink (it must stay dangling);
+* every file and directory depmod.d, the kmod release's package databases,
+  ``modules.order``, ``modules.builtin``, ``modules.builtin.modinfo`` and
+  ``-E``/``-F`` could have been read from (:func:`survey`: a superset);
+* the output files as written, with a CRC-32 of their bytes (as :mod:`.rerun` keeps them);
+
+and the lines the run said on stderr.  The next ``moddeps depmod`` with the
+same options, environment and working directory (:func:`key`) stats those
+paths again (~5,000 for a 4,000-module tree) and, when every identity is the
+same and every output file is still the one written, says the same lines
+and exits: nothing else of moddeps is imported (:mod:`moddeps.cli.depmod_argv`).
+Anything different, missing or unreadable is a miss, and the run goes the
+usual way (which writes a new stamp).
+
+Stamps are files of their own beside the scan cache
+(``$MODDEPS_CACHE.stamps/KEY``), written atomically, never trusted beyond
+their checks.  A run whose inputs changed within :data:`RACY_NS` of its
+start writes none: a change made in the same tick of the filesystem's
+timestamp clock as the stat that recorded it would go unseen (git's "racy"
+entries), so such a stamp waits for a run on a settled tree.  Runs with
+``-n``, ``-v``, ``-A``, module files, kmod 30's deprecated options or a cache
+problem write none either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import time
+import zlib
+
+from ..read.fileid import FileStat, file_stat, identity, tree_names
+
+TYPE_CHECKING = False  # (typing and collections.abc cost a stamp's check ~4 ms: see moddeps.cli)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+#: Bump when what a stamp holds, or what it is keyed by, changes.
+STAMP_SCHEMA = 1
+
+#: The environment a result depends on (the kmod release, the read deadline, the pure-Python reader).
+ENVIRONMENT = ("MODDEPS_KMOD_VERSION", "MODDEPS_READ_TIMEOUT", "MODDEPS_PURE")
+
+#: The fields of :class:`moddeps.depmod.run.DepmodOptions` a result depends on, with their
+#: defaults (``jobs``, ``fsync`` and ``cache`` do not change it).
+FIELDS = (
+    ("version", None), ("files", ()), ("all", False), ("quick", False), ("basedir", ""), ("outdir", None),
+    ("moduledir", "lib/modules"), ("config", ()), ("errsyms", False), ("symvers", None), ("system_map", None),
+    ("dry_run", False), ("prefix", None), ("verbose", False), ("warn_dups", False), ("kmod_version", None),
+    ("deprecated", ()),
+)
+
+#: A stamp is not written when an input changed this close to the run's start (or after it).
+RACY_NS = 2_000_000_000
+
+#: One checked path: (path, what it must be).  What: its identity (:mod:`moddeps.read.fileid`);
+#: None: it cannot be stat'ed (missing, a dangling symlink); a bool: it is a directory, or not;
+#: a frozenset: a directory holding these :func:`~moddeps.read.fileid.tree_names`.
+Check = tuple[str, "FileStat | frozenset[str] | bool | None"]
+#: An output file as written: (name, size, mtime_ns, ctime_ns, inode, device, CRC-32 of its bytes).
+OutputId = tuple[str, int, int, int, int, int, int]
+
+
+def wanted(fields: Mapping[str, object]) -> bool:
+    """Whether a run with these options may be answered by, and write, a stamp."""
+    return bool(fields.get("cache")) and not any(
+        fields.get(name) for name in ("dry_run", "verbose", "quick", "files", "deprecated"))
+
+
+def key(fields: Mapping[str, object]) -> str:
+    """The name of the stamp for these options (``version`` as given: the running kernel's
+    release is taken here), the environment and, if a path is relative, the working directory."""
+    from .. import __version__
+
+    values = [fields.get(name, default) for name, default in FIELDS]
+    if values[0] is None:
+        values[0] = os.uname().release
+    paths = [fields.get(name) for name in ("basedir", "outdir", "symvers", "system_map")]
+    paths += list(fields.get("config") or ())  # type: ignore[call-overload]
+    cwd = os.getcwd() if any(isinstance(p, str) and p and not p.startswith("/") for p in paths) else None
+    env = [os.environ.get(name) for name in ENVIRONMENT]
+    text = repr((STAMP_SCHEMA, __version__, values, cwd, env)).encode("utf-8", "surrogateescape")
+    return _digest(text)
+
+
+def _digest(data: bytes) -> str:
+    try:  # hashlib would load OpenSSL first (~3 ms) for a hash it does not provide
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover - a Python without the module
+        from hashlib import blake2b
+    return blake2b(data, digest_size=20).hexdigest()
+
+
+def path_for(cache: str, name: str) -> str:
+    return os.path.join(f"{cache}.stamps", name)
+
+
+def replay(cache: str, name: str) -> list[str] | None:
+    """The stderr lines of the run a valid stamp records, or None (no stamp, or something changed).
+
+    The output files are checked by identity and, until they are *settled*, by a CRC-32 of
+    their bytes too (~5 MB for a 4,000-module tree, 5 ms): an edit in place made within the
+    same tick of the ctime clock as depmod's own write keeps every identity but the bytes.
+    The first replay later than :data:`RACY_NS` after that write, its CRCs right, marks the
+    stamp settled: any edit since then has a later ctime, which the identity shows."""
+    try:
+        with open(path_for(cache, name), "rb") as f:
+            data = f.read()
+        body = memoryview(data)[4:]
+        if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
+            return None  # damaged (a check dropped would be worse than no stamp)
+        schema, stamped, outdir, checks, outputs, lines, settled = marshal.loads(body)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if schema != STAMP_SCHEMA or stamped != name:
+        return None
+    stat, isdir = os.stat, os.path.isdir
+    try:
+        for path, want in checks:
+            if want is None or type(want) is tuple:
+                try:
+                    st = stat(path)
+                except OSError:
+                    if want is None:
+                        continue
+                    return None
+                if want is None or identity(st) != want:
+                    return None
+            elif type(want) is bool:
+                if isdir(path) is not want:
+                    return None
+            elif tree_names(path) != want:
+                return None
+        if settled:
+            for ident in outputs:
+                if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
+                    return None
+        else:
+            for ident in outputs:
+                got = output_identity(outdir, ident[0])
+                if got is None or got[0] != ident:
+                    return None
+            if outputs and time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs):
+                _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True))
+    except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
+        return None
+    return list(lines)
+
+
+def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[Check],
+          outputs: Sequence[OutputId], lines: Sequence[str]) -> bool:
+    """Store a stamp, unless an input changed within :data:`RACY_NS` of ``started_ns``; False: not written."""
+    racy = started_ns - RACY_NS
+    if any(type(want) is tuple and max(want[1], want[2]) >= racy for _path, want in checks):
+        return False
+    return _store(path_for(cache, name), (STAMP_SCHEMA, name, outdir, list(checks), list(outputs), list(lines), False))
+
+
+def _store(path: str, stamp: tuple[Any, ...]) -> bool:
+    """Write a stamp atomically (a temporary renamed over it); False: it could not be written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = marshal.dumps(stamp, 4)
+        with open(tmp, "wb") as f:
+            f.write(zlib.crc32(data).to_bytes(4, "little") + data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+def discard(cache: str, name: str) -> None:
+    """Remove a stamp (a run that could not write one: the old one must not answer)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path_for(cache, name))
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+# --------------------------------------------------------------------------
+# What a run records
+# --------------------------------------------------------------------------
+
+
+def survey(listed: Sequence[str] = (), plain: Sequence[str] = (), directories: Sequence[str] = (),
+           packages: Sequence[str] = ()) -> list[Check]:
+    """What a run may read besides the tree, taken before it reads it.  ``listed``
+    (depmod.d): each path's identity, and if it is a directory each entry's; ``plain``:
+    each path's identity; ``directories``: whether each path is a directory (where the
+    module directory may be); ``packages`` (pacman's local database): the directory's
+    identity and that of each ``kmod-*`` entry and its ``desc``."""
+    out: list[Check] = [(path, file_stat(path)) for path in plain]
+    out += [(path, os.path.isdir(path)) for path in directories]
+    for path in listed:
+        out.append((path, file_stat(path)))
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            continue
+        out += [(f"{path}/{n}", file_stat(f"{path}/{n}")) for n in names]
+    for path in packages:
+        out.append((path, file_stat(path)))
+        try:
+            names = sorted(n for n in os.listdir(path) if n.startswith("kmod-"))
+        except OSError:
+            continue
+        for n in names:
+            out += [(f"{path}/{n}", file_stat(f"{path}/{n}")), (f"{path}/{n}/desc", file_stat(f"{path}/{n}/desc"))]
+    return out
+
+
+def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
+    """An output file's identity (with a CRC-32 of its bytes) and its bytes, or None
+    (gone, unreadable, or not a regular file)."""
+    try:
+        fd = os.open(os.path.join(outdir, name), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000:  # not a regular file
+            return None
+        data = os.read(fd, st.st_size + 1)
+        # (os.read returns at most 2 GiB at once; an output is never near that)
+        if len(data) != st.st_size:
+            return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    size, mtime, ctime, ino, dev = identity(st)
+    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data)), data
+
+
+# --------------------------------------------------------------------------
+# Upkeep (moddeps cache info / prune)
+# --------------------------------------------------------------------------
+
+
+def held(cache: str) -> tuple[int, int]:
+    """How many stamps there are beside ``cache``, and their bytes."""
+    count = size = 0
+    try:
+        with os.scandir(f"{cache}.stamps") as it:
+            for entry in it:
+                with contextlib.suppress(OSError):
+                    size += entry.stat(follow_symlinks=False).st_size
+                    count += 1
+    except OSError:
+        pass
+    return count, size
+
+
+def prune(cache: str, older_than: float | None = None, now: float | None = None) -> int:
+    """Delete the stamps beside ``cache`` last written more than ``older_than`` seconds ago
+    (None: every stamp); returns how many.  A stamp deleted costs the next run its shortcut only."""
+    limit = None if older_than is None else (time.time() if now is None else now) - older_than
+    deleted = 0
+    try:
+        with os.scandir(f"{cache}.stamps") as it:
+            entries = list(it)
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if limit is None or entry.stat(follow_symlinks=False).st_mtime < limit:
+                os.unlink(entry.path)
+                deleted += 1
+        except OSError:
+            continue
+    return deleted

@@ -1,0 +1,264 @@
+"""A depmod rerun answered by its stamp (moddeps.depmod.stamp): only when nothing it was computed from changed.
+
+Each change below is made after a run that wrote a stamp; the stamp must then
+refuse to answer, and the next run's files must be those of a run without any
+cache.  The racy rule (no stamp while inputs are fresh) is switched off here
+(``RACY_NS = 0``) except where it is the subject.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moddeps.depmod import stamp
+from moddeps.depmod.run import DepmodOptions, run
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_modules"
+VERSION = sorted(os.listdir(SAMPLE / "lib" / "modules"))[0]
+
+
+def _tree(tmp: Path, name: str = "root") -> Path:
+    root = tmp / name
+    shutil.copytree(SAMPLE, root, symlinks=True)
+    for cycle in (root / "lib" / "modules" / VERSION).rglob("mdx_cycle_*.ko"):  # the sample's deliberate cycle
+        cycle.unlink()
+    return root
+
+
+def _fields(root: Path, cache: Path, **more: object) -> dict[str, object]:
+    fields = {name: default for name, default in stamp.FIELDS}
+    fields.update(version=VERSION, basedir=str(root), cache=str(cache), **more)
+    return fields
+
+
+def _run(root: Path, cache: Path | None, **more: object) -> None:
+    run(DepmodOptions(version=VERSION, basedir=str(root), cache=None if cache is None else str(cache),
+                      fsync=False, **more))  # type: ignore[arg-type]
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    d = root / "lib" / "modules" / VERSION
+    return {p.name: p.read_bytes() for p in sorted(d.glob("modules.*")) if p.name not in ("modules.order",
+                                                                                           "modules.builtin",
+                                                                                           "modules.builtin.modinfo")}
+
+
+def _replay(root: Path, cache: Path, **more: object) -> list[str] | None:
+    fields = _fields(root, cache, **more)
+    return stamp.replay(str(cache), stamp.key(fields))
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stamp, "RACY_NS", 0)
+
+
+def test_a_rerun_on_unchanged_inputs_is_answered(tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    assert _replay(root, cache) is None  # nothing run yet
+    _run(root, cache)
+    lines = _replay(root, cache)
+    assert lines is not None
+    # the same lines as the run said: here none but what kmod says for this tree
+    before = _outputs(root)
+    assert _replay(root, cache) == lines  # and again (now settled: no CRC)
+    assert _outputs(root) == before
+
+
+def test_other_options_or_environment_are_another_stamp(tmp_path: Path, settled: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    assert _replay(root, cache, warn_dups=True) is None
+    assert _replay(root, cache, kmod_version="30") is None
+    monkeypatch.setenv("MODDEPS_KMOD_VERSION", "30")
+    assert _replay(root, cache) is None
+
+
+def test_no_stamp_for_dry_run_verbose_quick_or_files(tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite3"
+    for more in ({"dry_run": True}, {"verbose": True}, {"quick": True}, {"files": ("/x.ko",)}):
+        assert not stamp.wanted(_fields(tmp_path, cache, **more))
+    assert stamp.wanted(_fields(tmp_path, cache))
+    assert not stamp.wanted(_fields(tmp_path, cache) | {"cache": None})
+
+
+def _same_content_new_bytes(path: Path) -> None:
+    """Rewrite a file in place with the same size and mtime (ctime moves)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _changes(root: Path) -> dict[str, object]:
+    d = root / "lib" / "modules" / VERSION
+    some = sorted(d.rglob("*.ko"))
+    sub = some[0].parent
+
+    def add_module() -> None:
+        shutil.copy(some[0], sub / "mdx_added_copy.ko")
+
+    def add_top_module() -> None:
+        shutil.copy(some[0], d / "mdx_top_copy.ko")
+
+    def remove_module() -> None:
+        some[-1].unlink()
+
+    def new_config() -> None:
+        (root / "etc" / "depmod.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc" / "depmod.d" / "x.conf").write_text(f"exclude {sub.name}\n")
+
+    def order() -> None:
+        (d / "modules.order").write_text("".join(f"{p.relative_to(d)}\n" for p in reversed(some)))
+
+    def new_dir() -> None:
+        (d / "updates").mkdir(exist_ok=True)
+        shutil.copy(some[0], d / "updates" / some[0].name)
+
+    def package_db() -> None:
+        status = root / "var" / "lib" / "dpkg" / "status"
+        status.parent.mkdir(parents=True, exist_ok=True)
+        status.write_text("Package: kmod\nStatus: install ok installed\nVersion: 30+20221128-1\n\n")
+
+    def output_edited() -> None:
+        _same_content_new_bytes(d / "modules.alias")
+
+    def output_removed() -> None:
+        (d / "modules.symbols.bin").unlink()
+
+    return {
+        "a module rewritten in place, size and mtime kept": lambda: _same_content_new_bytes(some[0]),
+        "a module added": add_module,
+        "a module added at the top": add_top_module,
+        "a module removed": remove_module,
+        "a depmod.d file added": new_config,
+        "modules.order written": order,
+        "a directory added": new_dir,
+        "the kmod package installed": package_db,
+        "an output edited in place": output_edited,
+        "an output removed": output_removed,
+    }
+
+
+CHANGES = list(_changes(SAMPLE))  # (only the names: nothing is changed here)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_any_change_is_a_miss_and_the_next_run_is_right(change: str, tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    _changes(root)[change]()  # type: ignore[operator]
+    assert _replay(root, cache) is None
+    _run(root, cache)  # moddeps as a user runs it: the usual way now, and a new stamp
+    expected = _tree(tmp_path, "expected")
+    if not change.startswith("an output"):  # (the outputs are depmod's: written again)
+        _changes(expected)[change]()  # type: ignore[operator]
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+    assert _replay(root, cache) is not None  # settled again
+
+
+def test_a_dangling_symlink_must_stay_dangling(tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    d = root / "lib" / "modules" / VERSION
+    some = sorted(d.rglob("*.ko"))[0]
+    (d / "kernel" / "later.ko").symlink_to(tmp_path / "target.ko")
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    shutil.copy(some, tmp_path / "target.ko")  # the link now leads to a module: a new one in the tree
+    assert _replay(root, cache) is None
+
+
+def test_fresh_inputs_write_no_stamp(tmp_path: Path) -> None:
+    # a tree copied just now: its ctimes are within RACY_NS of the run
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    assert _replay(root, cache) is None
+    assert not stamp.write(str(cache), "x", time.time_ns(), str(tmp_path), [(str(root), (0, 0, time.time_ns(), 0, 0))],
+                           [], [])
+    assert stamp.write(str(cache), "x", time.time_ns(), str(tmp_path), [(str(root), (0, 0, 0, 0, 0))], [], [])
+
+
+def test_a_damaged_stamp_is_ignored(tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    path = Path(stamp.path_for(str(cache), stamp.key(_fields(root, cache))))
+    good = path.read_bytes()
+    assert _replay(root, cache) is not None
+    for i in (0, 3, 4, len(good) // 2, len(good) - 1):  # the seal, the marshalled stamp
+        bad = bytearray(good)
+        bad[i] ^= 0x10
+        path.write_bytes(bytes(bad))
+        assert _replay(root, cache) is None
+    for bad in (b"", good[:3], good[: len(good) // 2]):
+        path.write_bytes(bad)
+        assert _replay(root, cache) is None
+    path.write_bytes(good)
+    assert _replay(root, cache) is not None
+
+
+MAIN = "import sys; from moddeps.cli import main; sys.argv[0] = 'moddeps'; main()"
+
+
+def test_the_command_answers_from_the_stamp_without_importing_the_rest(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    time.sleep(stamp.RACY_NS / 1e9 + 0.1)  # the tree settles: the first run may write a stamp
+    env = {**os.environ, "MODDEPS_CACHE": str(tmp_path / "c.sqlite3"), "PYTHONPATH": str(REPO)}
+
+    def moddeps(*extra: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, *extra, "-c", MAIN, "depmod", "-b", str(root), VERSION],
+                              capture_output=True, env=env, timeout=120)
+
+    first = moddeps()
+    assert first.returncode == 0, first.stderr
+    dep = root / "lib" / "modules" / VERSION / "modules.dep"
+    inode = dep.stat().st_ino
+    again = moddeps("-X", "importtime")
+    assert again.returncode == 0
+    lines = again.stderr.decode().splitlines()
+    imported = [line.split("|")[-1].strip() for line in lines if line.startswith("import time")]
+    said = [line for line in lines if not line.startswith("import time")]
+    assert "moddeps.depmod.stamp" in imported
+    assert "moddeps.depmod.run" not in imported and "sqlite3" not in imported and "typer" not in imported
+    assert said == first.stderr.decode().splitlines()
+    assert dep.stat().st_ino == inode  # nothing written
+
+
+def test_suffixes_are_kmods() -> None:
+    from moddeps import kmodnames
+    from moddeps.read import fileid
+
+    assert fileid._MODULE_SUFFIXES == kmodnames.MODULE_SUFFIXES
+
+
+def test_cache_info_counts_and_prune_deletes_stamps(tmp_path: Path, settled: None) -> None:
+    from typer.testing import CliRunner
+
+    from moddeps.cli import app
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    _run(root, cache, warn_dups=True)  # another stamp (its files written again: the first one's stamp is stale)
+    _run(root, cache)
+    assert stamp.held(str(cache))[0] == 2
+    info = CliRunner().invoke(app, ["cache", "info", "--cache", str(cache)])
+    assert info.exit_code == 0 and [line.split("\t")[:2] for line in info.stdout.splitlines()
+                                    if line.startswith("stamps")] == [["stamps", "2"]]
+    kept = CliRunner().invoke(app, ["cache", "prune", "--older-than", "1d", "--cache", str(cache)])
+    assert kept.exit_code == 0 and "0 depmod stamp(s) deleted" in kept.stdout
+    assert _replay(root, cache) is not None
+    gone = CliRunner().invoke(app, ["cache", "prune", "--max-size", "1G", "--cache", str(cache)])
+    assert gone.exit_code == 0 and "2 depmod stamp(s) deleted" in gone.stdout
+    assert stamp.held(str(cache)) == (0, 0) and _replay(root, cache) is None
