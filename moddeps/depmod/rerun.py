@@ -12,7 +12,6 @@ into the output directory.
 from __future__ import annotations
 
 import functools
-import hashlib
 import marshal
 import os
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
+from ..read.fileid import blake2b
 from ..read.scan import WalkedTree, read_optional
 from .reads import depmod_view
 from .stamp import output_identity
@@ -92,7 +92,7 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     device: the scan cache's key), the other inputs by content; options, the messages
     produced so far (configuration, symbol lists) and what the walk met by value.
     """
-    h = hashlib.blake2b(digest_size=20)
+    h = blake2b(digest_size=20)
 
     def put(obj: object) -> None:
         h.update(repr(obj).encode("utf-8", "surrogateescape"))
@@ -102,12 +102,12 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
          [(p.path, p.reason, p.kmod_message) for p in layout.problems]))
     for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
         data = read_optional(f"{layout.dirname}/{name}")
-        put(None if data is None else hashlib.blake2b(data).digest())
+        put(None if data is None else blake2b(data).digest())
     for path in (ctx.symvers, ctx.system_map):
         if path:
             from ..kernelsyms import read_text  # (start-up cost: see above)
 
-            put(hashlib.blake2b(read_text(path)).digest())
+            put(blake2b(read_text(path)).digest())
     if ctx.symvers:  # the stale-errno quirk of -E messages
         put(os.path.exists(f"{layout.dirname}/modules.softdep"))
     basis = h.digest()
@@ -117,7 +117,7 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     # marshal format 2 (no back-references) is a deterministic, injective
     # encoding of these strings, ints and tuples, 10x faster than repr here.
     keys = tuple(file_key(mf.path) for mf in layout.files)
-    paths = hashlib.blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
+    paths = blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
     h.update(files.encoded)

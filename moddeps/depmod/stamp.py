@@ -44,7 +44,7 @@ import os
 import time
 import zlib
 
-from ..read.fileid import FileStat, file_stat, identity, tree_names
+from ..read.fileid import FileStat, blake2b, file_stat, identity, tree_names
 
 TYPE_CHECKING = False  # (typing and collections.abc cost a stamp's check ~4 ms: see moddeps.cli)
 if TYPE_CHECKING:
@@ -100,10 +100,6 @@ def key(fields: Mapping[str, object]) -> str:
 
 
 def _digest(data: bytes) -> str:
-    try:  # hashlib would load OpenSSL first (~3 ms) for a hash it does not provide
-        from _blake2 import blake2b
-    except ImportError:  # pragma: no cover - a Python without the module
-        from hashlib import blake2b
     return blake2b(data, digest_size=20).hexdigest()
 
 

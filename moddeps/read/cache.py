@@ -58,7 +58,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-import hashlib
 import itertools
 import marshal
 import os
@@ -73,7 +72,7 @@ from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
 from . import recordcodec
 from .cachepath import default_path as default_path
-from .fileid import FileStat, identity
+from .fileid import FileStat, blake2b, identity
 
 if TYPE_CHECKING:
     import queue
@@ -122,7 +121,7 @@ def record_seal(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int, 
 
 
 def _digest(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
+    h = blake2b(digest_size=16)
     for part in parts:
         h.update(part)
     return h.digest()

@@ -1,4 +1,4 @@
-"""A file's identity as the caches compare it: size, mtime, ctime, inode, device.
+"""A file's identity as the caches compare it: size, mtime, ctime, inode, device (and BLAKE2b, their digest).
 
 Kept apart (and free of imports) because :mod:`moddeps.depmod.stamp` checks
 thousands of them before anything else of moddeps is imported.
@@ -7,6 +7,11 @@ thousands of them before anything else of moddeps is imported.
 from __future__ import annotations
 
 import os
+
+try:  # hashlib would initialise OpenSSL first (~3 ms of every start-up) for a hash it does not provide
+    from _blake2 import blake2b as blake2b
+except ImportError:  # pragma: no cover - a Python built without the module
+    from hashlib import blake2b as blake2b
 
 #: A file's identity without its path: size, mtime_ns, ctime_ns, inode, device.
 FileStat = tuple[int, int, int, int, int]
