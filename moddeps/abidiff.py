@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from .errors import InputError
 from .kernelsyms import parse_symvers, read_text, validate
 from .kmodnames import MODULE_SUFFIXES
 from .model import crc_text, modname_from_path
 from .read.scan import Tree
+from .records import dataclass, field
 from .resolve import resolve
 
 #: Change kinds, in report order.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .model import Module
 from .read.scan import Tree
+from .records import dataclass
 from .resolve import Resolution
 
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
+
+from .records import dataclass, field
 
 if TYPE_CHECKING:
     from .abidiff import DiffResult, Side

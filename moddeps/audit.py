@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .findings import FINDING_KINDS, SEVERITIES, Finding
 from .kernelsyms import kmod_kernel_table, read_text
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode
 from .read.scan import Tree
+from .records import dataclass
 from .resolve import KERNEL, Resolution, ResolveOptions, resolve, strongly_connected_cycles
 from .signature import UNDECODABLE, WEAK_HASHES, SigningPolicy, key_text, out_of_tree_path, signing_policy
 

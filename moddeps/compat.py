@@ -83,7 +83,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .audit import (
@@ -104,6 +103,7 @@ from .kmodhash import hash_order
 from .model import Export, KernelSymbols, Module, crc_text, fsdecode, fsencode
 from .read.elfreader import machine_name, read_module_or_broken
 from .read.scan import Tree
+from .records import dataclass, field
 from .resolve import KERNEL, Resolution, ResolveOptions, resolve, strongly_connected_cycles
 from .signature import UNDECODABLE, SigningPolicy, key_text
 

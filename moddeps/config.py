@@ -16,11 +16,11 @@ import functools
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .inputfiles import try_read
 from .kmodnames import config_basedir
 from .model import printable
+from .records import dataclass
 
 #: kmod 32 and later's default directories, in priority order: of two files with one base
 #: name the one in the earlier directory is read (kmod tools/depmod.c:default_cfg_paths@v34.2;

@@ -7,8 +7,9 @@ A finding's ``kind`` is a stable name (the JSON and the text rendering carry it)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from .records import dataclass, field
 
 SEVERITIES = ("error", "warning", "info")
 

@@ -50,8 +50,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
+
+from .records import dataclass
 
 __all__ = ["fnmatch"]
 

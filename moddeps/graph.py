@@ -16,12 +16,12 @@ commands that need no graph (``depmod``, ``scan``) start fast.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .analysis import neighbourhood, soft_edges
 from .errors import InputError
 from .model import Module
+from .records import dataclass
 from .resolve import Resolution
 
 if TYPE_CHECKING:

@@ -20,11 +20,11 @@ says what it skips), so :func:`kmod_kernel_table` does not validate.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import InputError
 from .inputfiles import read_input
 from .model import KernelSymbol, KernelSymbols, fsdecode
+from .records import dataclass
 
 
 @dataclass(frozen=True, slots=True)

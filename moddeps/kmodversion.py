@@ -36,9 +36,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .errors import UsageError
+from .records import dataclass
 
 #: the kmod releases whose output moddeps reproduces
 SUPPORTED = (30, 31, 32, 33, 34)

@@ -8,8 +8,9 @@ depmod writers rely on that to stay byte-identical with kmod.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from .records import dataclass, field
 
 #: Bump whenever the reader starts extracting something different: the scan
 #: cache never trusts entries written under another version.  2: GPL-only

@@ -60,13 +60,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from .errors import IndexFormatError
 from .index.keys import alias_normalize
 from .index.read import Index
 from .kmodnames import MODULE_SUFFIXES, modname_normalize, path_to_modname
 from .model import Module, fsdecode, fsencode
+from .records import dataclass, field
 from .signature import ModuleSignature
 
 #: the fields the shortcut options select

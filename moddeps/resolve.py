@@ -12,12 +12,12 @@ depmod_calculate_dependencies, depmod_report_cycles).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any
 
 from .model import Export, Import, Module
 from .native import DECLINED, Declined, load, twin
+from .records import dataclass, replace
 
 KERNEL = -1  # owner index of kernel-provided symbols
 

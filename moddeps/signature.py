@@ -56,9 +56,9 @@ import os
 import struct
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .model import Module, SignatureFacts, fsdecode
+from .records import dataclass
 
 SIG_MAGIC = b"~Module signature appended~\n"
 _STRUCT = struct.Struct(">BBBBB3xI")  # struct module_signature, sig_len big-endian

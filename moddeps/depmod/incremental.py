@@ -46,11 +46,11 @@ import bisect
 import marshal
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..kmodversion import KmodTarget
 from ..model import Module, fsdecode
+from ..records import dataclass
 from ..resolve import Resolution, export_name, lookup_name, numbering
 from .outputs import WriterInput
 from .reads import MODINFO_KEYS

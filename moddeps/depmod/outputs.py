@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..index.builtin import builtin_alias_entries, builtin_entries
@@ -26,6 +25,7 @@ from ..kmodversion import SUPPORTED, KmodTarget
 from ..model import Module, fsdecode, fsencode, printable
 from ..native import load, twin
 from ..read.scan import read_optional
+from ..records import dataclass, field
 from ..resolve import KERNEL, Resolution
 from .reads import MODINFO_KEYS
 from .safety import devname_unsafe

@@ -15,7 +15,6 @@ import functools
 import marshal
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import __version__
@@ -25,6 +24,7 @@ from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
 from ..read.fileid import blake2b
 from ..read.scan import WalkedTree, read_optional
+from ..records import dataclass
 from .reads import depmod_view
 from .stamp import output_identity
 

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .. import config as depmod_config
@@ -24,15 +23,17 @@ from ..config import default_dirs
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, modname_from_path, printable
-from ..read.cache import OutputIdentity, ScanCache
 from ..read.order import module_array
 from ..read.scan import Tree, WalkedTree, layout_tree, read_layout, read_optional
 from ..read.walk import SKIP_NAMES, ModuleFile, Registry, is_module_filename
-from . import rerun, stamp
+from ..records import dataclass, field, replace
+from . import stamp
 from .writer import locked, write_all
 
 if TYPE_CHECKING:
+    from ..read.cache import OutputIdentity, ScanCache
     from ..resolve import Resolution
+    from . import rerun
 
 # resolve and render (with it the writers and the index builder) are imported
 # where a result has to be computed, the readers (read.pool) where modules are
@@ -250,7 +251,11 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
         kernel_table = {fsdecode(k): v for k, v in table.items()}
         messages.extend(msgs)
 
-    scan_cache = ScanCache(opts.cache) if opts.cache else None
+    scan_cache = None
+    if opts.cache:  # (the cache, with SQLite, and the rerun machinery only then: start-up)
+        from ..read.cache import ScanCache
+
+        scan_cache = ScanCache(opts.cache)
     try:
         result = _compute(job, _Basis(cfg, kernel_table, warn, files_only), messages, scan_cache)
         return replace(result, kmod=kmod)
@@ -263,6 +268,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     opts, dirname, outdir = job.opts, job.dirname, job.outdir
     cfg, kernel_table, warn = basis.cfg, basis.kernel_table, basis.warn
     inputs: rerun.Inputs | None = None
+    if scan_cache is not None:
+        from . import rerun
     if basis.files_only:
         tree = _tree_from_files(job, cfg, scan_cache)
     else:
@@ -343,6 +350,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
 def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache: ScanCache,
                 layout: WalkedTree) -> DepmodResult:
     """The result of a rerun answered from the cache, once the files it changed are written and it is stored."""
+    from . import rerun
     if again.rewrite:
         write_all(job.outdir, again.rewrite, fsync=job.opts.fsync)
     written: Sequence[OutputIdentity] | None = again.identities

@@ -41,11 +41,11 @@ indexes hold them as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from ..model import Module, fsdecode, printable
 from ..native import DECLINED, Declined, load, twin
+from ..records import replace
 from .reads import MODINFO_KEYS
 
 #: The line breaks of a line reader: C isspace minus the blank and the tab.

@@ -52,9 +52,9 @@ import signal
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from ..errors import OutputError
+from ..records import dataclass
 
 TMP_MARK = ".moddeps-tmp."
 LOCK_NAME = ".moddeps.lock"

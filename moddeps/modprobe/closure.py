@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from ..kmodnames import basedir_of
+from ..records import dataclass
 from .indexes import Source
 from .libkmod import KModule, Libkmod
 from .plan import PlanContext, Step, plan_one_load, probe_steps

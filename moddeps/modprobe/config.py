@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from ..globmatch import fnmatch
 from ..inputfiles import try_read
 from ..model import fsdecode, fsencode, printable
+from ..records import dataclass, field
 
 __all__ = [
     "Alias",

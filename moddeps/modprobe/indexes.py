@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import CycleError, IndexFormatError, InputError, UsageError
@@ -21,6 +20,7 @@ from ..index.format import ReaderKind
 from ..index.read import Index
 from ..kmodnames import config_basedir
 from ..model import Module, fsdecode, fsencode
+from ..records import dataclass
 
 if TYPE_CHECKING:
     from ..read.scan import Tree

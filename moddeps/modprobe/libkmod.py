@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..index.keys import alias_normalize
 from ..kmodnames import modname_normalize, path_to_modname
 from ..model import fsdecode, fsencode
+from ..records import dataclass
 from .config import Command, ModprobeConfig, ModprobeOptions, Rule, Softdep
 from .indexes import TreeData
 

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 from .. import kmodversion
@@ -85,6 +84,7 @@ from ..errors import UsageError
 from ..index.keys import alias_normalize
 from ..kmodnames import MODULE_DIRECTORIES, config_basedir
 from ..model import fsdecode, fsencode
+from ..records import dataclass, field
 from . import config as modprobe_config
 from .config import ModprobeConfig
 from .indexes import Source, TreeData, open_tree

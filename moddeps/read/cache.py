@@ -65,11 +65,11 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
+from ..records import dataclass, field
 from . import recordcodec
 from .cachepath import default_path as default_path
 from .fileid import FileStat, blake2b, identity

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import DepmodConfig
 from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
 from ..model import FileProblem, Module, modname_from_path, printable
+from ..records import dataclass, field
 from .fileid import FileStat
 from .order import module_array
 from .walk import ModuleFile, discover

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ..config import DepmodConfig
 from ..kmodnames import MODULE_SUFFIXES
 from ..model import FileProblem, modname_from_path, printable
+from ..records import dataclass
 from .fileid import FileStat, identity, tree_names
 
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
