@@ -63,7 +63,7 @@ def parse_file(
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
 def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
 
-#: give back parse_file's buffer
+#: give back parse_file's buffer and the table of the memo's imports
 def release() -> None: ...
 
 # The scan cache's record of a Module (format: moddeps/read/recordcodec.py)

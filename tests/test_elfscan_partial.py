@@ -8,7 +8,9 @@ no merging), so a byte the parser reads without having read it first changes the
 every input below is checked with three fills.
 
 The scan's serial reader hands ``.ko`` files to it (``elfreader.PlainFile``); the records
-and errors must be those of reading the whole file.
+and errors must be those of reading the whole file.  And with a memo, the C reader finds
+equal imports through a table of its own (``import_record``): the objects must be the
+memo's, whichever memo comes.
 """
 
 from __future__ import annotations
@@ -307,6 +309,64 @@ def test_no_leaks(tmp_path: Path) -> None:
 
     grown = heap_growth(run, warm=50, settle=20, rounds=500)
     assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 5,500 calls"
+
+
+# --------------------------------------------------------------------------
+# The memo's imports
+# --------------------------------------------------------------------------
+
+
+def _imports_of(result: object) -> tuple[Import, ...]:
+    assert isinstance(result, tuple)
+    imports: tuple[Import, ...] = result[1]
+    return imports
+
+
+@pytest.mark.parametrize("reader", ["parse", "parse_file"])
+def test_imports_are_the_memos_own(tmp_path: Path, reader: str) -> None:
+    """With a memo, every import returned is the memo's record of that value -- one the memo
+    already held (made by from_wire or by another reader), or the first one made -- and
+    another memo gets its own records, also when the memos alternate."""
+    data = rich(undefined=["printk", ("maybe_there", True), "kfree", "fresh", "\u00e9t\u00e9"],
+                versions=[("module_layout", 1), ("printk", 2), ("kfree", 3)])
+    path = tmp_path / "m.ko"
+    path.write_bytes(data)
+
+    def read(memo: dict[Any, Any] | None) -> tuple[Import, ...]:
+        if reader == "parse":
+            return _imports_of(native.parse(data, MExport, Import, memo))
+        return _imports_of(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, memo))
+
+    plain = read(None)
+    held = Import("printk", 2, False, False, False)
+    first: dict[Any, Any] = {held: held}
+    second: dict[Any, Any] = {}
+    for _ in range(3):
+        for memo in (first, second, first):
+            got = read(memo)
+            assert got == plain
+            assert all(memo[i] is i for i in got)
+        assert next(i for i in read(first) if i == held) is held
+        assert not any(a is b for a, b in zip(read(first), read(second)))
+    native.release()
+    again = read(second)
+    assert all(second[i] is i for i in again)
+    assert read(None) == plain and not any(a is b for a, b in zip(read(None), read(None)))
+
+
+def test_one_memo_over_many_modules_shares_equal_imports(tmp_path: Path) -> None:
+    """Many modules, one memo: equal imports are one object, as through the memo alone, and
+    the table grows past its first size (1,024 slots) without losing any."""
+    memo: dict[Any, Any] = {}
+    seen: dict[Import, Import] = {}
+    for k in range(12):
+        data = build_ko(undefined=[f"sym{j}" for j in range(k * 100, k * 100 + 300)],
+                        versions=[(f"sym{j}", j) for j in range(k * 100, k * 100 + 300, 3)])
+        path = tmp_path / f"m{k}.ko"
+        path.write_bytes(data)
+        for i in _imports_of(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, memo)):
+            assert seen.setdefault(i, i) is i
+    assert len(memo) == len(seen) > 1024
 
 
 # --------------------------------------------------------------------------

@@ -172,7 +172,8 @@ def reads_in_part() -> bool:
 
 
 def release() -> None:
-    """Give back what the C reader keeps between modules: the buffer files are read into."""
+    """Give back what the C reader keeps between modules: the buffer files are read
+    into, and the table that finds a scan's memo's imports (and the memo with it)."""
     if _elfscan is not None:
         _elfscan.release()
 
