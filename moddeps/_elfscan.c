@@ -1633,11 +1633,12 @@ static PyObject *elfscan_parse(PyObject *self, PyObject *args, PyObject *kwargs)
  * so that the pages a file's parts are read into are given memory once, not
  * for every file (a fresh mapping per file faulted 37,000 pages in on
  * Debian's amd64 tree and cost more than reading the whole files).  Files
- * larger than ARENA_KEEP get a mapping of their own, unmapped after.  The
+ * larger than ARENA_KEEP get a mapping of their own, unmapped after, so
+ * that what the arena holds between files stays within a few MB.  The
  * arena is used by one call at a time (taken and given back with the GIL
  * held; a concurrent call maps its own), and release() gives its memory
  * back. */
-#define ARENA_KEEP ((size_t)64 << 20)
+#define ARENA_KEEP ((size_t)8 << 20)
 static unsigned char *arena;
 static size_t arena_size;
 static int arena_busy;

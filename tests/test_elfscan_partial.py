@@ -163,6 +163,14 @@ def test_namespaces_and_crcs_outside_the_sections_read_first(scratch: Path) -> N
     assert isinstance(got, tuple) and {e.namespace for e in got[0]} >= {"MYNS"}
 
 
+def test_a_module_larger_than_the_shared_buffer(scratch: Path) -> None:
+    """A file above the shared buffer's bound (8 MiB) is read into a buffer of its own, then
+    the shared one serves the next file again."""
+    big = rich(extra_sections=[(".data.big", bytes(9 << 20)), *PADDING])
+    check(scratch, big, must_read=True)
+    check(scratch, rich(extra_sections=PADDING), must_read=True)
+
+
 @pytest.mark.parametrize("seed", sorted(HOSTILE_SEEDS))
 def test_truncated(scratch: Path, seed: str) -> None:
     data = HOSTILE_SEEDS[seed]()
