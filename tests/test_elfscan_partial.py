@@ -378,6 +378,135 @@ def test_one_memo_over_many_modules_shares_equal_imports(tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------
+# The Prefetcher: parse_file's reads done ahead by a thread
+# --------------------------------------------------------------------------
+
+needs_prefetcher = pytest.mark.skipif(not hasattr(native, "Prefetcher"), reason="no Prefetcher (not POSIX)")
+
+
+def _inputs(root: Path) -> list[tuple[Path, bytes | None]]:
+    """Files of every kind (None: not a regular file with bytes), more than the ring's 16 slots."""
+    out: list[tuple[Path, bytes | None]] = []
+    datas = [rich(), rich(32, "big"), rich(extra_sections=PADDING), RSA_DONOR.read_bytes(),
+             build_ko(with_symtab=False), b"\x7fELF" + bytes(100), b"short",
+             rich(extra_sections=[(".data.big", bytes(9 << 20))]),
+             *(WELL_FORMED[c](Build()) for c in sorted(WELL_FORMED)),
+             *(CORRUPTIONS[c](rich()) for c in sorted(CORRUPTIONS))]
+    root.mkdir()
+    for k, data in enumerate(datas):
+        path = root / f"m{k}.ko"
+        path.write_bytes(data)
+        out.append((path, data))
+    os.mkfifo(root / "fifo.ko")
+    (root / "dir.ko").mkdir()
+    out[5:5] = [(root / "fifo.ko", None), (root / "dir.ko", None), (root / "missing.ko", None)]
+    return out
+
+
+@needs_prefetcher
+def test_prefetcher_gives_parse_files_results(tmp_path: Path) -> None:
+    files = _inputs(tmp_path / "t")
+    want = [repr(expected(data)) if data is not None else repr(DECLINED) for _p, data in files]
+    for memo in (None, {}):
+        pf = native.Prefetcher([str(p) for p, _d in files], DEFAULT_MAX_SIZE)
+        got = [repr(pf.parse(k, MExport, Import, memo)) for k in range(len(files))]
+        pf.close()
+        assert got == want
+    # in order, skipping some (their files are let go); an earlier one, or after close: DECLINED
+    pf = native.Prefetcher([os.fsencode(p) for p, _d in files], DEFAULT_MAX_SIZE)
+    for k in range(0, len(files), 7):
+        assert repr(pf.parse(k, MExport, Import)) == want[k]
+    assert pf.parse(0) is DECLINED
+    with pytest.raises(IndexError):
+        pf.parse(len(files))
+    pf.close()
+    pf.close()
+    assert pf.parse(len(files) - 1) is DECLINED
+    with pytest.raises(TypeError):
+        native.Prefetcher([3], DEFAULT_MAX_SIZE)  # type: ignore[list-item]
+    empty = native.Prefetcher([], DEFAULT_MAX_SIZE)
+    with pytest.raises(IndexError):
+        empty.parse(0)
+    empty.close()
+
+
+@needs_prefetcher
+def test_prefetcher_threads_end(tmp_path: Path) -> None:
+    """Closed (or dropped) prefetchers leave no loader thread behind, whether they were read to
+    the end, in part, or not at all."""
+    files = _inputs(tmp_path / "t")
+    paths = [str(p) for p, _d in files]
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc")
+    before = threads()
+    for n in (0, 3, len(paths)):
+        pf = native.Prefetcher(paths, DEFAULT_MAX_SIZE)
+        for k in range(n):
+            pf.parse(k)
+        if n:
+            pf.close()
+        del pf
+    for _ in range(200):  # the loaders see stop at their next step
+        if threads() == before:
+            break
+        threading.Event().wait(0.01)
+    assert threads() == before
+
+
+@needs_prefetcher
+def test_prefetcher_gives_up_when_a_handler_raises_while_it_waits(tmp_path: Path) -> None:
+    """The loader stuck before file 20 (``stall``: as in a read of a hung file system): parse(20)
+    waits, letting the signal handlers run, until the read timeout's handler raises; that
+    exception comes out of parse(), every later parse() declines (the caller reads those files
+    itself), and closing lets the loader go."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+    files = _inputs(tmp_path / "t")
+    paths = [str(p) for p, _d in files]
+    calls = [0]
+
+    def raising(signum: int, frame: object) -> None:
+        calls[0] += 1
+        raise _Stop
+
+    pf = native.Prefetcher(paths, DEFAULT_MAX_SIZE, stall=20)
+    for k in range(20):
+        pf.parse(k)
+    old = signal.signal(signal.SIGALRM, raising)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(_Stop):
+            pf.parse(20)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert calls[0] == 1
+    assert all(pf.parse(k) is DECLINED for k in range(21, len(paths)))
+    pf.close()
+
+
+@needs_prefetcher
+def test_prefetcher_no_leaks(tmp_path: Path) -> None:
+    files = _inputs(tmp_path / "t")
+    paths = [str(p) for p, _d in files[:12]]
+    memo: dict[Any, Any] = {}
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            pf = native.Prefetcher(paths, DEFAULT_MAX_SIZE)
+            for k in range(0, len(paths), 2):
+                pf.parse(k, MExport, Import, memo)
+            pf.close()
+
+    grown = heap_growth(run, warm=20, settle=10, rounds=150)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 150 prefetchers"
+
+
+# --------------------------------------------------------------------------
 # Through the scan's reader
 # --------------------------------------------------------------------------
 
