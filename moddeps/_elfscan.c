@@ -95,7 +95,6 @@ typedef struct {
         size_t a, b;
     } got[SRC_MAX_RANGES];
     int exact;           /* tests: read exactly the ranges asked for (no pages, no slack, no merging) */
-    int nogil;           /* read by the loader thread (Prefetcher): no GIL to let go of, no handlers to run */
     int failed;          /* a read failed or fell short: give up */
     int raised;          /* a signal handler raised (the exception is set): give up, then return NULL */
 } Src;
@@ -107,17 +106,10 @@ static int src_read(Src *s, size_t a, size_t b)
     while (a < b) {
         ssize_t got;
         int err;
-        if (s->nogil) {
-            got = pread(s->fd, s->buf + a, b - a, (off_t)a);
-            if (got < 0 && errno == EINTR)
-                continue; /* (the loader thread blocks signals: not expected) */
-            err = errno;
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            got = pread(s->fd, s->buf + a, b - a, (off_t)a);
-            err = errno;
-            Py_END_ALLOW_THREADS
-        }
+        Py_BEGIN_ALLOW_THREADS
+        got = pread(s->fd, s->buf + a, b - a, (off_t)a);
+        err = errno;
+        Py_END_ALLOW_THREADS
         if (got > 0) {
             a += (size_t)got;
             continue;
@@ -1699,29 +1691,6 @@ static PyObject *elfscan_release(PyObject *self, PyObject *unused)
 }
 
 #ifdef HAVE_PARTIAL_READ
-/* parse() and sig_facts() of the file of src (open, its buffer set up): the
- * 9-tuple of parse_file, DECLINED, or NULL with an exception. */
-static PyObject *parse_src(Src *src, PyTypeObject *etype, PyTypeObject *itype, PyObject *memo)
-{
-    PyObject *result = scan(src->buf, src->size, etype, itype, memo, src);
-    if (result != NULL && result != elfscan_declined) {
-        PyObject *sig = sig_facts(src->buf, src->size, src), *full = NULL;
-        if (sig != NULL && sig != elfscan_declined && !src->raised && (full = PyTuple_New(9)) != NULL) {
-            Py_ssize_t i;
-            for (i = 0; i < 8; i++)
-                PyTuple_SET_ITEM(full, i, Py_NewRef(PyTuple_GET_ITEM(result, i)));
-            PyTuple_SET_ITEM(full, 8, sig);
-            sig = NULL;
-        }
-        Py_XDECREF(sig);
-        Py_DECREF(result);
-        result = full != NULL || PyErr_Occurred() ? full : declined();
-    }
-    if (src->raised) /* a signal handler raised: its exception */
-        Py_CLEAR(result);
-    return result;
-}
-
 /* open(path) for reading without blocking, as moddeps.inputfiles.open_regular; -1 (errno
  * set, or -2 with an exception from a signal handler) on failure */
 static int open_nonblocking(const char *path)
@@ -1792,9 +1761,24 @@ static PyObject *elfscan_parse_file(PyObject *self, PyObject *args, PyObject *kw
             memset(map, fill & 0xFF, src.size);
             src.exact = 1;
         }
-        result = parse_src(&src, etype, itype, memo);
+        result = scan(src.buf, src.size, etype, itype, memo, &src);
+        if (result != NULL && result != elfscan_declined) {
+            PyObject *sig = sig_facts(src.buf, src.size, &src), *full = NULL;
+            if (sig != NULL && sig != elfscan_declined && !src.raised && (full = PyTuple_New(9)) != NULL) {
+                Py_ssize_t i;
+                for (i = 0; i < 8; i++)
+                    PyTuple_SET_ITEM(full, i, Py_NewRef(PyTuple_GET_ITEM(result, i)));
+                PyTuple_SET_ITEM(full, 8, sig);
+                sig = NULL;
+            }
+            Py_XDECREF(sig);
+            Py_DECREF(result);
+            result = full != NULL || PyErr_Occurred() ? full : declined();
+        }
         buffer_give_back(map, src.size);
         close(fd);
+        if (src.raised) /* a signal handler raised: its exception */
+            Py_CLEAR(result);
     }
 #else
     result = declined();
@@ -1820,412 +1804,6 @@ PyDoc_STRVAR(parse_file_doc,
 "fill (tests): set every byte of the buffer to it first, and read exactly the\n"
 "ranges the parser asks for, so that a byte it reads without having read it\n"
 "from the file changes the result.");
-
-/* ---------------------------------------------------------------------- */
-/* Prefetcher: parse_file's reads done ahead, on the other core             */
-/*                                                                          */
-/* Prefetcher(paths, max_size) starts a loader thread (a plain C thread: it */
-/* never touches a Python object and blocks every signal) that opens the    */
-/* files one after the other and reads into a ring of RING slots what       */
-/* parse_file reads first: the header, the section table and names, the     */
-/* sections the parser reads, the end of the file.  parse(i) waits for file */
-/* i (the files are parsed in order), parses it as parse_file does -- what  */
-/* the loader did not read, such as CRC tables, is read then -- closes it   */
-/* and gives its slot back.  So the reads of the next files overlap the     */
-/* building of this one's records.                                          */
-/*                                                                          */
-/* The loader only reads: any failure (open, not a regular file, a short    */
-/* read) is left for parse(i) to meet again and decline, so results are     */
-/* parse_file's.  A wait for the loader lets the GIL go and runs the signal */
-/* handlers every WAIT_MS: one that raises (the read timeout) gives up the  */
-/* prefetcher -- every later parse() declines, and the caller reads those   */
-/* files itself -- so a loader stuck in a read (a hung file system) stalls  */
-/* nothing but the file it is stuck on.  The loader and the Python object   */
-/* share a block freed by the last of them to let go, so a loader that      */
-/* returns after its object is gone touches nothing freed.                  */
-
-#ifdef HAVE_PARTIAL_READ
-#include <pthread.h>
-#include <signal.h>
-#include <time.h>
-
-#define RING 16
-#define WAIT_MS 20
-
-enum { SLOT_FREE, SLOT_LOADING, SLOT_LOADED };
-
-typedef struct {
-    int state;
-    size_t index;                /* the file it holds (LOADING, LOADED) */
-    Src src;                     /* fd -1 when the file was not opened */
-    unsigned char *arena;        /* this slot's buffer, reused from file to file */
-    size_t arena_size;
-} Slot;
-
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t loaded;       /* a slot was loaded (the parser waits) */
-    pthread_cond_t freed;        /* slots were given back, or stop (the loader waits) */
-    int refs;                    /* the loader and the Python object */
-    int stop;                    /* no more loading: closed, or given up */
-    int loader_waits, parser_waits;
-    size_t n, next_load;         /* files; the one the loader wants a slot for */
-    size_t stall;                /* tests: the loader stops before this file until stopped (a stuck read) */
-    unsigned long long max_size;
-    char **paths;                /* n C strings, in one block with the array */
-    Slot ring[RING];
-} Shared;
-
-static void shared_unref(Shared *sh)
-{
-    int last, i;
-    pthread_mutex_lock(&sh->mu);
-    last = --sh->refs == 0;
-    pthread_mutex_unlock(&sh->mu);
-    if (!last)
-        return;
-    for (i = 0; i < RING; i++) {
-        Slot *sl = &sh->ring[i];
-        if (sl->state == SLOT_LOADED && sl->src.fd >= 0)
-            close(sl->src.fd);
-        if (sl->state == SLOT_LOADED && sl->src.buf != NULL && sl->src.buf != sl->arena)
-            munmap(sl->src.buf, sl->src.size);
-        if (sl->arena != NULL)
-            munmap(sl->arena, sl->arena_size);
-    }
-    pthread_mutex_destroy(&sh->mu);
-    pthread_cond_destroy(&sh->loaded);
-    pthread_cond_destroy(&sh->freed);
-    free(sh->paths);
-    free(sh);
-}
-
-/* Open file `path` into slot `sl` and read its first parts (no GIL, no Python). */
-static void load_slot(Shared *sh, Slot *sl, const char *path)
-{
-    struct stat st;
-    Src *src = &sl->src;
-    Elf e;
-    Loc loc[S_COUNT];
-    int fd;
-    memset(src, 0, sizeof(*src));
-    src->fd = -1;
-    do
-        fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 64 ||
-        (unsigned long long)st.st_size > sh->max_size || (unsigned long long)st.st_size > (size_t)PY_SSIZE_T_MAX) {
-        close(fd);
-        return;
-    }
-    src->fd = fd;
-    src->size = (size_t)st.st_size;
-    if (src->size <= ARENA_KEEP) {
-        if (src->size > sl->arena_size) {
-            size_t want = (size_t)1 << 20;
-            void *map;
-            while (want < src->size)
-                want <<= 1;
-            if (sl->arena != NULL)
-                munmap(sl->arena, sl->arena_size);
-            sl->arena = NULL;
-            sl->arena_size = 0;
-            map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-            if (map != MAP_FAILED) {
-                sl->arena = map;
-                sl->arena_size = want;
-            }
-        }
-        src->buf = sl->arena;
-    } else {
-        void *map = mmap(NULL, src->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        src->buf = map == MAP_FAILED ? NULL : map;
-    }
-    if (src->buf == NULL)
-        return; /* parse() opens it again */
-    src->nogil = 1;
-    /* what scan() and sig_facts() read first; a failure is met again there */
-    if (elf_open(&e, src->buf, src->size, src)) {
-        find_sections(&e, loc);
-        (void)prefetch(&e, loc);
-    }
-    (void)src_need(src, src->size - 40, 40, SRC_GAP);
-    src->nogil = 0;
-}
-
-static void *loader_main(void *arg)
-{
-    Shared *sh = arg;
-    for (;;) {
-        Slot *sl;
-        size_t i;
-        pthread_mutex_lock(&sh->mu);
-        i = sh->next_load;
-        sl = &sh->ring[i % RING];
-        while (!sh->stop && i < sh->n && sl->state != SLOT_FREE) {
-            sh->loader_waits = 1;
-            pthread_cond_wait(&sh->freed, &sh->mu);
-        }
-        while (!sh->stop && i == sh->stall)
-            pthread_cond_wait(&sh->freed, &sh->mu);
-        sh->loader_waits = 0;
-        if (sh->stop || i >= sh->n) {
-            pthread_mutex_unlock(&sh->mu);
-            break;
-        }
-        sl->state = SLOT_LOADING;
-        sl->index = i;
-        pthread_mutex_unlock(&sh->mu);
-        load_slot(sh, sl, sh->paths[i]);
-        pthread_mutex_lock(&sh->mu);
-        sl->state = SLOT_LOADED;
-        sh->next_load = i + 1;
-        if (sh->parser_waits)
-            pthread_cond_signal(&sh->loaded);
-        pthread_mutex_unlock(&sh->mu);
-    }
-    shared_unref(sh);
-    return NULL;
-}
-
-typedef struct {
-    PyObject_HEAD
-    Shared *sh;                  /* NULL once closed */
-    size_t next_parse;
-    int given_up;
-} Prefetcher;
-
-static void prefetcher_stop(Prefetcher *self)
-{
-    Shared *sh = self->sh;
-    if (sh == NULL)
-        return;
-    self->sh = NULL;
-    pthread_mutex_lock(&sh->mu);
-    sh->stop = 1;
-    pthread_cond_signal(&sh->freed);
-    pthread_mutex_unlock(&sh->mu);
-    shared_unref(sh);
-}
-
-static int prefetcher_init(Prefetcher *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"paths", "max_size", "stall", NULL};
-    PyObject *paths, *seq = NULL;
-    unsigned long long max_size;
-    Py_ssize_t stall = -1;
-    Shared *sh = NULL;
-    Py_ssize_t n, k;
-    size_t bytes;
-    char *text;
-    pthread_t th;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int rc;
-
-    if (self->sh != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Prefetcher already started");
-        return -1;
-    }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OK|$n:Prefetcher", kwlist, &paths, &max_size, &stall))
-        return -1;
-    seq = PySequence_Fast(paths, "paths must be a sequence of paths");
-    if (seq == NULL)
-        return -1;
-    n = PySequence_Fast_GET_SIZE(seq);
-    /* the paths as C strings: a pointer array, then the strings, in one block */
-    bytes = (size_t)n * sizeof(char *);
-    for (k = 0; k < n; k++) {
-        PyObject *b = NULL;
-        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, k), &b))
-            goto fail;
-        bytes += (size_t)PyBytes_GET_SIZE(b) + 1;
-        Py_DECREF(b);
-    }
-    sh = calloc(1, sizeof(*sh));
-    if (sh == NULL || (sh->paths = malloc(bytes ? bytes : 1)) == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    text = (char *)(sh->paths + n);
-    for (k = 0; k < n; k++) {
-        PyObject *b = NULL;
-        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, k), &b))
-            goto fail;
-        sh->paths[k] = text;
-        memcpy(text, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b) + 1);
-        text += PyBytes_GET_SIZE(b) + 1;
-        Py_DECREF(b);
-    }
-    Py_CLEAR(seq);
-    sh->n = (size_t)n;
-    sh->max_size = max_size;
-    sh->stall = stall < 0 ? SIZE_MAX : (size_t)stall;
-    sh->refs = 2;
-    pthread_mutex_init(&sh->mu, NULL);
-    pthread_cond_init(&sh->loaded, NULL);
-    pthread_cond_init(&sh->freed, NULL);
-    /* the loader takes no signal: they go to the Python threads */
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&th, &attr, loader_main, sh);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        sh->refs = 1;
-        shared_unref(sh);
-        errno = rc;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    self->sh = sh;
-    self->next_parse = 0;
-    self->given_up = 0;
-    return 0;
-fail:
-    Py_XDECREF(seq);
-    if (sh != NULL)
-        free(sh->paths);
-    free(sh);
-    return -1;
-}
-
-/* Wait (GIL let go, handlers run every WAIT_MS) for slot `sl` to hold file i loaded; 0, or -1 raised. */
-static int prefetcher_wait(Shared *sh, Slot *sl, size_t i)
-{
-    for (;;) {
-        int ready;
-        Py_BEGIN_ALLOW_THREADS
-        struct timespec until;
-        pthread_mutex_lock(&sh->mu);
-        ready = sl->state == SLOT_LOADED && sl->index == i;
-        if (!ready) {
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += WAIT_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec += 1;
-                until.tv_nsec -= 1000000000L;
-            }
-            sh->parser_waits = 1;
-            pthread_cond_timedwait(&sh->loaded, &sh->mu, &until);
-            sh->parser_waits = 0;
-            ready = sl->state == SLOT_LOADED && sl->index == i;
-        }
-        pthread_mutex_unlock(&sh->mu);
-        Py_END_ALLOW_THREADS
-        if (ready)
-            return 0;
-        if (PyErr_CheckSignals() < 0)
-            return -1;
-    }
-}
-
-/* Give slot `sl` (file self->next_parse, loaded and parsed or skipped) back to the loader. */
-static void prefetcher_release(Prefetcher *self, Shared *sh, Slot *sl)
-{
-    if (sl->src.fd >= 0)
-        close(sl->src.fd);
-    if (sl->src.buf != NULL && sl->src.buf != sl->arena)
-        munmap(sl->src.buf, sl->src.size);
-    sl->src.fd = -1;
-    sl->src.buf = NULL;
-    self->next_parse++;
-    pthread_mutex_lock(&sh->mu);
-    sl->state = SLOT_FREE;
-    /* wake a waiting loader once half the ring is free (fewer wake-ups) */
-    if (sh->loader_waits && sh->next_load - self->next_parse <= RING / 2)
-        pthread_cond_signal(&sh->freed);
-    pthread_mutex_unlock(&sh->mu);
-}
-
-static PyObject *prefetcher_parse(Prefetcher *self, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"index", "export_type", "import_type", "memo", NULL};
-    PyObject *eo = NULL, *io = NULL, *memo = NULL, *result;
-    PyTypeObject *etype, *itype;
-    Py_ssize_t index;
-    Shared *sh = self->sh;
-    Slot *sl;
-    size_t i;
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n|OOO:parse", kwlist, &index, &eo, &io, &memo))
-        return NULL;
-    if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0)
-        return NULL;
-    if (memo == Py_None)
-        memo = NULL;
-    if (memo != NULL && !PyDict_CheckExact(memo)) {
-        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
-        return NULL;
-    }
-    if (sh != NULL && (index < 0 || (size_t)index >= sh->n)) {
-        PyErr_Format(PyExc_IndexError, "parse(%zd): no such file (%zu)", index, sh->n);
-        return NULL;
-    }
-    /* closed, given up, or a file passed already: the caller reads the file itself */
-    if (sh == NULL || self->given_up || (size_t)index < self->next_parse)
-        return declined();
-    i = (size_t)index;
-    for (;;) { /* the files skipped (never asked for) are let go, then file i */
-        sl = &sh->ring[self->next_parse % RING];
-        if (prefetcher_wait(sh, sl, self->next_parse) < 0) {
-            self->given_up = 1; /* the loader may be stuck in a read: no more waits for it */
-            prefetcher_stop(self);
-            return NULL;
-        }
-        if (self->next_parse == i)
-            break;
-        prefetcher_release(self, sh, sl);
-    }
-    if (sl->src.fd < 0 || sl->src.buf == NULL)
-        result = declined(); /* not opened, or no buffer: parse_file's checks and messages */
-    else
-        result = parse_src(&sl->src, etype, itype, memo);
-    prefetcher_release(self, sh, sl);
-    return result;
-}
-
-static PyObject *prefetcher_close(Prefetcher *self, PyObject *unused)
-{
-    prefetcher_stop(self);
-    Py_RETURN_NONE;
-}
-
-static void prefetcher_dealloc(Prefetcher *self)
-{
-    prefetcher_stop(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyMethodDef prefetcher_methods[] = {
-    {"parse", (PyCFunction)(void (*)(void))prefetcher_parse, METH_VARARGS | METH_KEYWORDS,
-     "parse(index, export_type=None, import_type=None, memo=None)\n--\n\n"
-     "parse_file() of paths[index] (files are parsed in order, from 0), its first parts\n"
-     "read ahead by the loader thread; DECLINED when parse_file declines, or once\n"
-     "the prefetcher is closed or given up (a signal handler raised while waiting)."},
-    {"close", (PyCFunction)prefetcher_close, METH_NOARGS,
-     "close()\n--\n\nStop the loader thread and give back what it read."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject PrefetcherType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "moddeps._elfscan.Prefetcher",
-    .tp_basicsize = sizeof(Prefetcher),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Prefetcher(paths, max_size, *, stall=-1)\n--\n\n"
-              "parse_file() for many files in order, their reads done ahead by a thread.\n"
-              "stall (tests): the loader stops before that file until closed, as if stuck in a read.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)prefetcher_init,
-    .tp_dealloc = (destructor)prefetcher_dealloc,
-    .tp_methods = prefetcher_methods,
-};
-#endif
 
 PyDoc_STRVAR(release_doc,
 "release()\n"
@@ -2288,16 +1866,8 @@ PyMODINIT_FUNC PyInit__elfscan(void)
     }
     if (elfscan_codec_init() < 0)
         return NULL;
-#ifdef HAVE_PARTIAL_READ
-    if (PyType_Ready(&PrefetcherType) < 0)
-        return NULL;
-#endif
     m = PyModule_Create(&elfscan_module);
     if (m != NULL && (PyModule_AddFunctions(m, elfscan_codec_methods) < 0 || native_bind(m, &elfscan_declined) < 0))
         Py_CLEAR(m);
-#ifdef HAVE_PARTIAL_READ
-    if (m != NULL && PyModule_AddObjectRef(m, "Prefetcher", (PyObject *)&PrefetcherType) < 0)
-        Py_CLEAR(m);
-#endif
     return m;
 }

@@ -63,32 +63,6 @@ def parse_file(
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
 def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
 
-class Prefetcher:
-    """parse_file() for many files in order, their first parts read ahead by a thread."""
-
-    def __init__(self, paths: Sequence[str | bytes], max_size: int, *, stall: int = -1) -> None: ...
-    @overload
-    def parse(
-        self, index: int, export_type: None = None, import_type: None = None, memo: None = None
-    ) -> (
-        tuple[
-            tuple[WireExport, ...], tuple[WireImport, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str,
-            tuple[str, str, str, str] | None,
-        ]
-        | Declined
-    ): ...
-    @overload
-    def parse(
-        self, index: int, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None
-    ) -> (
-        tuple[
-            tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str,
-            tuple[str, str, str, str] | None,
-        ]
-        | Declined
-    ): ...
-    def close(self) -> None: ...
-
 #: give back parse_file's buffer and the table of the memo's imports
 def release() -> None: ...
 

@@ -149,15 +149,12 @@ class PlainFile:
     complete read.
     """
 
-    __slots__ = ("path", "deadline", "max_size", "ahead")
+    __slots__ = ("path", "deadline", "max_size")
 
-    def __init__(self, path: str, deadline: Deadline | None = None, max_size: int = DEFAULT_MAX_SIZE,
-                 ahead: tuple[Any, int] | None = None) -> None:
+    def __init__(self, path: str, deadline: Deadline | None = None, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.path = path
         self.deadline = deadline
         self.max_size = max_size
-        #: (a read_ahead() prefetcher, this file's index in its paths), or None
-        self.ahead = ahead
 
     def load(self) -> tuple[bytes, str | None]:
         """The whole file's bytes (decompressed by magic) and the compression, under the deadline."""
@@ -167,15 +164,6 @@ class PlainFile:
             return load_module_file(self.path, self.max_size, deadline=self.deadline)
         except ReadTimedOut as exc:
             raise timed_out_error(self.path, exc) from None
-
-
-def read_ahead(paths: list[str], max_size: int = DEFAULT_MAX_SIZE) -> Any | None:
-    """A prefetcher that reads the first parts of ``paths`` (in order) in a thread of
-    its own, for :class:`PlainFile`'s ``ahead`` (``_elfscan.Prefetcher``), or None
-    where the C reader cannot (not built, not POSIX).  Close it when done."""
-    if _elfscan is None or not hasattr(_elfscan, "Prefetcher"):
-        return None
-    return _elfscan.Prefetcher(paths, max_size)
 
 
 def reads_in_part() -> bool:
@@ -501,9 +489,7 @@ def parse_module(
     """
     if isinstance(data, PlainFile):
         if _elfscan is not None:  # native.twin written out, as below
-            got: tuple[Any, ...] | Declined = (
-                _elfscan.parse_file(data.path, data.max_size, Export, Import, memo) if data.ahead is None
-                else data.ahead[0].parse(data.ahead[1], Export, Import, memo))
+            got: tuple[Any, ...] | Declined = _elfscan.parse_file(data.path, data.max_size, Export, Import, memo)
             if got is not DECLINED:
                 exp, imp, info, init, exit_, machine, bits, order, sig = got
                 return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, None,

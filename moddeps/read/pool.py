@@ -34,7 +34,7 @@ from .compression import (
     read_timeout,
     timed_out_error,
 )
-from .elfreader import ImportMemo, PlainFile, broken_module, parse_module, read_ahead, reads_in_part, release
+from .elfreader import ImportMemo, PlainFile, broken_module, parse_module, reads_in_part, release
 
 if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
     from .cache import Key, ScanCache
@@ -84,7 +84,7 @@ def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
 
 
 def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | None = None,
-              budget: MemoryBudget | None = None, ahead: tuple[object, int] | None = None) -> Module:
+              budget: MemoryBudget | None = None) -> Module:
     """Read one module.  A module that takes longer than ``timeout`` seconds
     becomes an unreadable one instead of stalling the scan: the read and the
     decompression check the time between pieces, the parse runs under the
@@ -96,7 +96,7 @@ def _read_one(args: tuple[str, str], timeout: float = 0.0, memo: ImportMemo | No
     deadline = Deadline(timeout)
     if budget is None and path.endswith(".ko") and reads_in_part():
         # read in part by the C reader, within the parse's deadline (see PlainFile)
-        return _parse_or_broken(PlainFile(path, deadline, ahead=ahead), None, path, shown, deadline, memo)
+        return _parse_or_broken(PlainFile(path, deadline), None, path, shown, deadline, memo)
     hold = budget.open() if budget is not None else None
     _load_context.deadline, _load_context.hold = deadline, hold
     try:
@@ -256,25 +256,14 @@ def _read_uncached(
             return _read_parallel(items, jobs, progress, timeout, sink)
         out = []
         memo: ImportMemo = {}
-        # With a second core, a thread reads the next plain files' first parts
-        # while this one parses (see _elfscan.Prefetcher).
-        plain = [i for i, (path, _s) in enumerate(items) if path.endswith(".ko")] \
-            if jobs > 1 and total >= 64 and reads_in_part() else []
-        prefetcher = read_ahead([items[i][0] for i in plain]) if plain else None
-        at = dict(zip(plain, range(len(plain)))) if prefetcher is not None else {}
-        try:
-            with _alarm_handler(timeout):
-                for i, item in enumerate(items):
-                    k = at.get(i)
-                    m = _read_one(item, timeout, memo, ahead=None if k is None else (prefetcher, k))
-                    out.append(m)
-                    if sink is not None:
-                        sink(i, m)
-                    if progress is not None:
-                        progress(i + 1, total)
-        finally:
-            if prefetcher is not None:
-                prefetcher.close()
+        with _alarm_handler(timeout):
+            for i, item in enumerate(items):
+                m = _read_one(item, timeout, memo)
+                out.append(m)
+                if sink is not None:
+                    sink(i, m)
+                if progress is not None:
+                    progress(i + 1, total)
         return out
     finally:
         release()
