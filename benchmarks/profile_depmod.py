@@ -28,9 +28,11 @@ Phases:
   walk and stat         ``read.scan.layout_tree``: the walk, kmod's module array, modules.order
   read and parse        ``read.scan.read_layout``: every module read, decompressed and parsed;
                         the indented lines below it add up CPU *per thread*:
-    load (thread CPU)   ``load_module_file`` (open, read, decompress) in the loader threads
+    load (thread CPU)   ``load_module_file`` (open, read, decompress) in the loader threads; 0 for a
+                        plain ``.ko`` that the C reader reads in part, inside parse (below)
     decompress          ``compression.decompress`` alone, within load
-    parse (thread CPU)  ``parse_module`` (the C parser, else pyelftools' twin) in the main thread
+    parse (thread CPU)  ``parse_module`` (the C parser, else pyelftools' twin) in the main thread; for a
+                        plain ``.ko`` read in part (``elfreader.PlainFile``), its reads too
   resolve               ``resolve.resolve``: symbol owners, dependencies, numbering
   render: GROUP         ``sanitize``, the symbols' checks, then each row of ``depmod.outputs.TABLE``
                         by its group (dep, alias, softdep, symbols, builtin, devname)

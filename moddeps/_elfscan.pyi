@@ -36,8 +36,35 @@ def parse(
     data: ReadableBuffer, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None
 ) -> tuple[tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str] | Declined: ...
 
+#: parse()'s tuple and sig_facts()'s result, of a plain module file read in part
+@overload
+def parse_file(
+    path: str | bytes, max_size: int, export_type: None = None, import_type: None = None, memo: None = None,
+    *, fill: int = -1,
+) -> (
+    tuple[
+        tuple[WireExport, ...], tuple[WireImport, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str,
+        tuple[str, str, str, str] | None,
+    ]
+    | Declined
+): ...
+@overload
+def parse_file(
+    path: str | bytes, max_size: int, export_type: type[_E], import_type: type[_I], memo: dict[_I, _I] | None = None,
+    *, fill: int = -1,
+) -> (
+    tuple[
+        tuple[_E, ...], tuple[_I, ...], tuple[tuple[str, str], ...], bool, bool, int, int, str,
+        tuple[str, str, str, str] | None,
+    ]
+    | Declined
+): ...
+
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
 def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
+
+#: give back parse_file's buffer and the table of the memo's imports
+def release() -> None: ...
 
 # The scan cache's record of a Module (format: moddeps/read/recordcodec.py)
 

@@ -36,7 +36,7 @@ from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_fr
 from ..native import DECLINED, Declined
 from ..native import load as _load_native
 from ..signature import scan_facts
-from .compression import DEFAULT_MAX_SIZE
+from .compression import DEFAULT_MAX_SIZE, Deadline
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
@@ -131,6 +131,51 @@ def read_module_or_broken(
         return read_module(p, relpath=shown, max_size=max_size, memo=memo)
     except ModuleReadError as exc:
         return broken_module(shown, exc)
+
+
+class PlainFile:
+    """A module file not read yet, for :func:`parse_module` to read.
+
+    The scan's serial reader hands plain (``.ko``) files over this way: the C
+    reader then reads only the parts of the file that it parses
+    (``_elfscan.parse_file``: the ELF header, the section table and names,
+    the sections of ``_WANTED_SECTIONS``, the CRC tables, the appended
+    signature; about a fifth of Debian's modules' bytes), where reading the
+    whole file first cost more than parsing it.  Whatever it declines -- a
+    file that is not a plain, well-formed module, or that cannot be opened
+    or read -- is read whole by :meth:`load`, as
+    :func:`~moddeps.read.compression.load_module_file` reads any module,
+    and parsed from those bytes, so records and errors stay those of a
+    complete read.
+    """
+
+    __slots__ = ("path", "deadline", "max_size")
+
+    def __init__(self, path: str, deadline: Deadline | None = None, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.path = path
+        self.deadline = deadline
+        self.max_size = max_size
+
+    def load(self) -> tuple[bytes, str | None]:
+        """The whole file's bytes (decompressed by magic) and the compression, under the deadline."""
+        from .compression import ReadTimedOut, load_module_file, timed_out_error
+
+        try:
+            return load_module_file(self.path, self.max_size, deadline=self.deadline)
+        except ReadTimedOut as exc:
+            raise timed_out_error(self.path, exc) from None
+
+
+def reads_in_part() -> bool:
+    """Whether :func:`parse_module` reads a :class:`PlainFile` in part (the C reader is built)."""
+    return _elfscan is not None
+
+
+def release() -> None:
+    """Give back what the C reader keeps between modules: the buffer files are read
+    into, and the table that finds a scan's memo's imports (and the memo with it)."""
+    if _elfscan is not None:
+        _elfscan.release()
 
 
 def broken_module(shown: str, exc: ModuleReadError) -> Module:
@@ -430,18 +475,26 @@ class _Symtab:
 
 
 def parse_module(
-    data: bytes,
+    data: bytes | PlainFile,
     path: str,
     *,
     compression: str | None = None,
     display_path: str | None = None,
     memo: ImportMemo | None = None,
 ) -> Module:
-    """Decode an in-memory (decompressed) module.  Raises :class:`ModuleReadError`.
+    """Decode an in-memory (decompressed) module, or a :class:`PlainFile`.  Raises :class:`ModuleReadError`.
 
     ``memo``, a dict shared by the modules of one scan, makes equal imports
     one object (see :meth:`Module.from_wire`).
     """
+    if isinstance(data, PlainFile):
+        if _elfscan is not None:  # native.twin written out, as below
+            got: tuple[Any, ...] | Declined = _elfscan.parse_file(data.path, data.max_size, Export, Import, memo)
+            if got is not DECLINED:
+                exp, imp, info, init, exit_, machine, bits, order, sig = got
+                return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, None,
+                              None, None, None if sig is None else tuple.__new__(SignatureFacts, sig))
+        data, compression = data.load()
     if _elfscan is not None:  # native.twin written out (see native.py): once a module, no call to spare
         w: tuple[Any, ...] | Declined = _elfscan.parse(data, Export, Import, memo)
         if w is not DECLINED:

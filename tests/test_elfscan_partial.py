@@ -1,0 +1,443 @@
+"""The C reader of module files read in part (``_elfscan.parse_file``) and its import table.
+
+``parse_file(path, ...)`` must give exactly ``parse(data)`` plus ``sig_facts(data)`` of the
+file's bytes -- or DECLINED where either declines, or where the file cannot be read as a
+whole would be -- while reading only some of the file.  With ``fill`` the buffer starts
+filled with that byte and only the ranges the parser asks for are read (no page rounding,
+no merging), so a byte the parser reads without having read it first changes the result:
+every input below is checked with three fills.
+
+The scan's serial reader hands ``.ko`` files to it (``elfreader.PlainFile``); the records
+and errors must be those of reading the whole file.  And with a memo, the C reader finds
+equal imports through a table of its own (``import_record``): the objects must be the
+memo's, whichever memo comes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from moddeps.model import Export as MExport
+from moddeps.model import Import
+from moddeps.native import DECLINED
+from moddeps.read import elfreader, pool
+from moddeps.read.compression import DEFAULT_MAX_SIZE
+from moddeps.read.elfreader import load_bytes
+from moddeps.read.scan import scan_files
+
+from . import kobuild
+from .fuzz import fuzz
+from .fuzz.test_fuzz_reader import mutated
+from .kobuild import Export, Sym, build_ko, compress
+from .leakcheck import heap_growth
+from .sigtools import RSA_DONOR, SHA1_DONOR, resigned
+from .test_native_elfscan import CORRUPTIONS, HOSTILE_SEEDS, SAMPLE_KOS, WELL_FORMED, Build, rich
+
+try:
+    from moddeps import _elfscan as native
+except ImportError:  # pragma: no cover - depends on the build
+    if os.environ.get("CI") == "true":
+        pytest.fail("moddeps._elfscan is not built; CI must build it (python setup.py build_ext --inplace)",
+                    pytrace=False)
+    pytest.skip("moddeps._elfscan is not built (python setup.py build_ext --inplace)", allow_module_level=True)
+
+FILLS = (0x00, 0xFF, 0x41)
+
+
+def expected(data: bytes) -> object:
+    """What parse_file must return for a file holding ``data``."""
+    got = native.parse(data, MExport, Import)
+    sig = native.sig_facts(data)
+    if got is DECLINED or sig is DECLINED or len(data) <= 64:
+        return DECLINED
+    return (*got, sig)
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="moddeps-partial-") as d:
+        yield Path(d)
+
+
+def check_file(path: Path, data: bytes, *, must_read: bool = False) -> object:
+    """parse_file of ``path`` (holding ``data``) against parse + sig_facts, plain and with each fill."""
+    want = expected(data)
+    if must_read:
+        assert want is not DECLINED
+    for fill in (None, *FILLS):
+        kw: dict[str, Any] = {} if fill is None else {"fill": fill}
+        got = native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, None, **kw)
+        if want is DECLINED:
+            assert got is DECLINED, f"fill {fill}: read what parse() or sig_facts() declines"
+        else:
+            assert got is not DECLINED, f"fill {fill}: declined a module parse() reads"
+            assert repr(got) == repr(want), f"fill {fill}"
+    return want
+
+
+def check(scratch: Path, data: bytes, *, must_read: bool = False) -> object:
+    path = scratch / "m.ko"
+    path.write_bytes(data)
+    return check_file(path, data, must_read=must_read)
+
+
+#: sections that put pages between the export tables and the symbol table
+PADDING = [(".data.pad", bytes(3 * 4096 + 123)), (".rodata.pad", b"\xAA" * 20000)]
+
+
+def spread(b: Build, **kw: Any) -> bytes:
+    """A module whose parts lie pages apart (see PADDING)."""
+    return b(extra_sections=[*PADDING, *kw.pop("extra_sections", [])], **kw)
+
+
+# --------------------------------------------------------------------------
+# The same result as parse() + sig_facts() of the whole file
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SAMPLE_KOS, ids=lambda p: p.name)
+def test_sample_modules(scratch: Path, path: Path) -> None:
+    data, _kind = load_bytes(path)
+    check(scratch, data, must_read=True)
+
+
+@pytest.mark.parametrize("case", sorted(WELL_FORMED))
+@pytest.mark.parametrize("layout", [(64, "little"), (32, "big")])
+@pytest.mark.parametrize("padded", [False, True])
+def test_well_formed_fixtures(scratch: Path, case: str, layout: tuple[int, str], padded: bool) -> None:
+    b = Build(*layout)
+    data = WELL_FORMED[case](b)
+    if padded:  # the same module with 32 KB of padding sections between its parts
+        make = WELL_FORMED[case]
+        data = make(_Padded(b))
+    check(scratch, data)
+
+
+class _Padded(Build):
+    """A Build that adds padding sections (see spread) to every module it makes."""
+
+    def __init__(self, b: Build) -> None:
+        super().__init__(b.bits, b.endian)
+
+    def __call__(self, **kw: Any) -> bytes:
+        return spread(Build(self.bits, self.endian), **kw)
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupt_fixtures(scratch: Path, case: str) -> None:
+    for data in (rich(), rich(extra_sections=PADDING)):
+        check(scratch, CORRUPTIONS[case](data))
+
+
+def test_signed_modules(scratch: Path) -> None:
+    """The appended signature (read from the file's end) gives sig_facts' result."""
+    for donor in (RSA_DONOR, SHA1_DONOR):
+        facts = check(scratch, donor.read_bytes(), must_read=True)
+        assert isinstance(facts, tuple) and facts[8] is not None
+        check(scratch, resigned(spread(Build(), exports=[Export(name="f", crc=1)]), donor), must_read=True)
+    from moddeps.signature import _STRUCT, SIG_MAGIC
+
+    x509 = rich() + b"signer" + b"\x01\x02" + b"SIG" + _STRUCT.pack(1, 4, 1, 6, 2, 3) + SIG_MAGIC
+    assert check(scratch, x509) is DECLINED  # sig_facts declines a pre-4.3 signature
+
+
+def test_namespaces_and_crcs_outside_the_sections_read_first(scratch: Path) -> None:
+    """CRCs in a __kcrctab far from the rest, namespaces in a section of their own, a namespace
+    string running past its section: read where the symbols point."""
+    b = Build()
+    data = b(exports=[Export(name=f"e{i}", crc=i, namespace=f"NS{i % 3}") for i in range(40)],
+             extra_sections=[(".data.pad", bytes(50000)), (".rodata.ns", b"\0MYNS\0" + b"x" * 6000),
+                             (".rodata.tail", b"TAIL\0")],
+             extra_symbols=[Sym(name="__kstrtabns_e1", section=".rodata.ns", value=1),
+                            Sym(name="__kstrtabns_e2", section=".rodata.ns", value=6)])
+    got = check(scratch, data, must_read=True)
+    assert isinstance(got, tuple) and {e.namespace for e in got[0]} >= {"MYNS"}
+
+
+def test_a_module_larger_than_the_shared_buffer(scratch: Path) -> None:
+    """A file above the shared buffer's bound (8 MiB) is read into a buffer of its own, then
+    the shared one serves the next file again."""
+    big = rich(extra_sections=[(".data.big", bytes(9 << 20)), *PADDING])
+    check(scratch, big, must_read=True)
+    check(scratch, rich(extra_sections=PADDING), must_read=True)
+
+
+@pytest.mark.parametrize("seed", sorted(HOSTILE_SEEDS))
+def test_truncated(scratch: Path, seed: str) -> None:
+    data = HOSTILE_SEEDS[seed]()
+    for n in sorted({*range(0, 200), *range(0, len(data) + 1, max(1, len(data) // 150)), len(data) - 1}):
+        if n >= 0:
+            check(scratch, data[:n])
+
+
+@fuzz(150)
+@given(mutated())
+def test_mutated_modules(case: tuple[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory(prefix="moddeps-partial-") as d:
+        check(Path(d), case[1])
+
+
+# --------------------------------------------------------------------------
+# Files that are not read: DECLINED, at once
+# --------------------------------------------------------------------------
+
+
+def test_what_cannot_be_read_in_part_is_declined(tmp_path: Path) -> None:
+    data = rich()
+    good = tmp_path / "m.ko"
+    good.write_bytes(data)
+    assert native.parse_file(str(good), len(data) - 1) is DECLINED  # over max_size
+    assert native.parse_file(str(good), len(data)) is not DECLINED
+    assert native.parse_file(os.fsencode(good), len(data)) is not DECLINED
+    fifo = tmp_path / "f.ko"
+    os.mkfifo(fifo)
+    assert native.parse_file(str(fifo), DEFAULT_MAX_SIZE) is DECLINED  # opened without blocking, not regular
+    assert native.parse_file(str(tmp_path), DEFAULT_MAX_SIZE) is DECLINED
+    assert native.parse_file(str(tmp_path / "missing.ko"), DEFAULT_MAX_SIZE) is DECLINED
+    small = tmp_path / "s.ko"
+    small.write_bytes(data[:64])
+    assert native.parse_file(str(small), DEFAULT_MAX_SIZE) is DECLINED
+    with pytest.raises(TypeError):
+        native.parse_file(str(good), DEFAULT_MAX_SIZE, None, None, [])  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        native.parse_file(3, DEFAULT_MAX_SIZE)  # type: ignore[call-overload]
+
+
+def test_a_file_shorter_than_its_size_is_declined() -> None:
+    """A read that falls short of st_size (here a sysfs attribute: 4096 bytes by stat, fewer by
+    read; a file truncated while it is read does the same) gives up instead of parsing zeros."""
+    for path in ("/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/profiling", "/sys/power/state"):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_size > 64 and len(Path(path).read_bytes()) < st.st_size:
+            assert native.parse_file(path, DEFAULT_MAX_SIZE) is DECLINED
+            return
+    pytest.skip("no sysfs attribute to read")
+
+
+# --------------------------------------------------------------------------
+# Signals, threads, leaks
+# --------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_signal_handler_that_raises_stops_the_read(tmp_path: Path) -> None:
+    """The read timeout's SIGALRM interrupts a read (EINTR): the handler's exception comes out
+    of parse_file, and a handler that returns lets the read go on with the same result."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+    path = tmp_path / "m.ko"
+    data = spread(Build(), exports=[Export(name=f"e{i}", crc=i) for i in range(200)], undefined=["u"])
+    path.write_bytes(data)
+    want = expected(data)
+    count = [0]
+
+    def counting(signum: int, frame: object) -> None:
+        count[0] += 1
+
+    def raising(signum: int, frame: object) -> None:
+        raise _Stop
+
+    old = signal.signal(signal.SIGALRM, counting)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        for _ in range(300):
+            assert repr(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, None)) == repr(want)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert count[0] > 0
+        signal.signal(signal.SIGALRM, raising)
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        with pytest.raises(_Stop):
+            for _ in range(100_000):
+                native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    # the buffer was given back: reading goes on
+    assert repr(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, None)) == repr(want)
+
+
+def test_threads_reading_at_once(tmp_path: Path) -> None:
+    """parse_file lets go of the GIL while it reads: calls in several threads at once (one of them
+    on the shared buffer, the others on buffers of their own) give each file's result."""
+    files = []
+    for i in range(4):
+        data = spread(Build(), exports=[Export(name=f"t{i}_{k}", crc=k) for k in range(50)], undefined=[f"u{i}"])
+        path = tmp_path / f"m{i}.ko"
+        path.write_bytes(data)
+        files.append((path, repr(expected(data))))
+    bad: list[str] = []
+
+    def work(k: int) -> None:
+        for j in range(150):
+            path, want = files[(k + j) % len(files)]
+            if repr(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, None)) != want:
+                bad.append(str(path))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bad == []
+
+
+def test_no_leaks(tmp_path: Path) -> None:
+    """Repeated calls (read, declined, refused, with a memo) keep the heap flat."""
+    paths = []
+    for i, data in enumerate([rich(), rich(32, "big"), build_ko(with_symtab=False), b"\x7fELF" + b"\0" * 100,
+                              RSA_DONOR.read_bytes()]):
+        p = tmp_path / f"m{i}.ko"
+        p.write_bytes(data)
+        paths.append(str(p))
+    memo: dict[Any, Any] = {}
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            for p in paths:
+                native.parse_file(p, DEFAULT_MAX_SIZE)
+                native.parse_file(p, DEFAULT_MAX_SIZE, MExport, Import, memo)
+            native.parse_file(str(tmp_path / "missing.ko"), DEFAULT_MAX_SIZE)
+            with pytest.raises(TypeError):
+                native.parse_file(paths[0], DEFAULT_MAX_SIZE, None, None, [])  # type: ignore[call-overload]
+
+    grown = heap_growth(run, warm=50, settle=20, rounds=500)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 5,500 calls"
+
+
+# --------------------------------------------------------------------------
+# The memo's imports
+# --------------------------------------------------------------------------
+
+
+def _imports_of(result: object) -> tuple[Import, ...]:
+    assert isinstance(result, tuple)
+    imports: tuple[Import, ...] = result[1]
+    return imports
+
+
+@pytest.mark.parametrize("reader", ["parse", "parse_file"])
+def test_imports_are_the_memos_own(tmp_path: Path, reader: str) -> None:
+    """With a memo, every import returned is the memo's record of that value -- one the memo
+    already held (made by from_wire or by another reader), or the first one made -- and
+    another memo gets its own records, also when the memos alternate."""
+    data = rich(undefined=["printk", ("maybe_there", True), "kfree", "fresh", "\u00e9t\u00e9"],
+                versions=[("module_layout", 1), ("printk", 2), ("kfree", 3)])
+    path = tmp_path / "m.ko"
+    path.write_bytes(data)
+
+    def read(memo: dict[Any, Any] | None) -> tuple[Import, ...]:
+        if reader == "parse":
+            return _imports_of(native.parse(data, MExport, Import, memo))
+        return _imports_of(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, memo))
+
+    plain = read(None)
+    held = Import("printk", 2, False, False, False)
+    first: dict[Any, Any] = {held: held}
+    second: dict[Any, Any] = {}
+    for _ in range(3):
+        for memo in (first, second, first):
+            got = read(memo)
+            assert got == plain
+            assert all(memo[i] is i for i in got)
+        assert next(i for i in read(first) if i == held) is held
+        assert not any(a is b for a, b in zip(read(first), read(second)))
+    native.release()
+    again = read(second)
+    assert all(second[i] is i for i in again)
+    assert read(None) == plain and not any(a is b for a, b in zip(read(None), read(None)))
+
+
+def test_one_memo_over_many_modules_shares_equal_imports(tmp_path: Path) -> None:
+    """Many modules, one memo: equal imports are one object, as through the memo alone, and
+    the table grows past its first size (1,024 slots) without losing any."""
+    memo: dict[Any, Any] = {}
+    seen: dict[Import, Import] = {}
+    for k in range(12):
+        data = build_ko(undefined=[f"sym{j}" for j in range(k * 100, k * 100 + 300)],
+                        versions=[(f"sym{j}", j) for j in range(k * 100, k * 100 + 300, 3)])
+        path = tmp_path / f"m{k}.ko"
+        path.write_bytes(data)
+        for i in _imports_of(native.parse_file(str(path), DEFAULT_MAX_SIZE, MExport, Import, memo)):
+            assert seen.setdefault(i, i) is i
+    assert len(memo) == len(seen) > 1024
+
+
+# --------------------------------------------------------------------------
+# Through the scan's reader
+# --------------------------------------------------------------------------
+
+
+def _tree(root: Path) -> list[tuple[str, str]]:
+    """.ko files of every kind the scan's reader meets: plain, padded, signed, broken, compressed
+    under a .ko name, a FIFO, a directory, too short, and a sample module."""
+    root.mkdir(parents=True)
+    files: dict[str, bytes | Callable[[Path], None]] = {
+        "plain.ko": rich(),
+        "padded.ko": spread(Build(), exports=[Export(name="p", crc=1, namespace="NS")], undefined=["u"]),
+        "signed.ko": RSA_DONOR.read_bytes(),
+        "bad-magic.ko": b"\x7fELG" + bytes(200),
+        "bad-class.ko": kobuild.corrupt_header(rich(), "EI_CLASS", 7),
+        "no-symtab.ko": build_ko(with_symtab=False),
+        "xz-inside.ko": compress(rich(), "xz"),
+        "broken-xz.ko": compress(rich(), "xz")[:-9],
+        "short.ko": b"\x7fELF",
+        "sample.ko": load_bytes(SAMPLE_KOS[0])[0],
+        "fifo.ko": lambda p: os.mkfifo(p),
+        "dir.ko": lambda p: p.mkdir(),
+    }
+    for name, what in files.items():
+        if callable(what):
+            what(root / name)
+        else:
+            (root / name).write_bytes(what)
+    return [(str(root / name), f"kernel/{name}") for name in sorted(files)]
+
+
+def test_scan_records_and_errors_are_those_of_whole_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    items = _tree(tmp_path / "t")
+    got = pool.read_modules(items, jobs=1)
+    monkeypatch.setattr(pool, "reads_in_part", lambda: False)
+    want = pool.read_modules(items, jobs=1)
+    assert [m.to_wire() for m in got] == [m.to_wire() for m in want]
+    errors = {m.path: m.error for m in got}
+    assert errors["kernel/plain.ko"] is None and errors["kernel/xz-inside.ko"] is None
+    assert "not a regular file (a FIFO)" in (errors["kernel/fifo.ko"] or "")
+    assert [m.compression for m in got if m.path == "kernel/xz-inside.ko"] == ["xz"]
+    assert all(errors[p] for p in ("kernel/bad-magic.ko", "kernel/broken-xz.ko", "kernel/short.ko", "kernel/dir.ko"))
+    # one file, as info and compat read it
+    for (path, shown), m in zip(items, want):
+        assert pool.read_module_bounded(path, shown).to_wire() == m.to_wire()
+        assert scan_files([path], jobs=1)[0].error == m.error
+
+
+def test_the_scan_reads_plain_files_in_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serial reader gives .ko files to parse_file, and reads none of them whole unless it declines."""
+    if not elfreader.reads_in_part():
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    items = _tree(tmp_path / "t")
+    whole: list[str] = []
+    real = elfreader.PlainFile.load
+
+    def load(self: elfreader.PlainFile) -> tuple[bytes, str | None]:
+        whole.append(os.path.basename(self.path))
+        return real(self)
+
+    monkeypatch.setattr(elfreader.PlainFile, "load", load)
+    pool.read_modules(items, jobs=1)
+    assert sorted(whole) == ["bad-class.ko", "bad-magic.ko", "broken-xz.ko", "dir.ko", "fifo.ko", "no-symtab.ko",
+                             "short.ko", "xz-inside.ko"]
