@@ -450,26 +450,27 @@ class _Sink:
         return self.buf.getvalue()
 
 
+#: :func:`decompress`'s ``xz_declared`` when the caller has not read the index
+NOT_TAKEN = -1
+
+
 def decompress(
     data: bytes, kind: str, max_size: int = DEFAULT_MAX_SIZE, *,
-    deadline: Deadline | None = None, hold: Hold | None = None,
+    deadline: Deadline | None = None, hold: Hold | None = None, xz_declared: int | None = NOT_TAKEN,
 ) -> bytes:
     """Decompress ``data`` (a whole file) of the given kind as libkmod 34 does,
     refusing more than ``max_size`` bytes (see the module's docstring).
 
+    ``xz_declared``: what :func:`xz_declared_size` says of ``data``, when the
+    caller has taken it already (a load does, for its memory hold), so the
+    index is walked once a file.
+
     Raises :class:`CompressedDataError`, or :class:`ReadTimedOut` when
     ``deadline`` passes.
     """
-    return _decompress(data, kind, max_size, deadline, hold, xz_declared_size(data) if kind == "xz" else None)
-
-
-def _decompress(data: bytes, kind: str, max_size: int, deadline: Deadline | None, hold: Hold | None,
-                xz_declared: int | None) -> bytes:
-    """:func:`decompress`, given what an xz file's index declares (:func:`xz_declared_size`,
-    taken once a file: a load needs it before, for its memory hold)."""
     sink = _Sink(max_size, deadline, hold)
     if kind == "xz":
-        _xz(data, sink, xz_declared)
+        _xz(data, sink, xz_declared_size(data) if xz_declared == NOT_TAKEN else xz_declared)
     elif kind == "gzip":
         _gzip(data, sink)
     elif kind == "zstd":
@@ -685,7 +686,7 @@ def load_module_file(
         declared = xz_declared if kind == "xz" else declared_size(raw, kind)
         hold.need(len(raw) + min(declared or 4 * len(raw), max_size), deadline)
     try:
-        out = _decompress(raw, kind, max_size, deadline, hold, xz_declared)
+        out = decompress(raw, kind, max_size, deadline=deadline, hold=hold, xz_declared=xz_declared)
     except CompressedDataError as exc:
         raise DecompressionError(path, str(exc), exc.detail, kind) from None  # detail: see libkmod34_lines
     return out, kind
