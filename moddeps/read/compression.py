@@ -260,11 +260,13 @@ def limit_heap_retention() -> bool:
     the end of the process -- where the main thread, resolving and
     rendering afterwards, cannot use it.  One arena for every thread (what
     ``MALLOC_ARENA_MAX=1`` does) lets the later phases reuse what the loaders
-    freed: on Debian 13's cloud tree (1,138 ``.ko.xz``) the peak fell from 57
-    to 47 MiB, on its amd64 tree (4,230, amdgpu: 29 MiB) from 118 to 95 MiB
-    (the same trees decompressed beforehand: 42 and 91 MiB), at the same CPU
-    time.  Fixed thresholds (4 MiB, trim at 1 MiB) gave 44 MiB but doubled
-    the system time (the loaders' heaps shrunk and refilled every module).
+    freed: the peak RSS of ``depmod --no-cache`` on Debian 13's cloud tree
+    (1,138 ``.ko.xz``) fell from 57 to 43-46 MB, on its amd64 tree (4,230;
+    amdgpu: 29 MiB) from 118-120 to 92-95 MB -- the same trees decompressed
+    beforehand peak at 42 and 91 MB -- at the same CPU time (no more system
+    time: the loaders take the heap's lock a few times a module).  Fixed
+    thresholds instead (4 MiB, trim at 1 MiB) gave 44 MB but doubled the
+    system time (the loaders' heaps shrank and refilled every module).
 
     Call it before the threads start (a thread takes its arena at its first
     allocation).  It is for the rest of the process, once; only on glibc, and
@@ -286,11 +288,11 @@ def _one_arena() -> bool:
             return False
     except (AttributeError, ValueError, OSError):
         return False
-    import ctypes
-
     try:
+        import ctypes
+
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):  # a Python built without ctypes; no mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
