@@ -55,8 +55,8 @@ def memory_budget(jobs: int = 2) -> MemoryBudget:
     """What the modules being loaded at the same time by ``jobs`` threads may hold
     together: a share each, and two more for the loads waiting to be parsed.
 
-    A share (64 MiB) is twice what the largest module of Debian 13's kernels
-    holds (amdgpu: 29 MiB, and its 4.5 MiB file), so on real trees no load
+    A share (64 MiB) is nearly twice what the largest module of Debian 13's
+    kernels holds (amdgpu: 28.3 MiB, and its 3.9 MiB file), so on real trees no load
     waits; a bigger one (up to the size bound) still proceeds once it is the
     oldest (see :class:`MemoryBudget`), so memory stays below the budget plus
     one module whatever the tree.  The loads in flight hold much less: what
