@@ -356,15 +356,7 @@ def _read_pipelined(
         th.start()
 
     limit_heap_retention()
-    for _ in range(jobs):
-        start_thread()
     ahead = 8 * jobs
-    submitted = min(total, ahead)
-    for index in range(submitted):
-        todo.put(index)
-    # the rest largest first, sorted while those load
-    order = list(range(submitted))
-    order += sorted(range(submitted, total), key=lambda i: -_file_size(items[i][0]))
     out: list[Module | None] = [None] * total
     given_up: set[int] = set()
     memo: ImportMemo = {}
@@ -375,6 +367,14 @@ def _read_pipelined(
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
+        for _ in range(jobs):
+            start_thread()
+        submitted = min(total, ahead)
+        for index in range(submitted):
+            todo.put(index)
+        # the rest largest first, sorted while those load
+        order = list(range(submitted))
+        order += sorted(range(submitted, total), key=lambda i: -_file_size(items[i][0]))
         with _alarm_handler(timeout):
             while finished < total:
                 while submitted < total and submitted - finished < ahead:
