@@ -21,6 +21,9 @@ Decoders (``--decoder``):
   lzma_mt         the lzma-mt wheel (a Cython lzma with a bundled liblzma), one thread a stream
   cramjam         cramjam.xz (Rust bindings, bundled liblzma), C backend
   cramjam-rust    cramjam.xz with CRAMJAM_BACKEND=pure-rust (the cramjam-pure-rust wheel)
+  moddeps         moddeps' own decompress() (Python's lzma in pieces, with the size bound, a
+                  deadline and a memory hold), from the checkout this script is in: what moddeps
+                  adds to the floor per file
   none            read the files only (a baseline for instruction counts)
 
 ``--threads N`` decompresses in N threads (largest file first): the wall time then shows
@@ -162,6 +165,24 @@ def cramjam(backend: str) -> tuple[Decode, str]:
     return decode, f"{dist} {importlib.metadata.version(dist)}, {how}"
 
 
+def moddeps_decompress() -> tuple[Decode, str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from moddeps.read import compression
+
+    sys.path.pop(0)
+    budget = compression.MemoryBudget(1 << 40)
+
+    def decode(data: bytes, size: int) -> int:
+        hold = budget.open()
+        try:
+            return len(compression.decompress(data, "xz", deadline=compression.Deadline(60), hold=hold))
+        finally:
+            hold.release()
+
+    path = one_mapped("liblzma")
+    return decode, f"moddeps decompress() ({compression.__file__}), liblzma {liblzma_version(path)}"
+
+
 def decoder(spec: str) -> tuple[Decode, str]:
     name, _, arg = spec.partition(":")
     if name == "lzma":
@@ -172,6 +193,8 @@ def decoder(spec: str) -> tuple[Decode, str]:
         return lzma_mt()
     if name in ("cramjam", "cramjam-rust"):
         return cramjam("c" if name == "cramjam" else "pure-rust")
+    if name == "moddeps":
+        return moddeps_decompress()
     if name == "none":
         return (lambda data, size: 0), "no decoding (reads only)"
     raise SystemExit(f"unknown decoder {spec!r}")

@@ -384,3 +384,127 @@ def test_a_fifo_module_is_refused_at_once(tmp_path: Path) -> None:
     zero.symlink_to("/dev/zero")
     with pytest.raises(ModuleReadError, match=r"not a regular file \(a character device\)"):
         load_module_file(str(zero))
+
+
+# --------------------------------------------------------------------------
+# The output's copies, the index read once, malloc's arenas
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["xz", "gzip", "zstd"])
+def test_a_module_of_one_piece_is_the_decompressors_own_output(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to PIECE bytes (nearly every module) the decompressor's output is handed on as it is,
+    without a copy; longer outputs are gathered piece by piece into the same bytes."""
+    elf = build_ko(modinfo=["license=GPL"], extra_sections=[(".data.pad", os.urandom(300_000))])
+    data = compress(elf, {"xz": "xz", "gzip": "gz", "zstd": "zst"}[kind])
+    pieces: list[bytes] = []
+    real_put = cz._Sink.put
+
+    def put(self: cz._Sink, piece: bytes) -> None:
+        pieces.append(piece)
+        real_put(self, piece)
+
+    monkeypatch.setattr(cz._Sink, "put", put)
+    out = decompress(data, kind)
+    assert out == elf and [p for p in pieces if p] == [out] and pieces[0] is out
+    pieces.clear()
+    monkeypatch.setattr(cz, "PIECE", 1 << 16)
+    out = decompress(data, kind)
+    assert out == elf and len([p for p in pieces if p]) == -(-len(elf) // (1 << 16))
+    assert all(p is not out for p in pieces)
+
+
+def test_a_load_reads_the_xz_index_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_module_file takes the declared size for its memory hold and hands it to
+    decompression, which checks the output against it: one walk of the index a file."""
+    elf = build_ko(modinfo=["license=GPL"])
+    path = tmp_path / "m.ko.xz"
+    path.write_bytes(compress(elf, "xz"))
+    calls: list[int] = []
+    real = cz.xz_declared_size
+
+    def counted(data: bytes) -> int | None:
+        calls.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(cz, "xz_declared_size", counted)
+    budget = MemoryBudget(1 << 30)
+    hold = budget.open()
+    assert load_module_file(str(path), hold=hold) == (elf, "xz")
+    assert len(calls) == 1 and hold.held == len(path.read_bytes()) + len(elf)
+    hold.release()
+    calls.clear()
+    assert load_module_file(str(path)) == (elf, "xz")
+    assert len(calls) == 1
+
+
+def _xz_declaring(data: bytes, declared: int) -> bytes:
+    """``data`` in one xz stream of one block whose index says ``declared`` bytes
+    (a varint of the same length as the true size's; the index's CRC32 made right)."""
+    import zlib
+
+    xz = bytearray(lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32))
+    index_size = (int.from_bytes(xz[-8:-4], "little") + 1) * 4
+    start = len(xz) - 12 - index_size
+    index = bytes(xz[start : start + index_size - 4])  # indicator, count, the record, padding
+    assert index[:2] == b"\0\1"
+    pos = cz._varint(index, 2, len(index))[1]  # past the record's unpadded size
+    size, end = cz._varint(index, pos, len(index))
+    assert size == len(data)
+    enc = bytes(((declared >> s) & 0x7F) | (0x80 if declared >> (s + 7) else 0) for s in range(0, (end - pos) * 7, 7))
+    assert cz._varint(enc, 0, len(enc)) == (declared, end - pos)
+    index = index[:pos] + enc + index[end:]
+    xz[start : start + index_size] = index + zlib.crc32(index).to_bytes(4, "little")
+    return bytes(xz)
+
+
+def test_output_past_what_the_index_declares_is_a_corrupt_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size the index declares, taken once a file before decompressing, is the one the
+    output is checked against between pieces: past it, the file is corrupt (before liblzma
+    reaches the index); in one piece, liblzma's own check at the index says so."""
+    lying = _xz_declaring(b"A" * 300, 200)
+    assert cz.xz_declared_size(lying) == 200
+    with pytest.raises(CompressedDataError, match=r"broken xz data \(Corrupt input data\)") as whole:
+        decompress(lying, "xz")
+    monkeypatch.setattr(cz, "PIECE", 64)
+    with pytest.raises(CompressedDataError, match=r"more output than its index declares") as pieces:
+        decompress(lying, "xz")
+    assert whole.value.detail == pieces.value.detail == "xz: File is corrupt"
+
+
+ARENAS = textwrap.dedent("""
+    import ctypes, sys, threading
+    from moddeps.read import compression as cz
+    print(cz.limit_heap_retention() if sys.argv[1] == "limit" else None, flush=True)
+
+    together = threading.Barrier(3)
+
+    def work():  # the three threads alive at once, so none takes over an arena another left
+        b = [bytes(1 << (12 + n % 10)) for n in range(20)]
+        together.wait()
+        del b
+
+    ts = [threading.Thread(target=work) for _ in range(3)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    ctypes.CDLL(None).malloc_stats()  # one "Arena N:" paragraph an arena, on stderr
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "confstr") or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""),
+                    reason="glibc's malloc")
+def test_decompressing_threads_share_mallocs_main_arena() -> None:
+    """With limit_heap_retention, threads started afterwards allocate from the main arena
+    (what they free serves the rest of the run) instead of one arena each; the environment's
+    own setting is left alone."""
+
+    def arenas(*argv: str, **env: str) -> tuple[str, int]:
+        full = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+        r = subprocess.run([sys.executable, "-c", ARENAS, *argv], capture_output=True, text=True, cwd=REPO,
+                           timeout=120, env={**full, **env})
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip(), r.stderr.count("Arena ")
+
+    assert arenas("limit") == ("True", 1)
+    assert arenas("none") == ("None", 4)
+    assert arenas("limit", MALLOC_ARENA_MAX="4") == ("False", 4)
