@@ -475,7 +475,10 @@ def test_output_past_what_the_index_declares_is_a_corrupt_file(monkeypatch: pyte
 ARENAS = textwrap.dedent("""
     import ctypes, sys, threading
     from moddeps.read import compression as cz
-    print(cz.limit_heap_retention() if sys.argv[1] == "limit" else None, flush=True)
+    if sys.argv[1:] != ["library"]:  # the moddeps command, not a program importing moddeps
+        from moddeps.cli import base
+        base.state.owns_process = True
+    print(cz.limit_heap_retention() if sys.argv[1] in ("limit", "library") else None, flush=True)
 
     together = threading.Barrier(3)
 
@@ -496,7 +499,7 @@ ARENAS = textwrap.dedent("""
 def test_decompressing_threads_share_mallocs_main_arena() -> None:
     """With limit_heap_retention, threads started afterwards allocate from the main arena
     (what they free serves the rest of the run) instead of one arena each; the environment's
-    own setting is left alone."""
+    own setting, and a program that uses moddeps as a library, are left alone."""
 
     def arenas(*argv: str, **env: str) -> tuple[str, int]:
         full = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
@@ -507,4 +510,5 @@ def test_decompressing_threads_share_mallocs_main_arena() -> None:
 
     assert arenas("limit") == ("True", 1)
     assert arenas("none") == ("None", 4)
+    assert arenas("library") == ("False", 4)  # a program using moddeps keeps its malloc as it is
     assert arenas("limit", MALLOC_ARENA_MAX="4") == ("False", 4)

@@ -34,6 +34,7 @@ class _State:
     """Process-wide settings of the command line (``moddeps --debug``)."""
 
     debug = False
+    owns_process = False  # run_process runs this process: process-wide settings are ours to make
 
 
 state = _State()
@@ -126,6 +127,7 @@ def run_process(body: Callable[[], None]) -> None:
     import signal
 
     gc.disable()
+    state.owns_process = True
 
     def _terminated(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)

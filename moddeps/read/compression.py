@@ -45,6 +45,7 @@ import errno
 import io
 import lzma
 import os
+import sys
 import threading
 import time
 import zlib
@@ -269,14 +270,24 @@ def limit_heap_retention() -> bool:
     system time (the loaders' heaps shrank and refilled every module).
 
     Call it before the threads start (a thread takes its arena at its first
-    allocation).  It is for the rest of the process, once; only on glibc, and
-    not when the environment sets malloc's arenas itself
-    (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``).  True when applied.
+    allocation).  It is for the rest of the process, once; only on glibc, only
+    when the process is the ``moddeps`` command (a program using moddeps as a
+    library keeps its malloc as it set it), and not when the environment sets
+    malloc's arenas itself (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``).  True when applied.
     """
     global _heap_limited
     if _heap_limited is None:
+        if not _process_is_ours():
+            return False
         _heap_limited = _one_arena()
     return _heap_limited
+
+
+def _process_is_ours() -> bool:
+    """The ``moddeps`` command runs this process (:func:`moddeps.cli.base.run_process`
+    says so), not a program that imports moddeps.  Asked without importing the CLI."""
+    base = sys.modules.get("moddeps.cli.base")
+    return bool(base is not None and getattr(base.state, "owns_process", False))
 
 
 def _one_arena() -> bool:
