@@ -27,7 +27,7 @@ from moddeps.index.write import build_index, build_index_columns, py_build_index
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.native import DECLINED
-from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, resolve
+from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, kmod_view, lookup_name, resolve
 
 
 def _load() -> ModuleType | None:
@@ -386,8 +386,13 @@ def test_dep_lines_declines_a_bad_numbering(trie: ModuleType) -> None:
                        max_size=40))
 def test_symbol_order(trie: ModuleType, owners: dict[str, tuple[int, int]]) -> None:
     owned = {fsencode(n): o for n, (o, _c) in owners.items() if o != KERNEL}
-    want = [(k, owned[k]) for k in py_hash_order(owned, 2048)]
-    assert trie.symbol_order(owners, 2048) == want
+    order = py_hash_order(owned, 2048)
+    # the names are hashed and sorted, the prefix only put in front of each
+    for prefix in (b"", b"symbol:", b"\xff\x00"):
+        want = ([prefix + k for k in order], [owned[k] for k in order])
+        assert trie.symbol_order(owners, 2048, prefix) == want
+    assert trie.symbol_order(owners, 2048, b"symbol:") == outputs._module_symbols_py(owners)
+    assert trie.symbol_order(owners, 2048, "symbol:") is DECLINED
 
 
 # ---------------------------------------------------------------------------
@@ -403,7 +408,9 @@ def module_arrays(draw: st.DrawFn) -> list[Module]:
     for i in range(n):
         exports = tuple(Export(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3)))) for _ in
                         range(draw(st.integers(0, 3))))
-        imports = tuple(Import(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3))), draw(st.booleans()))
+        # versions_only and ext_crc too: both twins take the imports as kmod reads them (resolve.kmod_view)
+        imports = tuple(Import(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3))), draw(st.booleans()),
+                               draw(st.booleans()), draw(st.booleans()))
                         for _ in range(draw(st.integers(0, 5))))
         modinfo = tuple(draw(st.lists(st.tuples(st.sampled_from(["alias", "softdep", "weakdep", "license"]),
                                                 alias_text_st), max_size=5)))
@@ -673,3 +680,31 @@ def test_errors_raised_in_c_reach_the_caller(trie: ModuleType, pure: Callable[[b
     with pytest.raises(_Boom, match="modinfo"):
         safety.sanitize([boom])
     assert calls == []
+
+
+def test_symbol_refs_stand_for_the_tuple_of_pairs() -> None:
+    from moddeps.resolve import SymbolRefs
+
+    refs = SymbolRefs([("a", "b"), (), ("c",)])
+    pairs = ((0, "a"), (0, "b"), (2, "c"))
+    assert refs == pairs and pairs == refs
+    assert refs == SymbolRefs([("a", "b"), (), ("c",), ()])  # the pairs compare, not the modules
+    assert refs != SymbolRefs([("a",), ("b",), ("c",)])
+    assert refs != list(pairs)  # as a tuple: not equal to a list
+    assert hash(refs) == hash(pairs)
+    assert len(refs) == 3 and refs[1] == (0, "b") and refs[-1] == (2, "c") and refs[1:] == pairs[1:]
+    assert list(refs) == list(pairs) and (2, "c") in refs and (1, "c") not in refs
+    assert set(refs) == set(pairs) and repr(refs) == repr(pairs)
+    assert SymbolRefs([]) == () and not SymbolRefs([(), ()])
+
+
+@FAST
+@given(module_arrays(), st.booleans())
+def test_resolve_unknown_pairs(trie: ModuleType, modules: list[Module], weak_known: bool) -> None:
+    """Every import (as kmod reads it) that neither a module nor the kernel table has, unless weak."""
+    kernel = {"a": 0} if weak_known else None
+    res = resolve(modules, [m.path for m in modules], ResolveOptions(kernel_table=kernel))
+    seen = kmod_view(modules)
+    want = tuple((i, imp.name) for i, m in enumerate(seen) for imp in m.imports
+                 if not imp.weak and lookup_name(imp.name, None) not in res.owners)
+    assert res.unknown == want

@@ -1849,29 +1849,33 @@ done:
 }
 
 PyDoc_STRVAR(symbol_order_doc,
-"symbol_order(owners, buckets, /) -> list[tuple[bytes, int]]\n\n"
-"(fsencode(name), owner) for every owners entry whose owner is not -1, in the\n"
-"order of a kmod hash table with that many buckets (outputs.module_symbols).\n"
-"DECLINED unless owners is a dict of str to (int, ...), or for a bucket count\n"
-"past 64 bits.");
+"symbol_order(owners, buckets, prefix, /) -> tuple[list[bytes], list[int]]\n\n"
+"For every owners entry whose owner is not -1, in the order of a kmod hash\n"
+"table with that many buckets (of the names): prefix + fsencode(name), and\n"
+"the owner, as two lists (outputs._module_symbols_py).  DECLINED unless owners\n"
+"is a dict of str to (int, ...) and prefix bytes, or for a bucket count past\n"
+"64 bits.");
 
 static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *owners, *result = NULL, *k, *v;
+    PyObject *owners, *result = NULL, *keys = NULL, *objs = NULL, *k, *v;
     Hashed *arr = NULL;
-    Py_ssize_t n, cnt = 0, pos = 0, i;
+    Py_ssize_t n, cnt = 0, pos = 0, i, plen;
+    const char *pfx;
     int64_t mask;
     int rc, decline = 0;
 
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 2 arguments");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 3 arguments");
         return NULL;
     }
     if ((rc = get_mask(args[1], &mask)) <= 0)
         return rc < 0 ? NULL : declined();
     owners = args[0];
-    if (!PyDict_Check(owners))
+    if (!PyDict_Check(owners) || !PyBytes_Check(args[2]))
         return declined();
+    pfx = PyBytes_AS_STRING(args[2]);
+    plen = PyBytes_GET_SIZE(args[2]);
     n = PyDict_GET_SIZE(owners);
     arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
     if (arr == NULL) {
@@ -1899,34 +1903,56 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
             PyErr_SetString(PyExc_RuntimeError, "symbol_order(): owners changed size");
             goto done;
         }
-        if (PyUnicode_IS_ASCII(k))
-            b = PyBytes_FromStringAndSize(PyUnicode_DATA(k), PyUnicode_GET_LENGTH(k));
-        else
-            b = PyUnicode_AsEncodedString(k, "utf-8", "surrogateescape");
-        if (b == NULL)
-            goto done;
+        /* prefix + the name's bytes; the name is what is hashed and sorted */
+        if (PyUnicode_IS_ASCII(k)) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(k);
+            if (len > PY_SSIZE_T_MAX - plen) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            b = PyBytes_FromStringAndSize(NULL, plen + len);
+            if (b == NULL)
+                goto done;
+            memcpy(PyBytes_AS_STRING(b), pfx, (size_t)plen);
+            memcpy(PyBytes_AS_STRING(b) + plen, PyUnicode_DATA(k), (size_t)len);
+        } else {
+            PyObject *enc = PyUnicode_AsEncodedString(k, "utf-8", "surrogateescape");
+            if (enc == NULL)
+                goto done;
+            b = plen ? PyBytes_FromStringAndSize(NULL, plen + PyBytes_GET_SIZE(enc)) : (Py_INCREF(enc), enc);
+            if (b != NULL && plen) {
+                memcpy(PyBytes_AS_STRING(b), pfx, (size_t)plen);
+                memcpy(PyBytes_AS_STRING(b) + plen, PyBytes_AS_STRING(enc), (size_t)PyBytes_GET_SIZE(enc));
+            }
+            Py_DECREF(enc);
+            if (b == NULL)
+                goto done;
+        }
         arr[cnt].bytes = b;
         arr[cnt].obj = owner;
         arr[cnt].pos = cnt;
-        arr[cnt].key = (const unsigned char *)PyBytes_AS_STRING(b);
-        arr[cnt].len = PyBytes_GET_SIZE(b);
+        arr[cnt].key = (const unsigned char *)PyBytes_AS_STRING(b) + plen;
+        arr[cnt].len = PyBytes_GET_SIZE(b) - plen;
         arr[cnt].bucket = (int64_t)kmod_hash(arr[cnt].key, arr[cnt].len) & mask;
         cnt++;
     }
     if (cnt > 1)
         qsort(arr, (size_t)cnt, sizeof(Hashed), cmp_hashed);
-    result = PyList_New(cnt);
-    if (result == NULL)
+    keys = PyList_New(cnt);
+    objs = PyList_New(cnt);
+    if (keys == NULL || objs == NULL)
         goto done;
     for (i = 0; i < cnt; i++) {
-        PyObject *t = PyTuple_Pack(2, arr[i].bytes, arr[i].obj);
-        if (t == NULL) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, i, t);
+        /* the list takes the reference the array held */
+        PyList_SET_ITEM(keys, i, arr[i].bytes);
+        arr[i].bytes = NULL;
+        Py_INCREF(arr[i].obj);
+        PyList_SET_ITEM(objs, i, arr[i].obj);
     }
+    result = PyTuple_Pack(2, keys, objs);
 done:
+    Py_XDECREF(keys);
+    Py_XDECREF(objs);
     for (i = 0; i < cnt; i++)
         Py_XDECREF(arr[i].bytes);
     PyMem_Free(arr);

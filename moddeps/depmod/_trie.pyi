@@ -36,7 +36,9 @@ def format_rows(
 def dep_lines(
     deps: tuple[tuple[int, ...], ...], topo: tuple[int, ...] | None, shown: list[bytes], /
 ) -> list[bytes] | Declined: ...
-def symbol_order(owners: dict[str, tuple[int, int]], buckets: int, /) -> list[tuple[bytes, int]] | Declined: ...
+def symbol_order(
+    owners: dict[str, tuple[int, int]], buckets: int, prefix: bytes, /
+) -> tuple[list[bytes], list[int]] | Declined: ...
 def starting_with(values: list[str], prefix: str, /) -> list[int] | Declined: ...
 def line_breaks(values: list[str] | list[bytes], /) -> list[int] | Declined: ...
 def select_modinfo(
@@ -56,7 +58,7 @@ def resolve_imports(
     /,
 ) -> (
     tuple[
-        list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[int, str]], list[tuple[int, str]], list[str]
+        list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[str, ...]], list[tuple[int, str]], list[str]
     ]
     | Declined
 ): ...

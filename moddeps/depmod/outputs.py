@@ -63,8 +63,16 @@ class WriterInput:
         """Each module's name as bytes."""
         got: list[bytes] | None = self.memo.get("names")
         if got is None:
-            got = self.memo["names"] = [fsencode(m.name) for m in self.modules]
+            got = self.memo["names"] = encode_all([m.name for m in self.modules])
         return got
+
+
+def encode_all(texts: Sequence[str]) -> list[bytes]:
+    """:func:`~moddeps.model.fsencode` of each text: one encoding of them all
+    joined by NUL, split again (a module's name or path holds no NUL; texts
+    that do are encoded one by one)."""
+    got = fsencode("\0".join(texts)).split(b"\0") if texts else []
+    return got if len(got) == len(texts) else [fsencode(t) for t in texts]
 
 
 #: The modinfo keys the writers read.
@@ -135,7 +143,7 @@ def dependency_lists(wi: WriterInput) -> list[list[int]]:
 
 
 def dep_lines(wi: WriterInput) -> list[bytes]:
-    shown = [fsencode(s) for s in wi.shown]
+    shown = encode_all(wi.shown)
     res = wi.resolution
     return twin(load("depmod._trie"), lambda trie: trie.dep_lines(res.deps, res.topo, shown),
                 lambda: _dep_lines_py(wi, shown))
@@ -301,36 +309,41 @@ def has_weakdeps(wi: WriterInput) -> bool:
     return bool(_select(wi, "weakdep")[0])
 
 
-def module_symbols(wi: WriterInput) -> list[tuple[bytes, int]]:
-    """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
+#: The module-owned symbols as modules.symbols lists them: each one's key, ``symbol:`` and
+#: its name (:data:`SYMBOL_KEY`), and its owner's index, in kmod's hash order; two columns.
+Symbols = tuple[list[bytes], list[int]]
+
+#: What modules.symbols and modules.symbols.bin put before a symbol's name.
+SYMBOL_KEY = b"symbol:"
+
+
+def module_symbols(wi: WriterInput) -> Symbols:
+    """The keys (``symbol:NAME``) and owner indexes of the module-owned symbols, in
+    the order of kmod's 2048-bucket hash table of the names."""
     owners = wi.resolution.owners
-    return twin(load("depmod._trie"), lambda trie: trie.symbol_order(owners, 2048),
+    return twin(load("depmod._trie"), lambda trie: trie.symbol_order(owners, 2048, SYMBOL_KEY),
                 lambda: _module_symbols_py(owners))
 
 
-def _module_symbols_py(owners: dict[str, tuple[int, int]]) -> list[tuple[bytes, int]]:
+def _module_symbols_py(owners: dict[str, tuple[int, int]]) -> Symbols:
     """The reference for the C symbol_order (which skips the owner -1: KERNEL)."""
     owned = {fsencode(name): owner for name, (owner, _crc) in owners.items() if owner != KERNEL}
     ordered = hash_order(owned, 2048)
-    return list(zip(ordered, map(owned.__getitem__, ordered)))
+    return [SYMBOL_KEY + name for name in ordered], list(map(owned.__getitem__, ordered))
 
 
-def _columns(symbols: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
-    return [s for s, _ in symbols], [o for _, o in symbols]
-
-
-def modules_symbols(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+def modules_symbols(wi: WriterInput, symbols: Symbols | None = None) -> bytes:
+    keys, owners = module_symbols(wi) if symbols is None else symbols
     return b"# Aliases for symbols, used by symbol_request().\n" + _format_rows(
-        b"alias symbol:", names, b" ", owners, wi.names(), b"\n")
+        b"alias ", keys, b" ", owners, wi.names(), b"\n")
 
 
-def modules_symbols_bin(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None,
+def modules_symbols_bin(wi: WriterInput, symbols: Symbols | None = None,
                         messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
-    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+    keys, owners = module_symbols(wi) if symbols is None else symbols
     modnames = wi.names()
-    return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
-                          "modules.symbols.bin", messages, preorder)
+    return _index_columns(keys, list(map(modnames.__getitem__, owners)), owners, "modules.symbols.bin", messages,
+                          preorder)
 
 
 def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
@@ -445,7 +458,7 @@ class RenderJob:
     dry_run: bool = False  # -n
     # the module-owned symbols modules.symbols may hold (moddeps.depmod.safety.safe_symbols
     # of module_symbols); None: the symbols group is not rendered
-    symbols: list[tuple[bytes, int]] | None = None
+    symbols: Symbols | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +513,7 @@ def _write_weakdep(job: RenderJob, messages: list[str]) -> bytes:
     return modules_weakdep(job.wi)
 
 
-def _symbols(job: RenderJob) -> list[tuple[bytes, int]]:
+def _symbols(job: RenderJob) -> Symbols:
     assert job.symbols is not None, "modules.symbols rendered without its symbols"
     return job.symbols
 
