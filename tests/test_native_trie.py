@@ -708,3 +708,12 @@ def test_resolve_unknown_pairs(trie: ModuleType, modules: list[Module], weak_kno
     want = tuple((i, imp.name) for i, m in enumerate(seen) for imp in m.imports
                  if not imp.weak and lookup_name(imp.name, None) not in res.owners)
     assert res.unknown == want
+
+
+@FAST
+@given(st.lists(st.binary(max_size=20), max_size=30))
+def test_first_non_ascii(trie: ModuleType, values: list[bytes]) -> None:
+    want = next((i for i, v in enumerate(values) if any(b >= 0x80 for b in v)), -1)
+    assert trie.first_non_ascii(values) == want == outputs._first_non_ascii_py(values)
+    assert trie.first_non_ascii([*values, "x"]) is DECLINED
+    assert trie.first_non_ascii(tuple(values)) is DECLINED

@@ -9,7 +9,8 @@
  *       pre-order nodes), same ValueError cases and messages
  *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
  *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
- *   starting_with, line_breaks         helpers of depmod/outputs.py
+ *   starting_with, line_breaks,
+ *   first_non_ascii                    helpers of depmod/outputs.py
  *   resolve_exports, resolve_imports   resolve.py _bind_py (in _trie_resolve.c)
  *
  * Data of a shape the C code does not take gives DECLINED (see _native.h and
@@ -1489,6 +1490,29 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
     return result;
 }
 
+PyDoc_STRVAR(first_non_ascii_doc,
+"first_non_ascii(values, /) -> int\n\n"
+"The index of the first bytes value holding a byte >= 0x80, or -1\n"
+"(outputs._first_non_ascii_py).  DECLINED unless values is a list of bytes.");
+
+static PyObject *py_first_non_ascii(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n, i;
+
+    if (!PyList_Check(arg))
+        return declined();
+    n = PyList_GET_SIZE(arg);
+    for (i = 0; i < n; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(arg, i)))
+            return declined();
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(arg, i);
+        if (has_high_byte((const unsigned char *)PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)))
+            return PyLong_FromSsize_t(i);
+    }
+    return PyLong_FromLong(-1);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Text helpers of the writers (moddeps.depmod.outputs) */
 
@@ -1972,6 +1996,7 @@ static PyMethodDef methods[] = {
     {"dep_lines", (PyCFunction)(void (*)(void))py_dep_lines, METH_FASTCALL, dep_lines_doc},
     {"symbol_order", (PyCFunction)(void (*)(void))py_symbol_order, METH_FASTCALL, symbol_order_doc},
     {"line_breaks", py_line_breaks, METH_O, line_breaks_doc},
+    {"first_non_ascii", py_first_non_ascii, METH_O, first_non_ascii_doc},
     {"starting_with", (PyCFunction)(void (*)(void))py_starting_with, METH_FASTCALL, starting_with_doc},
     {"select_modinfo", (PyCFunction)(void (*)(void))py_select_modinfo, METH_FASTCALL, select_modinfo_doc},
     {NULL, NULL, 0, NULL},

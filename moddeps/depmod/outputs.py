@@ -188,10 +188,23 @@ class NonAsciiIndexString(ValueError):
         self.message = message
 
 
+def _first_non_ascii(values: list[bytes]) -> int:
+    """The index of the first value with a byte >= 0x80, or -1."""
+    return twin(load("depmod._trie"), lambda trie: trie.first_non_ascii(values), lambda: _first_non_ascii_py(values))
+
+
+def _first_non_ascii_py(values: list[bytes]) -> int:
+    """The reference for the C first_non_ascii."""
+    if b"".join(values).isascii():
+        return -1
+    return next(i for i, v in enumerate(values) if not v.isascii())
+
+
 def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes]) -> None:
     """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80."""
-    keys, values = list(keys), list(values)
-    if b"".join(keys).isascii() and b"".join(values).isascii():
+    keys = keys if isinstance(keys, list) else list(keys)
+    values = values if isinstance(values, list) else list(values)
+    if _first_non_ascii(keys) < 0 and _first_non_ascii(values) < 0:
         return
     for k, v in zip(keys, values):
         for text in (k, v):
