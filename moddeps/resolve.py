@@ -271,7 +271,15 @@ def _bind_py(
 
 
 def numbering(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
-    """kmod's topological number of each module (:func:`_number`), None on cycles."""
+    """kmod's topological number of each module (:func:`_number`), None on cycles.
+    The C number when it takes ``deps`` (tuples of indexes), else :func:`_numbering_py`."""
+    got: tuple[int, ...] | None = twin(load("depmod._trie"), lambda trie: trie.number(deps),
+                                       lambda: _numbering_py(deps))
+    return got
+
+
+def _numbering_py(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
+    """The reference for the C number."""
     users = [0] * len(deps)
     for ds in deps:
         for d in ds:

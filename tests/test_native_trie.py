@@ -717,3 +717,29 @@ def test_first_non_ascii(trie: ModuleType, values: list[bytes]) -> None:
     assert trie.first_non_ascii(values) == want == outputs._first_non_ascii_py(values)
     assert trie.first_non_ascii([*values, "x"]) is DECLINED
     assert trie.first_non_ascii(tuple(values)) is DECLINED
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[tuple[int, ...], ...]:
+    """Dependency lists of any shape, cycles and self-edges included."""
+    n = draw(st.integers(0, 12))
+    if n == 0:
+        return ()
+    return tuple(tuple(draw(st.lists(st.integers(0, n - 1), unique=True, max_size=4))) for _ in range(n))
+
+
+@FAST
+@given(st.one_of(dags(), graphs()))
+def test_number(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
+    from moddeps.resolve import _numbering_py, numbering
+
+    want = _numbering_py(deps)
+    assert trie.number(deps) == want == numbering(deps)
+    assert trie.number(list(deps)) == want
+
+
+def test_number_declines_what_python_decides(trie: ModuleType) -> None:
+    assert trie.number(((1,), ())) == (0, 1)
+    for bad in [((2,), ()), ((-1,), ()), ([1], ()), (("1",), ())]:
+        assert trie.number(bad) is DECLINED, bad
+    assert trie.number(iter([()])) is DECLINED

@@ -12,6 +12,7 @@
  *   starting_with, line_breaks,
  *   first_non_ascii                    helpers of depmod/outputs.py
  *   resolve_exports, resolve_imports   resolve.py _bind_py (in _trie_resolve.c)
+ *   number                             resolve.py _numbering_py
  *
  * Data of a shape the C code does not take gives DECLINED (see _native.h and
  * moddeps/native.py): the callers then run the Python code.  Calls that do
@@ -1872,6 +1873,84 @@ done:
     return decline ? declined() : result;
 }
 
+PyDoc_STRVAR(number_doc,
+"number(deps, /) -> tuple[int, ...] | None\n\n"
+"kmod's topological number of each module (resolve._numbering_py: LIFO Kahn,\n"
+"seeded in array order, dependencies in first-reference order), None when\n"
+"cycles leave modules unnumbered.  DECLINED unless deps is a list or tuple of\n"
+"tuples of indexes in range.");
+
+static PyObject *py_number(PyObject *self, PyObject *arg)
+{
+    PyObject *seq, *result = NULL;
+    Py_ssize_t n, i, j, *users = NULL, *stack = NULL, *topo = NULL, sp = 0, next = 0;
+    int decline = 0;
+
+    if (!PyList_Check(arg) && !PyTuple_Check(arg))
+        return declined();
+    seq = PySequence_Fast(arg, "number(): deps must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    users = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
+    stack = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    if (users == NULL || stack == NULL || topo == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *ds = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(ds)) {
+            decline = 1;
+            goto done;
+        }
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            Py_ssize_t d = index_in(PyTuple_GET_ITEM(ds, j), n);
+            if (d < 0) {
+                decline = 1;
+                goto done;
+            }
+            users[d]++;
+        }
+    }
+    /* every module is pushed at most once: when its count reaches 0 */
+    for (i = 0; i < n; i++)
+        if (users[i] == 0)
+            stack[sp++] = i;
+    while (sp > 0) {
+        Py_ssize_t s = stack[--sp];
+        PyObject *ds = PySequence_Fast_GET_ITEM(seq, s);
+        topo[s] = next++;
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(ds, j));
+            if (--users[d] == 0)
+                stack[sp++] = d;
+        }
+    }
+    if (next < n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = PyTuple_New(n);
+    if (result == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromSsize_t(topo[i]);
+        if (v == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyTuple_SET_ITEM(result, i, v);
+    }
+done:
+    PyMem_Free(users);
+    PyMem_Free(stack);
+    PyMem_Free(topo);
+    Py_DECREF(seq);
+    return decline ? declined() : result;
+}
+
 PyDoc_STRVAR(symbol_order_doc,
 "symbol_order(owners, buckets, prefix, /) -> tuple[list[bytes], list[int]]\n\n"
 "For every owners entry whose owner is not -1, in the order of a kmod hash\n"
@@ -1997,6 +2076,7 @@ static PyMethodDef methods[] = {
     {"symbol_order", (PyCFunction)(void (*)(void))py_symbol_order, METH_FASTCALL, symbol_order_doc},
     {"line_breaks", py_line_breaks, METH_O, line_breaks_doc},
     {"first_non_ascii", py_first_non_ascii, METH_O, first_non_ascii_doc},
+    {"number", py_number, METH_O, number_doc},
     {"starting_with", (PyCFunction)(void (*)(void))py_starting_with, METH_FASTCALL, starting_with_doc},
     {"select_modinfo", (PyCFunction)(void (*)(void))py_select_modinfo, METH_FASTCALL, select_modinfo_doc},
     {NULL, NULL, 0, NULL},
