@@ -256,10 +256,24 @@ def test_kmod_hash_every_length_and_high_bytes(trie: ModuleType) -> None:
 
 
 @FAST
-@given(st.lists(st.binary(max_size=12), max_size=60), st.sampled_from([1, 2, 512, 2048, 0, 3]))
+@given(st.lists(st.binary(max_size=12), max_size=60),
+       st.sampled_from([1, 2, 512, 2048, 0, 3, -4, 1 << 16, (1 << 16) + 1, 1 << 40]))
 def test_hash_order(trie: ModuleType, keys: list[bytes], buckets: int) -> None:
+    # (the C code counts by bucket up to 2**16 buckets, and sorts whole above that)
     assert trie.hash_order(keys, buckets) == py_hash_order(keys, buckets)
     assert hash_order(dict.fromkeys(keys), buckets) == py_hash_order(keys and list(dict.fromkeys(keys)), buckets)
+
+
+@pytest.mark.parametrize("buckets", [1, 2, 512, 2048])
+def test_hash_order_of_many_keys(trie: ModuleType, buckets: int) -> None:
+    """Buckets of many entries, equal keys in them (their order: their positions)."""
+    rnd = random.Random(buckets)
+    keys = [bytes(rnd.randrange(97, 100) for _ in range(rnd.randrange(6))) for _ in range(3000)]
+    assert trie.hash_order(keys, buckets) == py_hash_order(keys, buckets)
+    owners = {fsdecode(k): (i % 7 - 1, 0) for i, k in enumerate(keys)}
+    owned = {fsencode(n): o for n, (o, _c) in owners.items() if o != KERNEL}
+    order = py_hash_order(owned, buckets)
+    assert trie.symbol_order(owners, buckets, b"") == (order, [owned[k] for k in order])
 
 
 # ---------------------------------------------------------------------------

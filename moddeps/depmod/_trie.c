@@ -1198,6 +1198,60 @@ static int cmp_hashed(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : (a->pos > b->pos);
 }
 
+/*
+ * Sort arr by (bucket, key bytes, length, position), as cmp_hashed: with a
+ * bucket count up to 2**16 (kmod's tables have 512 and 2048), a counting sort
+ * by bucket, then an insertion sort of each bucket's few entries; else qsort.
+ * 0, or -1 with MemoryError.
+ */
+static int sort_hashed(Hashed *arr, Py_ssize_t n, int64_t mask)
+{
+    Py_ssize_t *start, b, i, j, nb;
+    Hashed *tmp;
+
+    if (n < 2)
+        return 0;
+    if (mask < 0 || mask >= 65536) {
+        qsort(arr, (size_t)n, sizeof(Hashed), cmp_hashed);
+        return 0;
+    }
+    nb = (Py_ssize_t)mask + 1;
+    start = PyMem_Calloc((size_t)nb + 1, sizeof(Py_ssize_t));
+    tmp = PyMem_Malloc((size_t)n * sizeof(Hashed));
+    if (start == NULL || tmp == NULL) {
+        PyMem_Free(start);
+        PyMem_Free(tmp);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        start[arr[i].bucket + 1]++;
+    for (b = 0; b < nb; b++)
+        start[b + 1] += start[b];
+    /* stable: each bucket in array order */
+    for (i = 0; i < n; i++)
+        tmp[start[arr[i].bucket]++] = arr[i];
+    memcpy(arr, tmp, (size_t)n * sizeof(Hashed));
+    PyMem_Free(tmp);
+    PyMem_Free(start);
+    /* the buckets are runs now: sort each by the rest of the order */
+    for (i = 0; i < n; i = j) {
+        Py_ssize_t k;
+        for (j = i + 1; j < n && arr[j].bucket == arr[i].bucket; j++)
+            ;
+        for (k = i + 1; k < j; k++) {
+            Hashed x = arr[k];
+            Py_ssize_t m = k;
+            while (m > i && cmp_hashed(&arr[m - 1], &x) > 0) {
+                arr[m] = arr[m - 1];
+                m--;
+            }
+            arr[m] = x;
+        }
+    }
+    return 0;
+}
+
 /* A buckets argument: 1 with *mask = buckets - 1; 0 (declined) for an int out
  * of the range handled here; -1 with an exception set for anything else. */
 static int get_mask(PyObject *arg, int64_t *mask)
@@ -1255,8 +1309,8 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
         arr[i].obj = k;
         arr[i].bytes = NULL;
     }
-    if (n > 1)
-        qsort(arr, (size_t)n, sizeof(Hashed), cmp_hashed);
+    if (sort_hashed(arr, n, mask) < 0)
+        goto done;
     result = PyList_New(n);
     if (result == NULL)
         goto done;
@@ -2039,8 +2093,8 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
         arr[cnt].bucket = (int64_t)kmod_hash(arr[cnt].key, arr[cnt].len) & mask;
         cnt++;
     }
-    if (cnt > 1)
-        qsort(arr, (size_t)cnt, sizeof(Hashed), cmp_hashed);
+    if (sort_hashed(arr, cnt, mask) < 0)
+        goto done;
     keys = PyList_New(cnt);
     objs = PyList_New(cnt);
     if (keys == NULL || objs == NULL)
