@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moddeps.depmod import outputs
+from moddeps.depmod.safety import LINE_BREAKS
 from moddeps.index.keys import alias_normalize
 from moddeps.index.read import Index
 from moddeps.index.write import build_index, build_index_columns, py_build_index, py_build_index_columns
@@ -339,11 +340,11 @@ def test_starting_with(trie: ModuleType, values: list[str]) -> None:
 
 
 @FAST
-@given(st.lists(st.one_of(st.text(alphabet="ab\n\r\x0b\u2028\udce9\U0001f600", max_size=6),
+@given(st.lists(st.one_of(st.text(alphabet="ab\t\n\r\x0b\x0c\x0e\u2028\u010a\udce9\U0001f600", max_size=6),
                           st.binary(max_size=6)), max_size=20))
 def test_line_breaks(trie: ModuleType, values: list[str | bytes]) -> None:
     def has(v: str | bytes) -> bool:
-        return ("\n" in v or "\r" in v) if isinstance(v, str) else (b"\n" in v or b"\r" in v)
+        return any(c in v for c in LINE_BREAKS) if isinstance(v, str) else any(c.encode() in v for c in LINE_BREAKS)
 
     assert trie.line_breaks(values) == [i for i, v in enumerate(values) if has(v)]
     assert trie.line_breaks([1]) is DECLINED
@@ -757,3 +758,19 @@ def test_number_declines_what_python_decides(trie: ModuleType) -> None:
     for bad in [((2,), ()), ((-1,), ()), ([1], ()), (("1",), ())]:
         assert trie.number(bad) is DECLINED, bad
     assert trie.number(iter([()])) is DECLINED
+
+
+def test_line_breaks_in_long_values(trie: ModuleType) -> None:
+    """Every position of a long value, and the bytes around the four line breaks (9, 14, 0x8a, 0xff)."""
+    values: list[str | bytes] = []
+    for n in (7, 8, 9, 15, 16, 17, 40):
+        for pos in range(n):
+            for ch in (9, 10, 11, 12, 13, 14, 0, 0x8A, 0xFF):
+                raw = bytearray(b"pci:v00008086d*" * 3)[:n]
+                raw[pos] = ch
+                values.append(bytes(raw))
+                values.append(fsdecode(bytes(raw)))
+    want = [i for i, v in enumerate(values)
+            if any((c.encode() if isinstance(v, bytes) else c) in v for c in LINE_BREAKS)]
+    assert trie.line_breaks(values) == want
+    assert want  # (both kinds of value met)
