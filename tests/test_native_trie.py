@@ -774,3 +774,16 @@ def test_line_breaks_in_long_values(trie: ModuleType) -> None:
             if any((c.encode() if isinstance(v, bytes) else c) in v for c in LINE_BREAKS)]
     assert trie.line_breaks(values) == want
     assert want  # (both kinds of value met)
+
+
+def test_check_7bit_with_a_pool_of_values() -> None:
+    """The pool (every value one of its names) is looked at instead of the values: a non-ASCII name no
+    value holds raises nothing; otherwise the first non-ASCII key or value, in insertion order, is named."""
+    names = [b"a", b"b\xe9"]
+    outputs._check_7bit([b"k1", b"k2"], [b"a", b"a"], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xe9 .*\nb\udce9$"):
+        outputs._check_7bit([b"k1", b"k2\xff"], [b"a", b"b\xe9"][::-1], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xff .*\nk2\udcff$"):
+        outputs._check_7bit([b"k1", b"k2\xff"], [b"a", b"b\xe9"], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xff"):
+        outputs._check_7bit(iter([b"k\xff"]), iter([b"a"]))

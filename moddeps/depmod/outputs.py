@@ -200,12 +200,14 @@ def _first_non_ascii_py(values: list[bytes]) -> int:
     return next(i for i, v in enumerate(values) if not v.isascii())
 
 
-def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes]) -> None:
-    """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80."""
+def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes], pool: list[bytes] | None = None) -> None:
+    """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80.
+    ``pool``: every value is one of these (the module names): they are looked at instead."""
     keys = keys if isinstance(keys, list) else list(keys)
     values = values if isinstance(values, list) else list(values)
-    if _first_non_ascii(keys) < 0 and _first_non_ascii(values) < 0:
+    if _first_non_ascii(keys) < 0 and _first_non_ascii(values if pool is None else pool) < 0:
         return
+    # (a name of the pool no value holds: nothing below raises)
     for k, v in zip(keys, values):
         for text in (k, v):
             if not text.isascii():
@@ -233,10 +235,11 @@ def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: lis
 
 
 def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None, file: str,
-                   messages: list[str] | None, preorder: bool) -> bytes:
-    """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...)."""
+                   messages: list[str] | None, preorder: bool, pool: list[bytes] | None = None) -> bytes:
+    """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...);
+    ``pool``: every value is one of these (see :func:`_check_7bit`)."""
     if preorder:
-        _check_7bit(keys, values)
+        _check_7bit(keys, values, pool)
     dropped: list[bytes] = []
     data = build_index_columns(keys, values, priorities, dropped, preorder=preorder)
     if dropped and messages is not None:
@@ -280,7 +283,7 @@ def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_d
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
-                              "modules.alias.bin", messages, preorder)
+                              "modules.alias.bin", messages, preorder, names)
     acc = []
     seen: set[bytes] = set()
     last = -1
@@ -356,7 +359,7 @@ def modules_symbols_bin(wi: WriterInput, symbols: Symbols | None = None,
     keys, owners = module_symbols(wi) if symbols is None else symbols
     modnames = wi.names()
     return _index_columns(keys, list(map(modnames.__getitem__, owners)), owners, "modules.symbols.bin", messages,
-                          preorder)
+                          preorder, modnames)
 
 
 def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
