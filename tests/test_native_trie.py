@@ -9,8 +9,10 @@ Python; those paths are checked too.  Without the extension these tests skip loc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import re
 import struct
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -787,3 +789,20 @@ def test_check_7bit_with_a_pool_of_values() -> None:
         outputs._check_7bit([b"k1", b"k2\xff"], [b"a", b"b\xe9"], names)
     with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xff"):
         outputs._check_7bit(iter([b"k\xff"]), iter([b"a"]))
+
+
+@pytest.mark.parametrize("shown", [["kernel/d\udce9/a.ko", "kernel/b.ko"], ["kernel/a.ko", "kernel/d\udce9/b.ko"]])
+def test_kmod34_stops_at_a_non_ascii_path_in_modules_dep_bin(shown: list[str]) -> None:
+    """The 7-bit check of the dep lines looks at the shown paths they are made of: a non-ASCII
+    directory (the module's name ASCII) is still found, in the first line that holds it."""
+    from moddeps.kmodversion import KmodTarget
+
+    mods = [Module("a", shown[0], imports=(Import("sb", None),)), Module("b", shown[1], exports=(Export("sb", None),))]
+    res = resolve(mods, shown)
+    job = outputs.RenderJob(outputs.WriterInput(mods, shown, res), "/nonexistent", KmodTarget(34, "test"))
+    row = next(r for r in outputs.TABLE if r.name == "modules.dep.bin")
+    first = "kernel/d\udce9/a.ko: kernel/b.ko" if "\udce9" in shown[0] else "kernel/a.ko: kernel/d\udce9/b.ko"
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xe9 - only 7-bit ASCII is supported:\n" + re.escape(first)
+                       ):
+        row.write(job, [])
+    assert row.write(dataclasses.replace(job, kmod=KmodTarget(30, "test")), [])  # kmod 30 writes it

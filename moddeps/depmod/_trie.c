@@ -964,8 +964,9 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
         keys[nk].count = 1;
         keys[nk].keyobj = e->keyobj;
         nk++;
-        /* the first lcp bytes were checked with the previous key */
-        if (!non_ascii)
+        /* the first lcp bytes were checked with the previous key; without
+         * dropped, a branch on such a byte is an error of the walk */
+        if (dropped != NULL && !non_ascii)
             non_ascii = has_high_byte(e->key + lcp, e->klen - lcp);
     }
     if (dropped != NULL && non_ascii) {

@@ -59,6 +59,13 @@ class WriterInput:
         got: dict[str, tuple[list[str], list[int]]] = self.memo["select"]
         return got
 
+    def shown_bytes(self) -> list[bytes]:
+        """Each module's shown path as bytes."""
+        got: list[bytes] | None = self.memo.get("shown")
+        if got is None:
+            got = self.memo["shown"] = encode_all(self.shown)
+        return got
+
     def names(self) -> list[bytes]:
         """Each module's name as bytes."""
         got: list[bytes] | None = self.memo.get("names")
@@ -143,7 +150,7 @@ def dependency_lists(wi: WriterInput) -> list[list[int]]:
 
 
 def dep_lines(wi: WriterInput) -> list[bytes]:
-    shown = encode_all(wi.shown)
+    shown = wi.shown_bytes()
     res = wi.resolution
     return twin(load("depmod._trie"), lambda trie: trie.dep_lines(res.deps, res.topo, shown),
                 lambda: _dep_lines_py(wi, shown))
@@ -228,7 +235,8 @@ def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: lis
     if preorder:
         _check_7bit((e[0] for e in entries), (e[1] for e in entries))
     dropped: list[bytes] = []
-    data = build_index(entries, dropped, preorder=preorder)
+    # (checked: kmod 34's keys are ASCII, nothing to drop)
+    data = build_index(entries, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped((e[0] for e in entries), (e[1] for e in entries), dropped, file, messages)
     return data
@@ -241,7 +249,8 @@ def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int]
     if preorder:
         _check_7bit(keys, values, pool)
     dropped: list[bytes] = []
-    data = build_index_columns(keys, values, priorities, dropped, preorder=preorder)
+    # (checked: kmod 34's keys are ASCII, nothing to drop)
+    data = build_index_columns(keys, values, priorities, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped(keys, values, dropped, file, messages)
     return data
@@ -257,7 +266,9 @@ def modules_dep_bin(wi: WriterInput, lines: list[bytes], messages: list[str] | N
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
         return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
-    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder)
+    # dep_lines' lines are made of the shown paths and ASCII (": ", " "): their 7-bit check looks at the paths
+    pool = wi.shown_bytes() if wi.memo.get("dep_lines") is lines else None
+    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder, pool)
 
 
 def modules_alias(wi: WriterInput) -> bytes:
