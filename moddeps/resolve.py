@@ -11,9 +11,9 @@ depmod_calculate_dependencies, depmod_report_cycles).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 from .model import Export, Import, Module
 from .native import DECLINED, Declined, load, twin
@@ -44,7 +44,8 @@ class Resolution:
     exporters: dict[str, tuple[int, ...]]  # symbol -> every module exporting it, array order
     deps: tuple[tuple[int, ...], ...]  # direct dependencies per module, first-reference order
     edge_symbols: tuple[dict[int, tuple[str, ...]], ...]  # per module: dep index -> symbols bound to it
-    unknown: tuple[tuple[int, str], ...]  # (module index, raw symbol name) kmod warns about
+    # (module index, raw symbol name) kmod warns about; from resolve(), a SymbolRefs
+    unknown: Sequence[tuple[int, str]]
     mismatched: tuple[tuple[int, str], ...]  # (module index, raw symbol name) CRC disagreements
     topo: tuple[int, ...] | None  # topological number per module; None when cycles exist
     messages: tuple[str, ...]  # kmod-style warnings in kmod's order ("WARNING: ...")
@@ -52,6 +53,61 @@ class Resolution:
     @property
     def has_cycles(self) -> bool:
         return self.topo is None
+
+
+class SymbolRefs(Sequence[tuple[int, str]]):
+    """(module index, symbol name) pairs, in module order, kept as one tuple
+    of names a module until they are read.
+
+    Without -E/-F every import of a kernel symbol is unknown: 150,000 pairs
+    on a Debian tree, which a depmod run never reads (the audit and compat
+    do); making them cost half of the resolution.  Compares equal to the
+    tuple of the pairs (and hashes as it), as the tuple it stands for.
+    """
+
+    __slots__ = ("_names", "_pairs")
+
+    def __init__(self, names: Sequence[tuple[str, ...]]) -> None:
+        self._names = names  # per module: its names, in order
+        self._pairs: tuple[tuple[int, str], ...] | None = None
+
+    def pairs(self) -> tuple[tuple[int, str], ...]:
+        """The pairs, as a tuple."""
+        got = self._pairs
+        if got is None:
+            got = self._pairs = tuple((idx, name) for idx, names in enumerate(self._names) for name in names)
+        return got
+
+    def __len__(self) -> int:
+        return len(self.pairs())
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, str]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[tuple[int, str], ...]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[int, str] | tuple[tuple[int, str], ...]:
+        return self.pairs()[i]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return iter(self.pairs())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.pairs()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SymbolRefs):
+            return self.pairs() == other.pairs()
+        if isinstance(other, tuple):
+            return self.pairs() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.pairs())
+
+    def __repr__(self) -> str:
+        return repr(self.pairs())
 
 
 def lookup_name(name: str, prefix: str | None) -> str:
@@ -113,7 +169,6 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOption
     """
     o = opts or ResolveOptions()
     prefix = o.prefix
-    modules = kmod_view(modules)
     owners: dict[str, tuple[int, int]] = {}
     if o.kernel_table is not None:
         owners.update((k, (KERNEL, v)) for k, v in o.kernel_table.items())
@@ -136,7 +191,7 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOption
         bound: _Bound | Declined = trie.resolve_imports(modules, Import, owners, prefix, check, warn, paths)
         return DECLINED if bound is DECLINED else (exporters, bound)
 
-    exporters_t, (deps_l, edges, unknown, mismatched, messages) = twin(
+    exporters_t, (deps_l, edges, unresolved, mismatched, messages) = twin(
         load("depmod._trie"), bind_c, lambda: _bind_py(modules, paths, owners, prefix, check, warn))
     deps: tuple[tuple[int, ...], ...] = tuple(deps_l)
     topo = numbering(deps)
@@ -145,15 +200,16 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOption
         exporters=exporters_t,
         deps=deps,
         edge_symbols=tuple(edges),
-        unknown=tuple(unknown),
+        unknown=SymbolRefs(unresolved),
         mismatched=tuple(mismatched),
         topo=topo,
         messages=tuple(messages),
     )
 
 
+#: deps, edge_symbols, unresolved, mismatched, messages
 _Bound = tuple[
-    list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[int, str]], list[tuple[int, str]], list[str]
+    list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[str, ...]], list[tuple[int, str]], list[str]
 ]
 
 
@@ -166,7 +222,9 @@ def _bind_py(
     warn: bool,
 ) -> tuple[dict[str, tuple[int, ...]], _Bound]:
     """The reference for the C ``resolve_exports`` and ``resolve_imports``:
-    add the exports to ``owners``, then bind every import."""
+    add the exports to ``owners``, then bind every import as kmod reads it
+    (:func:`kmod_view`)."""
+    modules = kmod_view(modules)
     exporters: dict[str, list[int]] = {}
     for idx, mod in enumerate(modules):
         for exp in mod.exports:
@@ -178,18 +236,19 @@ def _bind_py(
 
     deps: list[tuple[int, ...]] = []
     edges: list[dict[int, tuple[str, ...]]] = []
-    unknown: list[tuple[int, str]] = []
+    unresolved: list[tuple[str, ...]] = []
     mismatched: list[tuple[int, str]] = []
     messages: list[str] = []
     get = owners.get
     for idx, mod in enumerate(modules):
         mdeps: dict[int, list[str]] = {}
+        missing: list[str] = []
         for imp in mod.imports:
             name = imp.name
             found = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
             if found is None:
                 if not imp.weak:
-                    unknown.append((idx, name))
+                    missing.append(name)
                     if warn:
                         messages.append(UNKNOWN_SYMBOL.format(paths[idx], name))
                 continue
@@ -207,11 +266,20 @@ def _bind_py(
                 syms.append(name)
         deps.append(tuple(mdeps))
         edges.append({k: tuple(v) for k, v in mdeps.items()})
-    return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unknown, mismatched, messages)
+        unresolved.append(tuple(missing))
+    return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unresolved, mismatched, messages)
 
 
 def numbering(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
-    """kmod's topological number of each module (:func:`_number`), None on cycles."""
+    """kmod's topological number of each module (:func:`_number`), None on cycles.
+    The C number when it takes ``deps`` (tuples of indexes), else :func:`_numbering_py`."""
+    got: tuple[int, ...] | None = twin(load("depmod._trie"), lambda trie: trie.number(deps),
+                                       lambda: _numbering_py(deps))
+    return got
+
+
+def _numbering_py(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
+    """The reference for the C number."""
     users = [0] * len(deps)
     for ds in deps:
         for d in ds:

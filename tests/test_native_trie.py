@@ -9,8 +9,10 @@ Python; those paths are checked too.  Without the extension these tests skip loc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import re
 import struct
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -21,13 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moddeps.depmod import outputs
+from moddeps.depmod.safety import LINE_BREAKS
 from moddeps.index.keys import alias_normalize
 from moddeps.index.read import Index
 from moddeps.index.write import build_index, build_index_columns, py_build_index, py_build_index_columns
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.native import DECLINED
-from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, resolve
+from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, kmod_view, lookup_name, resolve
 
 
 def _load() -> ModuleType | None:
@@ -256,10 +259,24 @@ def test_kmod_hash_every_length_and_high_bytes(trie: ModuleType) -> None:
 
 
 @FAST
-@given(st.lists(st.binary(max_size=12), max_size=60), st.sampled_from([1, 2, 512, 2048, 0, 3]))
+@given(st.lists(st.binary(max_size=12), max_size=60),
+       st.sampled_from([1, 2, 512, 2048, 0, 3, -4, 1 << 16, (1 << 16) + 1, 1 << 40]))
 def test_hash_order(trie: ModuleType, keys: list[bytes], buckets: int) -> None:
+    # (the C code counts by bucket up to 2**16 buckets, and sorts whole above that)
     assert trie.hash_order(keys, buckets) == py_hash_order(keys, buckets)
     assert hash_order(dict.fromkeys(keys), buckets) == py_hash_order(keys and list(dict.fromkeys(keys)), buckets)
+
+
+@pytest.mark.parametrize("buckets", [1, 2, 512, 2048])
+def test_hash_order_of_many_keys(trie: ModuleType, buckets: int) -> None:
+    """Buckets of many entries, equal keys in them (their order: their positions)."""
+    rnd = random.Random(buckets)
+    keys = [bytes(rnd.randrange(97, 100) for _ in range(rnd.randrange(6))) for _ in range(3000)]
+    assert trie.hash_order(keys, buckets) == py_hash_order(keys, buckets)
+    owners = {fsdecode(k): (i % 7 - 1, 0) for i, k in enumerate(keys)}
+    owned = {fsencode(n): o for n, (o, _c) in owners.items() if o != KERNEL}
+    order = py_hash_order(owned, buckets)
+    assert trie.symbol_order(owners, buckets, b"") == (order, [owned[k] for k in order])
 
 
 # ---------------------------------------------------------------------------
@@ -325,11 +342,11 @@ def test_starting_with(trie: ModuleType, values: list[str]) -> None:
 
 
 @FAST
-@given(st.lists(st.one_of(st.text(alphabet="ab\n\r\x0b\u2028\udce9\U0001f600", max_size=6),
+@given(st.lists(st.one_of(st.text(alphabet="ab\t\n\r\x0b\x0c\x0e\u2028\u010a\udce9\U0001f600", max_size=6),
                           st.binary(max_size=6)), max_size=20))
 def test_line_breaks(trie: ModuleType, values: list[str | bytes]) -> None:
     def has(v: str | bytes) -> bool:
-        return ("\n" in v or "\r" in v) if isinstance(v, str) else (b"\n" in v or b"\r" in v)
+        return any(c in v for c in LINE_BREAKS) if isinstance(v, str) else any(c.encode() in v for c in LINE_BREAKS)
 
     assert trie.line_breaks(values) == [i for i, v in enumerate(values) if has(v)]
     assert trie.line_breaks([1]) is DECLINED
@@ -386,8 +403,13 @@ def test_dep_lines_declines_a_bad_numbering(trie: ModuleType) -> None:
                        max_size=40))
 def test_symbol_order(trie: ModuleType, owners: dict[str, tuple[int, int]]) -> None:
     owned = {fsencode(n): o for n, (o, _c) in owners.items() if o != KERNEL}
-    want = [(k, owned[k]) for k in py_hash_order(owned, 2048)]
-    assert trie.symbol_order(owners, 2048) == want
+    order = py_hash_order(owned, 2048)
+    # the names are hashed and sorted, the prefix only put in front of each
+    for prefix in (b"", b"symbol:", b"\xff\x00"):
+        want = ([prefix + k for k in order], [owned[k] for k in order])
+        assert trie.symbol_order(owners, 2048, prefix) == want
+    assert trie.symbol_order(owners, 2048, b"symbol:") == outputs._module_symbols_py(owners)
+    assert trie.symbol_order(owners, 2048, "symbol:") is DECLINED
 
 
 # ---------------------------------------------------------------------------
@@ -403,7 +425,9 @@ def module_arrays(draw: st.DrawFn) -> list[Module]:
     for i in range(n):
         exports = tuple(Export(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3)))) for _ in
                         range(draw(st.integers(0, 3))))
-        imports = tuple(Import(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3))), draw(st.booleans()))
+        # versions_only and ext_crc too: both twins take the imports as kmod reads them (resolve.kmod_view)
+        imports = tuple(Import(draw(names_st), draw(st.one_of(st.none(), st.integers(0, 3))), draw(st.booleans()),
+                               draw(st.booleans()), draw(st.booleans()))
                         for _ in range(draw(st.integers(0, 5))))
         modinfo = tuple(draw(st.lists(st.tuples(st.sampled_from(["alias", "softdep", "weakdep", "license"]),
                                                 alias_text_st), max_size=5)))
@@ -673,3 +697,112 @@ def test_errors_raised_in_c_reach_the_caller(trie: ModuleType, pure: Callable[[b
     with pytest.raises(_Boom, match="modinfo"):
         safety.sanitize([boom])
     assert calls == []
+
+
+def test_symbol_refs_stand_for_the_tuple_of_pairs() -> None:
+    from moddeps.resolve import SymbolRefs
+
+    refs = SymbolRefs([("a", "b"), (), ("c",)])
+    pairs = ((0, "a"), (0, "b"), (2, "c"))
+    assert refs == pairs and pairs == refs
+    assert refs == SymbolRefs([("a", "b"), (), ("c",), ()])  # the pairs compare, not the modules
+    assert refs != SymbolRefs([("a",), ("b",), ("c",)])
+    assert refs != list(pairs)  # as a tuple: not equal to a list
+    assert hash(refs) == hash(pairs)
+    assert len(refs) == 3 and refs[1] == (0, "b") and refs[-1] == (2, "c") and refs[1:] == pairs[1:]
+    assert list(refs) == list(pairs) and (2, "c") in refs and (1, "c") not in refs
+    assert set(refs) == set(pairs) and repr(refs) == repr(pairs)
+    assert SymbolRefs([]) == () and not SymbolRefs([(), ()])
+
+
+@FAST
+@given(module_arrays(), st.booleans())
+def test_resolve_unknown_pairs(trie: ModuleType, modules: list[Module], weak_known: bool) -> None:
+    """Every import (as kmod reads it) that neither a module nor the kernel table has, unless weak."""
+    kernel = {"a": 0} if weak_known else None
+    res = resolve(modules, [m.path for m in modules], ResolveOptions(kernel_table=kernel))
+    seen = kmod_view(modules)
+    want = tuple((i, imp.name) for i, m in enumerate(seen) for imp in m.imports
+                 if not imp.weak and lookup_name(imp.name, None) not in res.owners)
+    assert res.unknown == want
+
+
+@FAST
+@given(st.lists(st.binary(max_size=20), max_size=30))
+def test_first_non_ascii(trie: ModuleType, values: list[bytes]) -> None:
+    want = next((i for i, v in enumerate(values) if any(b >= 0x80 for b in v)), -1)
+    assert trie.first_non_ascii(values) == want == outputs._first_non_ascii_py(values)
+    assert trie.first_non_ascii([*values, "x"]) is DECLINED
+    assert trie.first_non_ascii(tuple(values)) is DECLINED
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[tuple[int, ...], ...]:
+    """Dependency lists of any shape, cycles and self-edges included."""
+    n = draw(st.integers(0, 12))
+    if n == 0:
+        return ()
+    return tuple(tuple(draw(st.lists(st.integers(0, n - 1), unique=True, max_size=4))) for _ in range(n))
+
+
+@FAST
+@given(st.one_of(dags(), graphs()))
+def test_number(trie: ModuleType, deps: tuple[tuple[int, ...], ...]) -> None:
+    from moddeps.resolve import _numbering_py, numbering
+
+    want = _numbering_py(deps)
+    assert trie.number(deps) == want == numbering(deps)
+    assert trie.number(list(deps)) == want
+
+
+def test_number_declines_what_python_decides(trie: ModuleType) -> None:
+    assert trie.number(((1,), ())) == (0, 1)
+    for bad in [((2,), ()), ((-1,), ()), ([1], ()), (("1",), ())]:
+        assert trie.number(bad) is DECLINED, bad
+    assert trie.number(iter([()])) is DECLINED
+
+
+def test_line_breaks_in_long_values(trie: ModuleType) -> None:
+    """Every position of a long value, and the bytes around the four line breaks (9, 14, 0x8a, 0xff)."""
+    values: list[str | bytes] = []
+    for n in (7, 8, 9, 15, 16, 17, 40):
+        for pos in range(n):
+            for ch in (9, 10, 11, 12, 13, 14, 0, 0x8A, 0xFF):
+                raw = bytearray(b"pci:v00008086d*" * 3)[:n]
+                raw[pos] = ch
+                values.append(bytes(raw))
+                values.append(fsdecode(bytes(raw)))
+    want = [i for i, v in enumerate(values)
+            if any((c.encode() if isinstance(v, bytes) else c) in v for c in LINE_BREAKS)]
+    assert trie.line_breaks(values) == want
+    assert want  # (both kinds of value met)
+
+
+def test_check_7bit_with_a_pool_of_values() -> None:
+    """The pool (every value one of its names) is looked at instead of the values: a non-ASCII name no
+    value holds raises nothing; otherwise the first non-ASCII key or value, in insertion order, is named."""
+    names = [b"a", b"b\xe9"]
+    outputs._check_7bit([b"k1", b"k2"], [b"a", b"a"], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xe9 .*\nb\udce9$"):
+        outputs._check_7bit([b"k1", b"k2\xff"], [b"a", b"b\xe9"][::-1], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xff .*\nk2\udcff$"):
+        outputs._check_7bit([b"k1", b"k2\xff"], [b"a", b"b\xe9"], names)
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xff"):
+        outputs._check_7bit(iter([b"k\xff"]), iter([b"a"]))
+
+
+@pytest.mark.parametrize("shown", [["kernel/d\udce9/a.ko", "kernel/b.ko"], ["kernel/a.ko", "kernel/d\udce9/b.ko"]])
+def test_kmod34_stops_at_a_non_ascii_path_in_modules_dep_bin(shown: list[str]) -> None:
+    """The 7-bit check of the dep lines looks at the shown paths they are made of: a non-ASCII
+    directory (the module's name ASCII) is still found, in the first line that holds it."""
+    from moddeps.kmodversion import KmodTarget
+
+    mods = [Module("a", shown[0], imports=(Import("sb", None),)), Module("b", shown[1], exports=(Export("sb", None),))]
+    res = resolve(mods, shown)
+    job = outputs.RenderJob(outputs.WriterInput(mods, shown, res), "/nonexistent", KmodTarget(34, "test"))
+    row = next(r for r in outputs.TABLE if r.name == "modules.dep.bin")
+    first = "kernel/d\udce9/a.ko: kernel/b.ko" if "\udce9" in shown[0] else "kernel/a.ko: kernel/d\udce9/b.ko"
+    with pytest.raises(outputs.NonAsciiIndexString, match=r"=0xe9 - only 7-bit ASCII is supported:\n" + re.escape(first)
+                       ):
+        row.write(job, [])
+    assert row.write(dataclasses.replace(job, kmod=KmodTarget(30, "test")), [])  # kmod 30 writes it

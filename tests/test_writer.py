@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,52 @@ def test_unwritable_directory(tmp_path: Path) -> None:
             writer.write_all(str(tmp_path), [("modules.dep", b"")], fsync=False)
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_every_temporary_is_synced_before_the_journal_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fsyncs run at once (threads), but all of them end before the journal's rename, and the
+    directory is synced after it and after the renames."""
+    events: list[tuple[str, str]] = []
+    guard = threading.Lock()
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        with guard:
+            events.append(("fsync", os.path.basename(path)))
+
+    def replace(a: str, b: str) -> None:
+        real_replace(a, b)
+        with guard:
+            events.append(("rename", os.path.basename(b)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    names = ["modules.dep", "modules.alias", "modules.symbols"]
+    writer.write_all(str(tmp_path), [(n, n.encode()) for n in names])
+    dirname = tmp_path.name
+    synced = {p for kind, p in events[:4] if kind == "fsync"}
+    assert synced == {f".{n}{writer.TMP_MARK}{os.getpid()}" for n in names} | {".moddeps.journal.moddeps-tmp"}
+    assert events[4:] == [("rename", writer.JOURNAL_NAME), ("fsync", dirname),
+                          *(("rename", n) for n in names), ("fsync", dirname)]
+    assert sorted(os.listdir(tmp_path)) == sorted(names)
+
+
+def test_a_failed_fsync_leaves_the_previous_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer.write_all(str(tmp_path), [("modules.dep", b"old"), ("modules.alias", b"old")], fsync=False)
+    real_fsync = os.fsync
+    calls = []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if ".modules.alias." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OutputError, match=r"\.modules\.alias\.moddeps-tmp\.\d+: cannot write: Input/output error"):
+        writer.write_all(str(tmp_path), [("modules.dep", b"new"), ("modules.alias", b"new")])
+    assert len(calls) == 3  # both temporaries and the journal's, at once
+    assert sorted(os.listdir(tmp_path)) == ["modules.alias", "modules.dep"]
+    assert (tmp_path / "modules.dep").read_bytes() == b"old"

@@ -9,8 +9,10 @@
  *       pre-order nodes), same ValueError cases and messages
  *   kmod_hash, hash_order              kmodhash.py py_kmod_hash, py_hash_order
  *   select_modinfo, alias_keys, format_rows, dep_lines, symbol_order,
- *   starting_with, line_breaks         helpers of depmod/outputs.py
+ *   starting_with, line_breaks,
+ *   first_non_ascii                    helpers of depmod/outputs.py
  *   resolve_exports, resolve_imports   resolve.py _bind_py (in _trie_resolve.c)
+ *   number                             resolve.py _numbering_py
  *
  * Data of a shape the C code does not take gives DECLINED (see _native.h and
  * moddeps/native.py): the callers then run the Python code.  Calls that do
@@ -962,8 +964,9 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
         keys[nk].count = 1;
         keys[nk].keyobj = e->keyobj;
         nk++;
-        /* the first lcp bytes were checked with the previous key */
-        if (!non_ascii)
+        /* the first lcp bytes were checked with the previous key; without
+         * dropped, a branch on such a byte is an error of the walk */
+        if (dropped != NULL && !non_ascii)
             non_ascii = has_high_byte(e->key + lcp, e->klen - lcp);
     }
     if (dropped != NULL && non_ascii) {
@@ -1196,6 +1199,60 @@ static int cmp_hashed(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : (a->pos > b->pos);
 }
 
+/*
+ * Sort arr by (bucket, key bytes, length, position), as cmp_hashed: with a
+ * bucket count up to 2**16 (kmod's tables have 512 and 2048), a counting sort
+ * by bucket, then an insertion sort of each bucket's few entries; else qsort.
+ * 0, or -1 with MemoryError.
+ */
+static int sort_hashed(Hashed *arr, Py_ssize_t n, int64_t mask)
+{
+    Py_ssize_t *start, b, i, j, nb;
+    Hashed *tmp;
+
+    if (n < 2)
+        return 0;
+    if (mask < 0 || mask >= 65536) {
+        qsort(arr, (size_t)n, sizeof(Hashed), cmp_hashed);
+        return 0;
+    }
+    nb = (Py_ssize_t)mask + 1;
+    start = PyMem_Calloc((size_t)nb + 1, sizeof(Py_ssize_t));
+    tmp = PyMem_Malloc((size_t)n * sizeof(Hashed));
+    if (start == NULL || tmp == NULL) {
+        PyMem_Free(start);
+        PyMem_Free(tmp);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        start[arr[i].bucket + 1]++;
+    for (b = 0; b < nb; b++)
+        start[b + 1] += start[b];
+    /* stable: each bucket in array order */
+    for (i = 0; i < n; i++)
+        tmp[start[arr[i].bucket]++] = arr[i];
+    memcpy(arr, tmp, (size_t)n * sizeof(Hashed));
+    PyMem_Free(tmp);
+    PyMem_Free(start);
+    /* the buckets are runs now: sort each by the rest of the order */
+    for (i = 0; i < n; i = j) {
+        Py_ssize_t k;
+        for (j = i + 1; j < n && arr[j].bucket == arr[i].bucket; j++)
+            ;
+        for (k = i + 1; k < j; k++) {
+            Hashed x = arr[k];
+            Py_ssize_t m = k;
+            while (m > i && cmp_hashed(&arr[m - 1], &x) > 0) {
+                arr[m] = arr[m - 1];
+                m--;
+            }
+            arr[m] = x;
+        }
+    }
+    return 0;
+}
+
 /* A buckets argument: 1 with *mask = buckets - 1; 0 (declined) for an int out
  * of the range handled here; -1 with an exception set for anything else. */
 static int get_mask(PyObject *arg, int64_t *mask)
@@ -1253,8 +1310,8 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
         arr[i].obj = k;
         arr[i].bytes = NULL;
     }
-    if (n > 1)
-        qsort(arr, (size_t)n, sizeof(Hashed), cmp_hashed);
+    if (sort_hashed(arr, n, mask) < 0)
+        goto done;
     result = PyList_New(n);
     if (result == NULL)
         goto done;
@@ -1441,8 +1498,31 @@ static PyObject *py_starting_with(PyObject *self, PyObject *const *args, Py_ssiz
 
 PyDoc_STRVAR(line_breaks_doc,
 "line_breaks(values, /) -> list[int]\n\n"
-"The indexes of the values (str or bytes) holding a newline or a carriage\n"
-"return, ascending.  DECLINED unless values is a list of str and bytes.");
+"The indexes of the values (str or bytes) holding a line break of\n"
+"safety.LINE_BREAKS (a newline, carriage return, vertical tab or form feed),\n"
+"ascending.  DECLINED unless values is a list of str and bytes.");
+
+/* Whether one of the n bytes at p is a character of safety.LINE_BREAKS. */
+static int has_line_break(const unsigned char *p, size_t n)
+{
+    size_t i = 0, j;
+
+    /* eight bytes at a time: only a word holding a byte below 14 is looked at
+     * byte by byte (a text's bytes are rarely below a blank) */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (((x - 0x0E0E0E0E0E0E0E0Eull) & ~x & 0x8080808080808080ull) != 0)
+            for (j = i; j < i + 8; j++)
+                if ((unsigned)(p[j] - 10) < 4)
+                    return 1;
+    }
+    for (; i < n; i++)
+        /* '\n' 10, '\v' 11, '\f' 12, '\r' 13 */
+        if ((unsigned)(p[i] - 10) < 4)
+            return 1;
+    return 0;
+}
 
 static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
 {
@@ -1459,23 +1539,18 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
         PyObject *v = PyList_GET_ITEM(arg, i);
         int hit = 0;
         if (PyBytes_Check(v)) {
-            const char *p = PyBytes_AS_STRING(v);
-            size_t len = (size_t)PyBytes_GET_SIZE(v);
-            hit = memchr(p, '\n', len) != NULL || memchr(p, '\r', len) != NULL;
+            hit = has_line_break((const unsigned char *)PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
         } else if (PyUnicode_Check(v)) {
-            /* in every str kind, only the code points 10 and 13 match */
+            /* in every str kind, only the code points 10 to 13 match */
             Py_ssize_t len = PyUnicode_GET_LENGTH(v);
             if (PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND) {
-                const char *p = PyUnicode_DATA(v);
-                hit = memchr(p, '\n', (size_t)len) != NULL || memchr(p, '\r', (size_t)len) != NULL;
+                hit = has_line_break((const unsigned char *)PyUnicode_DATA(v), (size_t)len);
             } else {
                 Py_ssize_t j;
                 int kind = PyUnicode_KIND(v);
                 const void *data = PyUnicode_DATA(v);
-                for (j = 0; j < len && !hit; j++) {
-                    Py_UCS4 c = PyUnicode_READ(kind, data, j);
-                    hit = c == '\n' || c == '\r';
-                }
+                for (j = 0; j < len && !hit; j++)
+                    hit = PyUnicode_READ(kind, data, j) - 10u < 4u;
             }
         } else {
             Py_DECREF(result);
@@ -1487,6 +1562,29 @@ static PyObject *py_line_breaks(PyObject *self, PyObject *arg)
         }
     }
     return result;
+}
+
+PyDoc_STRVAR(first_non_ascii_doc,
+"first_non_ascii(values, /) -> int\n\n"
+"The index of the first bytes value holding a byte >= 0x80, or -1\n"
+"(outputs._first_non_ascii_py).  DECLINED unless values is a list of bytes.");
+
+static PyObject *py_first_non_ascii(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n, i;
+
+    if (!PyList_Check(arg))
+        return declined();
+    n = PyList_GET_SIZE(arg);
+    for (i = 0; i < n; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(arg, i)))
+            return declined();
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(arg, i);
+        if (has_high_byte((const unsigned char *)PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)))
+            return PyLong_FromSsize_t(i);
+    }
+    return PyLong_FromLong(-1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1848,30 +1946,112 @@ done:
     return decline ? declined() : result;
 }
 
+PyDoc_STRVAR(number_doc,
+"number(deps, /) -> tuple[int, ...] | None\n\n"
+"kmod's topological number of each module (resolve._numbering_py: LIFO Kahn,\n"
+"seeded in array order, dependencies in first-reference order), None when\n"
+"cycles leave modules unnumbered.  DECLINED unless deps is a list or tuple of\n"
+"tuples of indexes in range.");
+
+static PyObject *py_number(PyObject *self, PyObject *arg)
+{
+    PyObject *seq, *result = NULL;
+    Py_ssize_t n, i, j, *users = NULL, *stack = NULL, *topo = NULL, sp = 0, next = 0;
+    int decline = 0;
+
+    if (!PyList_Check(arg) && !PyTuple_Check(arg))
+        return declined();
+    seq = PySequence_Fast(arg, "number(): deps must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    users = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
+    stack = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    if (users == NULL || stack == NULL || topo == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *ds = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(ds)) {
+            decline = 1;
+            goto done;
+        }
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            Py_ssize_t d = index_in(PyTuple_GET_ITEM(ds, j), n);
+            if (d < 0) {
+                decline = 1;
+                goto done;
+            }
+            users[d]++;
+        }
+    }
+    /* every module is pushed at most once: when its count reaches 0 */
+    for (i = 0; i < n; i++)
+        if (users[i] == 0)
+            stack[sp++] = i;
+    while (sp > 0) {
+        Py_ssize_t s = stack[--sp];
+        PyObject *ds = PySequence_Fast_GET_ITEM(seq, s);
+        topo[s] = next++;
+        for (j = 0; j < PyTuple_GET_SIZE(ds); j++) {
+            Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(ds, j));
+            if (--users[d] == 0)
+                stack[sp++] = d;
+        }
+    }
+    if (next < n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = PyTuple_New(n);
+    if (result == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromSsize_t(topo[i]);
+        if (v == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyTuple_SET_ITEM(result, i, v);
+    }
+done:
+    PyMem_Free(users);
+    PyMem_Free(stack);
+    PyMem_Free(topo);
+    Py_DECREF(seq);
+    return decline ? declined() : result;
+}
+
 PyDoc_STRVAR(symbol_order_doc,
-"symbol_order(owners, buckets, /) -> list[tuple[bytes, int]]\n\n"
-"(fsencode(name), owner) for every owners entry whose owner is not -1, in the\n"
-"order of a kmod hash table with that many buckets (outputs.module_symbols).\n"
-"DECLINED unless owners is a dict of str to (int, ...), or for a bucket count\n"
-"past 64 bits.");
+"symbol_order(owners, buckets, prefix, /) -> tuple[list[bytes], list[int]]\n\n"
+"For every owners entry whose owner is not -1, in the order of a kmod hash\n"
+"table with that many buckets (of the names): prefix + fsencode(name), and\n"
+"the owner, as two lists (outputs._module_symbols_py).  DECLINED unless owners\n"
+"is a dict of str to (int, ...) and prefix bytes, or for a bucket count past\n"
+"64 bits.");
 
 static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *owners, *result = NULL, *k, *v;
+    PyObject *owners, *result = NULL, *keys = NULL, *objs = NULL, *k, *v;
     Hashed *arr = NULL;
-    Py_ssize_t n, cnt = 0, pos = 0, i;
+    Py_ssize_t n, cnt = 0, pos = 0, i, plen;
+    const char *pfx;
     int64_t mask;
     int rc, decline = 0;
 
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 2 arguments");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "symbol_order() takes 3 arguments");
         return NULL;
     }
     if ((rc = get_mask(args[1], &mask)) <= 0)
         return rc < 0 ? NULL : declined();
     owners = args[0];
-    if (!PyDict_Check(owners))
+    if (!PyDict_Check(owners) || !PyBytes_Check(args[2]))
         return declined();
+    pfx = PyBytes_AS_STRING(args[2]);
+    plen = PyBytes_GET_SIZE(args[2]);
     n = PyDict_GET_SIZE(owners);
     arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
     if (arr == NULL) {
@@ -1899,34 +2079,56 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
             PyErr_SetString(PyExc_RuntimeError, "symbol_order(): owners changed size");
             goto done;
         }
-        if (PyUnicode_IS_ASCII(k))
-            b = PyBytes_FromStringAndSize(PyUnicode_DATA(k), PyUnicode_GET_LENGTH(k));
-        else
-            b = PyUnicode_AsEncodedString(k, "utf-8", "surrogateescape");
-        if (b == NULL)
-            goto done;
+        /* prefix + the name's bytes; the name is what is hashed and sorted */
+        if (PyUnicode_IS_ASCII(k)) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(k);
+            if (len > PY_SSIZE_T_MAX - plen) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            b = PyBytes_FromStringAndSize(NULL, plen + len);
+            if (b == NULL)
+                goto done;
+            memcpy(PyBytes_AS_STRING(b), pfx, (size_t)plen);
+            memcpy(PyBytes_AS_STRING(b) + plen, PyUnicode_DATA(k), (size_t)len);
+        } else {
+            PyObject *enc = PyUnicode_AsEncodedString(k, "utf-8", "surrogateescape");
+            if (enc == NULL)
+                goto done;
+            b = plen ? PyBytes_FromStringAndSize(NULL, plen + PyBytes_GET_SIZE(enc)) : (Py_INCREF(enc), enc);
+            if (b != NULL && plen) {
+                memcpy(PyBytes_AS_STRING(b), pfx, (size_t)plen);
+                memcpy(PyBytes_AS_STRING(b) + plen, PyBytes_AS_STRING(enc), (size_t)PyBytes_GET_SIZE(enc));
+            }
+            Py_DECREF(enc);
+            if (b == NULL)
+                goto done;
+        }
         arr[cnt].bytes = b;
         arr[cnt].obj = owner;
         arr[cnt].pos = cnt;
-        arr[cnt].key = (const unsigned char *)PyBytes_AS_STRING(b);
-        arr[cnt].len = PyBytes_GET_SIZE(b);
+        arr[cnt].key = (const unsigned char *)PyBytes_AS_STRING(b) + plen;
+        arr[cnt].len = PyBytes_GET_SIZE(b) - plen;
         arr[cnt].bucket = (int64_t)kmod_hash(arr[cnt].key, arr[cnt].len) & mask;
         cnt++;
     }
-    if (cnt > 1)
-        qsort(arr, (size_t)cnt, sizeof(Hashed), cmp_hashed);
-    result = PyList_New(cnt);
-    if (result == NULL)
+    if (sort_hashed(arr, cnt, mask) < 0)
+        goto done;
+    keys = PyList_New(cnt);
+    objs = PyList_New(cnt);
+    if (keys == NULL || objs == NULL)
         goto done;
     for (i = 0; i < cnt; i++) {
-        PyObject *t = PyTuple_Pack(2, arr[i].bytes, arr[i].obj);
-        if (t == NULL) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, i, t);
+        /* the list takes the reference the array held */
+        PyList_SET_ITEM(keys, i, arr[i].bytes);
+        arr[i].bytes = NULL;
+        Py_INCREF(arr[i].obj);
+        PyList_SET_ITEM(objs, i, arr[i].obj);
     }
+    result = PyTuple_Pack(2, keys, objs);
 done:
+    Py_XDECREF(keys);
+    Py_XDECREF(objs);
     for (i = 0; i < cnt; i++)
         Py_XDECREF(arr[i].bytes);
     PyMem_Free(arr);
@@ -1946,6 +2148,8 @@ static PyMethodDef methods[] = {
     {"dep_lines", (PyCFunction)(void (*)(void))py_dep_lines, METH_FASTCALL, dep_lines_doc},
     {"symbol_order", (PyCFunction)(void (*)(void))py_symbol_order, METH_FASTCALL, symbol_order_doc},
     {"line_breaks", py_line_breaks, METH_O, line_breaks_doc},
+    {"first_non_ascii", py_first_non_ascii, METH_O, first_non_ascii_doc},
+    {"number", py_number, METH_O, number_doc},
     {"starting_with", (PyCFunction)(void (*)(void))py_starting_with, METH_FASTCALL, starting_with_doc},
     {"select_modinfo", (PyCFunction)(void (*)(void))py_select_modinfo, METH_FASTCALL, select_modinfo_doc},
     {NULL, NULL, 0, NULL},

@@ -226,12 +226,14 @@ typedef struct {
 
 PyDoc_STRVAR(resolve_imports_doc,
 "resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
-"    -> (deps, edges, unknown, mismatched, messages)\n\n"
-"The import loop of moddeps.resolve.resolve, same results in the same order.\n"
-"DECLINED unless every module's imports is a tuple of import_type instances\n"
-"and each owners value found is (module index in range or KERNEL, crc).");
+"    -> (deps, edges, unresolved, mismatched, messages)\n\n"
+"The import loop of moddeps.resolve.resolve (_bind_py), same results in the same\n"
+"order: the imports taken as kmod reads them (resolve.kmod_view), the unknown\n"
+"symbols as one tuple of names a module.  DECLINED unless every module's imports\n"
+"is a tuple of import_type instances and each owners value found is (module\n"
+"index in range or KERNEL, crc).");
 
-/* Append (module index, symbol name) to `to` and, with warn, kmod's message
+/* Append (module index, symbol name) to `to` (NULL: nothing) and, with warn, kmod's message
  * `fmt` (a %S for the module's path, a %U for the name) to messages.  *idx is
  * the module index as an int object, made on first use and owned by the caller. */
 static int note_symbol(PyObject *to, PyObject **idx, Py_ssize_t i, PyObject *name, int warn,
@@ -239,14 +241,16 @@ static int note_symbol(PyObject *to, PyObject **idx, Py_ssize_t i, PyObject *nam
 {
     PyObject *pair, *path, *msg;
 
-    if (*idx == NULL && (*idx = PyLong_FromSsize_t(i)) == NULL)
-        return -1;
-    pair = PyTuple_Pack(2, *idx, name);
-    if (pair == NULL || PyList_Append(to, pair) < 0) {
-        Py_XDECREF(pair);
-        return -1;
+    if (to != NULL) {
+        if (*idx == NULL && (*idx = PyLong_FromSsize_t(i)) == NULL)
+            return -1;
+        pair = PyTuple_Pack(2, *idx, name);
+        if (pair == NULL || PyList_Append(to, pair) < 0) {
+            Py_XDECREF(pair);
+            return -1;
+        }
+        Py_DECREF(pair);
     }
-    Py_DECREF(pair);
     if (!warn)
         return 0;
     path = PySequence_GetItem(paths, i);
@@ -269,7 +273,8 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
     PyObject *result = NULL;
     Py_ssize_t *slot = NULL, *stamp = NULL;
     Bound *bound = NULL;
-    Py_ssize_t n, i, nbound = 0, boundcap = 0;
+    PyObject **missing = NULL;  /* this module's unknown names (borrowed from its imports) */
+    Py_ssize_t n, i, nbound = 0, boundcap = 0, nmissing = 0, missingcap = 0;
     int check, warn, decline = 0;
 
     if (nargs != 7 || !PyType_Check(args[1]) || !PyDict_Check(args[2])) {
@@ -294,7 +299,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
     zero = PyLong_FromLong(0);
     deps = PyList_New(n);
     edges = PyList_New(n);
-    unknown = PyList_New(0);
+    unknown = PyList_New(n);
     mismatched = PyList_New(0);
     messages = PyList_New(0);
     slot = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
@@ -321,18 +326,35 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
             goto done;
         }
         nbound = 0;
+        nmissing = 0;
         m = PyTuple_GET_SIZE(imps);
         for (j = 0; j < m; j++) {
-            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *key, *found, *ocrc;
+            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *key, *found, *ocrc, *icrc;
             Py_ssize_t owner;
             int weak;
 
-            if (Py_TYPE(imp) != (PyTypeObject *)itype || PyTuple_GET_SIZE(imp) < 3 ||
+            if (Py_TYPE(imp) != (PyTypeObject *)itype || PyTuple_GET_SIZE(imp) < 5 ||
                 !PyUnicode_Check(PyTuple_GET_ITEM(imp, 0))) {
                 decline = 1;
                 goto fail_m;
             }
             name = PyTuple_GET_ITEM(imp, 0);
+            icrc = PyTuple_GET_ITEM(imp, 1);
+            /* as kmod reads it (resolve.py _kmod_import): a CRC of the extended
+             * modversions tables is no CRC, and a record found only there no import */
+            {
+                int ext = PyObject_IsTrue(PyTuple_GET_ITEM(imp, 4));
+                if (ext < 0)
+                    goto fail_m;
+                if (ext) {
+                    int vonly = PyObject_IsTrue(PyTuple_GET_ITEM(imp, 3));
+                    if (vonly < 0)
+                        goto fail_m;
+                    if (vonly)
+                        continue;
+                    icrc = Py_None;
+                }
+            }
             if (prefix != NULL ||
                 (PyUnicode_GET_LENGTH(name) > 0 && PyUnicode_READ_CHAR(name, 0) == '.')) {
                 key = lookup_name(name, prefix);
@@ -350,8 +372,20 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
             if (weak < 0)
                 goto fail_m;
             if (found == NULL) {
-                if (!weak && note_symbol(unknown, &idx, i, name, warn, paths, messages,
-                                         MSG_UNKNOWN_SYMBOL) < 0)
+                if (weak)
+                    continue;
+                if (nmissing == missingcap) {
+                    Py_ssize_t cap = missingcap ? missingcap * 2 : 64;
+                    PyObject **p = PyMem_Realloc(missing, (size_t)cap * sizeof(PyObject *));
+                    if (p == NULL) {
+                        PyErr_NoMemory();
+                        goto fail_m;
+                    }
+                    missing = p;
+                    missingcap = cap;
+                }
+                missing[nmissing++] = name;
+                if (warn && note_symbol(NULL, &idx, i, name, warn, paths, messages, MSG_UNKNOWN_SYMBOL) < 0)
                     goto fail_m;
                 continue;
             }
@@ -370,7 +404,6 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 owner = (Py_ssize_t)o;
             }
             if (check && !weak) {
-                PyObject *icrc = PyTuple_GET_ITEM(imp, 1);
                 int truth = PyObject_IsTrue(icrc), ne;
                 if (truth < 0)
                     goto fail_m;
@@ -418,6 +451,17 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
         }
         PyList_SET_ITEM(deps, i, dtuple);
         PyList_SET_ITEM(edges, i, edict);
+        {
+            PyObject *names = PyTuple_New(nmissing);
+            Py_ssize_t q;
+            if (names == NULL)
+                goto fail_m;
+            for (q = 0; q < nmissing; q++) {
+                Py_INCREF(missing[q]);
+                PyTuple_SET_ITEM(names, q, missing[q]);
+            }
+            PyList_SET_ITEM(unknown, i, names);
+        }
         for (b = 0; b < nbound; b++) {
             PyObject *o = PyLong_FromSsize_t(bound[b].owner), *t;
             if (o == NULL)
@@ -452,6 +496,7 @@ done:
     }
     PyMem_Free(slot);
     PyMem_Free(stamp);
+    PyMem_Free(missing);
     Py_XDECREF(attr);
     Py_XDECREF(zero);
     Py_XDECREF(deps);

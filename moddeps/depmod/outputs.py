@@ -59,12 +59,27 @@ class WriterInput:
         got: dict[str, tuple[list[str], list[int]]] = self.memo["select"]
         return got
 
+    def shown_bytes(self) -> list[bytes]:
+        """Each module's shown path as bytes."""
+        got: list[bytes] | None = self.memo.get("shown")
+        if got is None:
+            got = self.memo["shown"] = encode_all(self.shown)
+        return got
+
     def names(self) -> list[bytes]:
         """Each module's name as bytes."""
         got: list[bytes] | None = self.memo.get("names")
         if got is None:
-            got = self.memo["names"] = [fsencode(m.name) for m in self.modules]
+            got = self.memo["names"] = encode_all([m.name for m in self.modules])
         return got
+
+
+def encode_all(texts: Sequence[str]) -> list[bytes]:
+    """:func:`~moddeps.model.fsencode` of each text: one encoding of them all
+    joined by NUL, split again (a module's name or path holds no NUL; texts
+    that do are encoded one by one)."""
+    got = fsencode("\0".join(texts)).split(b"\0") if texts else []
+    return got if len(got) == len(texts) else [fsencode(t) for t in texts]
 
 
 #: The modinfo keys the writers read.
@@ -135,7 +150,7 @@ def dependency_lists(wi: WriterInput) -> list[list[int]]:
 
 
 def dep_lines(wi: WriterInput) -> list[bytes]:
-    shown = [fsencode(s) for s in wi.shown]
+    shown = wi.shown_bytes()
     res = wi.resolution
     return twin(load("depmod._trie"), lambda trie: trie.dep_lines(res.deps, res.topo, shown),
                 lambda: _dep_lines_py(wi, shown))
@@ -180,11 +195,26 @@ class NonAsciiIndexString(ValueError):
         self.message = message
 
 
-def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes]) -> None:
-    """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80."""
-    keys, values = list(keys), list(values)
-    if b"".join(keys).isascii() and b"".join(values).isascii():
+def _first_non_ascii(values: list[bytes]) -> int:
+    """The index of the first value with a byte >= 0x80, or -1."""
+    return twin(load("depmod._trie"), lambda trie: trie.first_non_ascii(values), lambda: _first_non_ascii_py(values))
+
+
+def _first_non_ascii_py(values: list[bytes]) -> int:
+    """The reference for the C first_non_ascii."""
+    if b"".join(values).isascii():
+        return -1
+    return next(i for i, v in enumerate(values) if not v.isascii())
+
+
+def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes], pool: list[bytes] | None = None) -> None:
+    """:class:`NonAsciiIndexString` for the first key or value, in insertion order, with a byte >= 0x80.
+    ``pool``: every value is one of these (the module names): they are looked at instead."""
+    keys = keys if isinstance(keys, list) else list(keys)
+    values = values if isinstance(values, list) else list(values)
+    if _first_non_ascii(keys) < 0 and _first_non_ascii(values if pool is None else pool) < 0:
         return
+    # (a name of the pool no value holds: nothing below raises)
     for k, v in zip(keys, values):
         for text in (k, v):
             if not text.isascii():
@@ -205,19 +235,22 @@ def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: lis
     if preorder:
         _check_7bit((e[0] for e in entries), (e[1] for e in entries))
     dropped: list[bytes] = []
-    data = build_index(entries, dropped, preorder=preorder)
+    # (checked: kmod 34's keys are ASCII, nothing to drop)
+    data = build_index(entries, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped((e[0] for e in entries), (e[1] for e in entries), dropped, file, messages)
     return data
 
 
 def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None, file: str,
-                   messages: list[str] | None, preorder: bool) -> bytes:
-    """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...)."""
+                   messages: list[str] | None, preorder: bool, pool: list[bytes] | None = None) -> bytes:
+    """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...);
+    ``pool``: every value is one of these (see :func:`_check_7bit`)."""
     if preorder:
-        _check_7bit(keys, values)
+        _check_7bit(keys, values, pool)
     dropped: list[bytes] = []
-    data = build_index_columns(keys, values, priorities, dropped, preorder=preorder)
+    # (checked: kmod 34's keys are ASCII, nothing to drop)
+    data = build_index_columns(keys, values, priorities, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped(keys, values, dropped, file, messages)
     return data
@@ -233,7 +266,9 @@ def modules_dep_bin(wi: WriterInput, lines: list[bytes], messages: list[str] | N
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
         return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
-    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder)
+    # dep_lines' lines are made of the shown paths and ASCII (": ", " "): their 7-bit check looks at the paths
+    pool = wi.shown_bytes() if wi.memo.get("dep_lines") is lines else None
+    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder, pool)
 
 
 def modules_alias(wi: WriterInput) -> bytes:
@@ -259,7 +294,7 @@ def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_d
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
-                              "modules.alias.bin", messages, preorder)
+                              "modules.alias.bin", messages, preorder, names)
     acc = []
     seen: set[bytes] = set()
     last = -1
@@ -301,36 +336,41 @@ def has_weakdeps(wi: WriterInput) -> bool:
     return bool(_select(wi, "weakdep")[0])
 
 
-def module_symbols(wi: WriterInput) -> list[tuple[bytes, int]]:
-    """(symbol, owner index) for module-owned symbols, in kmod's 2048-bucket hash order."""
+#: The module-owned symbols as modules.symbols lists them: each one's key, ``symbol:`` and
+#: its name (:data:`SYMBOL_KEY`), and its owner's index, in kmod's hash order; two columns.
+Symbols = tuple[list[bytes], list[int]]
+
+#: What modules.symbols and modules.symbols.bin put before a symbol's name.
+SYMBOL_KEY = b"symbol:"
+
+
+def module_symbols(wi: WriterInput) -> Symbols:
+    """The keys (``symbol:NAME``) and owner indexes of the module-owned symbols, in
+    the order of kmod's 2048-bucket hash table of the names."""
     owners = wi.resolution.owners
-    return twin(load("depmod._trie"), lambda trie: trie.symbol_order(owners, 2048),
+    return twin(load("depmod._trie"), lambda trie: trie.symbol_order(owners, 2048, SYMBOL_KEY),
                 lambda: _module_symbols_py(owners))
 
 
-def _module_symbols_py(owners: dict[str, tuple[int, int]]) -> list[tuple[bytes, int]]:
+def _module_symbols_py(owners: dict[str, tuple[int, int]]) -> Symbols:
     """The reference for the C symbol_order (which skips the owner -1: KERNEL)."""
     owned = {fsencode(name): owner for name, (owner, _crc) in owners.items() if owner != KERNEL}
     ordered = hash_order(owned, 2048)
-    return list(zip(ordered, map(owned.__getitem__, ordered)))
+    return [SYMBOL_KEY + name for name in ordered], list(map(owned.__getitem__, ordered))
 
 
-def _columns(symbols: list[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
-    return [s for s, _ in symbols], [o for _, o in symbols]
-
-
-def modules_symbols(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None) -> bytes:
-    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+def modules_symbols(wi: WriterInput, symbols: Symbols | None = None) -> bytes:
+    keys, owners = module_symbols(wi) if symbols is None else symbols
     return b"# Aliases for symbols, used by symbol_request().\n" + _format_rows(
-        b"alias symbol:", names, b" ", owners, wi.names(), b"\n")
+        b"alias ", keys, b" ", owners, wi.names(), b"\n")
 
 
-def modules_symbols_bin(wi: WriterInput, symbols: list[tuple[bytes, int]] | None = None,
+def modules_symbols_bin(wi: WriterInput, symbols: Symbols | None = None,
                         messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
-    names, owners = _columns(module_symbols(wi) if symbols is None else symbols)
+    keys, owners = module_symbols(wi) if symbols is None else symbols
     modnames = wi.names()
-    return _index_columns(list(map(b"symbol:".__add__, names)), list(map(modnames.__getitem__, owners)), owners,
-                          "modules.symbols.bin", messages, preorder)
+    return _index_columns(keys, list(map(modnames.__getitem__, owners)), owners, "modules.symbols.bin", messages,
+                          preorder, modnames)
 
 
 def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
@@ -445,7 +485,7 @@ class RenderJob:
     dry_run: bool = False  # -n
     # the module-owned symbols modules.symbols may hold (moddeps.depmod.safety.safe_symbols
     # of module_symbols); None: the symbols group is not rendered
-    symbols: list[tuple[bytes, int]] | None = None
+    symbols: Symbols | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +540,7 @@ def _write_weakdep(job: RenderJob, messages: list[str]) -> bytes:
     return modules_weakdep(job.wi)
 
 
-def _symbols(job: RenderJob) -> list[tuple[bytes, int]]:
+def _symbols(job: RenderJob) -> Symbols:
     assert job.symbols is not None, "modules.symbols rendered without its symbols"
     return job.symbols
 

@@ -68,8 +68,11 @@ def render_tree(
 ) -> tuple[Rendered, WriterInput]:
     """Every group of outputs for a scanned tree (no cycles), and the writers' input."""
     # what must not reach the line-based files (see moddeps.depmod.safety)
-    modules, messages = sanitize(tree.modules)
+    columns: dict[str, tuple[list[str], list[int]]] = {}
+    modules, messages = sanitize(tree.modules, columns)
     wi = WriterInput(modules, [f.shown for f in tree.files], res)
+    if columns:  # the values the writers read, selected by the check already
+        wi.memo["select"] = columns
     groups: Rendered = {"sanitize": Group([], messages)}
     groups.update(render_groups(wi, tree.dirname, GROUPS[1:], kmod, warn_dups=warn_dups, dry_run=dry_run))
     return groups, wi

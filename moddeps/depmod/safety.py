@@ -78,17 +78,28 @@ def unsafe_value(key: str, value: str) -> str | None:
     return None
 
 
-def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
+def sanitize(modules: Sequence[Module], columns: dict[str, tuple[list[str], list[int]]] | None = None,
+             ) -> tuple[list[Module], list[str]]:
     """The modules with unsafe values removed, and the warnings (kmod-style, without program name).
 
     With the C helpers, only the modules that hold a suspect value go through
-    the check below (amd64: 9.7 -> 1.4 ms): the helpers find ``\\n`` and ``\\r``;
-    ``\\v``, ``\\f`` and a softdep's or weakdep's trailing backslash are looked
-    for here, in one pass over all the values joined.
+    the check below (amd64: 9.7 -> 1.4 ms): the helpers find the line breaks;
+    a softdep's or weakdep's trailing backslash is looked for here, in one
+    pass over those values joined.
+
+    ``columns``: when no module holds a suspect value (the modules returned
+    are those given), this dict receives the values of each of MODINFO_KEYS
+    that the check selected, with their modules' indexes (what
+    :meth:`moddeps.depmod.outputs.WriterInput.columns` gives), so that the
+    writers need not select them again.
     """
-    suspects: list[int] | None = twin(load("depmod._trie"), lambda trie: _suspects(trie, modules), lambda: None)
+    selected: list[tuple[list[str], list[int]]] = []
+    suspects: list[int] | None = twin(load("depmod._trie"), lambda trie: _suspects(trie, modules, selected),
+                                      lambda: None)
     if suspects is None:  # every module is checked
         return _sanitize(modules)
+    if not suspects and columns is not None:
+        columns.update(zip(_LINE_KEYS, selected))
     out = list(modules)
     messages: list[str] = []
     for idx in suspects:
@@ -98,11 +109,14 @@ def sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
     return out, messages
 
 
-def _suspects(trie: Any, modules: Sequence[Module]) -> list[int] | Declined:
-    """The indexes of the modules that may hold an unsafe value, ascending (through the C helpers)."""
+def _suspects(trie: Any, modules: Sequence[Module], out: list[tuple[list[str], list[int]]],
+              ) -> list[int] | Declined:
+    """The indexes of the modules that may hold an unsafe value, ascending (through the
+    C helpers); ``out`` receives the values of each of _LINE_KEYS and their modules' indexes."""
     selected: list[tuple[list[str], list[int]]] | Declined = trie.select_modinfo(modules, _LINE_KEYS)
     if selected is DECLINED:
         return DECLINED
+    out += selected
     found: set[int] = set()
     for key, (values, owners) in zip(_LINE_KEYS, selected):
         breaks: list[int] | Declined = trie.line_breaks(values)
@@ -114,13 +128,11 @@ def _suspects(trie: Any, modules: Sequence[Module]) -> list[int] | Declined:
 
 
 def _other_suspects(key: str, values: list[str]) -> list[int]:
-    """The indexes of ``values`` with a ``\\v`` or ``\\f`` (or, for softdep and weakdep, a trailing backslash)."""
-    joined = "\0".join(values)
-    vertical = "\v" in joined or "\f" in joined
-    continued = key in _CONTINUED_KEYS and "\\\0" in joined + "\0"
-    if not vertical and not continued:
+    """The indexes of ``values`` that end with a backslash, for softdep and weakdep
+    (the line breaks are the C line_breaks')."""
+    if key not in _CONTINUED_KEYS or "\\\0" not in "\0".join(values) + "\0":
         return []
-    return [i for i, v in enumerate(values) if "\v" in v or "\f" in v or (continued and v.endswith("\\"))]
+    return [i for i, v in enumerate(values) if v.endswith("\\")]
 
 
 def _sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
@@ -143,31 +155,31 @@ def _sanitize(modules: Sequence[Module]) -> tuple[list[Module], list[str]]:
 _BREAK_BYTES = tuple(ch.encode() for ch in LINE_BREAKS)
 
 
-def safe_symbols(symbols: list[tuple[bytes, int]], names: Sequence[bytes],
-                 messages: list[str]) -> list[tuple[bytes, int]]:
-    """modules.symbols entries (name, owner) without the names that hold a line break."""
-    if twin(load("depmod._trie"), lambda trie: _all_clear(trie, symbols), lambda: False):
-        return list(symbols)
-    kept = []
-    for name, owner in symbols:
-        if any(ch in name for ch in _BREAK_BYTES):
+def safe_symbols(symbols: tuple[list[bytes], list[int]], names: Sequence[bytes],
+                 messages: list[str]) -> tuple[list[bytes], list[int]]:
+    """modules.symbols entries (keys ``symbol:NAME``, owners: two columns, as
+    :func:`moddeps.depmod.outputs.module_symbols` gives them) without the
+    names that hold a line break; ``symbols`` itself when none does."""
+    keys, owners = symbols
+    if twin(load("depmod._trie"), lambda trie: _all_clear(trie, keys), lambda: False):
+        return symbols
+    kept: tuple[list[bytes], list[int]] = ([], [])
+    for key, owner in zip(keys, owners):
+        if any(ch in key for ch in _BREAK_BYTES):
+            name = key[key.index(b":") + 1 :]
             shown = printable(repr(name.decode("utf-8", "surrogateescape")))
             messages.append(f"WARNING: module {fsdecode(names[owner])}: exported symbol {shown} contains a line "
                             "break; left out of modules.symbols")
             continue
-        kept.append((name, owner))
+        kept[0].append(key)
+        kept[1].append(owner)
     return kept
 
 
-def _all_clear(trie: Any, symbols: list[tuple[bytes, int]]) -> bool | Declined:
-    """Whether no symbol name holds a line break (through the C helpers)."""
-    hits: list[int] | Declined = trie.line_breaks([name for name, _ in symbols])
-    if hits is DECLINED:
-        return DECLINED
-    if hits:
-        return False
-    joined = b"\0".join(name for name, _ in symbols)
-    return b"\v" not in joined and b"\f" not in joined
+def _all_clear(trie: Any, keys: list[bytes]) -> bool | Declined:
+    """Whether no symbol key holds a line break (through the C helpers)."""
+    hits: list[int] | Declined = trie.line_breaks(keys)
+    return DECLINED if hits is DECLINED else not hits
 
 
 _SPACE_BYTES = tuple(ch.encode() for ch in C_SPACE)
