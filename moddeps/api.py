@@ -163,8 +163,9 @@ def resolve_symbols(tree: Tree) -> Resolution:
     """Bind every module's imports to their exporters as depmod does (the last exporter in module order wins).
 
     Indexes in the record are positions in ``tree.modules``.  Without a
-    kernel symbol list nothing is unknown: use :func:`audit_tree` with
-    ``symvers`` for unknown symbols and CRC mismatches.
+    kernel symbol list every import no module exports is in ``unknown`` (the
+    kernel's own symbols too) and nothing is mismatched: use :func:`audit_tree`
+    with ``symvers`` for kmod's unknown-symbol and CRC checks.
     """
     from .resolve import resolve
 
