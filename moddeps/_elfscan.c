@@ -545,6 +545,24 @@ static PyObject *str_little, *str_big;
 
 static inline PyObject *decode(bp p, size_t n)
 {
+    /* ASCII (nearly every name and modinfo string): copied into a new str at once, which is
+     * what the decoder makes of it after its own checks (~100 instructions a string less) */
+    if (n > 1) {
+        uint64_t acc = 0, w;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            acc |= w;
+        }
+        for (; i < n; i++)
+            acc |= p[i];
+        if ((acc & 0x8080808080808080u) == 0) {
+            PyObject *str = PyUnicode_New((Py_ssize_t)n, 127);
+            if (str != NULL)
+                memcpy(PyUnicode_1BYTE_DATA(str), p, n);
+            return str;
+        }
+    }
     return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogateescape");
 }
 
