@@ -32,7 +32,9 @@ Phases:
                         plain ``.ko`` that the C reader reads in part, inside parse (below)
     decompress          ``compression.decompress`` alone, within load
     parse (thread CPU)  ``parse_module`` (the C parser, else pyelftools' twin) in the main thread; for a
-                        plain ``.ko`` read in part (``elfreader.PlainFile``), its reads too
+                        plain ``.ko`` read in part (``elfreader.PlainFile``), its reads too; and
+                        ``elfreader.read_plain_files``, the C reader's runs of plain ``.ko`` files
+                        (each read in part, parsed, its record made: one call for many modules)
   resolve               ``resolve.resolve``: symbol owners, dependencies, numbering
   render: GROUP         ``sanitize``, the symbols' checks, then each row of ``depmod.outputs.TABLE``
                         by its group (dep, alias, softdep, symbols, builtin, devname)
@@ -133,6 +135,8 @@ def child(t0: float, c0: float, argv: list[str], out: str, cprofile: int) -> Non
     patch(pool, "load_module_file", "  load (thread CPU)", per_thread=True)
     patch(moddeps.read.compression, "decompress", "  decompress (thread CPU)", per_thread=True)
     patch(pool, "parse_module", "  parse (thread CPU)", per_thread=True)
+    if hasattr(pool, "read_plain_files"):  # (checkouts before it: every module through parse_module)
+        patch(pool, "read_plain_files", "  parse (thread CPU)", per_thread=True)
     patch(moddeps.resolve, "resolve", "resolve")
     patch(render, "sanitize", "render: sanitize")
     patch(render, "safe_symbols", "render: symbols")

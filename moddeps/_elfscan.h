@@ -116,4 +116,18 @@ static inline int record_type(PyObject *o, PyTypeObject **out, const char *what)
 extern PyMethodDef elfscan_codec_methods[];
 int elfscan_codec_init(void);
 
+/* moddeps.model.Module's fields, in order (recordcodec._FIELDS, the codec's field_names) */
+enum {
+    M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
+    M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR, M_SIGNATURE, M_FIELDS
+};
+
+/* _elfscan_codec.c: records of a Module class made without its __init__.
+ * elfscan_module_type checks that `mo` is a slots dataclass that can be made
+ * so, and puts the member descriptors of its M_FIELDS fields in `descr` (new
+ * references); 0, or -1 with TypeError.  elfscan_module_new makes one from
+ * `vals` (M_FIELDS references, stolen; a NULL item: an error already set). */
+int elfscan_module_type(PyObject *mo, PyObject **descr);
+PyObject *elfscan_module_new(PyTypeObject *type, PyObject *const *descr, PyObject **vals);
+
 #endif

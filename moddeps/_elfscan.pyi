@@ -60,6 +60,17 @@ def parse_file(
     | Declined
 ): ...
 
+_M = TypeVar("_M")
+
+#: the Modules (module_type) of a run of items[start:stop] read by parse_file, the next item's start
+#: time and, when it ran out of time, the seconds it took (see moddeps.read.elfreader.read_plain_files)
+def parse_files(
+    items: Sequence[tuple[str, str]], start: int, stop: int, max_size: int, module_type: type[_M],
+    export_type: type[WireExport] | None, import_type: type[WireImport] | None,
+    signature_type: type[tuple[str, str, str, str]] | None, memo: dict[Any, Any] | None,
+    timeout: float = 0.0, alarm: type[BaseException] | None = None, *, stall: int = -1,
+) -> tuple[list[_M], float | None, float | None]: ...
+
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature
 def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | None: ...
 
@@ -67,8 +78,6 @@ def sig_facts(data: ReadableBuffer) -> tuple[str, str, str, str] | Declined | No
 def release() -> None: ...
 
 # The scan cache's record of a Module (format: moddeps/read/recordcodec.py)
-
-_M = TypeVar("_M")
 
 def pack(module: object) -> bytes: ...
 @overload

@@ -30,11 +30,8 @@ enum {
 }; /* = moddeps.read.recordcodec:* */
 enum { E_GPL = 1, E_PSEUDO = 2, E_NS = 4, E_CRC = 8 }; /* = moddeps.read.recordcodec:* */
 enum { I_WEAK = 1, I_VERSIONS_ONLY = 2, I_CRC = 4, I_EXT_CRC = 8 }; /* = moddeps.read.recordcodec:* */
-/* Module's fields, in order (recordcodec._FIELDS) */
-enum {
-    M_NAME, M_PATH, M_EXPORTS, M_IMPORTS, M_MODINFO, M_HAS_INIT, M_HAS_EXIT, M_MACHINE, M_ELF_CLASS,
-    M_BYTE_ORDER, M_COMPRESSION, M_ERROR, M_KMOD_ERROR, M_SIGNATURE
-};
+/* Module's fields, in order (recordcodec._FIELDS): the M_* of _elfscan.h */
+typedef char rc_fields_are_m_fields[RC_FIELDS == M_FIELDS ? 1 : -1];
 
 static const char *const field_names[RC_FIELDS] = {
     "name", "path", "exports", "imports", "modinfo", "has_init", "has_exit", "machine", "elf_class",
@@ -682,19 +679,31 @@ static PyObject *dec_pair(Dec *d, Cur *c)
 /* A Module (or, without mtype, the tuple of its fields) from `vals`, whose references are stolen. */
 static PyObject *dec_module(Dec *d, PyObject **vals)
 {
+    if (d->mtype == NULL) {
+        int i;
+        for (i = 0; i < RC_FIELDS; i++)
+            if (vals[i] == NULL) {
+                for (i = 0; i < RC_FIELDS; i++)
+                    Py_XDECREF(vals[i]);
+                return NULL;
+            }
+        return record(NULL, RC_FIELDS, vals);
+    }
+    return elfscan_module_new(d->mtype, d->descr, vals);
+}
+
+PyObject *elfscan_module_new(PyTypeObject *type, PyObject *const *descr, PyObject **vals)
+{
     PyObject *obj = NULL;
     int i;
     for (i = 0; i < RC_FIELDS; i++)
         if (vals[i] == NULL)
             goto fail;
-    if (d->mtype == NULL)
-        return record(NULL, RC_FIELDS, vals);
-    obj = d->mtype->tp_alloc(d->mtype, 0);
+    obj = type->tp_alloc(type, 0);
     if (obj == NULL)
         goto fail;
     for (i = 0; i < RC_FIELDS; i++) {
-        PyObject *descr = d->descr[i];
-        if (Py_TYPE(descr)->tp_descr_set(descr, obj, vals[i]) < 0)
+        if (Py_TYPE(descr[i])->tp_descr_set(descr[i], obj, vals[i]) < 0)
             goto fail;
     }
     for (i = 0; i < RC_FIELDS; i++)
@@ -879,10 +888,46 @@ static void dec_free(Dec *d)
     in_free(&d->in);
 }
 
+int elfscan_module_type(PyObject *mo, PyObject **descr)
+{
+    PyTypeObject *type;
+    int i;
+    if (!PyType_Check(mo)) {
+        PyErr_SetString(PyExc_TypeError, "module_type must be a class or None");
+        return -1;
+    }
+    type = (PyTypeObject *)mo;
+    /* made without __init__ (which only stores the fields): only for a
+     * class made by object.__new__, without __post_init__, whose fields
+     * are all slots (member descriptors: they check the instance's type) */
+    if (PyObject_HasAttrString(mo, "__post_init__") || type->tp_alloc == NULL ||
+        type->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_SetString(PyExc_TypeError, "module_type must be a slots dataclass without __post_init__");
+        return -1;
+    }
+    for (i = 0; i < RC_FIELDS; i++)
+        descr[i] = NULL;
+    for (i = 0; i < RC_FIELDS; i++) {
+        PyObject *d = PyObject_GetAttr(mo, field_str[i]);
+        if (d == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError))
+            goto fail;
+        PyErr_Clear();
+        descr[i] = d;
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type) || Py_TYPE(d)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "module_type.%s is not a slot", field_names[i]);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    for (i = 0; i < RC_FIELDS; i++)
+        Py_CLEAR(descr[i]);
+    return -1;
+}
+
 /* Dec for (module_type, export_type, import_type, memo), its table of `slots` to begin with. */
 static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *so, PyObject *memo, size_t slots)
 {
-    int i;
     memset(d, 0, sizeof(*d));
     if (record_type(eo, &d->etype, "export_type") < 0 || record_type(io, &d->itype, "import_type") < 0 ||
         record_type(so, &d->stype, "signature_type") < 0)
@@ -895,30 +940,9 @@ static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *
         d->memo = memo;
     }
     if (mo != NULL && mo != Py_None) {
-        if (!PyType_Check(mo)) {
-            PyErr_SetString(PyExc_TypeError, "module_type must be a class or None");
+        if (elfscan_module_type(mo, d->descr) < 0)
             return -1;
-        }
         d->mtype = (PyTypeObject *)mo;
-        /* made without __init__ (which only stores the fields): only for a
-         * class made by object.__new__, without __post_init__, whose fields
-         * are all slots (member descriptors: they check the instance's type) */
-        if (PyObject_HasAttrString(mo, "__post_init__") || d->mtype->tp_alloc == NULL ||
-            d->mtype->tp_new != PyBaseObject_Type.tp_new) {
-            PyErr_SetString(PyExc_TypeError, "module_type must be a slots dataclass without __post_init__");
-            return -1;
-        }
-        for (i = 0; i < RC_FIELDS; i++) {
-            PyObject *descr = PyObject_GetAttr(mo, field_str[i]);
-            if (descr == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -1;
-            PyErr_Clear();
-            d->descr[i] = descr;
-            if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) || Py_TYPE(descr)->tp_descr_set == NULL) {
-                PyErr_Format(PyExc_TypeError, "module_type.%s is not a slot", field_names[i]);
-                return -1;
-            }
-        }
     }
     return in_init(&d->in, slots);
 }

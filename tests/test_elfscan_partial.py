@@ -69,7 +69,8 @@ def scratch() -> Iterator[Path]:
 
 
 def check_file(path: Path, data: bytes, *, must_read: bool = False) -> object:
-    """parse_file of ``path`` (holding ``data``) against parse + sig_facts, plain and with each fill."""
+    """parse_file of ``path`` (holding ``data``) against parse + sig_facts, plain and with each fill;
+    and parse_files: the Module that parse_module makes of it, or not read (DECLINED)."""
     want = expected(data)
     if must_read:
         assert want is not DECLINED
@@ -81,6 +82,16 @@ def check_file(path: Path, data: bytes, *, must_read: bool = False) -> object:
         else:
             assert got is not DECLINED, f"fill {fill}: declined a module parse() reads"
             assert repr(got) == repr(want), f"fill {fill}"
+    if not elfreader.reads_in_part():
+        return want
+    made, started, elapsed = elfreader.read_plain_files([(str(path), "kernel/m-1.ko")], 0, 1, None)
+    assert elapsed is None
+    if want is DECLINED:
+        assert made == [] and isinstance(started, float)
+    else:
+        [m] = made
+        assert started is None
+        assert repr(m) == repr(elfreader.parse_module(elfreader.PlainFile(str(path)), "kernel/m-1.ko"))
     return want
 
 
@@ -441,3 +452,246 @@ def test_the_scan_reads_plain_files_in_part(tmp_path: Path, monkeypatch: pytest.
     pool.read_modules(items, jobs=1)
     assert sorted(whole) == ["bad-class.ko", "bad-magic.ko", "broken-xz.ko", "dir.ko", "fifo.ko", "no-symtab.ko",
                              "short.ko", "xz-inside.ko"]
+
+
+# --------------------------------------------------------------------------
+# Runs of files in one call: parse_files (the scan's serial reader)
+# --------------------------------------------------------------------------
+
+
+def _plain_files(root: Path, count: int) -> list[tuple[str, str]]:
+    root.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(count):
+        path = root / f"p{i}.ko"
+        path.write_bytes(spread(Build(), exports=[Export(name=f"r{i}", crc=i)], undefined=[f"u{i % 3}"]))
+        items.append((str(path), f"kernel/p-{i}.ko"))
+    return items
+
+
+def _parse_files(items: list[tuple[str, str]], start: int = 0, stop: int | None = None, **kw: Any) -> Any:
+    return native.parse_files(items, start, len(items) if stop is None else stop, DEFAULT_MAX_SIZE, elfreader.Module,
+                              MExport, Import, elfreader.SignatureFacts, None, **kw)
+
+
+def test_runs_stop_where_parse_file_declines(tmp_path: Path) -> None:
+    """parse_files reads items until one that parse_file declines or that is not a .ko (the
+    caller reads that one and calls again); each record is parse_module's of a PlainFile."""
+    if not elfreader.reads_in_part():
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    items = _tree(tmp_path / "t")
+    made: list[Any] = []
+    stops = []
+    i = 0
+    while i < len(items):
+        got, started, elapsed = elfreader.read_plain_files(items, i, len(items), None)
+        assert elapsed is None
+        made += got
+        i += len(got)
+        if i < len(items):
+            assert isinstance(started, float)
+            stops.append(os.path.basename(items[i][0]))
+            i += 1
+    assert sorted(stops) == ["bad-class.ko", "bad-magic.ko", "broken-xz.ko", "dir.ko", "fifo.ko", "no-symtab.ko",
+                             "short.ko", "xz-inside.ko"]
+    read = [(p, s) for p, s in items if os.path.basename(p) not in stops]
+    assert [repr(m) for m in made] == [repr(elfreader.parse_module(elfreader.PlainFile(p), s)) for p, s in read]
+    # a name that is not a .ko's is never read here (whatever the file holds), and the stop is kept
+    assert _parse_files(read, 0, 0)[0] == [] and len(_parse_files(read, 1, 3)[0]) == 2
+    link = tmp_path / "plain.ko.xz"
+    link.symlink_to(read[0][0])
+    assert _parse_files([(str(link), "kernel/plain.ko.xz")])[0] == []
+
+
+@pytest.mark.parametrize("shown", ["kernel/a-b-c.ko", "x.ko", "kernel/foo.bar.ko", "/abs/dir.d/mod-x",
+                                   "kernel/\u00e9-t\u00e9.ko", "kernel/s\udcff-x.ko", "kernel/.hidden.ko",
+                                   "dir/", "kernel/no-dot", "a/b/c-d.e-f.ko"])
+def test_records_are_made_as_parse_module_makes_them(tmp_path: Path, shown: str) -> None:
+    """The record made in C (no __init__): name (modname_from_path of the shown path), path,
+    the fields, types, equality and hash of parse_module's."""
+    [(path, _)] = _plain_files(tmp_path, 1)
+    [m], _, _ = _parse_files([(path, shown)])
+    want = elfreader.parse_module(elfreader.PlainFile(path), shown)
+    assert type(m) is elfreader.Module and m.name == elfreader.modname_from_path(shown) and m.path is shown
+    assert m == want and hash(m) == hash(want) and repr(m) == repr(want) and m.to_wire() == want.to_wire()
+    signed = tmp_path / "s.ko"
+    signed.write_bytes(RSA_DONOR.read_bytes())
+    [s], _, _ = _parse_files([(str(signed), shown)])
+    assert type(s.signature) is elfreader.SignatureFacts
+    assert s == elfreader.parse_module(elfreader.PlainFile(str(signed)), shown)
+
+
+def test_parse_files_refuses_what_does_not_fit_its_stub(tmp_path: Path) -> None:
+    items = _plain_files(tmp_path, 2)
+    for bad in ([("a.ko",)], [("a.ko", 3)], [(b"a.ko", "a.ko")], ["a.ko"]):
+        with pytest.raises(TypeError):
+            _parse_files(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        native.parse_files(items, 0, 2, DEFAULT_MAX_SIZE, tuple, MExport, Import, None, None)
+    with pytest.raises(TypeError):  # a timeout needs the exception its SIGALRM handler raises
+        _parse_files(items, timeout=1.0)
+    for timeout in (-1.0, float("nan"), 2e9):
+        with pytest.raises(ValueError):
+            _parse_files(items, timeout=timeout)
+    with pytest.raises(ValueError):
+        _parse_files(items, 2, 1)
+    assert _parse_files(items, 1, 99)[0][0].name == "p_1"
+
+
+class _Alarm(Exception):
+    pass
+
+
+@pytest.fixture
+def alarm_handler() -> Iterator[None]:
+    """A SIGALRM handler raising _Alarm, as pool's _alarm_handler installs _ReadTimeout."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+
+    def raising(signum: int, frame: object) -> None:
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, raising)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_file_that_never_answers_runs_out_of_its_own_time(tmp_path: Path, alarm_handler: None) -> None:
+    """One timer for the whole call, yet each file has its own deadline: the read of the file
+    that never answers (stall) is given up when *its* time has run out -- the timer, set at the
+    first file's deadline, fires earlier and is set again -- the files before it are read, and
+    the timer is cleared on return."""
+    items = _plain_files(tmp_path, 40)
+    timeout = 0.05
+    made, started, elapsed = _parse_files(items, timeout=timeout, alarm=_Alarm, stall=30)
+    assert [m.name for m in made] == [f"p_{i}" for i in range(30)]
+    assert isinstance(started, float) and isinstance(elapsed, float)
+    assert elapsed >= timeout
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    # the next call goes on from there
+    rest, started, elapsed = _parse_files(items, 31, timeout=timeout, alarm=_Alarm)
+    assert [m.name for m in rest] == [f"p_{i}" for i in range(31, 40)] and started is elapsed is None
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_timer_expiries_before_a_deadline_change_nothing(tmp_path: Path) -> None:
+    """SIGALRMs that come before the deadline of the file being read (here sent by another thread,
+    as the expiry set for an earlier file's deadline comes) are taken and the reading goes on: the
+    records are those of a call without a timeout."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+    items = _plain_files(tmp_path, 200)
+    want = [repr(m) for m in _parse_files(items)[0]]
+    inside = [False]
+    taken = [0]
+    done = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if inside[0]:  # as pool's handler, but only around the call (the sender does not stop)
+            taken[0] += 1
+            raise _Alarm
+
+    def send() -> None:
+        while not done.is_set():
+            os.kill(os.getpid(), signal.SIGALRM)
+            done.wait(0.0002)
+
+    def call() -> Any:
+        while True:
+            inside[0] = True
+            try:
+                return _parse_files(items, timeout=30.0, alarm=_Alarm)
+            except _Alarm:  # raised after the call returned, before this frame took the result
+                continue
+            finally:
+                inside[0] = False
+
+    old = signal.signal(signal.SIGALRM, handler)
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        got = [call() for _ in range(5)]
+    finally:
+        done.set()
+        sender.join()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert taken[0] > 0
+    for made, started, elapsed in got:
+        assert [repr(m) for m in made] == want and started is elapsed is None
+
+
+def test_another_signal_handlers_exception_comes_out(tmp_path: Path) -> None:
+    """A handler raising something else than ``alarm``: that exception, and the timer cleared."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+    items = _plain_files(tmp_path, 5)
+
+    def raising(signum: int, frame: object) -> None:
+        raise _Stop
+
+    old = signal.signal(signal.SIGALRM, raising)
+    try:
+        with pytest.raises(_Stop):
+            _parse_files(items, timeout=0.02, alarm=_Alarm, stall=3)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert len(_parse_files(items)[0]) == 5  # the buffer was given back
+
+
+def test_the_serial_scan_gives_up_a_file_that_never_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through read_modules: the module is unreadable with the read timeout's message (the one of
+    pool._read_one), the others are read; progress and the cache's sink see every module."""
+    if not elfreader.reads_in_part() or not hasattr(signal, "setitimer"):
+        pytest.skip("the C reader is switched off (MODDEPS_PURE), or no interval timer")
+    items = _plain_files(tmp_path, 300)
+    real = native.parse_files
+    stalls: list[int] = []
+
+    def stalling(items: Any, start: int, stop: int, *args: Any, **kw: Any) -> Any:
+        if start <= 200 < stop:
+            stalls.append(start)
+            kw["stall"] = 200
+        return real(items, start, stop, *args, **kw)
+
+    monkeypatch.setattr(native, "parse_files", stalling)
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "0.05")
+    seen: list[int] = []
+    progress: list[tuple[int, int]] = []
+    got = pool._read_uncached(items, 1, lambda done, total: progress.append((done, total)),
+                              lambda i, m: seen.append(i))
+    assert stalls
+    assert sorted(seen) == list(range(300))
+    assert progress[-1] == (300, 300) and [d for d, _ in progress] == sorted(d for d, _ in progress)
+    bad = got[200]
+    assert bad.name == "p_200" and bad.path == "kernel/p-200.ko" and bad.exports == ()
+    assert bad.error is not None and bad.error.startswith("reading took longer than 0.05 s (")
+    assert bad.error.endswith(" s, $MODDEPS_READ_TIMEOUT); given up") and bad.kmod_error
+    assert [m.error for i, m in enumerate(got) if i != 200] == [None] * 299
+    monkeypatch.setattr(pool, "reads_in_part", lambda: False)
+    assert [m.to_wire() for i, m in enumerate(pool._read_uncached(items, 1)) if i != 200] == [
+        m.to_wire() for i, m in enumerate(got) if i != 200]
+
+
+def test_parse_files_does_not_leak(tmp_path: Path) -> None:
+    items = [*_plain_files(tmp_path, 4), (str(tmp_path / "missing.ko"), "kernel/missing.ko")]
+    items += _tree(tmp_path / "t")
+    memo: dict[Any, Any] = {}
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            i = 0
+            while i < len(items):
+                made, _s, _e = native.parse_files(items, i, len(items), DEFAULT_MAX_SIZE, elfreader.Module, MExport,
+                                                  Import, elfreader.SignatureFacts, memo)
+                i += len(made) + 1
+            with pytest.raises(TypeError):
+                _parse_files([("a.ko", 1)])  # type: ignore[list-item]
+
+    grown = heap_growth(run, warm=20, settle=10, rounds=200)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 200 runs"

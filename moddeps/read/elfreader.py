@@ -29,7 +29,7 @@ import struct
 import sys
 from array import array
 from itertools import compress, repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModuleReadError
 from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
@@ -37,6 +37,9 @@ from ..native import DECLINED, Declined
 from ..native import load as _load_native
 from ..signature import scan_facts
 from .compression import DEFAULT_MAX_SIZE, Deadline
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
@@ -149,12 +152,15 @@ class PlainFile:
     complete read.
     """
 
-    __slots__ = ("path", "deadline", "max_size")
+    __slots__ = ("path", "deadline", "max_size", "in_part")
 
-    def __init__(self, path: str, deadline: Deadline | None = None, max_size: int = DEFAULT_MAX_SIZE) -> None:
+    def __init__(self, path: str, deadline: Deadline | None = None, max_size: int = DEFAULT_MAX_SIZE,
+                 in_part: bool = True) -> None:
         self.path = path
         self.deadline = deadline
         self.max_size = max_size
+        #: False: the C reader declined it already (:func:`read_plain_files`): read it whole at once
+        self.in_part = in_part
 
     def load(self) -> tuple[bytes, str | None]:
         """The whole file's bytes (decompressed by magic) and the compression, under the deadline."""
@@ -169,6 +175,33 @@ class PlainFile:
 def reads_in_part() -> bool:
     """Whether :func:`parse_module` reads a :class:`PlainFile` in part (the C reader is built)."""
     return _elfscan is not None
+
+
+def read_plain_files(
+    items: Sequence[tuple[str, str]], start: int, stop: int, memo: ImportMemo | None, timeout: float = 0.0,
+    alarm: type[BaseException] | None = None,
+) -> tuple[list[Module], float | None, float | None]:
+    """The Modules of ``items[start:stop]`` ((path, shown) pairs), read by the C reader
+    (:func:`reads_in_part` must be true) one after the other, each as :func:`parse_module`
+    reads a :class:`PlainFile` of it, until one that it does not read.
+
+    Returns ``(modules, started, elapsed)``: ``modules`` are those of the first
+    ``len(modules)`` items; when that is fewer than ``stop - start``, the next item was not
+    read: it is not a ``.ko``, or the C reader declines it (``elapsed`` None: read it as
+    :func:`parse_module` reads what the C reader declines, a ``PlainFile(..., in_part=False)``),
+    or it took longer than ``timeout`` seconds (``elapsed``: how long); ``started`` is when its
+    read started, on :class:`~moddeps.read.compression.Deadline`'s clock (None: unknown).
+
+    ``timeout`` > 0: the read timeout of each module, enforced with the SIGALRM timer as the
+    scan's reader does (see ``_elfscan.parse_files``); the caller holds, in the main thread,
+    a SIGALRM handler that raises ``alarm``.  The per-module work of the Python reader --
+    a deadline, the timer set and cleared, the record's ``__init__`` -- is done once a call
+    or not at all.
+    """
+    assert _elfscan is not None, "read_plain_files needs the C reader (reads_in_part())"
+    got: tuple[list[Module], float | None, float | None] = _elfscan.parse_files(
+        items, start, stop, DEFAULT_MAX_SIZE, Module, Export, Import, SignatureFacts, memo, timeout, alarm)
+    return got
 
 
 def release() -> None:
@@ -488,7 +521,7 @@ def parse_module(
     one object (see :meth:`Module.from_wire`).
     """
     if isinstance(data, PlainFile):
-        if _elfscan is not None:  # native.twin written out, as below
+        if _elfscan is not None and data.in_part:  # native.twin written out, as below
             got: tuple[Any, ...] | Declined = _elfscan.parse_file(data.path, data.max_size, Export, Import, memo)
             if got is not DECLINED:
                 exp, imp, info, init, exit_, machine, bits, order, sig = got
