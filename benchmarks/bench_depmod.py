@@ -324,8 +324,11 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
             victim, library, added = moddir / victim_rel, moddir / library_rel, moddir / added_rel
             res["kmod"].append(timed(side.kmod))
             res["cold"].append(timed(side.cold, env))
-            for f in side.db.parent.glob("cache.sqlite3*"):  # with its -wal and -shm files
-                f.unlink()
+            for f in side.db.parent.glob("cache.sqlite3*"):  # with its -wal and -shm files, and depmod's stamps
+                if f.is_dir():
+                    shutil.rmtree(f)
+                else:
+                    f.unlink()
             res["first"].append(timed(warm, env))
             res["kmod"].append(timed(side.kmod))
             res["warm"].append(timed(warm, env))
