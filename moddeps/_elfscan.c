@@ -547,21 +547,11 @@ static inline PyObject *decode(bp p, size_t n)
 {
     /* ASCII (nearly every name and modinfo string): copied into a new str at once, which is
      * what the decoder makes of it after its own checks (~100 instructions a string less) */
-    if (n > 1) {
-        uint64_t acc = 0, w;
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&w, p + i, 8);
-            acc |= w;
-        }
-        for (; i < n; i++)
-            acc |= p[i];
-        if ((acc & 0x8080808080808080u) == 0) {
-            PyObject *str = PyUnicode_New((Py_ssize_t)n, 127);
-            if (str != NULL)
-                memcpy(PyUnicode_1BYTE_DATA(str), p, n);
-            return str;
-        }
+    if (n > 1 && all_ascii(p, n)) {
+        PyObject *str = PyUnicode_New((Py_ssize_t)n, 127);
+        if (str != NULL)
+            memcpy(PyUnicode_1BYTE_DATA(str), p, n);
+        return str;
     }
     return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "surrogateescape");
 }
@@ -1763,12 +1753,8 @@ static PyObject *elfscan_parse(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0)
         return NULL;
-    if (memo == Py_None)
-        memo = NULL;
-    if (memo != NULL && !PyDict_CheckExact(memo)) {
-        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+    if (memo_arg(&memo) < 0)
         return NULL;
-    }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     result = scan((bp)view.buf, (size_t)view.len, etype, itype, memo, NULL);
@@ -1952,12 +1938,8 @@ static PyObject *elfscan_parse_file(PyObject *self, PyObject *args, PyObject *kw
         return NULL;
     if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0)
         goto out;
-    if (memo == Py_None)
-        memo = NULL;
-    if (memo != NULL && !PyDict_CheckExact(memo)) {
-        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+    if (memo_arg(&memo) < 0)
         goto out;
-    }
 #ifdef HAVE_PARTIAL_READ
     {
         Job job = {etype, itype, NULL, memo, max_size, fill, NULL};
@@ -2021,12 +2003,8 @@ static PyObject *elfscan_parse_files(PyObject *self, PyObject *args, PyObject *k
     if (record_type(eo, &etype, "export_type") < 0 || record_type(io, &itype, "import_type") < 0 ||
         record_type(so, &stype, "signature_type") < 0)
         return NULL;
-    if (memo == Py_None)
-        memo = NULL;
-    if (memo != NULL && !PyDict_CheckExact(memo)) {
-        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+    if (memo_arg(&memo) < 0)
         return NULL;
-    }
     if (!(timeout >= 0.0 && timeout <= 1e9)) {
         PyErr_SetString(PyExc_ValueError, "timeout must be a number of seconds from 0 to 1e9");
         return NULL;

@@ -50,6 +50,20 @@ static inline uint64_t rd64(bp p, int big)
 /* ---------------------------------------------------------------------- */
 /* Python objects                                                           */
 
+/* Whether n bytes are all 7-bit ASCII, 8 at a time. */
+static inline int all_ascii(bp p, size_t n)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return (acc & 0x8080808080808080u) == 0;
+}
+
 static inline PyObject *new_bool(int v)
 {
     PyObject *b = v ? Py_True : Py_False;
@@ -90,6 +104,19 @@ fail:
     for (i = 0; i < n; i++)
         Py_XDECREF(items[i]);
     return NULL;
+}
+
+/* The optional memo argument of the parsers: a dict, or None or absent (then NULL).
+ * -1 with a TypeError for anything else. */
+static inline int memo_arg(PyObject **memo)
+{
+    if (*memo == Py_None)
+        *memo = NULL;
+    if (*memo != NULL && !PyDict_CheckExact(*memo)) {
+        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+        return -1;
+    }
+    return 0;
 }
 
 static inline int record_type(PyObject *o, PyTypeObject **out, const char *what)

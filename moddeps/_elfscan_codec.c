@@ -716,18 +716,6 @@ fail:
     return NULL;
 }
 
-static int all_ascii(bp p, size_t n)
-{
-    uint64_t acc = 0, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++)
-        acc |= p[i];
-    return (acc & 0x8080808080808080u) == 0;
-}
 
 /* The record of `size` bytes at b; `fixed`: they cannot change while it is read. */
 static PyObject *dec_one(Dec *d, bp b, size_t size, int fixed)
@@ -932,13 +920,9 @@ static int dec_init(Dec *d, PyObject *mo, PyObject *eo, PyObject *io, PyObject *
     if (record_type(eo, &d->etype, "export_type") < 0 || record_type(io, &d->itype, "import_type") < 0 ||
         record_type(so, &d->stype, "signature_type") < 0)
         return -1;
-    if (memo != NULL && memo != Py_None) {
-        if (!PyDict_CheckExact(memo)) {
-            PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
-            return -1;
-        }
-        d->memo = memo;
-    }
+    if (memo_arg(&memo) < 0)
+        return -1;
+    d->memo = memo;
     if (mo != NULL && mo != Py_None) {
         if (elfscan_module_type(mo, d->descr) < 0)
             return -1;

@@ -1,17 +1,8 @@
-"""What every ``moddeps`` command shares: the typer app, its options, exit statuses, output and trees.
+"""What every ``moddeps`` command shares through typer: the app, its options, output and trees.
 
 Each command is a module of this package (``moddeps.cli.scan``, ...) that
 registers itself on :data:`app`, parses, calls the library, renders, and exits.
-
-Exit statuses (all commands):
-  0   success
-  1   the requested check failed (dependency cycles for ``depmod``; findings at
-      or above ``--fail-on`` for ``audit``)
-  3   some module files could not be read (``scan``, ``info``; the rest was processed)
-  64  usage error (bad option, bad VERSION)
-  66  missing or unreadable input (no such tree, file or symbol list)
-  73  an output file could not be written
-Data goes to stdout; diagnostics and progress to stderr.
+The exit statuses, diagnostics and the process itself are :mod:`moddeps.cli.base`'s.
 """
 
 from __future__ import annotations
