@@ -54,6 +54,7 @@ def _typer_app() -> typer.Typer:
         importlib.import_module(f"{__name__}.{name}")
     from .shared import app as typer_app
 
+    globals()["app"] = typer_app  # from now on an attribute: __getattr__ is not asked again
     return typer_app
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -378,7 +379,7 @@ def _stamp_start(opts: DepmodOptions, version: str) -> _StampStart | None:
     fields["cache"] = opts.cache
     if not stamp.wanted(fields):
         return None
-    started = stamp.now_ns()
+    started = time.time_ns()
     base = opts.basedir.rstrip("/")
     configs = list(opts.config) if opts.config else [base + d for d in default_dirs(True)]
     moduledirs = sorted({module_dirname(opts.basedir, md, version) for md in (opts.moduledir, *MODULE_DIRECTORIES)})

@@ -184,16 +184,6 @@ def _store(path: str, stamp: tuple[Any, ...]) -> bool:
     return True
 
 
-def discard(cache: str, name: str) -> None:
-    """Remove a stamp (a run that could not write one: the old one must not answer)."""
-    with contextlib.suppress(OSError):
-        os.unlink(path_for(cache, name))
-
-
-def now_ns() -> int:
-    return time.time_ns()
-
-
 # --------------------------------------------------------------------------
 # What a run records
 # --------------------------------------------------------------------------
