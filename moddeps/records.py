@@ -146,7 +146,7 @@ else:
             __record_repr__=tuple(n for n, s in specs.items() if s.repr),
             __record_compare__=attrgetter(*compared) if compared else _nothing,
             __record_hash__=attrgetter(*hashed) if hashed else _nothing,
-            __record_specs__=specs, __dataclass_fields__=_LazyFields(),
+            __record_specs__=specs, __dataclass_fields__=_LazyFields(), __dataclass_params__=_LazyParams(),
         )
         made = type(cls)(cls.__name__, cls.__bases__, body)
         made.__qualname__ = cls.__qualname__
@@ -204,3 +204,15 @@ else:
                     made[name] = f
                 type.__setattr__(cls, "__record_dataclass_fields__", made)
             return made
+
+    class _LazyParams:
+        """``__dataclass_params__``, made on first use: dataclasses reads it from the bases of a
+        dataclass that subclasses a record (a frozen one may only subclass a frozen one)."""
+
+        def __get__(self, obj, cls):
+            import dataclasses
+
+            try:  # Python >= 3.12
+                return dataclasses._DataclassParams(True, True, True, False, False, True, True, False, True, False)
+            except TypeError:  # Python 3.11
+                return dataclasses._DataclassParams(True, True, True, False, False, True)
