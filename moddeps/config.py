@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import functools
 import os
-import re
-from collections.abc import Sequence
 
 from .inputfiles import try_read
 from .kmodnames import config_basedir
 from .model import printable
 from .records import dataclass
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: kmod 32 and later's default directories, in priority order: of two files with one base
 #: name the one in the earlier directory is read (kmod tools/depmod.c:default_cfg_paths@v34.2;
@@ -110,6 +112,8 @@ def _posix_ere_search(pattern: bytes, subject: bytes) -> bool:
         pattern = pattern[: pattern.index(b"\0")]
     lib = _libc()
     if lib is None:  # pragma: no cover - fall back to Python's engine
+        import re
+
         try:
             return re.search(pattern.decode("latin-1"), subject.decode("latin-1")) is not None
         except (re.error, RecursionError, OverflowError):
@@ -205,7 +209,7 @@ def parse_text(text: str, filename: str, kver: str) -> tuple[DepmodConfig, list[
         if not line or line.startswith("#"):
             continue
         # kmod splits on runs of blanks and tabs only (a "\r" stays in a token)
-        tokens = [t for t in re.split(r"[ \t]+", line) if t]
+        tokens = [t for t in line.replace("\t", " ").split(" ") if t]
         if not tokens:
             continue
         cmd = tokens[0]

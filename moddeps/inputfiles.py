@@ -27,10 +27,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from .errors import InputError
 from .model import printable
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: No text input (Module.symvers ~2 MB, System.map ~10 MB, modules.builtin.modinfo
 #: ~1 MB, an index ~5 MB on the largest distribution kernels) comes near this.

@@ -13,9 +13,11 @@ chars (docs/depmod-outputs.md#hash-order).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .native import load, twin
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _M = 0xFFFFFFFF
 

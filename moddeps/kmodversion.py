@@ -34,11 +34,13 @@ the target root has installed according to its package database (dpkg's
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
 
 from .errors import UsageError
 from .records import dataclass
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: the kmod releases whose output moddeps reproduces
 SUPPORTED = (30, 31, 32, 33, 34)
@@ -46,9 +48,10 @@ SUPPORTED = (30, 31, 32, 33, 34)
 DEFAULT = 34
 ENV = "MODDEPS_KMOD_VERSION"
 
-_VALUE_RE = re.compile(r"^\s*(?:kmod\s*)?(\d+)(?:\.\d+)*\s*$", re.IGNORECASE)
+#: (patterns for :mod:`re`, imported only when one is needed: start-up)
+_VALUE_RE = r"^\s*(?:kmod\s*)?(\d+)(?:\.\d+)*\s*$"
 # Debian "30+20221128-1", "34.2-2+b2", with an optional epoch; pacman "34.2-1"
-_PACKAGE_VERSION_RE = re.compile(r"^(?:\d+:)?(\d+)")
+_PACKAGE_VERSION_RE = r"^(?:\d+:)?(\d+)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +103,20 @@ class KmodTarget:
 def parse(value: str, origin: str = "--kmod-version", reason: str | None = None) -> KmodTarget:
     """``"34"``, ``"34.2"``, ``"kmod 33"`` -> a target; :class:`UsageError`
     (naming ``origin``) otherwise.  ``reason``: what ``-v`` says (default: ``origin value``)."""
-    m = _VALUE_RE.match(value)
-    major = int(m.group(1)) if m else None
+    digits = value.strip()
+    if digits.isascii() and digits.isdigit():  # the usual "34", as the pattern reads it
+        major: int | None = int(digits)
+    else:
+        import re
+
+        m = re.match(_VALUE_RE, value, re.IGNORECASE)
+        major = int(m.group(1)) if m else None
     if major not in SUPPORTED:
         supported = ", ".join(map(str, SUPPORTED))
         raise UsageError(f"{origin}: unsupported kmod version {value!r} (supported: {supported})")
     return KmodTarget(major, reason or f"{origin} {value.strip()}")
 
 
-#: the field that opens kmod's stanza in dpkg's status file (field names are case-insensitive)
-_DPKG_PACKAGE_KMOD = re.compile(rb"^package:[ \t]*kmod[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
 
 def _dpkg_kmod(status_path: str) -> str | None:
@@ -122,9 +129,9 @@ def _dpkg_kmod(status_path: str) -> str | None:
     data, _why = try_read(status_path)  # not there, not a regular file: no answer from dpkg
     if data is None:
         return None
-    for m in _DPKG_PACKAGE_KMOD.finditer(data):
-        start = data.rfind(b"\n\n", 0, m.start()) + 1  # the stanza's blank line before it, or the file's start
-        end = data.find(b"\n\n", m.end())
+    for opens, closes in _kmod_package_lines(data):
+        start = data.rfind(b"\n\n", 0, opens) + 1  # the stanza's blank line before it, or the file's start
+        end = data.find(b"\n\n", closes)
         stanza = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace")
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
@@ -139,6 +146,21 @@ def _dpkg_kmod(status_path: str) -> str | None:
         if version:
             return version
     return None
+
+
+def _kmod_package_lines(data: bytes) -> list[tuple[int, int]]:
+    """Where each line ``Package: kmod`` of a dpkg status file starts and ends: the field that
+    opens kmod's stanza (field names in any case; blanks and tabs around the value)."""
+    low = data.lower()  # ASCII only, as field names are
+    found = []
+    at = low.find(b"package:")
+    while at >= 0:
+        end = low.find(b"\n", at)
+        end = len(low) if end < 0 else end
+        if (at == 0 or low[at - 1] == 0x0A) and low[at + 8 : end].strip(b" \t") == b"kmod":
+            found.append((at, end))
+        at = low.find(b"package:", end)
+    return found
 
 
 def _pacman_kmod(local_dir: str) -> str | None:
@@ -179,7 +201,9 @@ def installed(root: str) -> KmodTarget | None:
     for where, version in found:
         if version is None:
             continue
-        m = _PACKAGE_VERSION_RE.match(version)
+        import re
+
+        m = re.match(_PACKAGE_VERSION_RE, version)
         if m is None:
             continue
         major = int(m.group(1))

@@ -8,9 +8,8 @@ depmod writers rely on that to stay byte-identical with kmod.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .records import dataclass, field
+from .typeshim import NamedTuple
 
 #: Bump whenever the reader starts extracting something different: the scan
 #: cache never trusts entries written under another version.  2: GPL-only

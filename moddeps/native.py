@@ -53,31 +53,51 @@ tests/test_native_constants.py fails when the two drift apart.
 
 from __future__ import annotations
 
-import enum
 import importlib
 import os
-from collections.abc import Callable
-from types import ModuleType
-from typing import Any, Final, TypeVar, TypeVarTuple, cast
+
+from .typeshim import cast
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any, Final, TypeVar, TypeVarTuple
+
+    _R = TypeVar("_R")
+    _Args = TypeVarTuple("_Args")
+
+    import enum
 
 __all__ = ["DECLINED", "Declined", "load", "twin"]
 
-_R = TypeVar("_R")
-_Args = TypeVarTuple("_Args")
+
+def _no_truth(_self: object) -> bool:
+    # a result tested for truth before it was told from DECLINED is a bug
+    raise TypeError("DECLINED has no truth value: test it with `is DECLINED`")
 
 
-class Declined(enum.Enum):
-    """The type of :data:`DECLINED` (annotate a result as ``T | Declined``)."""
+if TYPE_CHECKING:
+    class Declined(enum.Enum):
+        """The type of :data:`DECLINED` (annotate a result as ``T | Declined``): an enum of one
+        member for mypy, which narrows ``T | Declined`` on ``is DECLINED`` tests."""
 
-    DECLINED = "DECLINED"
+        DECLINED = "DECLINED"
+else:
+    class Declined:
+        """The type of :data:`DECLINED` (annotate a result as ``T | Declined``).  At run time a class
+        of one instance, not an enum: :mod:`enum` costs ~17 M instructions of start-up."""
 
-    def __bool__(self) -> bool:
-        # a result tested for truth before it was told from DECLINED is a bug
-        raise TypeError("DECLINED has no truth value: test it with `is DECLINED`")
+        __slots__ = ()
+        __bool__ = _no_truth
 
-    def __repr__(self) -> str:
-        return "DECLINED"
+        def __repr__(self):
+            return "DECLINED"
 
+        def __reduce__(self):
+            return "DECLINED"  # the module's DECLINED: one instance, pickled or not
+
+    Declined.DECLINED = Declined()
 
 #: What a C function returns for data it does not handle (the Python twin decides).
 DECLINED: Final = Declined.DECLINED
@@ -121,5 +141,5 @@ def twin(accelerator: ModuleType | None, fast: Callable[[Any, *_Args], object], 
     if accelerator is not None:
         got = fast(accelerator, *args)
         if got is not DECLINED:
-            return cast(_R, got)
+            return cast("_R", got)
     return slow(*args)

@@ -11,13 +11,18 @@ depmod_calculate_dependencies, depmod_report_cycles).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any, overload
 
 from .model import Export, Import, Module
 from .native import DECLINED, Declined, load, twin
 from .records import dataclass, replace
+from .typeshim import overload
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 KERNEL = -1  # owner index of kernel-provided symbols
 

@@ -55,10 +55,13 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from collections.abc import Sequence
 
 from .model import Module, SignatureFacts, fsdecode
 from .records import dataclass
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SIG_MAGIC = b"~Module signature appended~\n"
 _STRUCT = struct.Struct(">BBBBB3xI")  # struct module_signature, sig_len big-endian

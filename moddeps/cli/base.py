@@ -124,7 +124,11 @@ def run_process(body: Callable[[], None]) -> None:
     on the way out (a signal during the renames is held by the writer).
     """
     import gc
-    import signal
+
+    if TYPE_CHECKING:
+        import signal
+    else:  # signal.py's C module (see moddeps.read.pool)
+        import _signal as signal
 
     gc.disable()
     state.owns_process = True

@@ -124,9 +124,11 @@ def run_depmod(opts: DepmodOptions) -> None:
     ``os._exit``: freeing the tree and its resolution is all that is left."""
     from ..depmod.run import TEXT_FILES, run
     from ..errors import DepmodFatal
-    from ..read.cache import bound_from_env, upkeep
 
-    bound = bound_from_env() if opts.cache else None
+    if opts.cache:  # (the scan cache's module imports sqlite3: only when there is a cache)
+        from ..read.cache import bound_from_env, upkeep
+
+        bound = bound_from_env()
     try:
         result = run(opts, waiting=err)
     except DepmodFatal as exc:

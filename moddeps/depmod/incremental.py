@@ -45,17 +45,21 @@ from __future__ import annotations
 import bisect
 import marshal
 from array import array
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
 
 from ..kmodversion import KmodTarget
 from ..model import Module, fsdecode
 from ..records import dataclass
 from ..resolve import Resolution, export_name, lookup_name, numbering
+from ..typeshim import NamedTuple
 from .outputs import WriterInput
 from .reads import MODINFO_KEYS
 from .render import GROUPS, Rendered, render_groups
 from .safety import sanitize
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 #: Bump when the state's layout changes: a state of another format is not used.
 FORMAT = 5  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules

@@ -13,9 +13,6 @@ and orders: docs/depmod-outputs.md and docs/index-format.md.
 from __future__ import annotations
 
 import bisect
-import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from ..index.builtin import builtin_alias_entries, builtin_entries
 from ..index.keys import alias_normalize
@@ -29,6 +26,11 @@ from ..records import dataclass, field
 from ..resolve import KERNEL, Resolution
 from .reads import MODINFO_KEYS
 from .safety import devname_unsafe
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
 # Where the C twins in moddeps.depmod._trie are used (through native.twin), the
 # Python code next to each call is the reference: it runs when they decline.
@@ -388,13 +390,34 @@ def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str]
 
 
 # %u in sscanf: optional blanks, optional sign, digits; wraps modulo 2**32.
-_U = rb"[ \t\n\v\f\r]*([+-]?[0-9]+)"
-_CHAR_MAJOR = re.compile(rb"char-major-" + _U + rb"-" + _U)
-_BLOCK_MAJOR = re.compile(rb"block-major-" + _U + rb"-" + _U)
+#: The aliases that give a device's major and minor: ``char-major-%u-%u``, ``block-major-%u-%u``.
+_MAJORS = ((b"c", b"char-major-"), (b"b", b"block-major-"))
 
 
-def _u32(text: bytes) -> int:
-    return int(text) & 0xFFFFFFFF
+def _major_minor(raw: bytes, at: int) -> tuple[int, int] | None:
+    """kmod tools/depmod.c (output_devname) reads ``%u-%u`` with sscanf at ``at``: each number
+    after blanks, with a sign, as unsigned 32 bits; what follows the minor does not matter."""
+    major = _scan_u32(raw, at)
+    if major is None or raw[major[1] : major[1] + 1] != b"-":
+        return None
+    minor = _scan_u32(raw, major[1] + 1)
+    return None if minor is None else (major[0], minor[0])
+
+
+def _scan_u32(raw: bytes, at: int) -> tuple[int, int] | None:
+    """A ``%u`` at ``at``: (its value, where it ends), or None."""
+    n = len(raw)
+    while at < n and raw[at] in b" \t\n\v\f\r":
+        at += 1
+    start = at
+    if at < n and raw[at] in b"+-":
+        at += 1
+    digits = at
+    while at < n and 0x30 <= raw[at] <= 0x39:
+        at += 1
+    if at == digits:
+        return None
+    return int(raw[start:at]) & 0xFFFFFFFF, at
 
 
 def devname_entry(m: Module) -> tuple[bytes | None, bytes | None, str | None]:
@@ -418,13 +441,12 @@ def devname_of(name: str, aliases: Iterable[str]) -> tuple[bytes | None, bytes |
         if raw.startswith(b"devname:"):
             devname = raw[8:]
         else:
-            mt = _CHAR_MAJOR.match(raw)
-            if mt:
-                kind, major, minor = b"c", _u32(mt.group(1)), _u32(mt.group(2))
-            else:
-                mt = _BLOCK_MAJOR.match(raw)
-                if mt:
-                    kind, major, minor = b"b", _u32(mt.group(1)), _u32(mt.group(2))
+            for letter, prefix in _MAJORS:
+                if raw.startswith(prefix):
+                    got = _major_minor(raw, len(prefix))
+                    if got is not None:
+                        kind, (major, minor) = letter, got
+                    break
         if devname is not None and kind is not None:
             break
     if devname is None:

@@ -9,14 +9,15 @@ groups a changed module touches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
-
 from .. import kmodversion
+from ..typeshim import NamedTuple
 from .outputs import TABLE, RenderJob, WriterInput, module_symbols
 from .safety import safe_symbols, sanitize
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..read.scan import Tree
     from ..resolve import Resolution
 

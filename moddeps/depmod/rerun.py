@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import marshal
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..kmodversion import KmodTarget
@@ -28,7 +26,10 @@ from ..records import dataclass
 from .reads import depmod_view
 from .stamp import output_identity
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..resolve import Resolution
     from .incremental import State
     from .outputs import WriterInput

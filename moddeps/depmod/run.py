@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from .. import config as depmod_config
 from .. import kmodversion
@@ -31,7 +28,10 @@ from ..records import dataclass, field, replace
 from . import stamp
 from .writer import locked, write_all
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from ..read.cache import OutputIdentity, ScanCache
     from ..resolve import Resolution
     from . import rerun
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 # read, the kernel's symbol lists (kernelsyms) with -E or -F: a rerun answered
 # from the output cache never needs them (start-up cost).
 
-_VERSION_RE = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.[ \t\n\v\f\r]*[+-]?\d+")
 
 #: kmod's write order of the text files (kmod tools/depmod.c:depmod_output@v34.2, as
 #: moddeps.depmod.outputs.TABLE); kmod 33 added modules.weakdep after modules.softdep.
@@ -87,9 +86,24 @@ class DepmodResult:
 
 
 def check_version(version: str) -> None:
-    """kmod tools/depmod.c: VERSION must start like ``%u.%u``."""
-    if not _VERSION_RE.match(version):
+    """kmod tools/depmod.c: VERSION must start like ``%u.%u`` (sscanf: blanks, a sign, digits, a
+    dot, blanks, a sign, digits: Unicode decimal digits, as a ``\\d`` of :mod:`re` reads them)."""
+    at = _number_end(version, 0)
+    if at < 0 or version[at : at + 1] != "." or _number_end(version, at + 1) < 0:
         raise UsageError(f"Bad version passed {version}")
+
+
+def _number_end(text: str, at: int) -> int:
+    """Where ``[ \\t\\n\\v\\f\\r]*[+-]?\\d+`` at ``at`` ends in ``text``, or -1 when it does not match."""
+    n = len(text)
+    while at < n and text[at] in " \t\n\v\f\r":
+        at += 1
+    if at < n and text[at] in "+-":
+        at += 1
+    start = at
+    while at < n and text[at].isdecimal():
+        at += 1
+    return at if at > start else -1
 
 
 def up_to_date(dirname: str, depfile: str) -> bool | None:

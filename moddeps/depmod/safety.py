@@ -40,13 +40,15 @@ indexes hold them as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from ..model import Module, fsdecode, printable
 from ..native import DECLINED, Declined, load, twin
 from ..records import replace
 from .reads import MODINFO_KEYS
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 #: The line breaks of a line reader: C isspace minus the blank and the tab.
 LINE_BREAKS = "\n\r\v\f"

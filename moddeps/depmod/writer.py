@@ -50,14 +50,19 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
-import signal
 import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import OutputError
 from ..records import dataclass
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C module (signal.py's enum wrappers cost ~20 M instructions of start-up)
+    import _signal as signal
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
 
 TMP_MARK = ".moddeps-tmp."
 LOCK_NAME = ".moddeps.lock"
@@ -65,10 +70,18 @@ JOURNAL_NAME = ".moddeps.journal"
 _JOURNAL_TMP = JOURNAL_NAME + TMP_MARK.rstrip(".")  # ".moddeps.journal.moddeps-tmp"
 _JOURNAL_HEAD = "moddeps journal 1"
 
-#: The names this module writes (kmod's outputs are all of this form).
-_OUTPUT_RE = re.compile(r"modules(?:\.[a-z]+)+\Z")
-#: Its temporaries: nothing else is ever removed.
-_TMP_RE = re.compile(r"\.(modules(?:\.[a-z]+)+)\.moddeps-tmp\.[0-9]+\Z")
+
+def is_output_name(name: str) -> bool:
+    """Whether ``name`` is of the form this module writes, ``modules(.[a-z]+)+`` (kmod's outputs all are)."""
+    head, dot, rest = name.partition(".")
+    return head == "modules" and bool(dot) and all(p.isascii() and p.isalpha() and p.islower() for p in rest.split("."))
+
+
+def _is_tmp_name(entry: str) -> bool:
+    """Whether ``entry`` is ``.<output name>.moddeps-tmp.<digits>``: the temporaries, and nothing else,
+    are ever removed."""
+    head, mark, pid = entry.rpartition(TMP_MARK)
+    return (bool(mark) and head[:1] == "." and is_output_name(head[1:]) and pid.isascii() and pid.isdigit())
 
 
 def _tmp_name(directory: str, name: str) -> str:
@@ -77,7 +90,7 @@ def _tmp_name(directory: str, name: str) -> str:
 
 def is_temporary(entry: str) -> bool:
     """Whether a directory entry is one of moddeps' temporary files."""
-    return _TMP_RE.match(entry) is not None or entry == _JOURNAL_TMP
+    return _is_tmp_name(entry) or entry == _JOURNAL_TMP
 
 
 # --------------------------------------------------------------------------
@@ -227,7 +240,7 @@ def _parse_journal(data: bytes) -> list[_Entry] | None:
     entries = []
     for row in rows[1:-1]:
         fields = row.split("\t")
-        if len(fields) != 5 or not _OUTPUT_RE.match(fields[0]) or not _TMP_RE.match(fields[1]):
+        if len(fields) != 5 or not is_output_name(fields[0]) or not _is_tmp_name(fields[1]):
             return None
         try:
             old = None if fields[4] == "-" else tuple(int(x) for x in fields[4].split(" "))
@@ -432,7 +445,7 @@ def write_all(directory: str, files: Sequence[tuple[str, bytes]], *, fsync: bool
     Takes the directory's lock unless this process holds it already.
     """
     for name, _content in files:
-        if not _OUTPUT_RE.match(name):
+        if not is_output_name(name):
             raise ValueError(f"{name!r}: not a depmod output name")
     if not os.path.isdir(directory):
         raise OutputError(f"{directory}: output directory does not exist")

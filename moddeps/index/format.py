@@ -45,7 +45,6 @@ they return the same values except in the order of equal priorities, hence
 from __future__ import annotations
 
 import struct
-from typing import Literal
 
 __all__ = [
     "CHILD_MAX",
@@ -61,7 +60,6 @@ __all__ = [
     "U32",
     "U32_PAIR",
     "Entry",
-    "ReaderKind",
 ]
 
 INDEX_MAGIC = 0xB007F457
@@ -84,6 +82,10 @@ CHILD_WORDS = [struct.Struct(f">{n}I") for n in range(CHILD_MAX + 1)]
 Entry = tuple[bytes, bytes, int]
 """(key, value, priority), as depmod inserts them."""
 
-ReaderKind = Literal["mmap", "stdio"]
-"""Which libkmod 30 reader to imitate: the mmap one or the stdio one (they differ only
-in the order of values with equal priorities)."""
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    #: Which libkmod 30 reader to imitate: the mmap one or the stdio one (they differ only
+    #: in the order of values with equal priorities).
+    ReaderKind = Literal["mmap", "stdio"]

@@ -30,8 +30,11 @@ from .format import (
     OFFSET_MASK,
     U32,
     Entry,
-    ReaderKind,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .format import ReaderKind
 
 __all__ = ["Index", "dump_lines", "escape_bytes"]
 

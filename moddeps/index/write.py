@@ -21,8 +21,6 @@ keys are refused, or left out and reported when the caller asks for that.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from ..native import load, twin
 from .format import (
@@ -40,6 +38,11 @@ from .format import (
     U32_PAIR,
     Entry,
 )
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
 
 __all__ = ["build_index", "build_index_columns", "build_index_preorder", "py_build_index", "py_build_index_columns"]
 
@@ -210,8 +213,9 @@ def _too_large(offset: int) -> ValueError:
     return ValueError(f"index of {offset}+ bytes does not fit kmod's 28-bit node offsets")
 
 
-#: a node completed by :func:`_walk`: (key, parent depth, depth, children, values) -> its entry in the parent
-_Close = Callable[[bytes, int, int, list[tuple[int, int]], "bytes | None"], int]
+if TYPE_CHECKING:
+    #: a node completed by :func:`_walk`: (key, parent depth, depth, children, values) -> its entry in the parent
+    _Close = Callable[[bytes, int, int, list[tuple[int, int]], "bytes | None"], int]
 
 
 def _walk(keys: Iterable[bytes], values: dict[bytes, bytes], close: _Close) -> list[Any]:

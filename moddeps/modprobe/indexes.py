@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import CycleError, IndexFormatError, InputError, UsageError
 from ..globmatch import fnmatch
-from ..index.format import ReaderKind
 from ..index.read import Index
 from ..kmodnames import config_basedir
 from ..model import Module, fsdecode, fsencode
 from ..records import dataclass
 
 if TYPE_CHECKING:
+    from ..index.format import ReaderKind
     from ..read.scan import Tree
     from ..resolve import Resolution
 

@@ -64,19 +64,21 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
 from ..records import dataclass, field
+from ..typeshim import NamedTuple
 from . import recordcodec
 from .cachepath import default_path as default_path
 from .fileid import FileStat, blake2b, identity
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     import queue
     import threading
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any
 
 class Key(NamedTuple):
     """A module file's identity, the key of its record (:func:`file_key`)."""
@@ -960,7 +962,8 @@ def bound_from_env() -> int | None:
         raise UsageError(f"MODDEPS_CACHE_MAX_SIZE: {exc}") from None
 
 
-Note = Callable[[str], None]
+if TYPE_CHECKING:
+    Note = Callable[[str], None]
 
 
 def _silent(_text: str) -> None:

@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import errno
 import io
-import lzma
 import os
 import sys
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from ..errors import ModuleReadError
 
@@ -505,6 +504,8 @@ _LZMA_DETAIL = {
 def _xz(data: bytes, sink: _Sink, declared: int | None) -> None:
     if declared is not None and declared > sink.max_size:
         raise CompressedDataError(f"decompresses to more than {sink.max_size} bytes (its index says {declared})")
+    import lzma  # here: a tree of plain modules never needs it
+
     rest = data
     while True:
         dec = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMLIMIT)

@@ -27,9 +27,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from array import array
 from itertools import compress, repeat
-from typing import TYPE_CHECKING, Any
 
 from ..errors import ModuleReadError
 from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
@@ -38,16 +36,19 @@ from ..native import load as _load_native
 from ..signature import scan_facts
 from .compression import DEFAULT_MAX_SIZE, Deadline
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
 #: The C fast path (moddeps/_elfscan.c) for plain, well-formed modules, or None.
 _elfscan = _load_native("_elfscan")
 
 _HOST_BO = "<" if sys.byteorder == "little" else ">"
 
-#: Equal imports of many modules as one object (see :meth:`Module.from_wire`).
-ImportMemo = dict[Any, Import]
+if TYPE_CHECKING:
+    #: Equal imports of many modules as one object (see :meth:`Module.from_wire`).
+    ImportMemo = dict[Any, Import]
 
 ENOEXEC = "Exec format error"
 EINVAL = "Invalid argument"
@@ -235,6 +236,7 @@ class _Elf:
                  "_by_name")
 
     def __init__(self, data: bytes, path: str) -> None:
+        from array import array  # (here: the C reader never needs it; start-up)
         self.data = data
         self.path = path
         size = len(data)
@@ -389,6 +391,7 @@ class _Symtab:
                  "_data", "_str_off", "_path", "_seen", "_values")
 
     def __init__(self, elf: _Elf) -> None:
+        from array import array  # (here: the C reader never needs it; start-up)
         self.count = 0
         symtab = elf.section(b".symtab")
         strtab = elf.section(b".strtab")
@@ -490,6 +493,7 @@ class _Symtab:
 
     def value(self, i: int) -> int:
         """``st_value`` of symbol ``i`` (the column is sliced out on first use)."""
+        from array import array  # (here: the C reader never needs it; start-up)
         values = self._values
         if values is None:
             if self._bits == 64:
@@ -755,6 +759,7 @@ def _versions(elf: _Elf) -> tuple[list[int], list[bytes]]:
     """CRCs and names of the ``__versions`` records (64 bytes each: a CRC of 8 bytes
     on 64-bit ELF, 4 on 32-bit, then the NUL-padded name); a size that is not a
     multiple of 64 means no table (kmod)."""
+    from array import array  # (here: the C reader never needs it; start-up)
     blob = elf.section_bytes(b"__versions")
     if not blob or len(blob) % 64:
         return [], []
@@ -786,6 +791,7 @@ def _version_ext(elf: _Elf) -> dict[bytes, int]:
     extra CRCs are dropped); check_version takes the first record of a name.
     Empty names are dropped (no symbol has one).
     """
+    from array import array  # (here: the C reader never needs it; start-up)
     names_blob = elf.section_bytes(b"__version_ext_names")
     crcs_blob = elf.section_bytes(b"__version_ext_crcs")
     if not names_blob or not crcs_blob:

@@ -8,11 +8,13 @@ kmod tools/depmod.c:depmod_modules_sort@v34.2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ..kmodhash import hash_order
 from ..model import fsencode
 from .walk import ModuleFile
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: kmod's line buffer for modules.order (``char line[PATH_MAX]``): ``fgets`` stores at
 #: most one byte less, then its terminating NUL

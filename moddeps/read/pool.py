@@ -16,15 +16,13 @@ from __future__ import annotations
 import gc
 import marshal
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
 
 from ..errors import ModuleReadError
 from ..model import Module
+from ..typeshim import cast
 from .compression import (
     Deadline,
     Hold,
@@ -36,7 +34,6 @@ from .compression import (
     timed_out_error,
 )
 from .elfreader import (
-    ImportMemo,
     PlainFile,
     broken_module,
     parse_module,
@@ -45,10 +42,18 @@ from .elfreader import (
     release,
 )
 
-if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
-    from .cache import Key, ScanCache
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C module (signal.py's enum wrappers cost ~20 M instructions of start-up)
+    import _signal as signal
+if TYPE_CHECKING:  # (and the cache module, with sqlite3, only when a caller has a cache)
+    from collections.abc import Callable, Sequence
 
-ProgressFn = Callable[[int, int], None]
+    from .cache import Key, ScanCache
+    from .elfreader import ImportMemo
+
+    ProgressFn = Callable[[int, int], None]
 
 
 class _ReadTimeout(Exception):

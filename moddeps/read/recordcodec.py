@@ -57,17 +57,19 @@ than marshal both ways.
 
 from __future__ import annotations
 
-import re
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
 from itertools import repeat
-from typing import Any
 
 from ..model import Export, Import, Module, SignatureFacts
 from ..native import load as _load_native
 from ..native import twin
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 FORMAT = 1
 FORMAT_SIGNED = 2
@@ -109,7 +111,6 @@ _IMPORT_FLAG_VALUES = bytes(range(16))
 #: byte -> 1 where a bit is set, for bytes.translate(...).count(1)
 _BIT2 = bytes(1 if b & 4 else 0 for b in range(256))
 _BIT3 = bytes(1 if b & 8 else 0 for b in range(256))
-_NON_ASCII = re.compile(b"[\x80-\xff]")
 
 
 def _to_le(values: list[int], size: int) -> bytes:
@@ -286,8 +287,7 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
         raise _bad("string lengths do not add up to the record")
     data = blob[pos:]
     # the strings before the first non-ASCII byte are slices of one str
-    first = _NON_ASCII.search(data)
-    cut = len(data) if first is None else first.start()
+    cut = len(data) if data.isascii() else _first_non_ascii(data)
     text = data[:cut].decode("ascii")
     strings: list[str] = []
     append = strings.append
@@ -352,6 +352,11 @@ def py_unpack_fields(blob: bytes, memo: dict[Any, Import] | None = None) -> tupl
         machine, elf_class, byte_order, compression, error, kmod_error, signature,
     )
 
+
+
+def _first_non_ascii(data: bytes) -> int:
+    """Where the first byte past 0x7f of ``data`` is (there is one)."""
+    return next(i for i, byte in enumerate(data) if byte > 0x7F)
 
 def py_unpack(blob: bytes, memo: dict[Any, Import] | None = None) -> Module:
     """The Module of :func:`py_pack`'s record (pure Python)."""

@@ -10,8 +10,6 @@ depmod_modules_sort, depmod_load_modules).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..config import DepmodConfig
 from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
@@ -21,7 +19,10 @@ from .fileid import FileStat
 from .order import module_array
 from .walk import ModuleFile, discover
 
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:  # the cache module (and sqlite3) only when a caller has a cache
+    from collections.abc import Sequence
+
     from .cache import Key, ScanCache
     from .pool import ProgressFn
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 
 from ..config import DepmodConfig
 from ..kmodnames import MODULE_SUFFIXES
 from ..model import FileProblem, modname_from_path, printable
 from ..records import dataclass
 from .fileid import FileStat, identity, tree_names
+
+TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
 
