@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -519,3 +520,19 @@ def test_inode_and_device_numbers_beyond_63_bits_are_cached(tmp_path: Path, monk
     assert c.get_many([(key, "big.ko")]) == [module]
     assert c.problem is None
     c.close()
+
+
+def test_a_new_cache_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    # 64 KiB pages: a first run of a 4,000-module tree writes ~800 pages instead of ~9,800
+    new, old = tmp_path / "new.sqlite3", tmp_path / "old.sqlite3"
+    con = sqlite3.connect(old)
+    con.execute("PRAGMA page_size=4096")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.close()
+    for path, size in ((new, 65536), (old, 4096)):
+        c = ScanCache(str(path))
+        assert c.usable
+        c.close()
+        con = sqlite3.connect(path)
+        assert con.execute("PRAGMA page_size").fetchone()[0] == size
+        con.close()

