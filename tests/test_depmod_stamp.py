@@ -101,6 +101,28 @@ def _same_content_new_bytes(path: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def _new_alias(path: Path, rename: bool = False) -> None:
+    """Change the last letter of the module's first alias (same size; in place with its mtime
+    kept, or a new file renamed over it as a package manager installs one)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    end = data.index(b"\0", data.index(b"alias=")) - 1
+    data[end] = ord("Y") if data[end] == ord("Z") else ord("Z")
+    if rename:
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_bytes(bytes(data))
+        tmp.rename(path)
+        return
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def some_alias(d: Path) -> Path:
+    """The last module (path order) with an alias (in the sample tree, one of the module array:
+    the first is a duplicate that updates/ overrides)."""
+    return [p for p in sorted(d.rglob("*.ko")) if b"alias=" in p.read_bytes()][-1]
+
+
 def _changes(root: Path) -> dict[str, object]:
     d = root / "lib" / "modules" / VERSION
     some = sorted(d.rglob("*.ko"))
@@ -138,7 +160,7 @@ def _changes(root: Path) -> dict[str, object]:
         (d / "modules.symbols.bin").unlink()
 
     return {
-        "a module rewritten in place, size and mtime kept": lambda: _same_content_new_bytes(some[0]),
+        "a module's alias rewritten in place, size and mtime kept": lambda: _new_alias(some_alias(d)),
         "a module added": add_module,
         "a module added at the top": add_top_module,
         "a module removed": remove_module,
@@ -168,6 +190,118 @@ def test_any_change_is_a_miss_and_the_next_run_is_right(change: str, tmp_path: P
     _run(expected, None)
     assert _outputs(root) == _outputs(expected)
     assert _replay(root, cache) is not None  # settled again
+
+
+def _rebuilt(path: Path, rename: bool) -> None:
+    """Another build of the module: its last byte differs (not what depmod reads)."""
+    if rename:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_bytes(bytes(data))
+        tmp.rename(path)
+    else:
+        _same_content_new_bytes(path)
+
+
+def _no_duplicates(root: Path) -> None:
+    """The sample tree without its duplicate module names (a tree with some keeps no names of its directories)."""
+    d = root / "lib" / "modules" / VERSION
+    (d / "updates" / "mdx_consumer.ko").unlink()
+
+
+SAME_VIEW = {
+    "touched": lambda path: os.utime(path),
+    "rewritten in place, size and mtime kept": lambda path: _rebuilt(path, rename=False),
+    "rebuilt and renamed over it": lambda path: _rebuilt(path, rename=True),
+}
+
+
+@pytest.mark.parametrize("change", list(SAME_VIEW))
+def test_a_module_whose_view_is_the_same_is_read_again_and_answered(change: str, tmp_path: Path,
+                                                                    settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    _run(root, cache)
+    said = _replay(root, cache)
+    assert said is not None
+    victim = some_alias(root / "lib" / "modules" / VERSION)
+    before = _outputs(root)
+    SAME_VIEW[change](victim)
+    stamp.reread_log.clear()
+    assert _replay(root, cache) == said
+    assert stamp.reread_log == [str(victim)]  # that module alone was read again
+    assert _replay(root, cache) == said  # (and again: it is read every time until a run writes a new stamp)
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    SAME_VIEW[change](some_alias(expected / "lib" / "modules" / VERSION))
+    _run(expected, None)
+    assert _outputs(root) == before == _outputs(expected)
+
+
+@pytest.mark.parametrize("rename", [False, True])
+def test_a_module_whose_view_changed_is_a_miss(rename: bool, tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    victim = some_alias(root / "lib" / "modules" / VERSION)
+    _new_alias(victim, rename)
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is None
+    assert stamp.reread_log == [str(victim)]
+    _run(root, cache)
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    _new_alias(some_alias(expected / "lib" / "modules" / VERSION), rename)
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+    assert _replay(root, cache) is not None
+
+
+def test_a_renamed_over_module_in_a_tree_with_duplicates_is_a_miss(tmp_path: Path, settled: None) -> None:
+    # which of two files of one name wins can depend on the order of a directory's entries,
+    # which a rename may change: no directory of such a tree passes by its names
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    _rebuilt(some_alias(root / "lib" / "modules" / VERSION), rename=True)
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is None and stamp.reread_log == []
+
+
+def test_a_directory_with_another_name_is_a_miss(tmp_path: Path, settled: None) -> None:
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    _run(root, cache)
+    victim = some_alias(root / "lib" / "modules" / VERSION)
+    (victim.parent / "notes.txt").write_text("not a module\n")  # a name the walk passes over: no change
+    assert _replay(root, cache) is not None
+    (victim.parent / "sub").mkdir()  # a directory the walk would enter
+    assert _replay(root, cache) is None
+    (victim.parent / "sub").rmdir()
+    assert _replay(root, cache) is not None  # the same names again
+    victim.rename(victim.parent / "renamed.ko")
+    assert _replay(root, cache) is None
+
+
+def test_a_module_changed_just_before_the_run_is_read_again_every_time(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # the racy rule: a module file changed within RACY_NS of the run's start is recorded, but its identity
+    # is never trusted (an edit in the same tick of the clock keeps it): every replay reads it again
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    time.sleep(0.6)
+    monkeypatch.setattr(stamp, "RACY_NS", 300_000_000)  # the tree is settled, the module below is not
+    victim = some_alias(root / "lib" / "modules" / VERSION)
+    _rebuilt(victim, rename=False)
+    _run(root, cache)
+    stamp.reread_log.clear()
+    said = _replay(root, cache)
+    assert said is not None and stamp.reread_log == [str(victim)]
+    _new_alias(victim)  # size, mtime and (perhaps) ctime kept: only its bytes tell
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is None and stamp.reread_log == [str(victim)]
 
 
 def test_a_dangling_symlink_must_stay_dangling(tmp_path: Path, settled: None) -> None:
@@ -234,13 +368,24 @@ def test_the_command_answers_from_the_stamp_without_importing_the_rest(tmp_path:
     assert "moddeps.depmod.run" not in imported and "sqlite3" not in imported and "typer" not in imported
     assert said == first.stderr.decode().splitlines()
     assert dep.stat().st_ino == inode  # nothing written
+    # a module touched: read again and compared with its cached record, still without the rest of moddeps
+    os.utime(some_alias(root / "lib" / "modules" / VERSION))
+    touched = moddeps("-X", "importtime")
+    assert touched.returncode == 0
+    lines = touched.stderr.decode().splitlines()
+    imported = [line.split("|")[-1].strip() for line in lines if line.startswith("import time")]
+    assert "moddeps.read.cache" in imported  # (the record it was computed from)
+    assert "moddeps.depmod.run" not in imported and "typer" not in imported
+    assert [line for line in lines if not line.startswith("import time")] == first.stderr.decode().splitlines()
+    assert dep.stat().st_ino == inode
 
 
 def test_suffixes_are_kmods() -> None:
     from moddeps import kmodnames
-    from moddeps.read import fileid
+    from moddeps.read import fileid, walk
 
     assert fileid._MODULE_SUFFIXES == kmodnames.MODULE_SUFFIXES
+    assert walk.SKIP_NAMES - {".", ".."} == stamp.SKIPPED_NAMES
 
 
 def test_cache_info_counts_and_prune_deletes_stamps(tmp_path: Path, settled: None) -> None:

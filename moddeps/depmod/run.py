@@ -411,11 +411,15 @@ def _stamp_end(job: _Job, scan_cache: ScanCache, layout: WalkedTree, inputs: rer
     start = job.stamp
     if start is None or written is None or scan_cache.problem or any(key is None for key in inputs.keys):
         return
-    checks = [*start.surveyed, *layout.walked]
-    checks += [(key.path, key.stat) for key in inputs.keys if key is not None]
+    checks = [*start.surveyed, *((path, want) for path, want in layout.walked if not isinstance(want, tuple))]
+    dirs = [(path, want) for path, want in layout.walked if isinstance(want, tuple)]
+    found = [*(mf.path for mf in layout.files),
+             *(path for path, want in layout.walked if not isinstance(want, frozenset))]
+    walked = stamp.walked_dirs(dirs, found, with_names=not layout.duplicates)
+    modules = [(key.path, key.stat, mf.shown) for key, mf in zip(inputs.keys, layout.files) if key is not None]
     outputs: list[stamp.OutputId] = [(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32)
                                      for i in written]
-    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines)
+    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines, walked, modules)
 
 
 def _cycle_error(names: list[str], res: Resolution, messages: list[str]) -> CycleError:

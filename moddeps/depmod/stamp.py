@@ -48,11 +48,11 @@ from ..read.fileid import FileStat, blake2b, file_stat, identity, tree_names
 
 TYPE_CHECKING = False  # (typing and collections.abc cost a stamp's check ~4 ms: see moddeps.cli)
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
 #: Bump when what a stamp holds, or what it is keyed by, changes.
-STAMP_SCHEMA = 1
+STAMP_SCHEMA = 2  # 2: module files and walked directories apart
 
 #: The environment a result depends on (the kmod release, the read deadline, the pure-Python reader).
 ENVIRONMENT = ("MODDEPS_KMOD_VERSION", "MODDEPS_READ_TIMEOUT", "MODDEPS_PURE")
@@ -69,6 +69,11 @@ FIELDS = (
 #: A stamp is not written when an input changed this close to the run's start (or after it).
 RACY_NS = 2_000_000_000
 
+#: A walked directory: (path, its identity, the digest of the names the walk found in it
+#: (:func:`walk_names`) or None: a directory whose identity changed is then a miss).
+Walked = tuple[str, "FileStat", "str | None"]
+#: A module file of the array: (path, its identity, its path as shown).
+ModuleId = tuple[str, "FileStat", str]
 #: One checked path: (path, what it must be).  What: its identity (:mod:`moddeps.read.fileid`);
 #: None: it cannot be stat'ed (missing, a dangling symlink); a bool: it is a directory, or not;
 #: a frozenset: a directory holding these :func:`~moddeps.read.fileid.tree_names`.
@@ -110,6 +115,15 @@ def path_for(cache: str, name: str) -> str:
 def replay(cache: str, name: str) -> list[str] | None:
     """The stderr lines of the run a valid stamp records, or None (no stamp, or something changed).
 
+    Module files and walked directories are checked by identity first.  A
+    module file whose identity changed (touched, rebuilt, reinstalled), or that
+    was racy when the stamp was written, is read again (:func:`_same_views`):
+    when what depmod reads of it is what the stamp's run read (its record in
+    the scan cache, found by the identity the stamp holds), the outputs are the
+    same bytes.  A directory whose identity changed (a file replaced by a
+    rename) passes when it holds the same names as the walk found there
+    (:func:`walk_names`).  At most :data:`FEW_READ` modules are read; more is a miss.
+
     The output files are checked by identity and, until they are *settled*, by a CRC-32 of
     their bytes too (~5 MB for a 4,000-module tree, 5 ms): an edit in place made within the
     same tick of the ctime clock as depmod's own write keeps every identity but the bytes.
@@ -121,12 +135,13 @@ def replay(cache: str, name: str) -> list[str] | None:
         body = memoryview(data)[4:]
         if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
             return None  # damaged (a check dropped would be worse than no stamp)
-        schema, stamped, outdir, checks, outputs, lines, settled = marshal.loads(body)
+        schema, stamped, outdir, checks, outputs, lines, settled, walked, modules = marshal.loads(body)
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if schema != STAMP_SCHEMA or stamped != name:
         return None
     stat, isdir = os.stat, os.path.isdir
+    reread: list[tuple[str, FileStat, str]] = []  # the module files to read again
     try:
         for path, want in checks:
             if want is None or type(want) is tuple:
@@ -143,6 +158,14 @@ def replay(cache: str, name: str) -> list[str] | None:
                     return None
             elif tree_names(path) != want:
                 return None
+        for path, want, names in walked:
+            if (want is None or identity(stat(path)) != want) and (names is None or walk_names(path) != names):
+                return None
+        for path, want, shown, racy in modules:
+            if racy or identity(stat(path)) != want:
+                if len(reread) == FEW_READ:
+                    return None
+                reread.append((path, want, shown))
         if settled:
             for ident in outputs:
                 if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
@@ -152,20 +175,66 @@ def replay(cache: str, name: str) -> list[str] | None:
                 got = output_identity(outdir, ident[0])
                 if got is None or got[0] != ident:
                     return None
-            if outputs and time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs):
-                _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True))
+        if reread and not _same_views(cache, reread):
+            return None
+        if not settled and outputs and time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs):
+            _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True, walked, modules))
     except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
         return None
     return list(lines)
 
 
+#: The most module files a replay reads again before it gives up (a full run then).
+FEW_READ = 16
+
+#: Whether :func:`replay` read module files again (tests count them: the fast path taken).
+reread_log: list[str] = []
+
+
+def _same_views(cache: str, reread: Sequence[tuple[str, FileStat, str]]) -> bool:
+    """Whether what depmod reads of each module file now is what the stamp's run read of it:
+    its record in the scan cache under the identity the stamp holds (the run that wrote the
+    stamp read or found it there), against the file read again now, as a scan reads it."""
+    from ..read.cache import Key, ScanCache
+    from ..read.pool import read_module_bounded
+    from .reads import depmod_view
+
+    scan_cache = ScanCache(cache)
+    try:
+        if not scan_cache.usable:
+            return False
+        old = scan_cache.get_many([(Key(path, *want), shown) for path, want, shown in reread])
+    finally:
+        scan_cache.close()
+    for (path, _want, shown), was in zip(reread, old):
+        reread_log.append(path)
+        if was is None or depmod_view(read_module_bounded(path, shown)) != depmod_view(was):
+            return False
+    return True
+
+
 def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[Check],
-          outputs: Sequence[OutputId], lines: Sequence[str]) -> bool:
-    """Store a stamp, unless an input changed within :data:`RACY_NS` of ``started_ns``; False: not written."""
+          outputs: Sequence[OutputId], lines: Sequence[str], walked: Sequence[Walked] = (),
+          modules: Sequence[ModuleId] = ()) -> bool:
+    """Store a stamp, unless an input changed within :data:`RACY_NS` of ``started_ns``; False: not written.
+
+    Racy module files and walked directories do not stop it: such a module file is read again
+    by every replay (its record is in the scan cache under the identity recorded), such a
+    directory listed again (its names recorded); one with nothing to check by does."""
     racy = started_ns - RACY_NS
     if any(type(want) is tuple and max(want[1], want[2]) >= racy for _path, want in checks):
         return False
-    return _store(path_for(cache, name), (STAMP_SCHEMA, name, outdir, list(checks), list(outputs), list(lines), False))
+    dirs: list[tuple[str, FileStat | None, str | None]] = []
+    for path, want, names in walked:
+        if max(want[1], want[2]) >= racy:
+            if names is None:
+                return False
+            dirs.append((path, None, names))
+        else:
+            dirs.append((path, want, names))
+    mods = [(path, want, shown, max(want[1], want[2]) >= racy) for path, want, shown in modules]
+    return _store(path_for(cache, name), (STAMP_SCHEMA, name, outdir, list(checks), list(outputs), list(lines),
+                                          False, dirs, mods))
 
 
 def _store(path: str, stamp: tuple[Any, ...]) -> bool:
@@ -214,6 +283,41 @@ def survey(listed: Sequence[str] = (), plain: Sequence[str] = (), directories: S
         for n in names:
             out += [(f"{path}/{n}", file_stat(f"{path}/{n}")), (f"{path}/{n}/desc", file_stat(f"{path}/{n}/desc"))]
     return out
+
+
+#: The names a walk passes over in every directory (moddeps.read.walk.SKIP_NAMES, but "." and ".."
+#: that no listing holds; tests/test_depmod_stamp.py checks it)
+SKIPPED_NAMES = frozenset({"build", "source"})
+
+
+def walk_names(path: str) -> str:
+    """A digest of the names in directory ``path`` a walk of it could find or pass over
+    (:func:`~moddeps.read.fileid.tree_names` but :data:`SKIPPED_NAMES`).  OSError if it cannot be listed."""
+    return names_digest(tree_names(path) - SKIPPED_NAMES)
+
+
+def names_digest(names: Iterable[str]) -> str:
+    return _digest("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
+
+
+def walked_dirs(walked: Sequence[tuple[str, FileStat]], found: Sequence[str], with_names: bool) -> list[Walked]:
+    """The directories a walk entered (``walked``: each with its identity, taken before it was
+    listed) with the digest of the names it found in each: the paths of ``found`` (its module
+    files, the directories it entered, its dangling symlinks) directly in it.  A name the
+    walk passed over (a duplicate module, an excluded or unsupported entry, a symlink to
+    another file) is not among them, so a directory holding one never passes
+    :func:`replay`'s check by names: nothing the walk would decide differently passes.
+    ``with_names`` False (the tree had duplicate module names, whose winner can depend on the
+    order of a directory's entries, which a rename may change): no names."""
+    if not with_names:
+        return [(path, want, None) for path, want in walked]
+    names: dict[str, set[str]] = {path: set() for path, _want in walked}
+    for path in found:
+        parent, _slash, base = path.rpartition("/")
+        got = names.get(parent)
+        if got is not None:
+            got.add(base)
+    return [(path, want, names_digest(names[path])) for path, want in walked]
 
 
 def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
