@@ -39,9 +39,9 @@ def _fields(root: Path, cache: Path, **more: object) -> dict[str, object]:
     return fields
 
 
-def _run(root: Path, cache: Path | None, **more: object) -> None:
+def _run(root: Path, cache: Path | None, known: stamp.Known | None = None, **more: object) -> None:
     run(DepmodOptions(version=VERSION, basedir=str(root), cache=None if cache is None else str(cache),
-                      fsync=False, **more))  # type: ignore[arg-type]
+                      fsync=False, **more), known=known)  # type: ignore[arg-type]
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
@@ -257,6 +257,64 @@ def test_a_module_whose_view_changed_is_a_miss(rename: bool, tmp_path: Path, set
     _run(expected, None)
     assert _outputs(root) == _outputs(expected)
     assert _replay(root, cache) is not None
+
+
+def _export_renamed(path: Path, rename: bool) -> None:
+    """mdx_exporter.ko's export mdx_plain_add renamed (same length): its importers lose that dependency."""
+    data = path.read_bytes()
+    assert data.count(b"mdx_plain_add") >= 1
+    new = data.replace(b"mdx_plain_add", b"mdx_plain_adX")
+    if rename:
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_bytes(new)
+        tmp.rename(path)
+    else:
+        path.write_bytes(new)
+
+
+KNOWN_CHANGES = {
+    "an alias, in place": lambda d: _new_alias(some_alias(d)),
+    "an alias, renamed over it": lambda d: _new_alias(some_alias(d), rename=True),
+    "an alias changed and another module touched": lambda d: (_new_alias(some_alias(d)),
+                                                              os.utime(sorted(d.rglob("*.ko"))[0])),
+    "an export renamed": lambda d: _export_renamed(next(d.rglob("mdx_exporter.ko")), rename=True),
+}
+
+
+@pytest.mark.parametrize("change", list(KNOWN_CHANGES))
+def test_a_changed_view_is_brought_up_to_date_without_a_walk(change: str, tmp_path: Path, settled: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from moddeps.depmod import run as run_module
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    before = _outputs(root)
+    KNOWN_CHANGES[change](d)  # type: ignore[no-untyped-call]
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known)
+
+    def no_walk(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the tree was walked")
+
+    monkeypatch.setattr(run_module, "layout_tree", no_walk)
+    _run(root, cache, known=known)
+    monkeypatch.undo()
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    KNOWN_CHANGES[change](expected / "lib" / "modules" / VERSION)  # type: ignore[no-untyped-call]
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected) != before
+    # the stamp it wrote answers the next run, and what it stored brings a later change up to date
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is not None and stamp.reread_log == []
+    for tree in (root, expected):
+        _new_alias(next((tree / "lib" / "modules" / VERSION).rglob("mdx_consumer.ko")))
+    _run(root, cache)
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
 
 
 def test_a_renamed_over_module_in_a_tree_with_duplicates_is_a_miss(tmp_path: Path, settled: None) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..depmod.run import DepmodOptions
+    from ..depmod.stamp import Known
 
 #: The flags: spelling -> field of :class:`moddeps.depmod.run.DepmodOptions` (or ``no_cache``).
 FLAGS = {
@@ -117,8 +118,9 @@ def fast_options(args: list[str]) -> DepmodOptions | None:
     return DepmodOptions(**fields)
 
 
-def run_depmod(opts: DepmodOptions) -> None:
+def run_depmod(opts: DepmodOptions, known: Known | None = None) -> None:
     """Run depmod, write its diagnostics to stderr and (-n, -v) its files and lines to stdout.
+    ``known``: see :func:`moddeps.depmod.run.run`.
 
     The result is kept (:data:`moddeps.cli.base.kept`) for the process's
     ``os._exit``: freeing the tree and its resolution is all that is left."""
@@ -130,7 +132,7 @@ def run_depmod(opts: DepmodOptions) -> None:
 
         bound = bound_from_env()
     try:
-        result = run(opts, waiting=err)
+        result = run(opts, waiting=err, known=known)
     except DepmodFatal as exc:
         for line in [*exc.messages, *exc.notes]:
             err(line)
@@ -168,13 +170,14 @@ def depmod_main(args: list[str]) -> bool:
     from ..depmod import stamp
     from .base import run_process
 
-    lines = None
+    got: list[str] | stamp.Known | None = None
     if stamp.wanted(fields):
         try:
-            lines = stamp.replay(fields["cache"], stamp.key(fields))
+            got = stamp.replay(fields["cache"], stamp.key(fields), known=True)
         except Exception:  # (no working directory...): only a shortcut, the run goes the usual way
-            lines = None
-        if lines is not None:
+            got = None
+        if isinstance(got, list):
+            lines = got
 
             def said() -> None:
                 for line in lines:
@@ -184,10 +187,11 @@ def depmod_main(args: list[str]) -> bool:
     from ..depmod.run import DepmodOptions
 
     opts = DepmodOptions(**fields)
+    known = got if isinstance(got, stamp.Known) else None
 
     def body() -> None:
         with exit_on_error():
-            run_depmod(opts)
+            run_depmod(opts, known)
 
     run_process(body)
     return True  # (not reached: run_process exits)

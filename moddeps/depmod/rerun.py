@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .incremental import State
     from .outputs import WriterInput
     from .render import Rendered
+    from .stamp import Known
 
 # .incremental (and with it the resolver and the writers) is imported where a
 # result is brought up to date or captured, the readers (read.pool) where
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 # a rerun answered by the stored result never needs them (start-up cost).
 
 #: Bump when the outputs computed from the same inputs change.
-OUTPUT_SCHEMA = 4  # 3: the identities of the files written, not their contents; 4: basis and files apart
+OUTPUT_SCHEMA = 5  # 3: the identities of the files written, not their contents; 4: basis and files apart;
+# 5: the digest made of the basis and the files (inputs_digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,13 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     paths = blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
-    h.update(files.encoded)
-    return Inputs(ctx, h.digest(), basis, files, keys)
+    return Inputs(ctx, inputs_digest(basis, files), basis, files, keys)
+
+
+def inputs_digest(basis: bytes, files: ModuleFiles) -> bytes:
+    """The digest of all of a result's inputs, from its two parts (a stamp that proves the
+    other inputs unchanged makes it again for new module files: :func:`known_previous`)."""
+    return blake2b(basis + files.encoded, digest_size=20).digest()
 
 
 def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
@@ -316,6 +323,77 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
     rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
+
+
+def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[Rerun, Inputs] | None:
+    """The stamp's result brought up to date after the module files it read again changed
+    (``known``, :func:`moddeps.depmod.stamp.replay`), without the tree's walk: the stamp proved
+    every other input unchanged, so the module array and the inputs other than the module files
+    are those of the result it records, which must be the last one stored (its digest), and the
+    other modules' identities are the stamp's.  Then as :func:`_update_previous`, whose checks
+    this keeps; the records read again are stored.  None: go the usual way."""
+    if ctx.verbose or ctx.warn or ctx.dry_run:  # what the state does not keep
+        return None
+    prev = scan_cache.get_previous_output(ctx.dirname)
+    if prev is None or prev.digest != known.digest or prev.files is None or ctx.outdir != known.outdir:
+        return None
+    from . import incremental  # (start-up cost: see above)
+
+    state = incremental.load(scan_cache.get_output_state(ctx.dirname, prev.digest))
+    if state is None or state.modules != len(known.modules) or len(prev.files.stats) != len(known.modules):
+        return None
+    try:
+        names, shown = state.layout
+    except (ValueError, TypeError):
+        return None
+    stats = list(prev.files.stats)
+    keys: list[Key | None] = []
+    for i, (path, want, shown_now, _racy) in enumerate(known.modules):
+        if stats[i] != want or shown[i] != shown_now:
+            return None
+        keys.append(Key(path, *want))
+    changes = []
+    fresh = []
+    for i, now, old, new in known.changed:
+        stats[i] = now
+        keys[i] = Key(known.modules[i][0], *now)
+        fresh.append((keys[i], shown[i], new))
+        if old is not new:
+            changes.append(incremental.Change(i, old, new))
+    files = _outputs_unchanged(ctx.outdir, prev.output.identities)
+    if files is None:
+        return None
+    module_files = ModuleFiles.of(prev.files.paths, stats)
+    inputs = Inputs(ctx, inputs_digest(prev.basis, module_files), prev.basis, module_files, tuple(keys))
+    skip = {i for i, _now, _old, _new in known.changed}
+    others = [(None if i in skip else key, shown_i) for i, (key, shown_i) in enumerate(zip(keys, shown))]
+
+    def importers(symbols: set[str]) -> dict[int, Module] | None:
+        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
+        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
+        if found is None:
+            return None
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+
+    update = incremental.update(
+        state, [fsencode(name) for name in names], shown, changes, importers,
+        dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
+    if update is None:
+        return None
+    previous = dict(files)
+    result: list[tuple[str, bytes]] = []
+    for group, file_names in update.files.items():
+        if group in update.groups:
+            result += update.groups[group].files
+        elif all(name in previous for name in file_names):
+            result += [(name, previous[name]) for name in file_names]
+        else:  # the state names a file the previous result did not write
+            return None
+    scan_cache.put_many(entry for entry in fresh if entry[2].error is None)  # (as a scan stores what it read)
+    scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
+    rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
+    stored = prev.output
+    return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False), inputs
 
 
 def _map_arrays(state: State, layout: WalkedTree, size: int) -> tuple[list[int | None], list[int | None]] | None:

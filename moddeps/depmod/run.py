@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..read.cache import OutputIdentity, ScanCache
     from ..resolve import Resolution
     from . import rerun
+    from .stamp import Known
 
 # resolve and render (with it the writers and the index builder) are imported
 # where a result has to be computed, the readers (read.pool) where modules are
@@ -142,9 +143,13 @@ def run(
     opts: DepmodOptions,
     progress: Callable[[int, int], None] | None = None,
     waiting: Callable[[str], None] | None = None,
+    known: stamp.Known | None = None,
 ) -> DepmodResult:
     """depmod for ``opts``.  ``waiting`` is told (a "NOTE: ..." line) when the
-    run waits for another one writing into the same directory."""
+    run waits for another one writing into the same directory.  ``known``: the
+    stamp of these options proved every input unchanged but a few module files
+    (:func:`moddeps.depmod.stamp.replay`): the result may be brought up to date
+    without walking the tree."""
     version = opts.version or os.uname().release
     stamped = _stamp_start(opts, version)  # before a single input is read
     kmod = kmodversion.select(opts.kmod_version, opts.basedir or "/")
@@ -167,7 +172,7 @@ def run(
     outdir = module_dirname(opts.outdir, moduledir, version) if opts.outdir else dirname
     if not os.path.isdir(dirname):
         raise InputError(f"{dirname}: no such module directory (is VERSION {version!r} installed under BASEDIR?)")
-    job = _Job(opts, version, kmod, dirname, outdir, progress, stamped)
+    job = _Job(opts, version, kmod, dirname, outdir, progress, stamped, known)
     if opts.dry_run:  # writes nothing into the directory: no lock
         return _run(job, messages)
     # One writer per output directory, from before it reads the tree until its
@@ -212,6 +217,7 @@ class _Job:
     outdir: str  # where the files go
     progress: Callable[[int, int], None] | None
     stamp: _StampStart | None = None  # a stamp to write once the files are (see moddeps.depmod.stamp)
+    known: Known | None = None  # what a stamp proved (see run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +291,14 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     inputs: rerun.Inputs | None = None
     if scan_cache is not None:
         from . import rerun
+    if job.known is not None and job.stamp is not None and scan_cache is not None and scan_cache.usable \
+            and not basis.files_only:
+        ctx = rerun.Context(dirname=dirname, outdir=outdir, kmod=job.kmod, prefix=opts.prefix, warn=warn,
+                            warn_dups=opts.warn_dups, dry_run=opts.dry_run, verbose=opts.verbose,
+                            symvers=opts.symvers, system_map=opts.system_map)
+        got = rerun.known_previous(scan_cache, ctx, job.known)
+        if got is not None:
+            return _from_known(job, *got, scan_cache)
     if basis.files_only:
         tree = _tree_from_files(job, cfg, scan_cache)
     else:
@@ -376,6 +390,20 @@ def _from_cache(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache:
                         again.verbose_lines)
 
 
+def _from_known(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache: ScanCache) -> DepmodResult:
+    """The result brought up to date from what a stamp proved (:func:`.rerun.known_previous`), once
+    the files it changed are written and it is stored, and its stamp (that one, its identities now)."""
+    from . import rerun
+    if again.rewrite:
+        write_all(job.outdir, again.rewrite, fsync=job.opts.fsync)
+    written = rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
+    if written is not None and job.known is not None and not scan_cache.problem:
+        job.known.write([(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32) for i in written],
+                        [*again.messages, *again.notes], inputs.digest)
+    return DepmodResult(job.dirname, job.outdir, again.files, again.messages, rerun.noted(scan_cache, again.notes),
+                        again.verbose_lines)
+
+
 @dataclass(frozen=True, slots=True)
 class _StampStart:
     """What a run that may write a stamp took before it read anything."""
@@ -419,7 +447,8 @@ def _stamp_end(job: _Job, scan_cache: ScanCache, layout: WalkedTree, inputs: rer
     modules = [(key.path, key.stat, mf.shown) for key, mf in zip(inputs.keys, layout.files) if key is not None]
     outputs: list[stamp.OutputId] = [(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32)
                                      for i in written]
-    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines, walked, modules)
+    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines, walked, modules,
+                inputs.digest)
 
 
 def _cycle_error(names: list[str], res: Resolution, messages: list[str]) -> CycleError:

@@ -112,36 +112,40 @@ def path_for(cache: str, name: str) -> str:
     return os.path.join(f"{cache}.stamps", name)
 
 
-def replay(cache: str, name: str) -> list[str] | None:
+def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | None:
     """The stderr lines of the run a valid stamp records, or None (no stamp, or something changed).
 
     Module files and walked directories are checked by identity first.  A
     module file whose identity changed (touched, rebuilt, reinstalled), or that
-    was racy when the stamp was written, is read again (:func:`_same_views`):
+    was racy when the stamp was written, is read again (:func:`_reread`):
     when what depmod reads of it is what the stamp's run read (its record in
     the scan cache, found by the identity the stamp holds), the outputs are the
     same bytes.  A directory whose identity changed (a file replaced by a
     rename) passes when it holds the same names as the walk found there
     (:func:`walk_names`).  At most :data:`FEW_READ` modules are read; more is a miss.
+    ``known``: when all that differs is what depmod reads of such module files, a
+    :class:`Known` (the caller brings the result up to date from it) instead of None.
 
     The output files are checked by identity and, until they are *settled*, by a CRC-32 of
     their bytes too (~5 MB for a 4,000-module tree, 5 ms): an edit in place made within the
     same tick of the ctime clock as depmod's own write keeps every identity but the bytes.
     The first replay later than :data:`RACY_NS` after that write, its CRCs right, marks the
     stamp settled: any edit since then has a later ctime, which the identity shows."""
+    started = time.time_ns()
     try:
         with open(path_for(cache, name), "rb") as f:
             data = f.read()
         body = memoryview(data)[4:]
         if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
             return None  # damaged (a check dropped would be worse than no stamp)
-        schema, stamped, outdir, checks, outputs, lines, settled, walked, modules = marshal.loads(body)
+        schema, stamped, outdir, checks, outputs, lines, settled, walked, modules, digest = marshal.loads(body)
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if schema != STAMP_SCHEMA or stamped != name:
         return None
     stat, isdir = os.stat, os.path.isdir
-    reread: list[tuple[str, FileStat, str]] = []  # the module files to read again
+    reread: list[tuple[int, FileStat]] = []  # the module files to read again: index, identity now
+    moved: list[tuple[int, FileStat]] = []  # the directories that passed by their names: index, identity now
     try:
         for path, want in checks:
             if want is None or type(want) is tuple:
@@ -158,14 +162,18 @@ def replay(cache: str, name: str) -> list[str] | None:
                     return None
             elif tree_names(path) != want:
                 return None
-        for path, want, names in walked:
-            if (want is None or identity(stat(path)) != want) and (names is None or walk_names(path) != names):
-                return None
-        for path, want, shown, racy in modules:
-            if racy or identity(stat(path)) != want:
+        for i, (path, want, names) in enumerate(walked):
+            now = identity(stat(path))
+            if want is None or now != want:
+                if names is None or walk_names(path) != names:
+                    return None
+                moved.append((i, now))
+        for i, (path, want, _shown, racy) in enumerate(modules):
+            now = identity(stat(path))
+            if racy or now != want:
                 if len(reread) == FEW_READ:
                     return None
-                reread.append((path, want, shown))
+                reread.append((i, now))
         if settled:
             for ident in outputs:
                 if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
@@ -175,26 +183,68 @@ def replay(cache: str, name: str) -> list[str] | None:
                 got = output_identity(outdir, ident[0])
                 if got is None or got[0] != ident:
                     return None
-        if reread and not _same_views(cache, reread):
-            return None
+        if reread:
+            records = _reread(cache, [(modules[i][0], modules[i][1], modules[i][2]) for i, _now in reread])
+            if records is None:
+                return None
+            if any(old is not new for old, new in records):  # (the same view: one object, see _reread)
+                if not known or digest is None:
+                    return None
+                return Known(cache, name, started, outdir, checks, walked, modules, digest, moved,
+                             [(i, now, old, new) for (i, now), (old, new) in zip(reread, records)])
         if not settled and outputs and time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs):
-            _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True, walked, modules))
+            _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True, walked, modules,
+                                           digest))
     except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
         return None
     return list(lines)
 
 
+class Known:
+    """A stamp all of whose inputs hold but a few module files, read again, of which what depmod
+    reads changed: what :func:`moddeps.depmod.run.run` brings the stamp's result up to date
+    from, without walking the tree or looking at the other modules again, and the stamp it
+    then writes (:meth:`write`)."""
+
+    __slots__ = ("cache", "name", "started_ns", "outdir", "checks", "walked", "modules", "digest", "moved",
+                 "changed")
+
+    def __init__(self, cache: str, name: str, started_ns: int, outdir: str, checks: list[Check],
+                 walked: list[tuple[str, FileStat | None, str | None]], modules: list[tuple[str, FileStat, str, bool]],
+                 digest: bytes, moved: list[tuple[int, FileStat]], changed: list[tuple[int, FileStat, Any, Any]]):
+        self.cache, self.name, self.started_ns, self.outdir = cache, name, started_ns, outdir
+        self.checks, self.walked, self.modules, self.digest = checks, walked, modules, digest
+        #: the directories that passed by their names, and the module files read again:
+        #: (index in the stamp's array, identity now[, old record, new record])
+        self.moved, self.changed = moved, changed
+
+    def write(self, outputs: Sequence[OutputId], lines: Sequence[str], digest: bytes) -> bool:
+        """The stamp of the result brought up to date: this one's, with the identities taken now
+        (racy ones as :func:`write` records them), the output files written and the lines said."""
+        racy = self.started_ns - RACY_NS
+        walked = list(self.walked)
+        for i, now in self.moved:
+            path, _want, names = walked[i]
+            walked[i] = (path, None if max(now[1], now[2]) >= racy else now, names)
+        modules = list(self.modules)
+        for i, now, _old, _new in self.changed:
+            path, _want, shown, _racy = modules[i]
+            modules[i] = (path, now, shown, max(now[1], now[2]) >= racy)
+        return _store(path_for(self.cache, self.name), (STAMP_SCHEMA, self.name, self.outdir, self.checks,
+                                                        list(outputs), list(lines), False, walked, modules, digest))
+
+
 #: The most module files a replay reads again before it gives up (a full run then).
 FEW_READ = 16
 
-#: Whether :func:`replay` read module files again (tests count them: the fast path taken).
+#: The module files :func:`replay` read again, in order (tests count them: the fast path taken).
 reread_log: list[str] = []
 
 
-def _same_views(cache: str, reread: Sequence[tuple[str, FileStat, str]]) -> bool:
-    """Whether what depmod reads of each module file now is what the stamp's run read of it:
-    its record in the scan cache under the identity the stamp holds (the run that wrote the
-    stamp read or found it there), against the file read again now, as a scan reads it."""
+def _reread(cache: str, reread: Sequence[tuple[str, FileStat, str]]) -> list[tuple[Any, Any]] | None:
+    """Each module file's record as the stamp's run read it (in the scan cache under the identity the
+    stamp holds: that run read or found it there) and as read again now, as a scan reads it; one
+    object twice where what depmod reads of both is the same.  None: a record is not in the cache."""
     from ..read.cache import Key, ScanCache
     from ..read.pool import read_module_bounded
     from .reads import depmod_view
@@ -202,25 +252,29 @@ def _same_views(cache: str, reread: Sequence[tuple[str, FileStat, str]]) -> bool
     scan_cache = ScanCache(cache)
     try:
         if not scan_cache.usable:
-            return False
+            return None
         old = scan_cache.get_many([(Key(path, *want), shown) for path, want, shown in reread])
     finally:
         scan_cache.close()
+    out: list[tuple[Any, Any]] = []
     for (path, _want, shown), was in zip(reread, old):
         reread_log.append(path)
-        if was is None or depmod_view(read_module_bounded(path, shown)) != depmod_view(was):
-            return False
-    return True
+        if was is None:
+            return None
+        now = read_module_bounded(path, shown)
+        out.append((was, was) if depmod_view(now) == depmod_view(was) else (was, now))
+    return out
 
 
 def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[Check],
           outputs: Sequence[OutputId], lines: Sequence[str], walked: Sequence[Walked] = (),
-          modules: Sequence[ModuleId] = ()) -> bool:
+          modules: Sequence[ModuleId] = (), digest: bytes | None = None) -> bool:
     """Store a stamp, unless an input changed within :data:`RACY_NS` of ``started_ns``; False: not written.
 
     Racy module files and walked directories do not stop it: such a module file is read again
     by every replay (its record is in the scan cache under the identity recorded), such a
-    directory listed again (its names recorded); one with nothing to check by does."""
+    directory listed again (its names recorded); one with nothing to check by does.
+    ``digest``: the output cache's digest of the result's inputs (:class:`Known` needs it)."""
     racy = started_ns - RACY_NS
     if any(type(want) is tuple and max(want[1], want[2]) >= racy for _path, want in checks):
         return False
@@ -234,7 +288,7 @@ def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[
             dirs.append((path, want, names))
     mods = [(path, want, shown, max(want[1], want[2]) >= racy) for path, want, shown in modules]
     return _store(path_for(cache, name), (STAMP_SCHEMA, name, outdir, list(checks), list(outputs), list(lines),
-                                          False, dirs, mods))
+                                          False, dirs, mods, digest))
 
 
 def _store(path: str, stamp: tuple[Any, ...]) -> bool:
