@@ -231,12 +231,25 @@ def test_a_module_whose_view_is_the_same_is_read_again_and_answered(change: str,
     stamp.reread_log.clear()
     assert _replay(root, cache) == said
     assert stamp.reread_log == [str(victim)]  # that module alone was read again
-    assert _replay(root, cache) == said  # (and again: it is read every time until a run writes a new stamp)
+    assert _replay(root, cache) == said
+    assert stamp.reread_log == [str(victim)]  # and the stamp holds its identity now
     expected = _tree(tmp_path, "expected")
     _no_duplicates(expected)
     SAME_VIEW[change](some_alias(expected / "lib" / "modules" / VERSION))
     _run(expected, None)
     assert _outputs(root) == before == _outputs(expected)
+    # what the replay stored (the record, the result renewed) brings a later change up to date without a walk
+    for tree in (root, expected):
+        _new_alias(next((tree / "lib" / "modules" / VERSION).rglob("mdx_consumer.ko")))
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known)
+    from moddeps.depmod import run as run_module
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(run_module, "layout_tree", None)  # (a walk would fail)
+        _run(root, cache, known=known)
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected) != before
 
 
 @pytest.mark.parametrize("rename", [False, True])
@@ -378,9 +391,13 @@ def test_fresh_inputs_write_no_stamp(tmp_path: Path) -> None:
     root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
     _run(root, cache)
     assert _replay(root, cache) is None
-    assert not stamp.write(str(cache), "x", time.time_ns(), str(tmp_path), [(str(root), (0, 0, time.time_ns(), 0, 0))],
-                           [], [])
-    assert stamp.write(str(cache), "x", time.time_ns(), str(tmp_path), [(str(root), (0, 0, 0, 0, 0))], [], [])
+    now, d = time.time_ns(), str(tmp_path)
+    assert not stamp.write(str(cache), "x", now, d, d, [(str(root), (0, 0, now, 0, 0))], [], [])
+    assert stamp.write(str(cache), "x", now, d, d, [(str(root), (0, 0, 0, 0, 0))], [], [])
+    # a racy walked directory needs its names, a racy module file nothing (it is read again every time)
+    assert not stamp.write(str(cache), "x", now, d, d, [], [], [], [(str(root), (0, 0, now, 0, 0), None)])
+    assert stamp.write(str(cache), "x", now, d, d, [], [], [], [(str(root), (0, 0, now, 0, 0), "names")],
+                       [(str(root), (0, 0, now, 0, 0), "x.ko")])
 
 
 def test_a_damaged_stamp_is_ignored(tmp_path: Path, settled: None) -> None:

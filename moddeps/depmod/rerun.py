@@ -24,7 +24,7 @@ from ..read.fileid import blake2b
 from ..read.scan import WalkedTree, read_optional
 from ..records import dataclass
 from .reads import depmod_view
-from .stamp import output_identity
+from .stamp import inputs_digest, output_identity
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
@@ -123,13 +123,7 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     paths = blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
-    return Inputs(ctx, inputs_digest(basis, files), basis, files, keys)
-
-
-def inputs_digest(basis: bytes, files: ModuleFiles) -> bytes:
-    """The digest of all of a result's inputs, from its two parts (a stamp that proves the
-    other inputs unchanged makes it again for new module files: :func:`known_previous`)."""
-    return blake2b(basis + files.encoded, digest_size=20).digest()
+    return Inputs(ctx, inputs_digest(basis, files.encoded), basis, files, keys)
 
 
 def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
@@ -354,18 +348,18 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
         keys.append(Key(path, *want))
     changes = []
     fresh = []
-    for i, now, old, new in known.changed:
+    for i, now, old, new, same in known.changed:
         stats[i] = now
         keys[i] = Key(known.modules[i][0], *now)
         fresh.append((keys[i], shown[i], new))
-        if old is not new:
+        if not same:
             changes.append(incremental.Change(i, old, new))
     files = _outputs_unchanged(ctx.outdir, prev.output.identities)
     if files is None:
         return None
     module_files = ModuleFiles.of(prev.files.paths, stats)
-    inputs = Inputs(ctx, inputs_digest(prev.basis, module_files), prev.basis, module_files, tuple(keys))
-    skip = {i for i, _now, _old, _new in known.changed}
+    inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, tuple(keys))
+    skip = {i for i, *_rest in known.changed}
     others = [(None if i in skip else key, shown_i) for i, (key, shown_i) in enumerate(zip(keys, shown))]
 
     def importers(symbols: set[str]) -> dict[int, Module] | None:

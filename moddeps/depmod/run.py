@@ -447,8 +447,8 @@ def _stamp_end(job: _Job, scan_cache: ScanCache, layout: WalkedTree, inputs: rer
     modules = [(key.path, key.stat, mf.shown) for key, mf in zip(inputs.keys, layout.files) if key is not None]
     outputs: list[stamp.OutputId] = [(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32)
                                      for i in written]
-    stamp.write(start.cache, start.name, start.started_ns, job.outdir, checks, outputs, lines, walked, modules,
-                inputs.digest)
+    stamp.write(start.cache, start.name, start.started_ns, job.dirname, job.outdir, checks, outputs, lines, walked,
+                modules, inputs.digest)
 
 
 def _cycle_error(names: list[str], res: Resolution, messages: list[str]) -> CycleError:

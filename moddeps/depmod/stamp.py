@@ -120,11 +120,13 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
     was racy when the stamp was written, is read again (:func:`_reread`):
     when what depmod reads of it is what the stamp's run read (its record in
     the scan cache, found by the identity the stamp holds), the outputs are the
-    same bytes.  A directory whose identity changed (a file replaced by a
-    rename) passes when it holds the same names as the walk found there
-    (:func:`walk_names`).  At most :data:`FEW_READ` modules are read; more is a miss.
-    ``known``: when all that differs is what depmod reads of such module files, a
-    :class:`Known` (the caller brings the result up to date from it) instead of None.
+    same bytes; the stamp is then written again with the identities taken now,
+    the new records stored and the stored result renewed for them (:func:`_renew`).
+    A directory whose identity changed (a file replaced by a rename) passes when it
+    holds the same names as the walk found there (:func:`walk_names`).  At most
+    :data:`FEW_READ` modules are read; more is a miss.  ``known``: when all that
+    differs is what depmod reads of such module files, a :class:`Known` (the caller
+    brings the result up to date from it) instead of None.
 
     The output files are checked by identity and, until they are *settled*, by a CRC-32 of
     their bytes too (~5 MB for a 4,000-module tree, 5 ms): an edit in place made within the
@@ -138,7 +140,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         body = memoryview(data)[4:]
         if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
             return None  # damaged (a check dropped would be worse than no stamp)
-        schema, stamped, outdir, checks, outputs, lines, settled, walked, modules, digest = marshal.loads(body)
+        got = marshal.loads(body)
+        schema, stamped, dirname, outdir, checks, outputs, lines, settled, walked, modules, digest = got
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if schema != STAMP_SCHEMA or stamped != name:
@@ -162,12 +165,14 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     return None
             elif tree_names(path) != want:
                 return None
+        racy = started - RACY_NS
         for i, (path, want, names) in enumerate(walked):
             now = identity(stat(path))
             if want is None or now != want:
                 if names is None or walk_names(path) != names:
                     return None
-                moved.append((i, now))
+                if want is not None or max(now[1], now[2]) < racy:  # (what the stamp holds changes)
+                    moved.append((i, now))
         for i, (path, want, _shown, racy) in enumerate(modules):
             now = identity(stat(path))
             if racy or now != want:
@@ -183,56 +188,73 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 got = output_identity(outdir, ident[0])
                 if got is None or got[0] != ident:
                     return None
+        settles = not settled and bool(outputs) and (
+            time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
+        stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, digest, moved, [])
         if reread:
-            records = _reread(cache, [(modules[i][0], modules[i][1], modules[i][2]) for i, _now in reread])
-            if records is None:
+            changed = _reread(stamp, reread)
+            if changed is None:
                 return None
-            if any(old is not new for old, new in records):  # (the same view: one object, see _reread)
-                if not known or digest is None:
-                    return None
-                return Known(cache, name, started, outdir, checks, walked, modules, digest, moved,
-                             [(i, now, old, new) for (i, now), (old, new) in zip(reread, records)])
-        if not settled and outputs and time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs):
-            _store(path_for(cache, name), (schema, stamped, outdir, checks, outputs, lines, True, walked, modules,
-                                           digest))
+            if not all(same for *_rest, same in changed):
+                stamp.changed = changed
+                return stamp if known and digest is not None else None
+            # the same: the new identities recorded once their records are stored and the result
+            # renewed for them; a racy one that did not change stays racy until it is not
+            stamp.changed = [c for c in changed if c[1] != modules[c[0]][1]]
+            if stamp.changed:
+                renewed = _renew(stamp)
+                if renewed is None:
+                    stamp.changed = []
+                else:
+                    stamp.digest = digest = renewed
+            stamp.changed += [c for c in changed if c[1] == modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
+        if moved or settles or stamp.changed:
+            stamp.write(outputs, lines, digest, settled or settles)
     except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
         return None
     return list(lines)
 
 
 class Known:
-    """A stamp all of whose inputs hold but a few module files, read again, of which what depmod
-    reads changed: what :func:`moddeps.depmod.run.run` brings the stamp's result up to date
-    from, without walking the tree or looking at the other modules again, and the stamp it
-    then writes (:meth:`write`)."""
+    """A stamp all of whose inputs hold, or hold but a few module files read again (``changed``) and
+    directories that passed by their names (``moved``).  When what depmod reads of one of those files
+    changed, what :func:`moddeps.depmod.run.run` brings the stamp's result up to date from, without
+    walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
-    __slots__ = ("cache", "name", "started_ns", "outdir", "checks", "walked", "modules", "digest", "moved",
-                 "changed")
+    __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "digest",
+                 "moved", "changed")
 
-    def __init__(self, cache: str, name: str, started_ns: int, outdir: str, checks: list[Check],
+    def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
                  walked: list[tuple[str, FileStat | None, str | None]], modules: list[tuple[str, FileStat, str, bool]],
-                 digest: bytes, moved: list[tuple[int, FileStat]], changed: list[tuple[int, FileStat, Any, Any]]):
-        self.cache, self.name, self.started_ns, self.outdir = cache, name, started_ns, outdir
+                 digest: bytes | None, moved: list[tuple[int, FileStat]],
+                 changed: list[Reread]):
+        self.cache, self.name, self.started_ns, self.dirname, self.outdir = cache, name, started_ns, dirname, outdir
         self.checks, self.walked, self.modules, self.digest = checks, walked, modules, digest
-        #: the directories that passed by their names, and the module files read again:
-        #: (index in the stamp's array, identity now[, old record, new record])
+        #: the directories that passed by their names: (index, identity now); the module files
+        #: read again (:data:`Reread`)
         self.moved, self.changed = moved, changed
 
-    def write(self, outputs: Sequence[OutputId], lines: Sequence[str], digest: bytes) -> bool:
-        """The stamp of the result brought up to date: this one's, with the identities taken now
-        (racy ones as :func:`write` records them), the output files written and the lines said."""
+    def write(self, outputs: Sequence[OutputId], lines: Sequence[str], digest: bytes | None,
+              settled: bool = False) -> bool:
+        """This stamp with the identities taken now (racy ones as :func:`write` records them), for
+        ``outputs`` and ``lines`` and the output cache's ``digest`` of the inputs (None: unknown)."""
         racy = self.started_ns - RACY_NS
         walked = list(self.walked)
         for i, now in self.moved:
             path, _want, names = walked[i]
             walked[i] = (path, None if max(now[1], now[2]) >= racy else now, names)
         modules = list(self.modules)
-        for i, now, _old, _new in self.changed:
+        for i, now, *_rest in self.changed:
             path, _want, shown, _racy = modules[i]
             modules[i] = (path, now, shown, max(now[1], now[2]) >= racy)
-        return _store(path_for(self.cache, self.name), (STAMP_SCHEMA, self.name, self.outdir, self.checks,
-                                                        list(outputs), list(lines), False, walked, modules, digest))
+        return _store(path_for(self.cache, self.name), (
+            STAMP_SCHEMA, self.name, self.dirname, self.outdir, self.checks, list(outputs), list(lines), settled,
+            walked, modules, digest))
 
+
+#: A module file read again: (index in the stamp's array, identity now, the record the stamp's
+#: run read, the record now, whether what depmod reads of both is the same).
+Reread = tuple[int, "FileStat", "Any", "Any", bool]
 
 #: The most module files a replay reads again before it gives up (a full run then).
 FEW_READ = 16
@@ -241,32 +263,71 @@ FEW_READ = 16
 reread_log: list[str] = []
 
 
-def _reread(cache: str, reread: Sequence[tuple[str, FileStat, str]]) -> list[tuple[Any, Any]] | None:
+def _reread(stamp: Known, reread: Sequence[tuple[int, FileStat]]) -> list[Reread] | None:
     """Each module file's record as the stamp's run read it (in the scan cache under the identity the
-    stamp holds: that run read or found it there) and as read again now, as a scan reads it; one
-    object twice where what depmod reads of both is the same.  None: a record is not in the cache."""
+    stamp holds: that run read or found it there) and as read again now, as a scan reads it, and
+    whether what depmod reads of both is the same.  None: a record is not in the cache."""
     from ..read.cache import Key, ScanCache
     from ..read.pool import read_module_bounded
     from .reads import depmod_view
 
-    scan_cache = ScanCache(cache)
+    scan_cache = ScanCache(stamp.cache)
     try:
         if not scan_cache.usable:
             return None
-        old = scan_cache.get_many([(Key(path, *want), shown) for path, want, shown in reread])
+        old = scan_cache.get_many([(Key(stamp.modules[i][0], *stamp.modules[i][1]), stamp.modules[i][2])
+                                    for i, _now in reread])
     finally:
         scan_cache.close()
-    out: list[tuple[Any, Any]] = []
-    for (path, _want, shown), was in zip(reread, old):
+    out: list[Reread] = []
+    for (i, now), was in zip(reread, old):
+        path, _want, shown, _racy = stamp.modules[i]
         reread_log.append(path)
         if was is None:
             return None
-        now = read_module_bounded(path, shown)
-        out.append((was, was) if depmod_view(now) == depmod_view(was) else (was, now))
+        new = read_module_bounded(path, shown)
+        out.append((i, now, was, new, depmod_view(new) == depmod_view(was)))
     return out
 
 
-def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[Check],
+def _renew(stamp: Known) -> bytes | None:
+    """After module files were read again and what depmod reads of each is the same: their new
+    records stored, the stored result renewed for their identities now; its new digest (None: not renewed)."""
+    from ..read.cache import Key, ModuleFiles, ScanCache
+
+    if stamp.digest is None:
+        return None
+    scan_cache = ScanCache(stamp.cache)
+    try:
+        prev = scan_cache.get_previous_output(stamp.dirname)
+        if prev is None or prev.digest != stamp.digest or prev.files is None:
+            return None
+        stats = list(prev.files.stats)
+        if len(stats) != len(stamp.modules):
+            return None
+        fresh = []
+        for i, now, _old, record, _same in stamp.changed:
+            path, _want, shown, _racy = stamp.modules[i]
+            if record.error is not None:  # (not stored: a scan stores no unreadable module)
+                return None
+            stats[i] = now
+            fresh.append((Key(path, *now), shown, record))
+        files = ModuleFiles.of(prev.files.paths, stats)
+        digest = inputs_digest(prev.basis, files.encoded)
+        scan_cache.put_many(fresh)
+        scan_cache.renew_output(stamp.dirname, prev.digest, digest, files, prev.output)
+        return digest if scan_cache.problem is None else None
+    finally:
+        scan_cache.close()
+
+
+def inputs_digest(basis: bytes, files: bytes) -> bytes:
+    """The output cache's digest of a result's inputs, from its two parts: the digest of the
+    inputs other than the module files and the encoded module files (:mod:`.rerun`)."""
+    return blake2b(basis + files, digest_size=20).digest()
+
+
+def write(cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: Sequence[Check],
           outputs: Sequence[OutputId], lines: Sequence[str], walked: Sequence[Walked] = (),
           modules: Sequence[ModuleId] = (), digest: bytes | None = None) -> bool:
     """Store a stamp, unless an input changed within :data:`RACY_NS` of ``started_ns``; False: not written.
@@ -287,8 +348,8 @@ def write(cache: str, name: str, started_ns: int, outdir: str, checks: Sequence[
         else:
             dirs.append((path, want, names))
     mods = [(path, want, shown, max(want[1], want[2]) >= racy) for path, want, shown in modules]
-    return _store(path_for(cache, name), (STAMP_SCHEMA, name, outdir, list(checks), list(outputs), list(lines),
-                                          False, dirs, mods, digest))
+    return _store(path_for(cache, name), (STAMP_SCHEMA, name, dirname, outdir, list(checks), list(outputs),
+                                          list(lines), False, dirs, mods, digest))
 
 
 def _store(path: str, stamp: tuple[Any, ...]) -> bool:
