@@ -10,28 +10,39 @@ size, mtime, ctime, inode, device) of everything the result was computed
 from, each taken *before* it was read:
 
 * every directory the walk entered (a name added, removed or renamed in a
-  directory changes its mtime and ctime), and each external directory that
-  was missing;
-* every module file of the array, and each dangling symlink (it must stay dangling);
+  directory changes its mtime and ctime), with a digest of the names it found
+  there (:func:`walked_dirs`), and each external directory that was missing;
+* every module file of the array (with its path as shown), and each dangling
+  symlink (it must stay dangling);
 * every file and directory depmod.d, the kmod release's package databases,
   ``modules.order``, ``modules.builtin``, ``modules.builtin.modinfo`` and
   ``-E``/``-F`` could have been read from (:func:`survey`: a superset);
 * the output files as written, with a CRC-32 of their bytes (as :mod:`.rerun` keeps them);
 
-and the lines the run said on stderr.  The next ``moddeps depmod`` with the
-same options, environment and working directory (:func:`key`) stats those
-paths again (~5,000 for a 4,000-module tree) and, when every identity is the
-same and every output file is still the one written, says the same lines
-and exits: nothing else of moddeps is imported (:mod:`moddeps.cli.depmod_argv`).
-Anything different, missing or unreadable is a miss, and the run goes the
-usual way (which writes a new stamp).
+and the lines the run said on stderr, and the output cache's digest of the
+result's inputs.  The next ``moddeps depmod`` with the same options,
+environment and working directory (:func:`key`) stats those paths again
+(~5,000 for a 4,000-module tree) and, when every identity is the same and
+every output file is still the one written, says the same lines and exits:
+nothing else of moddeps is imported (:mod:`moddeps.cli.depmod_argv`).
+
+Only these may differ (:func:`replay`): a few module files, read again and
+compared with the records the stamp's run read (the scan cache, by the
+identities the stamp holds) -- the same to depmod, the stamp is written again
+for them and the lines said; otherwise a :class:`Known` hands them to the run,
+which brings the result up to date without a walk (:mod:`.rerun`) -- and
+walked directories whose names are the same.  Anything else different,
+missing or unreadable is a miss, and the run goes the usual way (which
+writes a new stamp).
 
 Stamps are files of their own beside the scan cache
 (``$MODDEPS_CACHE.stamps/KEY``), written atomically, never trusted beyond
 their checks.  A run whose inputs changed within :data:`RACY_NS` of its
 start writes none: a change made in the same tick of the filesystem's
 timestamp clock as the stat that recorded it would go unseen (git's "racy"
-entries), so such a stamp waits for a run on a settled tree.  Runs with
+entries), so such a stamp waits for a run on a settled tree -- except for
+module files and walked directories, which are then recorded as racy: read
+or listed again by every replay, their identities not trusted.  Runs with
 ``-n``, ``-v``, ``-A``, module files, kmod 30's deprecated options or a cache
 problem write none either.
 """
