@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
+    from ..read.cache import ScanCache
+
 #: Bump when what a stamp holds, or what it is keyed by, changes.
 STAMP_SCHEMA = 2  # 2: module files and walked directories apart
 
@@ -203,21 +205,27 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
             time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
         stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, digest, moved, [])
         if reread:
-            changed = _reread(stamp, reread)
-            if changed is None:
-                return None
-            if not all(same for *_rest, same in changed):
-                stamp.changed = changed
-                return stamp if known and digest is not None else None
-            # the same: the new identities recorded once their records are stored and the result
-            # renewed for them; a racy one that did not change stays racy until it is not
-            stamp.changed = [c for c in changed if c[1] != modules[c[0]][1]]
-            if stamp.changed:
-                renewed = _renew(stamp)
-                if renewed is None:
-                    stamp.changed = []
-                else:
-                    stamp.digest = digest = renewed
+            from ..read.cache import ScanCache
+
+            scan_cache = ScanCache(cache)  # (one connection: closing one costs a WAL checkpoint)
+            try:
+                changed = _reread(stamp, reread, scan_cache)
+                if changed is None:
+                    return None
+                if not all(same for *_rest, same in changed):
+                    stamp.changed = changed
+                    return stamp if known and digest is not None else None
+                # the same: the new identities recorded once their records are stored and the result
+                # renewed for them; a racy one that did not change stays racy until it is not
+                stamp.changed = [c for c in changed if c[1] != modules[c[0]][1]]
+                if stamp.changed:
+                    renewed = _renew(stamp, scan_cache)
+                    if renewed is None:
+                        stamp.changed = []
+                    else:
+                        stamp.digest = digest = renewed
+            finally:
+                scan_cache.close()
             stamp.changed += [c for c in changed if c[1] == modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
         if moved or settles or stamp.changed:
             stamp.write(outputs, lines, digest, settled or settles)
@@ -274,22 +282,18 @@ FEW_READ = 16
 reread_log: list[str] = []
 
 
-def _reread(stamp: Known, reread: Sequence[tuple[int, FileStat]]) -> list[Reread] | None:
+def _reread(stamp: Known, reread: Sequence[tuple[int, FileStat]], scan_cache: ScanCache) -> list[Reread] | None:
     """Each module file's record as the stamp's run read it (in the scan cache under the identity the
     stamp holds: that run read or found it there) and as read again now, as a scan reads it, and
     whether what depmod reads of both is the same.  None: a record is not in the cache."""
-    from ..read.cache import Key, ScanCache
+    from ..read.cache import Key
     from ..read.pool import read_module_bounded
     from .reads import depmod_view
 
-    scan_cache = ScanCache(stamp.cache)
-    try:
-        if not scan_cache.usable:
-            return None
-        old = scan_cache.get_many([(Key(stamp.modules[i][0], *stamp.modules[i][1]), stamp.modules[i][2])
-                                    for i, _now in reread])
-    finally:
-        scan_cache.close()
+    if not scan_cache.usable:
+        return None
+    old = scan_cache.get_many([(Key(stamp.modules[i][0], *stamp.modules[i][1]), stamp.modules[i][2])
+                               for i, _now in reread])
     out: list[Reread] = []
     for (i, now), was in zip(reread, old):
         path, _want, shown, _racy = stamp.modules[i]
@@ -301,35 +305,31 @@ def _reread(stamp: Known, reread: Sequence[tuple[int, FileStat]]) -> list[Reread
     return out
 
 
-def _renew(stamp: Known) -> bytes | None:
+def _renew(stamp: Known, scan_cache: ScanCache) -> bytes | None:
     """After module files were read again and what depmod reads of each is the same: their new
     records stored, the stored result renewed for their identities now; its new digest (None: not renewed)."""
-    from ..read.cache import Key, ModuleFiles, ScanCache
+    from ..read.cache import Key, ModuleFiles
 
     if stamp.digest is None:
         return None
-    scan_cache = ScanCache(stamp.cache)
-    try:
-        prev = scan_cache.get_previous_output(stamp.dirname)
-        if prev is None or prev.digest != stamp.digest or prev.files is None:
+    prev = scan_cache.get_previous_output(stamp.dirname)
+    if prev is None or prev.digest != stamp.digest or prev.files is None:
+        return None
+    stats = list(prev.files.stats)
+    if len(stats) != len(stamp.modules):
+        return None
+    fresh = []
+    for i, now, _old, record, _same in stamp.changed:
+        path, _want, shown, _racy = stamp.modules[i]
+        if record.error is not None:  # (not stored: a scan stores no unreadable module)
             return None
-        stats = list(prev.files.stats)
-        if len(stats) != len(stamp.modules):
-            return None
-        fresh = []
-        for i, now, _old, record, _same in stamp.changed:
-            path, _want, shown, _racy = stamp.modules[i]
-            if record.error is not None:  # (not stored: a scan stores no unreadable module)
-                return None
-            stats[i] = now
-            fresh.append((Key(path, *now), shown, record))
-        files = ModuleFiles.of(prev.files.paths, stats)
-        digest = inputs_digest(prev.basis, files.encoded)
-        scan_cache.put_many(fresh)
-        scan_cache.renew_output(stamp.dirname, prev.digest, digest, files, prev.output)
-        return digest if scan_cache.problem is None else None
-    finally:
-        scan_cache.close()
+        stats[i] = now
+        fresh.append((Key(path, *now), shown, record))
+    files = ModuleFiles.of(prev.files.paths, stats)
+    digest = inputs_digest(prev.basis, files.encoded)
+    scan_cache.put_many(fresh)
+    scan_cache.renew_output(stamp.dirname, prev.digest, digest, files, prev.output)
+    return digest if scan_cache.problem is None else None
 
 
 def inputs_digest(basis: bytes, files: bytes) -> bytes:
