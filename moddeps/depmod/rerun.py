@@ -342,7 +342,8 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
         return None
     stats = list(prev.files.stats)
     keys: list[Key | None] = []
-    for i, (path, want, shown_now, _racy) in enumerate(known.modules):
+    for i in range(len(known.modules)):
+        path, want, shown_now = known.module(i)
         if stats[i] != want or shown[i] != shown_now:
             return None
         keys.append(Key(path, *want))

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from ..read.cache import ScanCache
 
 #: Bump when what a stamp holds, or what it is keyed by, changes.
-STAMP_SCHEMA = 2  # 2: module files and walked directories apart
+STAMP_SCHEMA = 2  # 2: module files and walked directories apart, with what replays read them again by
 
 #: The environment a result depends on (the kmod release, the read deadline, the pure-Python reader).
 ENVIRONMENT = ("MODDEPS_KMOD_VERSION", "MODDEPS_READ_TIMEOUT", "MODDEPS_PURE")
@@ -84,7 +84,7 @@ RACY_NS = 2_000_000_000
 
 #: A walked directory: (path, its identity, the digest of the names the walk found in it
 #: (:func:`walk_names`) or None: a directory whose identity changed is then a miss).
-Walked = tuple[str, "FileStat", "str | None"]
+Walked = tuple[str, "FileStat", "bytes | None"]
 #: A module file of the array: (path, its identity, its path as shown).
 ModuleId = tuple[str, "FileStat", str]
 #: One checked path: (path, what it must be).  What: its identity (:mod:`moddeps.read.fileid`);
@@ -154,7 +154,7 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
             return None  # damaged (a check dropped would be worse than no stamp)
         got = marshal.loads(body)
-        schema, stamped, dirname, outdir, checks, outputs, lines, settled, walked, modules, digest = got
+        schema, stamped, dirname, outdir, checks, outputs, lines, settled, walked, modules, shown, racy_at, digest = got
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if schema != STAMP_SCHEMA or stamped != name:
@@ -186,12 +186,19 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     return None
                 if want is not None or max(now[1], now[2]) < racy:  # (what the stamp holds changes)
                     moved.append((i, now))
-        for i, (path, want, _shown, racy) in enumerate(modules):
+        for i, (path, want) in enumerate(modules):
             now = identity(stat(path))
-            if racy or now != want:
+            if now != want:
                 if len(reread) == FEW_READ:
                     return None
                 reread.append((i, now))
+        if racy_at:
+            again = {i for i, _now in reread}
+            for i in racy_at:
+                if i not in again:
+                    if len(reread) == FEW_READ:
+                        return None
+                    reread.append((i, modules[i][1]))
         if settled:
             for ident in outputs:
                 if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
@@ -203,7 +210,7 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     return None
         settles = not settled and bool(outputs) and (
             time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
-        stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, digest, moved, [])
+        stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, shown, racy_at, digest, moved)
         if reread:
             from ..read.cache import ScanCache
 
@@ -240,18 +247,26 @@ class Known:
     changed, what :func:`moddeps.depmod.run.run` brings the stamp's result up to date from, without
     walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
-    __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "digest",
-                 "moved", "changed")
+    __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "shown",
+                 "racy_at", "digest", "moved", "changed")
 
     def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
-                 walked: list[tuple[str, FileStat | None, str | None]], modules: list[tuple[str, FileStat, str, bool]],
-                 digest: bytes | None, moved: list[tuple[int, FileStat]],
-                 changed: list[Reread]):
+                 walked: list[tuple[str, FileStat | None, bytes | None]], modules: list[tuple[str, FileStat]],
+                 shown: list[str | None], racy_at: list[int], digest: bytes | None, moved: list[tuple[int, FileStat]]):
         self.cache, self.name, self.started_ns, self.dirname, self.outdir = cache, name, started_ns, dirname, outdir
-        self.checks, self.walked, self.modules, self.digest = checks, walked, modules, digest
+        self.checks, self.walked, self.digest = checks, walked, digest
+        #: the module array's files (path, identity), each one's path as shown where it is not
+        #: the path under ``dirname`` (None), the indexes of those recorded as racy
+        self.modules, self.shown, self.racy_at = modules, shown, racy_at
         #: the directories that passed by their names: (index, identity now); the module files
         #: read again (:data:`Reread`)
-        self.moved, self.changed = moved, changed
+        self.moved: list[tuple[int, FileStat]] = moved
+        self.changed: list[Reread] = []
+
+    def module(self, i: int) -> tuple[str, FileStat, str]:
+        """The module file of index ``i``: path, identity recorded, path as shown."""
+        path, want = self.modules[i]
+        return path, want, self.shown[i] or path[len(self.dirname) + 1:]
 
     def write(self, outputs: Sequence[OutputId], lines: Sequence[str], digest: bytes | None,
               settled: bool = False) -> bool:
@@ -263,12 +278,16 @@ class Known:
             path, _want, names = walked[i]
             walked[i] = (path, None if max(now[1], now[2]) >= racy else now, names)
         modules = list(self.modules)
+        racy_at = set(self.racy_at)
         for i, now, *_rest in self.changed:
-            path, _want, shown, _racy = modules[i]
-            modules[i] = (path, now, shown, max(now[1], now[2]) >= racy)
+            modules[i] = (modules[i][0], now)
+            if max(now[1], now[2]) >= racy:
+                racy_at.add(i)
+            else:
+                racy_at.discard(i)
         return _store(path_for(self.cache, self.name), (
             STAMP_SCHEMA, self.name, self.dirname, self.outdir, self.checks, list(outputs), list(lines), settled,
-            walked, modules, digest))
+            walked, modules, self.shown, sorted(racy_at), digest))
 
 
 #: A module file read again: (index in the stamp's array, identity now, the record the stamp's
@@ -292,11 +311,10 @@ def _reread(stamp: Known, reread: Sequence[tuple[int, FileStat]], scan_cache: Sc
 
     if not scan_cache.usable:
         return None
-    old = scan_cache.get_many([(Key(stamp.modules[i][0], *stamp.modules[i][1]), stamp.modules[i][2])
-                               for i, _now in reread])
+    items = [stamp.module(i) for i, _now in reread]
+    old = scan_cache.get_many([(Key(path, *want), shown) for path, want, shown in items])
     out: list[Reread] = []
-    for (i, now), was in zip(reread, old):
-        path, _want, shown, _racy = stamp.modules[i]
+    for (i, now), (path, _want, shown), was in zip(reread, items, old):
         reread_log.append(path)
         if was is None:
             return None
@@ -320,7 +338,7 @@ def _renew(stamp: Known, scan_cache: ScanCache) -> bytes | None:
         return None
     fresh = []
     for i, now, _old, record, _same in stamp.changed:
-        path, _want, shown, _racy = stamp.modules[i]
+        path, _want, shown = stamp.module(i)
         if record.error is not None:  # (not stored: a scan stores no unreadable module)
             return None
         stats[i] = now
@@ -350,7 +368,7 @@ def write(cache: str, name: str, started_ns: int, dirname: str, outdir: str, che
     racy = started_ns - RACY_NS
     if any(type(want) is tuple and max(want[1], want[2]) >= racy for _path, want in checks):
         return False
-    dirs: list[tuple[str, FileStat | None, str | None]] = []
+    dirs: list[tuple[str, FileStat | None, bytes | None]] = []
     for path, want, names in walked:
         if max(want[1], want[2]) >= racy:
             if names is None:
@@ -358,9 +376,12 @@ def write(cache: str, name: str, started_ns: int, dirname: str, outdir: str, che
             dirs.append((path, None, names))
         else:
             dirs.append((path, want, names))
-    mods = [(path, want, shown, max(want[1], want[2]) >= racy) for path, want, shown in modules]
-    return _store(path_for(cache, name), (STAMP_SCHEMA, name, dirname, outdir, list(checks), list(outputs),
-                                          list(lines), False, dirs, mods, digest))
+    under = len(dirname) + 1
+    return _store(path_for(cache, name), (
+        STAMP_SCHEMA, name, dirname, outdir, list(checks), list(outputs), list(lines), False, dirs,
+        [(path, want) for path, want, _shown in modules],
+        [None if path[under:] == shown and path[:under] == f"{dirname}/" else shown for path, _want, shown in modules],
+        [i for i, (_path, want, _shown) in enumerate(modules) if max(want[1], want[2]) >= racy], digest))
 
 
 def _store(path: str, stamp: tuple[Any, ...]) -> bool:
@@ -416,14 +437,14 @@ def survey(listed: Sequence[str] = (), plain: Sequence[str] = (), directories: S
 SKIPPED_NAMES = frozenset({"build", "source"})
 
 
-def walk_names(path: str) -> str:
+def walk_names(path: str) -> bytes:
     """A digest of the names in directory ``path`` a walk of it could find or pass over
     (:func:`~moddeps.read.fileid.tree_names` but :data:`SKIPPED_NAMES`).  OSError if it cannot be listed."""
     return names_digest(tree_names(path) - SKIPPED_NAMES)
 
 
-def names_digest(names: Iterable[str]) -> str:
-    return _digest("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
+def names_digest(names: Iterable[str]) -> bytes:
+    return blake2b("\0".join(sorted(names)).encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
 def walked_dirs(walked: Sequence[tuple[str, FileStat]], found: Sequence[str], with_names: bool) -> list[Walked]:
