@@ -20,7 +20,7 @@ from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
-from ..read.fileid import blake2b
+from ..read.fileid import blake2b, identity
 from ..read.scan import WalkedTree, read_optional
 from ..records import dataclass
 from .reads import depmod_view
@@ -85,7 +85,8 @@ class Rerun:
     verbose_lines: tuple[str, ...]
     rewrite: tuple[tuple[str, bytes], ...] = ()  # the files whose bytes changed: to write
     stored: bool = True  # False: to store with :func:`record` once ``rewrite`` is written
-    identities: tuple[OutputIdentity, ...] | None = None  # of the files as they are, when stored
+    #: of the files as they are, when stored; when not: of those not to be rewritten, as checked (or None)
+    identities: tuple[OutputIdentity, ...] | None = None
 
 
 def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> Inputs:
@@ -153,10 +154,12 @@ def capture(scan_cache: ScanCache, inputs: Inputs, res: Resolution, wi: WriterIn
 
 
 def record(scan_cache: ScanCache, inputs: Inputs, files: Sequence[tuple[str, bytes]], messages: Sequence[str],
-           verbose_lines: Sequence[str], notes: Sequence[str]) -> list[OutputIdentity] | None:
+           verbose_lines: Sequence[str], notes: Sequence[str],
+           kept: Sequence[OutputIdentity] = ()) -> list[OutputIdentity] | None:
     """Store a result whose ``files`` were just written (their identities read back, and returned;
-    None: one could not be read back, nothing stored)."""
-    written = _output_identities(inputs.ctx.outdir, [name for name, _ in files])
+    None: one could not be read back, nothing stored).  ``kept``: the identities of files that were
+    not written, as checked before: each file that still has its identity keeps its CRC (not read again)."""
+    written = _output_identities(inputs.ctx.outdir, [name for name, _ in files], kept)
     if written is not None:
         scan_cache.put_output(inputs.ctx.dirname, inputs.digest, inputs.basis, inputs.files,
                               StoredOutput(tuple(written), tuple(messages), tuple(verbose_lines), tuple(notes)))
@@ -168,11 +171,22 @@ def noted(scan_cache: ScanCache, notes: Sequence[str]) -> tuple[str, ...]:
     return (f"NOTE: {scan_cache.problem}", *notes) if scan_cache.problem else tuple(notes)
 
 
-def _output_identities(outdir: str, names: list[str]) -> list[OutputIdentity] | None:
+def _output_identities(outdir: str, names: list[str],
+                       kept: Sequence[OutputIdentity] = ()) -> list[OutputIdentity] | None:
     """The identity of each output file as written (read back: ~1 MB for
-    1,100 modules, 0.3 ms of CRC-32), or None if one cannot be read."""
+    1,100 modules, 0.3 ms of CRC-32), or None if one cannot be read.  ``kept``: see :func:`record`."""
+    before = {ident.name: ident for ident in kept}
     out = []
     for name in names:
+        was = before.get(name)
+        if was is not None:
+            try:
+                st = os.lstat(os.path.join(outdir, name))
+            except OSError:
+                return None
+            if identity(st) == tuple(was)[1:6]:
+                out.append(was)
+                continue
         got = output_identity(outdir, name)
         if got is None:
             return None
@@ -388,7 +402,10 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
     rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
     stored = prev.output
-    return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False), inputs
+    rewritten = {name for name, _data in rewrite}
+    kept = tuple(ident for ident in stored.identities if ident.name not in rewritten)
+    again = Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False, identities=kept)
+    return again, inputs
 
 
 def _map_arrays(state: State, layout: WalkedTree, size: int) -> tuple[list[int | None], list[int | None]] | None:

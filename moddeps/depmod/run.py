@@ -396,7 +396,8 @@ def _from_known(job: _Job, again: rerun.Rerun, inputs: rerun.Inputs, scan_cache:
     from . import rerun
     if again.rewrite:
         write_all(job.outdir, again.rewrite, fsync=job.opts.fsync)
-    written = rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes)
+    written = rerun.record(scan_cache, inputs, again.files, again.messages, again.verbose_lines, again.notes,
+                           again.identities or ())
     if written is not None and job.known is not None and not scan_cache.problem:
         job.known.write([(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32) for i in written],
                         [*again.messages, *again.notes], inputs.digest)
