@@ -412,3 +412,71 @@ def test_the_cache_problem_is_said_on_a_rerun_brought_up_to_date(tmp_path: Path,
     again = run(opts)
     assert again.tree is None
     assert [n for n in again.extra if "not updated" in n] == [again.extra[0]]
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24")) // 3))
+def test_random_changes_answered_through_the_stamp_give_what_a_run_without_cache_gives(
+        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # as moddeps.cli.depmod_argv runs it: the stamp first, which answers (the same view),
+    # hands the changed modules to the run (stamp.Known: no walk), or misses
+    from moddeps.depmod import run as run_module
+    from moddeps.depmod import stamp
+
+    monkeypatch.setattr(stamp, "RACY_NS", 0)
+    walks: list[str] = []
+    real_layout = run_module.layout_tree
+
+    def layout(*a: object, **k: object) -> object:
+        walks.append("walk")
+        return real_layout(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "layout_tree", layout)
+    rng = random.Random(1000 + seed)
+    root = _root(tmp_path)
+    specs = [_random_spec(rng, i) for i in range(N)]
+    for i, spec in enumerate(specs):
+        _write(root, i, spec)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N)))
+    harness = _Harness(tmp_path, monkeypatch)
+    fields = {name: getattr(harness.cached, name) for name, _default in stamp.FIELDS} | {"cache": harness.cached.cache}
+    assert harness.cached.cache is not None
+    _outcome(harness.cached)
+    answers: list[str] = []
+    for _step in range(20):
+        before = copy.deepcopy(specs)
+        changed = rng.sample(range(N), rng.choice([1, 1, 2]))
+        kinds = []
+        for i in changed:
+            if rng.random() < 0.2:  # rebuilt: other bytes, the same to depmod
+                specs[i].description = f"rebuilt {rng.random()}"
+                kinds.append("rebuilt")
+            else:
+                kinds.append(_change(rng, specs, i))
+            _write(root, i, specs[i])
+        got = stamp.replay(harness.cached.cache, stamp.key(fields), known=True)
+        want = _outcome(harness.fresh)
+        if isinstance(got, list):
+            answers.append("said")
+            assert want[0] == "ok" and got == [*want[2]], kinds  # type: ignore[misc]
+            assert {name: (root / name).read_bytes() for name in want[1]} == want[1], kinds  # type: ignore[attr-defined]
+            continue
+        walks.clear()
+        result = _outcome(harness.cached) if got is None else _known_outcome(harness.cached, got)
+        answers.append("miss" if got is None else "walked" if walks else "known")
+        assert result[:3] == want[:3], kinds
+        if result[0] != "ok":  # a cycle: back to the tree before it
+            specs = before
+            for i in changed:
+                _write(root, i, specs[i])
+            _outcome(harness.cached)
+            continue
+        assert {name: (root / name).read_bytes() for name in result[1]} == result[1], kinds  # type: ignore[attr-defined]
+    assert answers.count("known") >= 5 and "said" in answers, answers
+
+
+def _known_outcome(opts: DepmodOptions, known: object) -> tuple[object, ...]:
+    try:
+        result = run(opts, known=known)  # type: ignore[arg-type]
+    except CycleError as exc:
+        return ("cycle", str(exc), tuple(exc.messages))
+    return ("ok", dict(result.files), result.messages, result.tree is None)
