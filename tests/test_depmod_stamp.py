@@ -375,6 +375,32 @@ def test_a_module_changed_just_before_the_run_is_read_again_every_time(tmp_path:
     assert _replay(root, cache) is None and stamp.reread_log == [str(victim)]
 
 
+def test_a_module_touched_just_before_the_replay_is_read_again_until_it_settles(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # its new identity is not recorded while it is racy (the stamp is not written): every replay
+    # reads it again, until one after it settled records it
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    time.sleep(0.6)
+    monkeypatch.setattr(stamp, "RACY_NS", 300_000_000)
+    _run(root, cache)
+    time.sleep(0.4)
+    said = _replay(root, cache)  # (the outputs settle: the stamp is written again)
+    assert said is not None
+    path = Path(stamp.path_for(str(cache), stamp.key(_fields(root, cache))))
+    victim = some_alias(root / "lib" / "modules" / VERSION)
+    os.utime(victim)
+    kept = path.stat()
+    for _ in range(2):
+        stamp.reread_log.clear()
+        assert _replay(root, cache) == said and stamp.reread_log == [str(victim)]
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)  # not written
+    time.sleep(0.4)
+    assert _replay(root, cache) == said and path.stat().st_ino != kept.st_ino  # settled: recorded
+    stamp.reread_log.clear()
+    assert _replay(root, cache) == said and stamp.reread_log == []
+
+
 def test_a_dangling_symlink_must_stay_dangling(tmp_path: Path, settled: None) -> None:
     root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
     d = root / "lib" / "modules" / VERSION

@@ -184,7 +184,7 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
             if want is None or now != want:
                 if names is None or walk_names(path) != names:
                     return None
-                if want is not None or max(now[1], now[2]) < racy:  # (what the stamp holds changes)
+                if max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
                     moved.append((i, now))
         for i, (path, want) in enumerate(modules):
             now = identity(stat(path))
@@ -223,8 +223,9 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     stamp.changed = changed
                     return stamp if known and digest is not None else None
                 # the same: the new identities recorded once their records are stored and the result
-                # renewed for them; a racy one that did not change stays racy until it is not
-                stamp.changed = [c for c in changed if c[1] != modules[c[0]][1]]
+                # renewed for them -- once settled: until then (a file replaced just before the run)
+                # the stamp keeps the old one, so every replay reads it again, and writes nothing
+                stamp.changed = [c for c in changed if c[1] != modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
                 if stamp.changed:
                     renewed = _renew(stamp, scan_cache)
                     if renewed is None:
