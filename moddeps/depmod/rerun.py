@@ -355,30 +355,30 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     except (ValueError, TypeError):
         return None
     stats = list(prev.files.stats)
-    keys: list[Key | None] = []
-    for i in range(len(known.modules)):
-        path, want, shown_now = known.module(i)
-        if stats[i] != want or shown[i] != shown_now:
-            return None
-        keys.append(Key(path, *want))
+    if stats != [want for _path, want in known.modules]:  # (the stamp's run stored both)
+        return None
     changes = []
     fresh = []
     for i, now, old, new, same in known.changed:
+        path, _want, shown_now = known.module(i)
+        if shown[i] != shown_now:
+            return None
         stats[i] = now
-        keys[i] = Key(known.modules[i][0], *now)
-        fresh.append((keys[i], shown[i], new))
+        fresh.append((Key(path, *now), shown_now, new))
         if not same:
             changes.append(incremental.Change(i, old, new))
     files = _outputs_unchanged(ctx.outdir, prev.output.identities)
     if files is None:
         return None
     module_files = ModuleFiles.of(prev.files.paths, stats)
-    inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, tuple(keys))
+    # (no keys: what they are for -- the walk's reads, the stamp of a walk -- does not happen here)
+    inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, ())
     skip = {i for i, *_rest in known.changed}
-    others = [(None if i in skip else key, shown_i) for i, (key, shown_i) in enumerate(zip(keys, shown))]
 
     def importers(symbols: set[str]) -> dict[int, Module] | None:
         """The modules but the changed ones importing one of ``symbols``, from their cached records."""
+        others = [(None if i in skip else Key(path, *want), shown_i)
+                  for i, ((path, want), shown_i) in enumerate(zip(known.modules, shown))]
         found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
         if found is None:
             return None
