@@ -276,7 +276,8 @@ def _run(job: _Job, messages: list[str]) -> DepmodResult:
     if opts.cache:  # (the cache, with SQLite, and the rerun machinery only then: start-up)
         from ..read.cache import ScanCache
 
-        scan_cache = ScanCache(opts.cache)
+        # (the one the stamp read with, if it handed one over: opening and closing one costs a WAL checkpoint)
+        scan_cache = (job.known and job.known.take_cache(opts.cache)) or ScanCache(opts.cache)
     try:
         result = _compute(job, _Basis(cfg, kernel_table, warn, files_only), messages, scan_cache)
         return replace(result, kmod=kmod)

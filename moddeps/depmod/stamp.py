@@ -221,7 +221,10 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     return None
                 if not all(same for *_rest, same in changed):
                     stamp.changed = changed
-                    return stamp if known and digest is not None else None
+                    if not known or digest is None:
+                        return None
+                    stamp.scan_cache = scan_cache  # (handed over with it, open)
+                    return stamp
                 # the same: the new identities recorded once their records are stored and the result
                 # renewed for them -- once settled: until then (a file replaced just before the run)
                 # the stamp keeps the old one, so every replay reads it again, and writes nothing
@@ -233,7 +236,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     else:
                         stamp.digest = digest = renewed
             finally:
-                scan_cache.close()
+                if stamp.scan_cache is None:
+                    scan_cache.close()
             stamp.changed += [c for c in changed if c[1] == modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
         if moved or settles or stamp.changed:
             stamp.write(outputs, lines, digest, settled or settles)
@@ -249,7 +253,7 @@ class Known:
     walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
     __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "shown",
-                 "racy_at", "digest", "moved", "changed")
+                 "racy_at", "digest", "moved", "changed", "scan_cache")
 
     def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
                  walked: list[tuple[str, FileStat | None, bytes | None]], modules: list[tuple[str, FileStat]],
@@ -263,6 +267,16 @@ class Known:
         #: read again (:data:`Reread`)
         self.moved: list[tuple[int, FileStat]] = moved
         self.changed: list[Reread] = []
+        #: the scan cache the records were read with, still open (see :meth:`take_cache`)
+        self.scan_cache: ScanCache | None = None
+
+    def take_cache(self, path: str) -> ScanCache | None:
+        """The open scan cache of ``path`` the records were read with (once; the taker closes it), or None."""
+        got, self.scan_cache = self.scan_cache, None
+        if got is not None and got.path != path:
+            got.close()
+            return None
+        return got
 
     def module(self, i: int) -> tuple[str, FileStat, str]:
         """The module file of index ``i``: path, identity recorded, path as shown."""
