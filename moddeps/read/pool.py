@@ -378,11 +378,15 @@ def _read_pipelined(
     items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0,
     sink: Callable[[int, Module], None] | None = None,
 ) -> list[Module]:
-    """Load (read + decompress) in ``jobs`` threads, largest file first; parse here as loads finish.
+    """Load (read + decompress) in ``jobs`` threads from both ends of the files sorted by size
+    (:class:`_Schedule`); parse here as loads finish.
 
-    Largest first, the last loads are small, so no thread is left alone with
-    a big module at the end (amdgpu: 0.3 s to decompress); the parse order
-    does not matter (records are put back in place).  The first few loads
+    One loader takes the largest file left, the others the smallest: the
+    last loads are mid-sized, so no thread is left alone with a big module at
+    the end (amdgpu: 0.3 s to decompress), and two big modules are not
+    decompressed at the same time (each holds about twice its size while
+    Python's ``lzma`` joins its output).  The parse order does not matter
+    (records are put back in place).  The first few loads
     start in the given order, before the sizes are known (4,230 ``stat``
     calls take 15 ms), so the loaders are busy from the start.  Only a few
     loads run ahead of the parse, and what they hold together -- being
@@ -399,19 +403,23 @@ def _read_pipelined(
     it waits, 3.8 s (the loaders starve for the GIL); with the switch
     interval at 0.5 ms while parsing (a finished load waits less for the
     GIL), 2.9-3.0 s.  Parsing in the loaders instead of here saved no CPU
-    time (1,138 ``.ko.xz``: 1.35 s either way).
+    time (1,138 ``.ko.xz``: 1.35 s either way).  Both loaders taking the
+    largest file left (before the two ends): the same time, 3-5 MB more at
+    the peak (Debian 13 cloud, 1,138 ``.ko.xz``; see benchmarks/README.md).
     """
     import queue
 
     total = len(items)
-    todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     done: queue.SimpleQueue[tuple[int, object, Hold]] = queue.SimpleQueue()
     loading: dict[int, tuple[int, Deadline, Hold]] = {}  # thread number -> (index being loaded, deadline, hold)
     budget = memory_budget(jobs)
+    ahead = 8 * jobs
+    first = min(total, ahead)
+    schedule = _Schedule(list(range(first)), ahead)
 
     def worker(number: int) -> None:
         while True:
-            index = todo.get()
+            index = schedule.take(number)
             if index is None:
                 return
             deadline = Deadline(timeout)
@@ -435,7 +443,6 @@ def _read_pipelined(
         th.start()
 
     limit_heap_retention()
-    ahead = 8 * jobs
     out: list[Module | None] = [None] * total
     given_up: set[int] = set()
     memo: ImportMemo = {}
@@ -448,17 +455,10 @@ def _read_pipelined(
     try:
         for _ in range(jobs):
             start_thread()
-        submitted = min(total, ahead)
-        for index in range(submitted):
-            todo.put(index)
-        # the rest largest first, sorted while those load
-        order = list(range(submitted))
-        order += sorted(range(submitted, total), key=lambda i: -_file_size(items[i][0]))
+        # the rest by size, sorted while the first ones load
+        schedule.sort(sorted(range(first, total), key=lambda i: -_file_size(items[i][0])))
         with _alarm_handler(timeout):
             while finished < total:
-                while submitted < total and submitted - finished < ahead:
-                    todo.put(order[submitted])
-                    submitted += 1
                 try:
                     index, loaded, hold = done.get(timeout=(grace or None) if timeout else None)
                 except queue.Empty:
@@ -473,6 +473,8 @@ def _read_pipelined(
                         if sink is not None:
                             sink(stuck, broken)
                         finished += 1
+                        schedule.handed_back()
+                        schedule.replace(number, len(threads))  # its role (which end) goes to the fresh one
                         start_thread()
                     continue
                 try:
@@ -491,6 +493,7 @@ def _read_pipelined(
                 finally:
                     loaded = None
                     hold.release()  # the bytes are gone: room for the next loads
+                schedule.handed_back()
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -498,9 +501,69 @@ def _read_pipelined(
                     progress(finished, total)
     finally:
         sys.setswitchinterval(switch)
-        for _ in threads:
-            todo.put(None)
+        schedule.close()
     return cast("list[Module]", out)
+
+
+class _Schedule:
+    """Which file each loader thread of :func:`_read_pipelined` loads next.
+
+    First the ``first`` indexes in the given order (while the others' sizes
+    are taken), then the others sorted largest first (:meth:`sort`): the
+    thread numbered :attr:`front` takes from the large end, every other one
+    from the small end.  At most ``ahead`` loads are taken and not yet
+    handed back (parsed, or given up) at any time.
+    """
+
+    def __init__(self, first: list[int], ahead: int) -> None:
+        from collections import deque
+
+        self._cond = threading.Condition()
+        self._first = deque(first)
+        self._rest: deque[int] | None = None  # None: not sorted yet
+        self._slots = ahead
+        self._closed = False
+        self.front = 0
+
+    def sort(self, rest: list[int]) -> None:
+        from collections import deque
+
+        with self._cond:
+            self._rest = deque(rest)
+            self._cond.notify_all()
+
+    def take(self, number: int) -> int | None:
+        """The next index for thread ``number`` (waiting for a slot), None when none is left."""
+        with self._cond:
+            while not self._closed:
+                if self._first or self._rest:
+                    if self._slots > 0:
+                        self._slots -= 1
+                        if self._first:
+                            return self._first.popleft()
+                        assert self._rest is not None
+                        return self._rest.popleft() if number == self.front else self._rest.pop()
+                elif self._rest is not None:
+                    return None
+                self._cond.wait()
+            return None
+
+    def handed_back(self) -> None:
+        """One load taken is done with: room for the next."""
+        with self._cond:
+            self._slots += 1
+            self._cond.notify()
+
+    def replace(self, old: int, new: int) -> None:
+        """Thread ``new`` takes thread ``old``'s end (``old`` was given up)."""
+        with self._cond:
+            if self.front == old:
+                self.front = new
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 def _sink_chunk(sink: Callable[[int, Module], None] | None, start: int, modules: list[Module]) -> None:
