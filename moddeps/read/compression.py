@@ -431,9 +431,22 @@ class _Sink:
         self.deadline = deadline
         self.hold = hold
 
-    def room(self) -> int:
-        """How much the next piece may hold (one byte over the bound shows a bomb)."""
-        return max(1, min(PIECE, self.max_size + 1 - self.total))
+    def room(self, expected: int | None = None) -> int:
+        """How much the next piece may hold (one byte over the bound shows a bomb).
+
+        ``expected``: the whole output's size when known (an xz index): no
+        more than one byte past it then, so that Python's ``lzma`` allocates
+        for what it will write -- asked for 8 MiB, it allocates its output
+        in blocks of 32 KiB to 8 MiB, the last one mostly unused, and then
+        copies them into the piece."""
+        bound = self.max_size if expected is None else min(self.max_size, expected)
+        return max(1, min(PIECE, bound + 1 - self.total))
+
+    def restart(self) -> None:
+        """Drop what was put (the memory held stays held)."""
+        self.first = b""
+        self.buf = None
+        self.total = 0
 
     def put(self, piece: bytes) -> None:
         if not piece:
@@ -504,19 +517,43 @@ _LZMA_DETAIL = {
 def _xz(data: bytes, sink: _Sink, declared: int | None) -> None:
     if declared is not None and declared > sink.max_size:
         raise CompressedDataError(f"decompresses to more than {sink.max_size} bytes (its index says {declared})")
+    if declared is not None:
+        try:
+            _xz_streams(data, sink, declared, fitted=True)
+            return
+        except _PastDeclared:  # a corrupt file: decompressed again as below, for the same messages
+            sink.restart()
+    _xz_streams(data, sink, declared, fitted=False)
+
+
+class _PastDeclared(Exception):
+    """More output than the index declares, met in pieces fitted to it (see :func:`_xz_streams`)."""
+
+
+def _xz_streams(data: bytes, sink: _Sink, declared: int | None, fitted: bool) -> None:
+    """Decompress ``data``'s streams into ``sink``.  ``fitted``: pieces no larger
+    than ``declared`` plus one byte (nearly every module then takes a single
+    call); output past ``declared`` then raises :class:`_PastDeclared`, so that
+    the caller starts again with pieces of :data:`PIECE`, whose messages for
+    a corrupt file do not depend on the declared size."""
     import lzma  # here: a tree of plain modules never needs it
 
+    expected = declared if fitted else None
     rest = data
     while True:
         dec = lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=DECODER_MEMLIMIT)
         try:
-            sink.put(dec.decompress(rest, max_length=sink.room()))
+            sink.put(dec.decompress(rest, max_length=sink.room(expected)))
             del rest
+            if fitted and declared is not None and sink.total > declared:
+                raise _PastDeclared
             while not dec.eof:
                 if dec.needs_input:
                     raise CompressedDataError("truncated xz data", "xz: Unexpected end of input")
-                sink.put(dec.decompress(b"", max_length=sink.room()))
+                sink.put(dec.decompress(b"", max_length=sink.room(expected)))
                 if declared is not None and sink.total > declared:
+                    if fitted:
+                        raise _PastDeclared
                     raise CompressedDataError("corrupt xz data (more output than its index declares)",
                                              "xz: File is corrupt")
         except lzma.LZMAError as exc:
