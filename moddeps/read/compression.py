@@ -51,6 +51,8 @@ import zlib
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..errors import ModuleReadError
 
 #: A module bigger than this once decompressed is refused (a "bomb").
@@ -307,6 +309,31 @@ def _one_arena() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_ARENA_MAX, 1))
+
+
+_trim: Callable[[int], int] | None = None
+
+
+def return_free_heap() -> None:
+    """Give the free memory of malloc's heap back to the system (glibc's ``malloc_trim``),
+    where :func:`limit_heap_retention` applied (the ``moddeps`` command on glibc).
+
+    With one arena, what the loaders free stays in the main heap, and glibc
+    raises its trim threshold to twice the largest block freed: after a read
+    of Debian 13's cloud tree (1,138 ``.ko.xz``) the heap held 11-15 MB, 2 of
+    them in use.  Records and the later phases' objects (Python's own small
+    objects live in mappings of their own) then come on top of that."""
+    global _trim
+    if not _heap_limited:
+        return
+    if _trim is None:
+        import ctypes
+
+        fn = ctypes.CDLL(None).malloc_trim
+        fn.argtypes = (ctypes.c_size_t,)
+        fn.restype = ctypes.c_int
+        _trim = fn
+    _trim(0)
 
 
 def detect(head: bytes) -> str | None:

@@ -31,6 +31,7 @@ from .compression import (
     limit_heap_retention,
     load_module_file,
     read_timeout,
+    return_free_heap,
     timed_out_error,
 )
 from .elfreader import (
@@ -63,6 +64,15 @@ class _ReadTimeout(Exception):
 #: What each loader, and each load waiting to be parsed, may hold in the thread
 #: pipeline before the others wait (:func:`memory_budget`).
 LOAD_SHARE = 64 << 20
+
+
+#: Bytes of decompressed modules parsed between two trims of malloc's heap in :func:`_read_pipelined`
+#: (:func:`~moddeps.read.compression.return_free_heap`; once more at the end).  Debian 13 cloud
+#: (1,138 ``.ko.xz``, 112 MB decompressed), peak RSS of ``depmod`` filling the cache: 39.4 MB without
+#: trims, 37.1 with the last one alone, 35.8 with one every 32 MiB, as with 8 MiB; the pages given back
+#: are faulted in again: 3,000 more faults on that tree, 25,000 on Debian 13 amd64 (492 MB; 41,000 with
+#: the last trim alone, 65,000 every 32 MiB, 79,000 every 16 MiB).
+TRIM_EVERY = 32 << 20
 
 
 def memory_budget(jobs: int = 2) -> MemoryBudget:
@@ -447,6 +457,7 @@ def _read_pipelined(
     given_up: set[int] = set()
     memo: ImportMemo = {}
     finished = 0
+    parsed = 0  # bytes parsed since the heap was last trimmed
     # A load past its deadline reports itself within a piece (~8 MiB); one
     # stuck in a system call is given up after this grace.
     grace = min(1.0, timeout / 2)
@@ -489,11 +500,15 @@ def _read_pipelined(
                         data, kind = cast("tuple[bytes, str | None]", loaded)
                         del loaded
                         out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
+                        parsed += len(data)
                         del data
                 finally:
                     loaded = None
                     hold.release()  # the bytes are gone: room for the next loads
                 schedule.handed_back()
+                if parsed >= TRIM_EVERY:
+                    return_free_heap()
+                    parsed = 0
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -502,6 +517,7 @@ def _read_pipelined(
     finally:
         sys.setswitchinterval(switch)
         schedule.close()
+    return_free_heap()
     return cast("list[Module]", out)
 
 
