@@ -414,8 +414,10 @@ def _read_pipelined(
     interval at 0.5 ms while parsing (a finished load waits less for the
     GIL), 2.9-3.0 s.  Parsing in the loaders instead of here saved no CPU
     time (1,138 ``.ko.xz``: 1.35 s either way).  Both loaders taking the
-    largest file left (before the two ends): the same time, 3-5 MB more at
-    the peak (Debian 13 cloud, 1,138 ``.ko.xz``; see benchmarks/README.md).
+    largest file left, as before the two ends: CPU and wall time the same
+    within the noise of a shared machine, the read's peak higher (with the
+    fitted xz pieces: 25.3 -> 17.8 MiB, ``bench_xzread.py`` on Debian 13's
+    cloud tree; see benchmarks/README.md).
     """
     import queue
 
