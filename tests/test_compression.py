@@ -472,6 +472,48 @@ def test_output_past_what_the_index_declares_is_a_corrupt_file(monkeypatch: pyte
     assert whole.value.detail == pieces.value.detail == "xz: File is corrupt"
 
 
+def test_an_xz_module_is_decompressed_in_one_piece_fitted_to_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for PIECE bytes, Python's lzma allocates blocks up to 8 MiB for a small module:
+    the first call asks for the declared size and one byte more; a file whose index declares
+    less than it holds is decompressed again in pieces of PIECE (the messages of before)."""
+    asked: list[int] = []
+    real = lzma.LZMADecompressor
+
+    class Recording:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.dec = real(*args, **kwargs)  # type: ignore[arg-type]
+
+        def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+            asked.append(max_length)
+            return self.dec.decompress(data, max_length)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.dec, name)
+
+    monkeypatch.setattr(lzma, "LZMADecompressor", Recording)
+    data = b"moddeps" * 5000
+    assert decompress(lzma.compress(data, format=lzma.FORMAT_XZ), "xz") == data
+    assert asked == [len(data) + 1]
+    asked.clear()
+    lying = _xz_declaring(b"A" * 300, 200)
+    with pytest.raises(CompressedDataError, match=r"broken xz data \(Corrupt input data\)"):
+        decompress(lying, "xz")
+    assert asked == [201, cz.PIECE]
+
+
+def test_return_free_heap_only_where_the_heap_was_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library caller's malloc is left alone: without limit_heap_retention, no malloc_trim."""
+    monkeypatch.setattr(cz, "_heap_limited", None)
+    monkeypatch.setattr(cz, "_trim", None)
+    cz.return_free_heap()
+    assert cz._trim is None
+    calls: list[int] = []
+    monkeypatch.setattr(cz, "_heap_limited", True)
+    monkeypatch.setattr(cz, "_trim", calls.append)
+    cz.return_free_heap()
+    assert calls == [0]
+
+
 ARENAS = textwrap.dedent("""
     import ctypes, sys, threading
     from moddeps.read import compression as cz

@@ -11,6 +11,7 @@ import itertools
 import lzma
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,48 @@ def test_the_loaders_start_before_the_sizes_are_known_then_go_largest_first(
     paths = [p for p, _s in items]
     rest = sorted(paths[8:], key=lambda p: -Path(p).stat().st_size)
     assert seen == paths[:8] + rest
+
+
+def test_one_loader_takes_the_largest_files_the_others_the_smallest() -> None:
+    """After the first loads (given order), thread ``front`` takes from the large end of the
+    sorted files and every other thread from the small end, at most ``ahead`` loads out at a
+    time; a fresh thread replacing the front one takes its end; nothing left: None."""
+    sched = pool._Schedule([7, 8], ahead=3)
+    assert [sched.take(1), sched.take(0)] == [7, 8]  # the given order first, whoever asks
+    sched.sort([4, 3, 2, 1, 0])  # largest first
+    assert sched.take(1) == 0  # the smallest
+    got: list[int | None] = []
+    waiter = threading.Thread(target=lambda: got.append(sched.take(0)))
+    waiter.start()
+    waiter.join(0.05)
+    assert waiter.is_alive() and not got  # three out: it waits for one to be handed back
+    sched.handed_back()
+    waiter.join(5)
+    assert got == [4]  # the largest
+    for _ in range(3):
+        sched.handed_back()
+    sched.replace(0, 2)
+    assert [sched.take(2), sched.take(0), sched.take(1)] == [3, 1, 2]
+    for _ in range(3):
+        sched.handed_back()
+    assert sched.take(0) is None and sched.take(1) is None
+    sched.close()
+    assert pool._Schedule([1], ahead=1).take(0) == 1
+
+
+def test_both_ends_read_every_module_and_trim_the_heap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two loaders from both ends give the records of a serial read; the heap is trimmed
+    each TRIM_EVERY bytes parsed and once at the end."""
+    items, _holds = _xz_tree(tmp_path, 30)
+    trims: list[int] = []
+    monkeypatch.setattr(pool, "return_free_heap", lambda: trims.append(1))
+    monkeypatch.setattr(pool, "TRIM_EVERY", 1)
+    assert pool._read_pipelined(items, 2, None) == [pool._read_one(item) for item in items]
+    assert len(trims) == len(items) + 1
+    trims.clear()
+    monkeypatch.setattr(pool, "TRIM_EVERY", 1 << 40)
+    pool._read_pipelined(items, 2, None)
+    assert len(trims) == 1
 
 
 def test_a_module_bigger_than_the_whole_budget_is_read_once_it_is_the_oldest(

@@ -31,6 +31,7 @@ from .compression import (
     limit_heap_retention,
     load_module_file,
     read_timeout,
+    return_free_heap,
     timed_out_error,
 )
 from .elfreader import (
@@ -63,6 +64,15 @@ class _ReadTimeout(Exception):
 #: What each loader, and each load waiting to be parsed, may hold in the thread
 #: pipeline before the others wait (:func:`memory_budget`).
 LOAD_SHARE = 64 << 20
+
+
+#: Bytes of decompressed modules parsed between two trims of malloc's heap in :func:`_read_pipelined`
+#: (:func:`~moddeps.read.compression.return_free_heap`; once more at the end).  Debian 13 cloud
+#: (1,138 ``.ko.xz``, 112 MB decompressed), peak RSS of ``depmod`` filling the cache: 39.4 MB without
+#: trims, 37.1 with the last one alone, 35.8 with one every 32 MiB, as with 8 MiB; the pages given back
+#: are faulted in again: 3,000 more faults on that tree, 25,000 on Debian 13 amd64 (492 MB; 41,000 with
+#: the last trim alone, 65,000 every 32 MiB, 79,000 every 16 MiB).
+TRIM_EVERY = 32 << 20
 
 
 def memory_budget(jobs: int = 2) -> MemoryBudget:
@@ -378,11 +388,15 @@ def _read_pipelined(
     items: Sequence[tuple[str, str]], jobs: int, progress: ProgressFn | None, timeout: float = 0.0,
     sink: Callable[[int, Module], None] | None = None,
 ) -> list[Module]:
-    """Load (read + decompress) in ``jobs`` threads, largest file first; parse here as loads finish.
+    """Load (read + decompress) in ``jobs`` threads from both ends of the files sorted by size
+    (:class:`_Schedule`); parse here as loads finish.
 
-    Largest first, the last loads are small, so no thread is left alone with
-    a big module at the end (amdgpu: 0.3 s to decompress); the parse order
-    does not matter (records are put back in place).  The first few loads
+    One loader takes the largest file left, the others the smallest: the
+    last loads are mid-sized, so no thread is left alone with a big module at
+    the end (amdgpu: 0.3 s to decompress), and two big modules are not
+    decompressed at the same time (each holds about twice its size while
+    Python's ``lzma`` joins its output).  The parse order does not matter
+    (records are put back in place).  The first few loads
     start in the given order, before the sizes are known (4,230 ``stat``
     calls take 15 ms), so the loaders are busy from the start.  Only a few
     loads run ahead of the parse, and what they hold together -- being
@@ -399,19 +413,25 @@ def _read_pipelined(
     it waits, 3.8 s (the loaders starve for the GIL); with the switch
     interval at 0.5 ms while parsing (a finished load waits less for the
     GIL), 2.9-3.0 s.  Parsing in the loaders instead of here saved no CPU
-    time (1,138 ``.ko.xz``: 1.35 s either way).
+    time (1,138 ``.ko.xz``: 1.35 s either way).  Both loaders taking the
+    largest file left, as before the two ends: CPU and wall time the same
+    within the noise of a shared machine, the read's peak higher (with the
+    fitted xz pieces: 25.3 -> 17.8 MiB, ``bench_xzread.py`` on Debian 13's
+    cloud tree; see benchmarks/README.md).
     """
     import queue
 
     total = len(items)
-    todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     done: queue.SimpleQueue[tuple[int, object, Hold]] = queue.SimpleQueue()
     loading: dict[int, tuple[int, Deadline, Hold]] = {}  # thread number -> (index being loaded, deadline, hold)
     budget = memory_budget(jobs)
+    ahead = 8 * jobs
+    first = min(total, ahead)
+    schedule = _Schedule(list(range(first)), ahead)
 
     def worker(number: int) -> None:
         while True:
-            index = todo.get()
+            index = schedule.take(number)
             if index is None:
                 return
             deadline = Deadline(timeout)
@@ -435,11 +455,11 @@ def _read_pipelined(
         th.start()
 
     limit_heap_retention()
-    ahead = 8 * jobs
     out: list[Module | None] = [None] * total
     given_up: set[int] = set()
     memo: ImportMemo = {}
     finished = 0
+    parsed = 0  # bytes parsed since the heap was last trimmed
     # A load past its deadline reports itself within a piece (~8 MiB); one
     # stuck in a system call is given up after this grace.
     grace = min(1.0, timeout / 2)
@@ -448,17 +468,10 @@ def _read_pipelined(
     try:
         for _ in range(jobs):
             start_thread()
-        submitted = min(total, ahead)
-        for index in range(submitted):
-            todo.put(index)
-        # the rest largest first, sorted while those load
-        order = list(range(submitted))
-        order += sorted(range(submitted, total), key=lambda i: -_file_size(items[i][0]))
+        # the rest by size, sorted while the first ones load
+        schedule.sort(sorted(range(first, total), key=lambda i: -_file_size(items[i][0])))
         with _alarm_handler(timeout):
             while finished < total:
-                while submitted < total and submitted - finished < ahead:
-                    todo.put(order[submitted])
-                    submitted += 1
                 try:
                     index, loaded, hold = done.get(timeout=(grace or None) if timeout else None)
                 except queue.Empty:
@@ -473,6 +486,8 @@ def _read_pipelined(
                         if sink is not None:
                             sink(stuck, broken)
                         finished += 1
+                        schedule.handed_back()
+                        schedule.replace(number, len(threads))  # its role (which end) goes to the fresh one
                         start_thread()
                     continue
                 try:
@@ -487,10 +502,15 @@ def _read_pipelined(
                         data, kind = cast("tuple[bytes, str | None]", loaded)
                         del loaded
                         out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
+                        parsed += len(data)
                         del data
                 finally:
                     loaded = None
                     hold.release()  # the bytes are gone: room for the next loads
+                schedule.handed_back()
+                if parsed >= TRIM_EVERY:
+                    return_free_heap()
+                    parsed = 0
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -498,9 +518,74 @@ def _read_pipelined(
                     progress(finished, total)
     finally:
         sys.setswitchinterval(switch)
-        for _ in threads:
-            todo.put(None)
+        schedule.close()
+    return_free_heap()
     return cast("list[Module]", out)
+
+
+class _Schedule:
+    """Which file each loader thread of :func:`_read_pipelined` loads next.
+
+    First the ``first`` indexes in the given order (while the others' sizes
+    are taken), then the others sorted largest first (:meth:`sort`): the
+    thread numbered :attr:`front` takes from the large end, every other one
+    from the small end.  At most ``ahead`` loads are taken and not yet
+    handed back (parsed, or given up) at any time.  Slots are tokens in a
+    ``SimpleQueue`` and the ends are deques (whose pops are atomic): a
+    ``Condition`` instead cost ~20,000 instructions a module in Python
+    (callgrind, Debian 13 cloud: +25 M over the queue of before).
+    """
+
+    def __init__(self, first: list[int], ahead: int) -> None:
+        import queue
+        from collections import deque
+
+        self._first = deque(first)
+        self._rest: deque[int] = deque()
+        self._sorted = threading.Event()
+        self._slots: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        for _ in range(ahead):
+            self._slots.put(True)
+        self._closed = False
+        self.front = 0
+
+    def sort(self, rest: list[int]) -> None:
+        from collections import deque
+
+        self._rest = deque(rest)
+        self._sorted.set()
+
+    def take(self, number: int) -> int | None:
+        """The next index for thread ``number`` (waiting for a slot), None when none is left."""
+        self._slots.get()
+        if not self._closed:
+            try:
+                return self._first.popleft()
+            except IndexError:
+                pass
+            if not self._sorted.is_set():
+                self._sorted.wait()
+            if not self._closed:
+                try:
+                    return self._rest.popleft() if number == self.front else self._rest.pop()
+                except IndexError:
+                    pass
+        self._slots.put(True)  # nothing for this thread: the slot goes to the next one asking
+        return None
+
+    def handed_back(self) -> None:
+        """One load taken is done with: room for the next."""
+        self._slots.put(True)
+
+    def replace(self, old: int, new: int) -> None:
+        """Thread ``new`` takes thread ``old``'s end (``old`` was given up)."""
+        if self.front == old:
+            self.front = new
+
+    def close(self) -> None:
+        self._closed = True
+        self._sorted.set()
+        self._slots.put(True)  # each thread woken puts it back for the next
 
 
 def _sink_chunk(sink: Callable[[int, Module], None] | None, start: int, modules: list[Module]) -> None:
