@@ -2003,6 +2003,7 @@ typedef struct {
     int stop;
     int loader_waits, main_waits;
     size_t n, next_load;
+    size_t stall;            /* tests: the loader waits before this file until stopped (a read that never ends) */
     unsigned long long max_size;
     char **paths;            /* n C strings */
     Slot ring[AHEAD_SLOTS];
@@ -2165,7 +2166,7 @@ static void *ahead_main(void *arg)
         for (;;) { /* the next file no one has taken (the main thread takes some), once its slot is free */
             i = ah->next_load;
             sl = &ah->ring[i % AHEAD_SLOTS];
-            if (ah->stop || i >= ah->n || sl->state == SLOT_FREE)
+            if (ah->stop || i >= ah->n || (sl->state == SLOT_FREE && i != ah->stall))
                 break;
             ah->loader_waits = 1;
             pthread_cond_wait(&ah->freed, &ah->mu);
@@ -2191,7 +2192,7 @@ static void *ahead_main(void *arg)
 }
 
 /* A loader for the n files at paths (C strings, copied), or NULL (then the caller reads alone). */
-static Ahead *ahead_start(char **paths, size_t n, unsigned long long max_size)
+static Ahead *ahead_start(char **paths, size_t n, unsigned long long max_size, size_t stall)
 {
     Ahead *ah = calloc(1, sizeof(Ahead));
     pthread_t th;
@@ -2209,6 +2210,7 @@ static Ahead *ahead_start(char **paths, size_t n, unsigned long long max_size)
     ah->n = n;
     ah->paths = paths;
     ah->max_size = max_size;
+    ah->stall = stall;
     pthread_mutex_lock(&ahead_pool_mu);
     for (k = 0; k < AHEAD_SLOTS; k++) {
         ah->ring[k].arena = ahead_pool[k];
@@ -2257,7 +2259,7 @@ static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_o
         pthread_mutex_lock(&ah->mu);
         /* rather than wait, load the next file no one has taken (its slot is free) */
         while (!(sl->state == SLOT_LOADED && sl->index == i) && !ah->stop && ah->next_load < ah->n &&
-               ah->ring[ah->next_load % AHEAD_SLOTS].state == SLOT_FREE) {
+               ah->next_load != ah->stall && ah->ring[ah->next_load % AHEAD_SLOTS].state == SLOT_FREE) {
             size_t j = ah->next_load++;
             Slot *other = &ah->ring[j % AHEAD_SLOTS];
             other->state = SLOT_LOADING;
@@ -2509,7 +2511,9 @@ static PyObject *elfscan_parse_files(PyObject *self, PyObject *args, PyObject *k
                 rc = -1;
                 goto finish;
             }
-            ah = ahead_start(paths, ah_n, max_size);
+            /* stall (tests): the loader stalls there, in a read that never ends */
+            ah = ahead_start(paths, ah_n, max_size,
+                             stall >= start && timeout > 0 ? (size_t)(stall - start) : (size_t)-1);
             if (ah == NULL)
                 free(paths);
         }
@@ -2548,7 +2552,7 @@ static PyObject *elfscan_parse_files(PyObject *self, PyObject *args, PyObject *k
                 }
                 armed = 1;
             }
-            if (i == stall && timeout > 0) { /* tests: a file system that does not answer */
+            if (i == stall && timeout > 0 && ah == NULL) { /* tests: a file system that does not answer */
                 for (;;) {
                     Py_BEGIN_ALLOW_THREADS
                     pause();
@@ -2636,7 +2640,7 @@ done:
 
 PyDoc_STRVAR(parse_files_doc,
 "parse_files(items, start, stop, max_size, module_type, export_type, import_type, signature_type, memo,\n"
-"            timeout=0.0, alarm=None, *, stall=-1)\n"
+"            timeout=0.0, alarm=None, *, stall=-1, ahead=False)\n"
 "--\n"
 "\n"
 "The Modules of items[start:stop] ((path, shown) pairs of str), each file read\n"
@@ -2657,7 +2661,12 @@ PyDoc_STRVAR(parse_files_doc,
 "the main thread.  Raises what any other signal handler raises.\n"
 "\n"
 "stall (tests): the read of items[stall] waits, as on a file system that does\n"
-"not answer, until its time runs out (only with a timeout).");
+"not answer, until its time runs out (only with a timeout; with ahead, the\n"
+"loader thread waits there until the call returns).\n"
+"\n"
+"ahead: a loader thread (no Python, signals blocked) opens the files and reads\n"
+"their parts ahead while this thread parses; this thread loads the next files\n"
+"itself rather than wait.  Same results; for runs of at least 32 .ko files.");
 
 PyDoc_STRVAR(parse_file_doc,
 "parse_file(path, max_size, export_type=None, import_type=None, memo=None)\n"

@@ -197,6 +197,10 @@ def read_plain_files(
     a SIGALRM handler that raises ``alarm``.  The per-module work of the Python reader --
     a deadline, the timer set and cleared, the record's ``__init__`` -- is done once a call
     or not at all.
+
+    ``ahead``: a C thread opens the files and reads their parts while this one parses them
+    (and this one reads the next files too rather than wait for it); the modules, messages
+    and timeouts are those of the serial read.  Worth it with a second core to run on.
     """
     assert _elfscan is not None, "read_plain_files needs the C reader (reads_in_part())"
     got: tuple[list[Module], float | None, float | None] = _elfscan.parse_files(

@@ -285,7 +285,7 @@ def _read_uncached(
         memo: ImportMemo = {}
         with _alarm_handler(timeout) as bound:
             if reads_in_part():  # the C reader, else its twin: _read_one, module by module
-                return _read_in_part(items, timeout, bound, memo, progress, sink)
+                return _read_in_part(items, timeout, bound, memo, progress, sink, ahead=jobs > 1 and _spare_core())
             for i, item in enumerate(items):
                 m = _read_one(item, timeout, memo)
                 out.append(m)
@@ -305,9 +305,16 @@ def _read_uncached(
 _RUN = 128
 
 
+def _spare_core() -> bool:
+    """Whether this process may run on more than one core (its affinity, not the machine's)."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    return len(getaffinity(0)) > 1 if getaffinity is not None else (os.cpu_count() or 1) > 1
+
+
 def _read_in_part(
     items: Sequence[tuple[str, str]], timeout: float, bound: float, memo: ImportMemo,
     progress: ProgressFn | None = None, sink: Callable[[int, Module], None] | None = None,
+    ahead: bool = False,
 ) -> list[Module]:
     """The serial reader, as :func:`_read_one` reads each item, with runs of ``.ko``
     files read by the C reader in one call (:func:`~moddeps.read.elfreader.read_plain_files`):
@@ -316,14 +323,15 @@ def _read_in_part(
     SIGALRM timer enforces here (0: none usable, as :func:`_bounded`; the caller holds
     the handler).  What the C reader leaves -- a compressed file, one it declines, one
     that ran out of time -- is read (or labelled) here as :func:`_read_one` does, with
-    its deadline counted from when its read started."""
+    its deadline counted from when its read started.  ``ahead``: a C thread opens and reads
+    the files while this one parses (``_elfscan.parse_files``; with a second core to run on)."""
     total = len(items)
     out: list[Module] = []
     run = _RUN if progress is not None or sink is not None else total
     i = 0
     while i < total:
         stop = min(total, i + run)
-        made, started, elapsed = read_plain_files(items, i, stop, memo, bound, _ReadTimeout)
+        made, started, elapsed = read_plain_files(items, i, stop, memo, bound, _ReadTimeout, ahead)
         if sink is not None:
             for k, m in enumerate(made, i):
                 sink(k, m)
