@@ -1977,6 +1977,10 @@ static int read_in_part(const Job *job, const char *path, PyObject **fields, PyO
 /* a loader waiting for a free slot is woken when this many are free (one wake-up a file costs) */
 #define AHEAD_WAKE 8
 #define AHEAD_WAIT_MS 20
+/* the main thread waits this long for a file the loader is reading, then reads it itself (the
+ * loader thread may have been preempted by another process: the main thread does not wait for
+ * a core to come back) */
+#define AHEAD_TAKEOVER_US 500
 /* a run shorter than this is read by the main thread alone (a thread costs more than it saves) */
 #define AHEAD_MIN 32
 
@@ -1991,6 +1995,7 @@ typedef struct {
     int state;
     size_t index;        /* the file it holds (LOADING, LOADED) */
     int taken;           /* the file is open, src.buf set up (until the slot is loaded again) */
+    int orphan;          /* LOADING: the main thread read the file itself, free the slot when done */
     Src src;
     Arena arena;         /* this slot's buffer for files up to ARENA_KEEP, reused */
 } Slot;
@@ -2182,7 +2187,8 @@ static void *ahead_main(void *arg)
         pthread_mutex_unlock(&ah->mu);
         ahead_load(ah, sl, ah->paths[i], 1);
         pthread_mutex_lock(&ah->mu);
-        sl->state = SLOT_LOADED;
+        sl->state = sl->orphan ? SLOT_FREE : SLOT_LOADED;
+        sl->orphan = 0;
         if (ah->main_waits)
             pthread_cond_signal(&ah->loaded);
         pthread_mutex_unlock(&ah->mu);
@@ -2244,7 +2250,8 @@ static void ahead_stop(Ahead *ah)
 }
 
 /* Wait (the GIL let go) for file i's slot: the slot, or NULL with *rc -1 (an exception from
- * a signal handler) or 0 with *timed_out set (the module's time ran out meanwhile). */
+ * a signal handler), 0 with *timed_out set (the module's time ran out meanwhile), or 2: the
+ * loader is slow to read it, the caller reads it itself. */
 static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_out)
 {
     Slot *sl = &ah->ring[i % AHEAD_SLOTS];
@@ -2271,8 +2278,9 @@ static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_o
         }
         if (!(sl->state == SLOT_LOADED && sl->index == i)) {
             struct timespec until;
+            int busy = sl->state == SLOT_LOADING && sl->index == i;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += AHEAD_WAIT_MS * 1000000L;
+            until.tv_nsec += busy ? AHEAD_TAKEOVER_US * 1000L : AHEAD_WAIT_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
@@ -2280,12 +2288,18 @@ static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_o
             ah->main_waits = 1;
             pthread_cond_timedwait(&ah->loaded, &ah->mu, &until);
             ah->main_waits = 0;
+            if (busy && sl->state == SLOT_LOADING && sl->index == i)
+                sl->orphan = 1;
         }
-        ready = sl->state == SLOT_LOADED && sl->index == i;
+        ready = sl->state == SLOT_LOADED && sl->index == i ? 1 : sl->orphan && sl->index == i ? 2 : 0;
         pthread_mutex_unlock(&ah->mu);
         Py_END_ALLOW_THREADS
-        if (ready)
+        if (ready == 1)
             return sl;
+        if (ready == 2) {
+            *rc = 2;
+            return NULL;
+        }
         *rc = timer_signals(timer);
         if (*rc < 0)
             return NULL;
@@ -2436,6 +2450,8 @@ static int ahead_parse(Ahead *ah, size_t k, const Job *job, const char *path, Py
         return 0;
     }
     sl = ahead_take(ah, k, job->timer, &rc, timed_out);
+    if (sl == NULL && rc == 2) /* the loader is late with it */
+        return read_in_part(job, path, vals + M_EXPORTS, vals + M_SIGNATURE, timed_out);
     if (sl == NULL)
         return rc;
     if (!sl->taken) { /* the loader could not: met again here, as without it */
