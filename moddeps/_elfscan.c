@@ -123,8 +123,7 @@ typedef struct {
         size_t a, b;
     } got[SRC_MAX_RANGES];
     int exact;           /* tests: read exactly the ranges asked for (no pages, no slack, no merging) */
-    int nogil;           /* read ahead by parse_files (no GIL to let go of, no handlers to run): 1 by its
-                          * loader thread (EINTR: again), 2 by the main thread (EINTR: give up the read) */
+    int nogil;           /* read by parse_files' loader thread: no GIL to let go of, no handlers to run */
     int failed;          /* a read failed or fell short: give up */
     int raised;          /* a signal handler raised (the exception is set): give up, then return NULL */
     Timer *timer;        /* parse_files' read timeout, or NULL */
@@ -213,7 +212,7 @@ static int src_read(Src *s, size_t a, size_t b)
         if (s->nogil) { /* the loader thread (all signals blocked) */
             got = pread(s->fd, s->buf + a, b - a, (off_t)a);
             err = errno;
-            if (got < 0 && err == EINTR && s->nogil == 1)
+            if (got < 0 && err == EINTR)
                 continue;
         } else {
             Py_BEGIN_ALLOW_THREADS
@@ -1960,6 +1959,10 @@ static int read_in_part(const Job *job, const char *path, PyObject **fields, PyO
 /* The main thread takes the slots in order and parses each as parse_file   */
 /* does (parse_src): what the loader did not read is read then, so the      */
 /* records are those of a serial read whatever the loader managed.  The     */
+/* loader runs at the lowest priority: on a busy machine it gets little     */
+/* time, and the main thread reads a file itself, as without the loader,    */
+/* when the loader has not come to it yet (or has been on it for            */
+/* AHEAD_TAKEOVER_US: preempted).  The                                      */
 /* loader only reads: a file it cannot open or take is left for the main    */
 /* thread's parse_file path to meet again (read_in_part), so every message  */
 /* and decline is the serial one.  The main thread waits for a slot with    */
@@ -1972,6 +1975,10 @@ static int read_in_part(const Job *job, const char *path, PyObject **fields, PyO
 
 #include <pthread.h>
 #include <signal.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#endif
 
 #define AHEAD_SLOTS 16
 /* a loader waiting for a free slot is woken when this many are free (one wake-up a file costs) */
@@ -2103,10 +2110,9 @@ static void ahead_crcs(const Elf *e)
     }
 }
 
-/* Open file `path` into slot `sl` and read what the parser reads (no GIL, no Python), after
- * letting go of the slot's previous file; by the loader thread (nogil 1) or by the main thread
- * while it would wait (nogil 2: a signal's EINTR ends the load, its handlers are run later). */
-static void ahead_load(Ahead *ah, Slot *sl, const char *path, int nogil)
+/* Open file `path` into slot `sl` and read what the parser reads (the loader thread: no GIL,
+ * no Python), after letting go of the slot's previous file. */
+static void ahead_load(Ahead *ah, Slot *sl, const char *path)
 {
     struct stat st;
     Src *src = &sl->src;
@@ -2117,7 +2123,7 @@ static void ahead_load(Ahead *ah, Slot *sl, const char *path, int nogil)
     memset(src, 0, sizeof(*src));
     do
         fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR && nogil == 1);
+    while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return;
     /* read_in_part's checks: a file that fails them is met again there */
@@ -2153,7 +2159,7 @@ static void ahead_load(Ahead *ah, Slot *sl, const char *path, int nogil)
         return;
     }
     src->fd = fd;
-    src->nogil = nogil;
+    src->nogil = 1;
     if (elf_open(&e, src->buf, src->size, src)) {
         find_sections(&e, loc);
         if (prefetch(&e, loc))
@@ -2169,6 +2175,11 @@ static void ahead_load(Ahead *ah, Slot *sl, const char *path, int nogil)
 static void *ahead_main(void *arg)
 {
     Ahead *ah = arg;
+#ifdef __linux__
+    /* the lowest priority (of this thread alone): it runs on a core no one else wants, and
+     * where it would share the main thread's core it gives way (the main thread then loads) */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
     for (;;) {
         Slot *sl;
         size_t i;
@@ -2190,7 +2201,7 @@ static void *ahead_main(void *arg)
         sl->index = i;
         ah->next_load = i + 1;
         pthread_mutex_unlock(&ah->mu);
-        ahead_load(ah, sl, ah->paths[i], 1);
+        ahead_load(ah, sl, ah->paths[i]);
         pthread_mutex_lock(&ah->mu);
         sl->state = sl->orphan ? SLOT_FREE : SLOT_LOADED;
         sl->orphan = 0;
@@ -2254,9 +2265,10 @@ static void ahead_stop(Ahead *ah)
     ahead_unref(ah);
 }
 
-/* Wait (the GIL let go) for file i's slot: the slot, or NULL with *rc -1 (an exception from
- * a signal handler), 0 with *timed_out set (the module's time ran out meanwhile), or 2: the
- * loader is slow to read it, the caller reads it itself. */
+/* Wait (the GIL let go) for file i's slot: the slot (*rc 3: taken from the loader, which had
+ * not come to it: the caller reads the file itself, then gives the slot back), or NULL with
+ * *rc -1 (an exception from a signal handler), 0 with *timed_out set (the module's time ran
+ * out meanwhile), or 2: the loader is slow to read it, the caller reads it itself. */
 static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_out)
 {
     Slot *sl = &ah->ring[i % AHEAD_SLOTS];
@@ -2269,17 +2281,16 @@ static Slot *ahead_take(Ahead *ah, size_t i, Timer *timer, int *rc, int *timed_o
             return sl;
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&ah->mu);
-        /* rather than wait, load the next file no one has taken (its slot is free) */
-        while (!(sl->state == SLOT_LOADED && sl->index == i) && !ah->stop && ah->next_load < ah->n &&
-               ah->next_load != ah->stall && ah->ring[ah->next_load % AHEAD_SLOTS].state == SLOT_FREE) {
-            size_t j = ah->next_load++;
-            Slot *other = &ah->ring[j % AHEAD_SLOTS];
-            other->state = SLOT_LOADING;
-            other->index = j;
+        /* the loader has not come to it (it runs only where a core is free): read it here */
+        if (ah->next_load == i && i != ah->stall && sl->state == SLOT_FREE) {
+            ah->next_load = i + 1;
+            sl->state = SLOT_LOADING;
+            sl->index = i;
             pthread_mutex_unlock(&ah->mu);
-            ahead_load(ah, other, ah->paths[j], 2);
-            pthread_mutex_lock(&ah->mu);
-            other->state = SLOT_LOADED;
+            slot_drop(sl);
+            Py_BLOCK_THREADS
+            *rc = 3;
+            return sl;
         }
         if (!(sl->state == SLOT_LOADED && sl->index == i)) {
             struct timespec until;
@@ -2454,9 +2465,15 @@ static int ahead_parse(Ahead *ah, size_t k, const Job *job, const char *path, Py
         *timed_out = 1;
         return 0;
     }
+    rc = 0;
     sl = ahead_take(ah, k, job->timer, &rc, timed_out);
     if (sl == NULL && rc == 2) /* the loader is late with it */
         return read_in_part(job, path, vals + M_EXPORTS, vals + M_SIGNATURE, timed_out);
+    if (rc == 3) { /* the loader had not come to it */
+        rc = read_in_part(job, path, vals + M_EXPORTS, vals + M_SIGNATURE, timed_out);
+        ahead_give_back(ah, sl);
+        return rc;
+    }
     if (sl == NULL)
         return rc;
     if (!sl->taken) { /* the loader could not: met again here, as without it */
@@ -2685,9 +2702,10 @@ PyDoc_STRVAR(parse_files_doc,
 "not answer, until its time runs out (only with a timeout; with ahead, the\n"
 "loader thread waits there until the call returns).\n"
 "\n"
-"ahead: a loader thread (no Python, signals blocked) opens the files and reads\n"
-"their parts ahead while this thread parses; this thread loads the next files\n"
-"itself rather than wait.  Same results; for runs of at least 32 .ko files.");
+"ahead: a loader thread (no Python, signals blocked, lowest priority) opens the\n"
+"files and reads their parts ahead while this thread parses; this thread reads\n"
+"a file itself when the loader has not come to it.  Same results; for runs of\n"
+"at least 32 .ko files.");
 
 PyDoc_STRVAR(parse_file_doc,
 "parse_file(path, max_size, export_type=None, import_type=None, memo=None)\n"

@@ -198,9 +198,10 @@ def read_plain_files(
     a deadline, the timer set and cleared, the record's ``__init__`` -- is done once a call
     or not at all.
 
-    ``ahead``: a C thread opens the files and reads their parts while this one parses them
-    (and this one reads the next files too rather than wait for it); the modules, messages
-    and timeouts are those of the serial read.  Worth it with a second core to run on.
+    ``ahead``: a C thread (at the lowest priority) opens the files and reads their parts
+    while this one parses them; this one reads a file itself when that thread has not come
+    to it.  The modules, messages and timeouts are those of the serial read.  Worth it with
+    a second core to run on.
     """
     assert _elfscan is not None, "read_plain_files needs the C reader (reads_in_part())"
     got: tuple[list[Module], float | None, float | None] = _elfscan.parse_files(

@@ -366,9 +366,10 @@ def _strategy(items: Sequence[tuple[str, str]]) -> str:
     Since the C reader reads plain files in part (``PlainFile``), the read
     and parse of a module cost ~36 us of CPU (amd64: 146 ms); read in runs by
     one C call (:func:`_read_in_part`), ~31 us (amd64: 124 ms).  With a second
-    core, a C loader thread opens and reads the files while this thread parses
-    (``_elfscan.parse_files(ahead=True)``; this thread reads files too rather
-    than wait): the main thread's CPU 154 -> 90 ms (amd64), the process's the same.
+    core, a C loader thread (lowest priority) opens and reads the files while
+    this thread parses (``_elfscan.parse_files(ahead=True)``; this thread reads
+    a file itself when the loader has not come to it): with a core free, the
+    read's wall 148 -> 89 ms (amd64); with none, about the serial CPU and wall.
     """
     from ..native import load
 
