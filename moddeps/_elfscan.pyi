@@ -68,7 +68,7 @@ def parse_files(
     items: Sequence[tuple[str, str]], start: int, stop: int, max_size: int, module_type: type[_M],
     export_type: type[WireExport] | None, import_type: type[WireImport] | None,
     signature_type: type[tuple[str, str, str, str]] | None, memo: dict[Any, Any] | None,
-    timeout: float = 0.0, alarm: type[BaseException] | None = None, *, stall: int = -1,
+    timeout: float = 0.0, alarm: type[BaseException] | None = None, *, stall: int = -1, ahead: bool = False,
 ) -> tuple[list[_M], float | None, float | None]: ...
 
 #: (id_type, signer, key_id, hash_algo): SignatureFacts' fields; None: no valid appended signature

@@ -638,9 +638,12 @@ def test_another_signal_handlers_exception_comes_out(tmp_path: Path) -> None:
     assert len(_parse_files(items)[0]) == 5  # the buffer was given back
 
 
-def test_the_serial_scan_gives_up_a_file_that_never_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_serial_scan_gives_up_a_file_that_never_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            jobs: int) -> None:
     """Through read_modules: the module is unreadable with the read timeout's message (the one of
-    pool._read_one), the others are read; progress and the cache's sink see every module."""
+    pool._read_one), the others are read; progress and the cache's sink see every module.  With
+    two jobs (a core to spare) the loader thread reads ahead, and it is the one stuck."""
     if not elfreader.reads_in_part() or not hasattr(signal, "setitimer"):
         pytest.skip("the C reader is switched off (MODDEPS_PURE), or no interval timer")
     items = _plain_files(tmp_path, 300)
@@ -651,15 +654,19 @@ def test_the_serial_scan_gives_up_a_file_that_never_answers(tmp_path: Path, monk
         if start <= 200 < stop:
             stalls.append(start)
             kw["stall"] = 200
+        aheads.append(kw.get("ahead", False))
         return real(items, start, stop, *args, **kw)
+
+    aheads: list[bool] = []
+    monkeypatch.setattr(pool, "_spare_core", lambda: True)
 
     monkeypatch.setattr(native, "parse_files", stalling)
     monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "0.05")
     seen: list[int] = []
     progress: list[tuple[int, int]] = []
-    got = pool._read_uncached(items, 1, lambda done, total: progress.append((done, total)),
+    got = pool._read_uncached(items, jobs, lambda done, total: progress.append((done, total)),
                               lambda i, m: seen.append(i))
-    assert stalls
+    assert stalls and set(aheads) == {jobs > 1}
     assert sorted(seen) == list(range(300))
     assert progress[-1] == (300, 300) and [d for d, _ in progress] == sorted(d for d, _ in progress)
     bad = got[200]
@@ -672,8 +679,97 @@ def test_the_serial_scan_gives_up_a_file_that_never_answers(tmp_path: Path, monk
         m.to_wire() for i, m in enumerate(got) if i != 200]
 
 
-def test_parse_files_does_not_leak(tmp_path: Path) -> None:
-    items = [*_plain_files(tmp_path, 4), (str(tmp_path / "missing.ko"), "kernel/missing.ko")]
+# --------------------------------------------------------------------------
+# parse_files with a loader thread (ahead=True)
+# --------------------------------------------------------------------------
+
+
+def _read_all(items: list[tuple[str, str]], **kw: Any) -> tuple[list[Any], list[int], dict[Any, Any]]:
+    """Every record parse_files makes of items, call after call (each stop skipped), the stops,
+    and the memo."""
+    memo: dict[Any, Any] = {}
+    made: list[Any] = []
+    stops = []
+    i = 0
+    while i < len(items):
+        got, _started, elapsed = native.parse_files(items, i, len(items), DEFAULT_MAX_SIZE, elfreader.Module,
+                                                    MExport, Import, elfreader.SignatureFacts, memo, **kw)
+        assert elapsed is None
+        made += got
+        i += len(got)
+        if i < len(items):
+            stops.append(i)
+            i += 1
+    return made, stops, memo
+
+
+def test_ahead_gives_the_records_of_the_serial_read(tmp_path: Path) -> None:
+    """With the loader thread, the same records, stops (files declined in the middle of a run:
+    a FIFO, a directory, a missing file, broken ones) and memo as without it, the equal imports
+    one object; many small and padded (read in part) files, more than the ring holds."""
+    if not elfreader.reads_in_part():
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    plain = _plain_files(tmp_path / "p", 80)
+    padded = tmp_path / "padded"
+    padded.mkdir()
+    for i in range(0, 80, 9):  # larger than a whole first read: read in part
+        path = padded / f"q{i}.ko"
+        path.write_bytes(spread(Build(), exports=[Export(name=f"q{i}", crc=i)], undefined=["u1", "u2"]))
+        plain.insert(i, (str(path), f"kernel/q-{i}.ko"))
+    items = plain[:40] + _tree(tmp_path / "t") + [(str(tmp_path / "missing.ko"), "kernel/missing.ko")] + plain[40:]
+    serial, stops, memo = _read_all(items)
+    ahead, ahead_stops, ahead_memo = _read_all(items, ahead=True)
+    assert len(stops) == 9 and ahead_stops == stops
+    assert [repr(m) for m in ahead] == [repr(m) for m in serial]
+    assert [m.to_wire() for m in ahead] == [m.to_wire() for m in serial]
+    assert sorted(map(repr, ahead_memo)) == sorted(map(repr, memo))
+    first = {}
+    for m in ahead:
+        for imp in m.imports:
+            assert first.setdefault(imp, imp) is imp and ahead_memo[imp] is imp
+
+
+def test_ahead_a_loader_that_never_answers(tmp_path: Path, alarm_handler: None) -> None:
+    """The loader stuck before a file (stall): the main thread gives that file up when its time
+    runs out, as without the loader; the files before it are read, the timer cleared, and the
+    next call (another loader) goes on."""
+    items = _plain_files(tmp_path, 60)
+    timeout = 0.05
+    made, started, elapsed = _parse_files(items, timeout=timeout, alarm=_Alarm, stall=40, ahead=True)
+    assert [m.name for m in made] == [f"p_{i}" for i in range(40)]
+    assert isinstance(started, float) and isinstance(elapsed, float) and elapsed >= timeout
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    rest, started, elapsed = _parse_files(items, 10, timeout=timeout, alarm=_Alarm, ahead=True)
+    assert [m.name for m in rest] == [f"p_{i}" for i in range(10, 60)] and started is elapsed is None
+
+
+def test_ahead_errors_come_out(tmp_path: Path) -> None:
+    """An exception in the main thread while the loader reads (an item that does not fit the
+    stub, another signal handler's exception while waiting for the loader) comes out, and the
+    next call reads everything (the slots were given back)."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timer")
+    items = _plain_files(tmp_path, 50)
+    with pytest.raises(TypeError):
+        _parse_files([*items[:40], ("a.ko", 3), *items[40:]], ahead=True)  # type: ignore[list-item]
+
+    def raising(signum: int, frame: object) -> None:
+        raise _Stop
+
+    old = signal.signal(signal.SIGALRM, raising)
+    try:
+        with pytest.raises(_Stop):
+            _parse_files(items, timeout=0.02, alarm=_Alarm, stall=35, ahead=True)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert [repr(m) for m in _parse_files(items, ahead=True)[0]] == [repr(m) for m in _parse_files(items)[0]]
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_parse_files_does_not_leak(tmp_path: Path, ahead: bool) -> None:
+    items = [*_plain_files(tmp_path, 40 if ahead else 4), (str(tmp_path / "missing.ko"), "kernel/missing.ko")]
     items += _tree(tmp_path / "t")
     memo: dict[Any, Any] = {}
 
@@ -682,7 +778,7 @@ def test_parse_files_does_not_leak(tmp_path: Path) -> None:
             i = 0
             while i < len(items):
                 made, _s, _e = native.parse_files(items, i, len(items), DEFAULT_MAX_SIZE, elfreader.Module, MExport,
-                                                  Import, elfreader.SignatureFacts, memo)
+                                                  Import, elfreader.SignatureFacts, memo, ahead=ahead)
                 i += len(made) + 1
             with pytest.raises(TypeError):
                 _parse_files([("a.ko", 1)])  # type: ignore[list-item]

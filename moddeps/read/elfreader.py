@@ -180,7 +180,7 @@ def reads_in_part() -> bool:
 
 def read_plain_files(
     items: Sequence[tuple[str, str]], start: int, stop: int, memo: ImportMemo | None, timeout: float = 0.0,
-    alarm: type[BaseException] | None = None,
+    alarm: type[BaseException] | None = None, ahead: bool = False,
 ) -> tuple[list[Module], float | None, float | None]:
     """The Modules of ``items[start:stop]`` ((path, shown) pairs), read by the C reader
     (:func:`reads_in_part` must be true) one after the other, each as :func:`parse_module`
@@ -198,10 +198,16 @@ def read_plain_files(
     a SIGALRM handler that raises ``alarm``.  The per-module work of the Python reader --
     a deadline, the timer set and cleared, the record's ``__init__`` -- is done once a call
     or not at all.
+
+    ``ahead``: a C thread (at the lowest priority) opens the files and reads their parts
+    while this one parses them; this one reads a file itself when that thread has not come
+    to it.  The modules, messages and timeouts are those of the serial read.  Worth it with
+    a second core to run on.
     """
     assert _elfscan is not None, "read_plain_files needs the C reader (reads_in_part())"
     got: tuple[list[Module], float | None, float | None] = _elfscan.parse_files(
-        items, start, stop, DEFAULT_MAX_SIZE, Module, Export, Import, SignatureFacts, memo, timeout, alarm)
+        items, start, stop, DEFAULT_MAX_SIZE, Module, Export, Import, SignatureFacts, memo, timeout, alarm,
+        ahead=ahead)
     return got
 
 
