@@ -33,7 +33,6 @@ from ..errors import ModuleReadError
 from ..model import Export, Import, Module, SignatureFacts, fsdecode, modname_from_path
 from ..native import DECLINED, Declined
 from ..native import load as _load_native
-from ..signature import scan_facts
 from .compression import DEFAULT_MAX_SIZE, Deadline
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
@@ -600,6 +599,8 @@ def signature_facts(data: bytes) -> SignatureFacts | None:
         got: tuple[str, str, str, str] | Declined | None = _elfscan.sig_facts(data)
         if got is not DECLINED:
             return None if got is None else tuple.__new__(SignatureFacts, got)  # None: no signature
+    from ..signature import scan_facts  # (here: the C walker is the usual path; start-up)
+
     return scan_facts(data)
 
 
