@@ -146,15 +146,21 @@ class _Harness:
         return True
 
 
-@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
-def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(seed)
+def _random_tree(tmp_path: Path, rng: random.Random) -> tuple[Path, list[Spec]]:
+    """A tree of N random modules, in modules.order's order, and their specs."""
     root = _root(tmp_path)
     specs = [_random_spec(rng, i) for i in range(N)]
     for i, spec in enumerate(specs):
         _write(root, i, spec)
     (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N)))
+    return root, specs
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
+def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(seed)
+    root, specs = _random_tree(tmp_path, rng)
     harness = _Harness(tmp_path, monkeypatch)
     _outcome(harness.cached)
     kinds: list[str] = []
@@ -432,11 +438,7 @@ def test_random_changes_answered_through_the_stamp_give_what_a_run_without_cache
 
     monkeypatch.setattr(run_module, "layout_tree", layout)
     rng = random.Random(1000 + seed)
-    root = _root(tmp_path)
-    specs = [_random_spec(rng, i) for i in range(N)]
-    for i, spec in enumerate(specs):
-        _write(root, i, spec)
-    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N)))
+    root, specs = _random_tree(tmp_path, rng)
     harness = _Harness(tmp_path, monkeypatch)
     fields = {name: getattr(harness.cached, name) for name, _default in stamp.FIELDS} | {"cache": harness.cached.cache}
     assert harness.cached.cache is not None

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..resolve import Resolution
-    from .incremental import State
+    from .incremental import State, Update
     from .outputs import WriterInput
     from .render import Rendered
     from .stamp import Known
@@ -125,6 +125,20 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
     return Inputs(ctx, inputs_digest(basis, files.encoded), basis, files, keys)
+
+
+def _updated_files(update: Update, previous: dict[str, bytes]) -> list[tuple[str, bytes]] | None:
+    """Every output file after ``update``: its groups' files rendered again, the others as
+    ``previous`` wrote them (None: the state names a file the previous result did not write)."""
+    result: list[tuple[str, bytes]] = []
+    for group, names in update.files.items():
+        if group in update.groups:
+            result += update.groups[group].files
+        elif all(name in previous for name in names):
+            result += [(name, previous[name]) for name in names]
+        else:
+            return None
+    return result
 
 
 def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
@@ -318,14 +332,9 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     if update is None:
         return None
     previous = dict(files)
-    result: list[tuple[str, bytes]] = []
-    for group, names in update.files.items():
-        if group in update.groups:
-            result += update.groups[group].files
-        elif all(name in previous for name in names):
-            result += [(name, previous[name]) for name in names]
-        else:  # the state names a file the previous result did not write
-            return None
+    result = _updated_files(update, previous)
+    if result is None:
+        return None
     # the state first (its write overlaps the files' fsyncs); the result
     # stored after it with the same digest is the one it belongs to
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
@@ -390,14 +399,9 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     if update is None:
         return None
     previous = dict(files)
-    result: list[tuple[str, bytes]] = []
-    for group, file_names in update.files.items():
-        if group in update.groups:
-            result += update.groups[group].files
-        elif all(name in previous for name in file_names):
-            result += [(name, previous[name]) for name in file_names]
-        else:  # the state names a file the previous result did not write
-            return None
+    result = _updated_files(update, previous)
+    if result is None:
+        return None
     scan_cache.put_many(entry for entry in fresh if entry[2].error is None)  # (as a scan stores what it read)
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
     rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
