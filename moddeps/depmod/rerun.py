@@ -127,9 +127,14 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     return Inputs(ctx, inputs_digest(basis, files.encoded), basis, files, keys)
 
 
-def _updated_files(update: Update, previous: dict[str, bytes]) -> list[tuple[str, bytes]] | None:
-    """Every output file after ``update``: its groups' files rendered again, the others as
-    ``previous`` wrote them (None: the state names a file the previous result did not write)."""
+def _updated_files(update: Update | None, files: Sequence[tuple[str, bytes]]
+                   ) -> tuple[list[tuple[str, bytes]], tuple[tuple[str, bytes], ...]] | None:
+    """Every output file after ``update``, and those of them whose bytes differ from ``files``
+    (the previous result's): its groups' files rendered again, the others as the previous
+    result wrote them.  None: no update, or the state names a file the previous result did not write."""
+    if update is None:
+        return None
+    previous = dict(files)
     result: list[tuple[str, bytes]] = []
     for group, names in update.files.items():
         if group in update.groups:
@@ -138,7 +143,7 @@ def _updated_files(update: Update, previous: dict[str, bytes]) -> list[tuple[str
             result += [(name, previous[name]) for name in names]
         else:
             return None
-    return result
+    return result, tuple((name, data) for name, data in result if previous.get(name) != data)
 
 
 def previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) -> Rerun | None:
@@ -329,16 +334,13 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
         [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
-    if update is None:
+    got = _updated_files(update, files)
+    if update is None or got is None:
         return None
-    previous = dict(files)
-    result = _updated_files(update, previous)
-    if result is None:
-        return None
+    result, rewrite = got
     # the state first (its write overlaps the files' fsyncs); the result
     # stored after it with the same digest is the one it belongs to
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
-    rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 
 
@@ -396,15 +398,12 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     update = incremental.update(
         state, [fsencode(name) for name in names], shown, changes, importers,
         dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
-    if update is None:
+    got = _updated_files(update, files)
+    if update is None or got is None:
         return None
-    previous = dict(files)
-    result = _updated_files(update, previous)
-    if result is None:
-        return None
+    result, rewrite = got
     scan_cache.put_many(entry for entry in fresh if entry[2].error is None)  # (as a scan stores what it read)
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
-    rewrite = tuple((name, data) for name, data in result if previous.get(name) != data)
     stored = prev.output
     rewritten = {name for name, _data in rewrite}
     kept = tuple(ident for ident in stored.identities if ident.name not in rewritten)
