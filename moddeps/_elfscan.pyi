@@ -100,3 +100,10 @@ def unpack_many(
     blobs: Sequence[ReadableBuffer], module_type: None = None, export_type: type[_E] | None = None,
     import_type: type[_I] | None = None, memo: dict[Any, Any] | None = None,
 ) -> list[tuple[Any, ...]]: ...
+
+# The scan cache's keys and rows (twins: moddeps/read/cache.py's file_key loop and _rows)
+
+_K = TypeVar("_K", bound=tuple[str, int, int, int, int, int])
+
+def file_keys(paths: Sequence[str], key_type: type[_K]) -> list[_K | None] | Declined: ...
+def pack_rows(entries: Sequence[tuple[Any, str, object]], schema: int) -> list[tuple[object, ...]] | Declined: ...

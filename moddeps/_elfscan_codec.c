@@ -1,11 +1,17 @@
 /*
  * moddeps._elfscan's pack / unpack / unpack_many: the C side of the scan
  * cache's record codec, moddeps/read/recordcodec.py, which describes the format
- * and holds the pure-Python twin.  unpack treats its input as hostile in the
+ * and holds the pure-Python twin; and file_keys / pack_rows, the cache's keys
+ * and sealed rows (twins in moddeps/read/cache.py).  unpack treats its input as hostile in the
  * same way as the module reader (_elfscan.c).
  */
 
 #include "_elfscan.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "marshal.h"
 
 /* ---------------------------------------------------------------------- */
 /* The scan cache's record of a Module: pack / unpack / unpack_many         */
@@ -987,6 +993,272 @@ done:
     return out;
 }
 
+/* ---------------------------------------------------------------------- */
+/* The scan cache's keys and rows: file_keys / pack_rows                    */
+/*                                                                          */
+/* The twins are moddeps/read/cache.py's file_key loop and ScanCache.put_many's */
+/* loop: a first run calls them once a module, 4,000 times, on its critical */
+/* path (a stat and a Key; a record, its key marshalled and a CRC-32 seal). */
+
+/* CRC-32 as zlib computes it (ISO-HDLC: reflected polynomial 0xEDB88320, all
+ * ones in and out), eight bytes a step (slicing-by-8); the seal of a row must
+ * equal zlib.crc32's. */
+static uint32_t crc_tab[8][256];
+
+static void crc_init(void)
+{
+    uint32_t i, c;
+    int k;
+    if (crc_tab[0][1] != 0)
+        return;
+    for (i = 0; i < 256; i++) {
+        c = i;
+        for (k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+        crc_tab[0][i] = c;
+    }
+    for (i = 0; i < 256; i++)
+        for (k = 1; k < 8; k++)
+            crc_tab[k][i] = (crc_tab[k - 1][i] >> 8) ^ crc_tab[0][crc_tab[k - 1][i] & 0xFF];
+}
+
+static uint32_t crc32_of(uint32_t crc, const unsigned char *p, size_t n)
+{
+    crc = ~crc;
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+        crc = crc_tab[7][lo & 0xFF] ^ crc_tab[6][(lo >> 8) & 0xFF] ^ crc_tab[5][(lo >> 16) & 0xFF] ^
+              crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xFF] ^ crc_tab[2][(hi >> 8) & 0xFF] ^
+              crc_tab[1][(hi >> 16) & 0xFF] ^ crc_tab[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        crc = (crc >> 8) ^ crc_tab[0][(crc ^ *p++) & 0xFF];
+    return ~crc;
+}
+
+/* Whether a path is absolute and normal as cache._absolute takes it as it is:
+ * starts with "/", holds no "//" and no "/.", does not end with "/". */
+static int plain_absolute(const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    if (n < 1 || p[0] != '/' || p[n - 1] == '/')
+        return 0;
+    for (i = 0; i + 1 < n; i++)
+        if (p[i] == '/' && (p[i + 1] == '/' || p[i + 1] == '.'))
+            return 0;
+    return 1;
+}
+
+/* st's time in nanoseconds as os.stat_result's st_*_ns, or -1 past 64 bits. */
+static int stat_ns(struct timespec ts, long long *out)
+{
+    long long sec = (long long)ts.tv_sec;
+    if (sec > LLONG_MAX / 1000000000LL - 1 || sec < LLONG_MIN / 1000000000LL + 1)
+        return -1;
+    *out = sec * 1000000000LL + (long long)ts.tv_nsec;
+    return 0;
+}
+
+static PyObject *elfscan_file_keys(PyObject *self, PyObject *args)
+{
+    PyObject *paths, *kt, *seq = NULL, *out = NULL, *enc = NULL;
+    PyTypeObject *key_type;
+    Py_ssize_t i, n;
+    if (!PyArg_ParseTuple(args, "OO:file_keys", &paths, &kt))
+        return NULL;
+    if (record_type(kt, &key_type, "key_type") < 0)
+        return NULL;
+    seq = PySequence_Tuple(paths);
+    if (seq == NULL)
+        return NULL;
+    n = PyTuple_GET_SIZE(seq);
+    out = PyList_New(n);
+    if (out == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *path = PyTuple_GET_ITEM(seq, i), *items[6], *key;
+        struct stat st;
+        long long mtime, ctime;
+        int rc;
+        if (!PyUnicode_Check(path)) {
+            Py_CLEAR(out);
+            out = declined();
+            goto done;
+        }
+        enc = PyUnicode_EncodeFSDefault(path);
+        if (enc == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (!plain_absolute(PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc)) ||
+            (Py_ssize_t)strlen(PyBytes_AS_STRING(enc)) != PyBytes_GET_SIZE(enc)) {
+            Py_CLEAR(out); /* a path to make absolute, or with a NUL (os.stat's ValueError): Python's */
+            out = declined();
+            goto done;
+        }
+        rc = stat(PyBytes_AS_STRING(enc), &st); /* (~1 us from the dentry cache: the GIL kept) */
+        Py_CLEAR(enc);
+        if (rc != 0) {
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(out, i, Py_None);
+            continue;
+        }
+        if (stat_ns(st.st_mtim, &mtime) < 0 || stat_ns(st.st_ctim, &ctime) < 0) {
+            Py_CLEAR(out);
+            out = declined();
+            goto done;
+        }
+        Py_INCREF(path);
+        items[0] = path;
+        items[1] = PyLong_FromLongLong((long long)st.st_size);
+        items[2] = PyLong_FromLongLong(mtime);
+        items[3] = PyLong_FromLongLong(ctime);
+        /* inode and device as the signed 64-bit number of their bits (moddeps.read.fileid.identity) */
+        items[4] = PyLong_FromLongLong((long long)(uint64_t)st.st_ino);
+        items[5] = PyLong_FromLongLong((long long)(uint64_t)st.st_dev);
+        key = record(key_type, 6, items);
+        if (key == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, key);
+    }
+done:
+    Py_XDECREF(enc);
+    Py_DECREF(seq);
+    return out;
+}
+
+/* Whether SQLite can store s (cache._bindable): ASCII, or UTF-8 encodable. */
+static int bindable(PyObject *s)
+{
+    if (PyUnicode_IS_ASCII(s))
+        return 1;
+    if (PyUnicode_AsUTF8AndSize(s, NULL) != NULL)
+        return 1;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return -1;
+    PyErr_Clear();
+    return 0;
+}
+
+static PyObject *elfscan_pack_rows(PyObject *self, PyObject *args)
+{
+    PyObject *entries, *schema, *seq = NULL, *out = NULL;
+    Py_ssize_t i, n, j;
+    if (!PyArg_ParseTuple(args, "OO!:pack_rows", &entries, &PyLong_Type, &schema))
+        return NULL;
+    crc_init();
+    seq = PySequence_Tuple(entries);
+    if (seq == NULL)
+        return NULL;
+    n = PyTuple_GET_SIZE(seq);
+    out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *e = PyTuple_GET_ITEM(seq, i), *key, *shown, *record, *ident, *marshalled, *row, *seal;
+        uint32_t crc;
+        int b;
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 3) {
+            PyErr_SetString(PyExc_TypeError, "each entry must be a tuple (key, shown, module)");
+            goto fail;
+        }
+        key = PyTuple_GET_ITEM(e, 0);
+        shown = PyTuple_GET_ITEM(e, 1);
+        if (key == Py_None)
+            continue;
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 6 || !PyUnicode_Check(PyTuple_GET_ITEM(key, 0)) ||
+            !PyUnicode_Check(shown)) {
+            Py_DECREF(seq);
+            Py_DECREF(out);
+            return declined();
+        }
+        if ((b = bindable(PyTuple_GET_ITEM(key, 0))) < 0)
+            goto fail;
+        if (b == 0)
+            continue;
+        if ((b = bindable(shown)) < 0)
+            goto fail;
+        if (b == 0)
+            continue;
+        record = elfscan_pack(self, PyTuple_GET_ITEM(e, 2));
+        if (record == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError))
+                goto fail;
+            PyErr_Clear(); /* a value the format cannot hold: that module is not cached (as the twin) */
+            continue;
+        }
+        /* the seal: CRC-32 of the record, started from that of marshal format 2 of
+         * (path, size, mtime_ns, ctime_ns, inode, device, schema, shown) (cache.record_seal) */
+        row = PyTuple_New(10);
+        if (row == NULL) {
+            Py_DECREF(record);
+            goto fail;
+        }
+        for (j = 0; j < 6; j++) {
+            PyObject *v = PyTuple_GET_ITEM(key, j);
+            Py_INCREF(v);
+            PyTuple_SET_ITEM(row, j, v);
+        }
+        Py_INCREF(schema);
+        PyTuple_SET_ITEM(row, 6, schema);
+        Py_INCREF(shown);
+        PyTuple_SET_ITEM(row, 7, shown);
+        PyTuple_SET_ITEM(row, 9, record);
+        ident = PyTuple_GetSlice(row, 0, 8);
+        marshalled = ident ? PyMarshal_WriteObjectToString(ident, 2) : NULL;
+        Py_XDECREF(ident);
+        if (marshalled == NULL) {
+            Py_DECREF(row);
+            goto fail;
+        }
+        crc = crc32_of(0, (const unsigned char *)PyBytes_AS_STRING(marshalled), (size_t)PyBytes_GET_SIZE(marshalled));
+        Py_DECREF(marshalled);
+        crc = crc32_of(crc, (const unsigned char *)PyBytes_AS_STRING(record), (size_t)PyBytes_GET_SIZE(record));
+        seal = PyLong_FromUnsignedLong(crc);
+        if (seal == NULL) {
+            Py_DECREF(row);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(row, 8, seal);
+        if (PyList_Append(out, row) < 0) {
+            Py_DECREF(row);
+            goto fail;
+        }
+        Py_DECREF(row);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_DECREF(seq);
+    return out;
+}
+
+PyDoc_STRVAR(file_keys_doc,
+"file_keys(paths, key_type)\n"
+"--\n"
+"\n"
+"[moddeps.read.cache.file_key(p) for p in paths]: each path's identity (stat,\n"
+"following symlinks) as a key_type (a tuple subclass of 6: path, size,\n"
+"mtime_ns, ctime_ns, inode, device; inode and device as signed 64-bit\n"
+"numbers), None where it cannot be stat'ed.  DECLINED when a path is not\n"
+"absolute and normal already, holds a NUL, or a time does not fit 64 bits.");
+
+PyDoc_STRVAR(pack_rows_doc,
+"pack_rows(entries, schema)\n"
+"--\n"
+"\n"
+"The scan cache's rows of (key, shown, module) entries, as\n"
+"moddeps.read.cache.ScanCache.put_many makes them: (*key, schema, shown, seal,\n"
+"pack(module)), leaving out an entry whose key is None, whose path or shown\n"
+"path SQLite cannot store, or whose module pack refuses.  DECLINED for a key\n"
+"that is not a tuple of 6 with a str path, or a shown path that is not a str.");
+
 PyDoc_STRVAR(pack_doc,
 "pack(module)\n"
 "--\n"
@@ -1014,6 +1286,8 @@ PyDoc_STRVAR(unpack_many_doc,
 
 PyMethodDef elfscan_codec_methods[] = {
     {"pack", (PyCFunction)elfscan_pack, METH_O, pack_doc},
+    {"file_keys", elfscan_file_keys, METH_VARARGS, file_keys_doc},
+    {"pack_rows", elfscan_pack_rows, METH_VARARGS, pack_rows_doc},
     {"unpack", (PyCFunction)(void (*)(void))elfscan_unpack, METH_VARARGS | METH_KEYWORDS, unpack_doc},
     {"unpack_many", (PyCFunction)(void (*)(void))elfscan_unpack_many, METH_VARARGS | METH_KEYWORDS,
      unpack_many_doc},

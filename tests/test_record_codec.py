@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moddeps.model import READER_SCHEMA, Export, Import, Module, fsdecode
+from moddeps.native import DECLINED
 from moddeps.read import cache as cache_mod
 from moddeps.read import recordcodec as rc
 from moddeps.read.cache import ScanCache
@@ -702,3 +703,87 @@ def test_a_module_the_format_cannot_hold_is_simply_not_cached(tmp_path: Path) ->
     assert c.get_many([(key, "a"), (good, "b")]) == [None, BASE]
     assert c.problem is None
     c.close()
+
+
+# --------------------------------------------------------------------------
+# The cache's keys and rows in C (file_keys, pack_rows) against their twins
+# --------------------------------------------------------------------------
+
+
+def test_file_keys_match_file_key(tmp_path: Path) -> None:
+    c = need_native()
+    (tmp_path / "sub").mkdir()
+    files = [tmp_path / "a.ko", tmp_path / "sub" / "b.ko", tmp_path / "sub" / "é ü.ko"]
+    for i, f in enumerate(files):
+        f.write_bytes(b"x" * i)
+    (tmp_path / "link.ko").symlink_to(files[1])
+    (tmp_path / "dangling.ko").symlink_to(tmp_path / "nowhere")
+    paths = [str(f) for f in files] + [str(tmp_path / "link.ko"), str(tmp_path / "dangling.ko"),
+                                       str(tmp_path / "missing.ko"), os.fsdecode(bytes(tmp_path) + b"/\xff.ko")]
+    (tmp_path / os.fsdecode(b"\xff.ko")).write_bytes(b"odd name")
+    got = c.file_keys(paths, cache_mod.Key)
+    want = [cache_mod.file_key(p) for p in paths]
+    assert got == want and cache_mod.file_keys(paths) == want
+    assert got[4] is None and got[5] is None and got[6] is not None
+    assert all(type(k) is cache_mod.Key for k in got if k is not None)
+    assert got[3] is not None and got[3].inode == got[1].inode and got[3].path != got[1].path  # followed, own path
+    # a path to make absolute first, or that os.stat refuses: the Python twin decides
+    for odd in ("relative.ko", f"{tmp_path}//a.ko", f"{tmp_path}/./a.ko", f"{tmp_path}/sub/", "", "/x\0y.ko"):
+        assert c.file_keys([paths[0], odd], cache_mod.Key) is DECLINED
+    assert c.file_keys([], cache_mod.Key) == []
+    with pytest.raises(TypeError):
+        c.file_keys(paths, dict)
+
+
+def test_file_keys_of_big_inode_and_device_numbers_are_signed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the C stat's inode and device go through the same two's-complement rule as fileid.identity
+    f = tmp_path / "a.ko"
+    f.write_bytes(b"")
+    key = need_native().file_keys([str(f)], cache_mod.Key)[0]
+    st = os.stat(f)
+    assert key.inode == (st.st_ino - (1 << 64) if st.st_ino >= 1 << 63 else st.st_ino)
+    assert key.device == (st.st_dev - (1 << 64) if st.st_dev >= 1 << 63 else st.st_dev)
+    assert (key.mtime_ns, key.ctime_ns, key.size) == (st.st_mtime_ns, st.st_ctime_ns, 0)
+
+
+KEYS = st.tuples(st.one_of(ODD, st.just("/lib/modules/x.ko")), st.integers(0, 1 << 40),
+                 st.integers(-(1 << 63), (1 << 63) - 1), st.integers(-(1 << 63), (1 << 63) - 1),
+                 st.integers(-(1 << 63), (1 << 63) - 1), st.integers(-(1 << 63), (1 << 63) - 1)
+                 ).map(lambda t: cache_mod.Key(*t))
+
+
+@HYP
+@given(st.lists(st.tuples(st.one_of(st.none(), KEYS), ODD, MODULES), max_size=6), st.integers(0, 1 << 20))
+def test_pack_rows_matches_its_twin(entries: list[tuple[Any, str, Module]], schema: int) -> None:
+    c = need_native()
+    monkey = pytest.MonkeyPatch()
+    with monkey.context() as m:
+        m.setattr(cache_mod, "READER_SCHEMA", schema)
+        want = cache_mod._rows(entries)
+    got = c.pack_rows(entries, schema)
+    assert got == want
+    assert all(type(v) is type(w) for g, w_ in zip(got, want) for v, w in zip(g, w_))
+
+
+def test_pack_rows_leaves_out_what_sqlite_or_the_format_cannot_hold() -> None:
+    c = need_native()
+    key = cache_mod.Key("/m/a.ko", 1, 2, 3, 4, 5)
+    entries = [(None, "a.ko", BASE), (key, "bad\udcff.ko", BASE), (key._replace(path="/m/\udcff.ko"), "b.ko", BASE),
+               (key, "c.ko", replace(BASE, machine=-1)), (key, "d.ko", BASE)]
+    rows = c.pack_rows(entries, READER_SCHEMA)
+    assert rows == cache_mod._rows(entries) and [r[7] for r in rows] == ["d.ko"]
+    path, size, mtime, ctime, ino, dev, schema, shown, seal, record = rows[0]
+    assert seal == cache_mod.record_seal(path, size, mtime, ctime, ino, dev, schema, shown, record)
+    assert c.pack_rows([(("/m/a.ko", 1), "x", BASE)], READER_SCHEMA) is DECLINED
+    assert c.pack_rows([(key, b"x", BASE)], READER_SCHEMA) is DECLINED
+    with pytest.raises(TypeError):
+        c.pack_rows([(key, "x")], READER_SCHEMA)
+
+
+def test_the_seal_crc_matches_zlib_at_every_length() -> None:
+    # pack_rows' own CRC-32 (eight bytes a step) against zlib's, across the step's edges
+    c = need_native()
+    key = cache_mod.Key("/m/a.ko", 1, 2, 3, 4, 5)
+    for n in range(0, 40):
+        m = replace(BASE, name="n" * n, modinfo=(("k", "v" * (n * 37 % 301)),))
+        assert c.pack_rows([(key, "s" * n, m)], READER_SCHEMA) == cache_mod._rows([(key, "s" * n, m)])

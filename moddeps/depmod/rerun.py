@@ -19,7 +19,7 @@ from .. import __version__
 from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
-from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_key
+from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_keys
 from ..read.fileid import blake2b, identity
 from ..read.scan import WalkedTree, read_optional
 from ..records import dataclass
@@ -120,7 +120,7 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     # (~40 bytes a module, stored to find which files changed next time).
     # marshal format 2 (no back-references) is a deterministic, injective
     # encoding of these strings, ints and tuples, 10x faster than repr here.
-    keys = tuple(file_key(mf.path) for mf in layout.files)
+    keys = tuple(file_keys([mf.path for mf in layout.files]))
     paths = blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
                             digest_size=PATHS_DIGEST_SIZE).digest()
     files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])

@@ -446,7 +446,8 @@ def _stamp_end(job: _Job, scan_cache: ScanCache, layout: WalkedTree, inputs: rer
     found = [*(mf.path for mf in layout.files),
              *(path for path, want in layout.walked if not isinstance(want, frozenset))]
     walked = stamp.walked_dirs(dirs, found, with_names=not layout.duplicates)
-    modules = [(key.path, key.stat, mf.shown) for key, mf in zip(inputs.keys, layout.files) if key is not None]
+    # (key[1:] is key.stat without the property's call: 4,022 of them)
+    modules = [(key[0], key[1:], mf.shown) for key, mf in zip(inputs.keys, layout.files) if key is not None]
     outputs: list[stamp.OutputId] = [(i.name, i.size, i.mtime_ns, i.ctime_ns, i.inode, i.device, i.crc32)
                                      for i in written]
     stamp.write(start.cache, start.name, start.started_ns, job.dirname, job.outdir, checks, outputs, lines, walked,

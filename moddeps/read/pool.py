@@ -247,9 +247,9 @@ def read_modules(
     if cache is None or not cache.usable:
         return _read_uncached(items, jobs, progress)
     if keys is None:
-        from .cache import file_key
+        from .cache import file_keys
 
-        keys = [file_key(path) for path, _shown in items]
+        keys = file_keys([path for path, _shown in items])
     found = cache.get_many([(k, shown) for k, (_p, shown) in zip(keys, items)])
     todo = [i for i, m in enumerate(found) if m is None]
     if todo:
@@ -260,7 +260,7 @@ def read_modules(
             if m.error is None:
                 i = todo[j]
                 batch.append((keys[i], items[i][1], m))
-                if len(batch) >= 512:
+                if len(batch) >= SINK_RUN:
                     cache.put_many(batch)
                     batch.clear()
 
@@ -315,9 +315,14 @@ def _read_uncached(
             gc.enable()
 
 
-#: Modules read by one call of the C reader when progress or a sink is
-#: reported (they are, after each call); else every one in one call.
+#: Modules read by one call of the C reader when progress is reported (it is,
+#: after each call); else every one in one call, or with a sink (a first run
+#: storing what it reads) :data:`SINK_RUN`.
 _RUN = 128
+#: Modules read by one call when only a sink is fed: a call starts its loader
+#: thread empty, so runs of 128 (32 calls, amd64) made the caller read the first
+#: files of each run itself; the cache takes them in batches of this size anyway.
+SINK_RUN = 512
 
 
 def _spare_core() -> bool:
@@ -342,7 +347,7 @@ def _read_in_part(
     the files while this one parses (``_elfscan.parse_files``; with a second core to run on)."""
     total = len(items)
     out: list[Module] = []
-    run = _RUN if progress is not None or sink is not None else total
+    run = _RUN if progress is not None else SINK_RUN if sink is not None else total
     i = 0
     while i < total:
         stop = min(total, i + run)

@@ -69,6 +69,7 @@ from ..native import twin
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
     from typing import Any
 
 FORMAT = 1
@@ -368,6 +369,12 @@ def py_unpack_many(blobs: Sequence[bytes], memo: dict[Any, Import] | None = None
 
 
 _native = _load_native("_elfscan")
+
+
+def accelerator() -> ModuleType | None:
+    """The C codec (``moddeps._elfscan``), None when it is not built or switched off: also what
+    :mod:`moddeps.read.cache` makes its keys and rows with."""
+    return _native
 
 
 def pack(m: Module) -> bytes:
