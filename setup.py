@@ -16,7 +16,7 @@ setup(
     ext_modules=[
         Extension(
             "moddeps._elfscan",
-            ["moddeps/_elfscan.c", "moddeps/_elfscan_codec.c"],
+            ["moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan_walk.c"],
             depends=["moddeps/_elfscan.h", "moddeps/_native.h"],
             **SHARED,
         ),

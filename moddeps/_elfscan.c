@@ -2794,7 +2794,8 @@ PyMODINIT_FUNC PyInit__elfscan(void)
     if (elfscan_codec_init() < 0)
         return NULL;
     m = PyModule_Create(&elfscan_module);
-    if (m != NULL && (PyModule_AddFunctions(m, elfscan_codec_methods) < 0 || native_bind(m, &elfscan_declined) < 0))
+    if (m != NULL && (PyModule_AddFunctions(m, elfscan_codec_methods) < 0 ||
+                      PyModule_AddFunctions(m, elfscan_walk_methods) < 0 || native_bind(m, &elfscan_declined) < 0))
         Py_CLEAR(m);
     return m;
 }

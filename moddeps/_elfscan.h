@@ -139,9 +139,12 @@ static inline int record_type(PyObject *o, PyTypeObject **out, const char *what)
     return 0;
 }
 
-/* _elfscan_codec.c: pack, unpack, unpack_many */
+/* _elfscan_codec.c: pack, unpack, unpack_many; file_keys, pack_rows */
 extern PyMethodDef elfscan_codec_methods[];
 int elfscan_codec_init(void);
+
+/* _elfscan_walk.c: walk */
+extern PyMethodDef elfscan_walk_methods[];
 
 /* moddeps.model.Module's fields, in order (recordcodec._FIELDS, the codec's field_names) */
 enum {

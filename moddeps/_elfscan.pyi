@@ -107,3 +107,9 @@ _K = TypeVar("_K", bound=tuple[str, int, int, int, int, int])
 
 def file_keys(paths: Sequence[str], key_type: type[_K]) -> list[_K | None] | Declined: ...
 def pack_rows(entries: Sequence[tuple[Any, str, object]], schema: int) -> list[tuple[object, ...]] | Declined: ...
+
+# The walk of a module tree (twin: moddeps/read/walk.py's _walk_exact)
+
+def walk(
+    top: str, rel: str | None, skip: tuple[bytes, ...], record: bool
+) -> tuple[list[tuple[str, tuple[int, int, int, int, int]]] | None, list[tuple[str, str, str | None]]] | Declined: ...

@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: each C accelerator -> its sources and headers (setup.py's sources and depends)
 ACCELERATORS = {
-    "moddeps/_elfscan": ("moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan.h", "moddeps/_native.h"),
+    "moddeps/_elfscan": ("moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan_walk.c",
+                         "moddeps/_elfscan.h", "moddeps/_native.h"),
     "moddeps/depmod/_trie": ("moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c", "moddeps/depmod/_trie.h",
                              "moddeps/_native.h"),
 }

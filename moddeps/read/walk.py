@@ -18,14 +18,18 @@ import stat
 from ..config import DepmodConfig
 from ..kmodnames import MODULE_SUFFIXES
 from ..model import FileProblem, modname_from_path, printable
+from ..native import DECLINED, Declined, load, twin
 from ..records import dataclass
 from .fileid import FileStat, identity, tree_names
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from types import ModuleType
 
 SKIP_NAMES = frozenset({".", "..", "build", "source"})
+
+_native = load("_elfscan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +156,11 @@ def discover(dirname: str, config: DepmodConfig, problems: list[FileProblem],
     (:mod:`moddeps.depmod.stamp` checks them again)."""
     registry = Registry(dirname, config)
     excludes = frozenset(config.excludes)
-    _walk_exact(dirname, "", registry, excludes, problems, set(), seen)
+    _walk(dirname, "", registry, excludes, problems, seen)
     # kmod walks the external list in internal (reversed) order.
     for ext in reversed(config.externals):
         if os.path.isdir(ext):
-            _walk_exact(ext.rstrip("/") or "/", None, registry, excludes, problems, set(), seen)
+            _walk(ext.rstrip("/") or "/", None, registry, excludes, problems, seen)
         else:
             if seen is not None:
                 seen.append((ext, None))
@@ -183,6 +187,42 @@ def _unsafe_path(path: str) -> str | None:
         if ch in path:
             return what
     return None
+
+
+def _walk(top: str, rel: str | None, registry: Registry, excludes: frozenset[str], problems: list[FileProblem],
+          seen: list[tuple[str, FileStat | frozenset[str] | None]] | None) -> None:
+    """Walk ``top`` (:func:`_walk_exact`; in C when every entry is a directory or a regular file:
+    ``_elfscan.walk``, 25 -> 8 ms for Debian 12's amd64 tree)."""
+    twin(_native, lambda c: _walk_c(c, top, rel, registry, excludes, seen),
+         lambda: _walk_exact(top, rel, registry, excludes, problems, set(), seen))
+
+
+def _walk_c(c: ModuleType, top: str, rel: str | None, registry: Registry, excludes: frozenset[str],
+            seen: list[tuple[str, FileStat | frozenset[str] | None]] | None) -> Declined | None:
+    """``_elfscan.walk`` of ``top``, its findings registered; DECLINED (nothing registered) for the twin."""
+    names = None
+    if seen is not None and rel == "":
+        try:  # (taken before the walk lists the top, as _walk_exact's enter takes it)
+            names = tree_names(top)
+        except OSError:
+            return DECLINED
+    got: tuple[list[tuple[str, FileStat | frozenset[str] | None]], list[tuple[str, str, str | None]]] | Declined
+    got = c.walk(top, rel, _skip_bytes(excludes), seen is not None)
+    if got is DECLINED:
+        return DECLINED
+    dirs, files = got
+    if seen is not None:
+        if names is not None:
+            dirs[0] = (top, names)
+        seen += dirs
+    add = registry.add
+    for name, path, relpath in files:
+        add(ModuleFile(name, path, relpath))
+    return None
+
+
+def _skip_bytes(excludes: frozenset[str]) -> tuple[bytes, ...]:
+    return tuple(os.fsencode(n) for n in SKIP_NAMES | excludes)
 
 
 def _walk_exact(
