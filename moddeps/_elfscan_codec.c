@@ -1208,17 +1208,29 @@ static PyObject *elfscan_pack_rows(PyObject *self, PyObject *args)
         PyTuple_SET_ITEM(row, 6, schema);
         Py_INCREF(shown);
         PyTuple_SET_ITEM(row, 7, shown);
-        PyTuple_SET_ITEM(row, 9, record);
+        {
+            /* bound as a bytearray: the sqlite3 module binds one as it is, but passes bytes through
+             * its adapters first (~3,000 instructions a row, in the writer thread, holding the GIL) */
+            PyObject *blob = PyByteArray_FromStringAndSize(PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record));
+            if (blob == NULL) {
+                Py_DECREF(record);
+                Py_DECREF(row);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(row, 9, blob);
+        }
         ident = PyTuple_GetSlice(row, 0, 8);
         marshalled = ident ? PyMarshal_WriteObjectToString(ident, 2) : NULL;
         Py_XDECREF(ident);
         if (marshalled == NULL) {
+            Py_DECREF(record);
             Py_DECREF(row);
             goto fail;
         }
         crc = crc32_of(0, (const unsigned char *)PyBytes_AS_STRING(marshalled), (size_t)PyBytes_GET_SIZE(marshalled));
         Py_DECREF(marshalled);
         crc = crc32_of(crc, (const unsigned char *)PyBytes_AS_STRING(record), (size_t)PyBytes_GET_SIZE(record));
+        Py_DECREF(record);
         seal = PyLong_FromUnsignedLong(crc);
         if (seal == NULL) {
             Py_DECREF(row);
@@ -1255,7 +1267,7 @@ PyDoc_STRVAR(pack_rows_doc,
 "\n"
 "The scan cache's rows of (key, shown, module) entries, as\n"
 "moddeps.read.cache.ScanCache.put_many makes them: (*key, schema, shown, seal,\n"
-"pack(module)), leaving out an entry whose key is None, whose path or shown\n"
+"bytearray(pack(module))), leaving out an entry whose key is None, whose path or shown\n"
 "path SQLite cannot store, or whose module pack refuses.  DECLINED for a key\n"
 "that is not a tuple of 6 with a str path, or a shown path that is not a str.");
 

@@ -787,3 +787,28 @@ def test_the_seal_crc_matches_zlib_at_every_length() -> None:
     for n in range(0, 40):
         m = replace(BASE, name="n" * n, modinfo=(("k", "v" * (n * 37 % 301)),))
         assert c.pack_rows([(key, "s" * n, m)], READER_SCHEMA) == cache_mod._rows([(key, "s" * n, m)])
+
+
+def test_keys_rows_and_walk_do_not_leak(tmp_path: Path) -> None:
+    c = need_native()
+    for rel in ("kernel/a/x.ko", "kernel/b/y.ko", "extra/z.ko.xz"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"m")
+    paths = [str(tmp_path / "kernel/a/x.ko"), str(tmp_path / "missing.ko")]
+    key = cache_mod.Key("/m/a.ko", 1, 2, 3, 4, 5)
+    big = replace(BASE, modinfo=(("description", "d" * 1000),))  # a leaked record or row shows up
+    entries = [(key, "a.ko", big), (None, "b.ko", BASE), (key, "c\udcff.ko", BASE),
+               (key, "d.ko", replace(BASE, machine=-1))]
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            c.file_keys(paths, cache_mod.Key)
+            c.file_keys(["relative.ko"], cache_mod.Key)
+            c.pack_rows(entries, READER_SCHEMA)
+            with pytest.raises(TypeError):
+                c.pack_rows([(key, "x")], READER_SCHEMA)
+            c.walk(str(tmp_path), "", (b".", b".."), True)
+            c.walk(str(tmp_path / "missing"), "", (), True)
+
+    grown = heap_growth(run, warm=20, settle=10, rounds=300)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes"

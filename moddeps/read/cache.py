@@ -154,7 +154,7 @@ def state_seal(dirname: str, digest: bytes, inner: bytes) -> bytes:
 
 def _rows(entries: Iterable[tuple[Key | None, str, Module]]) -> list[tuple[object, ...]]:
     """The rows of :meth:`ScanCache.put_many` (the twin of ``_elfscan.pack_rows``): (*key, schema,
-    shown, seal, record) of each entry, but those SQLite cannot store or the format cannot hold."""
+    shown, seal, record as a bytearray) of each entry, but those SQLite cannot store or the format cannot hold."""
     pack, schema = recordcodec.pack, READER_SCHEMA
     rows: list[tuple[object, ...]] = []
     for key, shown, m in entries:
@@ -164,7 +164,8 @@ def _rows(entries: Iterable[tuple[Key | None, str, Module]]) -> list[tuple[objec
             record = pack(m)
         except (TypeError, ValueError):  # a value the format cannot hold: that module is not cached
             continue
-        rows.append((*key, schema, shown, record_seal(*key, schema, shown, record), record))
+        # (a bytearray: the sqlite3 module binds one as it is, but bytes through its adapters)
+        rows.append((*key, schema, shown, record_seal(*key, schema, shown, record), bytearray(record)))
     return rows
 
 
