@@ -8,9 +8,6 @@
 
 #include "_elfscan.h"
 
-#include <limits.h>
-#include <sys/stat.h>
-
 #include "marshal.h"
 
 /* ---------------------------------------------------------------------- */
@@ -1052,82 +1049,81 @@ static int plain_absolute(const char *p, Py_ssize_t n)
     return 1;
 }
 
-/* st's time in nanoseconds as os.stat_result's st_*_ns, or -1 past 64 bits. */
-static int stat_ns(struct timespec ts, long long *out)
-{
-    long long sec = (long long)ts.tv_sec;
-    if (sec > LLONG_MAX / 1000000000LL - 1 || sec < LLONG_MIN / 1000000000LL + 1)
-        return -1;
-    *out = sec * 1000000000LL + (long long)ts.tv_nsec;
-    return 0;
-}
-
 static PyObject *elfscan_file_keys(PyObject *self, PyObject *args)
 {
-    PyObject *paths, *kt, *seq = NULL, *out = NULL, *enc = NULL;
+    PyObject *paths, *kt, *seq, *out = NULL;
     PyTypeObject *key_type;
     Py_ssize_t i, n;
     if (!PyArg_ParseTuple(args, "OO:file_keys", &paths, &kt))
         return NULL;
     if (record_type(kt, &key_type, "key_type") < 0)
         return NULL;
-    seq = PySequence_Tuple(paths);
-    if (seq == NULL)
+    if ((seq = PySequence_Tuple(paths)) == NULL)
         return NULL;
     n = PyTuple_GET_SIZE(seq);
-    out = PyList_New(n);
-    if (out == NULL)
-        goto done;
-    for (i = 0; i < n; i++) {
-        PyObject *path = PyTuple_GET_ITEM(seq, i), *items[6], *key;
-        struct stat st;
-        long long mtime, ctime;
-        int rc;
-        if (!PyUnicode_Check(path)) {
-            Py_CLEAR(out);
-            out = declined();
+#ifdef __linux__
+    {
+        PyObject *enc = NULL;
+        const char **ptrs = NULL;
+        struct stat *st = NULL;
+        unsigned char *ok = NULL;
+        int rc = elfscan_fs_paths(seq, &enc, &ptrs);
+        if (rc <= 0) {
+            out = rc < 0 ? NULL : declined(); /* a path os.stat refuses: the twin's */
             goto done;
         }
-        enc = PyUnicode_EncodeFSDefault(path);
-        if (enc == NULL) {
-            Py_CLEAR(out);
-            goto done;
+        for (i = 0; i < n; i++)
+            if (!plain_absolute(ptrs[i], PyBytes_GET_SIZE(PyTuple_GET_ITEM(enc, i)))) {
+                out = declined(); /* a path to make absolute first: the twin's */
+                goto free;
+            }
+        st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
+        ok = PyMem_Malloc(n ? (size_t)n : 1);
+        if (st == NULL || ok == NULL) {
+            PyErr_NoMemory();
+            goto free;
         }
-        if (!plain_absolute(PyBytes_AS_STRING(enc), PyBytes_GET_SIZE(enc)) ||
-            (Py_ssize_t)strlen(PyBytes_AS_STRING(enc)) != PyBytes_GET_SIZE(enc)) {
-            Py_CLEAR(out); /* a path to make absolute, or with a NUL (os.stat's ValueError): Python's */
-            out = declined();
-            goto done;
+        Py_BEGIN_ALLOW_THREADS
+        elfscan_stat_all(ptrs, (size_t)n, st, ok, 1);
+        Py_END_ALLOW_THREADS
+        if ((out = PyList_New(n)) == NULL)
+            goto free;
+        for (i = 0; i < n; i++) {
+            PyObject *ident, *key;
+            Py_ssize_t j;
+            if (!ok[i]) {
+                PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+                continue;
+            }
+            ident = elfscan_identity(&st[i]);
+            if (ident == NULL || ident == elfscan_declined) {
+                Py_CLEAR(out);
+                out = ident; /* NULL, or DECLINED: a time past 64 bits of nanoseconds */
+                goto free;
+            }
+            key = new_record(key_type, 6);
+            if (key == NULL) {
+                Py_DECREF(ident);
+                Py_CLEAR(out);
+                goto free;
+            }
+            PyTuple_SET_ITEM(key, 0, Py_NewRef(PyTuple_GET_ITEM(seq, i)));
+            for (j = 0; j < 5; j++)
+                PyTuple_SET_ITEM(key, j + 1, Py_NewRef(PyTuple_GET_ITEM(ident, j)));
+            Py_DECREF(ident);
+            PyList_SET_ITEM(out, i, key);
         }
-        rc = stat(PyBytes_AS_STRING(enc), &st); /* (~1 us from the dentry cache: the GIL kept) */
-        Py_CLEAR(enc);
-        if (rc != 0) {
-            Py_INCREF(Py_None);
-            PyList_SET_ITEM(out, i, Py_None);
-            continue;
-        }
-        if (stat_ns(st.st_mtim, &mtime) < 0 || stat_ns(st.st_ctim, &ctime) < 0) {
-            Py_CLEAR(out);
-            out = declined();
-            goto done;
-        }
-        Py_INCREF(path);
-        items[0] = path;
-        items[1] = PyLong_FromLongLong((long long)st.st_size);
-        items[2] = PyLong_FromLongLong(mtime);
-        items[3] = PyLong_FromLongLong(ctime);
-        /* inode and device as the signed 64-bit number of their bits (moddeps.read.fileid.identity) */
-        items[4] = PyLong_FromLongLong((long long)(uint64_t)st.st_ino);
-        items[5] = PyLong_FromLongLong((long long)(uint64_t)st.st_dev);
-        key = record(key_type, 6, items);
-        if (key == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, i, key);
+    free:
+        Py_XDECREF(enc);
+        PyMem_Free(ptrs);
+        PyMem_Free(st);
+        PyMem_Free(ok);
     }
+#else
+    out = declined();
+    goto done;
+#endif
 done:
-    Py_XDECREF(enc);
     Py_DECREF(seq);
     return out;
 }

@@ -1,6 +1,8 @@
 /*
  * moddeps._elfscan.walk: the common case of moddeps.read.walk's walk of a
- * module directory (_walk_exact, the Python twin and the reference), in C.
+ * module directory (_walk_exact, the Python twin and the reference), in C;
+ * and stat_many, the identities of many files at once (the scan cache's keys,
+ * a stamp's checks), whose system calls run on two cores.
  *
  * kmod's order (tools/depmod.c:depmod_modules_search_dir@v34.2): entries in raw
  * readdir order, a subdirectory descended as soon as it is met, the skipped
@@ -14,10 +16,14 @@
 
 #include "_elfscan.h"
 
+#ifdef __linux__
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,7 +90,99 @@ static int module_name(const char *name, size_t len)
     return 0;
 }
 
-static PyObject *identity_of(const struct stat *st)
+/* ---------------------------------------------------------------------- */
+/* Many stats at once                                                       */
+
+typedef struct {
+    const char *const *paths;
+    struct stat *st;
+    unsigned char *ok;
+    size_t from, to;
+    int follow;
+} StatRun;
+
+static void stat_run(StatRun *r)
+{
+    size_t i;
+    for (i = r->from; i < r->to; i++)
+        r->ok[i] = (r->follow ? stat(r->paths[i], &r->st[i]) : lstat(r->paths[i], &r->st[i])) == 0;
+}
+
+static void *stat_thread(void *arg)
+{
+    stat_run((StatRun *)arg);
+    return NULL;
+}
+
+/* Below this many paths one thread does them all (a thread costs ~50 us). */
+#define STAT_SPLIT 512
+
+/* stat (follow) or lstat each of paths[0:n] into st[i], ok[i] = whether it succeeded; called
+ * without the GIL.  With a second core in the process's affinity, a thread of its own (every
+ * signal blocked: they are the main thread's) takes the second half: a stat is ~3.5 us of
+ * system call here, 4,022 of them 14 ms. */
+void elfscan_stat_all(const char *const *paths, size_t n, struct stat *st, unsigned char *ok, int follow)
+{
+    StatRun first = {paths, st, ok, 0, n, follow}, second = first;
+    cpu_set_t cpus;
+    pthread_t th;
+    sigset_t all, was;
+    int rc = -1;
+    if (n >= STAT_SPLIT && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1) {
+        first.to = second.from = n / 2;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &was);
+        rc = pthread_create(&th, NULL, stat_thread, &second);
+        pthread_sigmask(SIG_SETMASK, &was, NULL);
+        if (rc != 0)
+            first.to = n;
+    }
+    stat_run(&first);
+    if (rc == 0)
+        pthread_join(th, NULL);
+}
+
+/* The file system encodings of paths (a sequence of str) into *enc (a tuple of bytes, new)
+ * and their char pointers into *ptrs (PyMem); 1, 0 when one is not a str or holds a NUL
+ * (the twin's: os.stat raises), -1 with an exception. */
+int elfscan_fs_paths(PyObject *seq, PyObject **enc, const char ***ptrs)
+{
+    Py_ssize_t i, n = PyTuple_GET_SIZE(seq);
+    *enc = PyTuple_New(n);
+    *ptrs = PyMem_Malloc(n ? (size_t)n * sizeof(char *) : 1);
+    if (*enc == NULL || *ptrs == NULL) {
+        Py_CLEAR(*enc);
+        PyMem_Free(*ptrs);
+        *ptrs = NULL;
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *p = PyTuple_GET_ITEM(seq, i), *b;
+        if (!PyUnicode_Check(p))
+            goto declined;
+        b = PyUnicode_EncodeFSDefault(p);
+        if (b == NULL) {
+            Py_CLEAR(*enc);
+            PyMem_Free(*ptrs);
+            *ptrs = NULL;
+            return -1;
+        }
+        PyTuple_SET_ITEM(*enc, i, b);
+        if (strlen(PyBytes_AS_STRING(b)) != (size_t)PyBytes_GET_SIZE(b))
+            goto declined;
+        (*ptrs)[i] = PyBytes_AS_STRING(b);
+    }
+    return 1;
+declined:
+    Py_CLEAR(*enc);
+    PyMem_Free(*ptrs);
+    *ptrs = NULL;
+    return 0;
+}
+
+PyObject *elfscan_identity(const struct stat *st)
 {
     long long sec_m = (long long)st->st_mtim.tv_sec, sec_c = (long long)st->st_ctim.tv_sec;
     if (sec_m > LLONG_MAX / 1000000000LL - 1 || sec_m < LLONG_MIN / 1000000000LL + 1 ||
@@ -137,7 +235,7 @@ static int walk_dir(Walk *w, int at, size_t len, size_t name_at, int depth)
     w->dev[depth] = st.st_dev;
     w->ino[depth] = st.st_ino;
     if (w->dirs != NULL) {
-        PyObject *ident = identity_of(&st), *path, *pair;
+        PyObject *ident = elfscan_identity(&st), *path, *pair;
         if (ident == NULL)
             goto done;
         if (ident == elfscan_declined) {
@@ -317,6 +415,81 @@ done:
     return out;
 }
 
+static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+{
+    PyObject *paths, *seq, *enc = NULL, *out = NULL;
+    const char **ptrs = NULL;
+    struct stat *st = NULL;
+    unsigned char *ok = NULL;
+    Py_ssize_t i, n;
+    int follow, rc;
+    if (!PyArg_ParseTuple(args, "Op:stat_many", &paths, &follow))
+        return NULL;
+    if ((seq = PySequence_Tuple(paths)) == NULL)
+        return NULL;
+    n = PyTuple_GET_SIZE(seq);
+    rc = elfscan_fs_paths(seq, &enc, &ptrs);
+    if (rc <= 0) {
+        out = rc < 0 ? NULL : declined();
+        goto done;
+    }
+    st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
+    ok = PyMem_Malloc(n ? (size_t)n : 1);
+    if (st == NULL || ok == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    elfscan_stat_all(ptrs, (size_t)n, st, ok, follow);
+    Py_END_ALLOW_THREADS
+    if ((out = PyList_New(n)) == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *ident;
+        if (!ok[i]) {
+            PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+            continue;
+        }
+        ident = elfscan_identity(&st[i]);
+        if (ident == NULL || ident == elfscan_declined) {
+            Py_CLEAR(out);
+            out = ident; /* NULL, or DECLINED: a time past 64 bits of nanoseconds */
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, ident);
+    }
+done:
+    Py_DECREF(seq);
+    Py_XDECREF(enc);
+    PyMem_Free(ptrs);
+    PyMem_Free(st);
+    PyMem_Free(ok);
+    return out;
+}
+
+#else /* not Linux: the twins do it all */
+
+static PyObject *elfscan_walk(PyObject *self, PyObject *args)
+{
+    return declined();
+}
+
+static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+{
+    return declined();
+}
+
+#endif
+
+PyDoc_STRVAR(stat_many_doc,
+"stat_many(paths, follow)\n"
+"--\n"
+"\n"
+"[moddeps.read.fileid.identity(os.stat(p) if follow else os.lstat(p)) for p in\n"
+"paths], None where that raises OSError, the system calls made on two cores\n"
+"when the process may use two.  DECLINED when a path is not a str or holds a\n"
+"NUL, or a time does not fit 64 bits of nanoseconds.");
+
 PyDoc_STRVAR(walk_doc,
 "walk(top, rel, skip, record)\n"
 "--\n"
@@ -333,5 +506,6 @@ PyDoc_STRVAR(walk_doc,
 
 PyMethodDef elfscan_walk_methods[] = {
     {"walk", elfscan_walk, METH_VARARGS, walk_doc},
+    {"stat_many", elfscan_stat_many, METH_VARARGS, stat_many_doc},
     {NULL, NULL, 0, NULL},
 };

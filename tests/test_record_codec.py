@@ -809,6 +809,8 @@ def test_keys_rows_and_walk_do_not_leak(tmp_path: Path) -> None:
                 c.pack_rows([(key, "x")], READER_SCHEMA)
             c.walk(str(tmp_path), "", (b".", b".."), True)
             c.walk(str(tmp_path / "missing"), "", (), True)
+            c.stat_many([*paths, str(tmp_path)] * 200, True)  # (past the split: two threads)
+            c.stat_many(["/x\0y"], False)
 
     grown = heap_growth(run, warm=20, settle=10, rounds=300)
     assert grown < 64 * 1024, f"the heap grew by {grown} bytes"

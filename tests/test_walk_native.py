@@ -165,3 +165,31 @@ def test_random_trees(paths: list[list[str]], seed: int) -> None:
         cfg = DepmodConfig(search=tuple(rnd.sample(["updates", "kernel", "x", "built-in"], 3)))
         c, twin = both(top, cfg, record=rnd.random() < 0.5)
         assert c == twin
+
+
+@pytest.mark.parametrize("copies", [1, 300])  # 300 copies: past the split, so two threads stat
+def test_stat_many_matches_identity(tmp_path: Path, copies: int) -> None:
+    c = need_c()
+    touch(tmp_path / "a.ko", b"abc")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a.ko")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/\xff"))
+    touch(odd)
+    paths = [str(p) for p in (tmp_path / "a.ko", tmp_path / "d", tmp_path / "link", tmp_path / "dangling",
+                              tmp_path / "missing", odd)] + ["relative-missing"]
+    paths *= copies
+
+    def twin(p: str, follow: bool) -> Any:
+        try:
+            return walk.identity(os.stat(p) if follow else os.lstat(p))
+        except OSError:
+            return None
+
+    for follow in (True, False):
+        got = c.stat_many(paths, follow)
+        assert got == [twin(p, follow) for p in paths]
+    assert got[2] != got[0] and c.stat_many(paths[:3], True)[2] == got[0]  # lstat vs stat of the link
+    assert c.stat_many([], True) == []
+    assert c.stat_many(["/x\0y"], True) is DECLINED
+    assert c.stat_many([b"/tmp"], True) is DECLINED

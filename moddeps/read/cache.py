@@ -397,7 +397,7 @@ class ScanCache:
         wanted: dict[str, list[int]] = {}
         for i, (key, shown) in enumerate(items):
             # (keys read by position here and in put_many: a plain tuple of the six fields does too)
-            if key is not None and _bindable(key[0]) and _bindable(shown):
+            if key is not None and ((key[0].isascii() and shown.isascii()) or (_bindable(key[0]) and _bindable(shown))):
                 wanted.setdefault(key[0], []).append(i)
         if not wanted:
             return out
