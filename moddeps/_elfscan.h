@@ -139,9 +139,11 @@ static inline int record_type(PyObject *o, PyTypeObject **out, const char *what)
     return 0;
 }
 
-/* _elfscan_codec.c: pack, unpack, unpack_many; file_keys, pack_rows */
+/* _elfscan_codec.c: pack, unpack, unpack_many; file_keys, pack_rows.  elfscan_pack_module is
+ * pack(m) for parse_files' packed records (new reference, or NULL with an exception). */
 extern PyMethodDef elfscan_codec_methods[];
 int elfscan_codec_init(void);
+PyObject *elfscan_pack_module(PyObject *m);
 
 /* _elfscan_walk.c: walk, stat_many; and for file_keys: many stats on two cores (called without
  * the GIL), the encodings of a tuple of paths, an identity tuple (DECLINED past 64-bit times) */

@@ -212,6 +212,13 @@ static int truth(PyObject *o, int bit)
     return t < 0 ? -1 : (t ? bit : 0);
 }
 
+static PyObject *elfscan_pack(PyObject *self, PyObject *m);
+
+PyObject *elfscan_pack_module(PyObject *m)
+{
+    return elfscan_pack(NULL, m);
+}
+
 static PyObject *elfscan_pack(PyObject *self, PyObject *m)
 {
     PyObject *f[RC_FIELDS] = {NULL}, *out = NULL;
@@ -1159,8 +1166,8 @@ static PyObject *elfscan_pack_rows(PyObject *self, PyObject *args)
         PyObject *e = PyTuple_GET_ITEM(seq, i), *key, *shown, *record, *ident, *marshalled, *row, *seal;
         uint32_t crc;
         int b;
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 3) {
-            PyErr_SetString(PyExc_TypeError, "each entry must be a tuple (key, shown, module)");
+        if (!PyTuple_Check(e) || (PyTuple_GET_SIZE(e) != 3 && PyTuple_GET_SIZE(e) != 4)) {
+            PyErr_SetString(PyExc_TypeError, "each entry must be a tuple (key, shown, module[, record])");
             goto fail;
         }
         key = PyTuple_GET_ITEM(e, 0);
@@ -1181,7 +1188,18 @@ static PyObject *elfscan_pack_rows(PyObject *self, PyObject *args)
             goto fail;
         if (b == 0)
             continue;
-        record = elfscan_pack(self, PyTuple_GET_ITEM(e, 2));
+        if (PyTuple_GET_SIZE(e) == 4) { /* its record made already (parse_files' packed), or None: none */
+            record = PyTuple_GET_ITEM(e, 3);
+            if (record == Py_None)
+                continue;
+            if (!PyBytes_CheckExact(record)) {
+                Py_DECREF(seq);
+                Py_DECREF(out);
+                return declined();
+            }
+            Py_INCREF(record);
+        } else
+            record = elfscan_pack(self, PyTuple_GET_ITEM(e, 2));
         if (record == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError))
                 goto fail;
@@ -1261,11 +1279,13 @@ PyDoc_STRVAR(pack_rows_doc,
 "pack_rows(entries, schema)\n"
 "--\n"
 "\n"
-"The scan cache's rows of (key, shown, module) entries, as\n"
+"The scan cache's rows of (key, shown, module[, record]) entries (record: the\n"
+"module's pack() made already, None where it cannot be), as\n"
 "moddeps.read.cache.ScanCache.put_many makes them: (*key, schema, shown, seal,\n"
 "bytearray(pack(module))), leaving out an entry whose key is None, whose path or shown\n"
 "path SQLite cannot store, or whose module pack refuses.  DECLINED for a key\n"
-"that is not a tuple of 6 with a str path, or a shown path that is not a str.");
+"that is not a tuple of 6 with a str path, a shown path that is not a str, or\n"
+"a record that is not bytes.");
 
 PyDoc_STRVAR(pack_doc,
 "pack(module)\n"

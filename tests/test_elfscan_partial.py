@@ -778,10 +778,54 @@ def test_parse_files_does_not_leak(tmp_path: Path, ahead: bool) -> None:
             i = 0
             while i < len(items):
                 made, _s, _e = native.parse_files(items, i, len(items), DEFAULT_MAX_SIZE, elfreader.Module, MExport,
-                                                  Import, elfreader.SignatureFacts, memo, ahead=ahead)
+                                                  Import, elfreader.SignatureFacts, memo, ahead=ahead,
+                                                  packed=[] if i % 2 else None)
                 i += len(made) + 1
             with pytest.raises(TypeError):
                 _parse_files([("a.ko", 1)])  # type: ignore[list-item]
 
     grown = heap_growth(run, warm=20, settle=10, rounds=200)
     assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 200 runs"
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_packed_records_are_those_pack_makes(tmp_path: Path, ahead: bool) -> None:
+    """parse_files(packed=[...]) gives each module's scan-cache record as it makes the module:
+    pack()'s bytes, one per module made, in order (with the loader thread or without)."""
+    from moddeps.read import recordcodec
+
+    if not elfreader.reads_in_part():
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    items = _plain_files(tmp_path, 40)
+    packed: list[Any] = []
+    made, _, _ = _parse_files(items, 3, 40, ahead=ahead, packed=packed)
+    assert len(made) == 37 and packed == [recordcodec.pack(m) for m in made]
+    assert all(type(r) is bytes for r in packed)
+    with pytest.raises(TypeError):
+        _parse_files(items, packed=())
+
+
+def test_a_first_run_stores_the_records_the_reader_packed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_modules with a cache hands the C reader's records to put_many (pack is not called
+    again for them), and what is stored reads back as the modules read."""
+    from moddeps.read import cache as cache_mod
+    from moddeps.read import pool, recordcodec
+
+    if not elfreader.reads_in_part():
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    items = _plain_files(tmp_path / "m", 70)
+    handed: list[Any] = []
+    real_put = cache_mod.ScanCache.put_many
+
+    def put_many(self: Any, entries: Any) -> None:
+        handed.extend(entries)
+        real_put(self, entries)
+
+    monkeypatch.setattr(cache_mod.ScanCache, "put_many", put_many)
+    c = cache_mod.ScanCache(str(tmp_path / "c.db"))
+    got = pool.read_modules(items, jobs=1, cache=c)
+    c.close()
+    assert len(handed) == 70 and all(len(e) == 4 and e[3] == recordcodec.pack(e[2]) for e in handed)
+    c = cache_mod.ScanCache(str(tmp_path / "c.db"))
+    assert c.get_many([(cache_mod.file_key(p), s) for p, s in items]) == got
+    c.close()

@@ -814,3 +814,28 @@ def test_keys_rows_and_walk_do_not_leak(tmp_path: Path) -> None:
 
     grown = heap_growth(run, warm=20, settle=10, rounds=300)
     assert grown < 64 * 1024, f"the heap grew by {grown} bytes"
+
+
+@HYP
+@given(st.lists(st.tuples(st.one_of(st.none(), KEYS), ODD, MODULES, st.sampled_from(["packed", "none", "other"])),
+                max_size=6))
+def test_pack_rows_takes_records_made_already(entries: list[tuple[Any, str, Module, str]]) -> None:
+    c = need_native()
+    made: list[Any] = []
+    for key, shown, m, how in entries:
+        try:
+            record: bytes | None = rc.pack(m)
+        except (TypeError, ValueError):
+            record = None
+        made.append((key, shown, m, {"packed": record, "none": None, "other": b"\x01any bytes"}[how]))
+    assert c.pack_rows(made, READER_SCHEMA) == cache_mod._rows(made)
+    three = [(key, shown, m) for key, shown, m, how in made]
+    if all(how == "packed" for *_rest, how in entries):
+        assert cache_mod._rows(made) == cache_mod._rows(three)
+
+
+def test_pack_rows_declines_a_record_that_is_not_bytes() -> None:
+    key = cache_mod.Key("/m/a.ko", 1, 2, 3, 4, 5)
+    entry = (key, "a.ko", BASE, bytearray(rc.pack(BASE)))
+    assert need_native().pack_rows([entry], READER_SCHEMA) is DECLINED
+    assert cache_mod._rows([entry]) == cache_mod._rows([(key, "a.ko", BASE)])

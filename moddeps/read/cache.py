@@ -152,18 +152,25 @@ def state_seal(dirname: str, digest: bytes, inner: bytes) -> bytes:
     return _digest(marshal.dumps((STATES_TABLE, dirname, digest, inner), 2))
 
 
-def _rows(entries: Iterable[tuple[Key | None, str, Module]]) -> list[tuple[object, ...]]:
+def _rows(entries: Iterable[tuple[Key | None, str, Module] | tuple[Key | None, str, Module, bytes | None]]
+          ) -> list[tuple[object, ...]]:
     """The rows of :meth:`ScanCache.put_many` (the twin of ``_elfscan.pack_rows``): (*key, schema,
-    shown, seal, record as a bytearray) of each entry, but those SQLite cannot store or the format cannot hold."""
+    shown, seal, record as a bytearray) of each entry, but those SQLite cannot store or the format cannot hold.
+    An entry (key, shown, module, record) brings the module's record already made (None: it cannot be)."""
     pack, schema = recordcodec.pack, READER_SCHEMA
     rows: list[tuple[object, ...]] = []
-    for key, shown, m in entries:
+    for key, shown, m, *made in entries:
         if key is None or not (_bindable(key[0]) and _bindable(shown)):
             continue
-        try:
-            record = pack(m)
-        except (TypeError, ValueError):  # a value the format cannot hold: that module is not cached
-            continue
+        if made:
+            record = made[0]
+            if record is None:
+                continue
+        else:
+            try:
+                record = pack(m)
+            except (TypeError, ValueError):  # a value the format cannot hold: that module is not cached
+                continue
         # (a bytearray: the sqlite3 module binds one as it is, but bytes through its adapters)
         rows.append((*key, schema, shown, record_seal(*key, schema, shown, record), bytearray(record)))
     return rows
@@ -472,7 +479,8 @@ class ScanCache:
             if gc_was_enabled:
                 gc.enable()
 
-    def put_many(self, entries: Iterable[tuple[Key | None, str, Module]]) -> None:
+    def put_many(self, entries: Iterable[tuple[Key | None, str, Module]
+                                         | tuple[Key | None, str, Module, bytes | None]]) -> None:
         """Store modules.  The records are encoded here (C, ~10 ms for 4,000
         modules); a thread of the cache's own writes them with SQLite, which
         works without the GIL, while the caller goes on: a scan hands over

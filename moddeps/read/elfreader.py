@@ -179,7 +179,7 @@ def reads_in_part() -> bool:
 
 def read_plain_files(
     items: Sequence[tuple[str, str]], start: int, stop: int, memo: ImportMemo | None, timeout: float = 0.0,
-    alarm: type[BaseException] | None = None, ahead: bool = False,
+    alarm: type[BaseException] | None = None, ahead: bool = False, packed: list[bytes | None] | None = None,
 ) -> tuple[list[Module], float | None, float | None]:
     """The Modules of ``items[start:stop]`` ((path, shown) pairs), read by the C reader
     (:func:`reads_in_part` must be true) one after the other, each as :func:`parse_module`
@@ -202,11 +202,14 @@ def read_plain_files(
     while this one parses them; this one reads a file itself when that thread has not come
     to it.  The modules, messages and timeouts are those of the serial read.  Worth it with
     a second core to run on.
+
+    ``packed``: given the scan-cache record of each module read (:func:`moddeps.read.recordcodec.pack`,
+    made while the module is fresh; None where it cannot be stored).
     """
     assert _elfscan is not None, "read_plain_files needs the C reader (reads_in_part())"
     got: tuple[list[Module], float | None, float | None] = _elfscan.parse_files(
         items, start, stop, DEFAULT_MAX_SIZE, Module, Export, Import, SignatureFacts, memo, timeout, alarm,
-        ahead=ahead)
+        ahead=ahead, packed=packed)
     return got
 
 

@@ -253,18 +253,22 @@ def read_modules(
     found = cache.get_many([(k, shown) for k, (_p, shown) in zip(keys, items)])
     todo = [i for i, m in enumerate(found) if m is None]
     if todo:
-        batch: list[tuple[Key | None, str, Module]] = []
+        batch: list[tuple[Key | None, str, Module] | tuple[Key | None, str, Module, bytes | None]] = []
+        packed: dict[int, bytes | None] = {}  # records the C reader made as it read (_read_in_part)
 
         def store(j: int, m: Module) -> None:
             # handed to the cache in batches while the rest is read (its writes overlap the reading)
             if m.error is None:
                 i = todo[j]
-                batch.append((keys[i], items[i][1], m))
+                if j in packed:
+                    batch.append((keys[i], items[i][1], m, packed.pop(j)))
+                else:
+                    batch.append((keys[i], items[i][1], m))
                 if len(batch) >= SINK_RUN:
                     cache.put_many(batch)
                     batch.clear()
 
-        fresh = _read_uncached([items[i] for i in todo], jobs, progress, store)
+        fresh = _read_uncached([items[i] for i in todo], jobs, progress, store, packed)
         for i, m in zip(todo, fresh):
             found[i] = m
         cache.put_many(batch)
@@ -279,9 +283,11 @@ def read_modules(
 
 def _read_uncached(
     items: Sequence[tuple[str, str]], jobs: int | None = None, progress: ProgressFn | None = None,
-    sink: Callable[[int, Module], None] | None = None,
+    sink: Callable[[int, Module], None] | None = None, packed: dict[int, bytes | None] | None = None,
 ) -> list[Module]:
-    """Read every item; ``sink(i, module)`` is called as each one is done (in any order)."""
+    """Read every item; ``sink(i, module)`` is called as each one is done (in any order).
+    ``packed``: where the C reader (plain files read serially) puts the record of each module
+    it read (:func:`moddeps.read.elfreader.read_plain_files`), by index, before ``sink`` is called."""
     total = len(items)
     if jobs is None:
         jobs = os.cpu_count() or 1
@@ -300,7 +306,8 @@ def _read_uncached(
         memo: ImportMemo = {}
         with _alarm_handler(timeout) as bound:
             if reads_in_part():  # the C reader, else its twin: _read_one, module by module
-                return _read_in_part(items, timeout, bound, memo, progress, sink, ahead=jobs > 1 and _spare_core())
+                return _read_in_part(items, timeout, bound, memo, progress, sink, ahead=jobs > 1 and _spare_core(),
+                                     packed=packed)
             for i, item in enumerate(items):
                 m = _read_one(item, timeout, memo)
                 out.append(m)
@@ -334,7 +341,7 @@ def _spare_core() -> bool:
 def _read_in_part(
     items: Sequence[tuple[str, str]], timeout: float, bound: float, memo: ImportMemo,
     progress: ProgressFn | None = None, sink: Callable[[int, Module], None] | None = None,
-    ahead: bool = False,
+    ahead: bool = False, packed: dict[int, bytes | None] | None = None,
 ) -> list[Module]:
     """The serial reader, as :func:`_read_one` reads each item, with runs of ``.ko``
     files read by the C reader in one call (:func:`~moddeps.read.elfreader.read_plain_files`):
@@ -351,7 +358,10 @@ def _read_in_part(
     i = 0
     while i < total:
         stop = min(total, i + run)
-        made, started, elapsed = read_plain_files(items, i, stop, memo, bound, _ReadTimeout, ahead)
+        records: list[bytes | None] | None = [] if packed is not None else None
+        made, started, elapsed = read_plain_files(items, i, stop, memo, bound, _ReadTimeout, ahead, records)
+        if packed is not None and records is not None:
+            packed.update(enumerate(records, i))
         if sink is not None:
             for k, m in enumerate(made, i):
                 sink(k, m)
