@@ -100,13 +100,15 @@ def module_array(
     total = len(lines)
     by_unc: dict[bytes, ModuleFile] = {}
     for mf in array:
-        unc = mf.uncrelpath
-        if unc is not None:
-            by_unc[fsencode(unc)] = mf
+        rel = mf.relpath
+        if rel is not None:  # mf.uncrelpath, inline (4,000 modules on a big tree)
+            by_unc[fsencode(rel[: max(rel.rfind("/"), 0) + len(mf.name) + 4])] = mf
     sort_idx: dict[str, int] = {}
-    for k, line in enumerate(lines, start=1):
-        found = by_unc.get(line) if line is not None else None
+    get = by_unc.get
+    for k, line in enumerate(lines, start=1 - (total + 1)):
+        found = get(line) if line is not None else None
         if found is not None and not (first_wins and found.name in sort_idx):
-            sort_idx[found.name] = k - (total + 1)
-    array.sort(key=lambda mf: sort_idx.get(mf.name, 1))
+            sort_idx[found.name] = k
+    position = sort_idx.get
+    array.sort(key=lambda mf: position(mf.name, 1))
     return array, frozenset(sort_idx), True, messages
