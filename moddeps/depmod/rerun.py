@@ -123,7 +123,7 @@ def output_inputs(layout: WalkedTree, ctx: Context, messages: Sequence[str]) -> 
     keys = tuple(file_keys([mf.path for mf in layout.files]))
     paths = blake2b(marshal.dumps([(mf.shown, mf.path) for mf in layout.files], 2),
                             digest_size=PATHS_DIGEST_SIZE).digest()
-    files = ModuleFiles.of(paths, [None if key is None else key.stat for key in keys])
+    files = ModuleFiles.of(paths, [None if key is None else key[1:] for key in keys])  # (key.stat, inline)
     return Inputs(ctx, inputs_digest(basis, files.encoded), basis, files, keys)
 
 
