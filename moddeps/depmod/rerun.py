@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..resolve import Resolution
-    from .incremental import State, Update
+    from .incremental import Importers, State, Update
     from .outputs import WriterInput
     from .render import Rendered
     from .stamp import Known
@@ -322,17 +322,9 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
             return None
     skip = set(changed)
     others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
-
-    def importers(symbols: set[str]) -> dict[int, Module] | None:
-        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
-        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
-        if found is None:
-            return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
-
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
+        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], _importers(scan_cache, others, ctx),
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
@@ -342,6 +334,26 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     # stored after it with the same digest is the one it belongs to
     scan_cache.put_output_state(ctx.dirname, inputs.digest, update.state)
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
+
+
+def _importers(scan_cache: ScanCache, others: Sequence[tuple[Key | None, str]], ctx: Context) -> Importers:
+    """:func:`.incremental.update`'s ``importers``, from the cached records of ``others`` (the
+    module array's keys and shown paths, None for the changed modules: left out)."""
+    from . import incremental  # (start-up cost: see above)
+
+    def importers(symbols: set[str], among: set[int] | None) -> dict[int, Module] | None:
+        needles = [name.encode("utf-8", "surrogatepass") for name in symbols]
+        if among is None:
+            found = scan_cache.get_holding(others, needles)
+        else:  # (only these records read: a few, not the whole tree's)
+            where = sorted(i for i in among if others[i][0] is not None)
+            got = scan_cache.get_holding([others[i] for i in where], needles)
+            found = None if got is None else {where[k]: m for k, m in got.items()}
+        if found is None:
+            return None
+        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+
+    return importers
 
 
 def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[Rerun, Inputs] | None:
@@ -385,18 +397,10 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     # (no keys: what they are for -- the walk's reads, the stamp of a walk -- does not happen here)
     inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, ())
     skip = {i for i, *_rest in known.changed}
-
-    def importers(symbols: set[str]) -> dict[int, Module] | None:
-        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
-        others = [(None if i in skip else Key(path, *want), shown_i)
-                  for i, ((path, want), shown_i) in enumerate(zip(known.modules, shown))]
-        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
-        if found is None:
-            return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
-
+    others = [(None if i in skip else Key(path, *want), shown_i)
+              for i, ((path, want), shown_i) in enumerate(zip(known.modules, shown))]
     update = incremental.update(
-        state, [fsencode(name) for name in names], shown, changes, importers,
+        state, [fsencode(name) for name in names], shown, changes, _importers(scan_cache, others, ctx),
         dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
