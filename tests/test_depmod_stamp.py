@@ -508,3 +508,29 @@ def test_cache_info_counts_and_prune_deletes_stamps(tmp_path: Path, settled: Non
     gone = CliRunner().invoke(app, ["cache", "prune", "--max-size", "1G", "--cache", str(cache)])
     assert gone.exit_code == 0 and "2 depmod stamp(s) deleted" in gone.stdout
     assert stamp.held(str(cache)) == (0, 0) and _replay(root, cache) is None
+
+
+def test_a_changed_view_with_an_output_edited_is_computed_again(tmp_path: Path, settled: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay hands a changed view over without reading the outputs (the run checks them under
+    its lock): an output edited in place meanwhile sends the run the usual way, which rewrites it."""
+    from moddeps.depmod import run as run_module
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    _new_alias(some_alias(d))
+    _same_content_new_bytes(d / "modules.symbols")
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known)
+    walks: list[object] = []
+    real = run_module.layout_tree
+    monkeypatch.setattr(run_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
+    _run(root, cache, known=known)
+    assert len(walks) == 1  # the usual way
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    _new_alias(some_alias(expected / "lib" / "modules" / VERSION))
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)

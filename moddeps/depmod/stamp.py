@@ -199,19 +199,10 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                     if len(reread) == FEW_READ:
                         return None
                     reread.append((i, modules[i][1]))
-        if settled:
-            for ident in outputs:
-                if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
-                    return None
-        else:
-            for ident in outputs:
-                got = output_identity(outdir, ident[0])
-                if got is None or got[0] != ident:
-                    return None
-        settles = not settled and bool(outputs) and (
-            time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
         stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, shown, racy_at, digest, moved)
         if reread:
+            # (the module files first: when what depmod reads of one changed, the outputs are checked
+            # by the run that brings them up to date, after it took the output directory's lock)
             from ..read.cache import ScanCache
 
             scan_cache = ScanCache(cache)  # (one connection: closing one costs a WAL checkpoint)
@@ -225,6 +216,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                         return None
                     stamp.scan_cache = scan_cache  # (handed over with it, open)
                     return stamp
+                if not _outputs_hold(outdir, outputs, settled):
+                    return None
                 # the same: the new identities recorded once their records are stored and the result
                 # renewed for them -- once settled: until then (a file replaced just before the run)
                 # the stamp keeps the old one, so every replay reads it again, and writes nothing
@@ -239,11 +232,27 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 if stamp.scan_cache is None:
                     scan_cache.close()
             stamp.changed += [c for c in changed if c[1] == modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
+        elif not _outputs_hold(outdir, outputs, settled):
+            return None
+        settles = not settled and bool(outputs) and (
+            time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
         if moved or settles or stamp.changed:
             stamp.write(outputs, lines, digest, settled or settles)
     except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
         return None
     return list(lines)
+
+
+def _outputs_hold(outdir: str, outputs: Sequence[OutputId], settled: bool) -> bool:
+    """Whether every output file is still the one the stamp's run wrote: by identity once the stamp
+    is settled, by identity and CRC-32 until then (:func:`replay`).  OSError: one is missing."""
+    if settled:
+        return all(identity(os.lstat(os.path.join(outdir, ident[0]))) == tuple(ident[1:6]) for ident in outputs)
+    for ident in outputs:
+        got = output_identity(outdir, ident[0])
+        if got is None or got[0] != ident:
+            return False
+    return True
 
 
 class Known:
