@@ -161,7 +161,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         return None
     stat, isdir = os.stat, os.path.isdir
     reread: list[tuple[int, FileStat]] = []  # the module files to read again: index, identity now
-    moved: list[tuple[int, FileStat]] = []  # the directories that passed by their names: index, identity now
+    moved: list[tuple[int, FileStat, bytes]] = []  # the directories that passed by their names: index, identity now
+    relisted: list[tuple[int, FileStat, frozenset[str]]] = []  # those whose names changed: index, identity, names
     try:
         for path, want in checks:
             if want is None or type(want) is tuple:
@@ -182,24 +183,52 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         for i, (path, want, names) in enumerate(walked):
             now = identity(stat(path))
             if want is None or now != want:
-                if names is None or walk_names(path) != names:
+                if names is None:
                     return None
-                if max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
-                    moved.append((i, now))
+                listed = tree_names(path) - SKIPPED_NAMES  # (listed after its identity was taken)
+                if names_digest(listed) != names:
+                    if not known or digest is None:
+                        return None
+                    relisted.append((i, now, listed))  # (module files added or removed? see _relayout)
+                elif max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
+                    moved.append((i, now, names))
+        gone: list[int] = []  # module files missing (removed from a directory relisted)
         for i, (path, want) in enumerate(modules):
-            now = identity(stat(path))
+            try:
+                now = identity(stat(path))
+            except FileNotFoundError:
+                if not relisted:
+                    return None
+                gone.append(i)
+                continue
             if now != want:
                 if len(reread) == FEW_READ:
                     return None
                 reread.append((i, now))
         if racy_at:
-            again = {i for i, _now in reread}
+            again = {i for i, _now in reread} | set(gone)
             for i in racy_at:
                 if i not in again:
                     if len(reread) == FEW_READ:
                         return None
                     reread.append((i, modules[i][1]))
         stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, shown, racy_at, digest, moved)
+        if relisted:
+            if not _relayout(stamp, relisted, gone, checks, FEW_READ - len(reread)):
+                return None
+            from ..read.cache import ScanCache
+
+            scan_cache = ScanCache(cache)
+            try:
+                changed = _reread(stamp, reread, scan_cache) if reread else []
+                if changed is None:
+                    return None
+                stamp.changed = changed
+            except BaseException:
+                scan_cache.close()
+                raise
+            stamp.scan_cache = scan_cache  # (handed over with it, open; the outputs checked by the run)
+            return stamp
         if reread:
             # (the module files first: when what depmod reads of one changed, the outputs are checked
             # by the run that brings them up to date, after it took the output directory's lock)
@@ -262,20 +291,28 @@ class Known:
     walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
     __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "shown",
-                 "racy_at", "digest", "moved", "changed", "scan_cache")
+                 "racy_at", "digest", "moved", "changed", "scan_cache", "added", "removed", "array")
 
     def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
                  walked: list[tuple[str, FileStat | None, bytes | None]], modules: list[tuple[str, FileStat]],
-                 shown: list[str | None], racy_at: list[int], digest: bytes | None, moved: list[tuple[int, FileStat]]):
+                 shown: list[str | None], racy_at: list[int], digest: bytes | None,
+                 moved: list[tuple[int, FileStat, bytes]]):
         self.cache, self.name, self.started_ns, self.dirname, self.outdir = cache, name, started_ns, dirname, outdir
         self.checks, self.walked, self.digest = checks, walked, digest
         #: the module array's files (path, identity), each one's path as shown where it is not
         #: the path under ``dirname`` (None), the indexes of those recorded as racy
         self.modules, self.shown, self.racy_at = modules, shown, racy_at
-        #: the directories that passed by their names: (index, identity now); the module files
+        #: the directories that passed by their names, or whose names changed by module files
+        #: added or removed: (index, identity now, digest of the names now); the module files
         #: read again (:data:`Reread`)
-        self.moved: list[tuple[int, FileStat]] = moved
+        self.moved: list[tuple[int, FileStat, bytes]] = moved
         self.changed: list[Reread] = []
+        #: module files added (path, path as shown, identity taken before it is read) and the
+        #: indexes of those removed (:func:`_relayout`); the run that brings the result up to date
+        #: for them sets ``array``: the new module array's files (path, identity, path as shown)
+        self.added: list[tuple[str, str, FileStat]] = []
+        self.removed: list[int] = []
+        self.array: list[tuple[str, FileStat, str]] | None = None
         #: the scan cache the records were read with, still open (see :meth:`take_cache`)
         self.scan_cache: ScanCache | None = None
 
@@ -298,8 +335,8 @@ class Known:
         ``outputs`` and ``lines`` and the output cache's ``digest`` of the inputs (None: unknown)."""
         racy = self.started_ns - RACY_NS
         walked = list(self.walked)
-        for i, now in self.moved:
-            path, _want, names = walked[i]
+        for i, now, names in self.moved:
+            path, _want, _names = walked[i]
             walked[i] = (path, None if max(now[1], now[2]) >= racy else now, names)
         modules = list(self.modules)
         racy_at = set(self.racy_at)
@@ -309,9 +346,90 @@ class Known:
                 racy_at.add(i)
             else:
                 racy_at.discard(i)
+        shown = self.shown
+        if self.array is not None:  # modules added or removed: the new array's
+            was = {path: i for i, (path, _want) in enumerate(modules)}
+            under = len(self.dirname) + 1
+            new_racy: set[int] = set()
+            for j, (path, now, _shown) in enumerate(self.array):
+                k = was.get(path)
+                if (k is not None and k in racy_at and modules[k][1] == now) or max(now[1], now[2]) >= racy:
+                    new_racy.add(j)
+            modules = [(path, now) for path, now, _shown in self.array]
+            shown = [None if path[under:] == s and path[:under] == f"{self.dirname}/" else s
+                     for path, _now, s in self.array]
+            racy_at = new_racy
         return _store(path_for(self.cache, self.name), (
             STAMP_SCHEMA, self.name, self.dirname, self.outdir, self.checks, list(outputs), list(lines), settled,
-            walked, modules, self.shown, sorted(racy_at), digest))
+            walked, modules, shown, sorted(racy_at), digest))
+
+
+def _relayout(stamp: Known, relisted: Sequence[tuple[int, FileStat, frozenset[str]]], gone: Sequence[int],
+              checks: Sequence[Check], room: int) -> bool:
+    """Whether the walked directories whose names changed (``relisted``: index, identity now, names
+    now) changed only by module files added or removed; if so, ``stamp.added``, ``stamp.removed``
+    and ``stamp.moved`` say which.  The names the walk found in each directory (its module files,
+    the directories it entered, its dangling symlinks, all of which the stamp holds) must give the
+    digest recorded; a name that left must be a module file of the array that is gone
+    (``gone``), a name that came a regular file (not a symlink) with a module's name whose path
+    modules.dep can hold.  At most ``room`` module files added or removed.  Whether a new one is
+    excluded by depmod.d, or has the name of another module, the run judges (:mod:`.rerun`)."""
+    where = {stamp.walked[i][0]: i for i, _now, _names in relisted}
+    found: dict[str, dict[str, int | None]] = {path: {} for path in where}  # name -> module index (None: other)
+    for i, (path, _want) in enumerate(stamp.modules):
+        parent, _slash, base = path.rpartition("/")
+        got = found.get(parent)
+        if got is not None:
+            got[base] = i
+    for path, *_rest in stamp.walked:
+        parent, _slash, base = path.rpartition("/")
+        got = found.get(parent)
+        if got is not None:
+            got[base] = None
+    for path, want in checks:
+        if want is None:  # (a dangling symlink, or a missing external directory)
+            parent, _slash, base = path.rpartition("/")
+            got = found.get(parent)
+            if got is not None:
+                got[base] = None
+    removed: list[int] = []
+    added: list[tuple[str, str, FileStat]] = []
+    under = f"{stamp.dirname}/"
+    for i, now, listed in relisted:
+        path, _recorded, names = stamp.walked[i]
+        had = found[path]
+        if names_digest(had) != names:
+            return False
+        for base in had.keys() - listed:
+            index = had[base]
+            if index is None:
+                return False
+            removed.append(index)
+        for base in listed - had.keys():
+            full = f"{path}/{base}"
+            if not _module_name(base) or any(c in full for c in "\n\t\r :"):
+                return False
+            try:
+                st = os.lstat(full)
+            except OSError:
+                return False
+            if (st.st_mode & 0o170000) != 0o100000:  # not a regular file (a symlink, a directory...)
+                return False
+            added.append((full, full[len(under):] if full.startswith(under) else full, identity(st)))
+        stamp.moved.append((i, now, names_digest(listed)))
+    if sorted(removed) != sorted(gone) or len(added) + len(removed) > room or not (added or removed):
+        return False
+    stamp.added, stamp.removed = added, sorted(removed)
+    return True
+
+
+def _module_name(name: str) -> bool:
+    """kmod's test of a module file's name (:func:`moddeps.read.walk.is_module_filename`, not imported: start-up)."""
+    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in _SUFFIXES)
+
+
+#: kmod's module file suffixes (moddeps.kmodnames.MODULE_SUFFIXES; tests/test_depmod_stamp.py checks it)
+_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
 
 
 #: A module file read again: (index in the stamp's array, identity now, the record the stamp's
