@@ -651,3 +651,35 @@ def test_a_module_added_just_before_the_run_is_read_again_until_it_settles(tmp_p
           expected / "lib" / "modules" / VERSION / "extra" / "mdx_zz_copy.ko")
     _run(expected, None)
     assert _outputs(root) == _outputs(expected)
+
+
+def test_a_settled_stamp_spares_the_run_the_outputs_crc(tmp_path: Path, settled: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a stamp is settled, its outputs' identities prove their bytes: the run that brings a
+    changed view up to date reads them (it returns them) without a CRC-32, and is still right."""
+    from moddeps.depmod import rerun
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    assert _replay(root, cache) is not None  # (settles it: RACY_NS is 0 here)
+    _new_alias(some_alias(d))
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known) and known.settled
+    crcs: list[bool] = []
+    real = rerun.output_identity
+
+    def counting(outdir: str, name: str, crc: bool = True) -> object:
+        crcs.append(crc)
+        return real(outdir, name, crc)
+
+    monkeypatch.setattr(rerun, "output_identity", counting)
+    _run(root, cache, known=known)
+    monkeypatch.undo()
+    assert crcs and not any(crcs[:len(_outputs(root))])  # (the previous files: no CRC; the rewritten: read back)
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    _new_alias(some_alias(expected / "lib" / "modules" / VERSION))
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)

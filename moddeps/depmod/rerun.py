@@ -28,7 +28,7 @@ from .stamp import inputs_digest, output_identity
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..resolve import Resolution
     from .incremental import Importers, State, Update
@@ -213,18 +213,21 @@ def _output_identities(outdir: str, names: list[str],
     return out
 
 
-def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> list[tuple[str, bytes]] | None:
+def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity],
+                       settled: Sequence[tuple[object, ...]] | None = None) -> list[tuple[str, bytes]] | None:
     """The output files, if every one is still the very file an earlier run
     wrote, else None.  Each is replaced by a rename, so a rewrite by any tool
     gives a new inode; one edited in place keeps its inode, and may keep its
     size and get its mtime back (``touch -r``), but never its ctime (the
     kernel sets it on every change, and nothing lets a user set it) -- and
     the CRC of its bytes, which are read anyway, catches an edit made within
-    the same tick of the ctime clock."""
+    the same tick of the ctime clock.  ``settled``: a settled stamp's outputs
+    (:func:`.stamp.replay`); when they are these, their identities alone are compared."""
     files = []
+    crc = settled is None or [tuple(ident) for ident in identities] != list(settled)
     for ident in identities:
-        got = output_identity(outdir, ident.name)
-        if got is None or got[0] != tuple(ident):
+        got = output_identity(outdir, ident.name, crc)
+        if got is None or (got[0] != tuple(ident) if crc else got[0][:6] != tuple(ident)[:6]):
             return None
         files.append((ident.name, got[1]))
     return files
@@ -321,7 +324,10 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
         if state is None:
             return None
     skip = set(changed)
-    others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
+
+    def others() -> list[tuple[Key | None, str]]:
+        return [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
+
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
         [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], _importers(scan_cache, others, ctx),
@@ -336,12 +342,19 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 
 
-def _importers(scan_cache: ScanCache, others: Sequence[tuple[Key | None, str]], ctx: Context) -> Importers:
-    """:func:`.incremental.update`'s ``importers``, from the cached records of ``others`` (the
-    module array's keys and shown paths, None for the changed modules: left out)."""
+def _importers(scan_cache: ScanCache, make_others: Callable[[], Sequence[tuple[Key | None, str]]],
+               ctx: Context) -> Importers:
+    """:func:`.incremental.update`'s ``importers``, from the cached records of ``make_others()``
+    (the module array's keys and shown paths, None for the changed modules: left out; made
+    when first needed: most changes move no export)."""
     from . import incremental  # (start-up cost: see above)
 
+    made: list[Sequence[tuple[Key | None, str]]] = []
+
     def importers(symbols: set[str], among: set[int] | None) -> dict[int, Module] | None:
+        if not made:
+            made.append(make_others())
+        others = made[0]
         needles = [name.encode("utf-8", "surrogatepass") for name in symbols]
         if among is None:
             found = scan_cache.get_holding(others, needles)
@@ -393,7 +406,7 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known,
         fresh.append((Key(path, *now), shown_now, new))
         if not same:
             changes.append(incremental.Change(i, old, new))
-    files = _outputs_unchanged(ctx.outdir, prev.output.identities)
+    files = _outputs_unchanged(ctx.outdir, prev.output.identities, known.settled)
     if files is None:
         return None
     paths = [path for path, _want in known.modules]
@@ -441,8 +454,11 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known,
     # (no keys: what they are for -- the walk's reads, the stamp of a walk -- does not happen here)
     inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, ())
     skip = {key.path for key, _shown, _m in fresh}
-    others = [(None if path in skip or want is None else Key(path, *want), shown_i)
-              for path, want, shown_i in zip(paths, stats, shown)]
+
+    def others() -> list[tuple[Key | None, str]]:
+        return [(None if path in skip or want is None else Key(path, *want), shown_i)
+                for path, want, shown_i in zip(paths, stats, shown)]
+
     update = incremental.update(
         state, [fsencode(name) for name in names], shown, changes, _importers(scan_cache, others, ctx),
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)

@@ -213,6 +213,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                         return None
                     reread.append((i, modules[i][1]))
         stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, shown, racy_at, digest, moved)
+        if settled:
+            stamp.settled = [tuple(ident) for ident in outputs]
         if relisted:
             if not _relayout(stamp, relisted, gone, checks, FEW_READ - len(reread)):
                 return None
@@ -291,7 +293,7 @@ class Known:
     walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
     __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "shown",
-                 "racy_at", "digest", "moved", "changed", "scan_cache", "added", "removed", "array")
+                 "racy_at", "digest", "moved", "changed", "scan_cache", "added", "removed", "array", "settled")
 
     def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
                  walked: list[tuple[str, FileStat | None, bytes | None]], modules: list[tuple[str, FileStat]],
@@ -313,6 +315,9 @@ class Known:
         self.added: list[tuple[str, str, FileStat]] = []
         self.removed: list[int] = []
         self.array: list[tuple[str, FileStat, str]] | None = None
+        #: the output files as the stamp holds them, when it is settled (their identities then
+        #: prove their bytes: see :func:`replay`), else None
+        self.settled: list[tuple[Any, ...]] | None = None
         #: the scan cache the records were read with, still open (see :meth:`take_cache`)
         self.scan_cache: ScanCache | None = None
 
@@ -609,9 +614,9 @@ def walked_dirs(walked: Sequence[tuple[str, FileStat]], found: Sequence[str], wi
     return [(path, want, names_digest(names[path])) for path, want in walked]
 
 
-def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
-    """An output file's identity (with a CRC-32 of its bytes) and its bytes, or None
-    (gone, unreadable, or not a regular file)."""
+def output_identity(outdir: str, name: str, crc: bool = True) -> tuple[OutputId, bytes] | None:
+    """An output file's identity (with a CRC-32 of its bytes; ``crc`` False: 0 in its place) and
+    its bytes, or None (gone, unreadable, or not a regular file)."""
     try:
         fd = os.open(os.path.join(outdir, name), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
@@ -629,7 +634,7 @@ def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
     finally:
         os.close(fd)
     size, mtime, ctime, ino, dev = identity(st)
-    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data)), data
+    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data) if crc else 0), data
 
 
 # --------------------------------------------------------------------------
