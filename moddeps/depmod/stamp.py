@@ -30,8 +30,12 @@ Only these may differ (:func:`replay`): a few module files, read again and
 compared with the records the stamp's run read (the scan cache, by the
 identities the stamp holds) -- the same to depmod, the stamp is written again
 for them and the lines said; otherwise a :class:`Known` hands them to the run,
-which brings the result up to date without a walk (:mod:`.rerun`) -- and
-walked directories whose names are the same.  Anything else different,
+which brings the result up to date without a walk (:mod:`.rerun`) --,
+walked directories whose names are the same, and walked directories whose
+names changed only by module files added or removed (:func:`_relayout`: a
+:class:`Known` hands those to the run too, whose :func:`.rerun.known_previous`
+lays out the new module array without a walk, or goes the usual way when a
+walk's own rules could decide otherwise).  Anything else different,
 missing or unreadable is a miss, and the run goes the usual way (which
 writes a new stamp).
 
