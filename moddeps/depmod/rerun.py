@@ -325,12 +325,13 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
             return None
     skip = set(changed)
 
-    def others() -> list[tuple[Key | None, str]]:
-        return [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
+    def entry(i: int) -> tuple[Key | None, str]:
+        return None if i in skip else inputs.keys[i], layout.files[i].shown
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], _importers(scan_cache, others, ctx),
+        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)],
+        _importers(scan_cache, len(layout.files), entry, ctx),
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
@@ -342,29 +343,24 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 
 
-def _importers(scan_cache: ScanCache, make_others: Callable[[], Sequence[tuple[Key | None, str]]],
+def _importers(scan_cache: ScanCache, size: int, entry: Callable[[int], tuple[Key | None, str]],
                ctx: Context) -> Importers:
-    """:func:`.incremental.update`'s ``importers``, from the cached records of ``make_others()``
-    (the module array's keys and shown paths, None for the changed modules: left out; made
-    when first needed: most changes move no export)."""
+    """:func:`.incremental.update`'s ``importers``, from the cached records of the module array
+    (``size`` modules; ``entry(i)``: module ``i``'s key and shown path, a None key for the changed
+    modules: left out), the keys made only for the modules asked about."""
     from . import incremental  # (start-up cost: see above)
 
-    made: list[Sequence[tuple[Key | None, str]]] = []
-
     def importers(symbols: set[str], among: set[int] | None) -> dict[int, Module] | None:
-        if not made:
-            made.append(make_others())
-        others = made[0]
         needles = [name.encode("utf-8", "surrogatepass") for name in symbols]
-        if among is None:
-            found = scan_cache.get_holding(others, needles)
-        else:  # (only these records read: a few, not the whole tree's)
-            where = sorted(i for i in among if others[i][0] is not None)
-            got = scan_cache.get_holding([others[i] for i in where], needles)
-            found = None if got is None else {where[k]: m for k, m in got.items()}
-        if found is None:
+        where = range(size) if among is None else sorted(among)
+        items = [entry(i) for i in where]
+        if among is not None:  # (only these records read: a few, not the whole tree's)
+            where = [i for i, (key, _shown) in zip(where, items) if key is not None]
+            items = [item for item in items if item[0] is not None]
+        got = scan_cache.get_holding(items, needles)
+        if got is None:
             return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+        return {where[k]: m for k, m in got.items() if incremental.importing(m, symbols, ctx.prefix)}
 
     return importers
 
@@ -455,12 +451,12 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known,
     inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, ())
     skip = {key.path for key, _shown, _m in fresh}
 
-    def others() -> list[tuple[Key | None, str]]:
-        return [(None if path in skip or want is None else Key(path, *want), shown_i)
-                for path, want, shown_i in zip(paths, stats, shown)]
+    def entry(i: int) -> tuple[Key | None, str]:
+        path, want = paths[i], stats[i]
+        return None if path in skip or want is None else Key(path, *want), shown[i]
 
     update = incremental.update(
-        state, [fsencode(name) for name in names], shown, changes, _importers(scan_cache, others, ctx),
+        state, [fsencode(name) for name in names], shown, changes, _importers(scan_cache, len(paths), entry, ctx),
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
