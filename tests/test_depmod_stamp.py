@@ -558,6 +558,8 @@ ADDED_REMOVED = {
                                              _copy(_mdx(d, "mdx_consumer.ko"), d / "extra" / "mdx_c2.ko")), True),
     "one added and another's alias changed": (
         lambda d: (_copy(_mdx(d, "mdx_exporter.ko"), d / "extra" / "mdx_e2.ko"), _new_alias(some_alias(d))), True),
+    "a module moved to another directory": (
+        lambda d: (d / "extra" / "mdx_dup_b.ko").rename(_mdx(d, "mdx_dup_b.ko")), True),
     "one added with another module's name": (
         lambda d: _copy(_mdx(d, "mdx_softdep.ko"), d / "extra" / "mdx_softdep.ko"), False),
     "one added that modules.order places": (
