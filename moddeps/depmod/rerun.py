@@ -408,10 +408,7 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known,
     paths = [path for path, _want in known.modules]
     remap: list[int | None] | None = None
     paths_digest = prev.files.paths
-    if known.added or known.removed:
-        for i, *_rest in known.changed:
-            if shown[i] != known.module(i)[2]:
-                return None
+    if known.added or known.removed:  # (the state's array is the stamp's: the same digest)
         laid = _relaid(known, names, shown, paths, ctx, excludes)
         if laid is None:
             return None
