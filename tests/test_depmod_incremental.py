@@ -482,3 +482,76 @@ def _known_outcome(opts: DepmodOptions, known: object) -> tuple[object, ...]:
     except CycleError as exc:
         return ("cycle", str(exc), tuple(exc.messages))
     return ("ok", dict(result.files), result.messages, result.tree is None)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24")) // 3))
+def test_modules_added_and_removed_through_the_stamp_give_what_a_run_without_cache_gives(
+        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the test above, with the stamp first (moddeps.cli.depmod_argv's way): module files added
+    or removed are handed to the run (stamp.Known), which lays out the new array without a walk
+    (kmod's hash order for the modules modules.order does not list) or goes the usual way."""
+    from moddeps.depmod import run as run_module
+    from moddeps.depmod import stamp
+
+    monkeypatch.setattr(stamp, "RACY_NS", 0)
+    walks: list[str] = []
+    real_layout = run_module.layout_tree
+
+    def layout(*a: object, **k: object) -> object:
+        walks.append("walk")
+        return real_layout(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "layout_tree", layout)
+    rng = random.Random(2000 + seed)
+    root = _root(tmp_path)
+    specs = {i: _random_spec(rng, i) for i in range(N)}
+    for i, spec in specs.items():
+        _write(root, i, spec)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
+    harness = _Harness(tmp_path, monkeypatch)
+    fields = {name: getattr(harness.cached, name) for name, _default in stamp.FIELDS} | {"cache": harness.cached.cache}
+    assert harness.cached.cache is not None
+    _outcome(harness.cached)
+    answers: list[str] = []
+    done: list[str] = []
+    for _step in range(20):
+        before = copy.deepcopy(specs)
+        kind = rng.choice(["add", "add", "remove", "add and change"])
+        if kind.startswith("add") or len(specs) < 3:
+            i = max(specs) + 1
+            spec = _random_spec(rng, i)
+            exporters = [j for j in specs if specs[j].exports]
+            for j in rng.sample(exporters, min(2, len(exporters))):
+                spec.needs.append(rng.choice(specs[j].exports))
+            specs[i] = spec
+            _write(root, i, spec)
+            done.append(f"added m{i}")
+            if kind == "add and change":
+                j = rng.choice(sorted(specs))
+                done.append(f"m{j}: {_change(rng, specs, j) if j < N else 'rebuilt'}")
+                specs[j].description = f"rebuilt {rng.random()}"
+                _write(root, j, specs[j])
+        else:
+            i = rng.choice(sorted(specs))
+            del specs[i]
+            (root / f"kernel/m{i}.ko").unlink()
+            done.append(f"removed m{i}")
+        got = stamp.replay(harness.cached.cache, stamp.key(fields), known=True)
+        want = _outcome(harness.fresh)
+        walks.clear()
+        result = _outcome(harness.cached) if not isinstance(got, stamp.Known) else _known_outcome(harness.cached, got)
+        answers.append("miss" if not isinstance(got, stamp.Known) else "walked" if walks else
+                       "known" if got.added or got.removed else "other")
+        assert result[:3] == want[:3], done
+        if result[0] != "ok":  # a cycle: back to the tree before it
+            for i in set(specs) | set(before):
+                path = root / f"kernel/m{i}.ko"
+                if i in before:
+                    _write(root, i, before[i])
+                elif path.exists():
+                    path.unlink()
+            specs = before
+            _outcome(harness.cached)
+            continue
+        assert {name: (root / name).read_bytes() for name in result[1]} == result[1], done  # type: ignore[attr-defined]
+    assert answers.count("known") >= 5, answers

@@ -508,3 +508,180 @@ def test_cache_info_counts_and_prune_deletes_stamps(tmp_path: Path, settled: Non
     gone = CliRunner().invoke(app, ["cache", "prune", "--max-size", "1G", "--cache", str(cache)])
     assert gone.exit_code == 0 and "2 depmod stamp(s) deleted" in gone.stdout
     assert stamp.held(str(cache)) == (0, 0) and _replay(root, cache) is None
+
+
+def test_a_changed_view_with_an_output_edited_is_computed_again(tmp_path: Path, settled: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay hands a changed view over without reading the outputs (the run checks them under
+    its lock): an output edited in place meanwhile sends the run the usual way, which rewrites it."""
+    from moddeps.depmod import run as run_module
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    _new_alias(some_alias(d))
+    _same_content_new_bytes(d / "modules.symbols")
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known)
+    walks: list[object] = []
+    real = run_module.layout_tree
+    monkeypatch.setattr(run_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
+    _run(root, cache, known=known)
+    assert len(walks) == 1  # the usual way
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    _new_alias(some_alias(expected / "lib" / "modules" / VERSION))
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+
+
+def _mdx(d: Path, name: str) -> Path:
+    return d / "kernel" / "samples" / "mdx" / name
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(exist_ok=True)
+    shutil.copy(src, dst)
+
+
+#: Module files added or removed: each change, and whether the stamp's run brings the result up to
+#: date without a walk (False: a walk's rules decide, so the run goes the usual way).
+ADDED_REMOVED = {
+    "an exporter's copy added beside it": (
+        lambda d: _copy(_mdx(d, "mdx_exporter.ko"), _mdx(d, "mdx_added_copy.ko")), True),
+    "an exporter's copy added in extra/": (
+        lambda d: _copy(_mdx(d, "mdx_exporter.ko"), d / "extra" / "mdx_zz_copy.ko"), True),
+    "an exporter removed": (lambda d: _mdx(d, "mdx_exporter.ko").unlink(), True),
+    "a module not in modules.order removed": (lambda d: (d / "extra" / "mdx_dup_b.ko").unlink(), True),
+    "one removed and one added": (lambda d: (_mdx(d, "mdx_softdep.ko").unlink(),
+                                             _copy(_mdx(d, "mdx_consumer.ko"), d / "extra" / "mdx_c2.ko")), True),
+    "one added and another's alias changed": (
+        lambda d: (_copy(_mdx(d, "mdx_exporter.ko"), d / "extra" / "mdx_e2.ko"), _new_alias(some_alias(d))), True),
+    "a module moved to another directory": (
+        lambda d: (d / "extra" / "mdx_dup_b.ko").rename(_mdx(d, "mdx_dup_b.ko")), True),
+    "one added with another module's name": (
+        lambda d: _copy(_mdx(d, "mdx_softdep.ko"), d / "extra" / "mdx_softdep.ko"), False),
+    "one added that modules.order places": (
+        lambda d: _copy(d / "extra" / "mdx_dup_b.ko", _mdx(d, "mdx_unknown.ko")), False),
+    "one added that depmod.d excludes": (
+        lambda d: _copy(_mdx(d, "mdx_exporter.ko"), d / "extra" / "mdx_excluded.ko"), False),
+    "a symlink to a module added": (
+        lambda d: (d / "extra" / "mdx_link.ko").symlink_to(_mdx(d, "mdx_exporter.ko")), False),
+}
+
+
+def _before_added(root: Path) -> None:
+    """The sample tree as these tests start from it: no duplicates, mdx_unknown.ko (listed by
+    modules.order) not installed, depmod.d excluding the name ``mdx_excluded.ko``."""
+    _no_duplicates(root)
+    _mdx(root / "lib" / "modules" / VERSION, "mdx_unknown.ko").unlink()
+    (root / "etc" / "depmod.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "depmod.d" / "x.conf").write_text("exclude mdx_excluded.ko\n")
+
+
+@pytest.mark.parametrize("change", list(ADDED_REMOVED))
+def test_module_files_added_or_removed_are_brought_up_to_date_without_a_walk(
+        change: str, tmp_path: Path, settled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moddeps.depmod import run as run_module
+
+    make, fast = ADDED_REMOVED[change]
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _before_added(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    before = _outputs(root)
+    make(d)  # type: ignore[no-untyped-call]
+    assert _replay(root, cache) is None  # (not answered as it is)
+    stamp.reread_log.clear()
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    walks: list[object] = []
+    real = run_module.layout_tree
+    monkeypatch.setattr(run_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
+    _run(root, cache, known=known if isinstance(known, stamp.Known) else None)
+    monkeypatch.undo()
+    if fast:
+        assert isinstance(known, stamp.Known) and (known.added or known.removed)
+        assert walks == []  # no walk: the stamp said which files came and went
+        # (only the module whose alias changed was read again, not the tree)
+        assert stamp.reread_log == ([str(some_alias(d))] if "alias" in change else [])
+    else:
+        assert len(walks) == 1
+    expected = _tree(tmp_path, "expected")
+    _before_added(expected)
+    make(expected / "lib" / "modules" / VERSION)  # type: ignore[no-untyped-call]
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+    assert (_outputs(root) == before) == ("excludes" in change)  # (an excluded file changes nothing)
+    # the stamp it wrote answers the next run, without reading a module again
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is not None and stamp.reread_log == []
+    # and what it stored brings the next change up to date: the tree as it was
+    for tree in (root, expected):
+        _new_alias(_mdx(tree / "lib" / "modules" / VERSION, "mdx_consumer.ko"))
+    _run(root, cache)
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+
+
+def test_a_module_added_just_before_the_run_is_read_again_until_it_settles(tmp_path: Path) -> None:
+    """Racy: a module file added (and its directory changed) within RACY_NS of the run is recorded,
+    but read again (and its directory listed again) by every replay until it settles."""
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _before_added(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    old = time.time_ns() - 2 * stamp.RACY_NS
+    for p in [*d.rglob("*.ko"), d / "modules.order", d / "modules.builtin", d / "modules.builtin.modinfo"]:
+        os.utime(p, ns=(old, old))
+    # (ctimes cannot be set back: wait for the tree's to settle, as a package upgrade would)
+    time.sleep(stamp.RACY_NS / 1e9 + 0.1)
+    _run(root, cache)
+    assert _replay(root, cache) is not None
+    added = d / "extra" / "mdx_zz_copy.ko"
+    _copy(_mdx(d, "mdx_exporter.ko"), added)
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known) and [a[0] for a in known.added] == [str(added)]
+    _run(root, cache, known=known)
+    stamp.reread_log.clear()
+    assert _replay(root, cache) is not None
+    assert stamp.reread_log == [str(added)]  # racy: read again (the same: answered)
+    expected = _tree(tmp_path, "expected")
+    _before_added(expected)
+    _copy(_mdx(expected / "lib" / "modules" / VERSION, "mdx_exporter.ko"),
+          expected / "lib" / "modules" / VERSION / "extra" / "mdx_zz_copy.ko")
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)
+
+
+def test_a_settled_stamp_spares_the_run_the_outputs_crc(tmp_path: Path, settled: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a stamp is settled, its outputs' identities prove their bytes: the run that brings a
+    changed view up to date reads them (it returns them) without a CRC-32, and is still right."""
+    from moddeps.depmod import rerun
+
+    root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
+    _no_duplicates(root)
+    d = root / "lib" / "modules" / VERSION
+    _run(root, cache)
+    assert _replay(root, cache) is not None  # (settles it: RACY_NS is 0 here)
+    _new_alias(some_alias(d))
+    known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
+    assert isinstance(known, stamp.Known) and known.settled
+    crcs: list[bool] = []
+    real = rerun.output_identity
+
+    def counting(outdir: str, name: str, crc: bool = True) -> object:
+        crcs.append(crc)
+        return real(outdir, name, crc)
+
+    monkeypatch.setattr(rerun, "output_identity", counting)
+    _run(root, cache, known=known)
+    monkeypatch.undo()
+    assert crcs and not any(crcs[:len(_outputs(root))])  # (the previous files: no CRC; the rewritten: read back)
+    expected = _tree(tmp_path, "expected")
+    _no_duplicates(expected)
+    _new_alias(some_alias(expected / "lib" / "modules" / VERSION))
+    _run(expected, None)
+    assert _outputs(root) == _outputs(expected)

@@ -271,6 +271,11 @@ class Change(NamedTuple):
     new: Module
 
 
+if TYPE_CHECKING:
+    #: ``importers(symbols, among)``: see :func:`update`
+    Importers = Callable[[set[str], "set[int] | None"], "dict[int, Module] | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
     groups: Rendered  # the groups rendered again
@@ -284,7 +289,7 @@ def update(
     names: list[bytes],
     shown: Sequence[str],
     changes: Sequence[Change],
-    importers: Callable[[set[str]], dict[int, Module] | None],
+    importers: Importers,
     *,
     remap: Sequence[int | None] | None = None,
     dirname: str,
@@ -299,8 +304,9 @@ def update(
     whose old record is an empty module of its name.  Indexes in ``changes``,
     ``names`` and ``shown`` are the new array's.
 
-    ``importers(symbols)``: every module but the changed ones that imports
-    one of ``symbols`` (lookup names), by index, or None if that cannot be known.
+    ``importers(symbols, among)``: every module but the changed ones that
+    imports one of ``symbols`` (lookup names), by index, or None if that cannot
+    be known; ``among``: only those of these indexes are asked for (None: all).
     """
     try:
         return _update(state, names, shown, changes, importers, remap, dirname, prefix, warn_dups, kmod)
@@ -312,22 +318,31 @@ def update(
 
 def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict[str, Any], set[str], set[str]]:
     """The state's parts in the new array's indexes: (parts, symbols whose
-    owner was removed, groups to render again)."""
+    owner was removed, groups to render again).  The modules before the first
+    one added or removed keep their indexes (modules of a new name usually go
+    at the end of the array: kmod's order puts the modules modules.order does
+    not list last): what only they hold is kept as it is, not copied index by index."""
     if len(remap) != state.modules:
         raise ValueError("remap: not one entry a module")
+    first = next((i for i, j in enumerate(remap) if i != j), len(remap))  # the first index that moved
+    get = remap.__getitem__
     deps: list[tuple[int, ...]] = [()] * size
     for i, ds in enumerate(state.deps):
         j = remap[i]
         if j is not None:
             # a dependency removed: that module imports a symbol whose owner moved, and is bound again
-            deps[j] = tuple(d for d in (remap[x] for x in ds) if d is not None)
-    exporters: dict[str, tuple[int, ...]] = {}
+            deps[j] = ds if not ds or max(ds) < first else tuple(d for d in map(get, ds) if d is not None)
+    exporters: dict[str, tuple[int, ...]] = dict(state.exporters)
     moved: set[str] = set()
     again = {"dep"}  # the lines of modules.dep are the array's
     for name, exps in state.exporters.items():
-        kept = tuple(j for j in (remap[i] for i in exps) if j is not None)
+        if exps[-1] < first:  # (exporters are in array order: the last is the largest index)
+            continue
+        kept = tuple(j for j in map(get, exps) if j is not None)
         if kept:
             exporters[name] = kept
+        else:
+            del exporters[name]
         owner = remap[exps[-1]]
         if owner is None:  # its owner is gone
             moved.add(name)
@@ -335,10 +350,11 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
             again.update(("symsafe", "symbols"))
     columns: dict[str, tuple[list[str], list[int]]] = {}
     for key, (values, owners) in state.columns.items():
-        kept_values: list[str] = []
-        kept_owners: list[int] = []
+        at = bisect.bisect_left(owners, first)  # (owners are in array order)
+        kept_values: list[str] = values[:at]
+        kept_owners: list[int] = owners[:at]
         shifted = False
-        for v, o in zip(values, owners):
+        for v, o in zip(values[at:], owners[at:]):
             j = remap[o]
             if j is not None:
                 kept_values.append(v)
@@ -352,8 +368,43 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
     return {"deps": deps, "exporters": exporters, "columns": columns}, moved, again
 
 
+def _importers_of(state: State, moved: set[str], remap: Sequence[int | None] | None, importers: Importers
+                  ) -> dict[int, Module] | None:
+    """The modules but the changed ones importing one of ``moved`` (symbols whose owner moved), new indexes.
+
+    A module importing a symbol that had an owner depends on that owner (:func:`_bind`), so
+    those importers are among the modules whose dependencies hold a previous owner, and the
+    previous owners themselves (a module's dependencies leave itself out): only those few
+    records are looked at.  A symbol that had no owner may be imported by any module: those
+    are looked for among all the records."""
+    old_exporters = state.exporters
+    owners: set[int] = set()
+    unowned: set[str] = set()
+    for name in moved:
+        exps = old_exporters.get(name)
+        if exps:
+            owners.add(exps[-1])
+        else:
+            unowned.add(name)
+    found: dict[int, Module] = {}
+    if owners:
+        among = {i for i, ds in enumerate(state.deps) if not owners.isdisjoint(ds)} | owners
+        if remap is not None:
+            among = {j for j in (remap[i] for i in among) if j is not None}
+        got = importers(moved - unowned, among)
+        if got is None:
+            return None
+        found.update(got)
+    if unowned:
+        got = importers(unowned, None)
+        if got is None:
+            return None
+        found.update(got)
+    return found
+
+
 def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Sequence[Change],
-            importers: Callable[[set[str]], dict[int, Module] | None], remap: Sequence[int | None] | None,
+            importers: Importers, remap: Sequence[int | None] | None,
             dirname: str, prefix: str | None, warn_dups: bool, kmod: KmodTarget) -> Update | None:
     if state.groups.get("sanitize", ([], []))[1] or (remap is None and state.modules != len(names)):
         return None
@@ -385,7 +436,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
         if was != now or old.imports != new.imports:
             rebind[idx] = new
     if moved:  # the modules importing a symbol whose owner moved, the changed ones among them
-        found = importers(moved)
+        found = _importers_of(state, moved, remap, importers)
         if found is None:
             return None
         found.update((idx, new) for (idx, _old, _new), new in zip(changes, fresh))

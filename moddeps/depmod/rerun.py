@@ -20,7 +20,7 @@ from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_keys
-from ..read.fileid import blake2b, identity
+from ..read.fileid import FileStat, blake2b, identity
 from ..read.scan import WalkedTree, read_optional
 from ..records import dataclass
 from .reads import depmod_view
@@ -28,10 +28,10 @@ from .stamp import inputs_digest, output_identity
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..resolve import Resolution
-    from .incremental import State, Update
+    from .incremental import Importers, State, Update
     from .outputs import WriterInput
     from .render import Rendered
     from .stamp import Known
@@ -213,18 +213,21 @@ def _output_identities(outdir: str, names: list[str],
     return out
 
 
-def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity]) -> list[tuple[str, bytes]] | None:
+def _outputs_unchanged(outdir: str, identities: Sequence[OutputIdentity],
+                       settled: Sequence[tuple[object, ...]] | None = None) -> list[tuple[str, bytes]] | None:
     """The output files, if every one is still the very file an earlier run
     wrote, else None.  Each is replaced by a rename, so a rewrite by any tool
     gives a new inode; one edited in place keeps its inode, and may keep its
     size and get its mtime back (``touch -r``), but never its ctime (the
     kernel sets it on every change, and nothing lets a user set it) -- and
     the CRC of its bytes, which are read anyway, catches an edit made within
-    the same tick of the ctime clock."""
+    the same tick of the ctime clock.  ``settled``: a settled stamp's outputs
+    (:func:`.stamp.replay`); when they are these, their identities alone are compared."""
     files = []
+    crc = settled is None or [tuple(ident) for ident in identities] != list(settled)
     for ident in identities:
-        got = output_identity(outdir, ident.name)
-        if got is None or got[0] != tuple(ident):
+        got = output_identity(outdir, ident.name, crc)
+        if got is None or (got[0] != tuple(ident) if crc else got[0][:6] != tuple(ident)[:6]):
             return None
         files.append((ident.name, got[1]))
     return files
@@ -321,18 +324,14 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
         if state is None:
             return None
     skip = set(changed)
-    others = [(None if i in skip else key, mf.shown) for i, (key, mf) in enumerate(zip(inputs.keys, layout.files))]
 
-    def importers(symbols: set[str]) -> dict[int, Module] | None:
-        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
-        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
-        if found is None:
-            return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+    def entry(i: int) -> tuple[Key | None, str]:
+        return None if i in skip else inputs.keys[i], layout.files[i].shown
 
     update = incremental.update(
         state, [fsencode(mf.name) for mf in layout.files], [mf.shown for mf in layout.files],
-        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)], importers,
+        [incremental.Change(j, a, b) for j, a, b in zip(changed, old, new)],
+        _importers(scan_cache, len(layout.files), entry, ctx),
         remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
@@ -344,13 +343,38 @@ def _update_previous(scan_cache: ScanCache, inputs: Inputs, layout: WalkedTree) 
     return Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False)
 
 
-def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[Rerun, Inputs] | None:
-    """The stamp's result brought up to date after the module files it read again changed
-    (``known``, :func:`moddeps.depmod.stamp.replay`), without the tree's walk: the stamp proved
-    every other input unchanged, so the module array and the inputs other than the module files
-    are those of the result it records, which must be the last one stored (its digest), and the
+def _importers(scan_cache: ScanCache, size: int, entry: Callable[[int], tuple[Key | None, str]],
+               ctx: Context) -> Importers:
+    """:func:`.incremental.update`'s ``importers``, from the cached records of the module array
+    (``size`` modules; ``entry(i)``: module ``i``'s key and shown path, a None key for the changed
+    modules: left out), the keys made only for the modules asked about."""
+    from . import incremental  # (start-up cost: see above)
+
+    def importers(symbols: set[str], among: set[int] | None) -> dict[int, Module] | None:
+        needles = [name.encode("utf-8", "surrogatepass") for name in symbols]
+        where = range(size) if among is None else sorted(among)
+        items = [entry(i) for i in where]
+        if among is not None:  # (only these records read: a few, not the whole tree's)
+            where = [i for i, (key, _shown) in zip(where, items) if key is not None]
+            items = [item for item in items if item[0] is not None]
+        got = scan_cache.get_holding(items, needles)
+        if got is None:
+            return None
+        return {where[k]: m for k, m in got.items() if incremental.importing(m, symbols, ctx.prefix)}
+
+    return importers
+
+
+def known_previous(scan_cache: ScanCache, ctx: Context, known: Known,
+                   excludes: frozenset[str] = frozenset()) -> tuple[Rerun, Inputs] | None:
+    """The stamp's result brought up to date after the module files it read again changed, or
+    module files were added or removed (``known``, :func:`moddeps.depmod.stamp.replay`), without
+    the tree's walk: the stamp proved every other input unchanged, so the module array (but for
+    the files added or removed: :func:`_relaid`) and the inputs other than the module files are
+    those of the result it records, which must be the last one stored (its digest), and the
     other modules' identities are the stamp's.  Then as :func:`_update_previous`, whose checks
-    this keeps; the records read again are stored.  None: go the usual way."""
+    this keeps; the records read are stored.  ``excludes``: depmod.d's ``exclude`` names.
+    None: go the usual way."""
     if ctx.verbose or ctx.warn or ctx.dry_run:  # what the state does not keep
         return None
     prev = scan_cache.get_previous_output(ctx.dirname)
@@ -365,7 +389,7 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
         names, shown = state.layout
     except (ValueError, TypeError):
         return None
-    stats = list(prev.files.stats)
+    stats: list[FileStat | None] = list(prev.files.stats)
     if stats != [want for _path, want in known.modules]:  # (the stamp's run stored both)
         return None
     changes = []
@@ -378,26 +402,59 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
         fresh.append((Key(path, *now), shown_now, new))
         if not same:
             changes.append(incremental.Change(i, old, new))
-    files = _outputs_unchanged(ctx.outdir, prev.output.identities)
+    files = _outputs_unchanged(ctx.outdir, prev.output.identities, known.settled)
     if files is None:
         return None
-    module_files = ModuleFiles.of(prev.files.paths, stats)
+    paths = [path for path, _want in known.modules]
+    remap: list[int | None] | None = None
+    paths_digest = prev.files.paths
+    if known.added or known.removed:  # (the state's array is the stamp's: the same digest)
+        laid = _relaid(known, names, shown, paths, ctx, excludes)
+        if laid is None:
+            return None
+        remap, names, shown, paths = laid.remap, laid.names, laid.shown, laid.paths
+        from ..read.pool import read_module_bounded  # (start-up cost: see above)
+
+        added = iter(known.added)
+        new_stats: list[FileStat | None] = []
+        moved = []
+        for c in changes:
+            idx = remap[c.idx]
+            if idx is None:
+                return None
+            moved.append(incremental.Change(idx, c.old, c.new))
+        changes = moved
+        for j, was in enumerate(laid.was_at):
+            if was is not None:
+                new_stats.append(stats[was])
+                continue
+            path, shown_now, now = next(added)
+            new = read_module_bounded(path, shown_now)
+            if new.name != names[j] or new.error is not None:
+                return None
+            new_stats.append(now)
+            fresh.append((Key(path, *now), shown_now, new))
+            changes.append(incremental.Change(j, Module(new.name, new.path), new))
+        stats = new_stats
+        paths_digest = module_paths_digest(shown, paths)
+        array = []
+        for path, stat, shown_j in zip(paths, stats, shown):
+            if stat is None:
+                return None
+            array.append((path, stat, shown_j))
+        known.array = array
+    module_files = ModuleFiles.of(paths_digest, stats)
     # (no keys: what they are for -- the walk's reads, the stamp of a walk -- does not happen here)
     inputs = Inputs(ctx, inputs_digest(prev.basis, module_files.encoded), prev.basis, module_files, ())
-    skip = {i for i, *_rest in known.changed}
+    skip = {key.path for key, _shown, _m in fresh}
 
-    def importers(symbols: set[str]) -> dict[int, Module] | None:
-        """The modules but the changed ones importing one of ``symbols``, from their cached records."""
-        others = [(None if i in skip else Key(path, *want), shown_i)
-                  for i, ((path, want), shown_i) in enumerate(zip(known.modules, shown))]
-        found = scan_cache.get_holding(others, [name.encode("utf-8", "surrogatepass") for name in symbols])
-        if found is None:
-            return None
-        return {i: m for i, m in found.items() if incremental.importing(m, symbols, ctx.prefix)}
+    def entry(i: int) -> tuple[Key | None, str]:
+        path, want = paths[i], stats[i]
+        return None if path in skip or want is None else Key(path, *want), shown[i]
 
     update = incremental.update(
-        state, [fsencode(name) for name in names], shown, changes, importers,
-        dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
+        state, [fsencode(name) for name in names], shown, changes, _importers(scan_cache, len(paths), entry, ctx),
+        remap=remap, dirname=ctx.dirname, prefix=ctx.prefix, warn_dups=ctx.warn_dups, kmod=ctx.kmod)
     got = _updated_files(update, files)
     if update is None or got is None:
         return None
@@ -409,6 +466,82 @@ def known_previous(scan_cache: ScanCache, ctx: Context, known: Known) -> tuple[R
     kept = tuple(ident for ident in stored.identities if ident.name not in rewritten)
     again = Rerun(tuple(result), tuple(update.messages), stored.notes, (), rewrite, stored=False, identities=kept)
     return again, inputs
+
+
+def module_paths_digest(shown: Sequence[str], paths: Sequence[str]) -> bytes:
+    """The digest of the module array's paths, as :func:`output_inputs` makes it (``(shown, path)`` pairs)."""
+    return blake2b(marshal.dumps(list(zip(shown, paths)), 2), digest_size=PATHS_DIGEST_SIZE).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Relaid:
+    """The module array after module files were added or removed (:func:`_relaid`)."""
+
+    remap: list[int | None]  # the new index of each module of the stamp's array (None: removed)
+    was_at: list[int | None]  # the stamp's index of each module now (None: added)
+    names: list[str]
+    shown: list[str]
+    paths: list[str]
+
+
+def _relaid(known: Known, names: list[str], shown: list[str], paths: list[str], ctx: Context,
+            excludes: frozenset[str]) -> _Relaid | None:
+    """The module array after the stamp's module files added and removed (``known``), as a walk
+    would lay it out (:func:`moddeps.read.order.module_array`), from the stamp's array (``names``,
+    ``shown``, ``paths``): (new index of each module of the stamp's array or None: removed,
+    previous index of each module now or None: added, names, shown paths, paths).  None when
+    the walk's own rules could decide otherwise: a file added that depmod.d excludes, one with
+    the name of another module (a duplicate, or a module moved: which file wins is the walk's
+    to say) or one modules.order places (the order of the modules it does not place is kmod's
+    hash order of their names, after those it places; only that tail is laid out again)."""
+    from ..kmodhash import hash_order
+    from ..model import modname_from_path
+    from ..read.order import order_lines
+    from ..read.walk import ModuleFile
+
+    removed = set(known.removed)
+    taken = {name for i, name in enumerate(names) if i not in removed}
+    new_files: list[ModuleFile] = []
+    for path, shown_now, _now in known.added:
+        base = path.rpartition("/")[2]
+        name = modname_from_path(base)
+        if base in excludes or name in taken:
+            return None
+        taken.add(name)
+        new_files.append(ModuleFile(name, path, None if shown_now == path else shown_now))
+    order_text = read_optional(f"{ctx.dirname}/modules.order")  # (the stamp proved it the same file)
+    listed: set[bytes] = set()
+    if order_text is not None:
+        lines, corrupted = order_lines(order_text)
+        if not corrupted:  # (else the whole array is in hash order)
+            listed = {line for line in lines if line is not None}
+
+    def placed(mf: ModuleFile) -> bool:
+        unc = mf.uncrelpath
+        return unc is not None and fsencode(unc) in listed
+
+    if any(placed(mf) for mf in new_files):
+        return None
+    kept = [i for i in range(len(names)) if i not in removed]
+    tail = len(kept)
+    while tail and not placed(ModuleFile(names[kept[tail - 1]], paths[kept[tail - 1]],
+                                         None if shown[kept[tail - 1]] == paths[kept[tail - 1]]
+                                         else shown[kept[tail - 1]])):
+        tail -= 1
+    old_keys = [fsencode(names[i]) for i in kept[tail:]]
+    if hash_order(old_keys, 512) != old_keys:  # (not the array this layout makes: leave it to the walk)
+        return None
+    entries: dict[bytes, tuple[int | None, str, str, str]] = {
+        key: (i, names[i], shown[i], paths[i]) for key, i in zip(old_keys, kept[tail:])}
+    for mf in new_files:
+        entries[fsencode(mf.name)] = (None, mf.name, mf.shown, mf.path)
+    array: list[tuple[int | None, str, str, str]] = [(i, names[i], shown[i], paths[i]) for i in kept[:tail]]
+    array += [entries[key] for key in hash_order(list(entries), 512)]
+    remap: list[int | None] = [None] * len(names)
+    for j, (was, *_rest) in enumerate(array):
+        if was is not None:
+            remap[was] = j
+    return _Relaid(remap, [e[0] for e in array], [e[1] for e in array], [e[2] for e in array], [e[3] for e in array])
 
 
 def _map_arrays(state: State, layout: WalkedTree, size: int) -> tuple[list[int | None], list[int | None]] | None:

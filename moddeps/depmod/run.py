@@ -297,7 +297,7 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
         ctx = rerun.Context(dirname=dirname, outdir=outdir, kmod=job.kmod, prefix=opts.prefix, warn=warn,
                             warn_dups=opts.warn_dups, dry_run=opts.dry_run, verbose=opts.verbose,
                             symvers=opts.symvers, system_map=opts.system_map)
-        got = rerun.known_previous(scan_cache, ctx, job.known)
+        got = rerun.known_previous(scan_cache, ctx, job.known, frozenset(basis.cfg.excludes))
         if got is not None:
             return _from_known(job, *got, scan_cache)
     if basis.files_only:

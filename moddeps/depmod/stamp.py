@@ -30,8 +30,12 @@ Only these may differ (:func:`replay`): a few module files, read again and
 compared with the records the stamp's run read (the scan cache, by the
 identities the stamp holds) -- the same to depmod, the stamp is written again
 for them and the lines said; otherwise a :class:`Known` hands them to the run,
-which brings the result up to date without a walk (:mod:`.rerun`) -- and
-walked directories whose names are the same.  Anything else different,
+which brings the result up to date without a walk (:mod:`.rerun`) --,
+walked directories whose names are the same, and walked directories whose
+names changed only by module files added or removed (:func:`_relayout`: a
+:class:`Known` hands those to the run too, whose :func:`.rerun.known_previous`
+lays out the new module array without a walk, or goes the usual way when a
+walk's own rules could decide otherwise).  Anything else different,
 missing or unreadable is a miss, and the run goes the usual way (which
 writes a new stamp).
 
@@ -161,7 +165,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         return None
     stat, isdir = os.stat, os.path.isdir
     reread: list[tuple[int, FileStat]] = []  # the module files to read again: index, identity now
-    moved: list[tuple[int, FileStat]] = []  # the directories that passed by their names: index, identity now
+    moved: list[tuple[int, FileStat, bytes]] = []  # the directories that passed by their names: index, identity now
+    relisted: list[tuple[int, FileStat, frozenset[str]]] = []  # those whose names changed: index, identity, names
     try:
         for path, want in checks:
             if want is None or type(want) is tuple:
@@ -182,36 +187,57 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         for i, (path, want, names) in enumerate(walked):
             now = identity(stat(path))
             if want is None or now != want:
-                if names is None or walk_names(path) != names:
+                if names is None:
                     return None
-                if max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
-                    moved.append((i, now))
+                listed = tree_names(path) - SKIPPED_NAMES  # (listed after its identity was taken)
+                if names_digest(listed) != names:
+                    if not known or digest is None:
+                        return None
+                    relisted.append((i, now, listed))  # (module files added or removed? see _relayout)
+                elif max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
+                    moved.append((i, now, names))
+        gone: list[int] = []  # module files missing (removed from a directory relisted)
         for i, (path, want) in enumerate(modules):
-            now = identity(stat(path))
+            try:
+                now = identity(stat(path))
+            except FileNotFoundError:
+                if not relisted:
+                    return None
+                gone.append(i)
+                continue
             if now != want:
                 if len(reread) == FEW_READ:
                     return None
                 reread.append((i, now))
         if racy_at:
-            again = {i for i, _now in reread}
+            again = {i for i, _now in reread} | set(gone)
             for i in racy_at:
                 if i not in again:
                     if len(reread) == FEW_READ:
                         return None
                     reread.append((i, modules[i][1]))
-        if settled:
-            for ident in outputs:
-                if identity(os.lstat(os.path.join(outdir, ident[0]))) != tuple(ident[1:6]):
-                    return None
-        else:
-            for ident in outputs:
-                got = output_identity(outdir, ident[0])
-                if got is None or got[0] != ident:
-                    return None
-        settles = not settled and bool(outputs) and (
-            time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
         stamp = Known(cache, name, started, dirname, outdir, checks, walked, modules, shown, racy_at, digest, moved)
+        if settled:
+            stamp.settled = [tuple(ident) for ident in outputs]
+        if relisted:
+            if not _relayout(stamp, relisted, gone, checks, FEW_READ - len(reread)):
+                return None
+            from ..read.cache import ScanCache
+
+            scan_cache = ScanCache(cache)
+            try:
+                changed = _reread(stamp, reread, scan_cache) if reread else []
+                if changed is None:
+                    return None
+                stamp.changed = changed
+            except BaseException:
+                scan_cache.close()
+                raise
+            stamp.scan_cache = scan_cache  # (handed over with it, open; the outputs checked by the run)
+            return stamp
         if reread:
+            # (the module files first: when what depmod reads of one changed, the outputs are checked
+            # by the run that brings them up to date, after it took the output directory's lock)
             from ..read.cache import ScanCache
 
             scan_cache = ScanCache(cache)  # (one connection: closing one costs a WAL checkpoint)
@@ -225,6 +251,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                         return None
                     stamp.scan_cache = scan_cache  # (handed over with it, open)
                     return stamp
+                if not _outputs_hold(outdir, outputs, settled):
+                    return None
                 # the same: the new identities recorded once their records are stored and the result
                 # renewed for them -- once settled: until then (a file replaced just before the run)
                 # the stamp keeps the old one, so every replay reads it again, and writes nothing
@@ -239,11 +267,27 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 if stamp.scan_cache is None:
                     scan_cache.close()
             stamp.changed += [c for c in changed if c[1] == modules[c[0]][1] and max(c[1][1], c[1][2]) < racy]
+        elif not _outputs_hold(outdir, outputs, settled):
+            return None
+        settles = not settled and bool(outputs) and (
+            time.time_ns() - RACY_NS > max(max(ident[2], ident[3]) for ident in outputs))
         if moved or settles or stamp.changed:
             stamp.write(outputs, lines, digest, settled or settles)
     except (OSError, TypeError, ValueError, IndexError):  # unlistable, or not a stamp this version wrote
         return None
     return list(lines)
+
+
+def _outputs_hold(outdir: str, outputs: Sequence[OutputId], settled: bool) -> bool:
+    """Whether every output file is still the one the stamp's run wrote: by identity once the stamp
+    is settled, by identity and CRC-32 until then (:func:`replay`).  OSError: one is missing."""
+    if settled:
+        return all(identity(os.lstat(os.path.join(outdir, ident[0]))) == tuple(ident[1:6]) for ident in outputs)
+    for ident in outputs:
+        got = output_identity(outdir, ident[0])
+        if got is None or got[0] != ident:
+            return False
+    return True
 
 
 class Known:
@@ -253,20 +297,31 @@ class Known:
     walking the tree or looking at the other modules again; the stamp :meth:`write` then writes."""
 
     __slots__ = ("cache", "name", "started_ns", "dirname", "outdir", "checks", "walked", "modules", "shown",
-                 "racy_at", "digest", "moved", "changed", "scan_cache")
+                 "racy_at", "digest", "moved", "changed", "scan_cache", "added", "removed", "array", "settled")
 
     def __init__(self, cache: str, name: str, started_ns: int, dirname: str, outdir: str, checks: list[Check],
                  walked: list[tuple[str, FileStat | None, bytes | None]], modules: list[tuple[str, FileStat]],
-                 shown: list[str | None], racy_at: list[int], digest: bytes | None, moved: list[tuple[int, FileStat]]):
+                 shown: list[str | None], racy_at: list[int], digest: bytes | None,
+                 moved: list[tuple[int, FileStat, bytes]]):
         self.cache, self.name, self.started_ns, self.dirname, self.outdir = cache, name, started_ns, dirname, outdir
         self.checks, self.walked, self.digest = checks, walked, digest
         #: the module array's files (path, identity), each one's path as shown where it is not
         #: the path under ``dirname`` (None), the indexes of those recorded as racy
         self.modules, self.shown, self.racy_at = modules, shown, racy_at
-        #: the directories that passed by their names: (index, identity now); the module files
+        #: the directories that passed by their names, or whose names changed by module files
+        #: added or removed: (index, identity now, digest of the names now); the module files
         #: read again (:data:`Reread`)
-        self.moved: list[tuple[int, FileStat]] = moved
+        self.moved: list[tuple[int, FileStat, bytes]] = moved
         self.changed: list[Reread] = []
+        #: module files added (path, path as shown, identity taken before it is read) and the
+        #: indexes of those removed (:func:`_relayout`); the run that brings the result up to date
+        #: for them sets ``array``: the new module array's files (path, identity, path as shown)
+        self.added: list[tuple[str, str, FileStat]] = []
+        self.removed: list[int] = []
+        self.array: list[tuple[str, FileStat, str]] | None = None
+        #: the output files as the stamp holds them, when it is settled (their identities then
+        #: prove their bytes: see :func:`replay`), else None
+        self.settled: list[tuple[Any, ...]] | None = None
         #: the scan cache the records were read with, still open (see :meth:`take_cache`)
         self.scan_cache: ScanCache | None = None
 
@@ -289,8 +344,8 @@ class Known:
         ``outputs`` and ``lines`` and the output cache's ``digest`` of the inputs (None: unknown)."""
         racy = self.started_ns - RACY_NS
         walked = list(self.walked)
-        for i, now in self.moved:
-            path, _want, names = walked[i]
+        for i, now, names in self.moved:
+            path, _want, _names = walked[i]
             walked[i] = (path, None if max(now[1], now[2]) >= racy else now, names)
         modules = list(self.modules)
         racy_at = set(self.racy_at)
@@ -300,9 +355,90 @@ class Known:
                 racy_at.add(i)
             else:
                 racy_at.discard(i)
+        shown = self.shown
+        if self.array is not None:  # modules added or removed: the new array's
+            was = {path: i for i, (path, _want) in enumerate(modules)}
+            under = len(self.dirname) + 1
+            new_racy: set[int] = set()
+            for j, (path, now, _shown) in enumerate(self.array):
+                k = was.get(path)
+                if (k is not None and k in racy_at and modules[k][1] == now) or max(now[1], now[2]) >= racy:
+                    new_racy.add(j)
+            modules = [(path, now) for path, now, _shown in self.array]
+            shown = [None if path[under:] == s and path[:under] == f"{self.dirname}/" else s
+                     for path, _now, s in self.array]
+            racy_at = new_racy
         return _store(path_for(self.cache, self.name), (
             STAMP_SCHEMA, self.name, self.dirname, self.outdir, self.checks, list(outputs), list(lines), settled,
-            walked, modules, self.shown, sorted(racy_at), digest))
+            walked, modules, shown, sorted(racy_at), digest))
+
+
+def _relayout(stamp: Known, relisted: Sequence[tuple[int, FileStat, frozenset[str]]], gone: Sequence[int],
+              checks: Sequence[Check], room: int) -> bool:
+    """Whether the walked directories whose names changed (``relisted``: index, identity now, names
+    now) changed only by module files added or removed; if so, ``stamp.added``, ``stamp.removed``
+    and ``stamp.moved`` say which.  The names the walk found in each directory (its module files,
+    the directories it entered, its dangling symlinks, all of which the stamp holds) must give the
+    digest recorded; a name that left must be a module file of the array that is gone
+    (``gone``), a name that came a regular file (not a symlink) with a module's name whose path
+    modules.dep can hold.  At most ``room`` module files added or removed.  Whether a new one is
+    excluded by depmod.d, or has the name of another module, the run judges (:mod:`.rerun`)."""
+    where = {stamp.walked[i][0]: i for i, _now, _names in relisted}
+    found: dict[str, dict[str, int | None]] = {path: {} for path in where}  # name -> module index (None: other)
+    for i, (path, _want) in enumerate(stamp.modules):
+        parent, _slash, base = path.rpartition("/")
+        got = found.get(parent)
+        if got is not None:
+            got[base] = i
+    for path, *_rest in stamp.walked:
+        parent, _slash, base = path.rpartition("/")
+        got = found.get(parent)
+        if got is not None:
+            got[base] = None
+    for path, want in checks:
+        if want is None:  # (a dangling symlink, or a missing external directory)
+            parent, _slash, base = path.rpartition("/")
+            got = found.get(parent)
+            if got is not None:
+                got[base] = None
+    removed: list[int] = []
+    added: list[tuple[str, str, FileStat]] = []
+    under = f"{stamp.dirname}/"
+    for i, now, listed in relisted:
+        path, _recorded, names = stamp.walked[i]
+        had = found[path]
+        if names_digest(had) != names:
+            return False
+        for base in had.keys() - listed:
+            index = had[base]
+            if index is None:
+                return False
+            removed.append(index)
+        for base in listed - had.keys():
+            full = f"{path}/{base}"
+            if not _module_name(base) or any(c in full for c in "\n\t\r :"):
+                return False
+            try:
+                st = os.lstat(full)
+            except OSError:
+                return False
+            if (st.st_mode & 0o170000) != 0o100000:  # not a regular file (a symlink, a directory...)
+                return False
+            added.append((full, full[len(under):] if full.startswith(under) else full, identity(st)))
+        stamp.moved.append((i, now, names_digest(listed)))
+    if sorted(removed) != sorted(gone) or len(added) + len(removed) > room or not (added or removed):
+        return False
+    stamp.added, stamp.removed = added, sorted(removed)
+    return True
+
+
+def _module_name(name: str) -> bool:
+    """kmod's test of a module file's name (:func:`moddeps.read.walk.is_module_filename`, not imported: start-up)."""
+    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in _SUFFIXES)
+
+
+#: kmod's module file suffixes (moddeps.kmodnames.MODULE_SUFFIXES; tests/test_depmod_stamp.py checks it)
+_SUFFIXES = (".ko", ".ko.gz", ".ko.xz", ".ko.zst")
 
 
 #: A module file read again: (index in the stamp's array, identity now, the record the stamp's
@@ -482,9 +618,9 @@ def walked_dirs(walked: Sequence[tuple[str, FileStat]], found: Sequence[str], wi
     return [(path, want, names_digest(names[path])) for path, want in walked]
 
 
-def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
-    """An output file's identity (with a CRC-32 of its bytes) and its bytes, or None
-    (gone, unreadable, or not a regular file)."""
+def output_identity(outdir: str, name: str, crc: bool = True) -> tuple[OutputId, bytes] | None:
+    """An output file's identity (with a CRC-32 of its bytes; ``crc`` False: 0 in its place) and
+    its bytes, or None (gone, unreadable, or not a regular file)."""
     try:
         fd = os.open(os.path.join(outdir, name), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
@@ -502,7 +638,7 @@ def output_identity(outdir: str, name: str) -> tuple[OutputId, bytes] | None:
     finally:
         os.close(fd)
     size, mtime, ctime, ino, dev = identity(st)
-    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data)), data
+    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data) if crc else 0), data
 
 
 # --------------------------------------------------------------------------
