@@ -129,6 +129,15 @@ def path_for(cache: str, name: str) -> str:
     return os.path.join(f"{cache}.stamps", name)
 
 
+def identities(paths: list[str]) -> list[FileStat | None]:
+    """:func:`~moddeps.read.fileid.file_stat` of each path: the identity, None where os.stat fails
+    (C: ``_elfscan.stat_many``, the stat calls split over two threads; a replay of Debian 12's amd64
+    tree takes ~4,900 of them, ~3.5 us each of system call here)."""
+    from ..native import load, twin  # (here: a stamp's check imports what it uses, when it uses it)
+
+    return twin(load("_elfscan"), lambda c: c.stat_many(paths, True), lambda: [file_stat(p) for p in paths])
+
+
 def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | None:
     """The stderr lines of the run a valid stamp records, or None (no stamp, or something changed).
 
@@ -184,8 +193,12 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
             elif tree_names(path) != want:
                 return None
         racy = started - RACY_NS
+        # the identities of every walked directory, then of every module file (before anything is read)
+        dirs_now = identities([path for path, _want, _names in walked])
         for i, (path, want, names) in enumerate(walked):
-            now = identity(stat(path))
+            now = dirs_now[i]
+            if now is None:
+                now = identity(stat(path))  # (its OSError: a miss)
             if want is None or now != want:
                 if names is None:
                     return None
@@ -197,9 +210,10 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 elif max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
                     moved.append((i, now, names))
         gone: list[int] = []  # module files missing (removed from a directory relisted)
+        files_now = identities([path for path, _want in modules])
         for i, (path, want) in enumerate(modules):
             try:
-                now = identity(stat(path))
+                now = files_now[i] or identity(stat(path))  # (stat again: which OSError it was)
             except FileNotFoundError:
                 if not relisted:
                     return None

@@ -315,6 +315,7 @@ class ScanCache:
         self._db: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None  # the thread writing what put_many handed over, until waited for
         self._rows: queue.SimpleQueue[tuple[Callable[..., None], tuple[object, ...]] | None] | None = None  # its work
+        self._wrote = False  # whether this handle wrote rows (close dates them)
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             # check_same_thread off: put_many writes from a thread of its own;
@@ -530,6 +531,7 @@ class ScanCache:
     def _write_rows(self, rows: list[tuple[object, ...]]) -> None:
         if self._db is None:
             return
+        self._wrote = True
         # Many rows per statement (fewer GIL hand-overs with the caller's
         # thread); 1,000 rows of 10 parameters stay under SQLite's 32,766-variable limit.
         chunk = 1000
@@ -619,10 +621,13 @@ class ScanCache:
             return
         try:
             with self._db:
+                # (isolation_level None: without this BEGIN each statement would commit on its own)
+                self._db.execute("BEGIN IMMEDIATE")
                 for query, params in statements:
                     self._db.execute(query, params)
         except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
+        self._wrote = True
 
     def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: ModuleFiles,
                      output: StoredOutput) -> None:
@@ -687,8 +692,14 @@ class ScanCache:
             return None
 
     def close(self) -> None:
+        """Write what is pending, date what this handle wrote (:func:`_mark`, here on its own
+        connection and in its transaction: :func:`maintain` then finds nothing left to date,
+        without the commits and syncs of a connection of its own), and close."""
         self._settle()
         if self._db is not None:
+            if self._wrote:
+                with contextlib.suppress(*_DB_ERRORS):  # (maintain dates it then)
+                    _mark(self._db, time.time())
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
@@ -802,6 +813,7 @@ class PruneResult:
 def _connect(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # as ScanCache's: WAL stays consistent; a sync at checkpoints only
     return db
 
 
@@ -833,6 +845,7 @@ def _mark(db: sqlite3.Connection, now: float) -> None:
     _ensure_marks(db)
     present = set(_tables(db))
     with db:
+        db.execute("BEGIN IMMEDIATE")  # one transaction (isolation_level None: else a commit per mark)
         for name in _CURRENT_TABLES:
             if name not in present:
                 continue
