@@ -256,7 +256,7 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
     import marshal
     import sqlite3
 
-    from moddeps.read.cache import STATES_TABLE, _seal, state_seal
+    from moddeps.read.cache import STATE_CHECK_SIZE, STATES_TABLE, _seal, state_seal
 
     root = _root(tmp_path)
     specs = [Spec(exports=["a_sym"], aliases=["pci:v1d*"]), Spec(needs=["a_sym"], aliases=["usb:v1p2d*"])]
@@ -274,13 +274,14 @@ def test_a_state_that_does_not_belong_or_decode_is_not_used(tmp_path: Path, dama
             # sealed as written (the row's seal too, so the decoder itself is tested): the right
             # outer form, with a columns part that does not decode or a meta part of the wrong shape
             dirname, digest, state = db.execute(f"SELECT dirname, digest, state FROM {STATES_TABLE}").fetchone()
-            parts = list(marshal.loads(state[16:]))
+            parts = list(marshal.loads(state[STATE_CHECK_SIZE:]))
             if damage == "bad part":
                 parts[incremental.PARTS.index("columns") + 1] = b"\xff"
             else:
                 parts[incremental.PARTS.index("meta") + 1] = marshal.dumps((1, {"dep": 0}, [], []))
             new = _seal(marshal.dumps(tuple(parts)))
-            db.execute(f"UPDATE {STATES_TABLE} SET state = ?, seal = ?", (new, state_seal(dirname, digest, new[:16])))
+            db.execute(f"UPDATE {STATES_TABLE} SET state = ?, seal = ?",
+                       (new, state_seal(dirname, digest, new[:STATE_CHECK_SIZE])))
         elif damage == "flipped byte":  # damaged on disk: the seal does not match
             (state,) = db.execute(f"SELECT state FROM {STATES_TABLE}").fetchone()
             flipped = bytearray(state)

@@ -103,7 +103,9 @@ RECORDS_TABLE = f"module_records_f{recordcodec.FORMAT}_l{LAYOUT}"
 #: The table of depmod results (``outputs``, ``depmod_results_v2``: earlier forms, no longer read).
 OUTPUTS_TABLE = "depmod_results_v3"  # v3: the row sealed with its key, ctime and a CRC in the file identities
 #: The table of the states that bring a depmod result up to date.
-STATES_TABLE = "depmod_states_v3"
+STATES_TABLE = "depmod_states_v4"  # v4: a state stored behind its CRC-32 (v3: its BLAKE2b, 4.5x the time)
+#: The bytes a state is stored behind (:func:`_seal`).
+STATE_CHECK_SIZE = 4
 
 #: Up to this many modules, :meth:`ScanCache.get_many` looks each one up by
 #: its path instead of reading the whole table (a rerun with a few modules changed).
@@ -136,19 +138,21 @@ def output_seal(dirname: str, digest: bytes, basis: bytes, files: bytes, record:
 
 
 def _seal(data: bytes) -> bytes:
-    """``data`` behind a digest of it: how a state is stored."""
-    return _digest(data) + data
+    """``data`` behind its CRC-32 (little-endian): how a state is stored.  A check against damage,
+    as the records' seals: 1.7 MB (Debian 12 amd64) take 0.4 ms, against 1.8 with BLAKE2b, and a
+    run that brings a result up to date reads one and writes one."""
+    return zlib.crc32(data).to_bytes(STATE_CHECK_SIZE, "little") + data
 
 
 def _unseal(sealed: object) -> bytes | None:
-    if not isinstance(sealed, bytes) or len(sealed) < 16:
+    if not isinstance(sealed, bytes) or len(sealed) < STATE_CHECK_SIZE:
         return None
-    data = sealed[16:]
-    return data if _digest(data) == sealed[:16] else None
+    data = sealed[STATE_CHECK_SIZE:]
+    return data if zlib.crc32(data) == int.from_bytes(sealed[:STATE_CHECK_SIZE], "little") else None
 
 
 def state_seal(dirname: str, digest: bytes, inner: bytes) -> bytes:
-    """The seal of a state row: a digest of its key and of the digest its state is stored behind (:func:`_seal`)."""
+    """The seal of a state row: a digest of its key and of the check its state is stored behind (:func:`_seal`)."""
     return _digest(marshal.dumps((STATES_TABLE, dirname, digest, inner), 2))
 
 
@@ -584,7 +588,7 @@ class ScanCache:
             return None
         sealed, seal = row
         state = _unseal(sealed)
-        if state is None or seal != state_seal(dirname, digest, sealed[:16]):
+        if state is None or seal != state_seal(dirname, digest, sealed[:STATE_CHECK_SIZE]):
             self._damaged("depmod state")
             return None
         return state
@@ -613,7 +617,7 @@ class ScanCache:
                 return
         sealed = _seal(state)
         self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state, seal) VALUES (?, ?, ?, ?)",
-                            (dirname, digest, sealed, state_seal(dirname, digest, sealed[:16])))])
+                            (dirname, digest, sealed, state_seal(dirname, digest, sealed[:STATE_CHECK_SIZE])))])
 
     def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache."""
@@ -643,7 +647,7 @@ class ScanCache:
         statements: list[tuple[str, tuple[object, ...]]] = [(
             f"UPDATE {OUTPUTS_TABLE} SET digest = ?, files = ?, record = ?, seal = ? WHERE dirname = ?",
             (digest, column, blob, output_seal(dirname, digest, row.basis, column, blob), dirname))]
-        state = self._select_one(f"SELECT substr(state, 1, 16), seal FROM {STATES_TABLE}"
+        state = self._select_one(f"SELECT substr(state, 1, {STATE_CHECK_SIZE}), seal FROM {STATES_TABLE}"
                                  " WHERE dirname = ? AND digest = ?", (dirname, old_digest))
         if state is not None:
             inner, seal = state
