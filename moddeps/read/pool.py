@@ -29,8 +29,9 @@ from .compression import (
     MemoryBudget,
     ReadTimedOut,
     limit_heap_retention,
-    load_module_file,
+    load_module_data,
     read_timeout,
+    release_xz_regions,
     return_free_heap,
     timed_out_error,
 )
@@ -110,11 +111,12 @@ class _LoadContext(threading.local):
 _load_context = _LoadContext()
 
 
-def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
-    """Read and decompress one module file under this thread's deadline and hold."""
+def _load_or_error(path: str) -> tuple[bytes | memoryview, str | None] | ModuleReadError:
+    """Read and decompress one module file under this thread's deadline and hold (an ``.ko.xz``
+    of the usual shape into a reused region: :func:`~moddeps.read.compression.load_module_data`)."""
     ctx = _load_context
     try:
-        return load_module_file(path, deadline=ctx.deadline, hold=ctx.hold)
+        return load_module_data(path, deadline=ctx.deadline, hold=ctx.hold)
     except ModuleReadError as exc:
         return exc
     except ReadTimedOut as exc:
@@ -509,7 +511,7 @@ def _read_pipelined(
                     elif isinstance(loaded, BaseException):
                         raise loaded
                     else:
-                        data, kind = cast("tuple[bytes, str | None]", loaded)
+                        data, kind = cast("tuple[bytes | memoryview, str | None]", loaded)
                         del loaded
                         out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
                         parsed += len(data)
@@ -529,6 +531,7 @@ def _read_pipelined(
     finally:
         sys.setswitchinterval(switch)
         schedule.close()
+        release_xz_regions()
     return_free_heap()
     return cast("list[Module]", out)
 
@@ -612,7 +615,8 @@ def _file_size(path: str) -> int:
 
 
 def _parse_or_broken(
-    data: bytes | PlainFile, kind: str | None, path: str, shown: str, deadline: Deadline, memo: ImportMemo | None = None
+    data: bytes | memoryview | PlainFile, kind: str | None, path: str, shown: str, deadline: Deadline,
+    memo: ImportMemo | None = None,
 ) -> Module:
     try:
         return _bounded(deadline, path,
