@@ -160,6 +160,19 @@ def test_the_deadline_sends_a_module_to_the_python_path(monkeypatch: pytest.Monk
         decompress(data, "xz", deadline=deadline)
 
 
+def test_a_load_past_its_deadline_says_so_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.ko.xz"
+    path.write_bytes(compress(build_ko(modinfo=["license=GPL"]), "xz"))
+    now = [100.0]
+    monkeypatch.setattr(cz, "_clock", lambda: now[0])
+    deadline = Deadline(1.0)
+    now[0] += 2.0
+    monkeypatch.setattr(cz, "decompress", lambda *a, **k: pytest.fail("decompressed past the deadline"))
+    with pytest.raises(cz.ReadTimedOut) as info:
+        load_module_data(str(path), deadline=deadline)
+    assert (info.value.elapsed, info.value.limit) == (2.0, 1.0)
+
+
 def test_the_hold_covers_what_the_c_decoder_writes(tmp_path: Path) -> None:
     elf = build_ko(modinfo=["license=GPL"])
     path = tmp_path / "m.ko.xz"

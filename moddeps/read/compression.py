@@ -759,6 +759,8 @@ def load_module_data(
         out = xz_happy_path(raw, xz_declared, max_size, deadline)
         if out is not None:
             return out, kind
+        if deadline is not None:
+            deadline.check()  # (declined for its deadline: said at once, as between two pieces below)
     return _decompressed(path, raw, kind, max_size, deadline, hold, xz_declared), kind
 
 

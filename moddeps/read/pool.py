@@ -67,15 +67,6 @@ class _ReadTimeout(Exception):
 LOAD_SHARE = 64 << 20
 
 
-#: Bytes of decompressed modules parsed between two trims of malloc's heap in :func:`_read_pipelined`
-#: (:func:`~moddeps.read.compression.return_free_heap`; once more at the end).  Debian 13 cloud
-#: (1,138 ``.ko.xz``, 112 MB decompressed), peak RSS of ``depmod`` filling the cache: 39.4 MB without
-#: trims, 37.1 with the last one alone, 35.8 with one every 32 MiB, as with 8 MiB; the pages given back
-#: are faulted in again: 3,000 more faults on that tree, 25,000 on Debian 13 amd64 (492 MB; 41,000 with
-#: the last trim alone, 65,000 every 32 MiB, 79,000 every 16 MiB).
-TRIM_EVERY = 32 << 20
-
-
 def memory_budget(jobs: int = 2) -> MemoryBudget:
     """What the modules being loaded at the same time by ``jobs`` threads may hold
     together: a share each, and two more for the loads waiting to be parsed.
@@ -471,7 +462,6 @@ def _read_pipelined(
     given_up: set[int] = set()
     memo: ImportMemo = {}
     finished = 0
-    parsed = 0  # bytes parsed since the heap was last trimmed
     # A load past its deadline reports itself within a piece (~8 MiB); one
     # stuck in a system call is given up after this grace.
     grace = min(1.0, timeout / 2)
@@ -514,15 +504,11 @@ def _read_pipelined(
                         data, kind = cast("tuple[bytes | memoryview, str | None]", loaded)
                         del loaded
                         out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
-                        parsed += len(data)
                         del data
                 finally:
                     loaded = None
                     hold.release()  # the bytes are gone: room for the next loads
                 schedule.handed_back()
-                if parsed >= TRIM_EVERY:
-                    return_free_heap()
-                    parsed = 0
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -532,6 +518,12 @@ def _read_pipelined(
         sys.setswitchinterval(switch)
         schedule.close()
         release_xz_regions()
+    # Once, at the end: what the loaders' heap held (the files read, Python's lzma's output where
+    # the C decoder declined) goes back before the later phases allocate.  Trims every 32 MiB
+    # parsed as well were needed while each module's output came from malloc's heap; with the C
+    # decoder's reused regions (moddeps/read/_xz.c) they no longer lowered the peak (Debian 13
+    # cloud, 7 alternating runs: depmod's first run 35.1 MB with them, 35.0 without; scan --json
+    # 36.3 and 34.0) and cost faults and CPU (amd64, cold: 7.22 -> 6.98 s of CPU).
     return_free_heap()
     return cast("list[Module]", out)
 
