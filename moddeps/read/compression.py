@@ -37,6 +37,13 @@ Bounds that kmod lacks, for hostile files:
   128 MiB are refused (xz's strongest preset, ``-9e``, needs 65 MiB);
 * decompression runs in pieces of 8 MiB, between which a :class:`Deadline`
   is checked and a :class:`MemoryBudget` shared by concurrent loads is drawn on.
+
+The usual ``.ko.xz`` (one stream, nothing after it, exactly the size its index
+declares) is decoded by the C decoder ``moddeps.read._xz`` where it is built
+(:func:`xz_happy_path`, :func:`load_module_data`): one liblzma stream kept per
+thread, so that liblzma keeps its dictionary from module to module, and output
+regions reused once the module is parsed.  It declines everything else, and
+the Python path here then decides, with the messages above.
 """
 
 from __future__ import annotations
