@@ -204,7 +204,22 @@ def test_a_region_is_reused_only_once_no_view_of_it_is_left() -> None:
         assert bytes(dec.decode(xa, len(a), -1.0)) == a
     assert native.pooled()[0] == 2
     native.release()
-    assert native.pooled() == (0, 0)
+    assert native.pooled() == (0, 0, 0)
+
+
+def test_a_region_kept_after_a_big_module_keeps_no_more_than_a_mib_resident() -> None:
+    native.release()
+    big = os.urandom(1 << 10) * (3 << 10)  # 3 MiB
+    data = lzma.compress(big, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=0)
+    dec = native.Decoder()
+    view = dec.decode(data, len(big), -1.0)
+    assert bytes(view) == big
+    del view
+    count, mapped, resident = native.pooled()
+    assert count == 1 and mapped >= len(big) and resident == cz.XZ_KEEP_RESIDENT
+    assert bytes(dec.decode(data, len(big), -1.0)) == big  # the same region, its pages faulted in again
+    assert native.pooled()[0] == 1
+    native.release()
 
 
 def test_threads_decode_with_decoders_of_their_own() -> None:

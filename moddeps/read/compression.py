@@ -514,6 +514,10 @@ class _Sink:
         return self.buf.getvalue()
 
 
+#: What one output region kept for reuse by the C decoder (moddeps/read/_xz.c, three at most)
+#: may keep resident: past that, a region given back after a bigger module returns its pages.
+XZ_KEEP_RESIDENT = 1 << 20
+
 #: :func:`decompress`'s ``xz_declared`` when the caller has not read the index
 NOT_TAKEN = -1
 
