@@ -47,6 +47,8 @@ except ImportError:  # pragma: no cover - depends on the build
         pytest.fail("moddeps.read._xz is not built; CI must build it (liblzma-dev, python setup.py build_ext "
                     "--inplace)", pytrace=False)
     pytest.skip("moddeps.read._xz is not built (needs lzma.h)", allow_module_level=True)
+if os.environ.get("MODDEPS_PURE", "") not in ("", "0"):
+    pytest.skip("the C decoder is switched off (MODDEPS_PURE)", allow_module_level=True)
 
 
 @pytest.fixture
