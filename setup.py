@@ -1,6 +1,6 @@
 """Build the optional C accelerators; all metadata lives in pyproject.toml.
 
-Both extensions are ``optional``: without a C compiler the install still
+Every extension is ``optional``: without a C compiler the install still
 succeeds and moddeps runs on its pure-Python paths (same results, slower).
 Each is built from several sources, one per job; ``depends`` (the headers)
 makes a header change rebuild them.  ``moddeps/_native.h`` is the C side of
@@ -24,6 +24,14 @@ setup(
             "moddeps.depmod._trie",
             ["moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c"],
             depends=["moddeps/depmod/_trie.h", "moddeps/_native.h"],
+            **SHARED,
+        ),
+        # liblzma's happy path for .ko.xz (needs lzma.h: without it, compression.py's Python path alone)
+        Extension(
+            "moddeps.read._xz",
+            ["moddeps/read/_xz.c"],
+            depends=["moddeps/_native.h"],
+            libraries=["lzma"],
             **SHARED,
         ),
     ],

@@ -63,8 +63,11 @@ Rows, each timed in alternating rounds (kmod, then moddeps) and reported as medi
   decompression floor (compressed trees): the CPU time Python's lzma needs to decompress every
                 module of the tree once (benchmarks/xzdecode.py, in a process of its own, once a
                 round), divided by the cores; its row holds the floor in the kmod column and
-                moddeps' depmod-cold beside it, and the ratio cold / floor.  With kmod 34.2 a
-                second floor row uses kmod 34.2's own liblzma (Debian 13's) under Python's lzma.
+                moddeps' depmod-cold beside it, and the ratio cold / floor.  A second row: the
+                same with moddeps' C decoder (xzdecode.py --decoder moddeps-c: the same liblzma,
+                one stream reused from module to module), when this checkout has it built.  With
+                kmod 34.2 a third floor row uses kmod 34.2's own liblzma (Debian 13's) under
+                Python's lzma.
 Times are wall seconds; CPU x is the ratio of user + system time (wait4's rusage), mem x that of
 peak RSS (ru_maxrss).  Outputs of both tools are compared with cmp after the rounds
 (byte-identical is required; a difference is reported).
@@ -279,10 +282,13 @@ ROWS = (("cold", "depmod-cold"), ("first", "first-run"), ("warm", "depmod-warm")
         ("lib", "scan_tree()"))
 
 
-def floor_run(moddir: Path, liblzma: str | None = None) -> dict[str, object]:
+def floor_run(moddir: Path, liblzma: str | None = None, decoder: str = "lzma") -> dict[str, object]:
     """One run of xzdecode.py: every compressed module of ``moddir`` decompressed once by
-    Python's lzma (on ``liblzma``, else the one the loader finds), in a process of its own."""
-    decoder = f"lzma:{liblzma}" if liblzma else "lzma"
+    Python's lzma (on ``liblzma``, else the one the loader finds), or by ``decoder``
+    (``moddeps-c``: moddeps' own C decoder, a stream reused from module to module), in a
+    process of its own."""
+    if liblzma:
+        decoder = f"lzma:{liblzma}"
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "xzdecode.py"), "--json",
                           "--decoder", decoder, str(moddir)], check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out))
@@ -323,7 +329,10 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
     kmod34_lzma = None
     if compressed and 34 in releases:
         kmod34_lzma = os.path.join(kmod34_root() or "", "usr/lib/x86_64-linux-gnu/liblzma.so.5")
-    floors: dict[str, list[dict[str, object]]] = {"system": [], "kmod34": []}
+    floors: dict[str, list[dict[str, object]]] = {"system": [], "reused": [], "kmod34": []}
+    reused = compressed and subprocess.run(  # moddeps' C decoder is built in this checkout (xzdecode imports it)
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import moddeps.read._xz",
+         str(Path(__file__).resolve().parent.parent)], capture_output=True).returncode == 0
     for _ in range(rounds):
         for side in sides:  # the releases alternate within each round
             res, warm, env, moddir = side.res, side.warm, side.env, side.moddir
@@ -362,6 +371,8 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
             res["lib"].append(timed(side.scan_lib, env))
         if compressed:
             floors["system"].append(floor_run(first.moddir))
+            if reused:
+                floors["reused"].append(floor_run(first.moddir, decoder="moddeps-c"))
             if kmod34_lzma:
                 floors["kmod34"].append(floor_run(first.moddir, kmod34_lzma))
     same = {side.release: side.same_outputs() for side in sides}
@@ -387,7 +398,9 @@ def bench(name: str, root: Path, version: str, rounds: int, moddeps: list[str],
             continue
         cpu = statistics.median(float(r["cpu"]) for r in runs)  # type: ignore[arg-type]
         floor = cpu / cores
-        label = f"decompression floor ({'kmod 34.2' if which == 'kmod34' else 'moddeps'}'s liblzma)"
+        label = {"system": "decompression floor (Python lzma, moddeps' liblzma)",
+                 "reused": "decompression floor (a reused stream, the same liblzma)",
+                 "kmod34": "decompression floor (Python lzma, kmod 34.2's liblzma)"}[which]
         row = [name, str(n_mod), label]
         for side in sides:
             cold = side.res["cold"]
@@ -476,8 +489,10 @@ def main() -> None:
         print(f"kmod 34.2: {kmod34_root()} (its own libc and liblzma, through its dynamic loader)")
     if notes:
         print("Decompression floor rows: the kmod column holds the floor (the CPU time Python's lzma needs to "
-              "decompress every module once, benchmarks/xzdecode.py, divided by the cores), moddeps s its "
-              "depmod-cold, × = moddeps cold / floor, CPU × = moddeps cold CPU / the floor's CPU.")
+              "decompress every module once, a fresh decoder a module, benchmarks/xzdecode.py, divided by the "
+              "cores; the reused-stream row: moddeps' C decoder, moddeps.read._xz, one liblzma stream kept from "
+              "module to module -- the same liblzma, the decoder moddeps' loaders use), moddeps s its depmod-cold, "
+              "× = moddeps cold / floor, CPU × = moddeps cold CPU / the floor's CPU.")
         for note in notes:
             print(note)
 

@@ -7,7 +7,8 @@ Run by a person (not a test):
 
 DIR is a module directory (every ``*.ko.xz``, ``*.ko.zst``, ``*.ko.gz`` under it).  Each round runs,
 in a process of its own and alternating (the order flips every round), ``xzdecode.py``'s floor (Python's
-``lzma`` decompressing every module once, one thread, the files read beforehand) and, for each
+``lzma`` decompressing every module once, one thread, the files read beforehand; and, when this checkout
+has ``moddeps.read._xz`` built, the reused-stream floor: ``--decoder moddeps-c``) and, for each
 checkout, ``moddeps.read.pool._read_uncached`` on every module (the strategy moddeps picks: threads for
 a compressed tree), after its imports.  Medians of:
 
@@ -40,14 +41,16 @@ from moddeps.read import compression, pool
 import moddeps.read.elfreader  # noqa: F401  (imports out of the timing)
 files = json.loads(sys.stdin.read())
 first = []
-real = compression.decompress
+def timing(real):
+    def timed(*a, **k):
+        if not first:
+            first.append(time.perf_counter())
+        return real(*a, **k)
+    return timed
 
-def timed(*a, **k):
-    if not first:
-        first.append(time.perf_counter())
-    return real(*a, **k)
-
-compression.decompress = timed
+compression.decompress = timing(compression.decompress)
+if hasattr(compression, "xz_happy_path"):  # (checkouts with moddeps/read/_xz.c)
+    compression.xz_happy_path = timing(compression.xz_happy_path)
 def rss():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
@@ -74,12 +77,18 @@ def read_run(checkout: str, files: list[str], jobs: int) -> dict[str, float | st
     return dict(json.loads(out))
 
 
-def floor_run(files: list[str]) -> float:
+def floor_run(files: list[str], decoder: str = "lzma") -> float:
     script = Path(__file__).resolve().parent / "xzdecode.py"
     xz = [f for f in files if f.endswith(".xz")]
-    out = subprocess.run([sys.executable, str(script), "--json", *xz], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, str(script), "--json", "--decoder", decoder, *xz], capture_output=True,
+                         text=True, check=True).stdout
     return float(json.loads(out)["cpu"])
+
+
+def has_c_decoder() -> bool:
+    """moddeps.read._xz is built in this checkout (xzdecode.py --decoder moddeps-c imports it from there)."""
+    return subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import moddeps.read._xz",
+                           str(Path(__file__).resolve().parent.parent)], capture_output=True).returncode == 0
 
 
 def main() -> None:
@@ -94,17 +103,27 @@ def main() -> None:
     sides = {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}
     runs: dict[str, list[dict[str, float | str]]] = {s: [] for s in sides}
     floors: list[float] = []
+    reused: list[float] = []
+    c_decoder = has_c_decoder()
     load = os.getloadavg()
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         floors.append(floor_run(files))
+        if c_decoder:
+            reused.append(floor_run(files, "moddeps-c"))
         for side in order:
             runs[side].append(read_run(sides[side], files, args.jobs))
     records = {side: {str(x["records"]) for x in rs} for side, rs in runs.items()}
     print(f"{len(files)} modules, {args.jobs} jobs, {args.rounds} rounds; load average before "
           f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     floor = statistics.median(floors)
-    print(f"floor: {floor:.3f} s CPU, {floor / args.jobs:.3f} s on {args.jobs} cores\n")
+    print(f"floor (Python lzma, a fresh decoder a module): {floor:.3f} s CPU, {floor / args.jobs:.3f} s on "
+          f"{args.jobs} cores")
+    if reused:
+        other = statistics.median(reused)
+        print(f"reused-stream floor (xzdecode.py --decoder moddeps-c, the same liblzma): {other:.3f} s CPU, "
+              f"{other / args.jobs:.3f} s on {args.jobs} cores; the ratios below are against the first")
+    print()
     print("| checkout | CPU s | CPU / floor | wall s | wall / (floor/cores) | cores | first ms | peak MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for side, rs in runs.items():

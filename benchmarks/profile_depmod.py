@@ -132,8 +132,12 @@ def child(t0: float, c0: float, argv: list[str], out: str, cprofile: int) -> Non
     patch(moddeps.config, "load", "kmod release, depmod.d")
     patch(run_mod, "layout_tree", "walk and stat")
     patch(run_mod, "read_layout", "read and parse")
-    patch(pool, "load_module_file", "  load (thread CPU)", per_thread=True)
+    # (load_module_data: checkouts with the xz happy path, moddeps/read/_xz.c, whose decode is xz_happy_path)
+    patch(pool, "load_module_data" if hasattr(pool, "load_module_data") else "load_module_file", "  load (thread CPU)",
+          per_thread=True)
     patch(moddeps.read.compression, "decompress", "  decompress (thread CPU)", per_thread=True)
+    if hasattr(moddeps.read.compression, "xz_happy_path"):
+        patch(moddeps.read.compression, "xz_happy_path", "  decompress (thread CPU)", per_thread=True)
     patch(pool, "parse_module", "  parse (thread CPU)", per_thread=True)
     if hasattr(pool, "read_plain_files"):  # (checkouts before it: every module through parse_module)
         patch(pool, "read_plain_files", "  parse (thread CPU)", per_thread=True)

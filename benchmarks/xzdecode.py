@@ -24,6 +24,10 @@ Decoders (``--decoder``):
   moddeps         moddeps' own decompress() (Python's lzma in pieces, with the size bound, a
                   deadline and a memory hold), from the checkout this script is in: what moddeps
                   adds to the floor per file
+  moddeps-c       moddeps' C decoder (moddeps/read/_xz.c, from this checkout, built in place): one
+                  liblzma stream kept per thread and re-initialised for each module, the whole file
+                  decoded in one call into an output region that the next modules reuse -- the same
+                  liblzma as ``lzma`` (the one _xz was linked with), without a fresh decoder per module
   none            read the files only (a baseline for instruction counts)
 
 ``--threads N`` decompresses in N threads (largest file first): the wall time then shows
@@ -33,7 +37,8 @@ decoders round after round, and prints medians; with ``--callgrind`` it also cou
 instructions of each decoder once (valgrind, deterministic), on every ``--every``-th file.
 
 The decompression floor of ``bench_depmod.py`` is this script's ``lzma`` run: its CPU
-time divided by the cores.
+time divided by the cores; its second floor, the reused-stream one, is the ``moddeps-c``
+run (the same liblzma, a decoder kept from module to module, as moddeps' loaders now decode).
 """
 
 from __future__ import annotations
@@ -183,6 +188,29 @@ def moddeps_decompress() -> tuple[Decode, str]:
     return decode, f"moddeps decompress() ({compression.__file__}), liblzma {liblzma_version(path)}"
 
 
+def moddeps_c() -> tuple[Decode, str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    try:
+        from moddeps.read import _xz  # type: ignore[attr-defined]
+    except ImportError:
+        raise SystemExit("moddeps.read._xz is not built in this checkout (python setup.py build_ext --inplace; "
+                         "needs lzma.h)") from None
+    finally:
+        sys.path.pop(0)
+    local = threading.local()
+
+    def decode(data: bytes, size: int) -> int:
+        dec = getattr(local, "decoder", None)
+        if dec is None:
+            dec = local.decoder = _xz.Decoder()
+        out = dec.decode(data, size, -1.0)
+        if not isinstance(out, memoryview):
+            raise SystemExit("moddeps.read._xz declined a module (not one stream of its declared size)")
+        return len(out)
+
+    return decode, f"moddeps.read._xz, one stream per thread reused, liblzma {_xz.liblzma_version()}"
+
+
 def decoder(spec: str) -> tuple[Decode, str]:
     name, _, arg = spec.partition(":")
     if name == "lzma":
@@ -195,6 +223,8 @@ def decoder(spec: str) -> tuple[Decode, str]:
         return cramjam("c" if name == "cramjam" else "pure-rust")
     if name == "moddeps":
         return moddeps_decompress()
+    if name == "moddeps-c":
+        return moddeps_c()
     if name == "none":
         return (lambda data, size: 0), "no decoding (reads only)"
     raise SystemExit(f"unknown decoder {spec!r}")

@@ -1,12 +1,15 @@
 """The seam between moddeps and its optional C accelerators.
 
-Two extensions speed up the hot paths:
+Three extensions speed up the hot paths:
 
 * ``moddeps._elfscan`` (``_elfscan.c``, ``_elfscan_codec.c``): the module
   reader's common case, the signature walker, the scan cache's record codec;
 * ``moddeps.depmod._trie`` (``depmod/_trie.c``, ``depmod/_trie_resolve.c``):
   the ``.bin`` index writer, kmod's hash, helpers of the depmod writers, and
-  symbol resolution.
+  symbol resolution;
+* ``moddeps.read._xz`` (``read/_xz.c``, linked with liblzma, built only where
+  ``lzma.h`` is): the usual ``.ko.xz`` decoded with a stream kept per thread
+  (``read/compression.py``'s Python path is its twin).
 
 Every accelerated function has a pure-Python twin that gives the same result
 (tests/test_native_*.py compare them); ``MODDEPS_PURE=1`` in the environment,

@@ -27,6 +27,7 @@ ACCELERATORS = {
                          "moddeps/_elfscan.h", "moddeps/_native.h"),
     "moddeps/depmod/_trie": ("moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c", "moddeps/depmod/_trie.h",
                              "moddeps/_native.h"),
+    "moddeps/read/_xz": ("moddeps/read/_xz.c", "moddeps/_native.h"),
 }
 
 

@@ -37,6 +37,13 @@ Bounds that kmod lacks, for hostile files:
   128 MiB are refused (xz's strongest preset, ``-9e``, needs 65 MiB);
 * decompression runs in pieces of 8 MiB, between which a :class:`Deadline`
   is checked and a :class:`MemoryBudget` shared by concurrent loads is drawn on.
+
+The usual ``.ko.xz`` (one stream, nothing after it, exactly the size its index
+declares) is decoded by the C decoder ``moddeps.read._xz`` where it is built
+(:func:`xz_happy_path`, :func:`load_module_data`): one liblzma stream kept per
+thread, so that liblzma keeps its dictionary from module to module, and output
+regions reused once the module is parsed.  It declines everything else, and
+the Python path here then decides, with the messages above.
 """
 
 from __future__ import annotations
@@ -49,11 +56,16 @@ import threading
 import time
 import zlib
 
+from ..native import DECLINED
+
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any
 
     from ..errors import ModuleReadError
+    from ..native import Declined
 
 #: A module bigger than this once decompressed is refused (a "bomb").
 DEFAULT_MAX_SIZE = 1 << 30
@@ -502,6 +514,10 @@ class _Sink:
         return self.buf.getvalue()
 
 
+#: What one output region kept for reuse by the C decoder (moddeps/read/_xz.c, three at most)
+#: may keep resident: past that, a region given back after a bigger module returns its pages.
+XZ_KEEP_RESIDENT = 1 << 20
+
 #: :func:`decompress`'s ``xz_declared`` when the caller has not read the index
 NOT_TAKEN = -1
 
@@ -735,7 +751,36 @@ def load_module_file(
     kmod's reason (:class:`~moddeps.errors.DecompressionError` when the data
     cannot be decompressed), or :class:`ReadTimedOut`.  ``hold``: see :class:`MemoryBudget`.
     """
-    from ..errors import DecompressionError, ModuleReadError
+    raw, kind, xz_declared = _read_module_file(path, max_size, deadline, hold)
+    if kind is None:
+        return raw, None
+    return _decompressed(path, raw, kind, max_size, deadline, hold, xz_declared), kind
+
+
+def load_module_data(
+    path: str, max_size: int = DEFAULT_MAX_SIZE, *, deadline: Deadline | None = None, hold: Hold | None = None,
+) -> tuple[bytes | memoryview, str | None]:
+    """:func:`load_module_file`, but an ``.ko.xz`` module of the usual shape comes back as a
+    read-only memoryview of an output region that is reused once the view is gone
+    (:func:`xz_happy_path`).  For a caller that parses it and lets it go (the scan's loaders)."""
+    raw, kind, xz_declared = _read_module_file(path, max_size, deadline, hold)
+    if kind is None:
+        return raw, None
+    if kind == "xz" and xz_declared is not None:
+        out = xz_happy_path(raw, xz_declared, max_size, deadline)
+        if out is not None:
+            return out, kind
+        if deadline is not None:
+            deadline.check()  # (declined for its deadline: said at once, as between two pieces below)
+    return _decompressed(path, raw, kind, max_size, deadline, hold, xz_declared), kind
+
+
+def _read_module_file(
+    path: str, max_size: int, deadline: Deadline | None, hold: Hold | None,
+) -> tuple[bytes, str | None, int | None]:
+    """The file's bytes, its compression and the size its xz index declares; the
+    hold then covers the file and what it declares it decompresses to."""
+    from ..errors import ModuleReadError
     from ..inputfiles import open_regular, read_bounded
 
     try:
@@ -758,14 +803,84 @@ def load_module_file(
         raise ModuleReadError(path, f"too short to be a module ({len(raw)} bytes)", EINVAL)
     kind = detect(raw[:6])
     if kind is None:
-        return raw, None
+        return raw, None, None
     xz_declared = xz_declared_size(raw) if kind == "xz" else None
     if hold is not None:
         declared = xz_declared if kind == "xz" else declared_size(raw, kind)
         hold.need(len(raw) + min(declared or 4 * len(raw), max_size), deadline)
+    return raw, kind, xz_declared
+
+
+def _decompressed(
+    path: str, raw: bytes, kind: str, max_size: int, deadline: Deadline | None, hold: Hold | None,
+    xz_declared: int | None,
+) -> bytes:
+    from ..errors import DecompressionError
+
     try:
-        out = decompress(raw, kind, max_size, deadline=deadline, hold=hold, xz_declared=xz_declared)
+        return decompress(raw, kind, max_size, deadline=deadline, hold=hold, xz_declared=xz_declared)
     except CompressedDataError as exc:
         raise DecompressionError(path, str(exc), exc.detail, kind) from None  # detail: see libkmod34_lines
-    return out, kind
 
+
+# --------------------------------------------------------------------------
+# The xz happy path (moddeps/read/_xz.c)
+# --------------------------------------------------------------------------
+
+
+class _ThreadDecoder(threading.local):
+    """This thread's ``_xz.Decoder``: its liblzma stream, and so its dictionary, kept from module to module."""
+
+    decoder: Any = None
+
+
+_thread_decoder = _ThreadDecoder()
+
+#: moddeps.read._xz, once looked up (None: not built, or MODDEPS_PURE); a test may set both
+_xz_ext: ModuleType | None = None
+_xz_looked_up = False
+
+
+def _xz_accelerator() -> ModuleType | None:
+    global _xz_ext, _xz_looked_up
+    if not _xz_looked_up:
+        from ..native import load  # (here: a tree of plain modules never needs it)
+
+        _xz_ext, _xz_looked_up = load("read._xz"), True
+    return _xz_ext
+
+
+def xz_happy_path(data: bytes, declared: int, max_size: int = DEFAULT_MAX_SIZE,
+                  deadline: Deadline | None = None) -> memoryview | None:
+    """``data`` (a whole ``.ko.xz`` file) decompressed by this thread's ``_xz.Decoder``
+    when it is the usual case, else None (then :func:`decompress` decides, with kmod's messages).
+
+    The usual case: one xz stream that ends with the file, whose output is
+    exactly ``declared`` (:func:`xz_declared_size`) and no more than
+    ``max_size``, decoded within what is left of ``deadline``.  It is decoded
+    in one call with the GIL released, into an output region that the next
+    modules reuse once the memoryview is gone.  None as well where the
+    extension is not built (no ``lzma.h`` at build time) or ``MODDEPS_PURE``
+    is set.
+    """
+    xz = _xz_accelerator()
+    if xz is None or declared > max_size:
+        return None
+    seconds = -1.0
+    if deadline is not None:
+        left = deadline.remaining()
+        if left is not None:
+            if left <= 0:
+                return None
+            seconds = left
+    decoder = _thread_decoder.decoder
+    if decoder is None:
+        decoder = _thread_decoder.decoder = xz.Decoder()
+    got: memoryview | Declined = decoder.decode(data, declared, seconds)
+    return None if got is DECLINED else got
+
+
+def release_xz_regions() -> None:
+    """Unmap the output regions the xz happy path keeps for reuse (at the end of a read)."""
+    if _xz_ext is not None:
+        _xz_ext.release()

@@ -520,7 +520,7 @@ class _Symtab:
 
 
 def parse_module(
-    data: bytes | PlainFile,
+    data: bytes | memoryview | PlainFile,
     path: str,
     *,
     compression: str | None = None,
@@ -547,6 +547,8 @@ def parse_module(
             return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression,
                           None, None, signature_facts(data))
     # the reference for the C reader: every module, every quirk, every error
+    if isinstance(data, memoryview):  # (a region of the xz happy path: compression.load_module_data)
+        data = data.tobytes()
     elf = _Elf(data, display_path or path)
     try:
         symtab: _Symtab | None = _Symtab(elf)
@@ -591,7 +593,7 @@ def parse_module(
     )
 
 
-def signature_facts(data: bytes) -> SignatureFacts | None:
+def signature_facts(data: bytes | memoryview) -> SignatureFacts | None:
     """The appended signature's facts (moddeps.signature.scan_facts), through
     the C walker when it is built and the signature has the usual shape.
 
@@ -604,7 +606,7 @@ def signature_facts(data: bytes) -> SignatureFacts | None:
             return None if got is None else tuple.__new__(SignatureFacts, got)  # None: no signature
     from ..signature import scan_facts  # (here: the C walker is the usual path; start-up)
 
-    return scan_facts(data)
+    return scan_facts(data.tobytes() if isinstance(data, memoryview) else data)
 
 
 def _kflag(elf: _Elf, sec: int, value: int, flags: bytes | None) -> int:

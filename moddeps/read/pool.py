@@ -29,8 +29,9 @@ from .compression import (
     MemoryBudget,
     ReadTimedOut,
     limit_heap_retention,
-    load_module_file,
+    load_module_data,
     read_timeout,
+    release_xz_regions,
     return_free_heap,
     timed_out_error,
 )
@@ -64,15 +65,6 @@ class _ReadTimeout(Exception):
 #: What each loader, and each load waiting to be parsed, may hold in the thread
 #: pipeline before the others wait (:func:`memory_budget`).
 LOAD_SHARE = 64 << 20
-
-
-#: Bytes of decompressed modules parsed between two trims of malloc's heap in :func:`_read_pipelined`
-#: (:func:`~moddeps.read.compression.return_free_heap`; once more at the end).  Debian 13 cloud
-#: (1,138 ``.ko.xz``, 112 MB decompressed), peak RSS of ``depmod`` filling the cache: 39.4 MB without
-#: trims, 37.1 with the last one alone, 35.8 with one every 32 MiB, as with 8 MiB; the pages given back
-#: are faulted in again: 3,000 more faults on that tree, 25,000 on Debian 13 amd64 (492 MB; 41,000 with
-#: the last trim alone, 65,000 every 32 MiB, 79,000 every 16 MiB).
-TRIM_EVERY = 32 << 20
 
 
 def memory_budget(jobs: int = 2) -> MemoryBudget:
@@ -110,11 +102,12 @@ class _LoadContext(threading.local):
 _load_context = _LoadContext()
 
 
-def _load_or_error(path: str) -> tuple[bytes, str | None] | ModuleReadError:
-    """Read and decompress one module file under this thread's deadline and hold."""
+def _load_or_error(path: str) -> tuple[bytes | memoryview, str | None] | ModuleReadError:
+    """Read and decompress one module file under this thread's deadline and hold (an ``.ko.xz``
+    of the usual shape into a reused region: :func:`~moddeps.read.compression.load_module_data`)."""
     ctx = _load_context
     try:
-        return load_module_file(path, deadline=ctx.deadline, hold=ctx.hold)
+        return load_module_data(path, deadline=ctx.deadline, hold=ctx.hold)
     except ModuleReadError as exc:
         return exc
     except ReadTimedOut as exc:
@@ -484,7 +477,6 @@ def _read_pipelined(
     given_up: set[int] = set()
     memo: ImportMemo = {}
     finished = 0
-    parsed = 0  # bytes parsed since the heap was last trimmed
     # A load past its deadline reports itself within a piece (~8 MiB); one
     # stuck in a system call is given up after this grace.
     grace = min(1.0, timeout / 2)
@@ -524,18 +516,14 @@ def _read_pipelined(
                     elif isinstance(loaded, BaseException):
                         raise loaded
                     else:
-                        data, kind = cast("tuple[bytes, str | None]", loaded)
+                        data, kind = cast("tuple[bytes | memoryview, str | None]", loaded)
                         del loaded
                         out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
-                        parsed += len(data)
                         del data
                 finally:
                     loaded = None
                     hold.release()  # the bytes are gone: room for the next loads
                 schedule.handed_back()
-                if parsed >= TRIM_EVERY:
-                    return_free_heap()
-                    parsed = 0
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
@@ -544,6 +532,13 @@ def _read_pipelined(
     finally:
         sys.setswitchinterval(switch)
         schedule.close()
+        release_xz_regions()
+    # Once, at the end: what the loaders' heap held (the files read, Python's lzma's output where
+    # the C decoder declined) goes back before the later phases allocate.  Trims every 32 MiB
+    # parsed as well were needed while each module's output came from malloc's heap; with the C
+    # decoder's reused regions (moddeps/read/_xz.c) they no longer lowered the peak (Debian 13
+    # cloud, 7 alternating runs: depmod's first run 35.1 MB with them, 35.0 without; scan --json
+    # 36.3 and 34.0) and cost faults and CPU (amd64, cold: 7.22 -> 6.98 s of CPU).
     return_free_heap()
     return cast("list[Module]", out)
 
@@ -627,7 +622,8 @@ def _file_size(path: str) -> int:
 
 
 def _parse_or_broken(
-    data: bytes | PlainFile, kind: str | None, path: str, shown: str, deadline: Deadline, memo: ImportMemo | None = None
+    data: bytes | memoryview | PlainFile, kind: str | None, path: str, shown: str, deadline: Deadline,
+    memo: ImportMemo | None = None,
 ) -> Module:
     try:
         return _bounded(deadline, path,
