@@ -72,6 +72,10 @@ static inline size_t bounded_len(bp p, size_t limit)
 /* (the file shrank) gives up: the caller then reads the whole file.  No    */
 /* file is mapped, so a file truncated meanwhile cannot raise SIGBUS.       */
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #if defined(__unix__) || defined(__APPLE__)
 #define HAVE_PARTIAL_READ 1
 #include <errno.h>
@@ -1823,6 +1827,21 @@ static void buffer_give_back(unsigned char *buf, size_t size)
 static void ahead_pool_release(void);
 #endif
 
+/* glibc's malloc_trim(0): the free pages of malloc's heaps given back to the system, the
+ * middle of a heap included (MADV_DONTNEED); False elsewhere or when nothing was given back. */
+static PyObject *elfscan_trim_heap(PyObject *self, PyObject *unused)
+{
+#ifdef __GLIBC__
+    int given;
+    Py_BEGIN_ALLOW_THREADS
+    given = malloc_trim(0);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(given);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyObject *elfscan_release(PyObject *self, PyObject *unused)
 {
     icache_clear();
@@ -2754,6 +2773,13 @@ PyDoc_STRVAR(parse_file_doc,
 "ranges the parser asks for, so that a byte it reads without having read it\n"
 "from the file changes the result.");
 
+PyDoc_STRVAR(trim_heap_doc,
+"trim_heap()\n"
+"--\n"
+"\n"
+"glibc's malloc_trim(0): the free pages of malloc's heaps back to the system;\n"
+"whether any were (False without glibc).  For a process moddeps owns (the CLI).");
+
 PyDoc_STRVAR(release_doc,
 "release()\n"
 "--\n"
@@ -2791,6 +2817,7 @@ static PyMethodDef elfscan_methods[] = {
     {"parse_files", (PyCFunction)(void (*)(void))elfscan_parse_files, METH_VARARGS | METH_KEYWORDS,
      parse_files_doc},
     {"release", elfscan_release, METH_NOARGS, release_doc},
+    {"trim_heap", elfscan_trim_heap, METH_NOARGS, trim_heap_doc},
     {"sig_facts", (PyCFunction)elfscan_sig_facts, METH_O, sig_facts_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -829,3 +829,30 @@ def test_a_first_run_stores_the_records_the_reader_packed(tmp_path: Path, monkey
     c = cache_mod.ScanCache(str(tmp_path / "c.db"))
     assert c.get_many([(cache_mod.file_key(p), s) for p, s in items]) == got
     c.close()
+
+
+@pytest.mark.parametrize("ours", [False, True])
+def test_a_read_that_filled_the_cache_trims_the_heap_of_a_process_moddeps_owns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ours: bool) -> None:
+    from moddeps import native
+    from moddeps.read import cache as cache_mod
+    from moddeps.read import pool
+
+    if native.load("_elfscan") is None:
+        pytest.skip("the C reader is switched off (MODDEPS_PURE)")
+    assert isinstance(native.load("_elfscan").trim_heap(), bool)  # type: ignore[union-attr]
+    trims: list[int] = []
+
+    class Fake:
+        def trim_heap(self) -> bool:
+            trims.append(1)
+            return True
+
+    monkeypatch.setattr(pool, "_process_is_ours", lambda: ours)
+    monkeypatch.setattr(native, "load", lambda name: Fake() if name == "_elfscan" else None)
+    items = _plain_files(tmp_path / "m", 3)
+    c = cache_mod.ScanCache(str(tmp_path / "c.db"))
+    pool.read_modules(items, jobs=1, cache=c)  # (the reader took its own handle on _elfscan at import)
+    pool.read_modules(items, jobs=1, cache=c)  # all from the cache: nothing filled, no trim
+    c.close()
+    assert trims == ([1] if ours else [])
