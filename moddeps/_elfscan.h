@@ -145,14 +145,11 @@ extern PyMethodDef elfscan_codec_methods[];
 int elfscan_codec_init(void);
 PyObject *elfscan_pack_module(PyObject *m);
 
-/* _elfscan_walk.c: walk, stat_many; and for file_keys: many stats on two cores (called without
- * the GIL), the encodings of a tuple of paths, an identity tuple (DECLINED past 64-bit times) */
+/* _elfscan_walk.c: walk, stat_many; and for file_keys, elfscan_identities: the identities of a
+ * tuple of paths, stat'ed on two cores (see there) */
 extern PyMethodDef elfscan_walk_methods[];
 #ifdef __linux__
-#include <sys/stat.h>
-void elfscan_stat_all(const char *const *paths, size_t n, struct stat *st, unsigned char *ok, int follow);
-int elfscan_fs_paths(PyObject *seq, PyObject **enc, const char ***ptrs);
-PyObject *elfscan_identity(const struct stat *st);
+PyObject *elfscan_identities(PyObject *seq, int follow, int (*accept)(const char *, Py_ssize_t));
 #endif
 
 /* moddeps.model.Module's fields, in order (recordcodec._FIELDS, the codec's field_names) */

@@ -1070,61 +1070,34 @@ static PyObject *elfscan_file_keys(PyObject *self, PyObject *args)
     n = PyTuple_GET_SIZE(seq);
 #ifdef __linux__
     {
-        PyObject *enc = NULL;
-        const char **ptrs = NULL;
-        struct stat *st = NULL;
-        unsigned char *ok = NULL;
-        int rc = elfscan_fs_paths(seq, &enc, &ptrs);
-        if (rc <= 0) {
-            out = rc < 0 ? NULL : declined(); /* a path os.stat refuses: the twin's */
+        /* a path to make absolute first (cache._absolute): DECLINED, the twin's */
+        PyObject *ids = elfscan_identities(seq, 1, plain_absolute);
+        if (ids == NULL || ids == elfscan_declined) {
+            out = ids;
             goto done;
         }
-        for (i = 0; i < n; i++)
-            if (!plain_absolute(ptrs[i], PyBytes_GET_SIZE(PyTuple_GET_ITEM(enc, i)))) {
-                out = declined(); /* a path to make absolute first: the twin's */
-                goto free;
-            }
-        st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
-        ok = PyMem_Malloc(n ? (size_t)n : 1);
-        if (st == NULL || ok == NULL) {
-            PyErr_NoMemory();
-            goto free;
+        if ((out = PyList_New(n)) == NULL) {
+            Py_DECREF(ids);
+            goto done;
         }
-        Py_BEGIN_ALLOW_THREADS
-        elfscan_stat_all(ptrs, (size_t)n, st, ok, 1);
-        Py_END_ALLOW_THREADS
-        if ((out = PyList_New(n)) == NULL)
-            goto free;
         for (i = 0; i < n; i++) {
-            PyObject *ident, *key;
+            PyObject *ident = PyList_GET_ITEM(ids, i), *key;
             Py_ssize_t j;
-            if (!ok[i]) {
+            if (ident == Py_None) {
                 PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
                 continue;
             }
-            ident = elfscan_identity(&st[i]);
-            if (ident == NULL || ident == elfscan_declined) {
-                Py_CLEAR(out);
-                out = ident; /* NULL, or DECLINED: a time past 64 bits of nanoseconds */
-                goto free;
-            }
             key = new_record(key_type, 6);
             if (key == NULL) {
-                Py_DECREF(ident);
                 Py_CLEAR(out);
-                goto free;
+                break;
             }
             PyTuple_SET_ITEM(key, 0, Py_NewRef(PyTuple_GET_ITEM(seq, i)));
             for (j = 0; j < 5; j++)
                 PyTuple_SET_ITEM(key, j + 1, Py_NewRef(PyTuple_GET_ITEM(ident, j)));
-            Py_DECREF(ident);
             PyList_SET_ITEM(out, i, key);
         }
-    free:
-        Py_XDECREF(enc);
-        PyMem_Free(ptrs);
-        PyMem_Free(st);
-        PyMem_Free(ok);
+        Py_DECREF(ids);
     }
 #else
     out = declined();

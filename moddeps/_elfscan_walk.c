@@ -121,7 +121,7 @@ static void *stat_thread(void *arg)
  * without the GIL.  With a second core in the process's affinity, a thread of its own (every
  * signal blocked: they are the main thread's) takes the second half: a stat is ~3.5 us of
  * system call here, 4,022 of them 14 ms. */
-void elfscan_stat_all(const char *const *paths, size_t n, struct stat *st, unsigned char *ok, int follow)
+static void elfscan_stat_all(const char *const *paths, size_t n, struct stat *st, unsigned char *ok, int follow)
 {
     StatRun first = {paths, st, ok, 0, n, follow}, second = first;
     cpu_set_t cpus;
@@ -145,7 +145,7 @@ void elfscan_stat_all(const char *const *paths, size_t n, struct stat *st, unsig
 /* The file system encodings of paths (a sequence of str) into *enc (a tuple of bytes, new)
  * and their char pointers into *ptrs (PyMem); 1, 0 when one is not a str or holds a NUL
  * (the twin's: os.stat raises), -1 with an exception. */
-int elfscan_fs_paths(PyObject *seq, PyObject **enc, const char ***ptrs)
+static int elfscan_fs_paths(PyObject *seq, PyObject **enc, const char ***ptrs)
 {
     Py_ssize_t i, n = PyTuple_GET_SIZE(seq);
     *enc = PyTuple_New(n);
@@ -182,7 +182,7 @@ declined:
     return 0;
 }
 
-PyObject *elfscan_identity(const struct stat *st)
+static PyObject *elfscan_identity(const struct stat *st)
 {
     long long sec_m = (long long)st->st_mtim.tv_sec, sec_c = (long long)st->st_ctim.tv_sec;
     if (sec_m > LLONG_MAX / 1000000000LL - 1 || sec_m < LLONG_MIN / 1000000000LL + 1 ||
@@ -415,24 +415,24 @@ done:
     return out;
 }
 
-static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+/* [identity or None] of the paths of seq (a tuple of str), stat'ed (follow) or lstat'ed on two
+ * threads (elfscan_stat_all); DECLINED when a path is not a str or holds a NUL, when accept(path,
+ * length) says no for one (NULL: all accepted), or a time does not fit 64 bits of nanoseconds. */
+PyObject *elfscan_identities(PyObject *seq, int follow, int (*accept)(const char *, Py_ssize_t))
 {
-    PyObject *paths, *seq, *enc = NULL, *out = NULL;
+    PyObject *enc = NULL, *out = NULL;
     const char **ptrs = NULL;
     struct stat *st = NULL;
     unsigned char *ok = NULL;
-    Py_ssize_t i, n;
-    int follow, rc;
-    if (!PyArg_ParseTuple(args, "Op:stat_many", &paths, &follow))
-        return NULL;
-    if ((seq = PySequence_Tuple(paths)) == NULL)
-        return NULL;
-    n = PyTuple_GET_SIZE(seq);
-    rc = elfscan_fs_paths(seq, &enc, &ptrs);
-    if (rc <= 0) {
-        out = rc < 0 ? NULL : declined();
-        goto done;
-    }
+    Py_ssize_t i, n = PyTuple_GET_SIZE(seq);
+    int rc = elfscan_fs_paths(seq, &enc, &ptrs);
+    if (rc <= 0)
+        return rc < 0 ? NULL : declined();
+    for (i = 0; accept != NULL && i < n; i++)
+        if (!accept(ptrs[i], PyBytes_GET_SIZE(PyTuple_GET_ITEM(enc, i)))) {
+            out = declined();
+            goto done;
+        }
     st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
     ok = PyMem_Malloc(n ? (size_t)n : 1);
     if (st == NULL || ok == NULL) {
@@ -459,11 +459,23 @@ static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
         PyList_SET_ITEM(out, i, ident);
     }
 done:
-    Py_DECREF(seq);
     Py_XDECREF(enc);
     PyMem_Free(ptrs);
     PyMem_Free(st);
     PyMem_Free(ok);
+    return out;
+}
+
+static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+{
+    PyObject *paths, *seq, *out;
+    int follow;
+    if (!PyArg_ParseTuple(args, "Op:stat_many", &paths, &follow))
+        return NULL;
+    if ((seq = PySequence_Tuple(paths)) == NULL)
+        return NULL;
+    out = elfscan_identities(seq, follow, NULL);
+    Py_DECREF(seq);
     return out;
 }
 
