@@ -421,11 +421,8 @@ def test_the_cache_problem_is_said_on_a_rerun_brought_up_to_date(tmp_path: Path,
     assert [n for n in again.extra if "not updated" in n] == [again.extra[0]]
 
 
-@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24")) // 3))
-def test_random_changes_answered_through_the_stamp_give_what_a_run_without_cache_gives(
-        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # as moddeps.cli.depmod_argv runs it: the stamp first, which answers (the same view),
-    # hands the changed modules to the run (stamp.Known: no walk), or misses
+def _counting_walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The stamp's racy window closed (RACY_NS 0) and every walk of the run counted: a "walk" a call."""
     from moddeps.depmod import run as run_module
     from moddeps.depmod import stamp
 
@@ -438,6 +435,17 @@ def test_random_changes_answered_through_the_stamp_give_what_a_run_without_cache
         return real_layout(*a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(run_module, "layout_tree", layout)
+    return walks
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24")) // 3))
+def test_random_changes_answered_through_the_stamp_give_what_a_run_without_cache_gives(
+        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # as moddeps.cli.depmod_argv runs it: the stamp first, which answers (the same view),
+    # hands the changed modules to the run (stamp.Known: no walk), or misses
+    from moddeps.depmod import stamp
+
+    walks = _counting_walks(monkeypatch)
     rng = random.Random(1000 + seed)
     root, specs = _random_tree(tmp_path, rng)
     harness = _Harness(tmp_path, monkeypatch)
@@ -491,18 +499,9 @@ def test_modules_added_and_removed_through_the_stamp_give_what_a_run_without_cac
     """As the test above, with the stamp first (moddeps.cli.depmod_argv's way): module files added
     or removed are handed to the run (stamp.Known), which lays out the new array without a walk
     (kmod's hash order for the modules modules.order does not list) or goes the usual way."""
-    from moddeps.depmod import run as run_module
     from moddeps.depmod import stamp
 
-    monkeypatch.setattr(stamp, "RACY_NS", 0)
-    walks: list[str] = []
-    real_layout = run_module.layout_tree
-
-    def layout(*a: object, **k: object) -> object:
-        walks.append("walk")
-        return real_layout(*a, **k)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(run_module, "layout_tree", layout)
+    walks = _counting_walks(monkeypatch)
     rng = random.Random(2000 + seed)
     root = _root(tmp_path)
     specs = {i: _random_spec(rng, i) for i in range(N)}
