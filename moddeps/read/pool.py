@@ -258,7 +258,7 @@ def read_modules(
                     batch.append((keys[i], items[i][1], m, packed.pop(j)))
                 else:
                     batch.append((keys[i], items[i][1], m))
-                if len(batch) >= SINK_RUN:
+                if len(batch) >= CACHE_BATCH:
                     cache.put_many(batch)
                     batch.clear()
 
@@ -338,8 +338,12 @@ def _read_uncached(
 _RUN = 128
 #: Modules read by one call when only a sink is fed: a call starts its loader
 #: thread empty, so runs of 128 (32 calls, amd64) made the caller read the first
-#: files of each run itself; the cache takes them in batches of this size anyway.
+#: files of each run itself.
 SINK_RUN = 512
+#: Modules handed to the scan cache at once while a read goes on: the cache's writer
+#: keeps closer to the reader with 256 than with 512, and what the read waits for at its
+#: end is shorter (amd64 first run: 8.3-10 -> 3.4-3.7 ms).
+CACHE_BATCH = 256
 
 
 def _spare_core() -> bool:
