@@ -804,6 +804,8 @@ def load_module_data(
     fast = _load_in_c(path, max_size, deadline, hold)
     if isinstance(fast, tuple):
         return fast
+    if hold is not None and hold.held:  # what _load_in_c took up front: held as before from here
+        hold.settle(0 if fast is None else len(fast))
     if fast is None:
         raw, kind, xz_declared = _read_module_file(path, max_size, deadline, hold)
     else:
