@@ -246,13 +246,15 @@ class MemoryBudget:
             if ticket in self._holds:
                 self.used -= n
                 self._holds[ticket] -= n
-                self._cond.notify_all()
+                if self._waiting:  # (only a request in _grow waits on the condition)
+                    self._cond.notify_all()
 
     def _close(self, ticket: int) -> None:
         with self._cond:
             self.used -= self._holds.pop(ticket, 0)
-            self._waiting.discard(ticket)
-            self._cond.notify_all()
+            if self._waiting:  # (only a request in _grow waits on the condition, and says so first:
+                self._waiting.discard(ticket)  # this ticket's own, closed by another thread, too)
+                self._cond.notify_all()
 
 
 class Hold:
