@@ -13,6 +13,15 @@
  * read-only memoryview of an Output object, and goes back to the pool when
  * the last view of it is gone.
  *
+ * Decoder.load does a loader's whole work for one module file in one call that
+ * holds the GIL only to start and to return: open (O_RDONLY|O_NONBLOCK|O_NOCTTY|
+ * O_CLOEXEC, as moddeps/inputfiles.py opens), fstat (a regular file, within the
+ * size bound and the memory the caller holds), read into a buffer kept by the
+ * Decoder, close, the xz index read here for the declared size, and the decode
+ * below; the region pool is then taken under a mutex of its own.  A file it does
+ * not read comes back DECLINED, one it read but does not decode as its bytes, and
+ * moddeps/read/compression.py goes on with it as before.
+ *
  * Only the usual case is decoded here: one xz stream that ends exactly at
  * the end of the input, whose output is exactly the declared size, within
  * the memory limit and the deadline.  Anything else -- a corrupt or

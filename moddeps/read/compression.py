@@ -43,7 +43,8 @@ declares) is decoded by the C decoder ``moddeps.read._xz`` where it is built
 (:func:`xz_happy_path`, :func:`load_module_data`): one liblzma stream kept per
 thread, so that liblzma keeps its dictionary from module to module, and output
 regions reused once the module is parsed.  It declines everything else, and
-the Python path here then decides, with the messages above.
+the Python path here then decides, with the messages above.  A loader opens,
+reads, decodes and closes such a file in one call of it (:func:`_load_in_c`).
 """
 
 from __future__ import annotations
