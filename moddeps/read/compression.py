@@ -971,6 +971,8 @@ def _load_in_c(
     if xz is None:
         return None
     room = sys.maxsize if hold is None else hold.grab(XZ_ROOM)
+    if room <= 0:  # the budget is full, or a request waits: read as before, waiting in turn
+        return None
     seconds = -1.0
     if deadline is not None:
         left = deadline.remaining()
