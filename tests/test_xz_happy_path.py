@@ -288,3 +288,166 @@ def test_random_xz_inputs_give_what_the_python_path_gives(data: bytes) -> None:
     elif isinstance(slow, bytes):  # declined although the Python path reads it: only unusual shapes
         assert (len(data) != len(data.rstrip(b"\0")) or data.count(cz.XZ_MAGIC) > 1 or not slow
                 or lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data) != slow)
+
+
+# --------------------------------------------------------------------------
+# Decoder.load: open, fstat, read, decode and close in one call
+# --------------------------------------------------------------------------
+
+
+def _held_outcome(path: str, python: bool, monkeypatch: pytest.MonkeyPatch,
+                  max_size: int = cz.DEFAULT_MAX_SIZE) -> tuple[object, ...]:
+    """What load_module_data gives for ``path`` (with or without the C decoder), and what its hold holds then."""
+    with monkeypatch.context() as m:
+        if python:
+            m.setattr(cz, "_xz_ext", None)
+            m.setattr(cz, "_xz_looked_up", True)
+        budget = MemoryBudget(1 << 30)
+        hold = budget.open()
+        got = _outcome(path, lambda p: load_module_data(p, max_size, deadline=Deadline(60.0), hold=hold))
+        held = hold.held
+        hold.release()
+        assert budget.used == 0
+    return (*got, held)
+
+
+def _edge_files(tmp_path: Path) -> list[Path]:
+    files = []
+    for name, (data, _module, _detail) in sorted(CASES.items()):
+        files.append(tmp_path / f"{name}.ko.xz")
+        files[-1].write_bytes(data)
+    elf = build_ko(modinfo=["license=GPL", "name=plain"])
+    for name, data in [("plain.ko", elf), ("empty.ko.xz", b""), ("short.ko.xz", CASES["xz_ok"][0][:5]),
+                       ("magic-only.ko.xz", cz.XZ_MAGIC), ("padded.ko.xz", CASES["xz_ok"][0] + b"\0" * 4),
+                       ("cut.ko.xz", CASES["xz_ok"][0][:-1]), ("gz.ko.xz", compress(elf, "gz")),
+                       ("twice.ko.xz", CASES["xz_ok"][0] * 2)]:
+        files.append(tmp_path / name)
+        files[-1].write_bytes(data)
+    (tmp_path / "dir.ko.xz").mkdir()
+    os.mkfifo(tmp_path / "fifo.ko.xz")
+    os.symlink(files[0], tmp_path / "link.ko.xz")
+    others = ["dir.ko.xz", "fifo.ko.xz", "link.ko.xz", "missing.ko.xz"]
+    return [*files, *(tmp_path / name for name in others)]
+
+
+def test_the_one_call_load_gives_what_the_python_path_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edge file of test_compression and a few more (not a regular file, missing,
+    empty, cut, padded, two streams, not xz): the same bytes or the same error, and the
+    hold left at the same size, with the one-call C load as on the Python path alone."""
+    loads: list[object] = []
+
+    class Counted:
+        real = native.Decoder()
+
+        def load(self, *args: object) -> object:
+            got = self.real.load(*args)  # type: ignore[arg-type]
+            loads.append(type(got).__name__)
+            return got
+
+        def decode(self, *args: object) -> object:
+            return self.real.decode(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cz._thread_decoder, "decoder", Counted())
+    for path in _edge_files(tmp_path):
+        for max_size in (cz.DEFAULT_MAX_SIZE, 100):
+            fast = _held_outcome(str(path), False, monkeypatch, max_size)
+            assert fast == _held_outcome(str(path), True, monkeypatch, max_size), (path.name, max_size)
+    assert {"tuple", "bytes", "Declined"} <= set(loads)  # each way out of the C call was taken
+
+
+def test_what_load_returns_and_when() -> None:
+    native.release()
+    dec = native.Decoder()
+    module = build_ko(modinfo=["license=GPL", "name=l"])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.ko.xz")
+        data = compress(module, "xz")
+        with open(path, "wb") as f:
+            f.write(data)
+        need = len(data) + len(module)
+        got = dec.load(path, 1 << 30, need, -1.0)
+        assert isinstance(got, tuple) and bytes(got[0]) == module and got[0].readonly and got[1] == len(data)
+        assert dec.load(Path(path), 1 << 30, need, 5.0)[1] == len(data)  # type: ignore[index]  # (a path-like)
+        assert dec.load(path, 1 << 30, need - 1, -1.0) == data  # read, but its module does not fit: the bytes
+        assert dec.load(path, 1 << 30, len(data) - 1, -1.0) is DECLINED  # the file does not fit: not read
+        assert dec.load(path, len(data) - 1, need, -1.0) is DECLINED  # larger than max_size: not read
+        assert dec.load(path, len(module) - 1, need, -1.0) == data  # its module is: left to the Python path
+        assert dec.load(path, 1 << 30, need, 0.0) == data  # no time left: read, not decoded
+        assert dec.load(os.path.join(tmp, "absent.ko.xz"), 1 << 30, need, -1.0) is DECLINED
+        assert dec.load(tmp, 1 << 30, need, -1.0) is DECLINED  # a directory
+        with pytest.raises(TypeError):
+            dec.load(None, 1 << 30, need, -1.0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            dec.load(path + "\0x", 1 << 30, need, -1.0)
+    native.release()
+
+
+def test_the_hold_before_the_file_is_opened_never_waits_nor_takes_a_waiters_room(tmp_path: Path) -> None:
+    """What _load_in_c holds up front is what the budget has free (up to XZ_ROOM), none while an
+    older load waits; a module that fits in none is read as before, holding its size first."""
+    module = build_ko(modinfo=["license=GPL", "name=w"])
+    path = tmp_path / "m.ko.xz"
+    path.write_bytes(compress(module, "xz"))
+    need = path.stat().st_size + len(module)
+    budget = MemoryBudget(need + 10)
+    other = budget.open()
+    other.need(need + 10)  # the budget is full
+    hold = budget.open()
+    assert hold.grab(cz.XZ_ROOM) == 0
+    other.release()
+    assert hold.grab(cz.XZ_ROOM) == need + 10 and budget.used == need + 10
+    hold.settle(need)
+    assert budget.used == need
+    hold.release()
+    small = MemoryBudget(need - 1)
+    hold = small.open()
+    data, kind = load_module_data(str(path), hold=hold)  # the oldest load: proceeds past the limit, as before
+    assert bytes(data) == module and kind == "xz" and hold.held == need and small.peak == need
+    hold.release()
+    assert small.used == 0
+
+
+def test_threads_load_with_decoders_of_their_own_and_one_pool_of_regions(tmp_path: Path) -> None:
+    mods = [build_ko(modinfo=[f"name=t{i}", "license=GPL"], extra_sections=[(".pad", bytes(70_000 * (i % 3)))])
+            for i in range(8)]
+    paths = []
+    for i, m in enumerate(mods):
+        paths.append(str(tmp_path / f"t{i}.ko.xz"))
+        Path(paths[-1]).write_bytes(compress(m, "xz"))
+    bad: list[int] = []
+    budget = MemoryBudget(1 << 30)
+
+    def work() -> None:
+        for _ in range(30):
+            for i, (m, p) in enumerate(zip(mods, paths)):
+                hold = budget.open()
+                data, kind = load_module_data(p, hold=hold)
+                if not isinstance(data, memoryview) or bytes(data) != m or kind != "xz":
+                    bad.append(i)
+                del data
+                hold.release()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad and budget.used == 0
+    assert native.pooled()[0] <= 3
+    native.release()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_xz_inputs())
+def test_random_xz_files_load_in_one_call_as_on_the_python_path(data: bytes) -> None:
+    """The file-level twin of the test above: load_module_data with the one-call C load and on
+    the Python path alone give the same bytes or the same error, and hold the same."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        path = os.path.join(tmp, "r.ko.xz")
+        with open(path, "wb") as f:
+            f.write(data)
+        assert _held_outcome(path, False, mp) == _held_outcome(path, True, mp)

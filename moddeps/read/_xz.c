@@ -13,6 +13,15 @@
  * read-only memoryview of an Output object, and goes back to the pool when
  * the last view of it is gone.
  *
+ * Decoder.load does a loader's whole work for one module file in one call that
+ * holds the GIL only to start and to return: open (O_RDONLY|O_NONBLOCK|O_NOCTTY|
+ * O_CLOEXEC, as moddeps/inputfiles.py opens), fstat (a regular file, within the
+ * size bound and the memory the caller holds), read into a buffer kept by the
+ * Decoder, close, the xz index read here for the declared size, and the decode
+ * below; the region pool is then taken under a mutex of its own.  A file it does
+ * not read comes back DECLINED, one it read but does not decode as its bytes, and
+ * moddeps/read/compression.py goes on with it as before.
+ *
  * Only the usual case is decoded here: one xz stream that ends exactly at
  * the end of the input, whose output is exactly the declared size, within
  * the memory limit and the deadline.  Anything else -- a corrupt or
@@ -23,11 +32,17 @@
  */
 #include "_native.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static PyObject *declined;
 
@@ -55,9 +70,10 @@ typedef struct {
     size_t touched; /* bytes from base that may be resident */
 } Region;
 
-/* the pool is only touched with the GIL held */
+/* the pool is touched under pool_lock (Decoder.load takes a region without the GIL) */
 static Region pool[POOL_MAX];
 static int pooled;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t region_cap(size_t n)
 {
@@ -67,8 +83,9 @@ static size_t region_cap(size_t n)
     return cap;
 }
 
-/* a region of at least n bytes: the smallest pooled one that fits, else a new mapping */
-static int region_take(size_t n, Region *out)
+/* a region of at least n bytes: the smallest pooled one that fits, else a new mapping;
+ * -1 when none can be mapped (no Python error set: callable without the GIL) */
+static int region_take_locked(size_t n, Region *out)
 {
     int best = -1;
     for (int i = 0; i < pooled; i++)
@@ -90,20 +107,35 @@ static int region_take(size_t n, Region *out)
     }
     size_t cap = region_cap(n);
     void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        PyErr_NoMemory();
+    if (p == MAP_FAILED)
         return -1;
-    }
     out->base = p;
     out->cap = cap;
     out->touched = 0;
     return 0;
 }
 
+static int region_take(size_t n, Region *out)
+{
+    pthread_mutex_lock(&pool_lock);
+    int r = region_take_locked(n, out);
+    pthread_mutex_unlock(&pool_lock);
+    return r;
+}
+
+static void region_give_locked(Region r);
+
 static void region_give(Region r)
 {
     if (r.base == NULL)
         return;
+    pthread_mutex_lock(&pool_lock);
+    region_give_locked(r);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void region_give_locked(Region r)
+{
     if (r.cap <= KEEP_MAX && pooled < POOL_MAX) {
         if (r.touched > KEEP_RESIDENT) {
             /* (MADV_DONTNEED on a private anonymous mapping: zero pages when touched again) */
@@ -162,7 +194,11 @@ typedef struct {
     PyObject_HEAD
     lzma_stream strm;
     int busy;
+    uint8_t *in; /* Decoder.load's file buffer, kept from module to module up to IN_KEEP bytes */
+    size_t in_cap;
 } Decoder;
+
+#define IN_KEEP ((size_t)1 << 22)
 
 static PyObject *decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -176,6 +212,8 @@ static PyObject *decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     lzma_stream init = LZMA_STREAM_INIT;
     d->strm = init;
     d->busy = 0;
+    d->in = NULL;
+    d->in_cap = 0;
     return (PyObject *)d;
 }
 
@@ -183,6 +221,7 @@ static void decoder_dealloc(PyObject *self)
 {
     Decoder *d = (Decoder *)self;
     lzma_end(&d->strm);
+    free(d->in);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -194,10 +233,10 @@ static double now(void)
 }
 
 /* decode the whole of in[0:in_len] into out[0:size]; 1 when it is one stream that
- * ends with the input and gives exactly size bytes, else 0 (GIL released) */
-static int decode_all(lzma_stream *s, const uint8_t *in, size_t in_len, uint8_t *out, size_t size, double seconds)
+ * ends with the input and gives exactly size bytes, else 0 (GIL released).  end: the
+ * deadline on now()'s clock, looked at between pieces (< 0: none) */
+static int decode_all(lzma_stream *s, const uint8_t *in, size_t in_len, uint8_t *out, size_t size, double end)
 {
-    double end = seconds >= 0 ? now() + seconds : 0;
     /* no LZMA_CONCATENATED: padding or a second stream is left in avail_in (and declined) */
     if (lzma_stream_decoder(s, DECODER_MEMLIMIT, LZMA_TELL_UNSUPPORTED_CHECK) != LZMA_OK)
         return 0;
@@ -216,7 +255,7 @@ static int decode_all(lzma_stream *s, const uint8_t *in, size_t in_len, uint8_t 
             return s->avail_in == 0 && s->total_out == size;
         if (ret != LZMA_OK || s->avail_out != 0 || given > size)
             return 0;
-        if (seconds >= 0 && now() > end)
+        if (end >= 0 && now() > end)
             return 0;
     }
 }
@@ -249,12 +288,13 @@ static PyObject *decoder_decode(PyObject *self, PyObject *args)
     if (region_take((size_t)size + 1, &o->region) < 0) {
         Py_DECREF(o);
         PyBuffer_Release(&in);
-        return NULL;
+        return PyErr_NoMemory();
     }
     int ok;
     d->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    ok = decode_all(&d->strm, in.buf, (size_t)in.len, (uint8_t *)o->region.base, (size_t)size, seconds);
+    ok = decode_all(&d->strm, in.buf, (size_t)in.len, (uint8_t *)o->region.base, (size_t)size,
+                    seconds >= 0 ? now() + seconds : -1.0);
     Py_END_ALLOW_THREADS
     d->busy = 0;
     PyBuffer_Release(&in);
@@ -270,7 +310,196 @@ static PyObject *decoder_decode(PyObject *self, PyObject *args)
     return view;
 }
 
+/* ------------------------------------------------------------------------
+ * Decoder.load: one module file, opened, read, decoded and closed in one call
+ * ------------------------------------------------------------------------ */
+
+static const uint8_t xz_magic[6] = {0xfd, '7', 'z', 'X', 'Z', 0x00};
+
+static int varint(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 9; i++) {
+        if (*pos >= end)
+            return -1;
+        uint8_t c = b[(*pos)++];
+        v |= (uint64_t)(c & 0x7f) << (7 * i);
+        if (!(c & 0x80)) {
+            if (i > 0 && c == 0)
+                return -1;
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The uncompressed size the index of b[0:n] declares when b is one xz stream with
+ * nothing after it (xz file format 1.1.0, sections 2.1.2 and 4), at most limit; else -1.
+ * liblzma checks the index against the blocks it decodes. */
+static int one_stream_declared(const uint8_t *b, size_t n, uint64_t limit, uint64_t *declared)
+{
+    if (n < 32 || memcmp(b, xz_magic, 6) != 0 || b[n - 2] != 'Y' || b[n - 1] != 'Z')
+        return -1;
+    const uint8_t *f = b + n - 8;
+    uint64_t index_size = ((uint64_t)f[0] | (uint64_t)f[1] << 8 | (uint64_t)f[2] << 16 | (uint64_t)f[3] << 24) + 1;
+    index_size *= 4;
+    if (index_size + 24 > n)
+        return -1;
+    size_t index_start = n - 12 - (size_t)index_size, pos = index_start + 1, end = n - 12;
+    if (b[index_start] != 0)
+        return -1;
+    uint64_t count, blocks = 0, total = 0;
+    if (varint(b, &pos, end, &count) < 0)
+        return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t unpadded, size;
+        if (varint(b, &pos, end, &unpadded) < 0 || varint(b, &pos, end, &size) < 0)
+            return -1;
+        if (unpadded > n || size > limit)
+            return -1;
+        blocks += (unpadded + 3) & ~(uint64_t)3;
+        total += size;
+        if (blocks > n || total > limit)
+            return -1;
+    }
+    if (blocks + 12 != index_start)
+        return -1;
+    *declared = total;
+    return 0;
+}
+
+enum { LOAD_DECLINED, LOAD_RAW, LOAD_DONE };
+
+/* open, fstat, read, close path; decode it into *region when it is the usual .ko.xz
+ * (GIL released).  LOAD_DECLINED: not read (not a regular file, an error, bigger than
+ * max_size or room, a size that changed while read); LOAD_RAW: d->in[0:*len] is the whole
+ * file, not decoded here; LOAD_DONE: *region holds the *declared bytes of the module. */
+static int load_file(Decoder *d, const char *path, size_t max_size, size_t room, double end,
+                     size_t *len, Region *region, size_t *declared)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return LOAD_DECLINED;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > max_size ||
+        (uint64_t)st.st_size > room) {
+        close(fd);
+        return LOAD_DECLINED;
+    }
+    size_t want = (size_t)st.st_size + 1; /* one byte more: a file that grew shows */
+    if (want > d->in_cap) {
+        size_t cap = want < REGION_MIN ? REGION_MIN : region_cap(want);
+        uint8_t *p = malloc(cap);
+        if (p == NULL) {
+            close(fd);
+            return LOAD_DECLINED;
+        }
+        free(d->in);
+        d->in = p;
+        d->in_cap = cap;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = read(fd, d->in + got, want - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            close(fd);
+            return LOAD_DECLINED;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != (size_t)st.st_size)
+        return LOAD_DECLINED;
+    *len = got;
+    uint64_t size;
+    if (one_stream_declared(d->in, got, max_size < DEFAULT_MAX_SIZE ? max_size : DEFAULT_MAX_SIZE, &size) < 0 ||
+        size == 0 || size > room - got)
+        return LOAD_RAW;
+    if (end >= 0 && now() > end)
+        return LOAD_RAW;
+    /* room for one byte more than declared (see decode_all) */
+    if (region_take((size_t)size + 1, region) < 0)
+        return LOAD_RAW;
+    int ok = decode_all(&d->strm, d->in, got, (uint8_t *)region->base, (size_t)size, end);
+    if ((size_t)size + 1 > region->touched)
+        region->touched = (size_t)size + 1;
+    if (!ok) {
+        region_give(*region);
+        region->base = NULL;
+        return LOAD_RAW;
+    }
+    *declared = (size_t)size;
+    return LOAD_DONE;
+}
+
+static PyObject *decoder_load(PyObject *self, PyObject *args)
+{
+    Decoder *d = (Decoder *)self;
+    PyObject *path;
+    Py_ssize_t max_size, room;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "O&nnd:load", PyUnicode_FSConverter, &path, &max_size, &room, &seconds))
+        return NULL;
+    if (d->busy) {
+        Py_DECREF(path);
+        PyErr_SetString(PyExc_RuntimeError, "Decoder.load: the decoder is in use by another thread");
+        return NULL;
+    }
+    if (max_size < 0 || room < 0) {
+        Py_DECREF(path);
+        return Py_NewRef(declined);
+    }
+    size_t len = 0, declared = 0;
+    Region region = {NULL, 0, 0};
+    int status;
+    d->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    status = load_file(d, PyBytes_AS_STRING(path), (size_t)max_size, (size_t)room, seconds >= 0 ? now() + seconds : -1.0,
+                       &len, &region, &declared);
+    Py_END_ALLOW_THREADS
+    d->busy = 0;
+    Py_DECREF(path);
+    PyObject *result = NULL;
+    if (status == LOAD_DECLINED) {
+        result = Py_NewRef(declined);
+    } else if (status == LOAD_RAW) {
+        result = PyBytes_FromStringAndSize((const char *)d->in, (Py_ssize_t)len);
+    } else {
+        Output *o = PyObject_New(Output, &OutputType);
+        if (o == NULL) {
+            region_give(region);
+        } else {
+            o->region = region;
+            o->len = (Py_ssize_t)declared;
+            PyObject *view = PyMemoryView_FromObject((PyObject *)o);
+            Py_DECREF(o);
+            if (view != NULL) {
+                result = Py_BuildValue("(Nn)", view, (Py_ssize_t)len);
+            }
+        }
+    }
+    if (d->in_cap > IN_KEEP) {
+        free(d->in);
+        d->in = NULL;
+        d->in_cap = 0;
+    }
+    return result;
+}
+
 static PyMethodDef decoder_methods[] = {
+    {"load", decoder_load, METH_VARARGS,
+     "load(path, max_size, room, seconds) -> (memoryview, file size) | bytes | DECLINED\n\n"
+     "The module file at path opened (O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC), read and\n"
+     "closed in one call without the GIL, and decoded as decode() does when it is one xz\n"
+     "stream whose file and declared size fit in room bytes (within seconds, < 0: no\n"
+     "bound): (the module, the file's size).  The file's bytes when it was read but not\n"
+     "decoded here; DECLINED when it was not read (not a regular file, an error, larger\n"
+     "than max_size or room, a size that changed while it was read)."},
     {"decode", decoder_decode, METH_VARARGS,
      "decode(data, size, seconds) -> memoryview | DECLINED\n\n"
      "The module that data (a whole .ko.xz file) holds, when it is one xz stream of\n"
@@ -296,21 +525,26 @@ static PyTypeObject DecoderType = {
 
 static PyObject *xz_release(PyObject *self, PyObject *unused)
 {
+    pthread_mutex_lock(&pool_lock);
     while (pooled > 0) {
         Region r = pool[--pooled];
         munmap(r.base, r.cap);
     }
+    pthread_mutex_unlock(&pool_lock);
     Py_RETURN_NONE;
 }
 
 static PyObject *xz_pooled(PyObject *self, PyObject *unused)
 {
     size_t total = 0, touched = 0;
+    pthread_mutex_lock(&pool_lock);
+    int n = pooled;
     for (int i = 0; i < pooled; i++) {
         total += pool[i].cap;
         touched += pool[i].touched;
     }
-    return Py_BuildValue("(inn)", pooled, (Py_ssize_t)total, (Py_ssize_t)touched);
+    pthread_mutex_unlock(&pool_lock);
+    return Py_BuildValue("(inn)", n, (Py_ssize_t)total, (Py_ssize_t)touched);
 }
 
 static PyObject *xz_version(PyObject *self, PyObject *unused)
