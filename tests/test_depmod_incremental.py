@@ -346,13 +346,7 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
             _write(root, i, specs[i])
             done.append(f"changed m{i}")
         if not harness.check(done):  # back to the tree before the cycle
-            for i in set(specs) | set(before):
-                path = root / f"kernel/m{i}.ko"
-                if i in before:
-                    _write(root, i, before[i])
-                elif path.exists():
-                    path.unlink()
-            specs = before
+            specs = _restore(root, specs, before)
     assert sum(harness.updates) >= 5, harness.updates  # modules added or removed, brought up to date
 
 
@@ -419,6 +413,17 @@ def test_the_cache_problem_is_said_on_a_rerun_brought_up_to_date(tmp_path: Path,
     again = run(opts)
     assert again.tree is None
     assert [n for n in again.extra if "not updated" in n] == [again.extra[0]]
+
+
+def _restore(root: Path, specs: dict[int, Spec], before: dict[int, Spec]) -> dict[int, Spec]:
+    """The modules of ``before`` written back over those of ``specs`` (the others removed): ``before``."""
+    for i in set(specs) | set(before):
+        path = root / f"kernel/m{i}.ko"
+        if i in before:
+            _write(root, i, before[i])
+        elif path.exists():
+            path.unlink()
+    return before
 
 
 def _counting_walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -544,13 +549,7 @@ def test_modules_added_and_removed_through_the_stamp_give_what_a_run_without_cac
                        "known" if got.added or got.removed else "other")
         assert result[:3] == want[:3], done
         if result[0] != "ok":  # a cycle: back to the tree before it
-            for i in set(specs) | set(before):
-                path = root / f"kernel/m{i}.ko"
-                if i in before:
-                    _write(root, i, before[i])
-                elif path.exists():
-                    path.unlink()
-            specs = before
+            specs = _restore(root, specs, before)
             _outcome(harness.cached)
             continue
         assert {name: (root / name).read_bytes() for name in result[1]} == result[1], done  # type: ignore[attr-defined]

@@ -926,8 +926,21 @@ def xz_happy_path(data: bytes, declared: int, max_size: int = DEFAULT_MAX_SIZE,
     extension is not built (no ``lzma.h`` at build time) or ``MODDEPS_PURE``
     is set.
     """
+    if declared > max_size:
+        return None
+    ready = _decoder_for(deadline)
+    if ready is None:
+        return None
+    decoder, seconds = ready
+    got: memoryview | Declined = decoder.decode(data, declared, seconds)
+    return None if got is DECLINED else got
+
+
+def _decoder_for(deadline: Deadline | None) -> tuple[Any, float] | None:
+    """This thread's ``_xz.Decoder`` and the seconds left of ``deadline`` (-1: none), or None:
+    the extension is not built, or the deadline has passed."""
     xz = _xz_accelerator()
-    if xz is None or declared > max_size:
+    if xz is None:
         return None
     seconds = -1.0
     if deadline is not None:
@@ -939,8 +952,7 @@ def xz_happy_path(data: bytes, declared: int, max_size: int = DEFAULT_MAX_SIZE,
     decoder = _thread_decoder.decoder
     if decoder is None:
         decoder = _thread_decoder.decoder = xz.Decoder()
-    got: memoryview | Declined = decoder.decode(data, declared, seconds)
-    return None if got is DECLINED else got
+    return decoder, seconds
 
 
 #: What a load holds, when the budget has it free, before the C decoder opens its file
@@ -967,22 +979,15 @@ def _load_in_c(
     its declared size, and the hold is then settled to exactly that (the file and its
     module, as :func:`_read_module_file` takes it).  The deadline: what is left of it,
     looked at between the decoder's pieces."""
-    xz = _xz_accelerator()
-    if xz is None:
+    if _xz_accelerator() is None:
         return None
     room = sys.maxsize if hold is None else hold.grab(XZ_ROOM)
     if room <= 0:  # the budget is full, or a request waits: read as before, waiting in turn
         return None
-    seconds = -1.0
-    if deadline is not None:
-        left = deadline.remaining()
-        if left is not None:
-            if left <= 0:
-                return None
-            seconds = left
-    decoder = _thread_decoder.decoder
-    if decoder is None:
-        decoder = _thread_decoder.decoder = xz.Decoder()
+    ready = _decoder_for(deadline)
+    if ready is None:
+        return None
+    decoder, seconds = ready
     got: tuple[memoryview, int] | bytes | Declined = decoder.load(path, max_size, room, seconds)
     if isinstance(got, bytes):
         return got
