@@ -156,6 +156,17 @@ def _random_tree(tmp_path: Path, rng: random.Random) -> tuple[Path, list[Spec]]:
     return root, specs
 
 
+def _half_ordered_tree(tmp_path: Path, rng: random.Random) -> tuple[Path, dict[int, Spec]]:
+    """A tree of N random modules, the first half of them in modules.order (the others in kmod's
+    hash order: where an added module goes), and their specs by index."""
+    root = _root(tmp_path)
+    specs = {i: _random_spec(rng, i) for i in range(N)}
+    for i, spec in specs.items():
+        _write(root, i, spec)
+    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
+    return root, specs
+
+
 @pytest.mark.parametrize("seed", range(int(os.environ.get("MODDEPS_TEST_SEEDS", "24"))))
 def test_random_changes_give_what_a_run_without_cache_gives(tmp_path: Path, seed: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,11 +322,7 @@ def test_modules_added_and_removed_give_what_a_run_without_cache_gives(tmp_path:
     others) and removed, with changes between: the previous array is mapped
     onto the new one and brought up to date."""
     rng = random.Random(1000 + seed)
-    root = _root(tmp_path)
-    specs = {i: _random_spec(rng, i) for i in range(N)}
-    for i, spec in specs.items():
-        _write(root, i, spec)
-    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
+    root, specs = _half_ordered_tree(tmp_path, rng)
     harness = _Harness(tmp_path, monkeypatch, added_or_removed=True)
     _outcome(harness.cached)
     done: list[str] = []
@@ -508,11 +515,7 @@ def test_modules_added_and_removed_through_the_stamp_give_what_a_run_without_cac
 
     walks = _counting_walks(monkeypatch)
     rng = random.Random(2000 + seed)
-    root = _root(tmp_path)
-    specs = {i: _random_spec(rng, i) for i in range(N)}
-    for i, spec in specs.items():
-        _write(root, i, spec)
-    (root / "modules.order").write_text("".join(f"kernel/m{i}.ko\n" for i in range(N // 2)))
+    root, specs = _half_ordered_tree(tmp_path, rng)
     harness = _Harness(tmp_path, monkeypatch)
     fields = {name: getattr(harness.cached, name) for name, _default in stamp.FIELDS} | {"cache": harness.cached.cache}
     assert harness.cached.cache is not None
