@@ -16,8 +16,8 @@ setup(
     ext_modules=[
         Extension(
             "moddeps._elfscan",
-            ["moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan_walk.c"],
-            depends=["moddeps/_elfscan.h", "moddeps/_native.h"],
+            ["moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan_walk.c", "moddeps/_crc32.c"],
+            depends=["moddeps/_elfscan.h", "moddeps/_native.h", "moddeps/_crc32.h"],
             **SHARED,
         ),
         Extension(
@@ -29,8 +29,8 @@ setup(
         # liblzma's happy path for .ko.xz (needs lzma.h: without it, compression.py's Python path alone)
         Extension(
             "moddeps.read._xz",
-            ["moddeps/read/_xz.c"],
-            depends=["moddeps/_native.h"],
+            ["moddeps/read/_xz.c", "moddeps/_crc32.c"],
+            depends=["moddeps/_native.h", "moddeps/_crc32.h"],
             libraries=["lzma"],
             **SHARED,
         ),

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #: each C accelerator -> its sources and headers (setup.py's sources and depends)
 ACCELERATORS = {
     "moddeps/_elfscan": ("moddeps/_elfscan.c", "moddeps/_elfscan_codec.c", "moddeps/_elfscan_walk.c",
-                         "moddeps/_elfscan.h", "moddeps/_native.h"),
+                         "moddeps/_crc32.c", "moddeps/_elfscan.h", "moddeps/_native.h", "moddeps/_crc32.h"),
     "moddeps/depmod/_trie": ("moddeps/depmod/_trie.c", "moddeps/depmod/_trie_resolve.c", "moddeps/depmod/_trie.h",
                              "moddeps/_native.h"),
-    "moddeps/read/_xz": ("moddeps/read/_xz.c", "moddeps/_native.h"),
+    "moddeps/read/_xz": ("moddeps/read/_xz.c", "moddeps/_crc32.c", "moddeps/_native.h", "moddeps/_crc32.h"),
 }
 
 

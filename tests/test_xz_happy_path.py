@@ -451,3 +451,121 @@ def test_random_xz_files_load_in_one_call_as_on_the_python_path(data: bytes) -> 
         with open(path, "wb") as f:
             f.write(data)
         assert _held_outcome(path, False, mp) == _held_outcome(path, True, mp)
+
+
+# --------------------------------------------------------------------------
+# The CRC32 check, computed by moddeps/_crc32.c (liblzma is told to skip it)
+# --------------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 4)
+
+
+def _xz_blocks(parts: list[bytes]) -> bytes:
+    """One xz stream (CRC32 check) with a block for each of ``parts``, put together after the
+    xz file format 1.1.0 (sections 2, 3, 4): what ``xz --block-size`` writes."""
+    import zlib
+
+    flags = b"\0\x01"  # CRC32
+    out = bytearray(b"\xfd7zXZ\0" + flags + zlib.crc32(flags).to_bytes(4, "little"))
+    records = []
+    for part in parts:
+        # block header: its size / 4 - 1, flags (one filter, no sizes), LZMA2 (0x21), one byte
+        # of properties (a 1 MiB dictionary: 16), padding, CRC32
+        header = bytes([0x02, 0x00, 0x21, 0x01, 16]) + b"\0" * 3
+        header += zlib.crc32(header).to_bytes(4, "little")
+        data = lzma.compress(part, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}])
+        unpadded = len(header) + len(data) + 4
+        out += _pad4(header + data) + zlib.crc32(part).to_bytes(4, "little")
+        records.append(_varint(unpadded) + _varint(len(part)))
+    index = _pad4(b"\0" + _varint(len(parts)) + b"".join(records))
+    index += zlib.crc32(index).to_bytes(4, "little")
+    out += index
+    tail = (len(index) // 4 - 1).to_bytes(4, "little") + flags
+    out += zlib.crc32(tail).to_bytes(4, "little") + tail + b"YZ"
+    return bytes(out)
+
+
+def _check_offsets(xz: bytes, count: int) -> list[int]:
+    """Where each block's CRC32 is in ``_xz_blocks``' output: the four bytes before the next block."""
+    index_size = (int.from_bytes(xz[-8:-4], "little") + 1) * 4
+    pos, ends = len(xz) - 12 - index_size + 2, []
+    block = 12
+    for _ in range(count):
+        unpadded, pos = cz._varint(xz, pos, len(xz))
+        _size, pos = cz._varint(xz, pos, len(xz))
+        block += (unpadded + 3) & ~3
+        ends.append(block - 4)
+    return ends
+
+
+_PARTS = [_MODULE[:1000], _MODULE[1000:1001], os.urandom(3000), _MODULE[1001:]]
+
+
+def test_a_stream_of_several_blocks_is_checked_block_by_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block's check is its own part's CRC-32: a good stream of four blocks (one of a single
+    byte, one of random bytes) is decoded in C; a bit flipped in any byte of any block's check
+    declines it, and both paths then give the same error -- liblzma's, on the Python path."""
+    good = _xz_blocks(_PARTS)
+    assert lzma.decompress(good) == b"".join(_PARTS)  # (put together right: liblzma agrees)
+    dec = native.Decoder()
+    size = sum(map(len, _PARTS))
+    got = dec.decode(good, size, -1.0)
+    assert isinstance(got, memoryview) and bytes(got) == b"".join(_PARTS)
+    offsets = _check_offsets(good, len(_PARTS))
+    for block, at in enumerate(offsets):
+        assert good[at:at + 4] == zlib_crc(_PARTS[block])
+        for byte in range(4):
+            bad = bytearray(good)
+            bad[at + byte] ^= 0x10
+            assert dec.decode(bytes(bad), size, -1.0) is DECLINED, (block, byte)
+            path = tmp_path / f"bad{block}{byte}.ko.xz"
+            path.write_bytes(bad)
+            fast, slow = _both(str(path), monkeypatch)
+            assert fast == slow and fast[0] == "error", (block, byte)
+    path = tmp_path / "good.ko.xz"
+    path.write_bytes(good)
+    assert _both(str(path), monkeypatch) == (("ok", b"".join(_PARTS), "xz"),) * 2
+    assert dec.decode(good, size, -1.0) is not DECLINED  # (a declined stream leaves the decoder usable)
+
+
+def test_a_crc32_stream_loads_checked_in_one_call(tmp_path: Path) -> None:
+    """Decoder.load checks as decode does: the good file is the module, the one with a flipped
+    check comes back as its bytes (read, not decoded here: the Python path decides)."""
+    good = _xz_blocks([_MODULE[:500], _MODULE[500:]])
+    bad = bytearray(good)
+    bad[_check_offsets(good, 2)[1]] ^= 1
+    dec = native.Decoder()
+    (tmp_path / "good.ko.xz").write_bytes(good)
+    (tmp_path / "bad.ko.xz").write_bytes(bad)
+    view, size = dec.load(str(tmp_path / "good.ko.xz"), cz.DEFAULT_MAX_SIZE, 1 << 30, -1.0)
+    assert bytes(view) == _MODULE and size == len(good)
+    assert dec.load(str(tmp_path / "bad.ko.xz"), cz.DEFAULT_MAX_SIZE, 1 << 30, -1.0) == bytes(bad)
+
+
+def test_other_checks_are_still_liblzmas() -> None:
+    """A CRC64 or SHA-256 stream keeps liblzma's own check: one flipped is declined too."""
+    for check, size in ((lzma.CHECK_CRC64, 8), (lzma.CHECK_SHA256, 32)):
+        good = lzma.compress(_MODULE, format=lzma.FORMAT_XZ, check=check)
+        index_size = (int.from_bytes(good[-8:-4], "little") + 1) * 4
+        at = len(good) - 12 - index_size - size  # the one block's check, just before the index
+        bad = bytearray(good)
+        bad[at] ^= 1
+        assert bytes(native.Decoder().decode(good, len(_MODULE), -1.0)) == _MODULE
+        assert native.Decoder().decode(bytes(bad), len(_MODULE), -1.0) is DECLINED
+
+
+def zlib_crc(data: bytes) -> bytes:
+    import zlib
+
+    return zlib.crc32(data).to_bytes(4, "little")

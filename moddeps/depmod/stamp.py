@@ -57,8 +57,8 @@ import contextlib
 import marshal
 import os
 import time
-import zlib
 
+from ..native import crc32
 from ..read.fileid import FileStat, blake2b, file_stat, identity, tree_names
 
 TYPE_CHECKING = False  # (typing and collections.abc cost a stamp's check ~4 ms: see moddeps.cli)
@@ -164,7 +164,7 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         with open(path_for(cache, name), "rb") as f:
             data = f.read()
         body = memoryview(data)[4:]
-        if len(data) < 4 or int.from_bytes(data[:4], "little") != zlib.crc32(body):
+        if len(data) < 4 or int.from_bytes(data[:4], "little") != crc32(body):
             return None  # damaged (a check dropped would be worse than no stamp)
         got = marshal.loads(body)
         schema, stamped, dirname, outdir, checks, outputs, lines, settled, walked, modules, shown, racy_at, digest = got
@@ -556,7 +556,7 @@ def _store(path: str, stamp: tuple[Any, ...]) -> bool:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         data = marshal.dumps(stamp, 4)
         with open(tmp, "wb") as f:
-            f.write(zlib.crc32(data).to_bytes(4, "little") + data)
+            f.write(crc32(data).to_bytes(4, "little") + data)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -652,7 +652,7 @@ def output_identity(outdir: str, name: str, crc: bool = True) -> tuple[OutputId,
     finally:
         os.close(fd)
     size, mtime, ctime, ino, dev = identity(st)
-    return (name, size, mtime, ctime, ino, dev, zlib.crc32(data) if crc else 0), data
+    return (name, size, mtime, ctime, ino, dev, crc32(data) if crc else 0), data
 
 
 # --------------------------------------------------------------------------

@@ -67,7 +67,7 @@ import zlib
 
 from ..errors import InputError, OutputError, UsageError
 from ..model import READER_SCHEMA, Import, Module
-from ..native import twin
+from ..native import crc32, twin
 from ..records import dataclass, field
 from ..typeshim import NamedTuple
 from . import recordcodec
@@ -141,14 +141,14 @@ def _seal(data: bytes) -> bytes:
     """``data`` behind its CRC-32 (little-endian): how a state is stored.  A check against damage,
     as the records' seals: 1.7 MB (Debian 12 amd64) take 0.4 ms, against 1.8 with BLAKE2b, and a
     run that brings a result up to date reads one and writes one."""
-    return zlib.crc32(data).to_bytes(STATE_CHECK_SIZE, "little") + data
+    return crc32(data).to_bytes(STATE_CHECK_SIZE, "little") + data
 
 
 def _unseal(sealed: object) -> bytes | None:
     if not isinstance(sealed, bytes) or len(sealed) < STATE_CHECK_SIZE:
         return None
     data = sealed[STATE_CHECK_SIZE:]
-    return data if zlib.crc32(data) == int.from_bytes(sealed[:STATE_CHECK_SIZE], "little") else None
+    return data if crc32(data) == int.from_bytes(sealed[:STATE_CHECK_SIZE], "little") else None
 
 
 def state_seal(dirname: str, digest: bytes, inner: bytes) -> bytes:
