@@ -92,6 +92,13 @@ class KmodTarget:
         return self.version >= 33
 
     @property
+    def modprobe_weakdep(self) -> bool:
+        """modprobe.d's ``weakdep`` lines and the module directory's ``modules.weakdep`` are read
+        (kmod >= 33: libkmod/libkmod-config.c, kmod_config_parse and conf_files_list @v34.2);
+        kmod 30-32 call a ``weakdep`` line bad and never open ``modules.weakdep``."""
+        return self.version >= 33
+
+    @property
     def rejects_deprecated_options(self) -> bool:
         """``-u -q -r --map`` are invalid options (kmod >= 34)."""
         return self.version >= 34

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from moddeps import kmodversion
 from moddeps.depmod.run import DepmodOptions, run
 from moddeps.modprobe import config as mc
 from moddeps.modprobe.closure import closure
@@ -377,8 +378,8 @@ def test_closure_follows_softdeps_weakdeps_and_firmware(ctx: PlanContext, tmp_pa
 
 
 def test_closure_config_weakdep_and_missing_target(tmp_path: Path) -> None:
-    ctx = ctx_for(tmp_path, {"w.conf": "weakdep pre_mod blk\nblacklist other\n"})
-    assert any("kmod 33" in n for n in ctx.config.notes)
+    ctx = ctx_for(tmp_path, {"w.conf": "weakdep pre_mod blk\nblacklist other\n"}, kmod=kmodversion.KmodTarget(34, "t"))
+    assert ctx.config.messages == ()
     c = closure(ctx, ["pre_mod", "nope"])
     assert [(i.name, i.reason) for i in c.items] == [("pre_mod", "target"), ("blk", "weakdep")]
     assert c.errors == (("nope", f"Module nope not found in directory {ctx.dirname}"),)
@@ -582,3 +583,22 @@ def test_matches_real_modprobe(tmp_path: Path, with_config: bool) -> None:
         r = subprocess.run([exe, "-C", config, "-d", root, "-S", VER, "--show-depends", "-a", *REAL_TARGETS],
                            capture_output=True, text=True)
         assert show_depends_text(plan_load(ctx, REAL_TARGETS)) == r.stdout
+
+
+@pytest.mark.parametrize("release", [30, 31, 32, 33, 34])
+def test_weakdep_is_kmod_33s(tmp_path: Path, release: int) -> None:
+    """kmod 33 reads modprobe.d's ``weakdep`` lines and the module directory's ``modules.weakdep``
+    (moddeps' depmod writes it); kmod 30-32 call the line bad (libkmod's ERROR, as kmod 30 prints it
+    for a modprobe.d ``weakdep`` line) and never open the file, so no weakdep comes from config."""
+    ctx = ctx_for(tmp_path, {"w.conf": "weakdep pre_mod blk\n"}, kmod=kmodversion.KmodTarget(release, "t"))
+    conf_file = next(f for f in ctx.config.files if f.endswith("w.conf"))
+    if release >= 33:
+        assert ctx.config.messages == ()
+        assert [w.pattern for w in ctx.config.weakdeps] == ["foo_drv", "pre_mod"]  # (file names sorted)
+        assert any(f.endswith("/modules.weakdep") for f in ctx.config.files)
+    else:
+        assert ctx.config.messages == (f"ERROR: {conf_file} line 1: ignoring bad line starting with 'weakdep'",)
+        assert ctx.config.weakdeps == ()
+        assert not any(f.endswith("/modules.weakdep") for f in ctx.config.files)
+    reasons = [(i.name, i.reason) for i in closure(ctx, ["pre_mod"]).items]
+    assert (("blk", "weakdep") in reasons) == (release >= 33)

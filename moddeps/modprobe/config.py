@@ -1,4 +1,4 @@
-"""modprobe.d, parsed exactly as libkmod 30 parses it (plus kmod 33's ``weakdep``).
+"""modprobe.d, parsed exactly as libkmod parses it (kmod 30's rules, or kmod 33's with ``weakdep``).
 
 What libkmod reads, in this order (kmod libkmod/libkmod-config.c,
 kmod_config_new):
@@ -19,8 +19,9 @@ kmod_config_new):
    other byte is dropped, a backslash at end of file becomes byte 0xFF.
 3. Each line is split with ``strtok_r(" \\t")``.  ``alias``, ``blacklist``,
    ``options``, ``install``, ``remove`` and ``softdep`` are understood;
-   ``include`` and ``config`` are "deprecated and not parsed"; anything else
-   (kmod 30 includes ``weakdep``) is "ignoring bad line".  Module names and
+   ``include`` and ``config`` are "deprecated and not parsed"; ``weakdep`` is
+   understood from kmod 33 on (``weakdep=False``: kmod 30-32); anything else
+   is "ignoring bad line".  Module names and
    alias patterns go through kmod's ``underscores()`` (``-`` -> ``_`` outside
    ``[...]``; an unmatched bracket makes the line bad).
 4. The kernel command line is parsed last (``modprobe.blacklist=a,b`` and
@@ -124,7 +125,7 @@ class Softdep:
 
 @dataclass(frozen=True, slots=True)
 class Weakdep:
-    """kmod 33's ``weakdep MODULE DEP...`` (kmod 30 ignores it)."""
+    """kmod 33's ``weakdep MODULE DEP...`` (kmod 30-32 call the line bad)."""
 
     pattern: str
     weak: tuple[str, ...]
@@ -357,14 +358,15 @@ class _Acc:
                               messages=tuple(self.messages), notes=tuple(self.notes))
 
 
-def parse_text(data: bytes, filename: str, *, weakdep_only: bool = False) -> ModprobeConfig:
-    """Parse one file's contents (kmod libkmod/libkmod-config.c, kmod_config_parse)."""
+def parse_text(data: bytes, filename: str, *, weakdep_only: bool = False, weakdep: bool = True) -> ModprobeConfig:
+    """Parse one file's contents (kmod libkmod/libkmod-config.c, kmod_config_parse); ``weakdep``:
+    kmod >= 33's rules (:attr:`~moddeps.kmodversion.KmodTarget.modprobe_weakdep`)."""
     acc = _Acc()
-    _parse_into(acc, data, filename, weakdep_only=weakdep_only)
+    _parse_into(acc, data, filename, weakdep_only=weakdep_only, weakdep=weakdep)
     return acc.freeze((filename,))
 
 
-def _parse_into(acc: _Acc, data: bytes, filename: str, *, weakdep_only: bool = False) -> None:
+def _parse_into(acc: _Acc, data: bytes, filename: str, *, weakdep_only: bool = False, weakdep: bool = True) -> None:
     for lineno, raw in logical_lines(data):
         nul = raw.find(0)
         line = fsdecode(raw[:nul] if nul >= 0 else raw)  # a C string ends at its NUL
@@ -414,12 +416,8 @@ def _parse_into(acc: _Acc, data: bytes, filename: str, *, weakdep_only: bool = F
                 acc.softdeps.append(Softdep(m, pre, post, rule))
         elif cmd in ("include", "config"):
             acc.messages.append(f"ERROR: {filename}: command {cmd} is deprecated and not parsed anymore")
-        elif cmd == "weakdep":
-            # kmod 33 understands it; kmod 30 calls it a bad line.
-            if _weakdep(acc, line, pos, rule):
-                acc.notes.append(f"{filename} line {lineno}: weakdep is a kmod 33 keyword; kmod 30 ignores the line")
-            else:
-                ok = False
+        elif cmd == "weakdep" and weakdep:  # (kmod 30-32: a bad line, below)
+            ok = _weakdep(acc, line, pos, rule)
         else:
             ok = False
         if not ok:
@@ -445,17 +443,19 @@ def default_config_paths(basedir: str = "", *, usr_lib_dir: bool = True) -> list
 
 
 def config_file_list(paths: Sequence[str], dirname: str | None,
-                     messages: list[str] | None = None, *, alias_files: bool = True) -> list[tuple[str, str]]:
+                     messages: list[str] | None = None, *, alias_files: bool = True,
+                     weakdep: bool = True) -> list[tuple[str, str]]:
     """kmod's sorted, de-duplicated (name, path) list (libkmod-config.c,
-    conf_files_list / conf_files_insert_sorted), ``modules.softdep`` and
-    ``modules.weakdep`` of ``dirname`` included.  ``alias_files``: a directory's
-    ``*.alias`` entries count too (kmod <= 32,
+    conf_files_list / conf_files_insert_sorted), ``modules.softdep`` and (``weakdep``:
+    kmod >= 33) ``modules.weakdep`` of ``dirname`` included.  ``alias_files``: a
+    directory's ``*.alias`` entries count too (kmod <= 32,
     :attr:`~moddeps.kmodversion.KmodTarget.modprobe_d_alias_files`)."""
     suffixes = (".conf", ".alias") if alias_files else (".conf",)
     entries: dict[str, str] = {}
     if dirname is not None:
         entries["modules.softdep"] = f"{dirname}/modules.softdep"
-        entries["modules.weakdep"] = f"{dirname}/modules.weakdep"  # kmod 33
+        if weakdep:
+            entries["modules.weakdep"] = f"{dirname}/modules.weakdep"
     for path in paths:
         try:
             is_dir = os.path.isdir(path)
@@ -493,23 +493,24 @@ def load(
     module_files: Mapping[str, bytes | None] | None = None,
     usr_lib_dir: bool = True,
     alias_files: bool = True,
+    weakdep: bool = True,
 ) -> ModprobeConfig:
     """Read modprobe.d the way libkmod does.
 
     ``paths`` are ``-C`` arguments: when given, only they are read (kmod_new's
     ``config_paths``); otherwise the default directories under ``basedir``.
-    ``dirname`` is the module directory whose ``modules.softdep`` (and kmod 33
-    ``modules.weakdep``) are read; ``module_files`` supplies their contents
-    instead (a tree indexed from a scan).  ``kernel_cmdline`` is the text of
-    ``/proc/cmdline`` to parse last, or None to ignore it.  ``usr_lib_dir``
-    and ``alias_files`` choose a kmod release's rules (see
-    :func:`default_config_paths` and :func:`config_file_list`; the callers
-    take them from :class:`~moddeps.kmodversion.KmodTarget`).
+    ``dirname`` is the module directory whose ``modules.softdep`` (and, with
+    ``weakdep``, ``modules.weakdep``) are read; ``module_files`` supplies their
+    contents instead (a tree indexed from a scan).  ``kernel_cmdline`` is the text of
+    ``/proc/cmdline`` to parse last, or None to ignore it.  ``usr_lib_dir``,
+    ``alias_files`` and ``weakdep`` choose a kmod release's rules (see
+    :func:`default_config_paths`, :func:`config_file_list` and :func:`parse_text`;
+    the callers take them from :class:`~moddeps.kmodversion.KmodTarget`).
     """
     search = list(paths) if paths else default_config_paths(basedir, usr_lib_dir=usr_lib_dir)
     acc = _Acc()
     files: list[str] = []
-    for name, path in config_file_list(search, dirname, acc.messages, alias_files=alias_files):
+    for name, path in config_file_list(search, dirname, acc.messages, alias_files=alias_files, weakdep=weakdep):
         data: bytes | None
         if module_files is not None and dirname is not None and path == f"{dirname}/{name}" and name in module_files:
             data = module_files[name]
@@ -522,8 +523,9 @@ def load(
         if data is None:
             continue
         files.append(path)
-        _parse_into(acc, data, path, weakdep_only=(name == "modules.weakdep" and dirname is not None
-                                                   and path == f"{dirname}/modules.weakdep"))
+        _parse_into(acc, data, path, weakdep=weakdep,
+                    weakdep_only=(name == "modules.weakdep" and dirname is not None
+                                  and path == f"{dirname}/modules.weakdep"))
     if kernel_cmdline is not None:
         _cmdline_into(acc, kernel_cmdline)
     return acc.freeze(files)

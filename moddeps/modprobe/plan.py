@@ -283,7 +283,8 @@ def open_context(
     data = open_tree(dirname, source=source, basedir=base, depmod_config=depmod_config, jobs=jobs, progress=progress)
     cfg = modprobe_config.load(config_paths, dirname=dirname, basedir=base, kernel_cmdline=kernel_cmdline,
                                module_files=data.module_files if data.source.kind == "scan" else None,
-                               usr_lib_dir=kmod.usr_lib_modprobe_d, alias_files=kmod.modprobe_d_alias_files)
+                               usr_lib_dir=kmod.usr_lib_modprobe_d, alias_files=kmod.modprobe_d_alias_files,
+                               weakdep=kmod.modprobe_weakdep)
     return PlanContext(dirname, data, cfg)
 
 

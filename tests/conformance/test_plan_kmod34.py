@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from moddeps.kmodversion import KmodTarget
 from moddeps.modprobe.plan import modprobe_dirname, open_context, plan_load, plan_remove
 from tests.conformance.debian import NEW_TREES, KernelTree, KmodCmd
-from tests.conformance.test_plan_vs_modprobe import _kernel_cmdline, tree_targets
+from tests.conformance.test_plan_vs_modprobe import TEST_CONFIG, _kernel_cmdline, config_errors, tree_targets
 
 pytestmark = [pytest.mark.conformance, pytest.mark.parametrize("tree", NEW_TREES, indirect=True)]
 
@@ -131,3 +132,23 @@ def test_library_show_depends(tree: KernelTree, indexed34: Path, kmod34: KmodCmd
                    + ", ".join(f"{len(v)} {k}" for k, v in targets.items()) + f", {len(targets['module'])} -r)")
     assert len(targets["module"]) > 500
     assert not bad, f"{len(bad)} of {len(cases)} differ:\n{_explain(bad)}"
+
+
+
+def test_config_errors_are_kmod_34s(tree: KernelTree, indexed34: Path, kmod34: KmodCmd, tmp_path: Path) -> None:
+    """kmod 34.2 reads the test modprobe.d's ``weakdep`` line (only the ``frobnicate`` one is bad):
+    moddeps in kmod 34 mode says what its libkmod says, and keeps the weakdep."""
+    conf = tmp_path / "modprobe.d"
+    conf.mkdir()
+    (conf / "50-moddeps-test.conf").write_text(TEST_CONFIG)
+    r = subprocess.run([*kmod34.modprobe, "-C", str(conf), "-d", str(indexed34), "-S", tree.version,
+                        "--show-depends", "xfs"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, LC_ALL="C"))
+    theirs = config_errors(r.stderr)
+    assert any("'frobnicate'" in e for e in theirs) and not any("'weakdep'" in e for e in theirs)
+    ctx = open_context(modprobe_dirname(str(indexed34), tree.version), config_paths=[str(conf)],
+                       kmod=KmodTarget(34, "conformance"))
+    assert [m.removeprefix("ERROR: ") for m in ctx.config.messages] == theirs
+    assert [(w.pattern, w.weak) for w in ctx.config.weakdeps if w.rule.file.endswith(".conf")] == [
+        ("xfs", ("crc32_generic",))]
+

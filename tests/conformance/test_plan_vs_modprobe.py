@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from moddeps.globmatch import fnmatch
+from moddeps.kmodversion import KmodTarget
 from moddeps.model import modname_from_path
 from moddeps.modprobe.plan import PlanContext, modprobe_dirname, open_context, plan_load, plan_remove
 from moddeps.report.plan import show_depends_text
@@ -371,3 +372,24 @@ def test_plan_from_scan_matches_index(cloud: KernelTree, indexed: Path, kmod: Km
     results = list(compare(kmod, ctx, empty_config, indexed, cloud.version, cases(small, with_remove=False)))
     bad = report(results, f"{cloud.package}, from a scan, {time.monotonic() - t0:.0f}s", summary)
     assert not bad, f"{len(bad)} of {len(results)} differ:\n{_explain(bad)}"
+
+
+def config_errors(stderr: str) -> list[str]:
+    """libkmod's complaints about modprobe.d in ``stderr``, without its prefix (kmod 30: ``libkmod:
+    ERROR ../libkmod/libkmod-config.c:712 kmod_config_parse: ``; kmod 34: ``libkmod: ERROR:
+    kmod_config_parse: ``), as moddeps says them after its ``ERROR: ``."""
+    return [line.split("kmod_config_parse: ", 1)[1] for line in stderr.splitlines() if "kmod_config_parse: " in line]
+
+
+def test_config_errors_are_kmod_30s(cloud: KernelTree, indexed: Path, kmod: Kmod, test_config: Path) -> None:
+    """What kmod 30's libkmod says of the test modprobe.d -- its ``weakdep`` line a bad line, as the
+    ``frobnicate`` one -- moddeps says in kmod 30 mode, in the same order."""
+    r = subprocess.run([kmod.modprobe, "-C", str(test_config), "-d", str(indexed), "-S", cloud.version,
+                        "--show-depends", "xfs"], capture_output=True, text=True, timeout=120)
+    theirs = config_errors(r.stderr)
+    assert any("starting with 'weakdep'" in e for e in theirs) and any("'frobnicate'" in e for e in theirs)
+    ctx = open_context(modprobe_dirname(str(indexed), cloud.version), config_paths=[str(test_config)],
+                       kmod=KmodTarget(30, "conformance"))
+    assert [m.removeprefix("ERROR: ") for m in ctx.config.messages] == theirs
+    assert ctx.config.weakdeps == ()
+
