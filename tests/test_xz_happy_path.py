@@ -16,6 +16,7 @@ from __future__ import annotations
 import lzma
 import os
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -474,8 +475,6 @@ def _pad4(b: bytes) -> bytes:
 def _xz_blocks(parts: list[bytes]) -> bytes:
     """One xz stream (CRC32 check) with a block for each of ``parts``, put together after the
     xz file format 1.1.0 (sections 2, 3, 4): what ``xz --block-size`` writes."""
-    import zlib
-
     flags = b"\0\x01"  # CRC32
     out = bytearray(b"\xfd7zXZ\0" + flags + zlib.crc32(flags).to_bytes(4, "little"))
     records = []
@@ -524,7 +523,7 @@ def test_a_stream_of_several_blocks_is_checked_block_by_block(tmp_path: Path, mo
     assert isinstance(got, memoryview) and bytes(got) == b"".join(_PARTS)
     offsets = _check_offsets(good, len(_PARTS))
     for block, at in enumerate(offsets):
-        assert good[at:at + 4] == zlib_crc(_PARTS[block])
+        assert good[at:at + 4] == zlib.crc32(_PARTS[block]).to_bytes(4, "little")
         for byte in range(4):
             bad = bytearray(good)
             bad[at + byte] ^= 0x10
@@ -563,9 +562,3 @@ def test_other_checks_are_still_liblzmas() -> None:
         bad[at] ^= 1
         assert bytes(native.Decoder().decode(good, len(_MODULE), -1.0)) == _MODULE
         assert native.Decoder().decode(bytes(bad), len(_MODULE), -1.0) is DECLINED
-
-
-def zlib_crc(data: bytes) -> bytes:
-    import zlib
-
-    return zlib.crc32(data).to_bytes(4, "little")

@@ -384,8 +384,8 @@ static int stream_index(const uint8_t *b, size_t n, uint64_t limit, uint64_t *de
             return -1;
         if (unpadded > n || size > limit)
             return -1;
+        uint64_t padded = (unpadded + 3) & ~(uint64_t)3;
         if (out != NULL) { /* the block's last four bytes, after its padding: its CRC32, little-endian */
-            uint64_t padded = (unpadded + 3) & ~(uint64_t)3;
             if (unpadded < 4 || 12 + blocks + padded > n || total + size > limit)
                 return -1;
             const uint8_t *c = b + 12 + blocks + padded - 4;
@@ -393,7 +393,7 @@ static int stream_index(const uint8_t *b, size_t n, uint64_t limit, uint64_t *de
             if (moddeps_crc32(0, out + total, (size_t)size) != stored)
                 return -1;
         }
-        blocks += (unpadded + 3) & ~(uint64_t)3;
+        blocks += padded;
         total += size;
         if (blocks > n || total > limit)
             return -1;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..kmodhash import hash_order
 from ..model import fsencode
-from .walk import ModuleFile
+from .walk import ModuleFile, order_key
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
@@ -101,8 +101,8 @@ def module_array(
     by_unc: dict[bytes, ModuleFile] = {}
     for mf in array:
         rel = mf.relpath
-        if rel is not None:  # mf.uncrelpath, inline (4,000 modules on a big tree)
-            by_unc[fsencode(rel[: max(rel.rfind("/"), 0) + len(mf.name) + 4])] = mf
+        if rel is not None:  # mf.uncrelpath, without the property (4,000 modules on a big tree)
+            by_unc[fsencode(order_key(rel, mf.name))] = mf
     sort_idx: dict[str, int] = {}
     get = by_unc.get
     for k, line in enumerate(lines, start=1 - (total + 1)):

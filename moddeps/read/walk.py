@@ -32,6 +32,13 @@ SKIP_NAMES = frozenset({".", "..", "build", "source"})
 _native = load("_elfscan")
 
 
+def order_key(relpath: str, name: str) -> str:
+    """:attr:`ModuleFile.uncrelpath` of a module file of ``relpath`` and module name ``name``
+    (a function: :func:`moddeps.read.order.module_array` takes it for every module)."""
+    slash = relpath.rfind("/")
+    return relpath[: (slash if slash >= 0 else 0) + 1 + len(name) + 3]
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleFile:
     """A module file found by the walk."""
@@ -54,11 +61,7 @@ class ModuleFile:
         ``kernel/fs/foo-bar.ko.xz`` gives ``kernel/fs/foo-bar.ko`` and
         ``kernel/foo.bar.ko`` gives the odd ``kernel/foo.ba``.
         """
-        if self.relpath is None:
-            return None
-        slash = self.relpath.rfind("/")
-        reldir_len = slash if slash >= 0 else 0
-        return self.relpath[: reldir_len + 1 + len(self.name) + 3]
+        return None if self.relpath is None else order_key(self.relpath, self.name)
 
 
 
