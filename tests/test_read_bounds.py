@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import moddeps.read.compression as cz
+import moddeps.read.elfreader as er
 import moddeps.read.pool as pool
 from moddeps.errors import UsageError
 from moddeps.read.compression import read_timeout
@@ -268,3 +269,70 @@ def test_the_pipeline_budget_is_a_share_per_loader_not_the_size_bound() -> None:
     assert pool.memory_budget(2).limit == 4 * pool.LOAD_SHARE <= cz.DEFAULT_MAX_SIZE // 4
     assert pool.memory_budget(8).limit == 10 * pool.LOAD_SHARE
     assert pool.LOAD_SHARE >= 2 * (29 << 20)  # Debian 13's amdgpu.ko decompressed, twice
+
+
+def test_the_loaders_parse_what_the_c_reader_takes_the_parsing_thread_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module the C reader takes is made into its record by the loader thread that loaded it
+    (its bytes still in that core's cache); one it declines goes to the parsing thread, whose
+    Python reader decides under the timer, as before.  The records are a serial read's, and
+    every hold and every slot of the schedule is given back once."""
+    if er._elfscan is None:
+        pytest.skip("the C reader is not built (MODDEPS_PURE)")
+    items, _holds = _xz_tree(tmp_path, 24)
+    reference = [pool._read_one(item) for item in items]
+    declined = {items[3][1], items[17][1]}
+    c_threads: list[str] = []
+    py_threads: list[str] = []
+    real_native, real_parse = pool.parse_native, pool.parse_module
+
+    def native(data: object, path: str, *a: object) -> object:
+        c_threads.append(threading.current_thread().name)
+        return None if path in declined else real_native(data, path, *a)  # type: ignore[arg-type]
+
+    def parse(data: object, path: str, **kw: object) -> object:
+        py_threads.append(path)
+        assert threading.current_thread() is threading.main_thread()
+        return real_parse(data, path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool, "parse_native", native)
+    monkeypatch.setattr(pool, "parse_module", parse)
+    budgets: list[cz.MemoryBudget] = []
+    real_budget = pool.memory_budget
+    monkeypatch.setattr(pool, "memory_budget", lambda jobs=2: budgets.append(real_budget(jobs)) or budgets[-1])
+    scheds: list[pool._Schedule] = []
+    real_sched = pool._Schedule
+    monkeypatch.setattr(pool, "_Schedule", lambda first, ahead: scheds.append(real_sched(first, ahead)) or scheds[-1])
+    assert pool._read_pipelined(items, 2, None) == reference
+    assert len(c_threads) == len(items) and all(name.startswith("moddeps-load-") for name in c_threads)
+    assert sorted(py_threads) == sorted(declined)
+    [budget] = budgets
+    assert budget.used == 0
+    [sched] = scheds
+    assert sched._slots.qsize() == 2 * 8 + 1  # every slot back (and close()'s wake-up token)
+
+
+def test_a_loader_parse_past_the_deadline_gives_the_timed_out_module(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C parse cannot be interrupted (nor could the timer do so in the parsing thread: it said
+    so once the parse returned): a module whose deadline passed during it is unreadable, named,
+    with the time spent; the other modules are read."""
+    items, _holds = _xz_tree(tmp_path, 12)
+    reference = [pool._read_one(item) for item in items]
+    slow = items[5][1]
+    real_native = pool.parse_native
+    now = [0.0]
+    monkeypatch.setattr(cz, "_clock", lambda: now[0])
+
+    def native(data: object, path: str, *a: object) -> object:
+        if path == slow:
+            now[0] += 5.0  # this parse takes 5 s of the fake clock
+        return real_native(data, path, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool, "parse_native", native)
+    monkeypatch.setenv("MODDEPS_READ_TIMEOUT", "2")
+    got = pool._read_pipelined(items, 1, None, timeout=2.0)  # (one loader: the clock's jump is in no other load)
+    broken = [m for m in got if m.error]
+    assert [m.path for m in broken] == [slow]
+    assert "took longer than 2 s (5.00 s" in (broken[0].error or "")
+    assert [m for m in got if not m.error] == [m for m in reference if m.path != slow]

@@ -540,12 +540,9 @@ def parse_module(
                 return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, None,
                               None, None, None if sig is None else tuple.__new__(SignatureFacts, sig))
         data, compression = data.load()
-    if _elfscan is not None:  # native.twin written out (see native.py): once a module, no call to spare
-        w: tuple[Any, ...] | Declined = _elfscan.parse(data, Export, Import, memo)
-        if w is not DECLINED:
-            exp, imp, info, init, exit_, machine, bits, order = w
-            return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression,
-                          None, None, signature_facts(data))
+    got_c = parse_native(data, path, compression, memo)
+    if got_c is not None:
+        return got_c
     # the reference for the C reader: every module, every quirk, every error
     if isinstance(data, memoryview):  # (a region of the xz happy path: compression.load_module_data)
         data = data.tobytes()
@@ -591,6 +588,22 @@ def parse_module(
         compression=compression,
         signature=signature_facts(data),
     )
+
+
+def parse_native(data: bytes | memoryview, path: str, compression: str | None = None,
+                 memo: ImportMemo | None = None) -> Module | None:
+    """:func:`parse_module` by the C reader alone: None where it declines the module (or is
+    not built), which the Python reader then decides.  The C reader never raises for a
+    module's bytes, so this may run in any thread that holds the GIL (the scan's loaders)."""
+    if _elfscan is None:
+        return None
+    # native.twin written out (see native.py): once a module, no call to spare
+    w: tuple[Any, ...] | Declined = _elfscan.parse(data, Export, Import, memo)
+    if w is DECLINED:
+        return None
+    exp, imp, info, init, exit_, machine, bits, order = w
+    return Module(modname_from_path(path), path, exp, imp, info, init, exit_, machine, bits, order, compression,
+                  None, None, signature_facts(data))
 
 
 def signature_facts(data: bytes | memoryview) -> SignatureFacts | None:
