@@ -54,6 +54,10 @@ class Resolution:
     mismatched: tuple[tuple[int, str], ...]  # (module index, raw symbol name) CRC disagreements
     topo: tuple[int, ...] | None  # topological number per module; None when cycles exist
     messages: tuple[str, ...]  # kmod-style warnings in kmod's order ("WARNING: ...")
+    # per module, the lookup names of its imports (as kmod reads them) that no module exports --
+    # unknown, weak or the kernel's: whom a symbol that gets a module exporter binds to anew
+    # (moddeps.depmod.incremental); the module's unknown names are often this very tuple
+    unbound: tuple[tuple[str, ...], ...] = ()
 
     @property
     def has_cycles(self) -> bool:
@@ -196,7 +200,7 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOption
         bound: _Bound | Declined = trie.resolve_imports(modules, Import, owners, prefix, check, warn, paths)
         return DECLINED if bound is DECLINED else (exporters, bound)
 
-    exporters_t, (deps_l, edges, unresolved, mismatched, messages) = twin(
+    exporters_t, (deps_l, edges, unresolved, mismatched, messages, unbound) = twin(
         load("depmod._trie"), bind_c, lambda: _bind_py(modules, paths, owners, prefix, check, warn))
     deps: tuple[tuple[int, ...], ...] = tuple(deps_l)
     topo = numbering(deps)
@@ -209,12 +213,14 @@ def resolve(modules: Sequence[Module], paths: Sequence[str], opts: ResolveOption
         mismatched=tuple(mismatched),
         topo=topo,
         messages=tuple(messages),
+        unbound=tuple(unbound),
     )
 
 
-#: deps, edge_symbols, unresolved, mismatched, messages
+#: deps, edge_symbols, unresolved, mismatched, messages, unbound
 _Bound = tuple[
-    list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[str, ...]], list[tuple[int, str]], list[str]
+    list[tuple[int, ...]], list[dict[int, tuple[str, ...]]], list[tuple[str, ...]], list[tuple[int, str]], list[str],
+    list[tuple[str, ...]],
 ]
 
 
@@ -244,13 +250,18 @@ def _bind_py(
     unresolved: list[tuple[str, ...]] = []
     mismatched: list[tuple[int, str]] = []
     messages: list[str] = []
+    unbound: list[tuple[str, ...]] = []
     get = owners.get
     for idx, mod in enumerate(modules):
         mdeps: dict[int, list[str]] = {}
         missing: list[str] = []
+        loose: list[str] = []
         for imp in mod.imports:
             name = imp.name
-            found = get(lookup_name(name, prefix) if (name[:1] == "." or prefix) else name)
+            key = lookup_name(name, prefix) if (name[:1] == "." or prefix) else name
+            found = get(key)
+            if found is None or found[0] == KERNEL:
+                loose.append(key)
             if found is None:
                 if not imp.weak:
                     missing.append(name)
@@ -272,7 +283,8 @@ def _bind_py(
         deps.append(tuple(mdeps))
         edges.append({k: tuple(v) for k, v in mdeps.items()})
         unresolved.append(tuple(missing))
-    return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unresolved, mismatched, messages)
+        unbound.append(tuple(loose))
+    return {k: tuple(v) for k, v in exporters.items()}, (deps, edges, unresolved, mismatched, messages, unbound)
 
 
 def numbering(deps: Sequence[Sequence[int]]) -> tuple[int, ...] | None:

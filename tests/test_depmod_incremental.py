@@ -229,6 +229,51 @@ def test_verbose_and_symbol_warnings_are_computed_in_full(tmp_path: Path, flag: 
     assert again.verbose_lines == fresh.verbose_lines
 
 
+@pytest.mark.parametrize("how", ["unknown", "weak", "kernel"])
+def test_a_symbol_that_gets_its_first_module_exporter_binds_its_importers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A module starts exporting a symbol that another module imported with no module exporting
+    it -- unknown, weak, or the kernel's (-F) -- and that importer now depends on it, as a run
+    without cache says; a symbol nobody imports (an export renamed) reads no record of another
+    module than those that depended on the symbol's previous owner."""
+    from moddeps.read.cache import ScanCache
+
+    root = _root(tmp_path)
+    weak = how == "weak"
+    _write(root, 0, Spec(exports=["x_sym"]))
+    (root / "kernel/m1.ko").write_bytes(build_ko(modinfo=["license=GPL"], undefined=[("new_sym", weak), "printk"]))
+    _write(root, 2, Spec(needs=["x_sym"]))
+    _write(root, 3, Spec(exports=["y_sym"]))
+    system_map = tmp_path / "System.map"
+    system_map.write_text("ffffffff81000000 r __ksymtab_printk\n"
+                          + ("ffffffff81000010 r __ksymtab_new_sym\n" if how == "kernel" else ""))
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),),
+              "system_map": str(system_map) if how == "kernel" else None}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    run(opts)
+    searched: list[int] = []
+    real = ScanCache.get_holding
+
+    def holding(self: ScanCache, items: list[object], needles: list[bytes]) -> object:
+        searched.append(len(items))
+        return real(self, items, needles)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ScanCache, "get_holding", holding)
+    _write(root, 0, Spec(exports=["x_sym", "new_sym"]))
+    again = run(opts)
+    assert again.tree is None  # brought up to date
+    fresh = run(DepmodOptions(**common, dry_run=True))  # type: ignore[arg-type]
+    assert again.files == fresh.files and again.messages == fresh.messages
+    assert b"kernel/m1.ko: kernel/m0.ko" in dict(again.files)["modules.dep"]
+    assert searched and max(searched) == 4  # all modules asked (the changed one: no key): new_sym was imported
+    searched.clear()
+    _write(root, 3, Spec(exports=["y_sym_renamed"]))  # nobody imports either name
+    third = run(opts)
+    assert third.tree is None
+    assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+    assert max(searched, default=0) == 0  # no record searched at all
+
+
 @pytest.mark.parametrize("prefix", [None, "_"])
 def test_an_export_that_moves_rebinds_the_modules_importing_it(tmp_path: Path, prefix: str | None) -> None:
     """A library renames its export: the module importing the old name loses

@@ -465,6 +465,10 @@ def test_resolve_twins(trie: ModuleType, modules: list[Module], prefix: str | No
     assert list(owners_c.items()) == list(owners_py.items())
     assert list(exporters.items()) == list(want_exporters.items())
     assert bound == want_bound
+    # unbound: each module's imports (as kmod reads them) that no module exports, kernel's or not
+    for m, loose in zip(kmod_view(modules), want_bound[5]):
+        keys = [lookup_name(imp.name, prefix) for imp in m.imports]
+        assert list(loose) == [k for k in keys if k not in want_exporters]
 
 
 @FAST

@@ -226,10 +226,12 @@ typedef struct {
 
 PyDoc_STRVAR(resolve_imports_doc,
 "resolve_imports(modules, import_type, owners, prefix, check, warn, paths, /)\n"
-"    -> (deps, edges, unresolved, mismatched, messages)\n\n"
+"    -> (deps, edges, unresolved, mismatched, messages, unbound)\n\n"
 "The import loop of moddeps.resolve.resolve (_bind_py), same results in the same\n"
 "order: the imports taken as kmod reads them (resolve.kmod_view), the unknown\n"
-"symbols as one tuple of names a module.  DECLINED unless every module's imports\n"
+"symbols as one tuple of names a module; unbound: a tuple a module of the lookup\n"
+"names of its imports that no module exports (unknown, weak or the kernel's; the\n"
+"module's unknown tuple itself where the two are the same).  DECLINED unless every module's imports\n"
 "is a tuple of import_type instances and each owners value found is (module\n"
 "index in range or KERNEL, crc).");
 
@@ -266,15 +268,35 @@ static int note_symbol(PyObject *to, PyObject **idx, Py_ssize_t i, PyObject *nam
     return 0;
 }
 
+/* Move *key (owned) to the end of the array *loose (a module's lookup names that no module
+ * exports, kept for moddeps.depmod.incremental), growing it; *key is then NULL. */
+static int keep_loose(PyObject ***loose, Py_ssize_t *n, Py_ssize_t *cap, PyObject **key)
+{
+    if (*n == *cap) {
+        Py_ssize_t more = *cap ? *cap * 2 : 64;
+        PyObject **p = PyMem_Realloc(*loose, (size_t)more * sizeof(PyObject *));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *loose = p;
+        *cap = more;
+    }
+    (*loose)[(*n)++] = *key;
+    *key = NULL;
+    return 0;
+}
+
 static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *seq = NULL, *owners, *prefix, *itype, *paths, *attr = NULL, *zero = NULL;
-    PyObject *deps = NULL, *edges = NULL, *unknown = NULL, *mismatched = NULL, *messages = NULL;
+    PyObject *deps = NULL, *edges = NULL, *unknown = NULL, *mismatched = NULL, *messages = NULL, *unbound = NULL;
     PyObject *result = NULL;
     Py_ssize_t *slot = NULL, *stamp = NULL;
     Bound *bound = NULL;
     PyObject **missing = NULL;  /* this module's unknown names (borrowed from its imports) */
-    Py_ssize_t n, i, nbound = 0, boundcap = 0, nmissing = 0, missingcap = 0;
+    PyObject **loose = NULL;  /* this module's lookup names that no module exports (owned) */
+    Py_ssize_t n, i, nbound = 0, boundcap = 0, nmissing = 0, missingcap = 0, nloose = 0, loosecap = 0;
     int check, warn, decline = 0;
 
     if (nargs != 7 || !PyType_Check(args[1]) || !PyDict_Check(args[2])) {
@@ -300,11 +322,13 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
     deps = PyList_New(n);
     edges = PyList_New(n);
     unknown = PyList_New(n);
+    unbound = PyList_New(n);
     mismatched = PyList_New(0);
     messages = PyList_New(0);
     slot = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    if (attr == NULL || zero == NULL || deps == NULL || edges == NULL || unknown == NULL || mismatched == NULL ||
+    if (attr == NULL || zero == NULL || deps == NULL || edges == NULL || unknown == NULL || unbound == NULL ||
+        mismatched == NULL ||
         messages == NULL || slot == NULL || stamp == NULL) {
         if (!PyErr_Occurred())
             PyErr_NoMemory();
@@ -314,7 +338,7 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
         stamp[i] = -1;
 
     for (i = 0; i < n; i++) {
-        PyObject *imps = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr), *idx = NULL;
+        PyObject *imps = PyObject_GetAttr(PySequence_Fast_GET_ITEM(seq, i), attr), *idx = NULL, *key = NULL;
         PyObject *dtuple, *edict;
         Py_ssize_t j, m, b;
 
@@ -327,9 +351,10 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
         }
         nbound = 0;
         nmissing = 0;
+        nloose = 0;
         m = PyTuple_GET_SIZE(imps);
         for (j = 0; j < m; j++) {
-            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *key, *found, *ocrc, *icrc;
+            PyObject *imp = PyTuple_GET_ITEM(imps, j), *name, *found, *ocrc, *icrc;
             Py_ssize_t owner;
             int weak;
 
@@ -365,13 +390,14 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 Py_INCREF(key);
             }
             found = PyDict_GetItemWithError(owners, key);
-            Py_DECREF(key);
             if (found == NULL && PyErr_Occurred())
                 goto fail_m;
             weak = PyObject_IsTrue(PyTuple_GET_ITEM(imp, 2));
             if (weak < 0)
                 goto fail_m;
             if (found == NULL) {
+                if (keep_loose(&loose, &nloose, &loosecap, &key) < 0)
+                    goto fail_m;
                 if (weak)
                     continue;
                 if (nmissing == missingcap) {
@@ -415,8 +441,12 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                                       MSG_DISAGREES) < 0)
                     goto fail_m;
             }
-            if (owner == KERNEL)
+            if (owner == KERNEL) {
+                if (keep_loose(&loose, &nloose, &loosecap, &key) < 0)
+                    goto fail_m;
                 continue;
+            }
+            Py_CLEAR(key);
             if (stamp[owner] == i) {
                 if (PyList_Append(bound[slot[owner]].names, name) < 0)
                     goto fail_m;
@@ -461,6 +491,28 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
                 PyTuple_SET_ITEM(names, q, missing[q]);
             }
             PyList_SET_ITEM(unknown, i, names);
+            if (nloose == nmissing) {  /* the same names (the usual case without a kernel table): one tuple */
+                Py_ssize_t q2 = 0;
+                while (q2 < nloose && loose[q2] == missing[q2])
+                    q2++;
+                if (q2 == nloose) {
+                    for (q2 = 0; q2 < nloose; q2++)
+                        Py_DECREF(loose[q2]);
+                    nloose = 0;
+                    Py_INCREF(names);
+                    PyList_SET_ITEM(unbound, i, names);
+                    names = NULL;
+                }
+            }
+            if (names != NULL) {
+                PyObject *lt = PyTuple_New(nloose);
+                if (lt == NULL)
+                    goto fail_m;
+                for (q = 0; q < nloose; q++)
+                    PyTuple_SET_ITEM(lt, q, loose[q]);  /* (steals) */
+                nloose = 0;
+                PyList_SET_ITEM(unbound, i, lt);
+            }
         }
         for (b = 0; b < nbound; b++) {
             PyObject *o = PyLong_FromSsize_t(bound[b].owner), *t;
@@ -481,11 +533,12 @@ static PyObject *py_resolve_imports(PyObject *self, PyObject *const *args, Py_ss
         Py_DECREF(imps);
         continue;
     fail_m:
+        Py_XDECREF(key);
         Py_XDECREF(idx);
         Py_DECREF(imps);
         goto done;
     }
-    result = PyTuple_Pack(5, deps, edges, unknown, mismatched, messages);
+    result = PyTuple_Pack(6, deps, edges, unknown, mismatched, messages, unbound);
 
 done:
     if (bound != NULL) {
@@ -497,11 +550,18 @@ done:
     PyMem_Free(slot);
     PyMem_Free(stamp);
     PyMem_Free(missing);
+    if (loose != NULL) {
+        Py_ssize_t q;
+        for (q = 0; q < nloose; q++)
+            Py_DECREF(loose[q]);
+        PyMem_Free(loose);
+    }
     Py_XDECREF(attr);
     Py_XDECREF(zero);
     Py_XDECREF(deps);
     Py_XDECREF(edges);
     Py_XDECREF(unknown);
+    Py_XDECREF(unbound);
     Py_XDECREF(mismatched);
     Py_XDECREF(messages);
     Py_XDECREF(seq);

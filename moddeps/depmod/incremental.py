@@ -10,14 +10,19 @@ beyond the module records, as plain data (~1.5 MB for 4,000 modules):
   as the writers' columns,
 * the messages of each output group (:data:`.render.GROUPS`) and those made
   before the writers ran,
-* the module array (names and shown paths).
+* the module array (names and shown paths),
+* the symbols some module imports that no module exports (unknown, weak or
+  the kernel's): a symbol that starts being exported and is not among them
+  binds no module anew.
 
 :func:`update` takes that state and the changed modules (the record the
 state was computed from and the new one) and renders only the groups the
 change touches: a module's new imports move its own dependencies (the
 ``dep`` group); its new exports move the owner of those symbols
 (``symbols``) and the dependencies of the modules that import them, which
-the caller finds among the cached records; its new aliases or soft
+the caller finds among the cached records (only those that depended on the
+symbol's previous owner; all of them for a symbol that had no owner and
+that some module imports); its new aliases or soft
 dependencies touch the ``alias``, ``devname`` and ``softdep`` groups.  The
 other groups stay as they were.  Modules added or removed first reshape the
 state into the new array's indexes (:func:`_reshape`): an added module is a
@@ -43,6 +48,7 @@ result with a full computation over many kinds of change.
 from __future__ import annotations
 
 import bisect
+import itertools
 import marshal
 from array import array
 
@@ -58,14 +64,14 @@ from .safety import sanitize
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
 #: Bump when the state's layout changes: a state of another format is not used.
-FORMAT = 5  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules
+FORMAT = 6  # 2: exporters, not owners; 3: parts decoded apart; 4: layout; 5: unreadable modules; 6: unbound
 
 #: The parts of a state, each serialized on its own (marshal) and decoded only when used.
-PARTS = ("meta", "exporters", "deps", "columns", "layout")
+PARTS = ("meta", "exporters", "deps", "columns", "layout", "unbound")
 
 
 class State:
@@ -82,7 +88,13 @@ class State:
       split instead of 40,000 objects read one by one;
     * ``layout``: (each module's name, each module's shown path), array order:
       what a rerun maps the module array it finds onto, when modules were
-      added or removed.
+      added or removed;
+    * ``unbound``: the lookup names that some module imports and no module
+      exports (:attr:`moddeps.resolve.Resolution.unbound`; after updates, a
+      superset), each between NULs (``"\\0a\\0b\\0"``, ``""`` for none: a
+      symbol name holds no NUL), one string to look a symbol up in (~9,000
+      names on a Debian tree without a kernel symbol table; 150,000 pairs of
+      a module and a name would double the state); None: not known.
 
     A part that does not decode raises ValueError.
     """
@@ -135,6 +147,13 @@ class State:
         return self._part("columns")  # type: ignore[no-any-return]
 
     @property
+    def unbound(self) -> str | None:
+        joined = self._part("unbound")
+        if joined is not None and not (isinstance(joined, str) and joined[:1] == joined[-1:] in ("", "\0")):
+            raise ValueError("state part unbound: not names between NULs")
+        return joined
+
+    @property
     def layout(self) -> tuple[list[str], list[str]]:
         names, shown = self._part("layout")
         if len(names) != self.modules or len(shown) != self.modules:
@@ -180,16 +199,32 @@ def _decode_columns(value: Any) -> dict[str, tuple[list[str], list[int]]]:
     return out
 
 
+def _name_list(names: Iterable[str]) -> str:
+    """The unbound part holding ``names`` (each once, in the order first given)."""
+    keys = dict.fromkeys(names)
+    got = "\0".join(keys)
+    return f"\0{got}\0" if keys else ""
+
+
+def _unbound_of(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> list[str]:
+    """``m``'s imports (lookup names, as :func:`_bind` takes them) that no module exports."""
+    keys = (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
+    return [key for key in keys if key not in exporters]
+
+
 def capture(res: Resolution, columns: dict[str, tuple[list[str], list[int]]], groups: Rendered, before: Sequence[str],
             names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> bytes:
     """The state of a full computation, serialized (``names``, ``shown``: the
     module array; ``unreadable``: the indexes of the modules that could not be read)."""
+    unbound = (_name_list(itertools.chain.from_iterable(res.unbound))
+               if len(res.unbound) == len(res.deps) else None)
     return State({}).encode(
         meta=(len(res.deps), _names_and_messages(groups), list(before), list(unreadable)),
         exporters=dict(res.exporters),
         deps=list(res.deps),
         columns={key: (list(values), list(owners)) for key, (values, owners) in columns.items()},
         layout=(list(names), list(shown)),
+        unbound=unbound,
     )
 
 
@@ -376,7 +411,8 @@ def _importers_of(state: State, moved: set[str], remap: Sequence[int | None] | N
     those importers are among the modules whose dependencies hold a previous owner, and the
     previous owners themselves (a module's dependencies leave itself out): only those few
     records are looked at.  A symbol that had no owner may be imported by any module: those
-    are looked for among all the records."""
+    are looked for among all the records, unless the state's unbound names say that no
+    module imports it (an export renamed: its new name)."""
     old_exporters = state.exporters
     owners: set[int] = set()
     unowned: set[str] = set()
@@ -395,6 +431,9 @@ def _importers_of(state: State, moved: set[str], remap: Sequence[int | None] | N
         if got is None:
             return None
         found.update(got)
+    joined = state.unbound
+    if joined is not None:  # a symbol no module imports unbound binds none anew: no record to search
+        unowned = {name for name in unowned if f"\0{name}\0" in joined}
     if unowned:
         got = importers(unowned, None)
         if got is None:
@@ -452,6 +491,13 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                 deps = changed["deps"] = list(deps)
             deps[idx] = bound
             again.add("dep")
+    # the unbound names: those of the modules bound again join them (none leaves: a superset)
+    joined = state.unbound if rebind else None
+    if joined is not None:
+        added_names = [name for m in rebind.values() for name in _unbound_of(m, exporters, prefix)
+               if f"\0{name}\0" not in joined]
+        if added_names:
+            changed["unbound"] = _name_list(itertools.chain(joined[1:-1].split("\0") if joined else (), added_names))
 
     # modinfo: the columns of the values depmod writes
     for (idx, old, _new), new in zip(changes, fresh):
