@@ -92,8 +92,8 @@ class State:
     * ``unbound``: the lookup names that some module imports and no module
       exports (:attr:`moddeps.resolve.Resolution.unbound`; after updates, a
       superset), each between NULs (``"\\0a\\0b\\0"``, ``""`` for none: a
-      symbol name holds no NUL), one string to look a symbol up in (~9,000
-      names on a Debian tree without a kernel symbol table; 150,000 pairs of
+      symbol name holds no NUL), one string to look a symbol up in (6,812
+      names, 132 KB, for Debian 12 amd64 without a kernel symbol table; 150,000 pairs of
       a module and a name would double the state); None: not known.
 
     A part that does not decode raises ValueError.
@@ -360,6 +360,9 @@ def _reshape(state: State, remap: Sequence[int | None], size: int) -> tuple[dict
     if len(remap) != state.modules:
         raise ValueError("remap: not one entry a module")
     first = next((i for i, j in enumerate(remap) if i != j), len(remap))  # the first index that moved
+    if first == len(remap):  # modules added after all the others (DKMS's extra/): no index moved, and
+        # the exporters and the columns stay as they are (copied by _update if the new modules change them)
+        return {"deps": [*state.deps, *[()] * (size - len(remap))]}, set(), {"dep"}
     get = remap.__getitem__
     deps: list[tuple[int, ...]] = [()] * size
     for i, ds in enumerate(state.deps):
@@ -495,7 +498,7 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
     joined = state.unbound if rebind else None
     if joined is not None:
         added_names = [name for m in rebind.values() for name in _unbound_of(m, exporters, prefix)
-               if f"\0{name}\0" not in joined]
+                       if f"\0{name}\0" not in joined]
         if added_names:
             changed["unbound"] = _name_list(itertools.chain(joined[1:-1].split("\0") if joined else (), added_names))
 
