@@ -274,6 +274,24 @@ def test_a_symbol_that_gets_its_first_module_exporter_binds_its_importers(
     assert max(searched, default=0) == 0  # no record searched at all
 
 
+def test_a_symbol_a_changed_module_starts_importing_unbound_is_found_when_exported(tmp_path: Path) -> None:
+    """Updates keep the state's unbound names: a module changed to import a symbol no module
+    exports, then another changed to export it -- the first now depends on the second."""
+    root = _root(tmp_path)
+    for i, spec in enumerate([Spec(exports=["x_sym"]), Spec(needs=["printk"]), Spec(exports=["y_sym"])]):
+        _write(root, i, spec)
+    common = {"version": VERSION, "basedir": str(tmp_path), "config": (str(tmp_path / "none"),)}
+    opts = DepmodOptions(**common, cache=str(tmp_path / "c.db"), fsync=False)  # type: ignore[arg-type]
+    run(opts)
+    _write(root, 1, Spec(needs=["printk", "late_sym"]))
+    assert run(opts).tree is None
+    _write(root, 2, Spec(exports=["y_sym", "late_sym"]))
+    again = run(opts)
+    assert again.tree is None
+    assert b"kernel/m1.ko: kernel/m2.ko" in dict(again.files)["modules.dep"]
+    assert dict(again.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("prefix", [None, "_"])
 def test_an_export_that_moves_rebinds_the_modules_importing_it(tmp_path: Path, prefix: str | None) -> None:
     """A library renames its export: the module importing the old name loses

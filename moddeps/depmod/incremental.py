@@ -206,6 +206,23 @@ def _name_list(names: Iterable[str]) -> str:
     return f"\0{got}\0" if keys else ""
 
 
+def _with_names(joined: str, names: Iterable[str]) -> str | None:
+    """The unbound part ``joined`` with ``names`` added; None when it holds them all already."""
+    wanted = dict.fromkeys(names)
+    had: list[str] | None = None
+    if len(wanted) <= 16:  # a search of the string for each (~10 us), rather than a set of thousands
+        added = [name for name in wanted if f"\0{name}\0" not in joined]
+    else:
+        had = joined[1:-1].split("\0") if joined else []
+        known = set(had)
+        added = [name for name in wanted if name not in known]
+    if not added:
+        return None
+    if had is None:
+        had = joined[1:-1].split("\0") if joined else []
+    return _name_list(itertools.chain(had, added))
+
+
 def _unbound_of(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> list[str]:
     """``m``'s imports (lookup names, as :func:`_bind` takes them) that no module exports."""
     keys = (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
@@ -494,13 +511,18 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                 deps = changed["deps"] = list(deps)
             deps[idx] = bound
             again.add("dep")
-    # the unbound names: those of the modules bound again join them (none leaves: a superset)
+    # the unbound names (a superset: none leaves): a name joins them when a changed module imports
+    # it unbound, or when it loses its last exporter (the other modules bound again only
+    # changed owners, or got one)
     joined = state.unbound if rebind else None
     if joined is not None:
-        added_names = [name for m in rebind.values() for name in _unbound_of(m, exporters, prefix)
-                       if f"\0{name}\0" not in joined]
-        if added_names:
-            changed["unbound"] = _name_list(itertools.chain(joined[1:-1].split("\0") if joined else (), added_names))
+        fresh_names = [name for name in moved if name not in exporters]
+        for idx, _old, _new in changes:
+            if idx in rebind:
+                fresh_names += _unbound_of(rebind[idx], exporters, prefix)
+        grown = _with_names(joined, fresh_names)
+        if grown is not None:
+            changed["unbound"] = grown
 
     # modinfo: the columns of the values depmod writes
     for (idx, old, _new), new in zip(changes, fresh):
