@@ -208,19 +208,10 @@ def _name_list(names: Iterable[str]) -> str:
 
 def _with_names(joined: str, names: Iterable[str]) -> str | None:
     """The unbound part ``joined`` with ``names`` added; None when it holds them all already."""
-    wanted = dict.fromkeys(names)
-    had: list[str] | None = None
-    if len(wanted) <= 16:  # a search of the string for each (~10 us), rather than a set of thousands
-        added = [name for name in wanted if f"\0{name}\0" not in joined]
-    else:
-        had = joined[1:-1].split("\0") if joined else []
-        known = set(had)
-        added = [name for name in wanted if name not in known]
-    if not added:
-        return None
-    if had is None:
-        had = joined[1:-1].split("\0") if joined else []
-    return _name_list(itertools.chain(had, added))
+    had = joined[1:-1].split("\0") if joined else []
+    known = set(had)
+    added = [name for name in dict.fromkeys(names) if name not in known]
+    return _name_list(itertools.chain(had, added)) if added else None
 
 
 def _unbound_of(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> list[str]:
@@ -451,7 +442,7 @@ def _importers_of(state: State, moved: set[str], remap: Sequence[int | None] | N
         if got is None:
             return None
         found.update(got)
-    joined = state.unbound
+    joined = state.unbound if unowned else None
     if joined is not None:  # a symbol no module imports unbound binds none anew: no record to search
         unowned = {name for name in unowned if f"\0{name}\0" in joined}
     if unowned:

@@ -553,40 +553,35 @@ def _read_pipelined(
                         schedule.replace(number, len(threads))  # its role (which end) goes to the fresh one
                         start_thread()
                     continue
-                if hold is None:  # parsed by the loader, which has released what it held
-                    if index in given_up:
-                        continue
-                    out[index] = cast(Module, loaded)
-                    if sink is not None:
-                        sink(index, cast(Module, loaded))
-                    finished += 1
-                    if progress is not None:
-                        progress(finished, total)
-                    if finished < total and done.empty():
-                        time.sleep(COLLECT_NAP)  # (see COLLECT_NAP)
+                if index in given_up:
+                    if hold is not None:
+                        hold.release()
                     continue
-                try:
-                    if index in given_up:
-                        continue
-                    path, shown = items[index]
-                    if isinstance(loaded, ModuleReadError):
-                        out[index] = broken_module(shown, loaded)
-                    elif isinstance(loaded, BaseException):
-                        raise loaded
-                    else:
-                        data, kind = cast("tuple[bytes | memoryview, str | None]", loaded)
-                        del loaded
-                        out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
-                        del data
-                finally:
-                    loaded = None
-                    hold.release()  # the bytes are gone: room for the next loads
-                schedule.handed_back()
+                if hold is None:  # parsed by the loader, which has given back its hold and slot
+                    out[index] = cast(Module, loaded)
+                else:
+                    try:
+                        path, shown = items[index]
+                        if isinstance(loaded, ModuleReadError):
+                            out[index] = broken_module(shown, loaded)
+                        elif isinstance(loaded, BaseException):
+                            raise loaded
+                        else:
+                            data, kind = cast("tuple[bytes | memoryview, str | None]", loaded)
+                            del loaded
+                            out[index] = _parse_or_broken(data, kind, path, shown, Deadline(timeout), memo)
+                            del data
+                    finally:
+                        loaded = None
+                        hold.release()  # the bytes are gone: room for the next loads
+                    schedule.handed_back()
                 if sink is not None:
                     sink(index, cast(Module, out[index]))
                 finished += 1
                 if progress is not None:
                     progress(finished, total)
+                if hold is None and finished < total and done.empty():
+                    time.sleep(COLLECT_NAP)  # (see COLLECT_NAP)
     finally:
         sys.setswitchinterval(switch)
         schedule.close()
