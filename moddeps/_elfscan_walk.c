@@ -1,8 +1,9 @@
 /*
  * moddeps._elfscan.walk: the common case of moddeps.read.walk's walk of a
  * module directory (_walk_exact, the Python twin and the reference), in C;
- * and stat_many, the identities of many files at once (the scan cache's keys,
- * a stamp's checks), whose system calls run on two cores.
+ * the identities of many files at once (elfscan_identities: the scan cache's keys) and
+ * stat_changed, which of many files no longer have the identity a stamp holds; their
+ * system calls run on two cores.
  *
  * kmod's order (tools/depmod.c:depmod_modules_search_dir@v34.2): entries in raw
  * readdir order, a subdirectory descended as soon as it is met, the skipped
@@ -466,16 +467,113 @@ done:
     return out;
 }
 
-static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+/* Whether want (from a stamp) is the identity of st: compared as numbers when want is a tuple of
+ * five ints (what a stamp holds), else as Python compares the identity made of st with want;
+ * -1 with an exception, -2 DECLINED (a time past 64 bits of nanoseconds). */
+static int same_identity(const struct stat *st, PyObject *want)
 {
-    PyObject *paths, *seq, *out;
-    int follow;
-    if (!PyArg_ParseTuple(args, "Op:stat_many", &paths, &follow))
+    long long sec_m = (long long)st->st_mtim.tv_sec, sec_c = (long long)st->st_ctim.tv_sec;
+    long long now[5];
+    Py_ssize_t k;
+    if (sec_m > LLONG_MAX / 1000000000LL - 1 || sec_m < LLONG_MIN / 1000000000LL + 1 ||
+        sec_c > LLONG_MAX / 1000000000LL - 1 || sec_c < LLONG_MIN / 1000000000LL + 1)
+        return -2;
+    now[0] = (long long)st->st_size;
+    now[1] = sec_m * 1000000000LL + (long long)st->st_mtim.tv_nsec;
+    now[2] = sec_c * 1000000000LL + (long long)st->st_ctim.tv_nsec;
+    now[3] = (long long)(uint64_t)st->st_ino;
+    now[4] = (long long)(uint64_t)st->st_dev;
+    if (PyTuple_CheckExact(want) && PyTuple_GET_SIZE(want) == 5) {
+        for (k = 0; k < 5; k++) {
+            PyObject *v = PyTuple_GET_ITEM(want, k);
+            int overflow = 0;
+            long long x;
+            if (!PyLong_CheckExact(v))
+                break;
+            x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (x == -1 && PyErr_Occurred())
+                return -1;
+            if (overflow || x != now[k])
+                return 0;
+        }
+        if (k == 5)
+            return 1;
+    }
+    {
+        PyObject *ident = elfscan_identity(st);
+        int eq;
+        if (ident == NULL)
+            return -1;
+        eq = PyObject_RichCompareBool(ident, want, Py_EQ);
+        Py_DECREF(ident);
+        return eq;
+    }
+}
+
+/* The indexes i of paths (a tuple of str) whose identity now (stat'ed or lstat'ed, on two
+ * threads) is not wants[i]: None, a path that cannot be stat'ed, an identity that changed.
+ * DECLINED as elfscan_identities. */
+static PyObject *elfscan_stat_changed(PyObject *self, PyObject *args)
+{
+    PyObject *paths, *wants, *seq = NULL, *wseq = NULL, *enc = NULL, *out = NULL;
+    const char **ptrs = NULL;
+    struct stat *st = NULL;
+    unsigned char *ok = NULL;
+    Py_ssize_t i, n;
+    int follow, rc;
+    if (!PyArg_ParseTuple(args, "OOp:stat_changed", &paths, &wants, &follow))
         return NULL;
-    if ((seq = PySequence_Tuple(paths)) == NULL)
-        return NULL;
-    out = elfscan_identities(seq, follow, NULL);
-    Py_DECREF(seq);
+    if ((seq = PySequence_Tuple(paths)) == NULL || (wseq = PySequence_Tuple(wants)) == NULL)
+        goto done;
+    n = PyTuple_GET_SIZE(seq);
+    if (PyTuple_GET_SIZE(wseq) != n) {
+        PyErr_SetString(PyExc_ValueError, "stat_changed(): paths and wants of different lengths");
+        goto done;
+    }
+    rc = elfscan_fs_paths(seq, &enc, &ptrs);
+    if (rc <= 0) {
+        out = rc < 0 ? NULL : declined();
+        goto done;
+    }
+    st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
+    ok = PyMem_Malloc(n ? (size_t)n : 1);
+    if (st == NULL || ok == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    elfscan_stat_all(ptrs, (size_t)n, st, ok, follow);
+    Py_END_ALLOW_THREADS
+    if ((out = PyList_New(0)) == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *want = PyTuple_GET_ITEM(wseq, i), *index;
+        int same = 0;
+        if (ok[i] && want != Py_None) {
+            same = same_identity(&st[i], want);
+            if (same == -1 || same == -2) {
+                Py_CLEAR(out);
+                if (same == -2)
+                    out = declined();
+                goto done;
+            }
+        }
+        if (same)
+            continue;
+        if ((index = PyLong_FromSsize_t(i)) == NULL || PyList_Append(out, index) < 0) {
+            Py_XDECREF(index);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(index);
+    }
+done:
+    Py_XDECREF(seq);
+    Py_XDECREF(wseq);
+    Py_XDECREF(enc);
+    PyMem_Free(ptrs);
+    PyMem_Free(st);
+    PyMem_Free(ok);
     return out;
 }
 
@@ -486,21 +584,24 @@ static PyObject *elfscan_walk(PyObject *self, PyObject *args)
     return declined();
 }
 
-static PyObject *elfscan_stat_many(PyObject *self, PyObject *args)
+static PyObject *elfscan_stat_changed(PyObject *self, PyObject *args)
 {
     return declined();
 }
 
 #endif
 
-PyDoc_STRVAR(stat_many_doc,
-"stat_many(paths, follow)\n"
+PyDoc_STRVAR(stat_changed_doc,
+"stat_changed(paths, wants, follow)\n"
 "--\n"
 "\n"
-"[moddeps.read.fileid.identity(os.stat(p) if follow else os.lstat(p)) for p in\n"
-"paths], None where that raises OSError, the system calls made on two cores\n"
-"when the process may use two.  DECLINED when a path is not a str or holds a\n"
-"NUL, or a time does not fit 64 bits of nanoseconds.");
+"[i for i, (p, want) in enumerate(zip(paths, wants)) if want is None or\n"
+"identity(os.stat(p) if follow else os.lstat(p)) != want, None where that\n"
+"raises OSError]: the paths whose identity (moddeps.read.fileid.identity) is\n"
+"not the one wanted, without making the identities of the others; the\n"
+"system calls made on two cores when the process may use two.  DECLINED when\n"
+"a path is not a str or holds a NUL, or a time does not fit 64 bits of\n"
+"nanoseconds.");
 
 PyDoc_STRVAR(walk_doc,
 "walk(top, rel, skip, record)\n"
@@ -518,6 +619,6 @@ PyDoc_STRVAR(walk_doc,
 
 PyMethodDef elfscan_walk_methods[] = {
     {"walk", elfscan_walk, METH_VARARGS, walk_doc},
-    {"stat_many", elfscan_stat_many, METH_VARARGS, stat_many_doc},
+    {"stat_changed", elfscan_stat_changed, METH_VARARGS, stat_changed_doc},
     {NULL, NULL, 0, NULL},
 };

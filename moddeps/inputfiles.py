@@ -143,6 +143,27 @@ def read_input_or_none(path: str, *, limit: int = MAX_INPUT_SIZE, missing_ok: bo
         os.close(fd)
 
 
+def read_optional(path: str) -> bytes | None:
+    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
+    None when it does not exist or cannot be opened (kmod then carries on
+    without it); InputError, one line naming the file, when it is not a
+    regular file or is too big -- never a wait on a FIFO or an endless device."""
+    try:
+        fd, st = open_regular(path)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    try:
+        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
+    except (NotRegularFile, TooLarge) as exc:
+        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def try_read(path: str, *, limit: int = MAX_INPUT_SIZE) -> tuple[bytes | None, str | None]:
     """(bytes, None), or (None, why) for a file read from a configuration directory.
 

@@ -6,7 +6,7 @@ introspected, eight methods compiled one by one, the class built twice), and
 importing :mod:`dataclasses` pulls in :mod:`inspect` and :mod:`ast`: for the
 ~40 records a ``depmod`` imports that was ~170 M instructions, more than
 everything else it imports together (callgrind).  :func:`dataclass` here
-makes the same classes -- the same ``__init__`` (compiled in one go),
+makes the same classes -- the same ``__init__`` (compiled in one go, on first use),
 ``__eq__``, ``__hash__``, ``__repr__``, ``__match_args__``, frozen
 ``__setattr__``/``__delattr__`` raising :class:`dataclasses.FrozenInstanceError`,
 pickling -- and gives them a ``__dataclass_fields__`` made on first use, so
@@ -133,14 +133,19 @@ else:
             else:
                 lines.append(f"  _set(self, {name!r}, {name})")
         source = f"def __init__(self{''.join(', ' + p for p in params)}):\n" + ("\n".join(lines) or "  pass") + "\n"
-        exec(source, env)
+        qualname = f"{cls.__qualname__}.__init__"
+
+        def build():
+            exec(source, env)
+            init = env["__init__"]
+            init.__qualname__ = qualname
+            return init
+
         body = {k: v for k, v in own.items() if k not in specs and k not in ("__dict__", "__weakref__")}
         compared = tuple(n for n, s in specs.items() if s.compare)
         hashed = tuple(n for n, s in specs.items() if (s.compare if s.hash is None else s.hash))
-        init = env["__init__"]
-        init.__qualname__ = f"{cls.__qualname__}.__init__"
         body.update(
-            __slots__=tuple(names), __init__=init, __repr__=_repr, __eq__=_eq, __hash__=_hash,
+            __slots__=tuple(names), __init__=_LazyInit(build), __repr__=_repr, __eq__=_eq, __hash__=_hash,
             __setattr__=_setattr, __delattr__=_delattr, __getstate__=_getstate, __setstate__=_setstate,
             __match_args__=tuple(names), __record_fields__=tuple(names),
             __record_repr__=tuple(n for n, s in specs.items() if s.repr),
@@ -187,6 +192,25 @@ else:
     def _setstate(self, state):
         for name, value in zip(type(self).__record_fields__, state):
             object.__setattr__(self, name, value)
+
+    class _LazyInit:
+        """``__init__`` until first used: compiled then (the exec of its source is most of what making a
+        record costs, ~0.1 ms; a run uses a few of the records it imports) and put in its own place.
+        An instance made by the C codec (``tp_alloc``, no ``__init__``) does not compile it."""
+
+        __slots__ = ("_build", "_owner")
+
+        def __init__(self, build):
+            self._build = build
+            self._owner = None
+
+        def __set_name__(self, owner, name):
+            self._owner = owner
+
+        def __get__(self, obj, cls=None):
+            init = self._build()
+            type.__setattr__(self._owner, "__init__", init)  # (the class's own slot from now on)
+            return init if obj is None else init.__get__(obj, cls)
 
     class _LazyFields:
         """``__dataclass_fields__``: dataclasses' Field objects, made (with dataclasses imported) on first use."""

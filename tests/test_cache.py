@@ -125,12 +125,12 @@ def test_depmod_rerun_comes_from_the_output_cache_and_matches(tree: Path, tmp_pa
                          fsync=False)
     second = run(opts)
     assert second.tree is not None  # computed
-    import moddeps.depmod.run as runmod
+    import moddeps.read.scan as scanmod  # (where a run that walks takes its reader from)
 
     def boom(*a: object, **k: object) -> object:
         raise AssertionError("recomputed although nothing changed")
 
-    monkeypatch.setattr(runmod, "read_layout", boom)
+    monkeypatch.setattr(scanmod, "read_layout", boom)
     third = run(opts)
     assert third.tree is None  # from the cache
     assert third.files == second.files and third.messages == second.messages

@@ -498,18 +498,18 @@ def _restore(root: Path, specs: dict[int, Spec], before: dict[int, Spec]) -> dic
 
 def _counting_walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The stamp's racy window closed (RACY_NS 0) and every walk of the run counted: a "walk" a call."""
-    from moddeps.depmod import run as run_module
     from moddeps.depmod import stamp
+    from moddeps.read import scan as scan_module  # (the walk, imported by a run that walks)
 
     monkeypatch.setattr(stamp, "RACY_NS", 0)
     walks: list[str] = []
-    real_layout = run_module.layout_tree
+    real_layout = scan_module.layout_tree
 
     def layout(*a: object, **k: object) -> object:
         walks.append("walk")
         return real_layout(*a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(run_module, "layout_tree", layout)
+    monkeypatch.setattr(scan_module, "layout_tree", layout)
     return walks
 
 

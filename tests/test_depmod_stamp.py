@@ -243,10 +243,10 @@ def test_a_module_whose_view_is_the_same_is_read_again_and_answered(change: str,
         _new_alias(next((tree / "lib" / "modules" / VERSION).rglob("mdx_consumer.ko")))
     known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
     assert isinstance(known, stamp.Known)
-    from moddeps.depmod import run as run_module
+    from moddeps.read import scan as scan_module  # (the walk, imported by a run that walks)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(run_module, "layout_tree", None)  # (a walk would fail)
+        m.setattr(scan_module, "layout_tree", None)  # (a walk would fail)
         _run(root, cache, known=known)
     _run(expected, None)
     assert _outputs(root) == _outputs(expected) != before
@@ -297,7 +297,7 @@ KNOWN_CHANGES = {
 @pytest.mark.parametrize("change", list(KNOWN_CHANGES))
 def test_a_changed_view_is_brought_up_to_date_without_a_walk(change: str, tmp_path: Path, settled: None,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from moddeps.depmod import run as run_module
+    from moddeps.read import scan as scan_module  # (the walk, imported by a run that walks)
 
     root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
     _no_duplicates(root)
@@ -312,7 +312,7 @@ def test_a_changed_view_is_brought_up_to_date_without_a_walk(change: str, tmp_pa
     def no_walk(*args: object, **kwargs: object) -> None:
         raise AssertionError("the tree was walked")
 
-    monkeypatch.setattr(run_module, "layout_tree", no_walk)
+    monkeypatch.setattr(scan_module, "layout_tree", no_walk)
     _run(root, cache, known=known)
     monkeypatch.undo()
     expected = _tree(tmp_path, "expected")
@@ -514,7 +514,7 @@ def test_a_changed_view_with_an_output_edited_is_computed_again(tmp_path: Path, 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The replay hands a changed view over without reading the outputs (the run checks them under
     its lock): an output edited in place meanwhile sends the run the usual way, which rewrites it."""
-    from moddeps.depmod import run as run_module
+    from moddeps.read import scan as scan_module  # (the walk, imported by a run that walks)
 
     root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
     _no_duplicates(root)
@@ -525,8 +525,8 @@ def test_a_changed_view_with_an_output_edited_is_computed_again(tmp_path: Path, 
     known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
     assert isinstance(known, stamp.Known)
     walks: list[object] = []
-    real = run_module.layout_tree
-    monkeypatch.setattr(run_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
+    real = scan_module.layout_tree
+    monkeypatch.setattr(scan_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
     _run(root, cache, known=known)
     assert len(walks) == 1  # the usual way
     expected = _tree(tmp_path, "expected")
@@ -583,7 +583,7 @@ def _before_added(root: Path) -> None:
 @pytest.mark.parametrize("change", list(ADDED_REMOVED))
 def test_module_files_added_or_removed_are_brought_up_to_date_without_a_walk(
         change: str, tmp_path: Path, settled: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from moddeps.depmod import run as run_module
+    from moddeps.read import scan as scan_module  # (the walk, imported by a run that walks)
 
     make, fast = ADDED_REMOVED[change]
     root, cache = _tree(tmp_path), tmp_path / "c.sqlite3"
@@ -597,8 +597,8 @@ def test_module_files_added_or_removed_are_brought_up_to_date_without_a_walk(
     stamp.reread_log.clear()
     known = stamp.replay(str(cache), stamp.key(_fields(root, cache)), known=True)
     walks: list[object] = []
-    real = run_module.layout_tree
-    monkeypatch.setattr(run_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
+    real = scan_module.layout_tree
+    monkeypatch.setattr(scan_module, "layout_tree", lambda *a, **k: walks.append(a) or real(*a, **k))
     _run(root, cache, known=known if isinstance(known, stamp.Known) else None)
     monkeypatch.undo()
     if fast:

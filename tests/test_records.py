@@ -138,3 +138,29 @@ def test_records_do_not_import_dataclasses() -> None:
             "print('dataclasses' in sys.modules, 'inspect' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_init_compiled_on_first_use_with_its_parameters() -> None:
+    import inspect
+
+    fresh = make(records.dataclass, records.field, "FreshPoint")
+    assert type(vars(fresh)["__init__"]) is records._LazyInit  # made, not compiled yet
+    # a record made without __init__ (as the C codec makes them) compiles nothing either
+    bare = object.__new__(fresh)
+    assert type(vars(fresh)["__init__"]) is records._LazyInit and not hasattr(bare, "x")
+    ours, real = inspect.signature(fresh).parameters, inspect.signature(REAL).parameters
+    assert list(ours) == list(real) and ours["tags"].default == real["tags"].default == ()
+    assert inspect.isfunction(vars(fresh)["__init__"])  # compiled, in its place
+    assert vars(fresh)["__init__"].__qualname__ == REAL.__init__.__qualname__ == "Point.__init__"
+
+    later = make(records.dataclass, records.field, "LaterPoint")
+
+    class Sub(later):  # type: ignore[valid-type,misc]
+        __slots__ = ()
+
+        def __init__(self, name: str) -> None:
+            super().__init__(name, 7)
+
+    assert Sub("s").x == 7 and inspect.isfunction(vars(later)["__init__"])
+    assert "__init__" in vars(Sub) and Sub.__init__ is not later.__init__
+    assert later("a", 1) == later("a", 1, seen=[])

@@ -168,7 +168,7 @@ def test_random_trees(paths: list[list[str]], seed: int) -> None:
 
 
 @pytest.mark.parametrize("copies", [1, 300])  # 300 copies: past the split, so two threads stat
-def test_stat_many_matches_identity(tmp_path: Path, copies: int) -> None:
+def test_stat_changed_matches_identity(tmp_path: Path, copies: int) -> None:
     c = need_c()
     touch(tmp_path / "a.ko", b"abc")
     (tmp_path / "d").mkdir()
@@ -187,9 +187,25 @@ def test_stat_many_matches_identity(tmp_path: Path, copies: int) -> None:
             return None
 
     for follow in (True, False):
-        got = c.stat_many(paths, follow)
-        assert got == [twin(p, follow) for p in paths]
-    assert got[2] != got[0] and c.stat_many(paths[:3], True)[2] == got[0]  # lstat vs stat of the link
-    assert c.stat_many([], True) == []
-    assert c.stat_many(["/x\0y"], True) is DECLINED
-    assert c.stat_many([b"/tmp"], True) is DECLINED
+        now = [twin(p, follow) for p in paths]
+        unable = [i for i, ident in enumerate(now) if ident is None]
+        assert unable  # (the dangling link stat'ed, the missing files)
+        assert c.stat_changed(paths, now, follow) == unable  # every identity kept
+        wants: list[Any] = list(now)
+        moved = list(range(0, len(paths), 5))
+        for i in moved:
+            if wants[i] is not None:
+                size, *rest = wants[i]
+                wants[i] = (size + 1, *rest) if i % 2 else list(wants[i])  # (a list: not the tuple)
+        wants[1] = None  # never kept
+        expected = sorted({*unable, *moved, 1})
+        assert c.stat_changed(paths, wants, follow) == expected
+    size, *rest = twin(paths[0], True)
+    assert c.stat_changed(paths[:1], [(float(size), *rest)], True) == []  # (compared as Python compares it)
+    link = [walk.identity(os.stat(paths[2])), walk.identity(os.lstat(paths[2]))]
+    assert c.stat_changed([paths[2]] * 2, link, True) == [1] and c.stat_changed([paths[2]] * 2, link, False) == [0]
+    assert c.stat_changed([], [], True) == []
+    with pytest.raises(ValueError, match="different lengths"):
+        c.stat_changed(paths[:2], [None], True)
+    assert c.stat_changed(["/x\0y"], [None], True) is DECLINED
+    assert c.stat_changed([b"/tmp"], [None], True) is DECLINED

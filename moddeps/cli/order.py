@@ -37,7 +37,7 @@ def order(
         t, res = load_resolved(tree, basedir, version, show_progress=False)
         if check:
             from ..errors import InputError
-            from ..read.scan import read_optional
+            from ..inputfiles import read_optional
 
             text = read_optional(f"{t.dirname}/modules.order")
             if text is None:

@@ -17,11 +17,11 @@ import bisect
 from ..index.builtin import builtin_alias_entries, builtin_entries
 from ..index.keys import alias_normalize
 from ..index.write import build_index, build_index_columns
+from ..inputfiles import read_optional
 from ..kmodhash import hash_order
 from ..kmodversion import SUPPORTED, KmodTarget
 from ..model import Module, fsdecode, fsencode, printable
 from ..native import load, twin
-from ..read.scan import read_optional
 from ..records import dataclass, field
 from ..resolve import KERNEL, Resolution
 from .reads import MODINFO_KEYS

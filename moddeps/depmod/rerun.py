@@ -16,12 +16,12 @@ import marshal
 import os
 
 from .. import __version__
+from ..inputfiles import read_optional
 from ..kmodversion import KmodTarget
 from ..model import READER_SCHEMA, Module, fsencode
 from ..read import cache
 from ..read.cache import PATHS_DIGEST_SIZE, Key, ModuleFiles, OutputIdentity, ScanCache, StoredOutput, file_keys
 from ..read.fileid import FileStat, blake2b, identity
-from ..read.scan import WalkedTree, read_optional
 from ..records import dataclass
 from .reads import depmod_view
 from .stamp import inputs_digest, output_identity
@@ -30,6 +30,7 @@ TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ..read.scan import WalkedTree
     from ..resolve import Resolution
     from .incremental import Importers, State, Update
     from .outputs import WriterInput

@@ -19,11 +19,9 @@ from .. import config as depmod_config
 from .. import kmodversion
 from ..config import default_dirs
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
+from ..inputfiles import read_optional
 from ..kmodnames import MODULE_DIRECTORIES, find_moduledir, module_dirname
 from ..model import fsdecode, modname_from_path, printable
-from ..read.order import module_array
-from ..read.scan import Tree, WalkedTree, layout_tree, read_layout, read_optional
-from ..read.walk import SKIP_NAMES, ModuleFile, Registry, is_module_filename
 from ..records import dataclass, field, replace
 from . import stamp
 from .writer import locked, write_all
@@ -33,13 +31,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..read.cache import OutputIdentity, ScanCache
+    from ..read.scan import Tree, WalkedTree
     from ..resolve import Resolution
     from . import rerun
     from .stamp import Known
 
 # resolve and render (with it the writers and the index builder) are imported
-# where a result has to be computed, the readers (read.pool) where modules are
-# read, the kernel's symbol lists (kernelsyms) with -E or -F: a rerun answered
+# where a result has to be computed, the walk (read.scan) where a tree is walked,
+# the readers (read.pool) where modules are read, the kernel's symbol lists (kernelsyms) with -E or -F: a rerun answered
 # from the output cache never needs them (start-up cost).
 
 
@@ -110,6 +109,8 @@ def _number_end(text: str, at: int) -> int:
 def up_to_date(dirname: str, depfile: str) -> bool | None:
     """kmod tools/depmod.c (depfile_up_to_date): no module file is newer than
     modules.dep, comparing whole seconds (st_mtime).  None: no modules.dep."""
+    from ..read.walk import SKIP_NAMES, is_module_filename
+
     try:
         dep_mtime = int(os.stat(depfile).st_mtime)
     except OSError:
@@ -303,6 +304,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
     if basis.files_only:
         tree = _tree_from_files(job, cfg, scan_cache)
     else:
+        from ..read.scan import layout_tree, read_layout
+
         layout = layout_tree(dirname, version=job.version, config=cfg, order_first_wins=job.kmod.order_first_wins,
                              record=job.stamp is not None)
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
@@ -524,6 +527,10 @@ def _pfx(prefix: str | None) -> bytes | None:
 
 def _tree_from_files(job: _Job, cfg: depmod_config.DepmodConfig, cache: ScanCache | None = None) -> Tree:
     """depmod VERSION FILE...: only the named files, laid out like a full scan."""
+    from ..read.order import module_array
+    from ..read.scan import Tree
+    from ..read.walk import ModuleFile, Registry
+
     opts, dirname = job.opts, job.dirname
     # kmod tools/depmod.c (main, file arguments): each must be an absolute
     # path to an existing file, and one module name may appear only once;

@@ -129,13 +129,16 @@ def path_for(cache: str, name: str) -> str:
     return os.path.join(f"{cache}.stamps", name)
 
 
-def identities(paths: list[str]) -> list[FileStat | None]:
-    """:func:`~moddeps.read.fileid.file_stat` of each path: the identity, None where os.stat fails
-    (C: ``_elfscan.stat_many``, the stat calls split over two threads; a replay of Debian 12's amd64
-    tree takes ~4,900 of them, ~3.5 us each of system call here)."""
+def changed_identities(paths: Sequence[str], wants: Sequence[FileStat | None]) -> list[int]:
+    """The indexes of ``paths`` whose identity (:func:`~moddeps.read.fileid.file_stat`) is not
+    ``wants``' (None: never theirs; a path that cannot be stat'ed is changed).  C:
+    ``_elfscan.stat_changed``: the stat calls split over two threads and compared there, no
+    identity made of a file that kept it (a replay of Debian 12's amd64 tree takes ~4,900 of
+    them, ~3.5 us each of system call here)."""
     from ..native import load, twin  # (here: a stamp's check imports what it uses, when it uses it)
 
-    return twin(load("_elfscan"), lambda c: c.stat_many(paths, True), lambda: [file_stat(p) for p in paths])
+    return twin(load("_elfscan"), lambda c: c.stat_changed(paths, wants, True),
+                lambda: [i for i, (p, want) in enumerate(zip(paths, wants)) if want is None or file_stat(p) != want])
 
 
 def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | None:
@@ -194,11 +197,9 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 return None
         racy = started - RACY_NS
         # the identities of every walked directory, then of every module file (before anything is read)
-        dirs_now = identities([path for path, _want, _names in walked])
-        for i, (path, want, names) in enumerate(walked):
-            now = dirs_now[i]
-            if now is None:
-                now = identity(stat(path))  # (its OSError: a miss)
+        for i in changed_identities([path for path, _want, _names in walked], [want for _path, want, _names in walked]):
+            path, want, names = walked[i]
+            now = identity(stat(path))  # (its OSError: a miss)
             if want is None or now != want:
                 if names is None:
                     return None
@@ -210,10 +211,11 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
                 elif max(now[1], now[2]) < racy:  # recorded again once settled (until then: by its names)
                     moved.append((i, now, names))
         gone: list[int] = []  # module files missing (removed from a directory relisted)
-        files_now = identities([path for path, _want in modules])
-        for i, (path, want) in enumerate(modules):
+        paths, wants = zip(*modules) if modules else ((), ())
+        for i in changed_identities(paths, wants):
+            path, want = modules[i]
             try:
-                now = files_now[i] or identity(stat(path))  # (stat again: which OSError it was)
+                now = identity(stat(path))  # (taken again: the one kept, or which OSError it was)
             except FileNotFoundError:
                 if not relisted:
                     return None

@@ -261,7 +261,7 @@ def open_tree(
     if kind == "index":
         indexes: dict[str, Index | None] = {}
         for name in INDEX_FILES:
-            from ..read.scan import read_optional  # here: the scanner is big (start-up cost)
+            from ..inputfiles import read_optional
 
             data = read_optional(f"{dirname}/{name}.bin")  # regular files only, bounded
             indexes[name] = None if data is None else _parse_or_none(data, f"{dirname}/{name}.bin")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from ..config import DepmodConfig
-from ..inputfiles import MAX_INPUT_SIZE, NotRegularFile, TooLarge, open_regular, read_bounded
-from ..model import FileProblem, Module, modname_from_path, printable
+from ..inputfiles import read_optional
+from ..model import FileProblem, Module, modname_from_path
 from ..records import dataclass, field
 from .fileid import FileStat
 from .order import module_array
@@ -173,29 +173,6 @@ def scan_files(
     from .pool import read_modules
 
     return read_modules([(p, p) for p in paths], jobs, progress, cache)
-
-
-def read_optional(path: str) -> bytes | None:
-    """An optional input file of the tree (``modules.order``, ``modules.builtin``...):
-    None when it does not exist or cannot be opened (kmod then carries on
-    without it); InputError, one line naming the file, when it is not a
-    regular file or is too big -- never a wait on a FIFO or an endless device."""
-    from ..errors import InputError
-
-    try:
-        fd, st = open_regular(path)
-    except (NotRegularFile, TooLarge) as exc:
-        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
-    except OSError:
-        return None
-    try:
-        return read_bounded(fd, st.st_size, MAX_INPUT_SIZE)
-    except (NotRegularFile, TooLarge) as exc:
-        raise InputError(f"{printable(path)}: cannot read: {exc.strerror}") from None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def builtin_names(text: bytes | None) -> tuple[str, ...]:
