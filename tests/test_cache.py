@@ -536,3 +536,33 @@ def test_a_new_cache_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path
         con = sqlite3.connect(path)
         assert con.execute("PRAGMA page_size").fetchone()[0] == size
         con.close()
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_the_command_leaves_its_connection_to_the_process_end(tree: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, owned: bool) -> None:
+    """The moddeps command (which leaves by os._exit) does not close its connection: SQLite's close
+    of the last one would checkpoint the WAL into the database; what it wrote stays in the WAL,
+    committed, for the next connection.  A program importing moddeps gets its connection closed."""
+    from moddeps import process
+
+    monkeypatch.setattr(process, "_owned", owned)
+    monkeypatch.setattr(process, "kept", [])
+    db = tmp_path / "c.db"
+    wal = Path(f"{db}-wal")
+    fresh, _ = scan(tree, db)  # (a first run: records, then closed)
+    kept = [c for c in process.kept if isinstance(c, sqlite3.Connection)]
+    if owned:
+        assert len(kept) == 1 and not kept[0].in_transaction
+        assert wal.stat().st_size > 0  # not checkpointed: the records are in the WAL
+    else:
+        assert kept == [] and (not wal.exists() or wal.stat().st_size == 0)  # checkpointed on close
+    # the next run (another connection) reads every record from the cache; maintenance works beside
+    # the connection left open (no lock held: a lock would make these wait, then fail)
+    again, _ = scan(tree, db)
+    assert again == fresh
+    assert cache_mod.maintain(str(db), max_size=None) is None
+    pruned = cache_mod.prune(str(db), max_size=1)
+    assert pruned.deleted_rows > 0
+    for c in process.kept:
+        c.close()  # type: ignore[attr-defined]

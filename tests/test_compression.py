@@ -518,8 +518,8 @@ ARENAS = textwrap.dedent("""
     import ctypes, sys, threading
     from moddeps.read import compression as cz
     if sys.argv[1:] != ["library"]:  # the moddeps command, not a program importing moddeps
-        from moddeps.cli import base
-        base.state.owns_process = True
+        from moddeps import process
+        process.claim()
     print(cz.limit_heap_retention() if sys.argv[1] in ("limit", "library") else None, flush=True)
 
     together = threading.Barrier(3)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from moddeps import process
 from moddeps.model import Export as MExport
 from moddeps.model import Import
 from moddeps.native import DECLINED
@@ -858,7 +859,7 @@ def test_a_read_that_filled_the_cache_trims_the_heap_of_a_process_moddeps_owns(
             trims.append(1)
             return True
 
-    monkeypatch.setattr(pool, "_process_is_ours", lambda: ours)
+    monkeypatch.setattr(process, "_owned", ours)
     monkeypatch.setattr(native, "load", lambda name: Fake() if name == "_elfscan" else None)
     items = _plain_files(tmp_path / "m", 3)
     c = cache_mod.ScanCache(str(tmp_path / "c.db"))

@@ -144,7 +144,7 @@ def test_outside_library_has_one_owner(library: str) -> None:
 
 # The layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = [
-    ("records", "typeshim", "model", "errors", "kmodnames", "native", "globmatch", "inputfiles"),
+    ("records", "typeshim", "model", "errors", "kmodnames", "native", "globmatch", "inputfiles", "process"),
     ("read", "index", "config", "kernelsyms", "kmodversion", "kmodhash", "signature"),
     ("resolve", "graph", "analysis", "depmod", "modprobe", "findings"),
     ("audit", "compat", "abidiff", "modinfo"),

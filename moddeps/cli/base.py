@@ -25,6 +25,8 @@ import os
 import sys
 from contextlib import contextmanager
 
+from .. import process
+
 TYPE_CHECKING = False  # (typing itself is not imported: see moddeps.cli)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -34,7 +36,6 @@ class _State:
     """Process-wide settings of the command line (``moddeps --debug``)."""
 
     debug = False
-    owns_process = False  # run_process runs this process: process-wide settings are ours to make
 
 
 state = _State()
@@ -107,12 +108,6 @@ def cache_path(cache: str | None, no_cache: bool) -> str | None:
     return cache or default_path()
 
 
-#: What a command made and wants to outlive it: freed by nobody, since the
-#: process leaves with ``os._exit`` (freeing depmod's records one by one on
-#: the way out cost ~16 ms of a 4,000-module run).
-kept: list[object] = []
-
-
 def run_process(body: Callable[[], None]) -> None:
     """Run a command's ``body`` as the whole process: exit with its status, never return.
 
@@ -131,7 +126,7 @@ def run_process(body: Callable[[], None]) -> None:
         import _signal as signal
 
     gc.disable()
-    state.owns_process = True
+    process.claim()  # (process-wide settings are ours to make; we leave by os._exit)
 
     def _terminated(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)

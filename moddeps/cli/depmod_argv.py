@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import sys
 
-from .base import cache_path, err, exit_on_error, kept
+from ..process import kept
+from .base import cache_path, err, exit_on_error
 
 TYPE_CHECKING = False  # (typing itself is not imported: see moddeps.cli)
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def run_depmod(opts: DepmodOptions, known: Known | None = None) -> None:
     """Run depmod, write its diagnostics to stderr and (-n, -v) its files and lines to stdout.
     ``known``: see :func:`moddeps.depmod.run.run`.
 
-    The result is kept (:data:`moddeps.cli.base.kept`) for the process's
+    The result is kept (:data:`moddeps.process.kept`) for the process's
     ``os._exit``: freeing the tree and its resolution is all that is left."""
     from ..depmod.run import TEXT_FILES, run
     from ..errors import DepmodFatal

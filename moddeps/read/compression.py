@@ -57,6 +57,7 @@ import threading
 import time
 import zlib
 
+from .. import process
 from ..native import DECLINED
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
@@ -327,17 +328,10 @@ def limit_heap_retention() -> bool:
     """
     global _heap_limited
     if _heap_limited is None:
-        if not _process_is_ours():
+        if not process.owned():
             return False
         _heap_limited = _one_arena()
     return _heap_limited
-
-
-def _process_is_ours() -> bool:
-    """The ``moddeps`` command runs this process (:func:`moddeps.cli.base.run_process`
-    says so), not a program that imports moddeps.  Asked without importing the CLI."""
-    base = sys.modules.get("moddeps.cli.base")
-    return bool(base is not None and getattr(base.state, "owns_process", False))
 
 
 def _one_arena() -> bool:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from .. import process
 from ..errors import ModuleReadError
 from ..model import Module
 from ..typeshim import cast
@@ -29,7 +30,6 @@ from .compression import (
     Hold,
     MemoryBudget,
     ReadTimedOut,
-    _process_is_ours,
     limit_heap_retention,
     load_module_data,
     read_timeout,
@@ -284,7 +284,7 @@ def _trim_after_fill() -> None:
     SQLite's buffers leave holes in the heap that the outputs rendered next often did not reuse:
     a first run of Debian 12's cloud tree peaked at 33 MB or at 36-37 MB from one run to the next
     (the later phases' large blocks mapped anew); with the trim ~1 ms, at 33-35."""
-    if not _process_is_ours():
+    if not process.owned():
         return
     from ..native import load
 
