@@ -566,3 +566,29 @@ def test_the_command_leaves_its_connection_to_the_process_end(tree: Path, tmp_pa
     assert pruned.deleted_rows > 0
     for c in process.kept:
         c.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("in_writer", [False, True])
+def test_in_the_command_only_the_writer_threads_commits_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    in_writer: bool) -> None:
+    """A commit past wal_autocheckpoint's 4 MiB copies the WAL into the database: in the moddeps
+    command, only the writer thread's (beside the caller's reads and writes), never the caller's own
+    (the result, a renewal, the mark), so that the end of a run waits on no copy."""
+    from moddeps import process
+
+    monkeypatch.setattr(process, "_owned", True)
+    monkeypatch.setattr(process, "kept", [])
+    db = tmp_path / "c.db"
+    c = ScanCache(str(db))
+    assert c._db is not None
+    big = os.urandom(6 << 20)
+    c._execute_all([(f"INSERT OR REPLACE INTO {cache_mod.STATES_TABLE} (dirname, digest, state, seal)"
+                     " VALUES (?, ?, ?, ?)", ("/d", b"k", big, b"s"))], in_writer=in_writer)
+    assert (db.stat().st_size > len(big)) is in_writer  # copied into the database, or still in the WAL only
+    assert c._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (4 << 20) // 65536  # (as it was)
+    c.close()
+    con = sqlite3.connect(db)  # what either wrote is there for the next connection
+    assert con.execute(f"SELECT state FROM {cache_mod.STATES_TABLE}").fetchone()[0] == big
+    con.close()
+    for k in process.kept:
+        k.close()  # type: ignore[attr-defined]

@@ -810,3 +810,34 @@ def test_kmod34_stops_at_a_non_ascii_path_in_modules_dep_bin(shown: list[str]) -
                        ):
         row.write(job, [])
     assert row.write(dataclasses.replace(job, kmod=KmodTarget(30, "test")), [])  # kmod 30 writes it
+
+
+NAMES = st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=12)
+
+
+@FAST
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "printk", "kmalloc", "é", ""]) | NAMES, max_size=8), max_size=30))
+def test_joined_names_as_the_twin(trie: ModuleType, groups: list[list[str]]) -> None:
+    from moddeps.depmod.incremental import _name_list
+
+    # the same name as objects of their own, as records decoded apart hold them
+    tuples = [tuple("".join(list(n)) if i % 2 else n for i, n in enumerate(g)) for g in groups]
+    want = _name_list(n for t in tuples for n in t)
+    assert trie.joined_names(tuples) == want == trie.joined_names(tuple(tuples))
+    if want:
+        assert want[0] == want[-1] == "\0" and len(want[1:-1].split("\0")) == len({n for t in tuples for n in t})
+
+
+def test_joined_names_many_and_declined(trie: ModuleType) -> None:
+    many = [tuple(f"sym{(i * 7 + j) % 5000}" for j in range(40)) for i in range(3000)]  # (past every table growth)
+    from moddeps.depmod.incremental import _name_list
+
+    assert trie.joined_names(many) == _name_list(n for t in many for n in t)
+    assert trie.joined_names([]) == "" and trie.joined_names([(), ()]) == ""
+    assert trie.joined_names([["a"]]) is DECLINED  # (a list, not a tuple)
+    assert trie.joined_names([("a", b"b")]) is DECLINED
+
+    class Name(str):
+        pass
+
+    assert trie.joined_names([(Name("a"),)]) is DECLINED

@@ -2136,6 +2136,115 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* joined_names: the names of many tuples, each once, as one string between NULs */
+
+/* Rehash the open-addressed table of names into one of new_cap slots (a power of two). */
+static int names_grow(PyObject ***table, Py_hash_t **hashes, size_t *cap, size_t new_cap)
+{
+    PyObject **t = PyMem_Calloc(new_cap, sizeof(PyObject *));
+    Py_hash_t *h = PyMem_Malloc(new_cap * sizeof(Py_hash_t));
+    size_t i;
+    if (t == NULL || h == NULL) {
+        PyMem_Free(t);
+        PyMem_Free(h);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < *cap; i++) {
+        if ((*table)[i] != NULL) {
+            size_t at = (size_t)(*hashes)[i] & (new_cap - 1);
+            while (t[at] != NULL)
+                at = (at + 1) & (new_cap - 1);
+            t[at] = (*table)[i];
+            h[at] = (*hashes)[i];
+        }
+    }
+    PyMem_Free(*table);
+    PyMem_Free(*hashes);
+    *table = t;
+    *hashes = h;
+    *cap = new_cap;
+    return 0;
+}
+
+static PyObject *py_joined_names(PyObject *self, PyObject *arg)
+{
+    PyObject *groups, *order = NULL, *result = NULL, *empty = NULL, *sep = NULL;
+    PyObject **table = NULL;
+    Py_hash_t *hashes = NULL;
+    size_t cap = 0, used = 0;
+    Py_ssize_t i, j, ng;
+    int decline = 0;
+
+    if ((groups = PySequence_Fast(arg, "joined_names() takes a sequence")) == NULL)
+        return NULL;
+    ng = PySequence_Fast_GET_SIZE(groups);
+    if ((order = PyList_New(0)) == NULL || names_grow(&table, &hashes, &cap, 1024) < 0)
+        goto done;
+    /* the tuples and their names are held by groups: no Python code runs below (exact str) */
+    for (i = 0; i < ng && !decline; i++) {
+        PyObject *g = PySequence_Fast_GET_ITEM(groups, i);
+        if (!PyTuple_CheckExact(g)) {
+            decline = 1;
+            break;
+        }
+        for (j = 0; j < PyTuple_GET_SIZE(g); j++) {
+            PyObject *name = PyTuple_GET_ITEM(g, j);
+            Py_hash_t h;
+            size_t at;
+            int found = 0;
+            if (!PyUnicode_CheckExact(name)) {
+                decline = 1;
+                break;
+            }
+            if ((h = PyObject_Hash(name)) == -1)
+                goto done;
+            for (at = (size_t)h & (cap - 1); table[at] != NULL; at = (at + 1) & (cap - 1)) {
+                if (table[at] == name || (hashes[at] == h && PyUnicode_Compare(table[at], name) == 0)) {
+                    found = 1;
+                    break;
+                }
+            }
+            if (found)
+                continue;
+            table[at] = name;
+            hashes[at] = h;
+            if (PyList_Append(order, name) < 0)
+                goto done;
+            if (++used * 2 > cap && names_grow(&table, &hashes, &cap, cap * 2) < 0)
+                goto done;
+        }
+    }
+    if (decline) {
+        result = declined();
+        goto done;
+    }
+    if (used == 0) {
+        result = PyUnicode_New(0, 0);
+        goto done;
+    }
+    if ((empty = PyUnicode_New(0, 0)) == NULL || PyList_Insert(order, 0, empty) < 0 ||
+        PyList_Append(order, empty) < 0 || (sep = PyUnicode_FromStringAndSize("\0", 1)) == NULL)
+        goto done;
+    result = PyUnicode_Join(sep, order);
+done:
+    Py_DECREF(groups);
+    Py_XDECREF(order);
+    Py_XDECREF(empty);
+    Py_XDECREF(sep);
+    PyMem_Free(table);
+    PyMem_Free(hashes);
+    return result;
+}
+
+PyDoc_STRVAR(joined_names_doc,
+"joined_names(tuples, /) -> str\n\n"
+"The str names of the tuples, each once in the order first met, each between\n"
+"NULs (\"\\0a\\0b\\0\"; \"\" for none): moddeps.depmod.incremental's unbound part,\n"
+"as _name_list(itertools.chain.from_iterable(tuples)) makes it, without a dict\n"
+"of every name.  DECLINED unless tuples holds exact tuples of exact str.");
+
+/* ------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
     {"build_index", (PyCFunction)(void (*)(void))py_build_index, METH_FASTCALL, build_index_doc},
@@ -2144,6 +2253,7 @@ static PyMethodDef methods[] = {
     {"kmod_hash", py_kmod_hash, METH_O, kmod_hash_doc},
     {"hash_order", (PyCFunction)(void (*)(void))py_hash_order, METH_FASTCALL, hash_order_doc},
     {"alias_keys", py_alias_keys, METH_O, alias_keys_doc},
+    {"joined_names", py_joined_names, METH_O, joined_names_doc},
     {"format_rows", (PyCFunction)(void (*)(void))py_format_rows, METH_FASTCALL, format_rows_doc},
     {"dep_lines", (PyCFunction)(void (*)(void))py_dep_lines, METH_FASTCALL, dep_lines_doc},
     {"symbol_order", (PyCFunction)(void (*)(void))py_symbol_order, METH_FASTCALL, symbol_order_doc},

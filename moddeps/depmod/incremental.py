@@ -52,6 +52,7 @@ import itertools
 import marshal
 from array import array
 
+from .. import native
 from ..kmodversion import KmodTarget
 from ..model import Module, fsdecode
 from ..records import dataclass
@@ -206,6 +207,15 @@ def _name_list(names: Iterable[str]) -> str:
     return f"\0{got}\0" if keys else ""
 
 
+def joined_names(groups: Sequence[tuple[str, ...]]) -> str:
+    """The unbound part holding the names of ``groups`` (:func:`_name_list` of them all; C:
+    ``_trie.joined_names``, which dedups the ~150,000 names of Debian 12 amd64's modules by
+    their cached hashes: ~1 ms where a dict of them takes ~5, in the thread that captures a
+    first run's state while the files are written)."""
+    return native.twin(native.load("depmod._trie"), lambda c: c.joined_names(groups),
+                       lambda: _name_list(itertools.chain.from_iterable(groups)))
+
+
 def _with_names(joined: str, names: Iterable[str]) -> str | None:
     """The unbound part ``joined`` with ``names`` added; None when it holds them all already."""
     had = joined[1:-1].split("\0") if joined else []
@@ -224,8 +234,7 @@ def capture(res: Resolution, columns: dict[str, tuple[list[str], list[int]]], gr
             names: Sequence[str], shown: Sequence[str], unreadable: Sequence[int]) -> bytes:
     """The state of a full computation, serialized (``names``, ``shown``: the
     module array; ``unreadable``: the indexes of the modules that could not be read)."""
-    unbound = (_name_list(itertools.chain.from_iterable(res.unbound))
-               if len(res.unbound) == len(res.deps) else None)
+    unbound = joined_names(res.unbound) if len(res.unbound) == len(res.deps) else None
     return State({}).encode(
         meta=(len(res.deps), _names_and_messages(groups), list(before), list(unreadable)),
         exporters=dict(res.exporters),

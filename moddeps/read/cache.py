@@ -318,6 +318,7 @@ class ScanCache:
         self.path = path or default_path()
         self._problem: str | None = None
         self._db: sqlite3.Connection | None = None
+        self._autocheckpoint = 0  # (pages: set with the connection)
         self._writer: threading.Thread | None = None  # the thread writing what put_many handed over, until waited for
         self._rows: queue.SimpleQueue[tuple[Callable[..., None], tuple[object, ...]] | None] | None = None  # its work
         self._wrote = False  # whether this handle wrote rows (close dates them)
@@ -339,7 +340,8 @@ class ScanCache:
             # checkpoint often, in steps of 4 MiB: they happen in the writer thread
             # while a scan reads, not as one large copy at its end
             page = db.execute("PRAGMA page_size").fetchone()[0]
-            db.execute(f"PRAGMA wal_autocheckpoint={max(1, (4 << 20) // int(page))}")
+            self._autocheckpoint = max(1, (4 << 20) // int(page))
+            db.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {RECORDS_TABLE} ("
                 " path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
@@ -623,19 +625,25 @@ class ScanCache:
         sealed = _seal(state)
         del state  # (1.7 MB for Debian 12 amd64: not held while SQLite copies the sealed one)
         self._execute_all([(f"INSERT OR REPLACE INTO {STATES_TABLE} (dirname, digest, state, seal) VALUES (?, ?, ?, ?)",
-                            (dirname, digest, sealed, state_seal(dirname, digest, sealed[:STATE_CHECK_SIZE])))])
+                            (dirname, digest, sealed, state_seal(dirname, digest, sealed[:STATE_CHECK_SIZE])))],
+                          in_writer=True)
         if self._db is not None and not process.owned():
             # the WAL copied into the database here, in this thread, while the caller writes the
             # output files -- not by close() on its path (~4 ms of a first run of Debian 12 amd64);
-            # the moddeps command's close() copies nothing (see there)
+            # the moddeps command's commits in its own thread and its close() copy nothing (see there)
             with contextlib.suppress(*_DB_ERRORS):
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache."""
+    def _execute_all(self, statements: list[tuple[str, tuple[object, ...]]], *, in_writer: bool = False) -> None:
+        """Run ``statements`` (SQL, parameters) in one transaction; a failure disables the cache.
+        ``in_writer``: run by the writer thread; in the ``moddeps`` command, only such a commit may
+        checkpoint the WAL (``wal_autocheckpoint``: see :meth:`close`)."""
         if self._db is None:
             return
+        quiet = process.owned() and not in_writer
         try:
+            if quiet:
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
             with self._db:
                 # (isolation_level None: without this BEGIN each statement would commit on its own)
                 self._db.execute("BEGIN IMMEDIATE")
@@ -643,6 +651,10 @@ class ScanCache:
                     self._db.execute(query, params)
         except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
+        finally:
+            if quiet and self._db is not None:
+                with contextlib.suppress(*_DB_ERRORS):
+                    self._db.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
         self._wrote = True
 
     def renew_output(self, dirname: str, old_digest: bytes, digest: bytes, files: ModuleFiles,
@@ -717,11 +729,17 @@ class ScanCache:
         close of a database's last connection checkpoints its WAL into the database file, with
         a sync of each (~3 ms, and as much again for the checkpoint that :meth:`put_output_state`
         would make to spare it).  The WAL is then the database's as much as the file is (the
-        next connection reads it; ``PRAGMA wal_autocheckpoint`` keeps it within ~4 MiB plus a
-        transaction).  Measured on a one-module update of Debian 12's amd64 tree (a new alias),
-        21 alternating runs: median 108 -> 97 ms."""
+        next connection reads it).  It is kept short by the commits of the writer thread, which
+        checkpoint it past ~4 MiB (``wal_autocheckpoint``) while the caller reads or writes files;
+        the caller's own commits (the result, the renewal, the mark) do not, so that a run's end
+        waits on no copy (a first run of Debian 12 amd64 spent ~15 ms there, its result's
+        commit crossing the 4 MiB).  Measured on a one-module update of Debian 12's amd64 tree
+        (a new alias), 21 alternating runs: median 108 -> 97 ms."""
         self._settle()
         if self._db is not None:
+            if self._wrote and process.owned():
+                with contextlib.suppress(*_DB_ERRORS):
+                    self._db.execute("PRAGMA wal_autocheckpoint=0")
             if self._wrote:
                 with contextlib.suppress(*_DB_ERRORS):  # (maintain dates it then)
                     _mark(self._db, time.time())
