@@ -272,6 +272,21 @@ def test_a_symbol_that_gets_its_first_module_exporter_binds_its_importers(
     assert third.tree is None
     assert dict(third.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
     assert max(searched, default=0) == 0  # no record searched at all
+    # renamed back, then again: the name it had meanwhile lost its exporter, and nobody imports it
+    for exported in ("y_sym", "y_sym_renamed"):
+        searched.clear()
+        _write(root, 3, Spec(exports=[exported]))
+        again = run(opts)
+        assert again.tree is None
+        assert dict(again.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+    assert max(searched, default=0) == 0
+    # an imported symbol that loses its last exporter, then gets it back: its importer binds again
+    for exports in (["new_sym"], ["x_sym", "new_sym"]):
+        _write(root, 0, Spec(exports=exports))
+        again = run(opts)
+        assert again.tree is None
+        assert dict(again.files) == dict(run(DepmodOptions(**common, dry_run=True)).files)  # type: ignore[arg-type]
+        assert (b"kernel/m2.ko: kernel/m0.ko" in dict(again.files)["modules.dep"]) is ("x_sym" in exports)
 
 
 def test_a_symbol_a_changed_module_starts_importing_unbound_is_found_when_exported(tmp_path: Path) -> None:

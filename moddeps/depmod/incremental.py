@@ -511,15 +511,14 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                 deps = changed["deps"] = list(deps)
             deps[idx] = bound
             again.add("dep")
-    # the unbound names (a superset: none leaves): a name joins them when a changed module imports
-    # it unbound, or when it loses its last exporter (the other modules bound again only
-    # changed owners, or got one)
+    # the unbound names (a superset: none leaves): a name joins them when a module bound again
+    # imports it unbound -- a changed module, or an importer of a symbol that lost its last
+    # exporter.  Every importer of such a symbol is among them (it depended on the symbol's owner:
+    # _importers_of found it), so a symbol that lost its last exporter and that no module imports
+    # does not join (an export renamed, then renamed back: the name it had meanwhile)
     joined = state.unbound if rebind else None
     if joined is not None:
-        fresh_names = [name for name in moved if name not in exporters]
-        for idx, _old, _new in changes:
-            if idx in rebind:
-                fresh_names += _unbound_of(rebind[idx], exporters, prefix)
+        fresh_names = [name for m in rebind.values() for name in _unbound_of(m, exporters, prefix)]
         grown = _with_names(joined, fresh_names)
         if grown is not None:
             changed["unbound"] = grown
