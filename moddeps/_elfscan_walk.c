@@ -183,19 +183,32 @@ declined:
     return 0;
 }
 
-static PyObject *elfscan_identity(const struct stat *st)
+/* The five numbers of st's identity (moddeps.read.fileid.identity) in now; 0, or -1 when a time
+ * does not fit 64 bits of nanoseconds. */
+static int identity_numbers(const struct stat *st, long long now[5])
 {
     long long sec_m = (long long)st->st_mtim.tv_sec, sec_c = (long long)st->st_ctim.tv_sec;
     if (sec_m > LLONG_MAX / 1000000000LL - 1 || sec_m < LLONG_MIN / 1000000000LL + 1 ||
         sec_c > LLONG_MAX / 1000000000LL - 1 || sec_c < LLONG_MIN / 1000000000LL + 1)
-        return declined();
-    PyObject *items[5];
-    items[0] = PyLong_FromLongLong((long long)st->st_size);
-    items[1] = PyLong_FromLongLong(sec_m * 1000000000LL + (long long)st->st_mtim.tv_nsec);
-    items[2] = PyLong_FromLongLong(sec_c * 1000000000LL + (long long)st->st_ctim.tv_nsec);
+        return -1;
+    now[0] = (long long)st->st_size;
+    now[1] = sec_m * 1000000000LL + (long long)st->st_mtim.tv_nsec;
+    now[2] = sec_c * 1000000000LL + (long long)st->st_ctim.tv_nsec;
     /* as the signed 64-bit number of their bits (moddeps.read.fileid.identity) */
-    items[3] = PyLong_FromLongLong((long long)(uint64_t)st->st_ino);
-    items[4] = PyLong_FromLongLong((long long)(uint64_t)st->st_dev);
+    now[3] = (long long)(uint64_t)st->st_ino;
+    now[4] = (long long)(uint64_t)st->st_dev;
+    return 0;
+}
+
+static PyObject *elfscan_identity(const struct stat *st)
+{
+    long long now[5];
+    PyObject *items[5];
+    int k;
+    if (identity_numbers(st, now) < 0)
+        return declined();
+    for (k = 0; k < 5; k++)
+        items[k] = PyLong_FromLongLong(now[k]);
     return record(NULL, 5, items);
 }
 
@@ -416,6 +429,22 @@ done:
     return out;
 }
 
+/* The stat of each of the n paths (follow) or their lstat, on two threads without the GIL (elfscan_stat_all),
+ * into *st, whether it succeeded into *ok (both PyMem_Malloc'ed, the caller's to free); -1 with MemoryError. */
+static int stat_paths(const char **ptrs, Py_ssize_t n, int follow, struct stat **st, unsigned char **ok)
+{
+    *st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
+    *ok = PyMem_Malloc(n ? (size_t)n : 1);
+    if (*st == NULL || *ok == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    elfscan_stat_all(ptrs, (size_t)n, *st, *ok, follow);
+    Py_END_ALLOW_THREADS
+    return 0;
+}
+
 /* [identity or None] of the paths of seq (a tuple of str), stat'ed (follow) or lstat'ed on two
  * threads (elfscan_stat_all); DECLINED when a path is not a str or holds a NUL, when accept(path,
  * length) says no for one (NULL: all accepted), or a time does not fit 64 bits of nanoseconds. */
@@ -434,15 +463,8 @@ PyObject *elfscan_identities(PyObject *seq, int follow, int (*accept)(const char
             out = declined();
             goto done;
         }
-    st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
-    ok = PyMem_Malloc(n ? (size_t)n : 1);
-    if (st == NULL || ok == NULL) {
-        PyErr_NoMemory();
+    if (stat_paths(ptrs, n, follow, &st, &ok) < 0)
         goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    elfscan_stat_all(ptrs, (size_t)n, st, ok, follow);
-    Py_END_ALLOW_THREADS
     if ((out = PyList_New(n)) == NULL)
         goto done;
     for (i = 0; i < n; i++) {
@@ -472,17 +494,10 @@ done:
  * -1 with an exception, -2 DECLINED (a time past 64 bits of nanoseconds). */
 static int same_identity(const struct stat *st, PyObject *want)
 {
-    long long sec_m = (long long)st->st_mtim.tv_sec, sec_c = (long long)st->st_ctim.tv_sec;
     long long now[5];
     Py_ssize_t k;
-    if (sec_m > LLONG_MAX / 1000000000LL - 1 || sec_m < LLONG_MIN / 1000000000LL + 1 ||
-        sec_c > LLONG_MAX / 1000000000LL - 1 || sec_c < LLONG_MIN / 1000000000LL + 1)
+    if (identity_numbers(st, now) < 0)
         return -2;
-    now[0] = (long long)st->st_size;
-    now[1] = sec_m * 1000000000LL + (long long)st->st_mtim.tv_nsec;
-    now[2] = sec_c * 1000000000LL + (long long)st->st_ctim.tv_nsec;
-    now[3] = (long long)(uint64_t)st->st_ino;
-    now[4] = (long long)(uint64_t)st->st_dev;
     if (PyTuple_CheckExact(want) && PyTuple_GET_SIZE(want) == 5) {
         for (k = 0; k < 5; k++) {
             PyObject *v = PyTuple_GET_ITEM(want, k);
@@ -535,15 +550,8 @@ static PyObject *elfscan_stat_changed(PyObject *self, PyObject *args)
         out = rc < 0 ? NULL : declined();
         goto done;
     }
-    st = PyMem_Malloc(n ? (size_t)n * sizeof(struct stat) : 1);
-    ok = PyMem_Malloc(n ? (size_t)n : 1);
-    if (st == NULL || ok == NULL) {
-        PyErr_NoMemory();
+    if (stat_paths(ptrs, n, follow, &st, &ok) < 0)
         goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    elfscan_stat_all(ptrs, (size_t)n, st, ok, follow);
-    Py_END_ALLOW_THREADS
     if ((out = PyList_New(0)) == NULL)
         goto done;
     for (i = 0; i < n; i++) {
