@@ -285,8 +285,13 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
 
 def importing(m: Module, symbols: set[str], prefix: str | None) -> bool:
     """Whether ``m`` imports one of ``symbols`` (lookup names)."""
-    return any(lookup_name(imp.name, prefix) in symbols for imp in m.imports
-               if not (imp.versions_only and imp.ext_crc))
+    return bool(_imported(m, symbols, prefix))
+
+
+def _imported(m: Module, symbols: set[str], prefix: str | None) -> list[str]:
+    """Those of ``symbols`` (lookup names) that ``m`` imports."""
+    keys = (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
+    return [key for key in keys if key in symbols]
 
 
 def _move_exports(exporters: dict[str, tuple[int, ...]], idx: int, gone: set[str], added: set[str]) -> set[str]:
@@ -511,14 +516,18 @@ def _update(state: State, names: list[bytes], shown: Sequence[str], changes: Seq
                 deps = changed["deps"] = list(deps)
             deps[idx] = bound
             again.add("dep")
-    # the unbound names (a superset: none leaves): a name joins them when a module bound again
-    # imports it unbound -- a changed module, or an importer of a symbol that lost its last
-    # exporter.  Every importer of such a symbol is among them (it depended on the symbol's owner:
-    # _importers_of found it), so a symbol that lost its last exporter and that no module imports
-    # does not join (an export renamed, then renamed back: the name it had meanwhile)
+    # the unbound names (a superset: none leaves): a name joins them when a changed module imports
+    # it unbound, or when it lost its last exporter and a module imports it.  Every importer of
+    # such a symbol is among the modules bound again (it depended on the symbol's owner:
+    # _importers_of found it), so one that no module imports does not join (an export renamed,
+    # then renamed back: the name it had meanwhile)
     joined = state.unbound if rebind else None
     if joined is not None:
-        fresh_names = [name for m in rebind.values() for name in _unbound_of(m, exporters, prefix)]
+        fresh_names = [name for idx, _old, _new in changes if idx in rebind
+                       for name in _unbound_of(rebind[idx], exporters, prefix)]
+        lost = {name for name in moved if name not in exporters}
+        if lost:
+            fresh_names += [name for m in rebind.values() for name in _imported(m, lost, prefix)]
         grown = _with_names(joined, fresh_names)
         if grown is not None:
             changed["unbound"] = grown
