@@ -592,3 +592,32 @@ def test_in_the_command_only_the_writer_threads_commits_checkpoint(tmp_path: Pat
     con.close()
     for k in process.kept:
         k.close()  # type: ignore[attr-defined]
+
+
+def test_in_the_command_a_wal_past_its_bound_is_copied_by_any_commit(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs that commit only on the caller's side (renewals rewriting the state row) would grow the
+    WAL without end: past QUIET_WAL_MAX of file, the caller's commits copy it as any commit does."""
+    from moddeps import process
+
+    monkeypatch.setattr(process, "_owned", True)
+    monkeypatch.setattr(process, "kept", [])
+    db = tmp_path / "c.db"
+    wal = Path(f"{db}-wal")
+    c = ScanCache(str(db))
+    big = os.urandom(6 << 20)
+
+    def commit(key: bytes) -> None:
+        c._execute_all([(f"INSERT OR REPLACE INTO {cache_mod.STATES_TABLE} (dirname, digest, state, seal)"
+                         " VALUES (?, ?, ?, ?)", ("/d" + key.decode(), key, big, b"s"))])
+
+    commit(b"1")
+    commit(b"2")  # (the file was within the bound before this commit: left uncopied)
+    assert db.stat().st_size < len(big) and wal.stat().st_size > cache_mod.QUIET_WAL_MAX
+    commit(b"3")  # past the bound: copied
+    assert db.stat().st_size > 3 * len(big) // 2
+    c._execute_all([(f"DELETE FROM {cache_mod.STATES_TABLE} WHERE dirname = ?", ("/d1",))])
+    assert wal.stat().st_size <= cache_mod.QUIET_WAL_MAX  # (the WAL started again: its file cut back)
+    c.close()
+    for k in process.kept:
+        k.close()  # type: ignore[attr-defined]
