@@ -65,7 +65,7 @@ from .safety import sanitize
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from typing import Any
 
 #: Bump when the state's layout changes: a state of another format is not used.
@@ -224,10 +224,15 @@ def _with_names(joined: str, names: Iterable[str]) -> str | None:
     return _name_list(itertools.chain(had, added)) if added else None
 
 
+def _import_keys(m: Module, prefix: str | None) -> Iterator[str]:
+    """The lookup names of ``m``'s imports as kmod reads them (an import seen only in the
+    versions table, with its CRC, is none to kmod: :func:`moddeps.resolve.kmod_view`)."""
+    return (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
+
+
 def _unbound_of(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) -> list[str]:
     """``m``'s imports (lookup names, as :func:`_bind` takes them) that no module exports."""
-    keys = (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
-    return [key for key in keys if key not in exporters]
+    return [key for key in _import_keys(m, prefix) if key not in exporters]
 
 
 def capture(res: Resolution, columns: dict[str, tuple[list[str], list[int]]], groups: Rendered, before: Sequence[str],
@@ -274,10 +279,8 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
     exports gives no dependency, whether the kernel has it or not)."""
     found: dict[int, None] = {}
     get = exporters.get
-    for imp in m.imports:
-        if imp.versions_only and imp.ext_crc:  # not an import to kmod (resolve.kmod_view)
-            continue
-        exps = get(lookup_name(imp.name, prefix))
+    for key in _import_keys(m, prefix):
+        exps = get(key)
         if exps:
             found[exps[-1]] = None
     return tuple(found)
@@ -285,13 +288,12 @@ def _bind(m: Module, exporters: dict[str, tuple[int, ...]], prefix: str | None) 
 
 def importing(m: Module, symbols: set[str], prefix: str | None) -> bool:
     """Whether ``m`` imports one of ``symbols`` (lookup names)."""
-    return bool(_imported(m, symbols, prefix))
+    return any(key in symbols for key in _import_keys(m, prefix))
 
 
 def _imported(m: Module, symbols: set[str], prefix: str | None) -> list[str]:
     """Those of ``symbols`` (lookup names) that ``m`` imports."""
-    keys = (lookup_name(imp.name, prefix) for imp in m.imports if not (imp.versions_only and imp.ext_crc))
-    return [key for key in keys if key in symbols]
+    return [key for key in _import_keys(m, prefix) if key in symbols]
 
 
 def _move_exports(exporters: dict[str, tuple[int, ...]], idx: int, gone: set[str], added: set[str]) -> set[str]:

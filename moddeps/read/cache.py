@@ -647,22 +647,30 @@ class ScanCache:
         checkpoint the WAL (``wal_autocheckpoint``: see :meth:`close`)."""
         if self._db is None:
             return
-        quiet = not in_writer and self._quiet()
         try:
-            if quiet:
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
-            with self._db:
+            with contextlib.nullcontext() if in_writer else self._callers_commit(), self._db:
                 # (isolation_level None: without this BEGIN each statement would commit on its own)
                 self._db.execute("BEGIN IMMEDIATE")
                 for query, params in statements:
                     self._db.execute(query, params)
         except _DB_ERRORS as exc:
             self._fail(f"scan cache {self.path} not updated ({exc})")
-        finally:
-            if quiet and self._db is not None:
-                with contextlib.suppress(*_DB_ERRORS):
-                    self._db.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
         self._wrote = True
+
+    @contextlib.contextmanager
+    def _callers_commit(self) -> Iterator[None]:
+        """Around a commit of the caller's (not the writer thread's): in the ``moddeps`` command,
+        while :meth:`_quiet`, one that leaves the WAL uncopied (see :meth:`close`)."""
+        db = self._db if self._quiet() else None
+        if db is not None:
+            with contextlib.suppress(*_DB_ERRORS):
+                db.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            yield
+        finally:
+            if db is not None and self._db is db:  # (not if a failure closed it meanwhile)
+                with contextlib.suppress(*_DB_ERRORS):
+                    db.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
 
     def _quiet(self) -> bool:
         """Whether a commit of the caller's leaves the WAL uncopied: in the ``moddeps`` command, while
@@ -756,11 +764,8 @@ class ScanCache:
         (a new alias), 21 alternating runs: median 108 -> 97 ms."""
         self._settle()
         if self._db is not None:
-            if self._wrote and self._quiet():
-                with contextlib.suppress(*_DB_ERRORS):
-                    self._db.execute("PRAGMA wal_autocheckpoint=0")
             if self._wrote:
-                with contextlib.suppress(*_DB_ERRORS):  # (maintain dates it then)
+                with contextlib.suppress(*_DB_ERRORS), self._callers_commit():  # (maintain dates it then)
                     _mark(self._db, time.time())
             if process.owned():
                 with contextlib.suppress(sqlite3.Error):  # (no transaction left holding a lock)
