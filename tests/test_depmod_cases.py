@@ -38,3 +38,18 @@ def test_depmod_case(case, release: int) -> None:  # type: ignore[no-untyped-def
     got = observe(case, run_moddeps, kmod=False, release=release)
     problems = compare(case, expected, got, release)
     assert not problems, f"kmod {release}, {case.name}: {case.doc}\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_depmod_case_indexes_in_a_thread(case, release: int, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Every case again, each index built by a thread of its own while the next files are
+    rendered (what a tree of THREADED_MIN modules or more gets; no case has that many): the
+    same files, messages and exit status as kmod's."""
+    from moddeps.depmod import render
+
+    monkeypatch.setattr(render, "THREADED_MIN", 0)
+    expected = load(case.name, data_dir(release))
+    got = observe(case, run_moddeps, kmod=False, release=release)
+    problems = compare(case, expected, got, release)
+    assert not problems, f"kmod {release}, {case.name}: {case.doc}\n" + "\n".join(problems)

@@ -26,7 +26,14 @@ from moddeps.depmod import outputs
 from moddeps.depmod.safety import LINE_BREAKS
 from moddeps.index.keys import alias_normalize
 from moddeps.index.read import Index
-from moddeps.index.write import build_index, build_index_columns, py_build_index, py_build_index_columns
+from moddeps.index.write import (
+    build_index,
+    build_index_columns,
+    py_build_index,
+    py_build_index_columns,
+    start_index,
+    start_index_columns,
+)
 from moddeps.kmodhash import hash_order, kmod_hash, py_hash_order, py_kmod_hash
 from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.native import DECLINED
@@ -88,22 +95,33 @@ values_st = st.sampled_from([b"", b"m0", b"mod_a", b"kernel/x.ko: kernel/y.ko", 
 prio_st = st.one_of(st.integers(0, 3), st.integers(0, 0xFFFFFFFF))
 
 
+def finished(start: Callable[..., Any]) -> Callable[..., Any]:
+    """``start`` (start_index, start_index_columns) and the result of what it started: a pending
+    index, or the bytes (or DECLINED) it gave at once."""
+    def run(*args: Any) -> Any:
+        got = start(*args)
+        return got.result() if hasattr(got, "result") else got
+    return run
+
+
 def both_build(trie: ModuleType, entries: list[tuple[bytes, bytes, int]], with_dropped: bool) -> None:
-    """C == Python in both layouts (kmod 30's post-order, kmod 34's pre-order)."""
+    """C == Python in both layouts (kmod 30's post-order, kmod 34's pre-order), built at once or
+    in a thread of its own (start_index: a layout that fails there raises from result())."""
     for preorder in (False, True):
-        d_native: list[bytes] | None = [] if with_dropped else None
         d_python: list[bytes] | None = [] if with_dropped else None
-        got = outcome(trie.build_index, entries, d_native, preorder)
         want = outcome(lambda e, d: py_build_index(e, d, preorder=preorder), entries, d_python)  # noqa: B023
-        assert got == want
-        assert d_native == d_python
+        for build in (trie.build_index, finished(trie.start_index)):
+            d_native: list[bytes] | None = [] if with_dropped else None
+            assert outcome(build, entries, d_native, preorder) == want
+            assert d_native == d_python
         # the column form gives the same, too
         keys = [k for k, _v, _p in entries]
         values = [v for _k, v, _p in entries]
         prios = [p for _k, _v, p in entries]
-        c_native: list[bytes] | None = [] if with_dropped else None
-        assert outcome(trie.build_index_columns, keys, values, prios, c_native, preorder) == want
-        assert c_native == d_python
+        for build in (trie.build_index_columns, finished(trie.start_index_columns)):
+            c_native: list[bytes] | None = [] if with_dropped else None
+            assert outcome(build, keys, values, prios, c_native, preorder) == want
+            assert c_native == d_python
 
 
 @FAST
@@ -167,9 +185,11 @@ def test_build_index_error_messages(trie: ModuleType) -> None:
     for entries, message in cases:
         with pytest.raises(ValueError) as native:
             trie.build_index(entries)
+        with pytest.raises(ValueError) as started:
+            finished(trie.start_index)(entries)
         with pytest.raises(ValueError) as python:
             py_build_index(entries)
-        assert str(native.value) == str(python.value) == message
+        assert str(native.value) == str(started.value) == str(python.value) == message
 
 
 def test_build_index_too_large(trie: ModuleType) -> None:
@@ -184,6 +204,10 @@ def test_build_index_too_large(trie: ModuleType) -> None:
     want = outcome(py_build_index, entries)
     assert got == want
     assert got[0] == "ValueError" and "28-bit" in got[1]
+    pending = trie.start_index(entries)
+    assert outcome(pending.result) == want  # found in its thread, raised by result()
+    with pytest.raises(ValueError, match="failed already"):
+        pending.result()
     got = outcome(trie.build_index, entries, None, True)
     assert got[0] == "ok"
     assert got[1][:22] == bytes.fromhex("b007f457 00020001 2000000c 6b 6b 40000012 00000001")
@@ -192,6 +216,7 @@ def test_build_index_too_large(trie: ModuleType) -> None:
     entries.append((b"m", b"x", 1))
     got = outcome(trie.build_index, entries, None, True)
     assert got == outcome(lambda e: py_build_index(e, preorder=True), entries)
+    assert outcome(finished(trie.start_index), entries, None, True) == got
     # 'm' follows the root (a table of 3 slots, 'k'..'m') and 'k' (one value)
     assert got == ("ValueError", f"index of {12 + 2 + 12 + 4 + 4 + (1 << 28) + 1}+ bytes does not fit kmod's "
                                  "28-bit node offsets")
@@ -209,6 +234,66 @@ def test_build_index_preorder_argument(trie: ModuleType) -> None:
     assert build_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], preorder=True) == pre
     with pytest.raises(TypeError):
         trie.build_index(entries, None, True, 0)
+    pending = trie.start_index(entries, None, True)
+    assert pending.result() == pre and pending.result() == pre  # (kept: a second call gives it again)
+    assert start_index(entries, preorder=True).result() == pre
+    assert start_index_columns([b"abc", b"b"], [b"x", b"yy"], [5, 6], preorder=True).result() == pre
+    with pytest.raises(TypeError):
+        trie.start_index(entries, None, True, 0)
+    with pytest.raises(TypeError):
+        trie.start_index_columns([b"abc"], [b"x"], [5], None, True, 0)
+
+
+def _many_aliases(n: int) -> tuple[list[bytes], list[bytes], list[int]]:
+    keys = [b"pci:v%08Xd%08Xsv*sd*bc*sc*i*" % (i * 7919 % 65521, i) for i in range(n)]
+    return keys, [b"mod_%d" % (i % 997) for i in range(n)], [i % 13 for i in range(n)]
+
+
+def _threads() -> set[str]:
+    """The process's threads (of other tests too, which may end meanwhile: compared as sets)."""
+    return set(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the process's threads in /proc")
+@pytest.mark.parametrize("preorder", [False, True])
+def test_start_index_builds_in_a_thread_holding_its_inputs(trie: ModuleType, preorder: bool) -> None:
+    """start_index_columns returns with a thread of its own building the index (the process has
+    a new one: 150,000 keys take it milliseconds, the listing a few microseconds), and the lists
+    emptied meanwhile change nothing: it holds the keys and values it reads, and builds the
+    file of the lists as they were."""
+    keys, values, prios = _many_aliases(150_000)
+    want = trie.build_index_columns(keys, values, prios, None, preorder)
+    k = [bytes(x) for x in keys]  # (objects of their own: the lists hold the only references)
+    v = [bytes(x) for x in values]
+    before = _threads()
+    pending = trie.start_index_columns(k, v, prios, None, preorder)
+    started = _threads() - before
+    k.clear()
+    v.clear()
+    assert pending.result() == want
+    assert started, "no thread was started"
+
+
+def test_start_index_left_pending(trie: ModuleType) -> None:
+    """Pending indexes dropped without their result, while their threads build (what an
+    exception in a later row leaves): each is waited for as it goes (the thread reads memory
+    the object frees), and the next builds are whole."""
+    keys, values, prios = _many_aliases(50_000)
+    want = trie.build_index_columns(keys, values, prios, None, True)
+    for _ in range(5):
+        pending = trie.start_index_columns([bytes(k) for k in keys], [bytes(v) for v in values], prios, None, True)
+        del pending
+    assert trie.start_index_columns(keys, values, prios, None, True).result() == want
+
+
+def test_start_index_kmod30_drop_is_done_at_once(trie: ModuleType) -> None:
+    """A key that kmod 30 may have to drop (a byte >= 0x80) with a dropped list: built at once,
+    the list complete on return."""
+    entries = [(b"ca\xe9", b"m", 0), (b"ca\xea", b"n", 1), (b"ok", b"o", 2)]
+    dropped: list[bytes] = []
+    got = trie.start_index(entries, dropped)
+    assert isinstance(got, bytes)
+    assert dropped and got == py_build_index(entries, [])
 
 
 def test_build_index_result_reads_back(trie: ModuleType) -> None:

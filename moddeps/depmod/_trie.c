@@ -23,6 +23,8 @@
 
 #include "_trie.h"
 
+#include <pthread.h>
+
 /* The index format (docs/index-format.md).  "= module:name": the Python value
  * this must equal (tests/test_native_constants.py). */
 #define INDEX_MAGIC 0xB007F457u /* = moddeps.index.format:INDEX_MAGIC */
@@ -48,17 +50,15 @@ typedef struct {
 
 /*
  * The capacity a buffer of `cap` bytes holding `used` needs for `extra` more:
- * doubled from 4096 until it fits.  0: it fits already; (size_t)-1 with
- * MemoryError set: no size can hold it.
+ * doubled from 4096 until it fits.  0: it fits already; (size_t)-1: no size can
+ * hold it (no exception set: the index writer's pass may run without the GIL).
  */
 static size_t grown_capacity(size_t used, size_t extra, size_t cap)
 {
     size_t need;
 
-    if (extra > (size_t)PY_SSIZE_T_MAX - used) {
-        PyErr_NoMemory();
+    if (extra > (size_t)PY_SSIZE_T_MAX - used)
         return (size_t)-1;
-    }
     need = used + extra;
     if (need <= cap)
         return 0;
@@ -71,24 +71,27 @@ static size_t grown_capacity(size_t used, size_t extra, size_t cap)
     return cap;
 }
 
-static int buf_reserve(Buf *b, size_t extra)
+/* Room for `extra` more bytes; -1 when there is none, with MemoryError set unless `quiet`
+ * (the index writer's GIL-free pass: see Writer.nogil). */
+static int buf_grow(Buf *b, size_t extra, int quiet)
 {
     size_t cap = grown_capacity(b->len, extra, b->cap);
-    unsigned char *p;
+    unsigned char *p = NULL;
 
     if (cap == 0)
         return 0;
-    if (cap == (size_t)-1)
-        return -1;
-    p = PyMem_Realloc(b->data, cap);
+    if (cap != (size_t)-1)
+        p = PyMem_RawRealloc(b->data, cap);
     if (p == NULL) {
-        PyErr_NoMemory();
+        if (!quiet)
+            PyErr_NoMemory();
         return -1;
     }
     b->data = p;
     b->cap = cap;
     return 0;
 }
+
 
 /* Callers reserve first. */
 static inline void put_u32(Buf *b, uint32_t v)
@@ -213,11 +216,9 @@ static int sort_entries(Entry **v, Py_ssize_t n)
 
     if (n < 2)
         return 0;
-    stack = PyMem_Malloc((size_t)cap * sizeof(Range));
-    if (stack == NULL) {
-        PyErr_NoMemory();
+    stack = PyMem_RawMalloc((size_t)cap * sizeof(Range));
+    if (stack == NULL)
         return -1;
-    }
     stack[sp].lo = 0;
     stack[sp].hi = n;
     stack[sp].depth = 0;
@@ -258,10 +259,9 @@ static int sort_entries(Entry **v, Py_ssize_t n)
         if (sp + 3 > cap) {
             Range *p;
             cap *= 2;
-            p = PyMem_Realloc(stack, (size_t)cap * sizeof(Range));
+            p = PyMem_RawRealloc(stack, (size_t)cap * sizeof(Range));
             if (p == NULL) {
-                PyMem_Free(stack);
-                PyErr_NoMemory();
+                PyMem_RawFree(stack);
                 return -1;
             }
             stack = p;
@@ -301,7 +301,7 @@ static int sort_entries(Entry **v, Py_ssize_t n)
             }
         }
     }
-    PyMem_Free(stack);
+    PyMem_RawFree(stack);
     return 0;
 }
 
@@ -357,7 +357,7 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
 
     if (nk < 1)
         return 0;
-    mark = PyMem_Malloc((size_t)nk);
+    mark = PyMem_RawMalloc((size_t)nk);
     if (mark == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -390,7 +390,7 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
         for (i = 0; i < nk; i++) {
             if (mark[i]) {
                 if (PyList_Append(dropped, keys[i].keyobj) < 0) {
-                    PyMem_Free(mark);
+                    PyMem_RawFree(mark);
                     *pnk = nk;
                     return -1;
                 }
@@ -400,7 +400,7 @@ static int drop_non_ascii(Key *keys, Py_ssize_t *pnk, PyObject *dropped)
         }
         nk = kept;
     }
-    PyMem_Free(mark);
+    PyMem_RawFree(mark);
     *pnk = nk;
     return 0;
 }
@@ -425,7 +425,21 @@ typedef struct {
     Py_ssize_t nfix;
     Py_ssize_t fixcap;
     size_t first_size;   /* of the first node written: the last one in the file */
+    /* the pass runs without the GIL: an error returns -1 (or NON_ASCII_BRANCH) with no
+     * exception set, and build() runs the pass again holding the GIL, which raises it */
+    int nogil;
+    /* post-order: the root's word; pre-order: the file's size (both set by the pass) */
+    uint32_t root_word;
+    size_t size;
 } Writer;
+
+/* Raise (the statement `raise`) unless the writer's pass runs without the GIL (see Writer.nogil). */
+#define W_RAISE(w, raise) \
+    do { \
+        if (!(w)->nogil) { \
+            raise; \
+        } \
+    } while (0)
 
 static int push_child(Writer *w, unsigned char byte, uint32_t word)
 {
@@ -433,12 +447,12 @@ static int push_child(Writer *w, unsigned char byte, uint32_t word)
         Py_ssize_t cap = w->kidcap ? w->kidcap * 2 : 256;
         Child *p;
         if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Child)) {
-            PyErr_NoMemory();
+            W_RAISE(w, PyErr_NoMemory());
             return -1;
         }
-        p = PyMem_Realloc(w->kids, (size_t)cap * sizeof(Child));
+        p = PyMem_RawRealloc(w->kids, (size_t)cap * sizeof(Child));
         if (p == NULL) {
-            PyErr_NoMemory();
+            W_RAISE(w, PyErr_NoMemory());
             return -1;
         }
         w->kids = p;
@@ -450,9 +464,9 @@ static int push_child(Writer *w, unsigned char byte, uint32_t word)
     return 0;
 }
 
-static void raise_too_large(size_t len)
+static void raise_too_large(const Writer *w, size_t len)
 {
-    PyErr_Format(PyExc_ValueError, "index of %zu+ bytes does not fit kmod's 28-bit node offsets", len);
+    W_RAISE(w, PyErr_Format(PyExc_ValueError, "index of %zu+ bytes does not fit kmod's 28-bit node offsets", len));
 }
 
 /*
@@ -472,17 +486,17 @@ static int emit(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *
         klen = w->keys[node->rep].len;
     }
     if ((uint64_t)start > 0xFFFFFFFFu) {  /* the Python twin fails here too (struct.error) */
-        raise_too_large(start);
+        raise_too_large(w, start);
         return -1;
     }
     word = (uint32_t)start;
     if (node->depth - parent_depth > 1) {
         Py_ssize_t from = parent_depth + 1, n = node->depth - from;
         if (from < 0 || node->depth > klen) {
-            PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range");
+            W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range"));
             return -1;
         }
-        if (buf_reserve(&w->out, (size_t)n + 1) < 0)
+        if (buf_grow(&w->out, (size_t)n + 1, w->nogil) < 0)
             return -1;
         put_bytes(&w->out, key + from, (size_t)n);
         w->out.data[w->out.len++] = 0;
@@ -495,8 +509,11 @@ static int emit(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *
 
         if (last >= CHILD_MAX) {
             Py_ssize_t cut = node->depth + 1 < klen ? node->depth + 1 : klen;
-            PyObject *shown = PyBytes_FromStringAndSize((const char *)key, cut);
+            PyObject *shown;
             char hex[8];
+            if (w->nogil)
+                return -1;
+            shown = PyBytes_FromStringAndSize((const char *)key, cut);
             if (shown == NULL)
                 return -1;
             snprintf(hex, sizeof hex, "%02x", last);
@@ -507,7 +524,7 @@ static int emit(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *
             return -1;
         }
         width = last - first + 1;
-        if (buf_reserve(&w->out, 2 + 4 * (size_t)width) < 0)
+        if (buf_grow(&w->out, 2 + 4 * (size_t)width, w->nogil) < 0)
             return -1;
         w->out.data[w->out.len++] = (unsigned char)first;
         w->out.data[w->out.len++] = (unsigned char)last;
@@ -526,7 +543,7 @@ static int emit(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32_t *
 
         for (e = kv->first; e < kv->first + kv->count; e++)
             size += 5 + (size_t)w->order[e]->vlen;
-        if (buf_reserve(&w->out, size) < 0)
+        if (buf_grow(&w->out, size, w->nogil) < 0)
             return -1;
         put_u32(&w->out, (uint32_t)kv->count);
         for (e = kv->first; e < kv->first + kv->count; e++) {
@@ -550,7 +567,7 @@ static int close_into(Writer *w, const Open *node, Py_ssize_t parent_depth)
     if (emit(w, node, parent_depth, &word) < 0)
         return -1;
     if (node->rep < 0 || parent_depth < 0 || parent_depth >= w->keys[node->rep].len) {
-        PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range");
+        W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range"));
         return -1;
     }
     k = &w->keys[node->rep];
@@ -568,23 +585,23 @@ static int close_into(Writer *w, const Open *node, Py_ssize_t parent_depth)
  * at the end: it is stored as flags - E (mod 2**32), its place is noted, and
  * T is added to each noted word at the end.
  */
-static int back_reserve(Back *b, size_t extra)
+static int back_reserve(Back *b, size_t extra, int quiet)
 {
     size_t cap = grown_capacity(b->used, extra, b->cap);
-    unsigned char *p;
+    unsigned char *p = NULL;
 
     if (cap == 0)
         return 0;
-    if (cap == (size_t)-1)
-        return -1;
-    p = PyMem_Malloc(cap);
+    if (cap != (size_t)-1)
+        p = PyMem_RawMalloc(cap);
     if (p == NULL) {
-        PyErr_NoMemory();
+        if (!quiet)
+            PyErr_NoMemory();
         return -1;
     }
     if (b->used)
         memcpy(p + cap - b->used, b->data + b->cap - b->used, b->used);
-    PyMem_Free(b->data);
+    PyMem_RawFree(b->data);
     b->data = p;
     b->cap = cap;
     return 0;
@@ -613,7 +630,7 @@ static int emit_pre(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32
     }
     if (n > 0) {
         if (from < 0 || node->depth > klen) {
-            PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range");
+            W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: prefix out of range"));
             return -1;
         }
         size += (size_t)n + 1;
@@ -628,7 +645,7 @@ static int emit_pre(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32
         size += 2 + 4 * (size_t)width;
         flags |= F_CHILDS;
         if (w->nfix + nch > w->fixcap) {
-            PyErr_SetString(PyExc_SystemError, "trie writer: more child words than nodes");
+            W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: more child words than nodes"));
             return -1;
         }
     }
@@ -640,7 +657,7 @@ static int emit_pre(Writer *w, const Open *node, Py_ssize_t parent_depth, uint32
             size += 5 + (size_t)w->order[x]->vlen;
         flags |= F_VALUES;
     }
-    if (back_reserve(&w->back, size) < 0)
+    if (back_reserve(&w->back, size, w->nogil) < 0)
         return -1;
     e = w->back.used + size;
     p = w->back.data + w->back.cap - e;
@@ -694,7 +711,7 @@ static int close_pre(Writer *w, const Open *node, Py_ssize_t parent_depth)
     if (rc < 0)
         return rc;
     if (node->rep < 0 || parent_depth < 0 || parent_depth >= w->keys[node->rep].len) {
-        PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range");
+        W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: edge byte out of range"));
         return -1;
     }
     return push_child(w, w->keys[node->rep].key[parent_depth], word);
@@ -743,7 +760,7 @@ static int walk(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, int de
             stack[sp - 1].vals = i;
         } else {
             if (sp >= maxlen + 2) {
-                PyErr_SetString(PyExc_SystemError, "trie writer: stack overflow");
+                W_RAISE(w, PyErr_SetString(PyExc_SystemError, "trie writer: stack overflow"));
                 return -1;
             }
             stack[sp].depth = keys[i].len;
@@ -761,95 +778,130 @@ static int walk(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, int de
     return 0;
 }
 
-/* kmod 30's post-order file; guess: the buffer to start with. */
-static PyObject *write_postorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
+/* kmod 30's post-order file, laid out in w->out (header included); guess: the buffer to
+ * start with.  0, or -1 (an exception set unless w->nogil). */
+static int lay_postorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
 {
     uint32_t root_word;
     size_t end;
 
-    if (buf_reserve(&w->out, guess) < 0)
-        return NULL;
+    if (buf_grow(&w->out, guess, w->nogil) < 0)
+        return -1;
     memset(w->out.data, 0, HEADER_SIZE);
     w->out.len = HEADER_SIZE;
     if (walk(w, stack, maxlen, nk, 0, close_into) < 0)
-        return NULL;
+        return -1;
     /* the root is written last, so its offset is the largest */
     if (w->out.len > OFFSET_MASK) {
-        raise_too_large(w->out.len);
-        return NULL;
+        raise_too_large(w, w->out.len);
+        return -1;
     }
     if (emit(w, &stack[0], -1, &root_word) < 0)
-        return NULL;
+        return -1;
     end = w->out.len;
     w->out.len = 0;
     put_u32(&w->out, INDEX_MAGIC);
     put_u32(&w->out, INDEX_VERSION);
     put_u32(&w->out, root_word);
     w->out.len = end;
-    return PyBytes_FromStringAndSize((const char *)w->out.data, (Py_ssize_t)w->out.len);
+    return 0;
 }
 
-/* kmod 34's pre-order file (see emit_pre); guess: the buffer to start with. */
-static PyObject *write_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
+/* kmod 34's pre-order file (see emit_pre), laid out backwards in w->back with its child
+ * words final, its size in w->size and its root word in w->root_word; guess: the buffer to
+ * start with.  0, -1 (an exception set unless w->nogil) or NON_ASCII_BRANCH. */
+static int lay_preorder(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess)
 {
     uint32_t root_word;
     size_t size, last_offset = HEADER_SIZE, f;
     int rc;
-    PyObject *result;
-    unsigned char *r;
 
     /* every node but the root is one child word: at most 2 * nk of them */
-    if (TOO_MANY(2 * (size_t)nk + 1, sizeof(size_t))) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    w->fixcap = 2 * nk + 1;
-    w->fix = PyMem_Malloc((size_t)w->fixcap * sizeof(size_t));
     if (w->fix == NULL) {
-        PyErr_NoMemory();
-        return NULL;
+        if (TOO_MANY(2 * (size_t)nk + 1, sizeof(size_t))) {
+            W_RAISE(w, PyErr_NoMemory());
+            return -1;
+        }
+        w->fixcap = 2 * nk + 1;
+        w->fix = PyMem_RawMalloc((size_t)w->fixcap * sizeof(size_t));
+        if (w->fix == NULL) {
+            W_RAISE(w, PyErr_NoMemory());
+            return -1;
+        }
     }
-    if (back_reserve(&w->back, guess) < 0)
-        return NULL;
+    if (back_reserve(&w->back, guess, w->nogil) < 0)
+        return -1;
     rc = walk(w, stack, maxlen, nk, 1, close_pre);
     if (rc == 0)
         rc = emit_pre(w, &stack[0], -1, &root_word);
-    if (rc == NON_ASCII_BRANCH) {
-        /* The descending walk meets the nodes in another order than the
-         * post-order one: let that one name the node, so that both layouts
-         * give one message. */
-        w->nkids = 0;
-        result = write_postorder(w, stack, maxlen, nk, guess);
-        if (result != NULL) {
-            Py_DECREF(result);
-            PyErr_SetString(PyExc_SystemError, "trie writer: the post-order walk found no non-ASCII branch");
-        }
-        return NULL;
-    }
-    if (rc < 0)
-        return NULL;
+    if (rc != 0)
+        return rc;
     size = HEADER_SIZE + w->back.used;
     if (w->back.used > w->first_size)
         last_offset = size - w->first_size;
     if (last_offset > OFFSET_MASK) {
-        raise_too_large(last_offset);
-        return NULL;
+        raise_too_large(w, last_offset);
+        return -1;
     }
-    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    /* each child word holds flags - E: T (the size) added, in place (a word's distance from
+     * the end of the file is its distance from the end of the buffer) */
+    for (f = 0; f < (size_t)w->nfix; f++) {
+        unsigned char *q = w->back.data + w->back.cap - w->fix[f];
+        be32(q, ((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]) + (uint32_t)size);
+    }
+    w->root_word = root_word + (uint32_t)size;  /* = flags | 12 */
+    w->size = size;
+    return 0;
+}
+
+/* The laid-out file of lay_postorder (preorder 0) or lay_preorder as bytes. */
+static PyObject *laid_out(const Writer *w, int preorder)
+{
+    PyObject *result;
+    unsigned char *r;
+
+    if (!preorder)
+        return PyBytes_FromStringAndSize((const char *)w->out.data, (Py_ssize_t)w->out.len);
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)w->size);
     if (result == NULL)
         return NULL;
     r = (unsigned char *)PyBytes_AS_STRING(result);
-    root_word = root_word + (uint32_t)size;  /* = flags | 12 */
     be32(r, INDEX_MAGIC);
     be32(r + 4, INDEX_VERSION);
-    be32(r + 8, root_word);
+    be32(r + 8, w->root_word);
     if (w->back.used)
         memcpy(r + HEADER_SIZE, w->back.data + w->back.cap - w->back.used, w->back.used);
-    for (f = 0; f < (size_t)w->nfix; f++) {
-        unsigned char *q = r + size - w->fix[f];
-        be32(q, ((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]) + (uint32_t)size);
-    }
     return result;
+}
+
+/* Forget what a pass laid out (its buffers are kept), for the next pass. */
+static void writer_reset(Writer *w)
+{
+    w->out.len = 0;
+    w->back.used = 0;
+    w->nkids = 0;
+    w->nfix = 0;
+    w->first_size = 0;
+}
+
+/* The file: lay_postorder or lay_preorder, then its bytes.  A pre-order walk that meets a
+ * branch on a non-ASCII byte runs the post-order one for the error: the descending walk meets
+ * the nodes in another order, and the post-order one names the node, so that both layouts
+ * give one message. */
+static PyObject *write_laid_out(Writer *w, Open *stack, Py_ssize_t maxlen, Py_ssize_t nk, size_t guess,
+                                int preorder)
+{
+    int rc = preorder ? lay_preorder(w, stack, maxlen, nk, guess) : lay_postorder(w, stack, maxlen, nk, guess);
+
+    if (rc == NON_ASCII_BRANCH) {
+        writer_reset(w);
+        if (lay_postorder(w, stack, maxlen, nk, guess) == 0)
+            PyErr_SetString(PyExc_SystemError, "trie writer: the post-order walk found no non-ASCII branch");
+        return NULL;
+    }
+    if (rc < 0)
+        return NULL;
+    return laid_out(w, preorder);
 }
 
 /*
@@ -908,47 +960,68 @@ static int check_entries(PyObject *const *ks, PyObject *const *vs, PyObject *con
     return 0;
 }
 
-static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
-                       PyObject *dropped, int preorder)
-{
-    Entry *entries = NULL, **order = NULL;
-    Key *keys = NULL;
-    Open *stack = NULL;
-    Py_ssize_t nk = 0, i, maxlen = 0;
+/* One index to build: the entries, sorted, their distinct keys, and the writer. */
+typedef struct {
+    Entry *entries;
+    Entry **order;       /* the entries, sorted */
+    Key *keys;           /* the distinct keys, sorted: keys[0:nk] */
+    Open *stack;         /* the open nodes of the walk (NULL: not planned yet) */
+    Py_ssize_t n, nk, maxlen;
+    size_t guess;        /* the first buffer size */
     Writer w;
-    PyObject *result = NULL;
-    int non_ascii = 0;
+    int preorder;
+} Job;
 
-    memset(&w, 0, sizeof w);
+/* The job's buffers for n entries; -1 with MemoryError set. */
+static int job_init(Job *j, Py_ssize_t n, int preorder)
+{
+    memset(j, 0, sizeof *j);
+    j->n = n;
+    j->preorder = preorder;
     if (TOO_MANY(n, sizeof(Entry))) {
         PyErr_NoMemory();
-        return NULL;
+        return -1;
     }
-    entries = PyMem_Malloc(n ? (size_t)n * sizeof(Entry) : 1);
-    order = PyMem_Malloc(n ? (size_t)n * sizeof(Entry *) : 1);
-    keys = PyMem_Malloc(n ? (size_t)n * sizeof(Key) : 1);
-    w.slots = PyMem_Malloc(CHILD_MAX * 2 * sizeof(uint32_t));
-    if (entries == NULL || order == NULL || keys == NULL || w.slots == NULL) {
+    j->entries = PyMem_RawMalloc(n ? (size_t)n * sizeof(Entry) : 1);
+    j->order = PyMem_RawMalloc(n ? (size_t)n * sizeof(Entry *) : 1);
+    j->keys = PyMem_RawMalloc(n ? (size_t)n * sizeof(Key) : 1);
+    j->w.slots = PyMem_RawMalloc(CHILD_MAX * 2 * sizeof(uint32_t));
+    if (j->entries == NULL || j->order == NULL || j->keys == NULL || j->w.slots == NULL) {
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
-    switch (check_entries(ks, vs, ps, n, entries)) {
-    case 0:
-        break;
-    case 1:
-        result = declined();
-        goto done;
-    default:
-        goto done;
-    }
-    for (i = 0; i < n; i++)
-        order[i] = &entries[i];
-    if (sort_entries(order, n) < 0)
-        goto done;
+    return 0;
+}
 
-    /* distinct keys, sorted, with their common prefix with the previous one */
-    for (i = 0; i < n; i++) {
-        const Entry *e = order[i];
+static void job_free(Job *j)
+{
+    PyMem_RawFree(j->entries);
+    PyMem_RawFree(j->order);
+    PyMem_RawFree(j->keys);
+    PyMem_RawFree(j->stack);
+    PyMem_RawFree(j->w.kids);
+    PyMem_RawFree(j->w.slots);
+    PyMem_RawFree(j->w.out.data);
+    PyMem_RawFree(j->w.back.data);
+    PyMem_RawFree(j->w.fix);
+    memset(j, 0, sizeof *j);
+}
+
+/* Sort the entries and list the distinct keys with their common prefixes; *non_ascii:
+ * whether a key holds a byte >= 0x80 past its common prefix (looked for only when `look`).
+ * No Python object is touched: it runs with or without the GIL.  -1: out of memory, no
+ * exception set. */
+static int job_sort(Job *j, int look, int *non_ascii)
+{
+    Py_ssize_t nk = 0, i;
+    Key *keys = j->keys;
+
+    for (i = 0; i < j->n; i++)
+        j->order[i] = &j->entries[i];
+    if (sort_entries(j->order, j->n) < 0)
+        return -1;
+    for (i = 0; i < j->n; i++) {
+        const Entry *e = j->order[i];
         Py_ssize_t lcp = 0;
         if (nk > 0) {
             lcp = common_prefix(keys[nk - 1].key, keys[nk - 1].len, e->key, e->klen);
@@ -966,54 +1039,264 @@ static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const
         nk++;
         /* the first lcp bytes were checked with the previous key; without
          * dropped, a branch on such a byte is an error of the walk */
-        if (dropped != NULL && !non_ascii)
-            non_ascii = has_high_byte(e->key + lcp, e->klen - lcp);
+        if (look && !*non_ascii)
+            *non_ascii = has_high_byte(e->key + lcp, e->klen - lcp);
     }
-    if (dropped != NULL && non_ascii) {
-        if (drop_non_ascii(keys, &nk, dropped) < 0)
-            goto done;
-        for (i = 0; i < nk; i++)
-            keys[i].lcp = i ? common_prefix(keys[i - 1].key, keys[i - 1].len, keys[i].key, keys[i].len) : 0;
-    }
+    j->nk = nk;
+    return 0;
+}
+
+/* What the layout of the distinct keys needs: the open-node stack, the longest key and a
+ * first buffer size; the writer told where the entries and keys are.  No Python object is
+ * touched.  -1: out of memory, no exception set. */
+static int job_plan(Job *j)
+{
+    Py_ssize_t i, longest = 0;
+    size_t g = HEADER_SIZE;
 
     /* The open nodes' depths strictly increase: at most maxlen + 2 of them. */
-    for (i = 0; i < nk; i++)
-        if (keys[i].len > maxlen)
-            maxlen = keys[i].len;
-    if (maxlen > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Open) - 2) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    stack = PyMem_Malloc((size_t)(maxlen + 2) * sizeof(Open));
-    if (stack == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    {
-        size_t guess = HEADER_SIZE;
-        for (i = 0; i < nk; i++)
-            guess += (size_t)keys[i].len / 2 + 16;
-        for (i = 0; i < n; i++)
-            guess += (size_t)entries[i].vlen + 5;
-        w.order = order;
-        w.keys = keys;
-        if (preorder)
-            result = write_preorder(&w, stack, maxlen, nk, guess);
-        else
-            result = write_postorder(&w, stack, maxlen, nk, guess);
-    }
+    for (i = 0; i < j->nk; i++)
+        if (j->keys[i].len > longest)
+            longest = j->keys[i].len;
+    if (longest > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Open) - 2)
+        return -1;
+    j->stack = PyMem_RawMalloc((size_t)(longest + 2) * sizeof(Open));
+    if (j->stack == NULL)
+        return -1;
+    for (i = 0; i < j->nk; i++)
+        g += (size_t)j->keys[i].len / 2 + 16;
+    for (i = 0; i < j->n; i++)
+        g += (size_t)j->entries[i].vlen + 5;
+    j->maxlen = longest;
+    j->guess = g;
+    j->w.order = j->order;
+    j->w.keys = j->keys;
+    return 0;
+}
 
+/* The layout pass (lay_preorder or lay_postorder) without exceptions: 0 when the file is
+ * laid out, else non-zero (job_bytes runs the pass again, holding the GIL, to raise). */
+static int job_lay_quietly(Job *j)
+{
+    int rc;
+
+    j->w.nogil = 1;
+    rc = j->preorder ? lay_preorder(&j->w, j->stack, j->maxlen, j->nk, j->guess)
+                     : lay_postorder(&j->w, j->stack, j->maxlen, j->nk, j->guess);
+    j->w.nogil = 0;
+    return rc != 0;
+}
+
+/* The file of a planned job: the bytes laid out already (`laid`), or the layout run here,
+ * holding the GIL, which raises what fails. */
+static PyObject *job_bytes(Job *j, int laid)
+{
+    if (laid)
+        return laid_out(&j->w, j->preorder);
+    writer_reset(&j->w);
+    return write_laid_out(&j->w, j->stack, j->maxlen, j->nk, j->guess, j->preorder);
+}
+
+/* The index of the entries (ks[i], vs[i], ps[i]), holding the GIL throughout. */
+static PyObject *build(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
+                       PyObject *dropped, int preorder)
+{
+    Job j;
+    PyObject *result = NULL;
+    Py_ssize_t i;
+    int non_ascii = 0;
+
+    if (job_init(&j, n, preorder) < 0)
+        goto done;
+    switch (check_entries(ks, vs, ps, n, j.entries)) {
+    case 0:
+        break;
+    case 1:
+        result = declined();
+        goto done;
+    default:
+        goto done;
+    }
+    if (job_sort(&j, dropped != NULL, &non_ascii) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (dropped != NULL && non_ascii) {
+        if (drop_non_ascii(j.keys, &j.nk, dropped) < 0)
+            goto done;
+        for (i = 0; i < j.nk; i++)
+            j.keys[i].lcp = i ? common_prefix(j.keys[i - 1].key, j.keys[i - 1].len, j.keys[i].key, j.keys[i].len) : 0;
+    }
+    if (job_plan(&j) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = write_laid_out(&j.w, j.stack, j.maxlen, j.nk, j.guess, preorder);
 done:
-    PyMem_Free(entries);
-    PyMem_Free(order);
-    PyMem_Free(keys);
-    PyMem_Free(stack);
-    PyMem_Free(w.kids);
-    PyMem_Free(w.slots);
-    PyMem_Free(w.out.data);
-    PyMem_Free(w.back.data);
-    PyMem_Free(w.fix);
+    job_free(&j);
     return result;
+}
+
+/* ------------------------------------------------------------------------ */
+/* An index built by a thread of its own (start_index, start_index_columns) */
+
+/*
+ * The thread sorts and lays the index out without the GIL and without a single Python
+ * object: the entries point into keys and values this object holds.  result() waits for it
+ * (letting go of the GIL), then makes the bytes; a layout that failed there runs again in
+ * result(), holding the GIL, which raises what failed -- the exception build() raises.
+ */
+typedef struct {
+    PyObject_HEAD
+    Job job;
+    PyObject **held;     /* the keys and values, held */
+    Py_ssize_t nheld;
+    pthread_t thread;
+    int running;         /* the thread was started and is not joined yet */
+    int rc;              /* the thread's: 0 laid out, 1 the layout failed, -1 out of memory */
+    PyObject *result;    /* the bytes, once made */
+} Pending;
+
+static void *pending_run(void *arg)
+{
+    Pending *p = arg;
+    int non_ascii = 0;
+
+    if (job_sort(&p->job, 0, &non_ascii) < 0 || job_plan(&p->job) < 0)
+        p->rc = -1;
+    else
+        p->rc = job_lay_quietly(&p->job);
+    return NULL;
+}
+
+static void pending_join(Pending *p)
+{
+    if (p->running) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(p->thread, NULL);
+        Py_END_ALLOW_THREADS
+        p->running = 0;
+    }
+}
+
+static void pending_release(Pending *p)
+{
+    Py_ssize_t i;
+
+    pending_join(p);
+    job_free(&p->job);
+    for (i = 0; i < p->nheld; i++)
+        Py_DECREF(p->held[i]);
+    PyMem_RawFree(p->held);
+    p->held = NULL;
+    p->nheld = 0;
+}
+
+static void pending_dealloc(Pending *p)
+{
+    pending_release(p);
+    Py_XDECREF(p->result);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyObject *pending_result(Pending *p, PyObject *unused)
+{
+    if (p->result == NULL) {
+        if (p->held == NULL) {
+            PyErr_SetString(PyExc_ValueError, "the index failed already");
+            return NULL;
+        }
+        pending_join(p);
+        if (p->rc < 0)
+            PyErr_NoMemory();
+        else
+            p->result = job_bytes(&p->job, p->rc == 0);
+        pending_release(p);
+        if (p->result == NULL)
+            return NULL;
+    }
+    return Py_NewRef(p->result);
+}
+
+static PyMethodDef pending_methods[] = {
+    {"result", (PyCFunction)pending_result, METH_NOARGS,
+     PyDoc_STR("result() -> bytes\n\nThe index, once its thread is done (the GIL let go of while waiting),\n"
+               "or the exception build_index raises; after a failure, ValueError.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PendingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "moddeps.depmod._trie.PendingIndex",
+    .tp_basicsize = sizeof(Pending),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("An index being built by a thread of its own (start_index, start_index_columns)."),
+    .tp_dealloc = (destructor)pending_dealloc,
+    .tp_methods = pending_methods,
+};
+
+/* Whether a key of the n entries holds a byte >= 0x80 (kmod 30's drop may then apply). */
+static int any_high_byte(const Entry *entries, Py_ssize_t n)
+{
+    Py_ssize_t i;
+
+    for (i = 0; i < n; i++)
+        if (has_high_byte(entries[i].key, entries[i].klen))
+            return 1;
+    return 0;
+}
+
+/* build(), its sort and layout in a thread of its own: a PendingIndex; or the bytes (or
+ * DECLINED) at once when a key may have to be dropped (that takes the GIL) or no thread can
+ * be started. */
+static PyObject *start(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
+                       PyObject *dropped, int preorder)
+{
+    Pending *p;
+    Py_ssize_t i;
+
+    p = PyObject_New(Pending, &PendingType);
+    if (p == NULL)
+        return NULL;
+    memset(&p->job, 0, sizeof p->job);
+    p->held = NULL;
+    p->nheld = 0;
+    p->running = 0;
+    p->rc = 0;
+    p->result = NULL;
+    if (job_init(&p->job, n, preorder) < 0)
+        goto fail;
+    switch (check_entries(ks, vs, ps, n, p->job.entries)) {
+    case 0:
+        break;
+    case 1:
+        Py_DECREF(p);
+        return declined();
+    default:
+        goto fail;
+    }
+    if ((dropped != NULL && any_high_byte(p->job.entries, n)) || TOO_MANY(n, 2 * sizeof(PyObject *)))
+        goto here;
+    p->held = PyMem_RawMalloc(n ? 2 * (size_t)n * sizeof(PyObject *) : 1);
+    if (p->held == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* what the entries point into stays alive whatever other code does with the lists */
+    for (i = 0; i < n; i++) {
+        p->held[p->nheld++] = Py_NewRef(ks[i]);
+        p->held[p->nheld++] = Py_NewRef(vs[i]);
+    }
+    if (pthread_create(&p->thread, NULL, pending_run, p) != 0)
+        goto here;
+    p->running = 1;
+    return (PyObject *)p;
+here:
+    Py_DECREF(p);
+    return build(ks, vs, ps, n, dropped, preorder);
+fail:
+    Py_DECREF(p);
+    return NULL;
 }
 
 PyDoc_STRVAR(build_index_doc,
@@ -1023,6 +1306,13 @@ PyDoc_STRVAR(build_index_doc,
 "kmod 30's post-order layout, or kmod 34's pre-order one if preorder is true.\n"
 "DECLINED unless entries are (bytes, bytes, int) tuples; dropped must be a\n"
 "list or None.");
+
+PyDoc_STRVAR(start_index_doc,
+"start_index(entries, dropped=None, preorder=False, /) -> PendingIndex | bytes\n\n"
+"build_index, sorted and laid out by a thread of its own, without the GIL:\n"
+"its result() gives the bytes or raises what build_index raises.  The\n"
+"entries are checked here (the same exceptions, the same DECLINED).  The\n"
+"bytes at once when a key may be dropped or no thread can be started.");
 
 /* The optional dropped (args[at]) and preorder (args[at + 1]) arguments. */
 static int get_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, PyObject **dropped, int *preorder)
@@ -1045,14 +1335,18 @@ static int get_options(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, P
     return 0;
 }
 
-static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+typedef PyObject *(*BuildFn)(PyObject *const *ks, PyObject *const *vs, PyObject *const *ps, Py_ssize_t n,
+                             PyObject *dropped, int preorder);
+
+/* build_index and start_index: the entries as three columns, then `how`. */
+static PyObject *index_of_entries(PyObject *const *args, Py_ssize_t nargs, const char *name, BuildFn how)
 {
     PyObject *seq, *dropped, *result = NULL, **items, **cols = NULL;
     Py_ssize_t n, i;
     int preorder;
 
     if (nargs < 1 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "build_index() takes 1 to 3 arguments");
+        PyErr_Format(PyExc_TypeError, "%s() takes 1 to 3 arguments", name);
         return NULL;
     }
     if (get_options(args, nargs, 1, &dropped, &preorder) < 0)
@@ -1066,7 +1360,7 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
         PyErr_NoMemory();
         goto done;
     }
-    cols = PyMem_Malloc(n ? 3 * (size_t)n * sizeof(PyObject *) : 1);
+    cols = PyMem_RawMalloc(n ? 3 * (size_t)n * sizeof(PyObject *) : 1);
     if (cols == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1081,11 +1375,21 @@ static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_
         cols[n + i] = PyTuple_GET_ITEM(t, 1);
         cols[2 * n + i] = PyTuple_GET_ITEM(t, 2);
     }
-    result = build(cols, cols + n, cols + 2 * n, n, dropped, preorder);
+    result = how(cols, cols + n, cols + 2 * n, n, dropped, preorder);
 done:
-    PyMem_Free(cols);
+    PyMem_RawFree(cols);
     Py_DECREF(seq);
     return result;
+}
+
+static PyObject *py_build_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return index_of_entries(args, nargs, "build_index", build);
+}
+
+static PyObject *py_start_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return index_of_entries(args, nargs, "start_index", start);
 }
 
 PyDoc_STRVAR(build_index_columns_doc,
@@ -1094,14 +1398,19 @@ PyDoc_STRVAR(build_index_columns_doc,
 "priorities None means 0, 1, 2, ...  The columns must be of one length\n"
 "(ValueError); DECLINED unless they are lists.");
 
-static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyDoc_STRVAR(start_index_columns_doc,
+"start_index_columns(keys, values, priorities, dropped=None, preorder=False, /) -> PendingIndex | bytes\n\n"
+"start_index of the columns, as build_index_columns takes them.");
+
+/* build_index_columns and start_index_columns: the columns checked, then `how`. */
+static PyObject *index_of_columns(PyObject *const *args, Py_ssize_t nargs, const char *name, BuildFn how)
 {
     PyObject *dropped;
     Py_ssize_t n;
     int preorder;
 
     if (nargs < 3 || nargs > 5) {
-        PyErr_SetString(PyExc_TypeError, "build_index_columns() takes 3 to 5 arguments");
+        PyErr_Format(PyExc_TypeError, "%s() takes 3 to 5 arguments", name);
         return NULL;
     }
     if (get_options(args, nargs, 3, &dropped, &preorder) < 0)
@@ -1110,12 +1419,23 @@ static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, P
         return declined();
     n = PyList_GET_SIZE(args[0]);
     if (PyList_GET_SIZE(args[1]) != n || (args[2] != Py_None && PyList_GET_SIZE(args[2]) != n)) {
-        PyErr_SetString(PyExc_ValueError, "build_index_columns(): columns of different lengths");
+        PyErr_Format(PyExc_ValueError, "%s(): columns of different lengths", name);
         return NULL;
     }
-    /* No Python code runs in build(): the lists cannot change under it. */
-    return build(((PyListObject *)args[0])->ob_item, ((PyListObject *)args[1])->ob_item,
-                 args[2] == Py_None ? NULL : ((PyListObject *)args[2])->ob_item, n, dropped, preorder);
+    /* the lists' items are read holding the GIL before any other code can run (start()
+     * holds the keys and values before its thread reads them) */
+    return how(((PyListObject *)args[0])->ob_item, ((PyListObject *)args[1])->ob_item,
+               args[2] == Py_None ? NULL : ((PyListObject *)args[2])->ob_item, n, dropped, preorder);
+}
+
+static PyObject *py_build_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return index_of_columns(args, nargs, "build_index_columns", build);
+}
+
+static PyObject *py_start_index_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return index_of_columns(args, nargs, "start_index_columns", start);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1217,11 +1537,11 @@ static int sort_hashed(Hashed *arr, Py_ssize_t n, int64_t mask)
         return 0;
     }
     nb = (Py_ssize_t)mask + 1;
-    start = PyMem_Calloc((size_t)nb + 1, sizeof(Py_ssize_t));
-    tmp = PyMem_Malloc((size_t)n * sizeof(Hashed));
+    start = PyMem_RawCalloc((size_t)nb + 1, sizeof(Py_ssize_t));
+    tmp = PyMem_RawMalloc((size_t)n * sizeof(Hashed));
     if (start == NULL || tmp == NULL) {
-        PyMem_Free(start);
-        PyMem_Free(tmp);
+        PyMem_RawFree(start);
+        PyMem_RawFree(tmp);
         PyErr_NoMemory();
         return -1;
     }
@@ -1233,8 +1553,8 @@ static int sort_hashed(Hashed *arr, Py_ssize_t n, int64_t mask)
     for (i = 0; i < n; i++)
         tmp[start[arr[i].bucket]++] = arr[i];
     memcpy(arr, tmp, (size_t)n * sizeof(Hashed));
-    PyMem_Free(tmp);
-    PyMem_Free(start);
+    PyMem_RawFree(tmp);
+    PyMem_RawFree(start);
     /* the buckets are runs now: sort each by the rest of the order */
     for (i = 0; i < n; i = j) {
         Py_ssize_t k;
@@ -1292,7 +1612,7 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     items = PySequence_Fast_ITEMS(seq);
-    arr = TOO_MANY(n, sizeof(Hashed)) ? NULL : PyMem_Malloc(n ? (size_t)n * sizeof(Hashed) : 1);
+    arr = TOO_MANY(n, sizeof(Hashed)) ? NULL : PyMem_RawMalloc(n ? (size_t)n * sizeof(Hashed) : 1);
     if (arr == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1320,7 +1640,7 @@ static PyObject *py_hash_order(PyObject *self, PyObject *const *args, Py_ssize_t
         PyList_SET_ITEM(result, i, arr[i].obj);
     }
 done:
-    PyMem_Free(arr);
+    PyMem_RawFree(arr);
     Py_DECREF(seq);
     return result;
 }
@@ -1755,10 +2075,10 @@ static PyObject *py_format_rows(PyObject *self, PyObject *const *args, Py_ssize_
     if (PyList_GET_SIZE(owners) != n)
         return declined();
     fixed = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(tail);
-    tmps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
-    ptrs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(*ptrs));
-    lens = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    idx = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    tmps = PyMem_RawCalloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    ptrs = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(*ptrs));
+    lens = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    idx = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     if (tmps == NULL || ptrs == NULL || lens == NULL || idx == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1803,11 +2123,11 @@ done:
     if (tmps != NULL) {
         for (i = 0; i < n; i++)
             Py_XDECREF(tmps[i]);
-        PyMem_Free(tmps);
+        PyMem_RawFree(tmps);
     }
-    PyMem_Free(ptrs);
-    PyMem_Free(lens);
-    PyMem_Free(idx);
+    PyMem_RawFree(ptrs);
+    PyMem_RawFree(lens);
+    PyMem_RawFree(idx);
     return decline ? declined() : result;
 }
 
@@ -1844,12 +2164,12 @@ static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t 
     n = PyTuple_GET_SIZE(deps);
     if (PyTuple_GET_SIZE(topo) != n || PyList_GET_SIZE(shown) != n)
         return declined();
-    topo_of = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    by_topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    stamp = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    scratch = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    closure = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t *));
-    clen = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
+    topo_of = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    by_topo = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    stamp = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    scratch = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    closure = PyMem_RawCalloc(n ? (size_t)n : 1, sizeof(Py_ssize_t *));
+    clen = PyMem_RawCalloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
     if (topo_of == NULL || by_topo == NULL || stamp == NULL || scratch == NULL || closure == NULL || clen == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1898,7 +2218,7 @@ static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t 
         if (cnt == 0)
             continue;
         qsort(scratch, (size_t)cnt, sizeof(Py_ssize_t), cmp_ssize);
-        closure[m] = PyMem_Malloc((size_t)cnt * sizeof(Py_ssize_t));
+        closure[m] = PyMem_RawMalloc((size_t)cnt * sizeof(Py_ssize_t));
         if (closure[m] == NULL) {
             PyErr_NoMemory();
             goto done;
@@ -1935,14 +2255,14 @@ static PyObject *py_dep_lines(PyObject *self, PyObject *const *args, Py_ssize_t 
 done:
     if (closure != NULL) {
         for (i = 0; i < n; i++)
-            PyMem_Free(closure[i]);
-        PyMem_Free(closure);
+            PyMem_RawFree(closure[i]);
+        PyMem_RawFree(closure);
     }
-    PyMem_Free(clen);
-    PyMem_Free(topo_of);
-    PyMem_Free(by_topo);
-    PyMem_Free(stamp);
-    PyMem_Free(scratch);
+    PyMem_RawFree(clen);
+    PyMem_RawFree(topo_of);
+    PyMem_RawFree(by_topo);
+    PyMem_RawFree(stamp);
+    PyMem_RawFree(scratch);
     return decline ? declined() : result;
 }
 
@@ -1965,9 +2285,9 @@ static PyObject *py_number(PyObject *self, PyObject *arg)
     if (seq == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
-    users = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
-    stack = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
-    topo = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    users = PyMem_RawCalloc(n ? (size_t)n : 1, sizeof(Py_ssize_t));
+    stack = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
+    topo = PyMem_RawMalloc((n ? (size_t)n : 1) * sizeof(Py_ssize_t));
     if (users == NULL || stack == NULL || topo == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -2017,9 +2337,9 @@ static PyObject *py_number(PyObject *self, PyObject *arg)
         PyTuple_SET_ITEM(result, i, v);
     }
 done:
-    PyMem_Free(users);
-    PyMem_Free(stack);
-    PyMem_Free(topo);
+    PyMem_RawFree(users);
+    PyMem_RawFree(stack);
+    PyMem_RawFree(topo);
     Py_DECREF(seq);
     return decline ? declined() : result;
 }
@@ -2053,7 +2373,7 @@ static PyObject *py_symbol_order(PyObject *self, PyObject *const *args, Py_ssize
     pfx = PyBytes_AS_STRING(args[2]);
     plen = PyBytes_GET_SIZE(args[2]);
     n = PyDict_GET_SIZE(owners);
-    arr = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Hashed));
+    arr = PyMem_RawCalloc(n ? (size_t)n : 1, sizeof(Hashed));
     if (arr == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -2131,7 +2451,7 @@ done:
     Py_XDECREF(objs);
     for (i = 0; i < cnt; i++)
         Py_XDECREF(arr[i].bytes);
-    PyMem_Free(arr);
+    PyMem_RawFree(arr);
     return decline ? declined() : result;
 }
 
@@ -2141,12 +2461,12 @@ done:
 /* Rehash the open-addressed table of names into one of new_cap slots (a power of two). */
 static int names_grow(PyObject ***table, Py_hash_t **hashes, size_t *cap, size_t new_cap)
 {
-    PyObject **t = PyMem_Calloc(new_cap, sizeof(PyObject *));
-    Py_hash_t *h = PyMem_Malloc(new_cap * sizeof(Py_hash_t));
+    PyObject **t = PyMem_RawCalloc(new_cap, sizeof(PyObject *));
+    Py_hash_t *h = PyMem_RawMalloc(new_cap * sizeof(Py_hash_t));
     size_t i;
     if (t == NULL || h == NULL) {
-        PyMem_Free(t);
-        PyMem_Free(h);
+        PyMem_RawFree(t);
+        PyMem_RawFree(h);
         PyErr_NoMemory();
         return -1;
     }
@@ -2159,8 +2479,8 @@ static int names_grow(PyObject ***table, Py_hash_t **hashes, size_t *cap, size_t
             h[at] = (*hashes)[i];
         }
     }
-    PyMem_Free(*table);
-    PyMem_Free(*hashes);
+    PyMem_RawFree(*table);
+    PyMem_RawFree(*hashes);
     *table = t;
     *hashes = h;
     *cap = new_cap;
@@ -2232,8 +2552,8 @@ done:
     Py_XDECREF(order);
     Py_XDECREF(empty);
     Py_XDECREF(sep);
-    PyMem_Free(table);
-    PyMem_Free(hashes);
+    PyMem_RawFree(table);
+    PyMem_RawFree(hashes);
     return result;
 }
 
@@ -2250,6 +2570,9 @@ static PyMethodDef methods[] = {
     {"build_index", (PyCFunction)(void (*)(void))py_build_index, METH_FASTCALL, build_index_doc},
     {"build_index_columns", (PyCFunction)(void (*)(void))py_build_index_columns, METH_FASTCALL,
      build_index_columns_doc},
+    {"start_index", (PyCFunction)(void (*)(void))py_start_index, METH_FASTCALL, start_index_doc},
+    {"start_index_columns", (PyCFunction)(void (*)(void))py_start_index_columns, METH_FASTCALL,
+     start_index_columns_doc},
     {"kmod_hash", py_kmod_hash, METH_O, kmod_hash_doc},
     {"hash_order", (PyCFunction)(void (*)(void))py_hash_order, METH_FASTCALL, hash_order_doc},
     {"alias_keys", py_alias_keys, METH_O, alias_keys_doc},
@@ -2278,8 +2601,13 @@ PyObject *trie_declined;
 
 PyMODINIT_FUNC PyInit__trie(void)
 {
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m != NULL && (PyModule_AddFunctions(m, trie_resolve_methods) < 0 || native_bind(m, &trie_declined) < 0))
+    PyObject *m;
+
+    if (PyType_Ready(&PendingType) < 0)
+        return NULL;
+    m = PyModule_Create(&moduledef);
+    if (m != NULL && (PyModule_AddFunctions(m, trie_resolve_methods) < 0 || native_bind(m, &trie_declined) < 0 ||
+                      PyModule_AddObjectRef(m, "PendingIndex", (PyObject *)&PendingType) < 0))
         Py_CLEAR(m);
     return m;
 }

@@ -16,7 +16,7 @@ import bisect
 
 from ..index.builtin import builtin_alias_entries, builtin_entries
 from ..index.keys import alias_normalize
-from ..index.write import build_index, build_index_columns
+from ..index.write import build_index, build_index_columns, start_index, start_index_columns
 from ..inputfiles import read_optional
 from ..kmodhash import hash_order
 from ..kmodversion import SUPPORTED, KmodTarget
@@ -31,6 +31,11 @@ TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
+
+    from ..index.write import Started
+
+    #: A row's bytes, or its index still being built (``RenderJob.threaded``)
+    Index = bytes | Started
 
 # Where the C twins in moddeps.depmod._trie are used (through native.twin), the
 # Python code next to each call is the reference: it runs when they decline.
@@ -228,31 +233,42 @@ def _check_7bit(keys: Iterable[bytes], values: Iterable[bytes], pool: list[bytes
 
 
 def _index(entries: Iterable[tuple[bytes, bytes, int]], file: str, messages: list[str] | None,
-           preorder: bool) -> bytes:
+           preorder: bool, threaded: bool = False) -> Index:
     """build_index (nodes in pre-order for kmod >= 34), leaving out (with a
     warning naming the module) the keys kmod 30 cannot index: those that
     branch on a non-ASCII byte.  For kmod >= 34 (``preorder``) any non-ASCII
-    byte is :class:`NonAsciiIndexString`, as kmod 34 stops there."""
+    byte is :class:`NonAsciiIndexString`, as kmod 34 stops there.  ``threaded``:
+    the index, sorted and laid out by a thread of its own (``start_index``: see
+    :attr:`RenderJob.threaded`); the warnings are given here all the same."""
     entries = list(entries)
     if preorder:
         _check_7bit((e[0] for e in entries), (e[1] for e in entries))
     dropped: list[bytes] = []
     # (checked: kmod 34's keys are ASCII, nothing to drop)
-    data = build_index(entries, None if preorder else dropped, preorder=preorder)
+    data: Index
+    if threaded:
+        data = start_index(entries, None if preorder else dropped, preorder=preorder)
+    else:
+        data = build_index(entries, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped((e[0] for e in entries), (e[1] for e in entries), dropped, file, messages)
     return data
 
 
 def _index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None, file: str,
-                   messages: list[str] | None, preorder: bool, pool: list[bytes] | None = None) -> bytes:
+                   messages: list[str] | None, preorder: bool, pool: list[bytes] | None = None,
+                   threaded: bool = False) -> Index:
     """:func:`_index` of ``zip(keys, values, priorities)`` (priorities None: 0, 1, 2, ...);
     ``pool``: every value is one of these (see :func:`_check_7bit`)."""
     if preorder:
         _check_7bit(keys, values, pool)
     dropped: list[bytes] = []
     # (checked: kmod 34's keys are ASCII, nothing to drop)
-    data = build_index_columns(keys, values, priorities, None if preorder else dropped, preorder=preorder)
+    data: Index
+    if threaded:
+        data = start_index_columns(keys, values, priorities, None if preorder else dropped, preorder=preorder)
+    else:
+        data = build_index_columns(keys, values, priorities, None if preorder else dropped, preorder=preorder)
     if dropped and messages is not None:
         _warn_dropped(keys, values, dropped, file, messages)
     return data
@@ -263,14 +279,14 @@ def modules_dep(lines: list[bytes]) -> bytes:
 
 
 def modules_dep_bin(wi: WriterInput, lines: list[bytes], messages: list[str] | None = None, *,
-                    preorder: bool = False) -> bytes:
+                    preorder: bool = False, threaded: bool = False) -> Index:
     names = wi.names()
     if len(lines) != len(names):  # zip's truncation, as it always was
         n = min(len(lines), len(names))
-        return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder)
+        return _index_columns(names[:n], lines[:n], None, "modules.dep.bin", messages, preorder, threaded=threaded)
     # dep_lines' lines are made of the shown paths and ASCII (": ", " "): their 7-bit check looks at the paths
     pool = wi.shown_bytes() if wi.memo.get("dep_lines") is lines else None
-    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder, pool)
+    return _index_columns(names, list(lines), None, "modules.dep.bin", messages, preorder, pool, threaded)
 
 
 def modules_alias(wi: WriterInput) -> bytes:
@@ -286,7 +302,7 @@ def _alias_keys(flat: list[str]) -> list[bytes | None]:
 
 
 def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_dups: bool = False, *,
-                      preorder: bool = False) -> bytes:
+                      preorder: bool = False, threaded: bool = False) -> Index:
     """kmod tools/depmod.c (output_aliases_bin): normalised aliases; an unmatched
     bracket is warned about and skipped; with ``-w`` a module listing the same
     normalised alias twice gets "duplicate module alias" (index_insert found
@@ -296,7 +312,7 @@ def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_d
     keys = _alias_keys(flat)
     if not (warn_dups and messages is not None) and None not in keys:
         return _index_columns(keys, list(map(names.__getitem__, owner)), owner,  # type: ignore[arg-type]
-                              "modules.alias.bin", messages, preorder, names)
+                              "modules.alias.bin", messages, preorder, names, threaded)
     acc = []
     seen: set[bytes] = set()
     last = -1
@@ -315,7 +331,7 @@ def modules_alias_bin(wi: WriterInput, messages: list[str] | None = None, warn_d
         else:
             seen.add(key)
         acc.append((key, names[idx], idx))
-    return _index(acc, "modules.alias.bin", messages, preorder)
+    return _index(acc, "modules.alias.bin", messages, preorder, threaded)
 
 
 def _keyed(wi: WriterInput, key: str, header: bytes) -> bytes:
@@ -367,26 +383,28 @@ def modules_symbols(wi: WriterInput, symbols: Symbols | None = None) -> bytes:
         b"alias ", keys, b" ", owners, wi.names(), b"\n")
 
 
-def modules_symbols_bin(wi: WriterInput, symbols: Symbols | None = None,
-                        messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
+def modules_symbols_bin(wi: WriterInput, symbols: Symbols | None = None, messages: list[str] | None = None, *,
+                        preorder: bool = False, threaded: bool = False) -> Index:
     keys, owners = module_symbols(wi) if symbols is None else symbols
     modnames = wi.names()
     return _index_columns(keys, list(map(modnames.__getitem__, owners)), owners, "modules.symbols.bin", messages,
-                          preorder, modnames)
+                          preorder, modnames, threaded)
 
 
-def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False) -> bytes:
+def modules_builtin_bin(builtin: bytes | None, messages: list[str] | None = None, *, preorder: bool = False,
+                        threaded: bool = False) -> Index:
     """0 bytes when modules.builtin is missing (kmod creates the file, writes nothing)."""
     if builtin is None:
         return b""
-    return _index(builtin_entries(builtin, messages), "modules.builtin.bin", messages, preorder)
+    return _index(builtin_entries(builtin, messages), "modules.builtin.bin", messages, preorder, threaded)
 
 
 def modules_builtin_alias_bin(builtin_modinfo: bytes | None, messages: list[str] | None = None, *,
-                              preorder: bool = False) -> bytes:
+                              preorder: bool = False, threaded: bool = False) -> Index:
     if builtin_modinfo is None:
         return b""
-    return _index(builtin_alias_entries(builtin_modinfo, messages), "modules.builtin.alias.bin", messages, preorder)
+    return _index(builtin_alias_entries(builtin_modinfo, messages), "modules.builtin.alias.bin", messages, preorder,
+                  threaded)
 
 
 # %u in sscanf: optional blanks, optional sign, digits; wraps modulo 2**32.
@@ -508,6 +526,10 @@ class RenderJob:
     # the module-owned symbols modules.symbols may hold (moddeps.depmod.safety.safe_symbols
     # of module_symbols); None: the symbols group is not rendered
     symbols: Symbols | None = None
+    # each binary row's index is sorted and laid out by a thread of its own while the next rows
+    # are rendered (moddeps.index.write.start_index): the row gives it pending, and
+    # moddeps.depmod.render waits for it
+    threaded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,7 +538,7 @@ class OutputFile:
 
     name: str
     group: str  # the group it is rendered with (moddeps.depmod.render.GROUPS)
-    write: Callable[[RenderJob, list[str]], bytes]  # its bytes; its messages are appended to the list
+    write: Callable[[RenderJob, list[str]], Index]  # its bytes; its messages are appended to the list
     binary: bool  # an index (docs/index-format.md), else a text file
     since: int = SUPPORTED[0]  # the first kmod release that writes it in every run
     # for a release before ``since``: whether moddeps writes it anyway, given the modules (None: never)
@@ -542,16 +564,18 @@ def _write_dep(job: RenderJob, messages: list[str]) -> bytes:
     return modules_dep(_dep_lines(job))
 
 
-def _write_dep_bin(job: RenderJob, messages: list[str]) -> bytes:
-    return modules_dep_bin(job.wi, _dep_lines(job), messages, preorder=job.kmod.preorder_index)
+def _write_dep_bin(job: RenderJob, messages: list[str]) -> Index:
+    return modules_dep_bin(job.wi, _dep_lines(job), messages, preorder=job.kmod.preorder_index, threaded=job.threaded)
+
 
 
 def _write_alias(job: RenderJob, messages: list[str]) -> bytes:
     return modules_alias(job.wi)
 
 
-def _write_alias_bin(job: RenderJob, messages: list[str]) -> bytes:
-    return modules_alias_bin(job.wi, messages, job.warn_dups, preorder=job.kmod.preorder_index)
+def _write_alias_bin(job: RenderJob, messages: list[str]) -> Index:
+    return modules_alias_bin(job.wi, messages, job.warn_dups, preorder=job.kmod.preorder_index, threaded=job.threaded)
+
 
 
 def _write_softdep(job: RenderJob, messages: list[str]) -> bytes:
@@ -571,8 +595,9 @@ def _write_symbols(job: RenderJob, messages: list[str]) -> bytes:
     return modules_symbols(job.wi, _symbols(job))
 
 
-def _write_symbols_bin(job: RenderJob, messages: list[str]) -> bytes:
-    return modules_symbols_bin(job.wi, _symbols(job), messages, preorder=job.kmod.preorder_index)
+def _write_symbols_bin(job: RenderJob, messages: list[str]) -> Index:
+    return modules_symbols_bin(job.wi, _symbols(job), messages, preorder=job.kmod.preorder_index,
+                               threaded=job.threaded)
 
 
 def _builtin_source(job: RenderJob, messages: list[str], name: str) -> tuple[bytes | None, list[str]]:
@@ -586,14 +611,14 @@ def _builtin_source(job: RenderJob, messages: list[str], name: str) -> tuple[byt
     return data, said
 
 
-def _write_builtin_bin(job: RenderJob, messages: list[str]) -> bytes:
+def _write_builtin_bin(job: RenderJob, messages: list[str]) -> Index:
     data, said = _builtin_source(job, messages, "modules.builtin")
-    return modules_builtin_bin(data, said, preorder=job.kmod.preorder_index)
+    return modules_builtin_bin(data, said, preorder=job.kmod.preorder_index, threaded=job.threaded)
 
 
-def _write_builtin_alias_bin(job: RenderJob, messages: list[str]) -> bytes:
+def _write_builtin_alias_bin(job: RenderJob, messages: list[str]) -> Index:
     data, said = _builtin_source(job, messages, "modules.builtin.modinfo")
-    return modules_builtin_alias_bin(data, said, preorder=job.kmod.preorder_index)
+    return modules_builtin_alias_bin(data, said, preorder=job.kmod.preorder_index, threaded=job.threaded)
 
 
 def _write_devname(job: RenderJob, messages: list[str]) -> bytes:

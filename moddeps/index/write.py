@@ -7,6 +7,9 @@ pre-order one (see :mod:`moddeps.index.format` and docs/index-format.md).
 They use the C twin in ``moddeps.depmod._trie`` when it is built and fall
 back to :func:`py_build_index` / :func:`py_build_index_columns`, the
 references: same bytes, same :class:`ValueError` cases and messages.
+:func:`start_index` and :func:`start_index_columns` build the same file in a
+thread of the C code's own, without the GIL, while the caller goes on: their
+``result()`` gives it (or raises what the builders raise).
 
 Both writers walk the sorted distinct keys once with an explicit stack
 (:func:`_walk`), never building node objects: post-order appends each node as
@@ -42,9 +45,15 @@ from .format import (
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-    from typing import Any
+    from typing import Any, Protocol
 
-__all__ = ["build_index", "build_index_columns", "build_index_preorder", "py_build_index", "py_build_index_columns"]
+    class Started(Protocol):
+        """An index being built (:func:`start_index`): ``_trie.PendingIndex``, or :class:`Built`."""
+
+        def result(self) -> bytes: ...
+
+__all__ = ["Built", "build_index", "build_index_columns", "build_index_preorder", "py_build_index",
+           "py_build_index_columns", "start_index", "start_index_columns"]
 
 
 def _check_key(key: bytes) -> None:
@@ -149,6 +158,43 @@ def build_index_columns(keys: list[bytes], values: list[bytes], priorities: list
     return twin(load("depmod._trie"),
                 lambda trie: trie.build_index_columns(keys, values, priorities, dropped, preorder),
                 lambda: py_build_index_columns(keys, values, priorities, dropped, preorder=preorder))
+
+
+class Built:
+    """An index already built: what :func:`start_index` gives when the C builder is not there
+    or does not take the entries (the Python writer ran at once)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def result(self) -> bytes:
+        return self._data
+
+
+def start_index(entries: Iterable[Entry], dropped: list[bytes] | None = None, *, preorder: bool = False) -> Started:
+    """:func:`build_index`, sorted and laid out by a thread of the C code's own, which holds
+    no GIL (``_trie.start_index``): the entries are checked here (the same exceptions), its
+    ``result()`` waits for the bytes (or raises what :func:`build_index` raises).  ``dropped``
+    is complete on return: the C code builds at once when a key may be dropped."""
+    trie = load("depmod._trie")
+    items = entries if trie is None or isinstance(entries, list) else list(entries)  # an iterator is read once
+    return _started(twin(trie, lambda t: t.start_index(items, dropped, preorder),
+                         lambda: py_build_index(items, dropped, preorder=preorder)))
+
+
+def start_index_columns(keys: list[bytes], values: list[bytes], priorities: list[int] | None = None,
+                        dropped: list[bytes] | None = None, *, preorder: bool = False) -> Started:
+    """:func:`start_index` of three columns, as :func:`build_index_columns` takes them."""
+    return _started(twin(load("depmod._trie"),
+                         lambda trie: trie.start_index_columns(keys, values, priorities, dropped, preorder),
+                         lambda: py_build_index_columns(keys, values, priorities, dropped, preorder=preorder)))
+
+
+def _started(got: Any) -> Started:
+    """A pending index, or bytes built already (the C code's at once, or the Python writer's)."""
+    return Built(got) if isinstance(got, bytes) else got
 
 
 def build_index_preorder(entries: Iterable[Entry], dropped: list[bytes] | None = None) -> bytes:
