@@ -101,9 +101,28 @@ def test_the_first_failure_in_order_is_raised(failing: set[str], raised: str, wa
     assert str(unthreaded.value) == raised
 
 
-def test_small_trees_build_their_indexes_at_once() -> None:
-    wi = WriterInput([], [], resolve([], [], ResolveOptions()))
-    groups = render.render_groups(wi, "/nonexistent", ["dep", "alias"], KmodTarget(34, "test"))
-    assert [name for name, _data in groups["dep"].files] == ["modules.dep", "modules.dep.bin"]
-    assert all(isinstance(data, bytes) for g in groups.values() for _name, data in g.files)
-    assert render.THREADED_MIN > 0
+@pytest.mark.parametrize("modules", [10, 300])
+def test_threaded_from_threaded_min_modules(modules: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree of THREADED_MIN modules or more starts its indexes in threads; a smaller one builds
+    them at once.  Counted by module, also for the columns an update renders from (no Module
+    records: WriterInput.of_columns).  The files are the same either way."""
+    from moddeps.depmod import outputs
+
+    names = [b"mod_%d" % i for i in range(modules)]
+    shown = [f"kernel/mod_{i}.ko" for i in range(modules)]
+    columns = {"alias": ([f"pci:v{i:08X}d*" for i in range(modules)], list(range(modules)))}
+    wi = outputs.WriterInput.of_columns(names, shown, resolve([], [], ResolveOptions()), columns)
+    started: list[str] = []
+    real = outputs.start_index_columns
+
+    def start(*args: object, **kwargs: object) -> object:
+        started.append("alias")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outputs, "start_index_columns", start)
+    monkeypatch.setattr(render, "THREADED_MIN", 256)
+    groups = render.render_groups(wi, "/nonexistent", ["alias"], KmodTarget(34, "test"))
+    assert started == (["alias"] if modules >= 256 else [])
+    monkeypatch.setattr(render, "THREADED_MIN", 10**9)
+    assert render.render_groups(wi, "/nonexistent", ["alias"], KmodTarget(34, "test")) == groups
+    assert [name for name, _data in groups["alias"].files] == ["modules.alias", "modules.alias.bin"]

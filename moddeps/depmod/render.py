@@ -94,7 +94,7 @@ def render_groups(
         symbols = safe_symbols(module_symbols(wi), wi.names(), symsafe)
         out["symsafe"] = Group([], symsafe)
     job = RenderJob(wi, dirname, kmod, warn_dups=warn_dups, dry_run=dry_run, symbols=symbols,
-                    threaded=len(wi.modules) >= THREADED_MIN)
+                    threaded=len(wi.shown) >= THREADED_MIN)  # (shown: one a module, with records or columns)
     rows = [row for row in TABLE if row.group in which and row.written(job)]
     for row, (data, said) in zip(rows, write_rows(job, rows)):
         group = out.setdefault(row.group, Group([], []))
