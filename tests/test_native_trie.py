@@ -39,6 +39,8 @@ from moddeps.model import Export, Import, Module, fsdecode, fsencode
 from moddeps.native import DECLINED
 from moddeps.resolve import KERNEL, ResolveOptions, _bind_py, kmod_view, lookup_name, resolve
 
+from .leakcheck import heap_growth
+
 
 def _load() -> ModuleType | None:
     try:
@@ -249,6 +251,11 @@ def _many_aliases(n: int) -> tuple[list[bytes], list[bytes], list[int]]:
     return keys, [b"mod_%d" % (i % 997) for i in range(n)], [i % 13 for i in range(n)]
 
 
+def _fresh(items: list[bytes]) -> list[bytes]:
+    """Equal bytes objects of their own (``bytes(b)`` of a bytes object is that object)."""
+    return [bytes(bytearray(x)) for x in items]
+
+
 def _threads() -> set[str]:
     """The process's threads (of other tests too, which may end meanwhile: compared as sets)."""
     return set(os.listdir("/proc/self/task"))
@@ -263,8 +270,7 @@ def test_start_index_builds_in_a_thread_holding_its_inputs(trie: ModuleType, pre
     file of the lists as they were."""
     keys, values, prios = _many_aliases(150_000)
     want = trie.build_index_columns(keys, values, prios, None, preorder)
-    k = [bytes(x) for x in keys]  # (objects of their own: the lists hold the only references)
-    v = [bytes(x) for x in values]
+    k, v = _fresh(keys), _fresh(values)  # (the lists hold the only references)
     before = _threads()
     pending = trie.start_index_columns(k, v, prios, None, preorder)
     started = _threads() - before
@@ -281,9 +287,32 @@ def test_start_index_left_pending(trie: ModuleType) -> None:
     keys, values, prios = _many_aliases(50_000)
     want = trie.build_index_columns(keys, values, prios, None, True)
     for _ in range(5):
-        pending = trie.start_index_columns([bytes(k) for k in keys], [bytes(v) for v in values], prios, None, True)
+        pending = trie.start_index_columns(_fresh(keys), _fresh(values), prios, None, True)
         del pending
     assert trie.start_index_columns(keys, values, prios, None, True).result() == want
+
+
+def test_start_index_keeps_the_heap_flat(trie: ModuleType) -> None:
+    """Indexes started and waited for, started and dropped, failing in their thread and refused
+    as they start: the heap (references, and what the thread allocates) stays flat."""
+    keys, values, prios = _many_aliases(300)
+    branching = [(b"ca\xe9", b"m", 0), (b"ca\xea", b"n", 1)]  # no dropped list: fails in the thread
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            # (objects of their own each time: a reference the index kept would keep them alive)
+            trie.start_index_columns(_fresh(keys), _fresh(values), prios, None, True).result()
+            pending = trie.start_index_columns(_fresh(keys), _fresh(values), prios, None, False)
+            del pending
+            with pytest.raises(ValueError):
+                trie.start_index([(b"a\0", b"m", 0)])
+            for preorder in (False, True):
+                failing = trie.start_index(branching, None, preorder)
+                with pytest.raises(ValueError, match="branch on byte 0xea"):
+                    failing.result()
+
+    grown = heap_growth(run, warm=20, settle=20, rounds=300)
+    assert grown < 64 * 1024, f"the heap grew by {grown} bytes over 1,500 indexes"
 
 
 def test_start_index_kmod30_drop_is_done_at_once(trie: ModuleType) -> None:
