@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import kmodversion
 from ..typeshim import NamedTuple
-from .outputs import TABLE, OutputFile, RenderJob, WriterInput, module_symbols
+from .outputs import TABLE, RenderJob, WriterInput, module_symbols
 from .safety import safe_symbols, sanitize
 
 TYPE_CHECKING = False  # (typing is not imported at run time: start-up)
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..read.scan import Tree
     from ..resolve import Resolution
-    from .outputs import Index
+    from .outputs import Index, OutputFile
 
 #: depmod's outputs in groups, in kmod's write order: the files and messages
 #: of a group come from the same inputs, and a group's messages follow the
