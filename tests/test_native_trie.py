@@ -292,6 +292,34 @@ def test_start_index_left_pending(trie: ModuleType) -> None:
     assert trie.start_index_columns(keys, values, prios, None, True).result() == want
 
 
+def test_start_index_waited_for_by_two_threads(trie: ModuleType) -> None:
+    """result() asked by a second Python thread while the first waits for the index: the second
+    gets RuntimeError (a thread is joined once), or the bytes if the first was done; never a
+    second join of one thread."""
+    import threading
+
+    keys, values, prios = _many_aliases(150_000)
+    want = trie.build_index_columns(keys, values, prios, None, True)
+    pending = trie.start_index_columns(keys, values, prios, None, True)
+    first: list[bytes] = []
+    waiting = threading.Thread(target=lambda: first.append(pending.result()))
+    waiting.start()
+    while not first and waiting.is_alive() and "being waited" not in _second(pending):
+        pass  # (until the other thread is seen waiting, or is done)
+    waiting.join()
+    assert first == [want]
+    assert pending.result() == want  # (kept once made)
+
+
+def _second(pending: Any) -> str:
+    """What a second result() gives: the RuntimeError's message, or "bytes"."""
+    try:
+        pending.result()
+    except RuntimeError as exc:
+        return str(exc)
+    return "bytes"
+
+
 def test_start_index_keeps_the_heap_flat(trie: ModuleType) -> None:
     """Indexes started and waited for, started and dropped, failing in their thread and refused
     as they start: the heap (references, and what the thread allocates) stays flat."""

@@ -1153,6 +1153,7 @@ typedef struct {
     Py_ssize_t nheld;
     pthread_t thread;
     int running;         /* the thread was started and is not joined yet */
+    int joining;         /* a caller waits for it, the GIL let go of (another may not: one join a thread) */
     int rc;              /* the thread's: 0 laid out, 1 the layout failed, -1 out of memory */
     PyObject *result;    /* the bytes, once made */
 } Pending;
@@ -1169,21 +1170,29 @@ static void *pending_run(void *arg)
     return NULL;
 }
 
-static void pending_join(Pending *p)
+/* Wait for the thread; -1 with RuntimeError when another Python thread is waiting for it already. */
+static int pending_join(Pending *p)
 {
+    if (p->joining) {
+        PyErr_SetString(PyExc_RuntimeError, "the index is being waited for by another thread");
+        return -1;
+    }
     if (p->running) {
+        p->joining = 1;
         Py_BEGIN_ALLOW_THREADS
         pthread_join(p->thread, NULL);
         Py_END_ALLOW_THREADS
+        p->joining = 0;
         p->running = 0;
     }
+    return 0;
 }
 
+/* Free what the thread read, once it is done (the caller waited for it, or nobody else can). */
 static void pending_release(Pending *p)
 {
     Py_ssize_t i;
 
-    pending_join(p);
     job_free(&p->job);
     for (i = 0; i < p->nheld; i++)
         Py_DECREF(p->held[i]);
@@ -1194,6 +1203,7 @@ static void pending_release(Pending *p)
 
 static void pending_dealloc(Pending *p)
 {
+    pending_join(p);  /* (no other caller: it holds no reference) */
     pending_release(p);
     Py_XDECREF(p->result);
     Py_TYPE(p)->tp_free((PyObject *)p);
@@ -1206,7 +1216,8 @@ static PyObject *pending_result(Pending *p, PyObject *unused)
             PyErr_SetString(PyExc_ValueError, "the index failed already");
             return NULL;
         }
-        pending_join(p);
+        if (pending_join(p) < 0)
+            return NULL;
         if (p->rc < 0)
             PyErr_NoMemory();
         else
@@ -1262,6 +1273,7 @@ static PyObject *start(PyObject *const *ks, PyObject *const *vs, PyObject *const
     p->held = NULL;
     p->nheld = 0;
     p->running = 0;
+    p->joining = 0;
     p->rc = 0;
     p->result = NULL;
     if (job_init(&p->job, n, preorder) < 0)
