@@ -92,7 +92,6 @@ static int buf_grow(Buf *b, size_t extra, int quiet)
     return 0;
 }
 
-
 /* Callers reserve first. */
 static inline void put_u32(Buf *b, uint32_t v)
 {
@@ -425,10 +424,11 @@ typedef struct {
     Py_ssize_t nfix;
     Py_ssize_t fixcap;
     size_t first_size;   /* of the first node written: the last one in the file */
-    /* the pass runs without the GIL: an error returns -1 (or NON_ASCII_BRANCH) with no
-     * exception set, and build() runs the pass again holding the GIL, which raises it */
+    /* the pass runs without the GIL (a PendingIndex's thread): an error returns -1 (or
+     * NON_ASCII_BRANCH) with no exception set, and job_bytes runs the pass again holding the
+     * GIL, which raises it */
     int nogil;
-    /* post-order: the root's word; pre-order: the file's size (both set by the pass) */
+    /* pre-order: the root word and the file's size (set by lay_preorder, read by laid_out) */
     uint32_t root_word;
     size_t size;
 } Writer;
