@@ -1842,6 +1842,118 @@ static PyObject *elfscan_trim_heap(PyObject *self, PyObject *unused)
 #endif
 }
 
+#if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
+/* Python's arenas (its small objects' memory) from malloc's heap instead of a mapping each: see
+ * huge_heap.  Arenas made before keep the allocator that made them (freed by it, told apart here). */
+static PyObjectArenaAllocator arenas_before;
+static void **heap_arenas;
+static size_t heap_arenas_n, heap_arenas_cap;
+
+static void *heap_arena_alloc(void *ctx, size_t size)
+{
+    void *p;
+
+    if (heap_arenas_n == heap_arenas_cap) {
+        size_t cap = heap_arenas_cap ? 2 * heap_arenas_cap : 64;
+        void **grown = realloc(heap_arenas, cap * sizeof(void *));
+        if (grown == NULL)
+            return arenas_before.alloc(arenas_before.ctx, size);
+        heap_arenas = grown;
+        heap_arenas_cap = cap;
+    }
+    p = malloc(size);
+    if (p == NULL)
+        return arenas_before.alloc(arenas_before.ctx, size);
+    heap_arenas[heap_arenas_n++] = p;
+    return p;
+}
+
+static void heap_arena_free(void *ctx, void *ptr, size_t size)
+{
+    size_t i;
+
+    for (i = heap_arenas_n; i-- > 0;) {  /* (an arena is freed once empty: rarely) */
+        if (heap_arenas[i] == ptr) {
+            heap_arenas[i] = heap_arenas[--heap_arenas_n];
+            free(ptr);
+            return;
+        }
+    }
+    arenas_before.free(arenas_before.ctx, ptr, size);
+}
+#endif
+
+/* A heap that grows in big steps, advised for transparent huge pages, and Python's arenas taken
+ * from it: see moddeps.process.quicker_heap.  glibc only; once a process (later calls give the
+ * first one's answer). */
+static PyObject *elfscan_huge_heap(PyObject *self, PyObject *args)
+{
+    Py_ssize_t pad, threshold;
+    int objects = 0;
+
+    if (!PyArg_ParseTuple(args, "nn|p:huge_heap", &pad, &threshold, &objects))
+        return NULL;
+    if (pad <= 0 || threshold <= 0 || pad > INT_MAX / 2 || threshold > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "huge_heap: sizes must be positive and pad at most INT_MAX / 2");
+        return NULL;
+    }
+#if defined(__GLIBC__) && defined(MADV_HUGEPAGE)
+    {
+        static int done = -1;  /* -1: not tried; else the answer */
+        char *before, *after, *start;
+        void *grow;
+        size_t top, page = (size_t)sysconf(_SC_PAGESIZE);
+#if __GLIBC_PREREQ(2, 33)
+        struct mallinfo2 mi;
+#else
+        struct mallinfo mi;
+#endif
+
+        if (done >= 0)
+            return PyBool_FromLong(done);
+        done = 0;
+        /* blocks below threshold from the heap, not a mapping each (faulted in again after every
+         * free); the heap grown pad beyond what is asked, and trimmed only past two pads free */
+        if (!mallopt(M_MMAP_THRESHOLD, (int)threshold) || !mallopt(M_TOP_PAD, (int)pad)
+                || !mallopt(M_TRIM_THRESHOLD, (int)(2 * pad)))
+            Py_RETURN_FALSE;
+#if __GLIBC_PREREQ(2, 33)
+        mi = mallinfo2();
+#else
+        mi = mallinfo();
+#endif
+        top = (size_t)mi.keepcost;  /* the heap's free top */
+        /* a block larger than all the free memory is served by none of it: the heap grows (by
+         * pad more), unless the block is past threshold (its own mapping: then nothing is done) */
+        if ((size_t)mi.fordblks + page >= (size_t)threshold)
+            Py_RETURN_FALSE;
+        before = sbrk(0);
+        grow = malloc((size_t)mi.fordblks + page);
+        after = sbrk(0);
+        if (grow == NULL || before == (char *)-1 || after == (char *)-1 || after <= before) {
+            free(grow);
+            Py_RETURN_FALSE;
+        }
+        /* the new part and the free top before it, backed by huge pages as they are touched */
+        start = (char *)((uintptr_t)(before - top) & ~(uintptr_t)(page - 1));
+        if (madvise(start, (size_t)(after - start), MADV_HUGEPAGE) != 0) {
+            free(grow);
+            Py_RETURN_FALSE;
+        }
+        free(grow);
+        if (objects) {
+            PyObjectArenaAllocator ours = {NULL, heap_arena_alloc, heap_arena_free};
+            PyObject_GetArenaAllocator(&arenas_before);
+            PyObject_SetArenaAllocator(&ours);
+        }
+        done = 1;
+        Py_RETURN_TRUE;
+    }
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyObject *elfscan_release(PyObject *self, PyObject *unused)
 {
     icache_clear();
@@ -2780,6 +2892,16 @@ PyDoc_STRVAR(trim_heap_doc,
 "glibc's malloc_trim(0): the free pages of malloc's heaps back to the system;\n"
 "whether any were (False without glibc).  For a process moddeps owns (the CLI).");
 
+PyDoc_STRVAR(huge_heap_doc,
+"huge_heap(pad, threshold)\n"
+"--\n"
+"\n"
+"glibc's malloc told to serve blocks up to threshold bytes from its heap, to grow\n"
+"it pad bytes beyond what is asked and to keep twice that when blocks are freed;\n"
+"the heap grown now and its new part advised for transparent huge pages\n"
+"(MADV_HUGEPAGE).  Whether it was done (False without glibc).  For a process\n"
+"moddeps owns (the CLI), before its threads start.");
+
 PyDoc_STRVAR(release_doc,
 "release()\n"
 "--\n"
@@ -2818,6 +2940,7 @@ static PyMethodDef elfscan_methods[] = {
      parse_files_doc},
     {"release", elfscan_release, METH_NOARGS, release_doc},
     {"trim_heap", elfscan_trim_heap, METH_NOARGS, trim_heap_doc},
+    {"huge_heap", elfscan_huge_heap, METH_VARARGS, huge_heap_doc},
     {"sig_facts", (PyCFunction)elfscan_sig_facts, METH_O, sig_facts_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from ..process import kept
+from ..process import kept, quicker_heap
 from .base import cache_path, err, exit_on_error
 
 TYPE_CHECKING = False  # (typing itself is not imported: see moddeps.cli)
@@ -174,7 +174,7 @@ def depmod_main(args: list[str]) -> bool:
     got: list[str] | stamp.Known | None = None
     if stamp.wanted(fields):
         try:
-            got = stamp.replay(fields["cache"], stamp.key(fields), known=True)
+            got = stamp.replay(fields["cache"], stamp.key(fields), known=True, sized=quicker_heap)
         except Exception:  # (no working directory...): only a shortcut, the run goes the usual way
             got = None
         if isinstance(got, list):

@@ -16,7 +16,7 @@ import os
 import time
 
 from .. import config as depmod_config
-from .. import kmodversion
+from .. import kmodversion, process
 from ..config import default_dirs
 from ..errors import CycleError, DepmodFatal, InputError, OutputError, UsageError
 from ..inputfiles import read_optional
@@ -298,6 +298,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
         ctx = rerun.Context(dirname=dirname, outdir=outdir, kmod=job.kmod, prefix=opts.prefix, warn=warn,
                             warn_dups=opts.warn_dups, dry_run=opts.dry_run, verbose=opts.verbose,
                             symvers=opts.symvers, system_map=opts.system_map)
+        if process.owned():
+            process.quicker_heap(len(job.known.modules))
         got = rerun.known_previous(scan_cache, ctx, job.known, frozenset(basis.cfg.excludes))
         if got is not None:
             return _from_known(job, *got, scan_cache)
@@ -308,6 +310,8 @@ def _compute(job: _Job, basis: _Basis, messages: list[str], scan_cache: ScanCach
 
         layout = layout_tree(dirname, version=job.version, config=cfg, order_first_wins=job.kmod.order_first_wins,
                              record=job.stamp is not None)
+        if process.owned():  # (before the modules are read: see there)
+            process.quicker_heap(len(layout.files))
         if scan_cache is not None and scan_cache.usable and not opts.dry_run:
             # A rerun on unchanged inputs whose outputs are still the files
             # this computation wrote: nothing to compute and nothing to write;

@@ -63,7 +63,7 @@ from ..read.fileid import FileStat, blake2b, file_stat, identity, tree_names
 
 TYPE_CHECKING = False  # (typing and collections.abc cost a stamp's check ~4 ms: see moddeps.cli)
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
     from ..read.cache import ScanCache
@@ -141,7 +141,8 @@ def changed_identities(paths: Sequence[str], wants: Sequence[FileStat | None]) -
                 lambda: [i for i, (p, want) in enumerate(zip(paths, wants)) if want is None or file_stat(p) != want])
 
 
-def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | None:
+def replay(cache: str, name: str, known: bool = False, sized: Callable[[int], object] | None = None
+           ) -> list[str] | Known | None:
     """The stderr lines of the run a valid stamp records, or None (no stamp, or something changed).
 
     Module files and walked directories are checked by identity first.  A
@@ -161,7 +162,9 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
     their bytes too (~5 MB for a 4,000-module tree, 5 ms): an edit in place made within the
     same tick of the ctime clock as depmod's own write keeps every identity but the bytes.
     The first replay later than :data:`RACY_NS` after that write, its CRCs right, marks the
-    stamp settled: any edit since then has a later ctime, which the identity shows."""
+    stamp settled: any edit since then has a later ctime, which the identity shows.  ``sized``: told
+    the number of module files the stamp holds once it is read (the command's
+    :func:`moddeps.process.quicker_heap`)."""
     started = time.time_ns()
     try:
         with open(path_for(cache, name), "rb") as f:
@@ -175,6 +178,8 @@ def replay(cache: str, name: str, known: bool = False) -> list[str] | Known | No
         return None
     if schema != STAMP_SCHEMA or stamped != name:
         return None
+    if sized is not None:
+        sized(len(modules))
     stat, isdir = os.stat, os.path.isdir
     reread: list[tuple[int, FileStat]] = []  # the module files to read again: index, identity now
     moved: list[tuple[int, FileStat, bytes]] = []  # the directories that passed by their names: index, identity now
