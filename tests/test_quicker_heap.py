@@ -119,9 +119,9 @@ def test_bad_sizes_are_refused_before_anything_is_set(pad: int, threshold: int) 
 
 def test_depmod_asks_with_the_trees_size_only_for_the_command(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk's run asks once the tree is laid out, the stamp's replay once the stamp is read, the
-    run brought up to date from it before its update: each with the number of module files, and
-    only in the process the command owns (a program using moddeps keeps its malloc)."""
+    """The walk's run asks once the tree is laid out, the stamp's replay before it reads module files
+    again, the run brought up to date from it before its update: each with the number of module
+    files, and only in the process the command owns (a program using moddeps keeps its malloc)."""
     from moddeps.depmod import stamp
     from moddeps.depmod.run import DepmodOptions, run
 
@@ -143,8 +143,10 @@ def test_depmod_asks_with_the_trees_size_only_for_the_command(tmp_path: Path,
     assert asked == [modules]  # (run() walks the tree: the stamp is the command's shortcut)
     fields = {name: default for name, default in stamp.FIELDS}
     fields.update(version=version, basedir=str(root), cache=str(cache))
-    _new_alias(some_alias(moddir), rename=True)  # a changed view
     asked.clear()
+    assert stamp.replay(str(cache), stamp.key(fields), known=True, sized=process.quicker_heap) is not None
+    assert asked == []  # answered by identities alone: nothing to gain
+    _new_alias(some_alias(moddir), rename=True)  # a changed view
     known = stamp.replay(str(cache), stamp.key(fields), known=True, sized=process.quicker_heap)
     assert isinstance(known, stamp.Known) and asked == [modules]
     run(opts, known=known)

@@ -163,8 +163,9 @@ def replay(cache: str, name: str, known: bool = False, sized: Callable[[int], ob
     same tick of the ctime clock as depmod's own write keeps every identity but the bytes.
     The first replay later than :data:`RACY_NS` after that write, its CRCs right, marks the
     stamp settled: any edit since then has a later ctime, which the identity shows.  ``sized``: told
-    the number of module files the stamp holds once it is read (the command's
-    :func:`moddeps.process.quicker_heap`)."""
+    the number of module files the stamp holds when module files are to be read again (the
+    command's :func:`moddeps.process.quicker_heap`; a rerun answered by identities alone is not
+    worth it)."""
     started = time.time_ns()
     try:
         with open(path_for(cache, name), "rb") as f:
@@ -178,8 +179,6 @@ def replay(cache: str, name: str, known: bool = False, sized: Callable[[int], ob
         return None
     if schema != STAMP_SCHEMA or stamped != name:
         return None
-    if sized is not None:
-        sized(len(modules))
     stat, isdir = os.stat, os.path.isdir
     reread: list[tuple[int, FileStat]] = []  # the module files to read again: index, identity now
     moved: list[tuple[int, FileStat, bytes]] = []  # the directories that passed by their names: index, identity now
@@ -245,6 +244,8 @@ def replay(cache: str, name: str, known: bool = False, sized: Callable[[int], ob
                 return None
             from ..read.cache import ScanCache
 
+            if sized is not None:
+                sized(len(modules))
             scan_cache = ScanCache(cache)
             try:
                 changed = _reread(stamp, reread, scan_cache) if reread else []
@@ -261,6 +262,8 @@ def replay(cache: str, name: str, known: bool = False, sized: Callable[[int], ob
             # by the run that brings them up to date, after it took the output directory's lock)
             from ..read.cache import ScanCache
 
+            if sized is not None:
+                sized(len(modules))
             scan_cache = ScanCache(cache)  # (one connection: closing one costs a WAL checkpoint)
             try:
                 changed = _reread(stamp, reread, scan_cache)
