@@ -30,7 +30,10 @@ def run(checkout: str, argv: list[str], cache: str) -> tuple[float, float]:
     env.update(PYTHONPATH=checkout, MODDEPS_CACHE=cache)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "moddeps", *argv], env=env, capture_output=True)
+    # (cwd: ``-m`` puts the working directory before PYTHONPATH, so run from a checkout's root both
+    # sides would import that checkout)
+    p = subprocess.run([sys.executable, "-m", "moddeps", *argv], env=env, capture_output=True,
+                       cwd=os.path.dirname(cache))
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
