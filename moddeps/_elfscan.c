@@ -2893,14 +2893,15 @@ PyDoc_STRVAR(trim_heap_doc,
 "whether any were (False without glibc).  For a process moddeps owns (the CLI).");
 
 PyDoc_STRVAR(huge_heap_doc,
-"huge_heap(pad, threshold)\n"
+"huge_heap(pad, threshold, objects=False)\n"
 "--\n"
 "\n"
-"glibc's malloc told to serve blocks up to threshold bytes from its heap, to grow\n"
+"glibc's malloc told to serve blocks below threshold bytes from its heap, to grow\n"
 "it pad bytes beyond what is asked and to keep twice that when blocks are freed;\n"
 "the heap grown now and its new part advised for transparent huge pages\n"
-"(MADV_HUGEPAGE).  Whether it was done (False without glibc).  For a process\n"
-"moddeps owns (the CLI), before its threads start.");
+"(MADV_HUGEPAGE); with objects, Python's arenas taken from malloc from now on.\n"
+"Once a process (later calls answer as the first).  False: not done (without\n"
+"glibc or THP; malloc's thresholds may be set).  For a process moddeps owns (the CLI).");
 
 PyDoc_STRVAR(release_doc,
 "release()\n"
