@@ -52,17 +52,19 @@ def quicker_heap(modules: int) -> bool:
     advised for transparent huge pages (``MADV_HUGEPAGE``: a fault then brings in 2 MiB
     where the kernel's THP setting is "madvise" or "always"); and Python's arenas come from
     that heap too (unless ``PYTHONMALLOC`` chose an allocator).  The one-module update then
-    takes ~3,000 faults and a cold run ~6,000-11,000.
+    takes ~4,000 faults and a cold run ~7,500 (benchmarks/README.md, *Page faults*).
 
     Pages come in 2 MiB steps, so a run's peak RSS can grow by ~2 MiB: nothing next to a
     large tree's, but up to a twentieth of a small one's (Debian 12's cloud tree, 1,121
     modules: a first run's peak went from 1.45x to 1.51x kmod 30's), where there are too
     few faults to save.  So it is done only from :data:`HEAP_MIN_MODULES` modules on.
 
-    For the process the command runs in only (its callers check :func:`owned`: a program
-    using moddeps as a library keeps its malloc as it set it), on glibc with the C extension
-    built, and not when the environment tunes malloc itself (``MALLOC_*``, ``GLIBC_TUNABLES``
-    with ``glibc.malloc``).  Once a process; True when applied (now or before)."""
+    Only for the process the command runs in: its callers are the command's own code
+    (:func:`moddeps.cli.depmod_argv.depmod_main`, through the stamp's replay) or check
+    :func:`owned` (:mod:`moddeps.depmod.run`), so a program using moddeps as a library keeps
+    its malloc as it set it.  Only on glibc with the C extension built, and not when the
+    environment tunes malloc itself (``MALLOC_*``, ``GLIBC_TUNABLES`` with ``glibc.malloc``).
+    Once a process; True when applied (now or before)."""
     env = os.environ
     if modules < HEAP_MIN_MODULES or any(name.startswith("MALLOC_") for name in env) \
             or "glibc.malloc" in env.get("GLIBC_TUNABLES", ""):
