@@ -75,11 +75,12 @@ def _probe(modules: int = 4000, **env: str) -> dict[str, object]:
 def test_heap_advised_and_arenas_taken_from_it() -> None:
     got = _probe()
     assert got["small"] is False  # (a small tree: nothing done, see below)
-    assert got["got"] is THP and got["again"] is THP  # (without THP in the kernel madvise fails: nothing done)
+    assert got["again"] is got["got"]
+    assert got["got"] is True or not THP  # (a kernel without THP refuses the advice: nothing done)
     assert got["ok"] is True
     assert got["rounds"] == [sum(len(str(i)) for i in range(200_000))] * 3
-    if THP:
-        assert got["advised"] is True
+    assert got["advised"] is got["got"]
+    if got["got"]:
         # the later objects live in arenas of the heap, but for a few in free room of the earlier ones
         assert got["in_heap"] >= 270
 
@@ -105,7 +106,7 @@ def test_a_small_tree_is_left_alone() -> None:
 def test_pythonmalloc_keeps_its_allocator() -> None:
     """PYTHONMALLOC=malloc: no arenas at all (every object is malloc's); the heap is still advised."""
     got = _probe(PYTHONMALLOC="malloc")
-    assert got["got"] is THP and got["ok"] is True
+    assert (got["got"] is True or not THP) and got["advised"] is got["got"] and got["ok"] is True
 
 
 @needs_c_glibc
