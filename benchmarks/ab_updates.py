@@ -28,12 +28,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_depmod import copy_tree  # (hard links; a merged-/usr tree gets ROOT/lib -> usr/lib)
+from bench_depmod import Run, copy_tree, timed  # (copy_tree: hard links; a merged-/usr tree gets ROOT/lib)
 
 from tests.conformance.mutate import (  # the changes bench_depmod.py makes
     module_bytes,
@@ -60,8 +59,7 @@ class Side:
                 out.unlink()
         (work / "empty").mkdir()
         self.cache = work / "cache.sqlite3"
-        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        self.env.update(PYTHONPATH=checkout, MODDEPS_CACHE=str(self.cache))
+        self.env = {**os.environ, "PYTHONPATH": checkout, "MODDEPS_CACHE": str(self.cache)}
         self.argv = [sys.executable, "-m", "moddeps", "depmod", "--kmod-version", kmod, "-C", str(work / "empty"),
                      "-b", str(self.root), version]
 
@@ -72,17 +70,9 @@ class Side:
         path.unlink()
         path.write_bytes(data)
 
-    def timed(self, *extra: str) -> tuple[float, float, int, int]:
-        """One run: wall s, CPU s, minor faults, peak RSS KiB."""
-        t = time.perf_counter()
-        proc = subprocess.Popen([*self.argv[:4], *extra, *self.argv[4:]], env=self.env, cwd=self.work,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # (-m: the cwd goes first)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        err = proc.stderr.read() if proc.stderr else b""
-        if status != 0:
-            sys.exit(f"{self.env['PYTHONPATH']}: moddeps depmod failed: {err.decode(errors='replace')[-400:]}")
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_minflt, usage.ru_maxrss
+    def timed(self, *extra: str) -> Run:
+        """One run (in the work directory: ``-m`` puts the cwd before PYTHONPATH)."""
+        return timed([*self.argv[:4], *extra, *self.argv[4:]], self.env, cwd=self.work)
 
     def untimed(self) -> None:
         self.timed()
@@ -94,7 +84,7 @@ class Side:
 
 
 def one(side: Side, row: str, victim: Path, library: Path, lib_bytes: bytes, renaming: bytes,
-        original: bytes, rebuilt: bytes, changed: bytes) -> tuple[float, float, int, int]:
+        original: bytes, rebuilt: bytes, changed: bytes) -> Run:
     """The row's timed run on ``side``, its change made before and undone after."""
     moddir = side.moddir
     added = moddir / "extra" / f"moddeps_ab_added{''.join(library.suffixes)}"
@@ -164,12 +154,13 @@ def main() -> None:
         print("| row | checkout | wall ms | CPU ms | minor faults | peak RSS MiB |")
         print("|---|---|---|---|---|---|")
         for row in args.rows:
-            got: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name in sides}
+            got: dict[str, list[Run]] = {name: [] for name in sides}
             for k in range(args.rounds):
                 order = list(sides.items()) if k % 2 == 0 else list(sides.items())[::-1]
                 for name, side in order:
                     got[name].append(one(side, row, victim, library, lib_bytes, renaming, original, rebuilt, changed))
-            med = {name: [statistics.median(r[i] for r in runs) for i in range(4)] for name, runs in got.items()}
+            med = {name: [statistics.median(getattr(r, f) for r in runs) for f in ("wall", "cpu", "faults", "rss")]
+                   for name, runs in got.items()}
             for name, (wall, cpu, faults, rss) in med.items():
                 print(f"| {row} | {name} | {wall * 1000:.1f} | {cpu * 1000:.1f} | {faults:.0f} | {rss / 1024:.1f} |")
             ratios = " | ".join(f"{n / o:.2f}" for n, o in zip(med["new"], med["old"]))

@@ -211,25 +211,27 @@ def make_10x(src_root: Path, version: str) -> tuple[Path, str]:
 
 
 class Run(NamedTuple):
-    """One timed child: wall seconds, CPU seconds (user + system, from wait4), peak RSS (KiB)."""
+    """One timed child: wall seconds, CPU seconds (user + system, from wait4), peak RSS (KiB),
+    minor page faults."""
 
     wall: float
     cpu: float
     rss: int
+    faults: int = 0
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> Run:
-    """Wall time, CPU time and peak RSS of one run of ``cmd``."""
+def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: str | Path | None = None) -> Run:
+    """Wall time, CPU time, peak RSS and minor faults of one run of ``cmd`` (in ``cwd``)."""
     env = dict(env if env is not None else os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     err = p.stderr.read().decode() if p.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_minflt)
 
 
 def copy_tree(root: Path, dst: Path) -> None:
